@@ -1,0 +1,84 @@
+//! The one error type of this crate.
+//!
+//! Every variant names the segment (as the user typed it) and says what to do next.
+//!
+//! ```
+//! let err = ccs_os::Location::parse("").unwrap_err();
+//! assert!(matches!(err, ccs_os::OsError::Invalid { .. }));
+//! assert!(err.to_string().contains("empty"));
+//! ```
+
+use std::io;
+
+/// What went wrong in an operating-system call, phrased for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OsError {
+    /// The segment (shared-memory object or file) already exists.
+    #[error(
+        "segment `{location}` already exists; open it, or destroy it first with `ccs destroy {location}`"
+    )]
+    AlreadyExists {
+        /// The segment as the user named it.
+        location: String,
+    },
+    /// The segment does not exist.
+    #[error(
+        "segment `{location}` does not exist; check the name (shared-memory names live in /dev/shm) or create it first"
+    )]
+    NotFound {
+        /// The segment as the user named it.
+        location: String,
+    },
+    /// The kernel refused access to the segment.
+    #[error(
+        "permission denied on segment `{location}`; it belongs to another user or its mode forbids access: run as its owner, or have the owner change its mode"
+    )]
+    PermissionDenied {
+        /// The segment as the user named it.
+        location: String,
+    },
+    /// The input (a name, a size, a mode, a byte offset) or the segment itself is not usable.
+    #[error("segment `{location}` cannot be used: {reason}")]
+    Invalid {
+        /// The segment (or the raw input) as the user gave it.
+        location: String,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
+    /// Any other failure of a system call.
+    #[error("{op} failed on `{location}`: {source}")]
+    Io {
+        /// The operation that failed, e.g. `"mmap"`.
+        op: &'static str,
+        /// The segment as the user named it (or the object operated on).
+        location: String,
+        /// The underlying error from the kernel.
+        source: io::Error,
+    },
+}
+
+impl OsError {
+    /// Classify an I/O error from operation `op` on `location`: "exists", "missing" and
+    /// "permission" become their own variants, everything else is [`OsError::Io`].
+    pub(crate) fn from_io(op: &'static str, location: String, source: io::Error) -> OsError {
+        match source.kind() {
+            io::ErrorKind::AlreadyExists => OsError::AlreadyExists { location },
+            io::ErrorKind::NotFound => OsError::NotFound { location },
+            io::ErrorKind::PermissionDenied => OsError::PermissionDenied { location },
+            _ => OsError::Io {
+                op,
+                location,
+                source,
+            },
+        }
+    }
+
+    /// Shorthand for [`OsError::Invalid`].
+    pub(crate) fn invalid(location: String, reason: impl Into<String>) -> OsError {
+        OsError::Invalid {
+            location,
+            reason: reason.into(),
+        }
+    }
+}

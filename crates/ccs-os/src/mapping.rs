@@ -1,0 +1,361 @@
+//! A shared, read-write mapping of a whole segment file, and segment removal.
+//!
+//! The mapping is `MAP_SHARED`: stores through it are seen by every other process that maps the
+//! same segment. It never hands out `&[u8]` or `&mut [u8]` (other processes write these bytes
+//! at any time); callers get a page-aligned base pointer and a length, and build `repr(C)`
+//! atomics on top.
+//!
+//! ```
+//! use ccs_os::{Location, Mapping};
+//!
+//! # struct Cleanup(ccs_os::Location); // removes the segment even if the example fails
+//! # impl Drop for Cleanup { fn drop(&mut self) { let _ = ccs_os::destroy(&self.0); } }
+//! let loc = Location::parse(&format!("ccs-os-doc-mapping-{}", std::process::id()))?;
+//! # let _cleanup = Cleanup(loc.clone());
+//! let created = Mapping::create(&loc, 4096, 0o600)?;
+//! let opened = Mapping::open(&loc)?;
+//! assert_eq!(opened.len(), created.len());
+//! ccs_os::destroy(&loc)?; // the mappings stay valid until dropped
+//! # Ok::<(), ccs_os::OsError>(())
+//! ```
+
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::shm;
+
+use crate::{Location, OsError};
+
+/// A shared, read-write mapping of a whole segment.
+///
+/// `Send + Sync`: it is only an address range; what is stored there and how it is synchronised
+/// is the business of the layer above. The mapping is removed (`munmap`) on drop.
+///
+/// If another process shrinks the segment file while it is mapped, touching the lost pages
+/// raises `SIGBUS`; segments are fixed-size by protocol and must never be truncated.
+#[derive(Debug)]
+pub struct Mapping {
+    map: MmapRaw,
+    location: Location,
+}
+
+// Compile-time check: `MmapRaw` is `Send + Sync`, so `Mapping` is too without any `unsafe impl`.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Mapping>();
+};
+
+impl Mapping {
+    /// Create a new segment of `size` bytes with permission bits `mode` (callers pass `0o600`
+    /// by default), and map it shared.
+    ///
+    /// Opens with `O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC`, sets the mode exactly (`fchmod`, so
+    /// the umask does not narrow it), then `ftruncate`s to `size`. If any step after creation
+    /// fails, the new object is removed again.
+    ///
+    /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
+    /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html),
+    /// [ftruncate(2)](https://man7.org/linux/man-pages/man2/ftruncate.2.html),
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html).
+    ///
+    /// # Errors
+    ///
+    /// [`OsError::AlreadyExists`] if the segment exists; [`OsError::Invalid`] for a zero or
+    /// unmappable size or a mode outside `0o777`; [`OsError::PermissionDenied`] or
+    /// [`OsError::Io`] if the kernel refuses.
+    pub fn create(loc: &Location, size: u64, mode: u32) -> Result<Mapping, OsError> {
+        let name = loc.display_name();
+        if size == 0 {
+            return Err(OsError::invalid(
+                name,
+                "a segment cannot be 0 bytes long; pass a positive size",
+            ));
+        }
+        let len = usize::try_from(size).map_err(|_| {
+            OsError::invalid(
+                name.clone(),
+                format!(
+                    "{size} bytes do not fit in this process's address space; use a smaller size"
+                ),
+            )
+        })?;
+        if mode & !0o777 != 0 {
+            return Err(OsError::invalid(
+                name,
+                format!(
+                    "mode {mode:#o} has bits outside 0o777; pass permission bits only, e.g. 0o600"
+                ),
+            ));
+        }
+        let file = create_exclusive(loc, mode)?;
+        let mapped = (|| {
+            file.set_permissions(Permissions::from_mode(mode))
+                .map_err(|e| OsError::from_io("fchmod", name.clone(), e))?;
+            file.set_len(size)
+                .map_err(|e| OsError::from_io("ftruncate", name.clone(), e))?;
+            map_shared(&file, len, loc)
+        })();
+        match mapped {
+            Ok(map) => Ok(Mapping {
+                map,
+                location: loc.clone(),
+            }),
+            Err(e) => {
+                // Best effort: do not leave a half-made segment behind under the name; the
+                // original error is the one worth reporting.
+                let _ = destroy(loc);
+                Err(e)
+            }
+        }
+    }
+
+    /// Open an existing segment read-write and map all of it; the size comes from `fstat`.
+    ///
+    /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html),
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html).
+    ///
+    /// # Errors
+    ///
+    /// [`OsError::NotFound`] if it does not exist; [`OsError::Invalid`] if it is empty, not a
+    /// regular file, or too large for this address space; [`OsError::PermissionDenied`] or
+    /// [`OsError::Io`] if the kernel refuses.
+    pub fn open(loc: &Location) -> Result<Mapping, OsError> {
+        let name = loc.display_name();
+        let file = loc.open_rdwr()?;
+        let meta = file
+            .metadata()
+            .map_err(|e| OsError::from_io("fstat", name.clone(), e))?;
+        if !meta.file_type().is_file() {
+            return Err(OsError::invalid(
+                name,
+                "it is not a regular file; name a segment created by `ccs`",
+            ));
+        }
+        let size = meta.len();
+        if size == 0 {
+            return Err(OsError::invalid(
+                name,
+                "the segment is empty (0 bytes): it was created but never sized, or was truncated; destroy it and create it again",
+            ));
+        }
+        let len = usize::try_from(size).map_err(|_| {
+            OsError::invalid(
+                name,
+                format!(
+                    "it is {size} bytes long, which does not fit in this process's address space"
+                ),
+            )
+        })?;
+        let map = map_shared(&file, len, loc)?;
+        Ok(Mapping {
+            map,
+            location: loc.clone(),
+        })
+    }
+
+    /// The page-aligned base address of the mapping.
+    ///
+    /// Valid for [`len`](Self::len) bytes while `self` lives. Other processes may write these
+    /// bytes at any moment: access them only through atomics or volatile reads, never through
+    /// `&[u8]`/`&mut` references.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    /// Length of the mapping in bytes (the segment size when it was mapped).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always `false`: a segment is never empty (creating or opening an empty one fails).
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// Where the mapped segment lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+}
+
+/// `O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC` with `mode`.
+fn create_exclusive(loc: &Location, mode: u32) -> Result<File, OsError> {
+    let result = match loc {
+        Location::Shm(name) => shm::open(
+            Location::shm_name(name).as_str(),
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+            shm::Mode::from_raw_mode(mode),
+        )
+        .map(File::from)
+        .map_err(std::io::Error::from),
+        // std always adds O_CLOEXEC.
+        Location::Path(path) => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path),
+    };
+    result.map_err(|e| OsError::from_io("create", loc.display_name(), e))
+}
+
+/// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)`.
+fn map_shared(file: &File, len: usize, loc: &Location) -> Result<MmapRaw, OsError> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| OsError::from_io("mmap", loc.display_name(), e))
+}
+
+/// Remove the segment's name: `shm_unlink` for a shared-memory name, `unlink` for a path.
+///
+/// Processes that have it mapped keep their mappings; the memory is freed when the last one
+/// goes away.
+///
+/// See [shm_unlink(3)](https://man7.org/linux/man-pages/man3/shm_unlink.3.html) and
+/// [unlink(2)](https://man7.org/linux/man-pages/man2/unlink.2.html).
+///
+/// # Errors
+///
+/// [`OsError::NotFound`] if there is no such segment; [`OsError::PermissionDenied`] or
+/// [`OsError::Io`] if the kernel refuses.
+pub fn destroy(loc: &Location) -> Result<(), OsError> {
+    let result = match loc {
+        Location::Shm(name) => {
+            shm::unlink(Location::shm_name(name).as_str()).map_err(std::io::Error::from)
+        }
+        Location::Path(path) => std::fs::remove_file(path),
+    };
+    result.map_err(|e| OsError::from_io("unlink", loc.display_name(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests build an `AtomicU64` over mapped bytes, the way the protocol layer does (via
+    // `ccs_protocol::sync`, which this crate cannot depend on).
+    #![allow(unsafe_code, clippy::disallowed_types)]
+
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::testutil::{Segment, unique_path, unique_shm};
+
+    fn must<T>(r: Result<T, OsError>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn both() -> [Segment; 2] {
+        [
+            Segment::new(unique_shm("map")),
+            Segment::new(unique_path("map")),
+        ]
+    }
+
+    #[test]
+    fn create_twice_is_already_exists() {
+        for seg in both() {
+            let _m = must(Mapping::create(&seg.loc, 4096, 0o600));
+            let err = Mapping::create(&seg.loc, 4096, 0o600).err();
+            assert!(
+                matches!(err, Some(OsError::AlreadyExists { .. })),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_missing_is_not_found() {
+        for seg in both() {
+            let err = Mapping::open(&seg.loc).err();
+            assert!(matches!(err, Some(OsError::NotFound { .. })), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn destroy_missing_is_not_found() {
+        for seg in both() {
+            let err = destroy(&seg.loc).err();
+            assert!(matches!(err, Some(OsError::NotFound { .. })), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn created_file_mode_is_exact() {
+        for seg in both() {
+            let _m = must(Mapping::create(&seg.loc, 4096, 0o600));
+            let meta = std::fs::metadata(seg.fs_path()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+            assert_eq!(meta.len(), 4096);
+        }
+    }
+
+    #[test]
+    fn bad_create_arguments_are_invalid() {
+        let seg = Segment::new(unique_shm("bad"));
+        for (size, mode) in [(0, 0o600), (4096, 0o4600)] {
+            let err = Mapping::create(&seg.loc, size, mode).err();
+            assert!(matches!(err, Some(OsError::Invalid { .. })), "{err:?}");
+        }
+        // Nothing was left behind.
+        assert!(!seg.fs_path().exists());
+    }
+
+    #[test]
+    fn open_empty_is_invalid() {
+        let seg = Segment::new(unique_path("empty"));
+        std::fs::File::create(seg.fs_path()).unwrap_or_else(|e| panic!("{e}"));
+        let err = Mapping::open(&seg.loc).err();
+        assert!(matches!(err, Some(OsError::Invalid { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn length_and_alignment() {
+        for seg in both() {
+            let m = must(Mapping::create(&seg.loc, 10_000, 0o600));
+            assert_eq!(m.len(), 10_000);
+            assert!(!m.is_empty());
+            assert_eq!(m.as_ptr() as usize % 4096, 0);
+            assert_eq!(m.location(), &seg.loc);
+            let o = must(Mapping::open(&seg.loc));
+            assert_eq!(o.len(), 10_000);
+        }
+    }
+
+    #[test]
+    fn store_in_one_mapping_is_seen_in_another() {
+        for seg in both() {
+            let a = must(Mapping::create(&seg.loc, 4096, 0o600));
+            let b = must(Mapping::open(&seg.loc));
+            assert_ne!(a.as_ptr(), b.as_ptr());
+            // SAFETY: both bases are page aligned (so 8-byte aligned), valid for 4096 bytes while
+            // `a` and `b` live, and the bytes are only ever accessed atomically.
+            let (wa, wb) = unsafe {
+                (
+                    AtomicU64::from_ptr(a.as_ptr().cast::<u64>()),
+                    AtomicU64::from_ptr(b.as_ptr().cast::<u64>()),
+                )
+            };
+            assert_eq!(wb.load(Ordering::Acquire), 0);
+            // Release pairs with the Acquire load below (through the other mapping).
+            wa.store(0xdead_beef_cafe_f00d, Ordering::Release);
+            assert_eq!(wb.load(Ordering::Acquire), 0xdead_beef_cafe_f00d);
+        }
+    }
+
+    #[test]
+    fn destroy_removes_the_name() {
+        let seg = Segment::new(unique_shm("destroy"));
+        let m = must(Mapping::create(&seg.loc, 4096, 0o600));
+        assert!(seg.fs_path().exists());
+        must(destroy(&seg.loc));
+        assert!(!seg.fs_path().exists());
+        assert_eq!(m.len(), 4096, "the mapping outlives the name");
+        assert!(matches!(
+            Mapping::open(&seg.loc),
+            Err(OsError::NotFound { .. })
+        ));
+    }
+}
