@@ -1,0 +1,405 @@
+//! Payload slots: descriptors and arena blocks, and their reclamation.
+//!
+//! A version's payload lives in an arena block described by a fixed-size descriptor. Blocks
+//! come in power-of-two size classes (64 B << k); each class and the descriptor table keep a
+//! Treiber stack of free entries whose head carries a 32-bit ABA tag, refilled by bump
+//! allocation from the untouched end, so memory in use grows with live data. A request that
+//! finds its class empty splits a block of a larger free class (buddy-style, without
+//! coalescing).
+//!
+//! A descriptor goes FREE → FILLING → LIVE (published) → RETIRED (superseded) → FREE. Readers
+//! either copy optimistically and validate the descriptor's owner tag afterwards (a seqlock
+//! whose sequence is the owner word: Boehm 2012, "Can seqlocks get along with programming
+//! language memory models?"), or pin it: a pinned descriptor is never freed, so its block is
+//! immutable and may be lent out as bytes. Whoever brings a RETIRED descriptor to zero pins
+//! frees it, exactly once (a compare-and-swap to FREE).
+
+use crate::directory::Directory;
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{
+    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_WRITER, D_WRITTEN_MS, H_ARENA_BUMP,
+    H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
+};
+use crate::packing::{desc_state, free_head, owner};
+use crate::sync::{AtomicU64, Ordering, fence};
+
+/// Descriptor flag: the version is a deletion (tombstone), with no payload.
+pub(crate) const FLAG_DELETED: u64 = 1;
+/// `D_BLOCK` of a descriptor without a block.
+pub(crate) const NO_BLOCK: u64 = u64::MAX;
+
+/// Where a published version's bytes are, read from its descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotInfo {
+    pub version: u32,
+    pub len: usize,
+    /// First word of the payload, if it has one.
+    pub first_word: Option<usize>,
+    pub deleted: bool,
+    pub writer: u32,
+    pub written_ms: u64,
+}
+
+impl<E: Env> Directory<E> {
+    pub(crate) fn desc_at(&self, desc: u32, field: usize) -> Result<&AtomicU64> {
+        if desc as usize >= self.geo.descs {
+            return Err(ProtocolError::corrupt(format!(
+                "slot descriptor {desc} out of range"
+            )));
+        }
+        self.words.at(self.geo.desc_word(desc, field))
+    }
+
+    /// Pop an entry from the Treiber stack at header word `head_index`; `next_of` gives the
+    /// word holding an entry's successor. Returns the entry (index, not + 1).
+    fn pop_free(
+        &self,
+        head_index: usize,
+        limit: u64,
+        next_of: impl Fn(u64) -> Result<usize>,
+    ) -> Result<Option<u64>> {
+        let head = self.words.at(head_index)?;
+        loop {
+            // Pairs with the Release exchange in `push_free`: the successor link is visible.
+            let current = head.load(Ordering::Acquire);
+            let top = current & 0xffff_ffff;
+            if top == 0 {
+                return Ok(None);
+            }
+            if top > limit {
+                return Err(ProtocolError::corrupt(format!(
+                    "free list head {top} out of range"
+                )));
+            }
+            let next = self.words.at(next_of(top - 1)?)?.load(Ordering::Relaxed);
+            if next > limit {
+                // Either a racing pop reused the entry (the exchange below would fail) or the
+                // segment is corrupt; re-read to tell which.
+                if head.load(Ordering::Acquire) == current {
+                    return Err(ProtocolError::corrupt(format!(
+                        "free list link {next} out of range"
+                    )));
+                }
+                continue;
+            }
+            let tag = (current >> 32) as u32;
+            let popped = free_head(tag.wrapping_add(1), next as u32);
+            if head
+                .compare_exchange(current, popped, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Some(top - 1));
+            }
+        }
+    }
+
+    fn push_free(&self, head_index: usize, entry: u64, next_word: &AtomicU64) -> Result<()> {
+        let head = self.words.at(head_index)?;
+        let mut current = head.load(Ordering::Relaxed);
+        loop {
+            next_word.store(current & 0xffff_ffff, Ordering::Relaxed);
+            let tag = (current >> 32) as u32;
+            let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
+            // Pairs with the Acquire load in `pop_free`.
+            match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Take `count` units from the bump counter at `index`, if `limit` allows.
+    fn bump(&self, index: usize, count: u64, limit: u64) -> Result<Option<u64>> {
+        let bump = self.words.at(index)?;
+        let mut current = bump.load(Ordering::Relaxed);
+        loop {
+            if current > limit || limit - current < count {
+                return Ok(None);
+            }
+            match bump.compare_exchange_weak(
+                current,
+                current + count,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Some(current)),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn alloc_desc(&self) -> Result<u32> {
+        let limit = self.geo.descs as u64;
+        let popped = self.pop_free(H_DESC_FREE, limit, |d| {
+            Ok(self.geo.desc_word(d as u32, D_NEXT))
+        })?;
+        let desc = match popped {
+            Some(desc) => desc,
+            None => self
+                .bump(H_DESC_BUMP, 1, limit)?
+                .ok_or(ProtocolError::CapacityExceeded {
+                    what: "versions alive at once (slot descriptors)",
+                    limit,
+                })?,
+        } as u32;
+        if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) != desc_state::FREE {
+            return Err(ProtocolError::corrupt(format!(
+                "free slot descriptor {desc} is in use"
+            )));
+        }
+        Ok(desc)
+    }
+
+    fn block_next_word(&self, granule: u64) -> Result<usize> {
+        Ok(self.geo.granule_word(granule))
+    }
+
+    /// A block of class `class`: its first granule.
+    fn alloc_block(&self, class: usize) -> Result<u64> {
+        let granules = self.geo.arena_granules();
+        for source in class..self.geo.classes {
+            let popped =
+                self.pop_free(H_ARENA_FREE + source, granules, |g| self.block_next_word(g))?;
+            if let Some(granule) = popped {
+                if granule + (1 << source) > granules {
+                    return Err(ProtocolError::corrupt(format!(
+                        "free block at granule {granule} overruns the arena"
+                    )));
+                }
+                // Split: keep the first 2^class granules, give back the halves above it.
+                for half in class..source {
+                    self.free_block(granule + (1 << half), half)?;
+                }
+                return Ok(granule);
+            }
+        }
+        self.bump(H_ARENA_BUMP, 1 << class, granules)?
+            .ok_or(ProtocolError::CapacityExceeded {
+                what: "payload arena bytes",
+                limit: self.geo.config.arena_bytes,
+            })
+    }
+
+    fn free_block(&self, granule: u64, class: usize) -> Result<()> {
+        let next = self.words.at(self.block_next_word(granule)?)?;
+        self.push_free(H_ARENA_FREE + class, granule, next)
+    }
+
+    /// Fill a new, unpublished descriptor for `line` at `version` with `payload` (`None` for a
+    /// tombstone). Returns the descriptor, in state LIVE but reachable by no one until
+    /// published.
+    pub(crate) fn new_slot(
+        &self,
+        line: u32,
+        version: u32,
+        payload: Option<&[u8]>,
+        writer: u32,
+    ) -> Result<u32> {
+        if let Some(bytes) = payload {
+            if bytes.len() as u64 > self.geo.config.max_payload {
+                return Err(ProtocolError::PayloadTooLarge {
+                    len: bytes.len() as u64,
+                    max: self.geo.config.max_payload,
+                });
+            }
+        }
+        let desc = self.alloc_desc()?;
+        let ctl = self.desc_at(desc, D_CTL)?;
+        ctl.store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
+        self.desc_at(desc, D_BLOCK)?
+            .store(NO_BLOCK, Ordering::Relaxed);
+        self.desc_at(desc, D_OWNER)?
+            .store(owner(line, version), Ordering::Relaxed);
+        let block = match payload {
+            Some(bytes) => {
+                let class = class_for(bytes.len() as u64);
+                let granule = match self.alloc_block(class) {
+                    Ok(granule) => granule,
+                    Err(e) => {
+                        self.release_desc(desc)?;
+                        return Err(e);
+                    }
+                };
+                // Seqlock write side: a reader that sees any byte stored below also sees, after
+                // its Acquire fence, that the block's previous owner tag was cleared (pairs with
+                // the Acquire fence in `copy_validated`).
+                fence(Ordering::Release);
+                self.words.copy_in(self.geo.granule_word(granule), bytes)?;
+                (granule << 8) | class as u64
+            }
+            None => NO_BLOCK,
+        };
+        self.desc_at(desc, D_BLOCK)?.store(block, Ordering::Relaxed);
+        self.desc_at(desc, D_LEN)?
+            .store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
+        self.desc_at(desc, D_WRITER)?
+            .store(u64::from(writer), Ordering::Relaxed);
+        self.desc_at(desc, D_WRITTEN_MS)?
+            .store(self.env.now_ms(), Ordering::Relaxed);
+        self.desc_at(desc, D_FLAGS)?.store(
+            if payload.is_none() { FLAG_DELETED } else { 0 },
+            Ordering::Relaxed,
+        );
+        // Pairs with the Acquire compare-exchange in `pin`: a pinner sees the owner tag.
+        ctl.store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
+        Ok(desc)
+    }
+
+    /// Free a descriptor that was never published (a refused or fenced write).
+    pub(crate) fn discard_slot(&self, desc: u32) -> Result<()> {
+        self.desc_at(desc, D_CTL)?
+            .store(desc_state::RETIRED << desc_state::SHIFT, Ordering::Relaxed);
+        self.try_free(desc)
+    }
+
+    /// Mark a superseded descriptor RETIRED; free it now if no one pins it.
+    pub(crate) fn retire(&self, desc: u32) -> Result<()> {
+        let retired = desc_state::RETIRED << desc_state::SHIFT;
+        let before = self
+            .desc_at(desc, D_CTL)?
+            .fetch_or(retired, Ordering::AcqRel);
+        if before & desc_state::PINS == 0 {
+            self.try_free(desc)?;
+        }
+        Ok(())
+    }
+
+    /// Free `desc` if it is RETIRED with no pins; only one caller can win.
+    fn try_free(&self, desc: u32) -> Result<()> {
+        let retired = desc_state::RETIRED << desc_state::SHIFT;
+        let ctl = self.desc_at(desc, D_CTL)?;
+        #[cfg(not(ccs_mutant = "free_while_pinned"))]
+        let won = ctl
+            .compare_exchange(retired, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        #[cfg(ccs_mutant = "free_while_pinned")]
+        let won = {
+            ctl.store(0, Ordering::Release);
+            true
+        };
+        if won {
+            self.release_desc(desc)?;
+        }
+        Ok(())
+    }
+
+    /// Return a descriptor (now FREE) and its block to the free lists.
+    fn release_desc(&self, desc: u32) -> Result<()> {
+        self.desc_at(desc, D_CTL)?.store(0, Ordering::Relaxed);
+        // The owner tag goes before the block is reusable: the seqlock readers' proof (see
+        // `new_slot`) needs it cleared before the Release push below.
+        self.desc_at(desc, D_OWNER)?.store(0, Ordering::Relaxed);
+        let block = self
+            .desc_at(desc, D_BLOCK)?
+            .swap(NO_BLOCK, Ordering::Relaxed);
+        if block != NO_BLOCK {
+            let (granule, class) = (block >> 8, (block & 0xff) as usize);
+            if class >= self.geo.classes || granule + (1 << class) > self.geo.arena_granules() {
+                return Err(ProtocolError::corrupt(format!(
+                    "slot descriptor {desc} has a bad block"
+                )));
+            }
+            self.free_block(granule, class)?;
+        }
+        let next = self.desc_at(desc, D_NEXT)?;
+        self.push_free(H_DESC_FREE, u64::from(desc), next)
+    }
+
+    /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.
+    pub(crate) fn slot_info(&self, desc: u32, owner_word: u64) -> Result<SlotInfo> {
+        let (_, version) = crate::packing::unpack_owner(owner_word)
+            .ok_or_else(|| ProtocolError::corrupt(format!("slot descriptor {desc} is free")))?;
+        let len = self.desc_at(desc, D_LEN)?.load(Ordering::Relaxed);
+        let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
+        let flags = self.desc_at(desc, D_FLAGS)?.load(Ordering::Relaxed);
+        let writer = self.desc_at(desc, D_WRITER)?.load(Ordering::Relaxed);
+        let written_ms = self.desc_at(desc, D_WRITTEN_MS)?.load(Ordering::Relaxed);
+        let deleted = flags & FLAG_DELETED != 0;
+        let first_word = if block == NO_BLOCK {
+            if len != 0 {
+                return Err(ProtocolError::corrupt(format!(
+                    "slot descriptor {desc} has bytes but no block"
+                )));
+            }
+            None
+        } else {
+            let (granule, class) = (block >> 8, (block & 0xff) as usize);
+            if class >= self.geo.classes
+                || granule + (1 << class) > self.geo.arena_granules()
+                || len > class_bytes(class)
+                || len > self.geo.config.max_payload
+            {
+                return Err(ProtocolError::corrupt(format!(
+                    "slot descriptor {desc} has an out-of-range block"
+                )));
+            }
+            Some(self.geo.granule_word(granule))
+        };
+        Ok(SlotInfo {
+            version,
+            len: len as usize,
+            first_word,
+            deleted,
+            writer: u32::try_from(writer).unwrap_or(u32::MAX),
+            written_ms,
+        })
+    }
+
+    /// Pin `desc` if it is published (LIVE or RETIRED) and belongs to `line`. On success the
+    /// descriptor cannot be freed until [`Directory::unpin`].
+    pub(crate) fn pin(&self, desc: u32, line: u32) -> Result<Option<SlotInfo>> {
+        let ctl = self.desc_at(desc, D_CTL)?;
+        let mut current = ctl.load(Ordering::Relaxed);
+        loop {
+            let state = current >> desc_state::SHIFT;
+            if state != desc_state::LIVE && state != desc_state::RETIRED {
+                return Ok(None);
+            }
+            if current & desc_state::PINS == desc_state::PINS {
+                return Err(ProtocolError::CapacityExceeded {
+                    what: "pins of one version",
+                    limit: desc_state::PINS,
+                });
+            }
+            // Pairs with the Release store of LIVE in `new_slot`.
+            match ctl.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
+        let owner_word = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
+        match crate::packing::unpack_owner(owner_word) {
+            Some((owner_line, _)) if owner_line == line => match self.slot_info(desc, owner_word) {
+                Ok(info) => Ok(Some(info)),
+                Err(e) => {
+                    self.unpin(desc)?;
+                    Err(e)
+                }
+            },
+            _ => {
+                self.unpin(desc)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Drop one pin; the last pin of a RETIRED descriptor frees it.
+    pub(crate) fn unpin(&self, desc: u32) -> Result<()> {
+        let before = self.desc_at(desc, D_CTL)?.fetch_sub(1, Ordering::AcqRel);
+        if before & desc_state::PINS == 0 {
+            return Err(ProtocolError::corrupt(format!(
+                "slot descriptor {desc} unpinned more than pinned"
+            )));
+        }
+        if before == (desc_state::RETIRED << desc_state::SHIFT) | 1 {
+            self.try_free(desc)?;
+        }
+        Ok(())
+    }
+}

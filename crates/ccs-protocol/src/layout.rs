@@ -1,0 +1,472 @@
+//! The segment layout: where every table lives, computed from a [`Config`] and validated on open.
+//!
+//! All positions are word indices from the start of the segment (offsets, never pointers), so
+//! every process can map the segment at a different address. See `docs/layout.md`.
+//!
+//! ```text
+//! header | agent table | directory lines | views (agent × line) | slot descriptors | arena
+//! ```
+
+use crate::error::{ProtocolError, Result};
+use crate::sync::Ordering;
+use crate::words::Words;
+
+/// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
+/// Version of this layout; an opener of any other version is refused.
+pub const LAYOUT_VERSION: u64 = 1;
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Longest agent name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Most agents a segment can be made for (the holder field of a line is 16 bits).
+pub const MAX_AGENTS_LIMIT: u32 = 65_535;
+/// Most slot descriptors (the descriptor field of a line is 24 bits).
+pub const MAX_DESCS_LIMIT: u64 = (1 << 24) - 1;
+/// Granule of the payload arena: every block is a power-of-two multiple of it.
+pub const GRANULE: u64 = 64;
+/// Size classes of the arena: blocks of 64 B << k, k < 32 (up to 128 GiB).
+pub const MAX_CLASSES: usize = 32;
+
+/// Sizes fixed when a segment is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Most agents that can ever register (≤ 65,535).
+    pub max_agents: u32,
+    /// Most distinct keys the directory holds.
+    pub max_artifacts: u32,
+    /// Bytes of payload storage.
+    pub arena_bytes: u64,
+    /// Largest single payload.
+    pub max_payload: u64,
+    /// Lease of a plain `put`'s transient hold, after which a stuck writer is reclaimed.
+    pub write_lease_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_agents: 256,
+            max_artifacts: 4096,
+            arena_bytes: 256 << 20,
+            max_payload: 64 << 20,
+            write_lease_ms: 10_000,
+        }
+    }
+}
+
+// Header words.
+pub(crate) const H_MAGIC: usize = 0;
+const H_LAYOUT_VERSION: usize = 1;
+const H_TOTAL_BYTES: usize = 2;
+const H_MAX_AGENTS: usize = 3;
+const H_MAX_ARTIFACTS: usize = 4;
+const H_ARENA_BYTES: usize = 5;
+const H_MAX_PAYLOAD: usize = 6;
+const H_WRITE_LEASE_MS: usize = 7;
+const H_CHECKSUM: usize = 8;
+/// Creation time (monotonic ms), informational.
+pub(crate) const H_CREATED_MS: usize = 9;
+/// Keys in the directory (only grows: lines are never reused for another key).
+pub(crate) const H_KEY_COUNT: usize = 16;
+/// Descriptors handed out by bump allocation so far.
+pub(crate) const H_DESC_BUMP: usize = 17;
+/// Free list of descriptors: tag << 32 | (index + 1).
+pub(crate) const H_DESC_FREE: usize = 18;
+/// Granules of the arena handed out by bump allocation so far.
+pub(crate) const H_ARENA_BUMP: usize = 19;
+/// Per-class free lists of arena blocks: tag << 32 | (granule + 1).
+pub(crate) const H_ARENA_FREE: usize = 32;
+/// Header length in words.
+pub(crate) const HEADER_WORDS: usize = H_ARENA_FREE + MAX_CLASSES;
+
+// Agent slot words.
+pub(crate) const AGENT_WORDS: usize = 16;
+pub(crate) const A_STATE: usize = 0; // 0 free; else REGISTERED | name_len
+pub(crate) const A_GEN: usize = 1;
+pub(crate) const A_PID: usize = 2;
+pub(crate) const A_ATTACHED_MS: usize = 3;
+pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
+
+// Line words.
+pub(crate) const L_KEYMETA: usize = 0;
+pub(crate) const L_HEAD: usize = 1;
+pub(crate) const L_LEASE: usize = 2;
+/// Two 32-bit words: the futex word (changes counter) and the waiter count.
+pub(crate) const L_WAIT: usize = 3;
+pub(crate) const L_KEY: usize = 8; // 32 words = 256 bytes
+pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
+
+// Descriptor words.
+pub(crate) const DESC_WORDS: usize = 8;
+pub(crate) const D_CTL: usize = 0;
+pub(crate) const D_OWNER: usize = 1;
+pub(crate) const D_BLOCK: usize = 2;
+pub(crate) const D_LEN: usize = 3;
+pub(crate) const D_WRITER: usize = 4;
+pub(crate) const D_NEXT: usize = 5;
+pub(crate) const D_WRITTEN_MS: usize = 6;
+pub(crate) const D_FLAGS: usize = 7;
+
+/// Where everything is, in words, for one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// The sizes it was computed from.
+    pub config: Config,
+    /// Directory lines (a power of two, about 1.25 × max_artifacts).
+    pub lines: usize,
+    /// Slot descriptors.
+    pub descs: usize,
+    /// Words of agent bitmask per line.
+    pub mask_words: usize,
+    /// Words per directory line.
+    pub line_words: usize,
+    /// Size classes of the arena.
+    pub classes: usize,
+    /// First word of the agent table.
+    pub agents_at: usize,
+    /// First word of the directory.
+    pub lines_at: usize,
+    /// First word of the views table.
+    pub views_at: usize,
+    /// First word of the descriptor table.
+    pub descs_at: usize,
+    /// First word of the arena.
+    pub arena_at: usize,
+    /// Total size in bytes.
+    pub total_bytes: u64,
+}
+
+fn round_up(value: usize, to: usize) -> usize {
+    value.div_ceil(to) * to
+}
+
+impl Geometry {
+    /// Compute the layout for `config`, refusing sizes that cannot work.
+    pub fn new(config: Config) -> Result<Geometry> {
+        let bad = |why: String| Err(ProtocolError::InvalidConfig(why));
+        if config.max_agents == 0 || config.max_agents > MAX_AGENTS_LIMIT {
+            return bad(format!(
+                "max agents must be 1..={MAX_AGENTS_LIMIT}, not {}",
+                config.max_agents
+            ));
+        }
+        if config.max_artifacts == 0 || config.max_artifacts > (1 << 22) {
+            return bad(format!(
+                "max artifacts must be 1..={}, not {}",
+                1 << 22,
+                config.max_artifacts
+            ));
+        }
+        if config.max_payload == 0 || config.max_payload > config.arena_bytes {
+            return bad(format!(
+                "max payload must be 1..=arena bytes ({}), not {}",
+                config.arena_bytes, config.max_payload
+            ));
+        }
+        let max_class_bytes = GRANULE << (MAX_CLASSES - 1);
+        if config.max_payload > max_class_bytes
+            || config.arena_bytes > GRANULE * u64::from(u32::MAX)
+        {
+            return bad(format!(
+                "arena and payload must be at most {max_class_bytes} bytes"
+            ));
+        }
+        if config.arena_bytes < GRANULE {
+            return bad(format!("arena must be at least {GRANULE} bytes"));
+        }
+        if config.write_lease_ms == 0 || config.write_lease_ms > 1 << 30 {
+            return bad("write lease must be 1 ms ..= about 12 days".into());
+        }
+        let artifacts = config.max_artifacts as usize;
+        let lines = (artifacts + artifacts / 4 + 1).next_power_of_two();
+        let agents = config.max_agents as usize;
+        let descs = 2 * artifacts + 4 * agents;
+        if descs as u64 > MAX_DESCS_LIMIT {
+            return bad("too many artifacts and agents for 24-bit slot descriptors".into());
+        }
+        let mask_words = agents.div_ceil(64);
+        let line_words = round_up(L_MASK + mask_words, 8);
+        let class_of_max = class_for(config.max_payload);
+        let classes = class_of_max + 1;
+        let agents_at = round_up(HEADER_WORDS, 8);
+        let lines_at = agents_at + agents * AGENT_WORDS;
+        let views_at = lines_at + lines * line_words;
+        let descs_at = round_up(views_at + agents * lines, 8);
+        // The arena starts on a page so big payloads are page-aligned too (loom models keep
+        // their heap layout small instead).
+        let arena_align = if cfg!(loom) { 8 } else { 512 };
+        let arena_at = round_up(descs_at + descs * DESC_WORDS, arena_align);
+        let arena_words = usize::try_from(config.arena_bytes.div_ceil(GRANULE) * GRANULE / 8)
+            .map_err(|_| ProtocolError::InvalidConfig("arena too large for this machine".into()))?;
+        let total_words = arena_at
+            .checked_add(arena_words)
+            .ok_or_else(|| ProtocolError::InvalidConfig("segment too large".into()))?;
+        Ok(Geometry {
+            config,
+            lines,
+            descs,
+            mask_words,
+            line_words,
+            classes,
+            agents_at,
+            lines_at,
+            views_at,
+            descs_at,
+            arena_at,
+            total_bytes: total_words as u64 * 8,
+        })
+    }
+
+    /// Granules in the arena.
+    pub(crate) fn arena_granules(&self) -> u64 {
+        self.config.arena_bytes / GRANULE
+    }
+
+    pub(crate) fn agent_word(&self, slot: u32, field: usize) -> usize {
+        self.agents_at + slot as usize * AGENT_WORDS + field
+    }
+
+    pub(crate) fn line_word(&self, line: u32, field: usize) -> usize {
+        self.lines_at + line as usize * self.line_words + field
+    }
+
+    pub(crate) fn view_word(&self, slot: u32, line: u32) -> usize {
+        self.views_at + slot as usize * self.lines + line as usize
+    }
+
+    pub(crate) fn desc_word(&self, desc: u32, field: usize) -> usize {
+        self.descs_at + desc as usize * DESC_WORDS + field
+    }
+
+    /// Word index of arena granule `granule`.
+    pub(crate) fn granule_word(&self, granule: u64) -> usize {
+        self.arena_at + (granule * (GRANULE / 8)) as usize
+    }
+
+    fn constants(&self) -> [(usize, u64); 7] {
+        let c = &self.config;
+        [
+            (H_LAYOUT_VERSION, LAYOUT_VERSION),
+            (H_TOTAL_BYTES, self.total_bytes),
+            (H_MAX_AGENTS, u64::from(c.max_agents)),
+            (H_MAX_ARTIFACTS, u64::from(c.max_artifacts)),
+            (H_ARENA_BYTES, c.arena_bytes),
+            (H_MAX_PAYLOAD, c.max_payload),
+            (H_WRITE_LEASE_MS, c.write_lease_ms),
+        ]
+    }
+
+    /// Write the header of a fresh, zeroed segment, magic last: an opener that sees the magic
+    /// sees every other header word (pairs with the Acquire load in [`Geometry::read`]).
+    pub fn initialise(&self, words: &Words, now_ms: u64) -> Result<()> {
+        if (words.len() as u64) * 8 < self.total_bytes {
+            return Err(ProtocolError::corrupt("segment is smaller than its layout"));
+        }
+        for (index, value) in self.constants() {
+            words.at(index)?.store(value, Ordering::Relaxed);
+        }
+        words
+            .at(H_CHECKSUM)?
+            .store(checksum(&self.constants()), Ordering::Relaxed);
+        words.at(H_CREATED_MS)?.store(now_ms, Ordering::Relaxed);
+        words.at(H_MAGIC)?.store(MAGIC, Ordering::Release);
+        Ok(())
+    }
+
+    /// Read and validate the header of an initialised segment of `len_bytes` bytes.
+    /// Returns [`ProtocolError::Uninitialised`] if the magic is not there yet.
+    pub fn read(words: &Words, len_bytes: u64) -> Result<Geometry> {
+        if words.len() < HEADER_WORDS {
+            return Err(ProtocolError::corrupt(format!(
+                "segment is only {len_bytes} bytes, smaller than a header"
+            )));
+        }
+        // Pairs with the Release store of the magic in `initialise`.
+        match words.at(H_MAGIC)?.load(Ordering::Acquire) {
+            MAGIC => {}
+            0 => return Err(ProtocolError::Uninitialised),
+            other => {
+                return Err(ProtocolError::corrupt(format!(
+                    "bad magic {other:#018x}: not an agent-coherence segment"
+                )));
+            }
+        }
+        let get = |index: usize| -> Result<u64> { Ok(words.at(index)?.load(Ordering::Relaxed)) };
+        let version = get(H_LAYOUT_VERSION)?;
+        if version != LAYOUT_VERSION {
+            return Err(ProtocolError::LayoutVersion {
+                found: version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        let small = |index: usize| -> Result<u32> {
+            u32::try_from(get(index)?)
+                .map_err(|_| ProtocolError::corrupt(format!("header word {index} out of range")))
+        };
+        let config = Config {
+            max_agents: small(H_MAX_AGENTS)?,
+            max_artifacts: small(H_MAX_ARTIFACTS)?,
+            arena_bytes: get(H_ARENA_BYTES)?,
+            max_payload: get(H_MAX_PAYLOAD)?,
+            write_lease_ms: get(H_WRITE_LEASE_MS)?,
+        };
+        let geometry = Geometry::new(config)
+            .map_err(|e| ProtocolError::corrupt(format!("inconsistent header sizes: {e}")))?;
+        let stored = get(H_TOTAL_BYTES)?;
+        if stored != geometry.total_bytes {
+            return Err(ProtocolError::corrupt(format!(
+                "header says {stored} bytes, its sizes need {}",
+                geometry.total_bytes
+            )));
+        }
+        if get(H_CHECKSUM)? != checksum(&geometry.constants()) {
+            return Err(ProtocolError::corrupt("header checksum mismatch"));
+        }
+        if len_bytes < geometry.total_bytes || (words.len() as u64) * 8 < geometry.total_bytes {
+            return Err(ProtocolError::corrupt(format!(
+                "segment is {len_bytes} bytes, its header needs {}",
+                geometry.total_bytes
+            )));
+        }
+        Ok(geometry)
+    }
+}
+
+/// Smallest size class whose blocks hold `len` bytes.
+pub(crate) fn class_for(len: u64) -> usize {
+    let granules = len.max(1).div_ceil(GRANULE);
+    granules.next_power_of_two().trailing_zeros() as usize
+}
+
+/// Bytes in a block of class `class`.
+pub(crate) fn class_bytes(class: usize) -> u64 {
+    GRANULE << class
+}
+
+/// FNV-1a over the header's constant words.
+fn checksum(words: &[(usize, u64)]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for (_, value) in words {
+        for byte in value.to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::words::HeapWords;
+
+    fn small() -> Config {
+        Config {
+            max_agents: 8,
+            max_artifacts: 16,
+            arena_bytes: 1 << 16,
+            max_payload: 4096,
+            write_lease_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn classes_cover_payloads() {
+        assert_eq!(class_for(0), 0);
+        assert_eq!(class_for(64), 0);
+        assert_eq!(class_for(65), 1);
+        assert_eq!(class_for(4096), 6);
+        assert!(class_bytes(class_for(64 << 20)) >= 64 << 20);
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let geometry = Geometry::new(small()).expect("valid");
+        let heap = HeapWords::new(geometry.total_bytes as usize);
+        let words = heap.words();
+        assert_eq!(
+            Geometry::read(&words, geometry.total_bytes),
+            Err(ProtocolError::Uninitialised)
+        );
+        geometry.initialise(&words, 5).expect("init");
+        assert_eq!(
+            Geometry::read(&words, geometry.total_bytes).expect("read"),
+            geometry
+        );
+    }
+
+    #[test]
+    fn corrupted_headers_are_refused() {
+        let geometry = Geometry::new(small()).expect("valid");
+        let heap = HeapWords::new(geometry.total_bytes as usize);
+        let words = heap.words();
+        geometry.initialise(&words, 5).expect("init");
+        let len = geometry.total_bytes;
+        let poke = |index: usize, value: u64| {
+            words
+                .at(index)
+                .expect("in range")
+                .store(value, Ordering::Relaxed)
+        };
+
+        poke(H_LAYOUT_VERSION, 99);
+        assert!(matches!(
+            Geometry::read(&words, len),
+            Err(ProtocolError::LayoutVersion { found: 99, .. })
+        ));
+        poke(H_LAYOUT_VERSION, LAYOUT_VERSION);
+
+        poke(H_MAX_PAYLOAD, 4097);
+        assert!(matches!(
+            Geometry::read(&words, len),
+            Err(ProtocolError::Corrupt { .. })
+        ));
+        poke(H_MAX_PAYLOAD, 4096);
+
+        poke(H_MAX_AGENTS, u64::MAX);
+        assert!(matches!(
+            Geometry::read(&words, len),
+            Err(ProtocolError::Corrupt { .. })
+        ));
+        poke(H_MAX_AGENTS, 8);
+
+        assert!(matches!(
+            Geometry::read(&words, len - 8),
+            Err(ProtocolError::Corrupt { .. })
+        ));
+        poke(H_MAGIC, 0x1234);
+        assert!(matches!(
+            Geometry::read(&words, len),
+            Err(ProtocolError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        for config in [
+            Config {
+                max_agents: 0,
+                ..small()
+            },
+            Config {
+                max_agents: 70_000,
+                ..small()
+            },
+            Config {
+                max_payload: 1 << 20,
+                ..small()
+            },
+            Config {
+                arena_bytes: 8,
+                max_payload: 8,
+                ..small()
+            },
+        ] {
+            assert!(
+                matches!(Geometry::new(config), Err(ProtocolError::InvalidConfig(_))),
+                "{config:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Bit layouts of the words that must change in one atomic step.
+//!
+//! * A line's **head**: `desc:24 | holder:16 | epoch:24`. `desc` is the published slot
+//!   descriptor + 1 (0: never written), `holder` the slot + 1 of the agent holding the line's
+//!   single-writer right (0: free), `epoch` counts acquisitions. Publishing a version and
+//!   giving up the right is one compare-and-swap on this word, so a holder whose right was
+//!   reclaimed (its epoch is gone) can never publish: that is the fence.
+//! * A line's **lease**: `deadline_ms:38 | exclusive:1 | spare:1 | epoch:24`, written by the
+//!   holder right after it wins the head; trusted only while its epoch matches the head's.
+//! * A descriptor's **owner**: `(line + 1):32 | version:32`; unique forever, because lines are
+//!   never reused for another key and versions only grow.
+//! * A descriptor's **control** word: `state:2 | pins:62`.
+
+/// Fields of a line's head word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Published descriptor + 1; 0 if the line was never written.
+    pub desc: u32,
+    /// Holding agent's slot + 1; 0 if no one holds the line.
+    pub holder: u32,
+    /// Acquisition counter (wraps at 2^24).
+    pub epoch: u32,
+}
+
+const EPOCH_MASK: u64 = (1 << 24) - 1;
+
+impl Head {
+    /// Unpack a head word.
+    pub fn unpack(word: u64) -> Head {
+        Head {
+            desc: (word >> 40) as u32,
+            holder: ((word >> 24) & 0xffff) as u32,
+            epoch: (word & EPOCH_MASK) as u32,
+        }
+    }
+
+    /// Pack into a head word.
+    pub fn pack(self) -> u64 {
+        (u64::from(self.desc) << 40)
+            | (u64::from(self.holder & 0xffff) << 24)
+            | (u64::from(self.epoch) & EPOCH_MASK)
+    }
+
+    /// The holding agent's slot, if any.
+    pub fn holder_slot(self) -> Option<u32> {
+        self.holder.checked_sub(1)
+    }
+
+    /// The published descriptor index, if any.
+    pub fn desc_index(self) -> Option<u32> {
+        self.desc.checked_sub(1)
+    }
+
+    /// The head after `slot` takes the line.
+    pub fn taken_by(self, slot: u32) -> Head {
+        Head {
+            desc: self.desc,
+            holder: slot + 1,
+            epoch: (self.epoch + 1) & EPOCH_MASK as u32,
+        }
+    }
+}
+
+/// Fields of a line's lease word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Monotonic milliseconds after which the hold may be reclaimed.
+    pub deadline_ms: u64,
+    /// An `acquire` (E), not a `put` in progress (M).
+    pub exclusive: bool,
+    /// The head epoch this lease belongs to.
+    pub epoch: u32,
+}
+
+const DEADLINE_MASK: u64 = (1 << 38) - 1;
+
+impl Lease {
+    /// Unpack a lease word.
+    pub fn unpack(word: u64) -> Lease {
+        Lease {
+            deadline_ms: word >> 26,
+            exclusive: word & (1 << 25) != 0,
+            epoch: (word & EPOCH_MASK) as u32,
+        }
+    }
+
+    /// Pack into a lease word (deadlines saturate at 2^38 ms, about 8.7 years of uptime).
+    pub fn pack(self) -> u64 {
+        (self.deadline_ms.min(DEADLINE_MASK) << 26)
+            | (u64::from(self.exclusive) << 25)
+            | (u64::from(self.epoch) & EPOCH_MASK)
+    }
+}
+
+/// Pack a descriptor owner word.
+pub fn owner(line: u32, version: u32) -> u64 {
+    (u64::from(line + 1) << 32) | u64::from(version)
+}
+
+/// Unpack a descriptor owner word into (line, version); `None` for a free descriptor.
+pub fn unpack_owner(word: u64) -> Option<(u32, u32)> {
+    let line = (word >> 32) as u32;
+    line.checked_sub(1).map(|line| (line, word as u32))
+}
+
+/// Descriptor states (the top two bits of its control word).
+pub mod desc_state {
+    /// On a free list or never used.
+    pub const FREE: u64 = 0;
+    /// Being filled by a writer; not yet published.
+    pub const FILLING: u64 = 1;
+    /// Published and current.
+    pub const LIVE: u64 = 2;
+    /// Superseded; freed when its last pin goes.
+    pub const RETIRED: u64 = 3;
+    /// Shift of the state in the control word.
+    pub const SHIFT: u32 = 62;
+    /// Mask of the pin count.
+    pub const PINS: u64 = (1 << 62) - 1;
+}
+
+/// Pack a free-list head: ABA tag and index + 1.
+pub fn free_head(tag: u32, index_plus_one: u32) -> u64 {
+    (u64::from(tag) << 32) | u64::from(index_plus_one)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_round_trips() {
+        let head = Head {
+            desc: (1 << 24) - 1,
+            holder: 65_535,
+            epoch: (1 << 24) - 1,
+        };
+        assert_eq!(Head::unpack(head.pack()), head);
+        let taken = head.taken_by(3);
+        assert_eq!(
+            taken,
+            Head {
+                desc: head.desc,
+                holder: 4,
+                epoch: 0
+            }
+        );
+        assert_eq!(Head::unpack(0).holder_slot(), None);
+    }
+
+    #[test]
+    fn lease_round_trips() {
+        let lease = Lease {
+            deadline_ms: 123_456_789,
+            exclusive: true,
+            epoch: 77,
+        };
+        assert_eq!(Lease::unpack(lease.pack()), lease);
+    }
+
+    #[test]
+    fn owner_round_trips() {
+        assert_eq!(unpack_owner(owner(7, 9)), Some((7, 9)));
+        assert_eq!(unpack_owner(0), None);
+    }
+}

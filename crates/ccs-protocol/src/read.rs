@@ -1,0 +1,365 @@
+//! Reads: the HIT path, the MISS path and its race with an invalidating writer.
+//!
+//! An agent's valid bit in a line's mask means "I hold the current version" (S). A HIT is that
+//! bit plus a check that the published version is the one the agent last read; it costs a few
+//! atomic loads and the copy, no lock and no system call. A MISS reads the published version,
+//! records it as the agent's view and sets the valid bit; then it must re-validate, because a
+//! writer may have cleared the masks between the agent's read and its bit:
+//!
+//! ```text
+//! writer: take line (head.holder = w) ; swap(mask, 0) ; publish v2 (CAS head)
+//! reader: load head (v1) ; copy v1 ; fetch_or(mask, bit) ; fence(SeqCst) ; load head again
+//! ```
+//!
+//! If the reader's `fetch_or` follows the writer's `swap` in the mask's modification order, the
+//! `fetch_or` reads from the `swap` (both read-modify-writes, SeqCst) and so synchronises with
+//! it: the reader's re-load then sees the line taken or moved on, and it clears its bit again.
+//! Otherwise the `swap` clears the bit. Either way no bit survives on a superseded version.
+//!
+//! Payload copies are optimistic (the descriptor's owner word is the seqlock sequence, checked
+//! before and after the copy, with an Acquire fence between); after a few failed attempts the
+//! reader pins the descriptor instead, so a large copy cannot be starved by fast writers.
+
+use crate::directory::{AgentId, Directory};
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::D_OWNER;
+use crate::packing::{Head, unpack_owner};
+use crate::sync::{Ordering, fence};
+
+/// What a read returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadInfo {
+    /// Version of the bytes returned.
+    pub version: u32,
+    /// Whether the agent already held this version (its copy was current).
+    pub hit: bool,
+    /// Whether the agent now holds a valid (S) copy; false when a writer held the line.
+    pub valid: bool,
+}
+
+/// The agent's view of one artifact, without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewCheck {
+    /// Version the agent last read or wrote (0: never).
+    pub held: u32,
+    /// The artifact's current version (0: never written).
+    pub current: u32,
+    /// The agent's valid bit is set: its copy is current (a HIT).
+    pub valid: bool,
+}
+
+/// A version pinned for zero-copy reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pinned {
+    /// The pinned descriptor; pass back to [`Directory::release_pin`].
+    pub desc: u32,
+    /// Its version.
+    pub version: u32,
+    /// First word of its payload (`None` for an empty payload).
+    pub first_word: Option<usize>,
+    /// Payload length in bytes.
+    pub len: usize,
+}
+
+/// How a read takes the bytes of a published descriptor.
+pub(crate) enum Take<'a> {
+    /// Copy into this buffer.
+    Copy(&'a mut Vec<u8>),
+    /// Pin and lend.
+    Pin,
+}
+
+enum Taken {
+    /// The descriptor was reused under us; start over from the head.
+    Moved,
+    /// A tombstone or nothing.
+    Absent,
+    /// Read, with the pin if one was taken.
+    Got { version: u32, pin: Option<Pinned> },
+}
+
+/// Attempts at an optimistic copy before pinning.
+const OPTIMISTIC_COPIES: u32 = 2;
+/// Attempts at a MISS whose re-validation failed before returning the copy without a valid bit.
+const MISS_ATTEMPTS: u32 = 3;
+
+impl<E: Env> Directory<E> {
+    /// Read `line` as `agent` into `out`.
+    pub fn read(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
+        self.read_with(agent, line, Take::Copy(out))
+            .map(|(info, _)| info)
+    }
+
+    /// Read `line` as `agent`, pinning the version instead of copying it.
+    pub fn read_pinned(&self, agent: AgentId, line: u32) -> Result<(ReadInfo, Pinned)> {
+        let (info, pin) = self.read_with(agent, line, Take::Pin)?;
+        pin.map(|pin| (info, pin))
+            .ok_or_else(|| ProtocolError::corrupt("pinned read returned no pin"))
+    }
+
+    /// Drop a pin taken by [`Directory::read_pinned`].
+    pub fn release_pin(&self, pin: Pinned) -> Result<()> {
+        self.unpin(pin.desc)
+    }
+
+    fn read_with(
+        &self,
+        agent: AgentId,
+        line: u32,
+        mut take: Take<'_>,
+    ) -> Result<(ReadInfo, Option<Pinned>)> {
+        self.check_line(line)?;
+        let view = self.view(agent.slot, line)?;
+        let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        let head_word = self.head(line)?;
+        let held = view.load(Ordering::Relaxed) as u32;
+
+        // HIT: pairs with the SeqCst swap that clears the masks in `write.rs`.
+        if held != 0 && mask.load(Ordering::SeqCst) & bit != 0 {
+            // Pairs with the publishing compare-exchange in `write.rs`.
+            let head = Head::unpack(head_word.load(Ordering::Acquire));
+            if let Taken::Got { version, pin } = self.take(line, head, &mut take)? {
+                if version == held {
+                    return Ok((
+                        ReadInfo {
+                            version,
+                            hit: true,
+                            valid: true,
+                        },
+                        pin,
+                    ));
+                }
+                self.drop_pin(pin)?;
+            }
+        }
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let raw = head_word.load(Ordering::Acquire);
+            let head = Head::unpack(raw);
+            let (version, pin) = match self.take(line, head, &mut take)? {
+                Taken::Got { version, pin } => (version, pin),
+                Taken::Absent => return Err(ProtocolError::NotFound),
+                Taken::Moved if attempt < 64 => continue,
+                Taken::Moved => {
+                    return Err(ProtocolError::corrupt("line's descriptor keeps changing"));
+                }
+            };
+            view.store(u64::from(version), Ordering::Relaxed);
+            if head.holder != 0 {
+                // A writer holds the line: it may clear masks at any moment, so do not claim S.
+                return Ok((
+                    ReadInfo {
+                        version,
+                        hit: false,
+                        valid: false,
+                    },
+                    pin,
+                ));
+            }
+            mask.fetch_or(bit, Ordering::SeqCst);
+            #[cfg(not(ccs_mutant = "no_recheck"))]
+            {
+                fence(Ordering::SeqCst);
+                // Pairs with the taking compare-exchange and the mask swap in `write.rs`.
+                if head_word.load(Ordering::SeqCst) != raw {
+                    mask.fetch_and(!bit, Ordering::SeqCst);
+                    if attempt < MISS_ATTEMPTS {
+                        self.drop_pin(pin)?;
+                        continue;
+                    }
+                    return Ok((
+                        ReadInfo {
+                            version,
+                            hit: false,
+                            valid: false,
+                        },
+                        pin,
+                    ));
+                }
+            }
+            return Ok((
+                ReadInfo {
+                    version,
+                    hit: false,
+                    valid: true,
+                },
+                pin,
+            ));
+        }
+    }
+
+    fn drop_pin(&self, pin: Option<Pinned>) -> Result<()> {
+        match pin {
+            Some(pin) => self.unpin(pin.desc),
+            None => Ok(()),
+        }
+    }
+
+    /// Read the descriptor published in `head` the way `take` asks.
+    fn take(&self, line: u32, head: Head, take: &mut Take<'_>) -> Result<Taken> {
+        let Some(desc) = head.desc_index() else {
+            return Ok(Taken::Absent);
+        };
+        match take {
+            Take::Pin => self.take_pinned(line, desc),
+            Take::Copy(out) => {
+                for _ in 0..OPTIMISTIC_COPIES {
+                    match self.copy_validated(line, desc, out)? {
+                        Some(taken) => return Ok(taken),
+                        None => continue,
+                    }
+                }
+                match self.take_pinned(line, desc)? {
+                    Taken::Got {
+                        version,
+                        pin: Some(pin),
+                    } => {
+                        let copied = self.copy_pinned(&pin, out);
+                        self.unpin(pin.desc)?;
+                        copied?;
+                        Ok(Taken::Got { version, pin: None })
+                    }
+                    other => Ok(other),
+                }
+            }
+        }
+    }
+
+    fn take_pinned(&self, line: u32, desc: u32) -> Result<Taken> {
+        match self.pin(desc, line)? {
+            None => Ok(Taken::Moved),
+            Some(info) if info.deleted => {
+                self.unpin(desc)?;
+                Ok(Taken::Absent)
+            }
+            Some(info) => Ok(Taken::Got {
+                version: info.version,
+                pin: Some(Pinned {
+                    desc,
+                    version: info.version,
+                    first_word: info.first_word,
+                    len: info.len,
+                }),
+            }),
+        }
+    }
+
+    fn copy_pinned(&self, pin: &Pinned, out: &mut Vec<u8>) -> Result<()> {
+        match pin.first_word {
+            Some(first) => self.words.copy_out(first, pin.len, out),
+            None => {
+                out.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// One optimistic copy of `desc` (seqlock read). `None`: the descriptor changed while
+    /// copying and the copy must be discarded.
+    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Option<Taken>> {
+        let owner_word = self.desc_at(desc, D_OWNER)?;
+        // Pairs with the publishing compare-exchange (the descriptor's fields are visible).
+        let before = owner_word.load(Ordering::Acquire);
+        match unpack_owner(before) {
+            Some((owner_line, _)) if owner_line == line => {}
+            _ => return Ok(Some(Taken::Moved)),
+        }
+        let copied = self.slot_info(desc, before).and_then(|info| {
+            if !info.deleted {
+                self.copy_pinned(
+                    &Pinned {
+                        desc,
+                        version: info.version,
+                        first_word: info.first_word,
+                        len: info.len,
+                    },
+                    out,
+                )?;
+            }
+            Ok(info)
+        });
+        // Pairs with the Release fence in `new_slot`: if any byte copied came from a later
+        // writer of the block, the owner tag is seen changed below.
+        fence(Ordering::Acquire);
+        #[cfg(not(ccs_mutant = "no_seqlock_validate"))]
+        if owner_word.load(Ordering::Relaxed) != before {
+            return Ok(None);
+        }
+        let info = copied?;
+        if info.deleted {
+            return Ok(Some(Taken::Absent));
+        }
+        Ok(Some(Taken::Got {
+            version: info.version,
+            pin: None,
+        }))
+    }
+
+    /// The agent's view of `line` without reading the payload: a single load decides the HIT.
+    pub fn check(&self, agent: AgentId, line: u32) -> Result<ViewCheck> {
+        self.check_line(line)?;
+        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+        let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        // Pairs with the SeqCst swap that clears the masks in `write.rs`.
+        let valid = held != 0 && mask.load(Ordering::SeqCst) & bit != 0;
+        let current = self.current(line)?.version;
+        Ok(ViewCheck {
+            held,
+            current,
+            valid,
+        })
+    }
+
+    /// The current version of `line` and whether it is a tombstone (version 0: never written).
+    pub(crate) fn current(&self, line: u32) -> Result<Current> {
+        self.check_line(line)?;
+        let head_word = self.head(line)?;
+        for _ in 0..64 {
+            // Pairs with the publishing compare-exchange in `write.rs`.
+            let head = Head::unpack(head_word.load(Ordering::Acquire));
+            let Some(desc) = head.desc_index() else {
+                return Ok(Current {
+                    version: 0,
+                    deleted: false,
+                    head,
+                });
+            };
+            let owner_word = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
+            match unpack_owner(owner_word) {
+                Some((owner_line, version)) if owner_line == line => {
+                    let flags = self
+                        .desc_at(desc, crate::layout::D_FLAGS)?
+                        .load(Ordering::Relaxed);
+                    if self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire) == owner_word {
+                        let deleted = flags & crate::alloc::FLAG_DELETED != 0;
+                        return Ok(Current {
+                            version,
+                            deleted,
+                            head,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(ProtocolError::corrupt(format!(
+            "line {line} points at a descriptor it does not own"
+        )))
+    }
+
+    /// The current version of `line` (0: never written; a deleted artifact keeps its version).
+    pub fn version(&self, line: u32) -> Result<u32> {
+        Ok(self.current(line)?.version)
+    }
+}
+
+/// A line's current version, read consistently.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Current {
+    pub version: u32,
+    pub deleted: bool,
+    pub head: Head,
+}

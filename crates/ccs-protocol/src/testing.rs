@@ -1,0 +1,79 @@
+//! An in-memory [`Env`] for unit tests, loom models and examples: agents are alive until
+//! marked dead, the clock moves only when told, and the structural lock is a mutex.
+
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+use loom::sync::Mutex;
+#[cfg(not(loom))]
+use std::sync::Mutex;
+
+/// A process-local environment.
+pub struct MemEnv {
+    dead: Vec<AtomicU64>,
+    clock_ms: AtomicU64,
+    lock: Mutex<()>,
+}
+
+impl MemEnv {
+    /// An environment for up to `agents` agents, all alive, at time 1 ms.
+    pub fn new(agents: u32) -> MemEnv {
+        MemEnv {
+            dead: (0..agents.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            clock_ms: AtomicU64::new(1),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Mark `slot`'s process dead (as the kernel would on its exit) or alive again.
+    pub fn set_alive(&self, slot: u32, alive: bool) {
+        if let Some(word) = self.dead.get(slot as usize / 64) {
+            let bit = 1u64 << (slot % 64);
+            if alive {
+                word.fetch_and(!bit, Ordering::SeqCst);
+            } else {
+                word.fetch_or(bit, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Move the clock forward.
+    pub fn advance_ms(&self, ms: u64) {
+        self.clock_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Env for MemEnv {
+    fn now_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::SeqCst)
+    }
+
+    fn agent_alive(&self, slot: u32) -> Result<bool> {
+        let word = self
+            .dead
+            .get(slot as usize / 64)
+            .ok_or_else(|| ProtocolError::Os(format!("no agent {slot}")))?;
+        Ok(word.load(Ordering::SeqCst) & (1u64 << (slot % 64)) == 0)
+    }
+
+    fn wake(&self, _word: &AtomicU32) {}
+
+    fn wait(&self, _word: &AtomicU32, _expected: u32, _timeout_ms: Option<u64>) -> Result<()> {
+        // No kernel here: let the writer run, and move time so timeouts end.
+        crate::sync::yield_now();
+        self.advance_ms(1);
+        Ok(())
+    }
+
+    fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| ProtocolError::Os("structure lock poisoned".into()))?;
+        Ok(f())
+    }
+}

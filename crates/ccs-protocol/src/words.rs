@@ -1,0 +1,200 @@
+//! A segment seen as an array of atomic words.
+//!
+//! Every shared location is an `AtomicU64`, except the futex words, which are `AtomicU32`s at
+//! addresses the layout never touches as 64-bit words. Payload bytes are copied in and out with
+//! relaxed atomic word accesses (the `atomic-memcpy` idea), so racing with a hostile or broken
+//! process is a wrong value at worst, never undefined behaviour. Indices that come from the
+//! segment itself are untrusted: every access is bounds-checked and a bad index is an error.
+//!
+//! Under `cfg(loom)` the words live on the heap (see [`HeapWords`]) so loom can model them.
+
+#![allow(unsafe_code)] // raw views of the mapping; each use says why it is sound
+
+use crate::error::{ProtocolError, Result};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// A view of a segment as atomic words. Cheap to copy; does not own the memory.
+#[derive(Clone, Copy)]
+pub struct Words {
+    w64: *const AtomicU64,
+    n64: usize,
+    w32: *const AtomicU32,
+    n32: usize,
+}
+
+// SAFETY: `Words` only hands out shared references to atomics, which are `Sync`; the memory it
+// points at is kept alive by its owner for as long as any copy exists (contract of `from_raw`).
+unsafe impl Send for Words {}
+// SAFETY: as for `Send`: all access is through atomics.
+unsafe impl Sync for Words {}
+
+impl Words {
+    /// A view of `n64` 64-bit words at `w64` and `n32` 32-bit words at `w32`.
+    ///
+    /// # Safety
+    /// Both ranges must be valid, suitably aligned memory that stays mapped (or allocated) for
+    /// as long as this value or any copy of it is used, and that is only ever accessed
+    /// atomically. The two ranges may overlap (in a mapped segment they are the same bytes)
+    /// provided no address is used at both widths; the layout guarantees that.
+    pub unsafe fn from_raw(
+        w64: *const AtomicU64,
+        n64: usize,
+        w32: *const AtomicU32,
+        n32: usize,
+    ) -> Words {
+        Words { w64, n64, w32, n32 }
+    }
+
+    /// A view of a mapped region of `len` bytes at `base`, as both widths.
+    ///
+    /// # Safety
+    /// `base` must be 8-byte aligned, `len` bytes long, and stay mapped while the view is used;
+    /// all access to it from every process must be atomic (the protocol's rule).
+    #[cfg(not(loom))]
+    pub unsafe fn from_mapping(base: *mut u8, len: usize) -> Words {
+        Words {
+            w64: base.cast::<AtomicU64>(),
+            n64: len / 8,
+            w32: base.cast::<AtomicU32>(),
+            n32: len / 4,
+        }
+    }
+
+    /// Number of 64-bit words in the view.
+    pub fn len(&self) -> usize {
+        self.n64
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.n64 == 0
+    }
+
+    /// The 64-bit word at `index`, or a corruption error if it is out of range.
+    #[inline]
+    pub fn at(&self, index: usize) -> Result<&AtomicU64> {
+        if index < self.n64 {
+            // SAFETY: in bounds (checked above) of memory valid for the view's lifetime, aligned
+            // and only accessed atomically (contract of the constructors).
+            Ok(unsafe { &*self.w64.add(index) })
+        } else {
+            Err(ProtocolError::corrupt(format!(
+                "word {index} is outside the segment ({} words)",
+                self.n64
+            )))
+        }
+    }
+
+    /// The 32-bit word at 32-bit `index`, or a corruption error if it is out of range.
+    #[inline]
+    pub fn at32(&self, index: usize) -> Result<&AtomicU32> {
+        if index < self.n32 {
+            // SAFETY: as in `at`.
+            Ok(unsafe { &*self.w32.add(index) })
+        } else {
+            Err(ProtocolError::corrupt(format!(
+                "word32 {index} is outside the segment"
+            )))
+        }
+    }
+
+    fn range(&self, first: usize, count: usize) -> Result<()> {
+        match first.checked_add(count) {
+            Some(end) if end <= self.n64 => Ok(()),
+            _ => Err(ProtocolError::corrupt(format!(
+                "words {first}..+{count} are outside the segment ({} words)",
+                self.n64
+            ))),
+        }
+    }
+
+    /// Store `bytes` into the words starting at `first`, little-endian, zero-padding the last
+    /// word. Relaxed: the caller publishes with a Release operation afterwards.
+    pub fn copy_in(&self, first: usize, bytes: &[u8]) -> Result<()> {
+        let count = bytes.len().div_ceil(8);
+        self.range(first, count)?;
+        let mut chunks = bytes.chunks_exact(8);
+        let mut index = first;
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.at(index)?
+                .store(u64::from_le_bytes(word), Ordering::Relaxed);
+            index += 1;
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.at(index)?
+                .store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Load `len` bytes from the words starting at `first` into `out` (replacing its
+    /// contents). Relaxed: the caller validates the copy afterwards (see `read.rs`).
+    pub fn copy_out(&self, first: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let count = len.div_ceil(8);
+        self.range(first, count)?;
+        out.clear();
+        out.resize(len, 0);
+        let mut chunks = out.chunks_exact_mut(8);
+        let mut index = first;
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.at(index)?.load(Ordering::Relaxed).to_le_bytes());
+            index += 1;
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let word = self.at(index)?.load(Ordering::Relaxed).to_le_bytes();
+            let n = tail.len();
+            tail.copy_from_slice(&word[..n]);
+        }
+        Ok(())
+    }
+
+    /// The bytes of `len` at word `first`, as a slice.
+    ///
+    /// # Safety
+    /// The words must be a pinned, published payload slot: no protocol-abiding process writes
+    /// them until the pin is dropped, and the returned slice must not outlive that pin.
+    #[cfg(not(loom))]
+    pub unsafe fn pinned_bytes(&self, first: usize, len: usize) -> Result<&[u8]> {
+        self.range(first, len.div_ceil(8))?;
+        // SAFETY: the range is in bounds (checked above); the caller guarantees the bytes are
+        // immutable while the slice lives (pinned published slot).
+        Ok(unsafe { core::slice::from_raw_parts(self.w64.add(first).cast::<u8>(), len) })
+    }
+}
+
+/// Heap-allocated words for loom models and in-process tests: the layout "on the heap".
+pub struct HeapWords {
+    w64: Vec<AtomicU64>,
+    w32: Vec<AtomicU32>,
+}
+
+impl HeapWords {
+    /// Zeroed storage for a segment of `bytes` bytes.
+    pub fn new(bytes: usize) -> HeapWords {
+        let n64 = bytes / 8;
+        HeapWords {
+            w64: (0..n64).map(|_| AtomicU64::new(0)).collect(),
+            w32: (0..n64 * 2).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// A view of this storage. The storage must outlive every use of the view.
+    pub fn words(&self) -> Words {
+        // SAFETY: both vectors are allocated, aligned for their element types, live as long as
+        // `self` (the caller keeps `self` alive while using the view), and hold only atomics.
+        unsafe {
+            Words::from_raw(
+                self.w64.as_ptr(),
+                self.w64.len(),
+                self.w32.as_ptr(),
+                self.w32.len(),
+            )
+        }
+    }
+}

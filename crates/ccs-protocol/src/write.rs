@@ -1,0 +1,386 @@
+//! Writes: the single-writer right, invalidation, publication and fencing.
+//!
+//! A line's head word holds the published descriptor, the holder of the line's single-writer
+//! right and an acquisition epoch (see `packing.rs`). A writer
+//!
+//! 1. takes the right: compare-and-swap the head from `holder = 0` to itself, bumping the
+//!    epoch (a `put` holds it for one write, M; an `acquire` for a lease, E);
+//! 2. checks its condition against the current version (stable while it holds the right);
+//! 3. fills a fresh slot: the previous version is never touched, so a writer that dies at any
+//!    instruction leaves it intact;
+//! 4. clears every agent's valid bit with SeqCst swaps (pairs with the reader's `fetch_or` and
+//!    re-validation in `read.rs`);
+//! 5. publishes the new descriptor and gives up the right in one compare-and-swap of the head
+//!    from exactly the value it took. If its right was reclaimed meanwhile (dead or lease
+//!    expired), the epoch differs, the exchange fails, and the write is refused as
+//!    [`ProtocolError::Fenced`]: a fenced holder can never publish.
+//!
+//! A holder found dead (its kernel lock is gone) is reclaimed at once; a live holder past its
+//! lease is reclaimed and thereby fenced; a live exclusive holder within its lease makes an
+//! `acquire` fail with [`ProtocolError::Held`] at once (never a silent preemption).
+
+use crate::directory::{AgentId, Directory};
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::L_WAIT;
+use crate::packing::{Head, Lease};
+use crate::sync::{Ordering, fence, spin_hint, yield_now};
+
+/// What a write is conditional on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The writer's own view: refused if it last read an older version than the current one.
+    View,
+    /// Exactly this current version (0: never written).
+    Version(u32),
+    /// Nothing: overwrite whatever is there.
+    Blind,
+}
+
+/// The single-writer right on a line, held by one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// The line held.
+    pub line: u32,
+    /// The head value the holder installed; publishing compares against it.
+    pub(crate) head: Head,
+    /// The holder.
+    pub agent: AgentId,
+    /// The current version when the right was taken.
+    pub version: u32,
+    /// Whether the artifact was deleted (a tombstone) when taken.
+    pub deleted: bool,
+}
+
+/// Where a simulated crash stops a write (loom models of invariant 6).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAt {
+    /// Run to completion.
+    Never,
+    /// Right after taking the line.
+    Taken,
+    /// After filling the new slot.
+    Filled,
+    /// After clearing the masks.
+    Invalidated,
+}
+
+/// Spins before a waiting writer starts probing the holder and yielding.
+#[cfg(not(loom))]
+const SPINS_BEFORE_PROBE: u32 = 32;
+#[cfg(loom)]
+const SPINS_BEFORE_PROBE: u32 = 0;
+
+impl<E: Env> Directory<E> {
+    /// Write `payload` to `line` as `agent` if `condition` holds. Returns the new version.
+    pub fn put(
+        &self,
+        agent: AgentId,
+        line: u32,
+        payload: &[u8],
+        condition: Condition,
+    ) -> Result<u32> {
+        self.write_stopping(agent, line, Some(payload), condition, StopAt::Never)?
+            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+    }
+
+    /// Delete `line` as `agent` if `condition` holds: publishes a tombstone version.
+    pub fn delete(&self, agent: AgentId, line: u32, condition: Condition) -> Result<u32> {
+        self.write_stopping(agent, line, None, condition, StopAt::Never)?
+            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+    }
+
+    /// A write that can stop part-way, as if its process died there (`Ok(None)`), leaving the
+    /// line held by an agent the environment must then report dead.
+    #[doc(hidden)]
+    pub fn write_stopping(
+        &self,
+        agent: AgentId,
+        line: u32,
+        payload: Option<&[u8]>,
+        condition: Condition,
+        stop: StopAt,
+    ) -> Result<Option<u32>> {
+        self.check_generation(agent)?;
+        if let Some(bytes) = payload {
+            if bytes.len() as u64 > self.geo.config.max_payload {
+                return Err(ProtocolError::PayloadTooLarge {
+                    len: bytes.len() as u64,
+                    max: self.geo.config.max_payload,
+                });
+            }
+        }
+        #[cfg(ccs_mutant = "check_before_take")]
+        let early = self.current(line)?.version;
+        let hold = self.take_line(agent, line, false, self.geo.config.write_lease_ms)?;
+        if stop == StopAt::Taken {
+            return Ok(None);
+        }
+        #[cfg(ccs_mutant = "check_before_take")]
+        let hold = Hold {
+            version: early,
+            ..hold
+        };
+        let refusal = if payload.is_none() && (hold.version == 0 || hold.deleted) {
+            Some(ProtocolError::NotFound)
+        } else {
+            match condition {
+                Condition::Blind => None,
+                Condition::Version(expected) if expected == hold.version => None,
+                Condition::Version(expected) => Some(ProtocolError::Conflict {
+                    current: hold.version,
+                    yours: expected,
+                }),
+                Condition::View => {
+                    let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+                    if held == 0 || held == hold.version {
+                        None
+                    } else {
+                        Some(ProtocolError::Conflict {
+                            current: hold.version,
+                            yours: held,
+                        })
+                    }
+                }
+            }
+        };
+        if let Some(error) = refusal {
+            self.release(hold)?;
+            return Err(error);
+        }
+        self.publish_stopping(hold, payload, stop)
+    }
+
+    /// Take `line`'s single-writer right for `lease_ms` as an exclusive owner (E).
+    pub fn acquire(&self, agent: AgentId, line: u32, lease_ms: u64) -> Result<Hold> {
+        self.check_generation(agent)?;
+        self.take_line(agent, line, true, lease_ms)
+    }
+
+    /// Publish `payload` under `hold` and give the right up. Refused with
+    /// [`ProtocolError::Fenced`] if the right was reclaimed.
+    pub fn commit(&self, hold: Hold, payload: &[u8]) -> Result<u32> {
+        self.check_generation(hold.agent)?;
+        self.publish_stopping(hold, Some(payload), StopAt::Never)?
+            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+    }
+
+    /// Give the right up without writing. [`ProtocolError::Fenced`] if it had been reclaimed.
+    pub fn release(&self, hold: Hold) -> Result<()> {
+        let released = Head {
+            holder: 0,
+            ..hold.head
+        };
+        self.head(hold.line)?
+            .compare_exchange(
+                hold.head.pack(),
+                released.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .map(|_| ())
+            .map_err(|_| ProtocolError::Fenced)
+    }
+
+    /// Extend `hold`'s lease to `lease_ms` from now. [`ProtocolError::Fenced`] if reclaimed.
+    pub fn renew(&self, hold: Hold, lease_ms: u64) -> Result<()> {
+        let lease = self.lease(hold.line)?;
+        let current = lease.load(Ordering::Acquire);
+        let mut renewed = Lease::unpack(current);
+        if renewed.epoch != hold.head.epoch
+            || self.head(hold.line)?.load(Ordering::Acquire) != hold.head.pack()
+        {
+            return Err(ProtocolError::Fenced);
+        }
+        renewed.deadline_ms = self.env.now_ms().saturating_add(lease_ms);
+        lease
+            .compare_exchange(current, renewed.pack(), Ordering::AcqRel, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|_| ProtocolError::Fenced)
+    }
+
+    fn take_line(&self, agent: AgentId, line: u32, exclusive: bool, lease_ms: u64) -> Result<Hold> {
+        self.check_line(line)?;
+        let head_word = self.head(line)?;
+        let mut spins = 0u32;
+        loop {
+            let raw = head_word.load(Ordering::Acquire);
+            let head = Head::unpack(raw);
+            let take = match head.holder_slot() {
+                None => true,
+                Some(holder) if holder == agent.slot => {
+                    return Err(ProtocolError::Held { by: holder });
+                }
+                Some(holder) => {
+                    spins += 1;
+                    if spins < SPINS_BEFORE_PROBE {
+                        spin_hint();
+                        continue;
+                    }
+                    match self.reclaimable(line, head, holder)? {
+                        Reclaim::Now => true,
+                        Reclaim::Held => return Err(ProtocolError::Held { by: holder }),
+                        Reclaim::Wait => {
+                            yield_now();
+                            continue;
+                        }
+                    }
+                }
+            };
+            debug_assert!(take);
+            let taken = head.taken_by(agent.slot);
+            #[cfg(ccs_mutant = "unlocked_take")]
+            let won = {
+                head_word.store(taken.pack(), Ordering::SeqCst);
+                true
+            };
+            // The SeqCst exchange orders "line taken" before this writer's mask swaps, which a
+            // reader's re-validation relies on (see `read.rs`).
+            #[cfg(not(ccs_mutant = "unlocked_take"))]
+            let won = head_word
+                .compare_exchange(raw, taken.pack(), Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
+            if !won {
+                continue;
+            }
+            let deadline_ms = self.env.now_ms().saturating_add(lease_ms);
+            // Pairs with the Acquire load in `reclaimable`.
+            self.lease(line)?.store(
+                Lease {
+                    deadline_ms,
+                    exclusive,
+                    epoch: taken.epoch,
+                }
+                .pack(),
+                Ordering::Release,
+            );
+            let current = self.current(line)?;
+            return Ok(Hold {
+                line,
+                head: taken,
+                agent,
+                version: current.version,
+                deleted: current.deleted,
+            });
+        }
+    }
+
+    fn reclaimable(&self, line: u32, head: Head, holder: u32) -> Result<Reclaim> {
+        if !self.env.agent_alive(holder)? {
+            return Ok(Reclaim::Now);
+        }
+        // Pairs with the Release store in `take_line`.
+        let lease = Lease::unpack(self.lease(line)?.load(Ordering::Acquire));
+        if lease.epoch != head.epoch {
+            return Ok(Reclaim::Wait); // the holder has not recorded its lease yet
+        }
+        if self.env.now_ms() >= lease.deadline_ms {
+            Ok(Reclaim::Now)
+        } else if lease.exclusive {
+            Ok(Reclaim::Held)
+        } else {
+            Ok(Reclaim::Wait)
+        }
+    }
+
+    fn publish_stopping(
+        &self,
+        hold: Hold,
+        payload: Option<&[u8]>,
+        stop: StopAt,
+    ) -> Result<Option<u32>> {
+        let line = hold.line;
+        let version = hold
+            .version
+            .checked_add(1)
+            .ok_or(ProtocolError::CapacityExceeded {
+                what: "versions of one artifact",
+                limit: u64::from(u32::MAX),
+            })?;
+        #[cfg(ccs_mutant = "retire_before_publish")]
+        if let Some(old) = hold.head.desc_index() {
+            self.retire(old)?;
+        }
+        let desc = match self.new_slot(line, version, payload, hold.agent.slot) {
+            Ok(desc) => desc,
+            Err(e) => {
+                let _ = self.release(hold);
+                return Err(e);
+            }
+        };
+        if stop == StopAt::Filled {
+            return Ok(None);
+        }
+        // Invalidate: pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
+        for index in 0..self.geo.mask_words {
+            self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
+        }
+        if stop == StopAt::Invalidated {
+            return Ok(None);
+        }
+        let published = Head {
+            desc: desc + 1,
+            holder: 0,
+            epoch: hold.head.epoch,
+        };
+        let head_word = self.head(line)?;
+        #[cfg(ccs_mutant = "unfenced_publish")]
+        head_word.store(published.pack(), Ordering::SeqCst);
+        // Pairs with the Acquire loads of the head by readers: the slot's bytes and fields are
+        // visible to whoever sees the new head.
+        #[cfg(not(ccs_mutant = "unfenced_publish"))]
+        if head_word
+            .compare_exchange(
+                hold.head.pack(),
+                published.pack(),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            self.discard_slot(desc)?;
+            return Err(ProtocolError::Fenced);
+        }
+        self.notify(line)?;
+        #[cfg(not(ccs_mutant = "retire_before_publish"))]
+        if let Some(old) = hold.head.desc_index() {
+            self.retire(old)?;
+        }
+        self.adopt(hold.agent, line, published, version)?;
+        Ok(Some(version))
+    }
+
+    /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.
+    fn adopt(&self, agent: AgentId, line: u32, published: Head, version: u32) -> Result<()> {
+        self.view(agent.slot, line)?
+            .store(u64::from(version), Ordering::Relaxed);
+        let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        mask.fetch_or(bit, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // Same re-validation as a MISS (see `read.rs`).
+        if self.head(line)?.load(Ordering::SeqCst) != published.pack() {
+            mask.fetch_and(!bit, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Bump the line's change counter and wake waiters, if any.
+    fn notify(&self, line: u32) -> Result<()> {
+        let base = self.geo.line_word(line, L_WAIT) * 2;
+        let change = self.words.at32(base)?;
+        change.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the waiter's SeqCst increment of the waiter count in `wait.rs`: either it
+        // sees the new change count, or this load sees it waiting.
+        if self.words.at32(base + 1)?.load(Ordering::SeqCst) != 0 {
+            self.env.wake(change);
+        }
+        Ok(())
+    }
+}
+
+enum Reclaim {
+    Now,
+    Held,
+    Wait,
+}
