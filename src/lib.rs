@@ -1,1 +1,47 @@
-//! placeholder
+//! agent-coherence: keep AI agents that run as separate processes on one machine coherent on
+//! the artifacts they share, by applying the CPU's MESI cache-coherence protocol to those
+//! artifacts in a shared-memory segment.
+//!
+//! When one agent writes version 2 of a plan while another still works from version 1, the
+//! second would commit stale work and nothing would error. Here, a writer invalidates every
+//! peer's copy before its write returns; a peer's next read is a MISS and fetches the current
+//! version; and a write from a stale view is refused with a typed [`Error::Conflict`].
+//!
+//! ```
+//! use agent_coherence::{Config, Error, Segment};
+//! # let name = format!("doc-lib-{}", std::process::id());
+//! let seg = Segment::open_or_create(&name, Config::default())?;
+//! let planner = seg.attach("planner")?;
+//! let executor = seg.attach("executor")?;           // usually another process
+//!
+//! planner.put("task/spec", b"rename foo to bar")?;
+//! let spec = executor.get("task/spec")?;            // MISS, version 1
+//! assert!(executor.get("task/spec")?.hit);          // HIT: a few atomic loads
+//! planner.put_if("task/spec", spec.version, b"rename foo to baz")?;
+//! let refused = executor.put("task/notes/1", b"ok").and(executor.put("task/spec", b"done, per v1"));
+//! assert!(matches!(refused, Err(Error::Conflict { current: 2, yours: 1, .. })));
+//! # drop((planner, executor, seg));
+//! # Segment::destroy(&name)?;
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! The layers: this crate is the facade (no `unsafe` but the one zero-copy lend in `guard`);
+//! `ccs-protocol` holds the layout and lock-free algorithms (loom-checked); `ccs-os` the
+//! mapping, kernel-released locks and futexes. See `docs/protocol.md` and `docs/layout.md`.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod error;
+mod guard;
+mod os_env;
+mod segment;
+mod status;
+
+pub use agent::{Agent, ArtifactRef, Check, Key, Read, Version};
+pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
+pub use error::{Error, Result};
+pub use guard::{ReadGuard, WriteGuard};
+pub use segment::{DEFAULT_MODE, Segment};
+pub use status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};

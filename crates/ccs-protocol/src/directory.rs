@@ -45,6 +45,11 @@ impl<E: Env> Directory<E> {
         &self.geo
     }
 
+    /// The segment's words.
+    pub fn words(&self) -> &Words {
+        &self.words
+    }
+
     /// The environment.
     pub fn env(&self) -> &E {
         &self.env

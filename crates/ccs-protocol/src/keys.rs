@@ -93,7 +93,6 @@ impl<E: Env> Directory<E> {
     fn probe(&self, bytes: &[u8], hash: u64) -> Result<Result<u32, Option<u32>>> {
         let lines = self.geo.lines;
         let want = key_meta(hash, bytes.len());
-        let mut scratch = Vec::new();
         for step in 0..lines {
             let line = ((hash as usize).wrapping_add(step) & (lines - 1)) as u32;
             // Pairs with the Release store in `insert_locked`.
@@ -104,15 +103,24 @@ impl<E: Env> Directory<E> {
             if meta == 0 {
                 return Ok(Err(Some(line)));
             }
-            if meta == want {
-                self.words
-                    .copy_out(self.geo.line_word(line, L_KEY), bytes.len(), &mut scratch)?;
-                if scratch == bytes {
-                    return Ok(Ok(line));
-                }
+            if meta == want && self.key_equals(line, bytes)? {
+                return Ok(Ok(line));
             }
         }
         Ok(Err(None))
+    }
+
+    /// Compare a line's key words with `bytes` in place (no allocation on the lookup path).
+    fn key_equals(&self, line: u32, bytes: &[u8]) -> Result<bool> {
+        let first = self.geo.line_word(line, L_KEY);
+        for (index, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            if self.words.at(first + index)?.load(Ordering::Relaxed) != u64::from_le_bytes(word) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The key of `line`, if it has one.

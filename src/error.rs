@@ -1,0 +1,174 @@
+//! The facade's errors: what happened, to which artifact or agent, and what to do about it.
+
+use ccs_os::OsError;
+use ccs_protocol::ProtocolError;
+
+/// Result alias for agent-coherence operations.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Everything an agent-coherence operation can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The artifact has never been written, or was deleted.
+    #[error("artifact `{key}` does not exist (never written, or deleted)")]
+    NotFound {
+        /// The key asked for.
+        key: String,
+    },
+    /// A conditional write found a newer version than the writer's view: nothing was written.
+    #[error(
+        "stale write to `{key}` refused: it is at version {current}, your view is version {yours}; read it again, then write"
+    )]
+    Conflict {
+        /// The key written.
+        key: String,
+        /// The artifact's current version (0: never written).
+        current: u64,
+        /// The version the write was conditional on.
+        yours: u64,
+    },
+    /// Another live agent holds the artifact exclusively.
+    #[error(
+        "artifact `{key}` is held exclusively by agent `{by}`; retry after it commits or releases"
+    )]
+    Held {
+        /// The key.
+        key: String,
+        /// The holder's name.
+        by: String,
+    },
+    /// This agent's ownership was reclaimed (its lease expired, or it was re-attached).
+    #[error(
+        "your hold on `{key}` was reclaimed (lease expired or the agent was re-attached); nothing was written: acquire it again"
+    )]
+    Fenced {
+        /// The key.
+        key: String,
+    },
+    /// A live process is already attached as this agent.
+    #[error(
+        "agent `{name}` is already attached by live process {pid}; use another name or stop that process"
+    )]
+    AgentBusy {
+        /// The agent's name.
+        name: String,
+        /// The pid recorded for it.
+        pid: u32,
+    },
+    /// The segment does not exist.
+    #[error(
+        "segment `{location}` does not exist; create it with `ccs init {location}` or Segment::create"
+    )]
+    SegmentNotFound {
+        /// Where it was looked for.
+        location: String,
+    },
+    /// The segment exists already.
+    #[error(
+        "segment `{location}` already exists; open it, or destroy it first with `ccs destroy {location}`"
+    )]
+    SegmentExists {
+        /// Where it is.
+        location: String,
+    },
+    /// A segment's contents failed validation.
+    #[error("segment `{location}`: {source}")]
+    Segment {
+        /// Which segment.
+        location: String,
+        /// What was wrong.
+        #[source]
+        source: ProtocolError,
+    },
+    /// A fixed-size resource of the segment is exhausted.
+    #[error(
+        "segment is full: {what} (limit {limit}); delete unused artifacts or create the segment with larger limits"
+    )]
+    CapacityExceeded {
+        /// Which resource.
+        what: &'static str,
+        /// Its limit.
+        limit: u64,
+    },
+    /// A payload larger than the segment allows.
+    #[error(
+        "payload is {len} bytes, the segment's maximum is {max}; create the segment with a larger max payload"
+    )]
+    PayloadTooLarge {
+        /// The payload's length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A key that is empty or too long.
+    #[error("key is {len} bytes; keys must be 1..={max} bytes of UTF-8")]
+    BadKey {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An agent name that is empty or too long.
+    #[error("agent name is {len} bytes; names must be 1..={max} bytes of UTF-8")]
+    BadName {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A configuration that cannot describe a segment.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The operating system refused or failed.
+    #[error(transparent)]
+    Os(#[from] OsError),
+}
+
+impl Error {
+    /// Attach a key (and agent names, through `name_of`) to a protocol error.
+    pub(crate) fn from_protocol(
+        error: ProtocolError,
+        location: &str,
+        key: &str,
+        name_of: impl Fn(u32) -> String,
+    ) -> Error {
+        let key = key.to_owned();
+        match error {
+            ProtocolError::NotFound => Error::NotFound { key },
+            ProtocolError::Conflict { current, yours } => Error::Conflict {
+                key,
+                current: u64::from(current),
+                yours: u64::from(yours),
+            },
+            ProtocolError::Held { by } => Error::Held {
+                key,
+                by: name_of(by),
+            },
+            ProtocolError::Fenced => Error::Fenced { key },
+            other => Error::general(other, location),
+        }
+    }
+
+    /// A protocol error that names no artifact.
+    pub(crate) fn general(error: ProtocolError, location: &str) -> Error {
+        match error {
+            ProtocolError::CapacityExceeded { what, limit } => {
+                Error::CapacityExceeded { what, limit }
+            }
+            ProtocolError::PayloadTooLarge { len, max } => Error::PayloadTooLarge { len, max },
+            ProtocolError::BadKey { len, max } => Error::BadKey { len, max },
+            ProtocolError::BadName { len, max } => Error::BadName { len, max },
+            ProtocolError::InvalidConfig(why) => Error::InvalidConfig(why),
+            other => Error::Segment {
+                location: location.to_owned(),
+                source: other,
+            },
+        }
+    }
+
+    /// Whether retrying after re-reading can succeed (a conflict or a held artifact).
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Conflict { .. } | Error::Held { .. })
+    }
+}

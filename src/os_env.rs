@@ -1,0 +1,81 @@
+//! The protocol's environment on Linux: the monotonic clock, kernel-released `fcntl` locks for
+//! liveness and structural changes, and process-shared futexes.
+//!
+//! Lock bytes (open-file-description locks, which may lie beyond the end of the file):
+//! byte [`STRUCTURE_LOCK`] serialises agent registration and key insertion; byte
+//! [`AGENT_LOCK_BASE`] + slot is held by the process attached as that agent for as long as it
+//! is attached, so a peer's `F_OFD_GETLK` tells at once whether it is alive.
+
+use std::sync::Mutex;
+
+use ccs_os::{Location, LockFile};
+use ccs_protocol::sync::AtomicU32;
+use ccs_protocol::{Env, ProtocolError};
+
+/// Lock byte serialising agent registration and key insertion.
+pub(crate) const STRUCTURE_LOCK: u64 = 0;
+/// Lock byte of agent slot 0; slot `n` uses this + `n`.
+pub(crate) const AGENT_LOCK_BASE: u64 = 1 << 32;
+
+/// The Linux environment of one open segment.
+pub(crate) struct OsEnv {
+    /// Holds no lock of its own, so it can see every other description's locks.
+    probe: LockFile,
+    /// Takes the structure lock; the mutex keeps this process's threads out of each other's way,
+    /// since locks of one open file description do not exclude each other.
+    structure: Mutex<LockFile>,
+}
+
+impl OsEnv {
+    pub(crate) fn new(location: &Location) -> Result<OsEnv, ccs_os::OsError> {
+        Ok(OsEnv {
+            probe: LockFile::open(location)?,
+            structure: Mutex::new(LockFile::open(location)?),
+        })
+    }
+}
+
+fn os(error: ccs_os::OsError) -> ProtocolError {
+    ProtocolError::Os(error.to_string())
+}
+
+impl Env for OsEnv {
+    fn now_ms(&self) -> u64 {
+        ccs_os::monotonic_ns() / 1_000_000
+    }
+
+    fn agent_alive(&self, slot: u32) -> ccs_protocol::Result<bool> {
+        self.probe
+            .is_held_elsewhere(AGENT_LOCK_BASE + u64::from(slot))
+            .map_err(os)
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        // A failed wake can only mean a bad address, which cannot happen for a mapped word;
+        // the waiters' timeouts bound the damage if it ever did.
+        let _ = ccs_os::futex_wake(word, u32::MAX);
+    }
+
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        timeout_ms: Option<u64>,
+    ) -> ccs_protocol::Result<()> {
+        let timeout = timeout_ms.map(std::time::Duration::from_millis);
+        ccs_os::futex_wait(word, expected, timeout)
+            .map(|_| ())
+            .map_err(os)
+    }
+
+    fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> ccs_protocol::Result<R> {
+        let file = self
+            .structure
+            .lock()
+            .map_err(|_| ProtocolError::Os("structure lock poisoned".into()))?;
+        file.lock(STRUCTURE_LOCK).map_err(os)?;
+        let result = f();
+        file.unlock(STRUCTURE_LOCK).map_err(os)?;
+        Ok(result)
+    }
+}
