@@ -100,7 +100,10 @@ impl<E: Env> Directory<E> {
     /// Bumps the generation (fencing any earlier handle) and frees every line a dead
     /// predecessor under the same name still held.
     pub fn begin_attach(&self, slot: u32, pid: u32) -> Result<AgentId> {
-        let generation = self.agent_at(slot, A_GEN)?.fetch_add(1, Ordering::AcqRel) + 1;
+        let generation = self
+            .agent_at(slot, A_GEN)?
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
         self.agent_at(slot, A_PID)?
             .store(u64::from(pid), Ordering::Relaxed);
         self.agent_at(slot, A_ATTACHED_MS)?

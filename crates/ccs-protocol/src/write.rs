@@ -204,6 +204,10 @@ impl<E: Env> Directory<E> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
         let mut spins = 0u32;
+        // When this caller first saw the current head value: a holder that never records its
+        // lease (stopped or killed between winning the head and writing the lease) is given
+        // the write lease from then on.
+        let mut first_seen: Option<(u64, u64)> = None;
         loop {
             let raw = head_word.load(Ordering::Acquire);
             let head = Head::unpack(raw);
@@ -218,7 +222,15 @@ impl<E: Env> Directory<E> {
                         spin_hint();
                         continue;
                     }
-                    match self.reclaimable(line, head, holder)? {
+                    let seen_ms = match first_seen {
+                        Some((seen_raw, at)) if seen_raw == raw => at,
+                        _ => {
+                            let now = self.env.now_ms();
+                            first_seen = Some((raw, now));
+                            now
+                        }
+                    };
+                    match self.reclaimable(line, head, holder, seen_ms)? {
                         Reclaim::Now => true,
                         Reclaim::Held => return Err(ProtocolError::Held { by: holder }),
                         Reclaim::Wait => {
@@ -266,14 +278,20 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    fn reclaimable(&self, line: u32, head: Head, holder: u32) -> Result<Reclaim> {
+    fn reclaimable(&self, line: u32, head: Head, holder: u32, seen_ms: u64) -> Result<Reclaim> {
         if !self.env.agent_alive(holder)? {
             return Ok(Reclaim::Now);
         }
         // Pairs with the Release store in `take_line`.
         let lease = Lease::unpack(self.lease(line)?.load(Ordering::Acquire));
         if lease.epoch != head.epoch {
-            return Ok(Reclaim::Wait); // the holder has not recorded its lease yet
+            // Not recorded yet (normally a matter of nanoseconds).
+            let unrecorded_for = self.env.now_ms().saturating_sub(seen_ms);
+            return Ok(if unrecorded_for >= self.geo.config.write_lease_ms {
+                Reclaim::Now
+            } else {
+                Reclaim::Wait
+            });
         }
         if self.env.now_ms() >= lease.deadline_ms {
             Ok(Reclaim::Now)

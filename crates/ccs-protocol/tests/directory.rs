@@ -1,0 +1,406 @@
+//! In-process tests of the protocol on a heap layout: semantics, capacity, reclamation, and
+//! hostile segment contents (errors, never panics).
+
+#![cfg(not(loom))]
+
+use ccs_protocol::sync::{AtomicU64, Ordering};
+use ccs_protocol::testing::MemEnv;
+use ccs_protocol::{
+    AgentId, Condition, Config, Directory, Geometry, HeapWords, Mesi, ProtocolError, WaitResult,
+};
+
+struct Fixture {
+    // `dir` borrows `heap`'s memory through raw words: declared first, dropped first.
+    dir: Directory<MemEnv>,
+    _heap: HeapWords,
+}
+
+fn config() -> Config {
+    Config {
+        max_agents: 8,
+        max_artifacts: 16,
+        arena_bytes: 64 << 10,
+        max_payload: 8 << 10,
+        write_lease_ms: 1000,
+    }
+}
+
+fn fixture(config: Config) -> Fixture {
+    let heap = HeapWords::new(Geometry::new(config).expect("config").total_bytes as usize);
+    let dir =
+        Directory::create(heap.words(), config, MemEnv::new(config.max_agents)).expect("create");
+    Fixture { dir, _heap: heap }
+}
+
+fn agent(dir: &Directory<MemEnv>, name: &str) -> AgentId {
+    dir.begin_attach(dir.register_agent(name).expect("register"), 1)
+        .expect("attach")
+}
+
+fn read(dir: &Directory<MemEnv>, agent: AgentId, line: u32) -> (Vec<u8>, u32, bool) {
+    let mut out = Vec::new();
+    let info = dir.read(agent, line, &mut out).expect("read");
+    (out, info.version, info.hit)
+}
+
+#[test]
+fn miss_hit_invalidate_conflict() {
+    let f = fixture(config());
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    assert_eq!(
+        f.dir.read(b, line, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    assert_eq!(f.dir.put(a, line, b"one", Condition::View), Ok(1));
+    assert_eq!(read(&f.dir, b, line), (b"one".to_vec(), 1, false));
+    assert_eq!(read(&f.dir, b, line), (b"one".to_vec(), 1, true));
+    assert_eq!(f.dir.cell(b.slot, line).expect("cell").state, Mesi::Shared);
+    assert_eq!(f.dir.put(a, line, b"two", Condition::View), Ok(2));
+    assert_eq!(f.dir.cell(b.slot, line).expect("cell").state, Mesi::Invalid);
+    assert!(!f.dir.check(b, line).expect("check").valid);
+    assert_eq!(
+        f.dir.put(b, line, b"stale", Condition::View),
+        Err(ProtocolError::Conflict {
+            current: 2,
+            yours: 1
+        })
+    );
+    assert_eq!(
+        f.dir.put(b, line, b"x", Condition::Version(1)),
+        Err(ProtocolError::Conflict {
+            current: 2,
+            yours: 1
+        })
+    );
+    assert_eq!(read(&f.dir, b, line), (b"two".to_vec(), 2, false));
+    assert_eq!(f.dir.put(b, line, b"three", Condition::Version(2)), Ok(3));
+    assert_eq!(f.dir.put(a, line, b"blind", Condition::Blind), Ok(4));
+    // The writer holds what it wrote.
+    assert_eq!(read(&f.dir, a, line), (b"blind".to_vec(), 4, true));
+}
+
+#[test]
+fn delete_is_a_version_and_writes_continue_after_it() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let line = f.dir.find_or_insert_key("notes/1").expect("key");
+    assert_eq!(
+        f.dir.delete(a, line, Condition::View),
+        Err(ProtocolError::NotFound)
+    );
+    f.dir.put(a, line, b"x", Condition::View).expect("put");
+    assert_eq!(
+        f.dir.keys_with_prefix("notes/"),
+        Ok(vec!["notes/1".to_string()])
+    );
+    assert_eq!(f.dir.delete(a, line, Condition::View), Ok(2));
+    assert_eq!(
+        f.dir.read(a, line, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    assert_eq!(f.dir.keys_with_prefix("notes/"), Ok(vec![]));
+    assert_eq!(
+        f.dir.delete(a, line, Condition::View),
+        Err(ProtocolError::NotFound)
+    );
+    assert_eq!(f.dir.put(a, line, b"again", Condition::View), Ok(3));
+    assert_eq!(read(&f.dir, a, line).0, b"again");
+}
+
+#[test]
+fn keys_are_found_and_bounded() {
+    let f = fixture(config());
+    let long = "k".repeat(257);
+    assert!(matches!(
+        f.dir.find_or_insert_key(&long),
+        Err(ProtocolError::BadKey { len: 257, .. })
+    ));
+    assert!(matches!(
+        f.dir.find_or_insert_key(""),
+        Err(ProtocolError::BadKey { .. })
+    ));
+    let max = "m".repeat(256);
+    let line = f.dir.find_or_insert_key(&max).expect("256-byte key");
+    assert_eq!(f.dir.find_key(&max), Ok(Some(line)));
+    assert_eq!(f.dir.key_of(line), Ok(Some(max)));
+    for i in 1..16 {
+        f.dir.find_or_insert_key(&format!("key/{i}")).expect("fits");
+    }
+    assert!(matches!(
+        f.dir.find_or_insert_key("one-too-many"),
+        Err(ProtocolError::CapacityExceeded {
+            what: "artifacts",
+            limit: 16
+        })
+    ));
+    assert_eq!(f.dir.find_key("key/7").map(|l| l.is_some()), Ok(true));
+    assert_eq!(f.dir.find_key("absent"), Ok(None));
+}
+
+#[test]
+fn arena_memory_is_reclaimed_and_a_full_arena_is_refused_cleanly() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let line = f.dir.find_or_insert_key("big").expect("key");
+    // 64 KiB arena, 8 KiB payloads: without reclamation this would fill after 8 writes.
+    for round in 0..1000u32 {
+        let payload = vec![round as u8; 8 << 10];
+        f.dir
+            .put(a, line, &payload, Condition::Blind)
+            .expect("reclaimed space is reused");
+    }
+    assert_eq!(read(&f.dir, a, line).0, vec![(999u32 % 256) as u8; 8 << 10]);
+
+    // Fill the arena with live versions of other keys until it refuses.
+    let mut refused = None;
+    for i in 0..15 {
+        let other = f.dir.find_or_insert_key(&format!("fill/{i}")).expect("key");
+        if let Err(e) = f.dir.put(a, other, &vec![1u8; 8 << 10], Condition::Blind) {
+            refused = Some((other, e));
+            break;
+        }
+    }
+    let (other, error) = refused.expect("the arena fills");
+    assert!(
+        matches!(
+            error,
+            ProtocolError::CapacityExceeded {
+                what: "payload arena bytes",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // The refused write left no trace and the line is writable once space frees up.
+    assert_eq!(
+        f.dir.read(a, other, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    f.dir
+        .delete(a, line, Condition::Blind)
+        .expect("free the big one");
+    f.dir
+        .put(a, other, &vec![2u8; 8 << 10], Condition::Blind)
+        .expect("space reused");
+}
+
+#[test]
+fn a_pinned_version_survives_newer_writes_and_is_freed_after() {
+    let f = fixture(config());
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let line = f.dir.find_or_insert_key("doc").expect("key");
+    f.dir
+        .put(a, line, &[7u8; 4096], Condition::View)
+        .expect("v1");
+    let (info, pin) = f.dir.read_pinned(b, line).expect("pin");
+    assert_eq!((info.version, pin.len), (1, 4096));
+    for v in 2..40u8 {
+        f.dir
+            .put(a, line, &[v; 4096], Condition::Blind)
+            .expect("write");
+    }
+    let mut copy = Vec::new();
+    let mut pinned_bytes = vec![0u8; pin.len];
+    let words = f.dir.words();
+    for (i, byte) in pinned_bytes.iter_mut().enumerate() {
+        let word = words
+            .at(pin.first_word.expect("payload") + i / 8)
+            .expect("in range")
+            .load(Ordering::Relaxed);
+        *byte = word.to_le_bytes()[i % 8];
+    }
+    assert_eq!(pinned_bytes, vec![7u8; 4096], "pinned version untouched");
+    f.dir.release_pin(pin).expect("unpin");
+    assert!(
+        matches!(f.dir.release_pin(pin), Err(ProtocolError::Corrupt { .. })),
+        "double unpin is refused"
+    );
+    f.dir.read(b, line, &mut copy).expect("read");
+    assert_eq!(copy, vec![39u8; 4096]);
+}
+
+#[test]
+fn exclusive_holds_leases_and_fencing() {
+    let f = fixture(config());
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let line = f.dir.find_or_insert_key("plan").expect("key");
+    let hold = f.dir.acquire(a, line, 100).expect("acquire");
+    assert_eq!(
+        f.dir.cell(a.slot, line).expect("cell").state,
+        Mesi::Exclusive
+    );
+    assert_eq!(
+        f.dir.acquire(b, line, 100),
+        Err(ProtocolError::Held { by: a.slot })
+    );
+    assert_eq!(
+        f.dir.put(b, line, b"x", Condition::Blind),
+        Err(ProtocolError::Held { by: a.slot })
+    );
+    f.dir.renew(hold, 100).expect("renew");
+    f.dir.env().advance_ms(101);
+    // Lease over: b reclaims, a is fenced.
+    let taken = f.dir.acquire(b, line, 100).expect("reclaimed");
+    assert_eq!(f.dir.commit(hold, b"from a"), Err(ProtocolError::Fenced));
+    assert_eq!(f.dir.renew(hold, 100), Err(ProtocolError::Fenced));
+    assert_eq!(f.dir.commit(taken, b"from b"), Ok(1));
+    assert_eq!(read(&f.dir, a, line).0, b"from b");
+    assert_eq!(f.dir.release(hold), Err(ProtocolError::Fenced));
+
+    // A dead holder is reclaimed at once, whatever its lease.
+    let hold = f.dir.acquire(a, line, 1_000_000).expect("acquire");
+    f.dir.env().set_alive(a.slot, false);
+    assert_eq!(f.dir.put(b, line, b"b wins", Condition::Blind), Ok(2));
+    assert_eq!(f.dir.commit(hold, b"zombie"), Err(ProtocolError::Fenced));
+}
+
+#[test]
+fn reattach_fences_the_old_handle_and_frees_its_holds() {
+    let f = fixture(config());
+    let old = agent(&f.dir, "worker");
+    let line = f.dir.find_or_insert_key("t").expect("key");
+    let _hold = f.dir.acquire(old, line, 1_000_000).expect("acquire");
+    let new = f.dir.begin_attach(old.slot, 2).expect("re-attach");
+    assert_eq!(new.generation, old.generation + 1);
+    assert_eq!(
+        f.dir.put(old, line, b"x", Condition::Blind),
+        Err(ProtocolError::Fenced)
+    );
+    assert_eq!(f.dir.put(new, line, b"y", Condition::Blind), Ok(1));
+}
+
+#[test]
+fn agents_are_persistent_and_bounded() {
+    let f = fixture(config());
+    let slot = f.dir.register_agent("planner").expect("register");
+    assert_eq!(f.dir.register_agent("planner"), Ok(slot));
+    assert_eq!(f.dir.find_agent("planner"), Ok(Some(slot)));
+    assert!(matches!(
+        f.dir.register_agent(&"n".repeat(65)),
+        Err(ProtocolError::BadName { .. })
+    ));
+    for i in 1..8 {
+        f.dir.register_agent(&format!("a{i}")).expect("fits");
+    }
+    assert!(matches!(
+        f.dir.register_agent("ninth"),
+        Err(ProtocolError::CapacityExceeded { what: "agents", .. })
+    ));
+}
+
+#[test]
+fn payloads_of_64_mib_round_trip() {
+    let config = Config {
+        arena_bytes: 192 << 20,
+        max_payload: 64 << 20,
+        ..config()
+    };
+    let f = fixture(config);
+    let a = agent(&f.dir, "a");
+    let line = f.dir.find_or_insert_key("huge").expect("key");
+    let payload: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
+    f.dir
+        .put(a, line, &payload, Condition::View)
+        .expect("64 MiB");
+    assert!(read(&f.dir, a, line).0 == payload);
+    assert_eq!(
+        f.dir
+            .put(a, line, &vec![0; (64 << 20) + 1], Condition::View),
+        Err(ProtocolError::PayloadTooLarge {
+            len: (64 << 20) + 1,
+            max: 64 << 20
+        })
+    );
+}
+
+#[test]
+fn wait_returns_when_past_or_on_timeout() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let line = f.dir.find_or_insert_key("w").expect("key");
+    f.dir.put(a, line, b"1", Condition::View).expect("v1");
+    assert_eq!(
+        f.dir.wait_changed(line, 0, Some(10)),
+        Ok(WaitResult::Changed(1))
+    );
+    assert_eq!(
+        f.dir.wait_changed(line, 1, Some(10)),
+        Ok(WaitResult::TimedOut(1))
+    );
+}
+
+/// Overwrite every word of a populated segment, one at a time, with hostile values, and run
+/// the operations: each must return (Ok or an error), never panic or loop forever.
+#[test]
+fn hostile_words_give_errors_not_panics() {
+    let config = Config {
+        max_agents: 2,
+        max_artifacts: 2,
+        arena_bytes: 1024,
+        max_payload: 256,
+        write_lease_ms: 10,
+    };
+    let geometry = Geometry::new(config).expect("config");
+    let words_total = geometry.total_bytes as usize / 8;
+    for hostile in [u64::MAX, 1 << 40 | 3, 0x8000_0000_0000_0001, 5] {
+        for index in 0..words_total {
+            let f = fixture(config);
+            let a = agent(&f.dir, "a");
+            let line = f.dir.find_or_insert_key("k").expect("key");
+            f.dir
+                .put(a, line, &[1u8; 100], Condition::View)
+                .expect("v1");
+            f.dir
+                .put(a, line, &[2u8; 200], Condition::View)
+                .expect("v2");
+            let word: &AtomicU64 = f.dir.words().at(index).expect("in range");
+            word.store(hostile, Ordering::Relaxed);
+            f.dir.env().set_alive(a.slot, false);
+            let _ = Geometry::read(f.dir.words(), geometry.total_bytes);
+            let _ = f.dir.artifact_rows();
+            let _ = f.dir.agent_rows();
+            let Ok(b) = f
+                .dir
+                .register_agent("b")
+                .and_then(|slot| f.dir.begin_attach(slot, 2))
+            else {
+                continue;
+            };
+            let _ = f.dir.read(b, line, &mut Vec::new());
+            let _ = f
+                .dir
+                .read_pinned(b, line)
+                .map(|(_, pin)| f.dir.release_pin(pin));
+            let _ = f.dir.put(b, line, &[3u8; 50], Condition::Blind);
+            let _ = f.dir.find_or_insert_key("other");
+            let _ = f.dir.check(b, line);
+            let _ = f.dir.wait_changed(line, 100, Some(2));
+        }
+    }
+}
+
+/// A holder that took the line but never recorded its lease (stopped in between) is
+/// reclaimed once the write lease has passed since a contender first saw it.
+#[test]
+fn a_holder_that_never_recorded_its_lease_is_reclaimed_after_the_write_lease() {
+    let f = fixture(config());
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    f.dir.put(a, line, b"v1", Condition::View).expect("v1");
+    // Forge "a holds the line, lease not yet written": bump the head's holder by hand.
+    let geometry = *f.dir.geometry();
+    let head_index = geometry.lines_at + line as usize * geometry.line_words + 1;
+    let head = f.dir.words().at(head_index).expect("head");
+    let raw = head.load(Ordering::Relaxed);
+    head.store(raw + 1 + ((u64::from(a.slot) + 1) << 24), Ordering::Relaxed);
+    let env = f.dir.env();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| f.dir.put(b, line, b"v2", Condition::Blind));
+        while !writer.is_finished() {
+            env.advance_ms(50);
+            std::thread::yield_now();
+        }
+        assert_eq!(writer.join().expect("no panic"), Ok(2));
+    });
+}

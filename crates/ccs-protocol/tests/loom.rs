@@ -1,0 +1,467 @@
+//! loom models of the protocol's invariants (DESIGN.md, "Invariants"), over the real code.
+//!
+//! Under `cfg(loom)` every atomic in `ccs-protocol` is loom's (see `src/sync.rs`), so these
+//! models explore the interleavings *and* the weak-memory outcomes (stale Acquire/Relaxed
+//! loads) of the actual read, write, allocator and reclaim paths. The layout lives on the heap
+//! ([`HeapWords`]) and is tiny, because every word is a loom atomic.
+//!
+//! | test | invariant | proves | mutant caught |
+//! |------|-----------|--------|---------------|
+//! | `torn_read` | 1 | an optimistic copy racing two writes (the old block freed and reused) returns the bytes of one version | `no_seqlock_validate` |
+//! | `torn_read_pinned` | 1 | a pinned version's block is not freed and reused under the pin | `free_while_pinned` |
+//! | `no_stale_hit` | 2 | a MISS racing a `put` leaves no valid bit on a superseded version (the I→S race) | `no_recheck` |
+//! | `single_writer` | 3 | two racing `acquire`s never both hold the line | `unlocked_take` |
+//! | `monotonic_versions` | 4 | racing blind writes give versions 1 and 2; a reader never goes backwards | `check_before_take` |
+//! | `one_winner` | 5 | of racing conditional writes from the same view exactly one wins, the other gets `Conflict { current: 2, yours: 1 }` | `check_before_take` |
+//! | `crash_after_taken`, `crash_after_filled`, `crash_after_invalidated` | 6 | a writer dying there leaves the last version readable and the line writable (dead holder reclaimed) | `ignore_dead_holder` (taken), `retire_before_publish` (filled, invalidated) |
+//! | `fenced_commit_races_reclaim` | 7 | an expired holder's `commit` racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
+//! | `fenced_commit_after_reclaim` | 7 | a reclaimed holder's `commit` is `Fenced` and its bytes are never readable | `unfenced_publish` |
+//!
+//! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
+//! `RUSTFLAGS="--cfg loom" cargo test -p ccs-protocol --release --test loom`. A mutant is
+//! switched on with `--cfg ccs_mutant="NAME"`; its model then carries `should_panic`, so the
+//! run passes only if loom finds the bug. The preemption bound defaults to 2
+//! (`LOOM_MAX_PREEMPTIONS` overrides it).
+
+#![cfg(loom)]
+#![allow(clippy::unwrap_used)]
+
+use ccs_protocol::testing::MemEnv;
+use ccs_protocol::{
+    AgentId, Condition, Config, Directory, Geometry, HeapWords, ProtocolError, ReadInfo, StopAt,
+};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+/// Payload length: a few words, so a torn copy is possible and the model stays small.
+const LEN: usize = 24;
+
+/// The payload of version `v`: every byte says which version it belongs to.
+fn payload(tag: u8) -> Vec<u8> {
+    vec![tag; LEN]
+}
+
+/// A heap segment and its directory, shared by a model's threads.
+struct Fixture {
+    // Declared first so it is dropped last: the directory's `Words` point into it.
+    heap: HeapWords,
+    dir: Directory<MemEnv>,
+    line: u32,
+}
+
+impl Fixture {
+    fn new(agents: u32) -> Arc<Fixture> {
+        let config = Config {
+            max_agents: agents,
+            max_artifacts: 1,
+            arena_bytes: 256,
+            max_payload: 64,
+            write_lease_ms: 1000,
+        };
+        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+        let dir = Directory::create(heap.words(), config, MemEnv::new(agents)).unwrap();
+        let line = dir.find_or_insert_key("k").unwrap();
+        Arc::new(Fixture { heap, dir, line })
+    }
+
+    fn agent(&self, name: &str, pid: u32) -> AgentId {
+        let slot = self.dir.register_agent(name).unwrap();
+        self.dir.begin_attach(slot, pid).unwrap()
+    }
+
+    fn put(&self, agent: AgentId, tag: u8, condition: Condition) -> Result<u32, ProtocolError> {
+        self.dir.put(agent, self.line, &payload(tag), condition)
+    }
+
+    /// Read as `agent`, asserting the bytes are whole: `None` if never written.
+    fn read(&self, agent: AgentId) -> Option<ReadInfo> {
+        let mut buf = Vec::new();
+        match self.dir.read(agent, self.line, &mut buf) {
+            Ok(info) => {
+                assert_whole(&buf, info.version);
+                Some(info)
+            }
+            Err(ProtocolError::NotFound) => None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        self.dir.version(self.line).unwrap()
+    }
+}
+
+/// Every byte of a read belongs to the version it was returned as (tag = version).
+fn assert_whole(bytes: &[u8], version: u32) {
+    assert_eq!(bytes.len(), LEN, "length of version {version}");
+    assert!(
+        bytes.iter().all(|&b| u32::from(b) == version),
+        "torn or foreign read: version {version} returned bytes {bytes:?}"
+    );
+}
+
+/// Run `f` under loom with a bounded number of preemptions (2 unless `LOOM_MAX_PREEMPTIONS`).
+fn model<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. No torn read.
+
+/// A reader copies optimistically while a writer publishes v2 and v3; v3 reuses v1's block
+/// (64-byte class, LIFO free list), so a copy of v1 can race v3's bytes. The seqlock check on
+/// the descriptor's owner word must discard any such copy.
+#[test]
+#[cfg_attr(ccs_mutant = "no_seqlock_validate", should_panic)]
+fn torn_read() {
+    model(|| {
+        let f = Fixture::new(2);
+        let w = f.agent("w", 1);
+        let r = f.agent("r", 2);
+        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+
+        let fw = f.clone();
+        let writer = thread::spawn(move || {
+            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
+            assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
+        });
+        let info = f.read(r).unwrap(); // asserts the bytes are whole
+        writer.join().unwrap();
+        assert!((1..=3).contains(&info.version));
+        assert_eq!(f.read(r).unwrap().version, 3);
+    });
+}
+
+/// The same race through a pin: a pinned version's block must stay immutable until unpinned,
+/// even when the version is retired and its free race with the pin is lost by the writer.
+#[test]
+#[cfg_attr(ccs_mutant = "free_while_pinned", should_panic)]
+fn torn_read_pinned() {
+    model(|| {
+        let f = Fixture::new(2);
+        let w = f.agent("w", 1);
+        let r = f.agent("r", 2);
+        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+
+        let fw = f.clone();
+        let writer = thread::spawn(move || {
+            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
+            assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
+        });
+        let (info, pin) = f.dir.read_pinned(r, f.line).unwrap();
+        assert_eq!(info.version, pin.version);
+        let mut buf = Vec::new();
+        f.heap
+            .words()
+            .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
+            .unwrap();
+        assert_whole(&buf, pin.version);
+        f.dir.release_pin(pin).unwrap();
+        writer.join().unwrap();
+        assert_eq!(f.read(r).unwrap().version, 3);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. No stale HIT after `put` returns (the I→S race of DESIGN.md).
+
+/// A reader's MISS (read v1, set its valid bit) races a writer's `put` of v2 (take, clear the
+/// masks, publish). Once both are done, a set valid bit must mean "holds the current version".
+#[test]
+#[cfg_attr(ccs_mutant = "no_recheck", should_panic)]
+fn no_stale_hit() {
+    model(|| {
+        let f = Fixture::new(2);
+        let w = f.agent("w", 1);
+        let r = f.agent("r", 2);
+        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+
+        let fw = f.clone();
+        let writer = thread::spawn(move || {
+            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
+        });
+        let first = f.read(r).unwrap();
+        assert!(!first.hit, "first read of r cannot be a HIT");
+        writer.join().unwrap();
+
+        // No writer is active: valid ⇒ held == current.
+        let check = f.dir.check(r, f.line).unwrap();
+        assert_eq!(check.current, 2);
+        assert!(
+            !check.valid || check.held == check.current,
+            "stale S: valid bit set on v{} while v{} is current (first read {first:?})",
+            check.held,
+            check.current
+        );
+        let next = f.read(r).unwrap();
+        assert_eq!(
+            next.version, 2,
+            "read after put returned is not the new version"
+        );
+        assert!(!next.hit || first.version == 2);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Single writer.
+
+/// Two agents `acquire` the same line at once; a loom counter incremented inside the hold
+/// proves at most one is inside at any time. The loser is refused with `Held`.
+#[test]
+#[cfg_attr(ccs_mutant = "unlocked_take", should_panic)]
+fn single_writer() {
+    model(|| {
+        let f = Fixture::new(2);
+        let a = f.agent("a", 1);
+        let b = f.agent("b", 2);
+        let inside = Arc::new(AtomicUsize::new(0));
+
+        let contend = |f: Arc<Fixture>, me: AgentId, tag: u8, inside: Arc<AtomicUsize>| {
+            move || match f.dir.acquire(me, f.line, 1000) {
+                Ok(hold) => {
+                    let others = inside.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(others, 0, "two agents hold the line at once");
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    f.dir.commit(hold, &payload(tag)).unwrap();
+                    true
+                }
+                Err(ProtocolError::Held { .. }) => false,
+                Err(e) => panic!("acquire failed: {e}"),
+            }
+        };
+        let ta = thread::spawn(contend(f.clone(), a, 1, inside.clone()));
+        let won_b = contend(f.clone(), b, 1, inside.clone())();
+        let won_a = ta.join().unwrap();
+        let wins = u32::from(won_a) + u32::from(won_b);
+        assert!(wins >= 1, "nobody acquired a free line");
+        assert_eq!(f.version(), wins);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Monotonic versions.
+
+/// Two blind writers race while a reader reads twice: the writes get versions 1 and 2 (each
+/// adds exactly 1), and the reader's versions never decrease.
+#[test]
+#[cfg_attr(ccs_mutant = "check_before_take", should_panic)]
+fn monotonic_versions() {
+    model(|| {
+        let f = Fixture::new(3);
+        let a = f.agent("a", 1);
+        let b = f.agent("b", 2);
+        let r = f.agent("r", 3);
+
+        let fa = f.clone();
+        let ta = thread::spawn(move || {
+            // Blind writes carry their own tag; the reader checks bytes by version, so tag = 0
+            // would not do: use the version each write gets instead (checked below).
+            fa.dir
+                .put(a, fa.line, &payload(0), Condition::Blind)
+                .unwrap()
+        });
+        let fb = f.clone();
+        let tb = thread::spawn(move || {
+            fb.dir
+                .put(b, fb.line, &payload(0), Condition::Blind)
+                .unwrap()
+        });
+        let read_version = |f: &Fixture| {
+            let mut buf = Vec::new();
+            match f.dir.read(r, f.line, &mut buf) {
+                Ok(info) => {
+                    assert_eq!(buf, payload(0));
+                    info.version
+                }
+                Err(ProtocolError::NotFound) => 0,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        };
+        let first = read_version(&f);
+        let second = read_version(&f);
+        assert!(
+            first <= second,
+            "version went back from {first} to {second}"
+        );
+        let mut got = [ta.join().unwrap(), tb.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2], "two writes must give versions 1 and 2");
+        assert_eq!(f.version(), 2);
+        assert!(second <= 2);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. No lost update.
+
+/// Two agents that both read v1 write conditionally on that view at once: exactly one wins
+/// (v2); the other is refused with a conflict naming v2.
+#[test]
+#[cfg_attr(ccs_mutant = "check_before_take", should_panic)]
+fn one_winner() {
+    model(|| {
+        let f = Fixture::new(2);
+        let a = f.agent("a", 1);
+        let b = f.agent("b", 2);
+        assert_eq!(f.put(a, 1, Condition::Blind), Ok(1)); // a's view: 1
+        assert_eq!(f.read(b).unwrap().version, 1); // b's view: 1
+
+        let fa = f.clone();
+        let ta = thread::spawn(move || fa.put(a, 2, Condition::View));
+        let rb = f.put(b, 2, Condition::View);
+        let ra = ta.join().unwrap();
+        let conflict = Err(ProtocolError::Conflict {
+            current: 2,
+            yours: 1,
+        });
+        assert!(
+            (ra == Ok(2) && rb == conflict) || (rb == Ok(2) && ra == conflict),
+            "racing conditional writes: a {ra:?}, b {rb:?}"
+        );
+        assert_eq!(f.version(), 2);
+        assert_eq!(f.read(a).unwrap().version, 2);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Nothing lost on a crash.
+
+/// A writer dies at `stop` (its process is then reported dead) while a reader reads and a
+/// third agent writes: the reader sees v1 or the survivor's v2, never the dead writer's bytes,
+/// and the survivor's write reclaims the line and gets exactly v2.
+fn crash_at(stop: StopAt) {
+    model(move || {
+        let f = Fixture::new(3);
+        let w = f.agent("w", 1);
+        let d = f.agent("d", 2);
+        let r = f.agent("r", 3);
+        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+        assert_eq!(f.read(d).unwrap().version, 1);
+
+        let fd = f.clone();
+        let dying = thread::spawn(move || {
+            let stopped = fd
+                .dir
+                .write_stopping(d, fd.line, Some(&payload(9)), Condition::View, stop)
+                .unwrap();
+            assert_eq!(stopped, None, "the write was to stop at {stop:?}");
+            fd.dir.env().set_alive(d.slot, false); // the kernel notices the exit
+        });
+        let fw = f.clone();
+        let survivor = thread::spawn(move || fw.put(w, 2, Condition::View));
+        let seen = f.read(r).unwrap(); // asserts whole bytes: version 1 or 2, never tag 9
+        assert!(seen.version == 1 || seen.version == 2);
+        dying.join().unwrap();
+        assert_eq!(survivor.join().unwrap(), Ok(2));
+        assert_eq!(f.version(), 2);
+        assert_eq!(f.read(r).unwrap().version, 2);
+        // And it stays writable.
+        assert_eq!(f.put(r, 3, Condition::View), Ok(3));
+    });
+}
+
+/// Dies holding the line, before writing anything.
+#[test]
+#[cfg_attr(ccs_mutant = "ignore_dead_holder", should_panic)]
+fn crash_after_taken() {
+    crash_at(StopAt::Taken);
+}
+
+/// Dies with its new slot filled but unpublished.
+#[test]
+#[cfg_attr(ccs_mutant = "retire_before_publish", should_panic)]
+fn crash_after_filled() {
+    crash_at(StopAt::Filled);
+}
+
+/// Dies after clearing every valid bit, just before publishing.
+#[test]
+#[cfg_attr(ccs_mutant = "retire_before_publish", should_panic)]
+fn crash_after_invalidated() {
+    crash_at(StopAt::Invalidated);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Fencing.
+
+const TAG_A: u8 = 0xa;
+const TAG_B: u8 = 0xb;
+
+/// Read without asserting tag = version: returns (version, tag) or `None` if never written.
+fn read_tagged(f: &Fixture, agent: AgentId) -> Option<(u32, u8)> {
+    let mut buf = Vec::new();
+    match f.dir.read(agent, f.line, &mut buf) {
+        Ok(info) => {
+            assert_eq!(buf.len(), LEN);
+            assert!(buf.iter().all(|&b| b == buf[0]), "torn read {buf:?}");
+            Some((info.version, buf[0]))
+        }
+        Err(ProtocolError::NotFound) => None,
+        Err(e) => panic!("read failed: {e}"),
+    }
+}
+
+/// A holds the line past its lease; its `commit` races B's reclaiming `acquire` and commit.
+/// Either A commits first (then B gets v2), or A is fenced and B's v1 is all there is.
+#[test]
+#[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
+fn fenced_commit_races_reclaim() {
+    model(|| {
+        let f = Fixture::new(2);
+        let a = f.agent("a", 1);
+        let b = f.agent("b", 2);
+        let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
+        f.dir.env().advance_ms(20); // A's lease is over
+
+        let fa = f.clone();
+        let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
+        let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
+        let rb = f.dir.commit(hold_b, &payload(TAG_B));
+        let ra = ta.join().unwrap();
+        let last = match (&ra, &rb) {
+            (Ok(1), Ok(2)) => 2,
+            (Err(ProtocolError::Fenced), Ok(1)) => 1,
+            other => panic!("fencing broken: a, b = {other:?}"),
+        };
+        assert_eq!(f.version(), last);
+        assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
+    });
+}
+
+/// B has reclaimed A's expired hold; A's late `commit` races B's commit and a reader: A is
+/// fenced, B gets v1, and A's bytes are never readable.
+#[test]
+#[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
+fn fenced_commit_after_reclaim() {
+    model(|| {
+        let f = Fixture::new(3);
+        let a = f.agent("a", 1);
+        let b = f.agent("b", 2);
+        let r = f.agent("r", 3);
+        let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
+        f.dir.env().advance_ms(20);
+        let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims A's expired hold
+
+        let fa = f.clone();
+        let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
+        let fb = f.clone();
+        let tb = thread::spawn(move || fb.dir.commit(hold_b, &payload(TAG_B)));
+        let seen = read_tagged(&f, r);
+        assert!(
+            matches!(seen, None | Some((1, TAG_B))),
+            "reader saw {seen:?}"
+        );
+        assert_eq!(ta.join().unwrap(), Err(ProtocolError::Fenced));
+        assert_eq!(tb.join().unwrap(), Ok(1));
+        assert_eq!(read_tagged(&f, r), Some((1, TAG_B)));
+    });
+}
