@@ -53,7 +53,7 @@ impl Env for OsEnv {
     fn wake(&self, word: &AtomicU32) {
         // A failed wake can only mean a bad address, which cannot happen for a mapped word;
         // the waiters' timeouts bound the damage if it ever did.
-        let _ = ccs_os::futex_wake(word, u32::MAX);
+        let _ = ccs_os::futex_wake(word.as_std(), u32::MAX);
     }
 
     fn wait(
@@ -63,7 +63,7 @@ impl Env for OsEnv {
         timeout_ms: Option<u64>,
     ) -> ccs_protocol::Result<()> {
         let timeout = timeout_ms.map(std::time::Duration::from_millis);
-        ccs_os::futex_wait(word, expected, timeout)
+        ccs_os::futex_wait(word.as_std(), expected, timeout)
             .map(|_| ())
             .map_err(os)
     }

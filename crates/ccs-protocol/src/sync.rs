@@ -1,16 +1,95 @@
 //! The one place atomics come from.
 //!
 //! Under `cfg(loom)` every atomic, fence and spin hint is loom's, so the model checker sees every
-//! access the protocol makes; otherwise they are `std`'s. Nothing else in the crate names
-//! `std::sync::atomic` (clippy's `disallowed-types` enforces it), after tokio's `src/loom/` and
-//! crossbeam-utils' private `cfg(crossbeam_loom)` re-exports.
+//! access the protocol makes; otherwise they are thin `repr(transparent)` wrappers over `std`'s
+//! (after tokio's `src/loom/` and crossbeam-utils' `cfg(crossbeam_loom)` re-exports). The
+//! wrappers exist so that `clippy.toml`'s `disallowed-types` can forbid the std atomics
+//! everywhere else in the workspace, as iceoryx2 does: an atomic that bypasses this module is
+//! a lint error, not a silent hole in the loom models.
+
+#![allow(clippy::disallowed_types)] // the one module allowed to name std's atomics
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(not(loom))]
-#[allow(clippy::disallowed_types)]
-pub use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+pub use std::sync::atomic::{Ordering, fence};
+
+#[cfg(not(loom))]
+macro_rules! atomic_wrapper {
+    ($name:ident, $std:ty, $int:ty) => {
+        /// A `std` atomic behind the loom switch (same layout, same operations).
+        #[repr(transparent)]
+        #[derive(Debug, Default)]
+        pub struct $name($std);
+
+        #[allow(missing_docs)]
+        impl $name {
+            #[inline]
+            pub const fn new(value: $int) -> Self {
+                Self(<$std>::new(value))
+            }
+            #[inline]
+            pub fn load(&self, order: Ordering) -> $int {
+                self.0.load(order)
+            }
+            #[inline]
+            pub fn store(&self, value: $int, order: Ordering) {
+                self.0.store(value, order)
+            }
+            #[inline]
+            pub fn swap(&self, value: $int, order: Ordering) -> $int {
+                self.0.swap(value, order)
+            }
+            #[inline]
+            pub fn compare_exchange(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange(current, new, success, failure)
+            }
+            #[inline]
+            pub fn compare_exchange_weak(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange_weak(current, new, success, failure)
+            }
+            #[inline]
+            pub fn fetch_add(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_add(value, order)
+            }
+            #[inline]
+            pub fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_sub(value, order)
+            }
+            #[inline]
+            pub fn fetch_or(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_or(value, order)
+            }
+            #[inline]
+            pub fn fetch_and(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_and(value, order)
+            }
+            /// The underlying std atomic, for system calls that take one (futex).
+            #[inline]
+            pub fn as_std(&self) -> &$std {
+                &self.0
+            }
+        }
+    };
+}
+
+#[cfg(not(loom))]
+atomic_wrapper!(AtomicU64, std::sync::atomic::AtomicU64, u64);
+#[cfg(not(loom))]
+atomic_wrapper!(AtomicU32, std::sync::atomic::AtomicU32, u32);
 
 /// Tell the processor (or loom) that this thread is busy-waiting on another.
 #[inline]
