@@ -1,0 +1,330 @@
+//! Rendering a [`Status`] snapshot: the human table and the stable JSON (schema 1).
+//!
+//! The JSON schema, also shown by `ccs status --help`:
+//!
+//! ```text
+#![doc = include_str!("status_schema.txt")]
+//! ```
+
+use agent_coherence::{AgentStatus, ArtifactStatus, Config, Status};
+use serde::Serialize;
+
+use crate::size::format_size;
+
+/// The JSON schema of `ccs status --json`, as shown in its `--help`.
+pub const JSON_SCHEMA_HELP: &str = include_str!("status_schema.txt");
+
+/// The value of the `"schema"` field.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `ccs status --json` output; see the module docs for the schema.
+#[derive(Debug, Serialize)]
+pub struct JsonStatus<'a> {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The segment as named.
+    pub segment: &'a str,
+    /// Its sizes.
+    pub config: JsonConfig,
+    /// Registered agents.
+    pub agents: Vec<JsonAgent<'a>>,
+    /// Artifacts, sorted by key.
+    pub artifacts: Vec<JsonArtifact<'a>>,
+}
+
+/// The segment's sizes in the JSON output.
+#[derive(Debug, Serialize)]
+pub struct JsonConfig {
+    /// Most agents that can ever register.
+    pub max_agents: u32,
+    /// Most distinct keys.
+    pub max_artifacts: u32,
+    /// Bytes of payload storage.
+    pub arena_bytes: u64,
+    /// Largest single payload.
+    pub max_payload: u64,
+    /// Lease of a put's transient hold.
+    pub write_lease_ms: u64,
+}
+
+/// One agent in the JSON output.
+#[derive(Debug, Serialize)]
+pub struct JsonAgent<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Pid of the attached process (`null`: detached).
+    pub pid: Option<u32>,
+    /// A live process holds its kernel lock.
+    pub alive: bool,
+    /// `alive`, `dead` or `detached`.
+    pub liveness: &'static str,
+    /// Attach generation.
+    pub generation: u64,
+}
+
+/// One artifact in the JSON output.
+#[derive(Debug, Serialize)]
+pub struct JsonArtifact<'a> {
+    /// Its key.
+    pub key: &'a str,
+    /// Current version.
+    pub version: u64,
+    /// Bytes of the current version.
+    pub size: u64,
+    /// Who wrote the current version.
+    pub writer: Option<&'a str>,
+    /// The current version is a deletion.
+    pub deleted: bool,
+    /// Who holds its single-writer right now.
+    pub holder: Option<&'a str>,
+    /// Every agent's state on it, in agent order.
+    pub states: Vec<JsonState<'a>>,
+}
+
+/// One agent's state on one artifact in the JSON output.
+#[derive(Debug, Serialize)]
+pub struct JsonState<'a> {
+    /// The agent's name.
+    pub agent: &'a str,
+    /// `M`, `E`, `S` or `I`.
+    pub state: String,
+    /// The version it last read or wrote (`null`: never).
+    pub held: Option<u64>,
+}
+
+/// An agent's liveness in one word: `alive`, `dead` (a pid is recorded but its process no
+/// longer holds the lock) or `detached`.
+pub fn liveness(agent: &AgentStatus) -> &'static str {
+    match (agent.alive, agent.pid) {
+        (true, _) => "alive",
+        (false, Some(_)) => "dead",
+        (false, None) => "detached",
+    }
+}
+
+fn json_config(config: &Config) -> JsonConfig {
+    JsonConfig {
+        max_agents: config.max_agents,
+        max_artifacts: config.max_artifacts,
+        arena_bytes: config.arena_bytes,
+        max_payload: config.max_payload,
+        write_lease_ms: config.write_lease_ms,
+    }
+}
+
+fn json_artifact(artifact: &ArtifactStatus) -> JsonArtifact<'_> {
+    JsonArtifact {
+        key: &artifact.key,
+        version: artifact.version,
+        size: artifact.size,
+        writer: artifact.writer.as_deref(),
+        deleted: artifact.deleted,
+        holder: artifact.holder.as_deref(),
+        states: artifact
+            .states
+            .iter()
+            .map(|s| JsonState {
+                agent: &s.agent,
+                state: s.state.letter().to_string(),
+                held: s.held,
+            })
+            .collect(),
+    }
+}
+
+/// The JSON view of `status` for the segment named `segment`.
+pub fn to_json<'a>(segment: &'a str, status: &'a Status) -> JsonStatus<'a> {
+    JsonStatus {
+        schema: SCHEMA_VERSION,
+        segment,
+        config: json_config(&status.config),
+        agents: status
+            .agents
+            .iter()
+            .map(|a| JsonAgent {
+                name: &a.name,
+                pid: a.pid,
+                alive: a.alive,
+                liveness: liveness(a),
+                generation: a.generation,
+            })
+            .collect(),
+        artifacts: status.artifacts.iter().map(json_artifact).collect(),
+    }
+}
+
+/// Lay out rows of cells as left-aligned columns two spaces apart, without trailing spaces.
+fn columns(rows: &[Vec<String>]) -> String {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..width)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+/// The human table: a summary line, one row per artifact (KEY, VER, SIZE, WRITER, HOLDER, then
+/// one column per agent such as `S v3`, `I v2`, `I -`), then the agents.
+pub fn to_table(segment: &str, status: &Status) -> String {
+    let config = &status.config;
+    let mut out = format!(
+        "segment {segment}: {}/{} agents, {}/{} artifacts, arena {}, max payload {}\n\n",
+        status.agents.len(),
+        config.max_agents,
+        status.artifacts.len(),
+        config.max_artifacts,
+        format_size(config.arena_bytes),
+        format_size(config.max_payload),
+    );
+    if status.artifacts.is_empty() {
+        out.push_str("no artifacts\n");
+    } else {
+        let mut header: Vec<String> = ["KEY", "VER", "SIZE", "WRITER", "HOLDER"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        header.extend(status.agents.iter().map(|a| a.name.clone()));
+        let mut rows = vec![header];
+        for artifact in &status.artifacts {
+            let size = if artifact.deleted {
+                "deleted".to_owned()
+            } else {
+                artifact.size.to_string()
+            };
+            let mut row = vec![
+                artifact.key.clone(),
+                artifact.version.to_string(),
+                size,
+                or_dash(artifact.writer.as_deref()),
+                or_dash(artifact.holder.as_deref()),
+            ];
+            row.extend(artifact.states.iter().map(|s| match s.held {
+                Some(v) => format!("{} v{v}", s.state.letter()),
+                None => format!("{} -", s.state.letter()),
+            }));
+            rows.push(row);
+        }
+        out.push_str(&columns(&rows));
+    }
+    out.push('\n');
+    if status.agents.is_empty() {
+        out.push_str("no agents\n");
+    } else {
+        let mut rows = vec![
+            ["AGENT", "PID", "LIVENESS", "GENERATION"]
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect::<Vec<_>>(),
+        ];
+        for agent in &status.agents {
+            rows.push(vec![
+                agent.name.clone(),
+                agent.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                liveness(agent).to_owned(),
+                agent.generation.to_string(),
+            ]);
+        }
+        out.push_str(&columns(&rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_coherence::{AgentState, Mesi};
+
+    fn sample() -> Status {
+        Status {
+            config: Config {
+                max_agents: 8,
+                max_artifacts: 64,
+                arena_bytes: 1 << 20,
+                max_payload: 64 << 10,
+                ..Config::default()
+            },
+            agents: vec![
+                AgentStatus {
+                    name: "planner".into(),
+                    pid: None,
+                    alive: false,
+                    generation: 2,
+                },
+                AgentStatus {
+                    name: "executor".into(),
+                    pid: Some(42),
+                    alive: false,
+                    generation: 1,
+                },
+            ],
+            artifacts: vec![ArtifactStatus {
+                key: "plan".into(),
+                version: 2,
+                size: 5,
+                writer: Some("planner".into()),
+                deleted: false,
+                holder: None,
+                states: vec![
+                    AgentState {
+                        agent: "planner".into(),
+                        state: Mesi::Shared,
+                        held: Some(2),
+                    },
+                    AgentState {
+                        agent: "executor".into(),
+                        state: Mesi::Invalid,
+                        held: Some(1),
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn table_has_one_row_per_artifact_and_agent_columns() {
+        let table = to_table("seg", &sample());
+        assert!(table.starts_with(
+            "segment seg: 2/8 agents, 1/64 artifacts, arena 1 MiB, max payload 64 KiB\n"
+        ));
+        assert!(table.contains("KEY   VER  SIZE  WRITER   HOLDER  planner  executor\n"));
+        assert!(table.contains("plan  2    5     planner  -       S v2     I v1\n"));
+        assert!(table.contains("planner   -    detached  2\n"));
+        assert!(table.contains("executor  42   dead      1\n"));
+    }
+
+    #[test]
+    fn json_has_schema_and_letters() -> Result<(), serde_json::Error> {
+        let status = sample();
+        let value = serde_json::to_value(to_json("seg", &status))?;
+        assert_eq!(value["schema"], 1);
+        assert_eq!(value["config"]["max_payload"], 65536);
+        assert_eq!(value["agents"][1]["liveness"], "dead");
+        assert_eq!(value["artifacts"][0]["states"][1]["state"], "I");
+        assert_eq!(value["artifacts"][0]["states"][1]["held"], 1);
+        assert!(value["artifacts"][0]["holder"].is_null());
+        Ok(())
+    }
+}
