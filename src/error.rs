@@ -56,10 +56,16 @@ pub enum Error {
         /// The pid recorded for it.
         pid: u32,
     },
+    /// A segment name or path that cannot name a segment.
+    #[error("`{location}` cannot name a segment: {reason}")]
+    BadLocation {
+        /// What was given.
+        location: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The segment does not exist.
-    #[error(
-        "segment `{location}` does not exist; create it with `ccs init {location}` or Segment::create"
-    )]
+    #[error("segment `{location}` does not exist; create it first (`ccs init {location}`)")]
     SegmentNotFound {
         /// Where it was looked for.
         location: String,

@@ -77,6 +77,16 @@ fn os_error(error: OsError) -> Error {
     }
 }
 
+fn parse_location(location: &str) -> Result<Location> {
+    Location::parse(location).map_err(|error| match error {
+        OsError::Invalid { reason, .. } => Error::BadLocation {
+            location: location.to_owned(),
+            reason,
+        },
+        other => Error::Os(other),
+    })
+}
+
 fn words_of(mapping: &Mapping) -> Words {
     // SAFETY: the mapping is page-aligned, `len` bytes long, and lives in `Shared` beside the
     // directory that uses these words, dropped after it; every process touches it only through
@@ -93,7 +103,7 @@ impl Segment {
 
     /// [`Segment::create`] with an explicit file mode (e.g. 0o660 to share with a group).
     pub fn create_with_mode(location: &str, config: Config, mode: u32) -> Result<Segment> {
-        let loc = Location::parse(location)?;
+        let loc = parse_location(location)?;
         let geometry = Geometry::new(config).map_err(|e| Error::general(e, location))?;
         let mapping = Mapping::create(&loc, geometry.total_bytes, mode).map_err(os_error)?;
         let built = OsEnv::new(&loc).map_err(Error::Os).and_then(|env| {
@@ -112,7 +122,7 @@ impl Segment {
 
     /// Open an existing segment, validating its header and sizes.
     pub fn open(location: &str) -> Result<Segment> {
-        let loc = Location::parse(location)?;
+        let loc = parse_location(location)?;
         let started = Instant::now();
         loop {
             let mapping = Mapping::open(&loc).map_err(os_error)?;
@@ -138,7 +148,7 @@ impl Segment {
 
     /// Remove the segment's name. Processes that have it open keep using it until they drop it.
     pub fn destroy(location: &str) -> Result<()> {
-        ccs_os::destroy(&Location::parse(location)?).map_err(os_error)
+        ccs_os::destroy(&parse_location(location)?).map_err(os_error)
     }
 
     fn assemble(dir: Directory<OsEnv>, location: Location, mapping: Mapping) -> Segment {

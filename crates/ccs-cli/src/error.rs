@@ -87,6 +87,7 @@ pub fn exit_code(error: &Error) -> u8 {
         Error::BadKey { .. }
         | Error::BadName { .. }
         | Error::PayloadTooLarge { .. }
+        | Error::BadLocation { .. }
         | Error::InvalidConfig(_) => EXIT_USAGE,
         e if e.is_contention() => EXIT_CONFLICT,
         _ => EXIT_FAILURE,
