@@ -340,7 +340,7 @@ impl Agent {
     }
 
     /// Block until the artifact's version exceeds `since`, or `timeout` passes (`None`:
-    /// forever). Returns the new version, or `None` on timeout. Sleeps in the kernel (futex)
+    /// forever). [`Error::NotFound`] if the key was never written. Returns the new version, or `None` on timeout. Sleeps in the kernel (futex)
     /// across processes; writers make the wake-up call only when someone waits.
     pub fn wait_changed(
         &self,
@@ -348,7 +348,7 @@ impl Agent {
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
-        let line = self.line_for_write(&artifact)?;
+        let line = self.existing_line(&artifact)?;
         let since = u32::try_from(since).unwrap_or(u32::MAX);
         let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         match self

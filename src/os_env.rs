@@ -69,13 +69,24 @@ impl Env for OsEnv {
     }
 
     fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> ccs_protocol::Result<R> {
+        // A panic in `f` poisons nothing that matters: the guard releases the kernel lock.
         let file = self
             .structure
             .lock()
-            .map_err(|_| ProtocolError::Os("structure lock poisoned".into()))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.lock(STRUCTURE_LOCK).map_err(os)?;
-        let result = f();
-        file.unlock(STRUCTURE_LOCK).map_err(os)?;
-        Ok(result)
+        let _unlock = Unlock(&file);
+        Ok(f())
+    }
+}
+
+/// Releases the structure lock when dropped, also while unwinding.
+struct Unlock<'a>(&'a LockFile);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        // Unlocking a lock this description holds fails only on a bad descriptor; the kernel
+        // drops the lock with the description in any case.
+        let _ = self.0.unlock(STRUCTURE_LOCK);
     }
 }

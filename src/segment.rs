@@ -125,7 +125,15 @@ impl Segment {
         let loc = parse_location(location)?;
         let started = Instant::now();
         loop {
-            let mapping = Mapping::open(&loc).map_err(os_error)?;
+            let mapping = match Mapping::open(&loc) {
+                Ok(mapping) => mapping,
+                // Created but not yet sized: its creator is between `O_EXCL` and `ftruncate`.
+                Err(OsError::Empty { .. }) if started.elapsed() < INIT_WAIT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(error) => return Err(os_error(error)),
+            };
             let env = OsEnv::new(&loc)?;
             match Directory::open(words_of(&mapping), mapping.len() as u64, env) {
                 Ok(dir) => return Ok(Segment::assemble(dir, loc, mapping)),

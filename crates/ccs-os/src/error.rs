@@ -46,6 +46,14 @@ pub enum OsError {
         /// What is wrong and what to do about it.
         reason: String,
     },
+    /// The segment exists but has no bytes yet: its creator has not sized it (or never will).
+    #[error(
+        "segment `{location}` is empty (0 bytes): it is being created, or its creator died before sizing it; destroy it and create it again"
+    )]
+    Empty {
+        /// The segment as the user gave it.
+        location: String,
+    },
     /// Any other failure of a system call.
     #[error("{op} failed on `{location}`: {source}")]
     Io {

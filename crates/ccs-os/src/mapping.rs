@@ -118,7 +118,7 @@ impl Mapping {
     ///
     /// # Errors
     ///
-    /// [`OsError::NotFound`] if it does not exist; [`OsError::Invalid`] if it is empty, not a
+    /// [`OsError::NotFound`] if it does not exist; [`OsError::Empty`] if it has no bytes yet; [`OsError::Invalid`] if it is not a
     /// regular file, or too large for this address space; [`OsError::PermissionDenied`] or
     /// [`OsError::Io`] if the kernel refuses.
     pub fn open(loc: &Location) -> Result<Mapping, OsError> {
@@ -135,10 +135,7 @@ impl Mapping {
         }
         let size = meta.len();
         if size == 0 {
-            return Err(OsError::invalid(
-                name,
-                "the segment is empty (0 bytes): it was created but never sized, or was truncated; destroy it and create it again",
-            ));
+            return Err(OsError::Empty { location: name });
         }
         let len = usize::try_from(size).map_err(|_| {
             OsError::invalid(
@@ -308,7 +305,7 @@ mod tests {
         let seg = Segment::new(unique_path("empty"));
         std::fs::File::create(seg.fs_path()).unwrap_or_else(|e| panic!("{e}"));
         let err = Mapping::open(&seg.loc).err();
-        assert!(matches!(err, Some(OsError::Invalid { .. })), "{err:?}");
+        assert!(matches!(err, Some(OsError::Empty { .. })), "{err:?}");
     }
 
     #[test]
