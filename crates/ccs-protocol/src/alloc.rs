@@ -205,12 +205,15 @@ impl<E: Env> Directory<E> {
             }
         }
         let desc = self.alloc_desc()?;
+        // Seqlock write side for the descriptor's own fields: a reader that sees any field
+        // stored below also sees, after its Acquire fence, that the descriptor's previous owner
+        // tag was cleared (cleared in `release_desc` before the Release push that `alloc_desc`
+        // popped). Pairs with the Acquire fence in `copy_validated`.
+        fence(Ordering::Release);
         let ctl = self.desc_at(desc, D_CTL)?;
         ctl.store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
         self.desc_at(desc, D_BLOCK)?
             .store(NO_BLOCK, Ordering::Relaxed);
-        self.desc_at(desc, D_OWNER)?
-            .store(owner(line, version), Ordering::Relaxed);
         let block = match payload {
             Some(bytes) => {
                 let class = class_for(bytes.len() as u64);
@@ -241,6 +244,13 @@ impl<E: Env> Directory<E> {
             if payload.is_none() { FLAG_DELETED } else { 0 },
             Ordering::Relaxed,
         );
+        // The owner tag goes on last, once every field and byte is in place: it is the seqlock
+        // sequence, so while the descriptor fills it reads 0 (left so by `release_desc`) and a
+        // reader holding a stale head discards the descriptor instead of copying a half-written
+        // version of its own line. Pairs with the Acquire loads of the owner in
+        // `copy_validated`, `current` and `pin`.
+        self.desc_at(desc, D_OWNER)?
+            .store(owner(line, version), Ordering::Release);
         // Pairs with the Acquire compare-exchange in `pin`: a pinner sees the owner tag.
         ctl.store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
         Ok(desc)
@@ -275,6 +285,7 @@ impl<E: Env> Directory<E> {
             .is_ok();
         #[cfg(ccs_mutant = "free_while_pinned")]
         let won = {
+            let _ = retired;
             ctl.store(0, Ordering::Release);
             true
         };
@@ -290,6 +301,11 @@ impl<E: Env> Directory<E> {
         // The owner tag goes before the block is reusable: the seqlock readers' proof (see
         // `new_slot`) needs it cleared before the Release push below.
         self.desc_at(desc, D_OWNER)?.store(0, Ordering::Relaxed);
+        // Seqlock write side: a reader that sees the cleared block field, or the free-list link
+        // written into the block's first word below, also sees the owner tag cleared after its
+        // Acquire fence, and discards its copy. Pairs with the Acquire fence in
+        // `copy_validated`.
+        fence(Ordering::Release);
         let block = self
             .desc_at(desc, D_BLOCK)?
             .swap(NO_BLOCK, Ordering::Relaxed);

@@ -137,7 +137,17 @@ impl<E: Env> Directory<E> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let raw = head_word.load(Ordering::Acquire);
+            let raw = if attempt == 1 {
+                // Pairs with the publishing compare-exchange in `write.rs`.
+                head_word.load(Ordering::Acquire)
+            } else {
+                // A retry: the head seen last time was superseded. A read-modify-write reads the
+                // newest head in its modification order (a plain load may return the same stale
+                // head again, without bound, and loom explores exactly that), so every retry
+                // follows a write that really completed. Pairs with the publishing
+                // compare-exchange in `write.rs`.
+                head_word.fetch_add(0, Ordering::Acquire)
+            };
             let head = Head::unpack(raw);
             let (version, pin) = match self.take(line, head, &mut take)? {
                 Taken::Got { version, pin } => (version, pin),
@@ -317,9 +327,14 @@ impl<E: Env> Directory<E> {
     pub(crate) fn current(&self, line: u32) -> Result<Current> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
-        for _ in 0..64 {
-            // Pairs with the publishing compare-exchange in `write.rs`.
-            let head = Head::unpack(head_word.load(Ordering::Acquire));
+        for attempt in 0..64 {
+            // Pairs with the publishing compare-exchange in `write.rs`. A retry reads the newest
+            // head with a read-modify-write (see `read_with`).
+            let head = Head::unpack(if attempt == 0 {
+                head_word.load(Ordering::Acquire)
+            } else {
+                head_word.fetch_add(0, Ordering::Acquire)
+            });
             let Some(desc) = head.desc_index() else {
                 return Ok(Current {
                     version: 0,
@@ -333,7 +348,10 @@ impl<E: Env> Directory<E> {
                     let flags = self
                         .desc_at(desc, crate::layout::D_FLAGS)?
                         .load(Ordering::Relaxed);
-                    if self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire) == owner_word {
+                    // Seqlock read: pairs with the Release fences in `new_slot` and
+                    // `release_desc` (a flag from a reuse shows as a changed owner tag).
+                    fence(Ordering::Acquire);
+                    if self.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed) == owner_word {
                         let deleted = flags & crate::alloc::FLAG_DELETED != 0;
                         return Ok(Current {
                             version,

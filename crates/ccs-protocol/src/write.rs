@@ -279,6 +279,7 @@ impl<E: Env> Directory<E> {
     }
 
     fn reclaimable(&self, line: u32, head: Head, holder: u32, seen_ms: u64) -> Result<Reclaim> {
+        #[cfg(not(ccs_mutant = "ignore_dead_holder"))]
         if !self.env.agent_alive(holder)? {
             return Ok(Reclaim::Now);
         }

@@ -111,7 +111,18 @@ where
         builder.preemption_bound = Some(2);
     }
     builder.max_branches = 100_000;
-    builder.check(f);
+    // Count the executions explored, so a run shows how much of the space it covered.
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom explored {} executions (preemption bound {:?})",
+        runs.load(std::sync::atomic::Ordering::Relaxed),
+        builder.preemption_bound
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,7 +153,9 @@ fn torn_read() {
 }
 
 /// The same race through a pin: a pinned version's block must stay immutable until unpinned,
-/// even when the version is retired and its free race with the pin is lost by the writer.
+/// even when the pin lands between the writer's retire and its attempt to free the version.
+/// The reader holds v1 first, so its pinned read may take the HIT path (no re-validation)
+/// and lend out v1 while the writer races on.
 #[test]
 #[cfg_attr(ccs_mutant = "free_while_pinned", should_panic)]
 fn torn_read_pinned() {
@@ -151,22 +164,29 @@ fn torn_read_pinned() {
         let w = f.agent("w", 1);
         let r = f.agent("r", 2);
         assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+        assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
 
         let fw = f.clone();
         let writer = thread::spawn(move || {
             assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
             assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
         });
-        let (info, pin) = f.dir.read_pinned(r, f.line).unwrap();
-        assert_eq!(info.version, pin.version);
-        let mut buf = Vec::new();
-        f.heap
-            .words()
-            .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
-            .unwrap();
-        assert_whole(&buf, pin.version);
-        f.dir.release_pin(pin).unwrap();
+        // The reader is a spawned thread too, so the scheduler may start either one without
+        // spending a preemption.
+        let fr = f.clone();
+        let reader = thread::spawn(move || {
+            let (info, pin) = fr.dir.read_pinned(r, fr.line).unwrap();
+            assert_eq!(info.version, pin.version);
+            let mut buf = Vec::new();
+            fr.heap
+                .words()
+                .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
+                .unwrap();
+            assert_whole(&buf, pin.version);
+            fr.dir.release_pin(pin).unwrap();
+        });
         writer.join().unwrap();
+        reader.join().unwrap();
         assert_eq!(f.read(r).unwrap().version, 3);
     });
 }
@@ -351,7 +371,8 @@ fn crash_at(stop: StopAt) {
         let dying = thread::spawn(move || {
             let stopped = fd
                 .dir
-                .write_stopping(d, fd.line, Some(&payload(9)), Condition::View, stop)
+                // Blind, so it reaches `stop` even when the survivor's write went first.
+                .write_stopping(d, fd.line, Some(&payload(9)), Condition::Blind, stop)
                 .unwrap();
             assert_eq!(stopped, None, "the write was to stop at {stop:?}");
             fd.dir.env().set_alive(d.slot, false); // the kernel notices the exit
