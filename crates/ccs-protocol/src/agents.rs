@@ -119,6 +119,9 @@ impl<E: Env> Directory<E> {
             let raw = head_word.load(Ordering::Acquire);
             let head = Head::unpack(raw);
             if head.holder_slot() == Some(agent.slot) {
+                // Free the slot the dead holder was filling first: while the line is still
+                // held, no new holder can overwrite that record.
+                self.discard_pending_of(line, head)?;
                 let freed = Head { holder: 0, ..head };
                 // A failed exchange means someone else reclaimed it first; either way it is free
                 // of the dead holder.

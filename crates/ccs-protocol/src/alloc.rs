@@ -186,54 +186,45 @@ impl<E: Env> Directory<E> {
         self.push_free(H_ARENA_FREE + class, granule, next)
     }
 
-    /// Fill a new, unpublished descriptor for `line` at `version` with `payload` (`None` for a
-    /// tombstone). Returns the descriptor, in state LIVE but reachable by no one until
-    /// published.
-    pub(crate) fn new_slot(
-        &self,
-        line: u32,
-        version: u32,
-        payload: Option<&[u8]>,
-        writer: u32,
-    ) -> Result<u32> {
-        if let Some(bytes) = payload {
-            if bytes.len() as u64 > self.geo.config.max_payload {
-                return Err(ProtocolError::PayloadTooLarge {
-                    len: bytes.len() as u64,
-                    max: self.geo.config.max_payload,
-                });
-            }
-        }
+    /// A fresh descriptor for a new version, in state FILLING with no block: reachable by no
+    /// reader until [`Directory::fill_slot`] tags it and a writer publishes it.
+    pub(crate) fn alloc_slot(&self) -> Result<u32> {
         let desc = self.alloc_desc()?;
         // Seqlock write side for the descriptor's own fields: a reader that sees any field
         // stored below also sees, after its Acquire fence, that the descriptor's previous owner
         // tag was cleared (cleared in `release_desc` before the Release push that `alloc_desc`
         // popped). Pairs with the Acquire fence in `copy_validated`.
         fence(Ordering::Release);
-        let ctl = self.desc_at(desc, D_CTL)?;
-        ctl.store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
+        self.desc_at(desc, D_CTL)?
+            .store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
         self.desc_at(desc, D_BLOCK)?
             .store(NO_BLOCK, Ordering::Relaxed);
-        let block = match payload {
-            Some(bytes) => {
-                let class = class_for(bytes.len() as u64);
-                let granule = match self.alloc_block(class) {
-                    Ok(granule) => granule,
-                    Err(e) => {
-                        self.release_desc(desc)?;
-                        return Err(e);
-                    }
-                };
-                // Seqlock write side: a reader that sees any byte stored below also sees, after
-                // its Acquire fence, that the block's previous owner tag was cleared (pairs with
-                // the Acquire fence in `copy_validated`).
-                fence(Ordering::Release);
-                self.words.copy_in(self.geo.granule_word(granule), bytes)?;
-                (granule << 8) | class as u64
-            }
-            None => NO_BLOCK,
-        };
-        self.desc_at(desc, D_BLOCK)?.store(block, Ordering::Relaxed);
+        Ok(desc)
+    }
+
+    /// Fill `desc` (from [`Directory::alloc_slot`]) for `line` at `version` with `payload`
+    /// (`None` for a tombstone) and make it LIVE. On error the descriptor keeps whatever block
+    /// it got, for [`Directory::release_desc`] to free.
+    pub(crate) fn fill_slot(
+        &self,
+        desc: u32,
+        line: u32,
+        version: u32,
+        payload: Option<&[u8]>,
+        writer: u32,
+    ) -> Result<()> {
+        if let Some(bytes) = payload {
+            let class = class_for(bytes.len() as u64);
+            let granule = self.alloc_block(class)?;
+            // Recorded at once, so freeing the descriptor frees the block whatever happens next.
+            self.desc_at(desc, D_BLOCK)?
+                .store((granule << 8) | class as u64, Ordering::Relaxed);
+            // Seqlock write side: a reader that sees any byte stored below also sees, after
+            // its Acquire fence, that the block's previous owner tag was cleared (pairs with
+            // the Acquire fence in `copy_validated`).
+            fence(Ordering::Release);
+            self.words.copy_in(self.geo.granule_word(granule), bytes)?;
+        }
         self.desc_at(desc, D_LEN)?
             .store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
         self.desc_at(desc, D_WRITER)?
@@ -252,15 +243,35 @@ impl<E: Env> Directory<E> {
         self.desc_at(desc, D_OWNER)?
             .store(owner(line, version), Ordering::Release);
         // Pairs with the Acquire compare-exchange in `pin`: a pinner sees the owner tag.
-        ctl.store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
-        Ok(desc)
+        self.desc_at(desc, D_CTL)?
+            .store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
+        Ok(())
     }
 
-    /// Free a descriptor that was never published (a refused or fenced write).
+    /// Free a descriptor that was never published (a fenced write, or a dead writer's). A
+    /// reader may hold a transient pin on it (it pins, then finds it unpublished and lets go):
+    /// the pins are kept and the last one frees it.
     pub(crate) fn discard_slot(&self, desc: u32) -> Result<()> {
-        self.desc_at(desc, D_CTL)?
-            .store(desc_state::RETIRED << desc_state::SHIFT, Ordering::Relaxed);
-        self.try_free(desc)
+        let ctl = self.desc_at(desc, D_CTL)?;
+        let mut current = ctl.load(Ordering::Relaxed);
+        loop {
+            let state = current >> desc_state::SHIFT;
+            if state != desc_state::FILLING && state != desc_state::LIVE {
+                return Err(ProtocolError::corrupt(format!(
+                    "unpublished slot descriptor {desc} is in state {state}"
+                )));
+            }
+            let discarded =
+                (desc_state::FILLING << desc_state::SHIFT) | (current & desc_state::PINS);
+            match ctl.compare_exchange_weak(current, discarded, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) if current & desc_state::PINS == 0 => {
+                    return self.try_free(desc, desc_state::FILLING);
+                }
+                Ok(_) => return Ok(()),
+                Err(seen) => current = seen,
+            }
+        }
     }
 
     /// Mark a superseded descriptor RETIRED; free it now if no one pins it.
@@ -270,22 +281,23 @@ impl<E: Env> Directory<E> {
             .desc_at(desc, D_CTL)?
             .fetch_or(retired, Ordering::AcqRel);
         if before & desc_state::PINS == 0 {
-            self.try_free(desc)?;
+            self.try_free(desc, desc_state::RETIRED)?;
         }
         Ok(())
     }
 
-    /// Free `desc` if it is RETIRED with no pins; only one caller can win.
-    fn try_free(&self, desc: u32) -> Result<()> {
-        let retired = desc_state::RETIRED << desc_state::SHIFT;
+    /// Free `desc` if it is in `state` (RETIRED, or FILLING for a discarded one) with no pins;
+    /// only one caller can win.
+    fn try_free(&self, desc: u32, state: u64) -> Result<()> {
+        let unpinned = state << desc_state::SHIFT;
         let ctl = self.desc_at(desc, D_CTL)?;
         #[cfg(not(ccs_mutant = "free_while_pinned"))]
         let won = ctl
-            .compare_exchange(retired, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(unpinned, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         #[cfg(ccs_mutant = "free_while_pinned")]
         let won = {
-            let _ = retired;
+            let _ = unpinned;
             ctl.store(0, Ordering::Release);
             true
         };
@@ -296,7 +308,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Return a descriptor (now FREE) and its block to the free lists.
-    fn release_desc(&self, desc: u32) -> Result<()> {
+    pub(crate) fn release_desc(&self, desc: u32) -> Result<()> {
         self.desc_at(desc, D_CTL)?.store(0, Ordering::Relaxed);
         // The owner tag goes before the block is reusable: the seqlock readers' proof (see
         // `new_slot`) needs it cleared before the Release push below.
@@ -362,6 +374,21 @@ impl<E: Env> Directory<E> {
         })
     }
 
+    /// Whether `desc`, just seen tagged for `line`, was ever published: the line's head points
+    /// at it, or it was superseded (only published descriptors are RETIRED). A slot that a
+    /// writer is still filling, or a fenced writer's, is neither: its version does not exist
+    /// yet (or ever), and a reader that reached it through a stale head must not return it.
+    pub(crate) fn was_published(&self, desc: u32, line: u32) -> Result<bool> {
+        // Pairs with the AcqRel `fetch_or` in `retire`.
+        if self.desc_at(desc, D_CTL)?.load(Ordering::Acquire) >> desc_state::SHIFT
+            == desc_state::RETIRED
+        {
+            return Ok(true);
+        }
+        // Pairs with the publishing compare-exchange in `write.rs`.
+        Ok(crate::packing::Head::unpack(self.head(line)?.load(Ordering::Acquire)).desc == desc + 1)
+    }
+
     /// Pin `desc` if it is published (LIVE or RETIRED) and belongs to `line`. On success the
     /// descriptor cannot be freed until [`Directory::unpin`].
     pub(crate) fn pin(&self, desc: u32, line: u32) -> Result<Option<SlotInfo>> {
@@ -390,22 +417,23 @@ impl<E: Env> Directory<E> {
             }
         }
         let owner_word = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
-        match crate::packing::unpack_owner(owner_word) {
-            Some((owner_line, _)) if owner_line == line => match self.slot_info(desc, owner_word) {
-                Ok(info) => Ok(Some(info)),
-                Err(e) => {
-                    self.unpin(desc)?;
-                    Err(e)
-                }
-            },
-            _ => {
+        let ours = matches!(crate::packing::unpack_owner(owner_word), Some((owner_line, _)) if owner_line == line);
+        #[cfg(not(ccs_mutant = "no_publish_check"))]
+        let ours = ours && self.was_published(desc, line)?;
+        if !ours {
+            self.unpin(desc)?;
+            return Ok(None);
+        }
+        match self.slot_info(desc, owner_word) {
+            Ok(info) => Ok(Some(info)),
+            Err(e) => {
                 self.unpin(desc)?;
-                Ok(None)
+                Err(e)
             }
         }
     }
 
-    /// Drop one pin; the last pin of a RETIRED descriptor frees it.
+    /// Drop one pin; the last pin of a RETIRED (or discarded) descriptor frees it.
     pub(crate) fn unpin(&self, desc: u32) -> Result<()> {
         let before = self.desc_at(desc, D_CTL)?.fetch_sub(1, Ordering::AcqRel);
         if before & desc_state::PINS == 0 {
@@ -413,8 +441,10 @@ impl<E: Env> Directory<E> {
                 "slot descriptor {desc} unpinned more than pinned"
             )));
         }
-        if before == (desc_state::RETIRED << desc_state::SHIFT) | 1 {
-            self.try_free(desc)?;
+        for state in [desc_state::RETIRED, desc_state::FILLING] {
+            if before == (state << desc_state::SHIFT) | 1 {
+                self.try_free(desc, state)?;
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 
 use crate::env::Env;
 use crate::error::Result;
-use crate::layout::{Config, Geometry, L_HEAD, L_LEASE, L_MASK};
+use crate::layout::{Config, Geometry, L_HEAD, L_LEASE, L_MASK, L_PENDING};
 use crate::sync::AtomicU64;
 use crate::words::Words;
 
@@ -57,6 +57,10 @@ impl<E: Env> Directory<E> {
 
     pub(crate) fn head(&self, line: u32) -> Result<&AtomicU64> {
         self.words.at(self.geo.line_word(line, L_HEAD))
+    }
+
+    pub(crate) fn pending(&self, line: u32) -> Result<&AtomicU64> {
+        self.words.at(self.geo.line_word(line, L_PENDING))
     }
 
     pub(crate) fn lease(&self, line: u32) -> Result<&AtomicU64> {

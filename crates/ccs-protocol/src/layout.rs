@@ -94,6 +94,9 @@ pub(crate) const L_HEAD: usize = 1;
 pub(crate) const L_LEASE: usize = 2;
 /// Two 32-bit words: the futex word (changes counter) and the waiter count.
 pub(crate) const L_WAIT: usize = 3;
+/// The slot the holder is filling: `(desc + 1) << 32 | epoch`, so the reclaimer of a dead
+/// holder can free it.
+pub(crate) const L_PENDING: usize = 4;
 pub(crate) const L_KEY: usize = 8; // 32 words = 256 bytes
 pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
 

@@ -277,6 +277,12 @@ impl<E: Env> Directory<E> {
             Some((owner_line, _)) if owner_line == line => {}
             _ => return Ok(Some(Taken::Moved)),
         }
+        // Inside the seqlock window: if the descriptor is reused after this check, the owner
+        // re-check below fails.
+        #[cfg(not(ccs_mutant = "no_publish_check"))]
+        if !self.was_published(desc, line)? {
+            return Ok(Some(Taken::Moved));
+        }
         let copied = self.slot_info(desc, before).and_then(|info| {
             if !info.deleted {
                 self.copy_pinned(
@@ -330,11 +336,12 @@ impl<E: Env> Directory<E> {
         for attempt in 0..64 {
             // Pairs with the publishing compare-exchange in `write.rs`. A retry reads the newest
             // head with a read-modify-write (see `read_with`).
-            let head = Head::unpack(if attempt == 0 {
+            let raw = if attempt == 0 {
                 head_word.load(Ordering::Acquire)
             } else {
                 head_word.fetch_add(0, Ordering::Acquire)
-            });
+            };
+            let head = Head::unpack(raw);
             let Some(desc) = head.desc_index() else {
                 return Ok(Current {
                     version: 0,
@@ -351,7 +358,13 @@ impl<E: Env> Directory<E> {
                     // Seqlock read: pairs with the Release fences in `new_slot` and
                     // `release_desc` (a flag from a reuse shows as a changed owner tag).
                     fence(Ordering::Acquire);
-                    if self.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed) == owner_word {
+                    // The head still pointing at the descriptor proves it was published (not a
+                    // slot being filled that a stale head reached) and not reused meanwhile.
+                    let unchanged =
+                        self.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed) == owner_word;
+                    #[cfg(not(ccs_mutant = "no_publish_check"))]
+                    let unchanged = unchanged && head_word.load(Ordering::Relaxed) == raw;
+                    if unchanged {
                         let deleted = flags & crate::alloc::FLAG_DELETED != 0;
                         return Ok(Current {
                             version,

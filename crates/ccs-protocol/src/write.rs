@@ -50,6 +50,9 @@ pub struct Hold {
     pub version: u32,
     /// Whether the artifact was deleted (a tombstone) when taken.
     pub deleted: bool,
+    /// The line's pending-slot word as found right after taking the line; recording a slot
+    /// compares against it, so a holder whose right was reclaimed meanwhile cannot record.
+    pub(crate) pending_seen: u64,
 }
 
 /// Where a simulated crash stops a write (loom models of invariant 6).
@@ -209,6 +212,7 @@ impl<E: Env> Directory<E> {
         // the write lease from then on.
         let mut first_seen: Option<(u64, u64)> = None;
         loop {
+            let mut dead_head = None;
             let raw = head_word.load(Ordering::Acquire);
             let head = Head::unpack(raw);
             let take = match head.holder_slot() {
@@ -231,7 +235,11 @@ impl<E: Env> Directory<E> {
                         }
                     };
                     match self.reclaimable(line, head, holder, seen_ms)? {
-                        Reclaim::Now => true,
+                        Reclaim::Dead => {
+                            dead_head = Some(head);
+                            true
+                        }
+                        Reclaim::Expired => true,
                         Reclaim::Held => return Err(ProtocolError::Held { by: holder }),
                         Reclaim::Wait => {
                             yield_now();
@@ -256,32 +264,41 @@ impl<E: Env> Directory<E> {
             if !won {
                 continue;
             }
-            let deadline_ms = self.env.now_ms().saturating_add(lease_ms);
-            // Pairs with the Acquire load in `reclaimable`.
-            self.lease(line)?.store(
-                Lease {
-                    deadline_ms,
-                    exclusive,
-                    epoch: taken.epoch,
-                }
-                .pack(),
-                Ordering::Release,
-            );
+            if let Some(dead) = dead_head {
+                self.discard_pending_of(line, dead)?;
+            }
+            // Both records are compare-and-swapped from the values found after winning the
+            // head: if this holder is reclaimed before it records (it stalled), the reclaimer's
+            // records change the words and this holder's late ones fail instead of clobbering.
+            let pending_seen = self.pending(line)?.load(Ordering::Acquire);
+            let lease = self.lease(line)?;
+            let lease_seen = lease.load(Ordering::Acquire);
             let current = self.current(line)?;
-            return Ok(Hold {
+            let hold = Hold {
                 line,
                 head: taken,
                 agent,
                 version: current.version,
                 deleted: current.deleted,
-            });
+                pending_seen,
+            };
+            let deadline_ms = self.env.now_ms().saturating_add(lease_ms);
+            let recorded = Lease {
+                deadline_ms,
+                exclusive,
+                epoch: taken.epoch,
+            }
+            .pack();
+            // Pairs with the Acquire load in `reclaimable`.
+            self.record(lease, lease_seen, recorded, hold)?;
+            return Ok(hold);
         }
     }
 
     fn reclaimable(&self, line: u32, head: Head, holder: u32, seen_ms: u64) -> Result<Reclaim> {
         #[cfg(not(ccs_mutant = "ignore_dead_holder"))]
         if !self.env.agent_alive(holder)? {
-            return Ok(Reclaim::Now);
+            return Ok(Reclaim::Dead);
         }
         // Pairs with the Release store in `take_line`.
         let lease = Lease::unpack(self.lease(line)?.load(Ordering::Acquire));
@@ -289,13 +306,13 @@ impl<E: Env> Directory<E> {
             // Not recorded yet (normally a matter of nanoseconds).
             let unrecorded_for = self.env.now_ms().saturating_sub(seen_ms);
             return Ok(if unrecorded_for >= self.geo.config.write_lease_ms {
-                Reclaim::Now
+                Reclaim::Expired
             } else {
                 Reclaim::Wait
             });
         }
         if self.env.now_ms() >= lease.deadline_ms {
-            Ok(Reclaim::Now)
+            Ok(Reclaim::Expired)
         } else if lease.exclusive {
             Ok(Reclaim::Held)
         } else {
@@ -321,13 +338,30 @@ impl<E: Env> Directory<E> {
         if let Some(old) = hold.head.desc_index() {
             self.retire(old)?;
         }
-        let desc = match self.new_slot(line, version, payload, hold.agent.slot) {
+        let desc = match self.alloc_slot() {
             Ok(desc) => desc,
             Err(e) => {
                 let _ = self.release(hold);
                 return Err(e);
             }
         };
+        // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
+        // here on, frees both.
+        if let Err(e) = self.record(
+            self.pending(line)?,
+            hold.pending_seen,
+            pending(desc, hold.head.epoch),
+            hold,
+        ) {
+            self.release_desc(desc)?;
+            return Err(e);
+        }
+        if let Err(e) = self.fill_slot(desc, line, version, payload, hold.agent.slot) {
+            self.clear_pending(line, desc, hold)?;
+            self.release_desc(desc)?;
+            let _ = self.release(hold);
+            return Err(e);
+        }
         if stop == StopAt::Filled {
             return Ok(None);
         }
@@ -358,9 +392,11 @@ impl<E: Env> Directory<E> {
             )
             .is_err()
         {
+            self.clear_pending(line, desc, hold)?;
             self.discard_slot(desc)?;
             return Err(ProtocolError::Fenced);
         }
+        self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some(old) = hold.head.desc_index() {
@@ -368,6 +404,57 @@ impl<E: Env> Directory<E> {
         }
         self.adopt(hold.agent, line, published, version)?;
         Ok(Some(version))
+    }
+
+    /// Compare-and-swap a holder's record (`lease` or `pending` word) from `seen` to `value`,
+    /// re-reading while the holder still holds the line: a stalled earlier holder's one late
+    /// record may land first, and must neither win nor make this holder give up.
+    fn record(
+        &self,
+        word: &crate::sync::AtomicU64,
+        mut seen: u64,
+        value: u64,
+        hold: Hold,
+    ) -> Result<()> {
+        loop {
+            match word.compare_exchange(seen, value, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(now) if self.head(hold.line)?.load(Ordering::Acquire) == hold.head.pack() => {
+                    seen = now
+                }
+                Err(_) => return Err(ProtocolError::Fenced),
+            }
+        }
+    }
+
+    /// Forget the pending record of `desc` if it is still this holder's.
+    fn clear_pending(&self, line: u32, desc: u32, hold: Hold) -> Result<()> {
+        // A failed exchange means a reclaimer already took the record over.
+        let _ = self.pending(line)?.compare_exchange(
+            pending(desc, hold.head.epoch),
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// After reclaiming `line` from a dead holder whose head was `dead`, free the slot it was
+    /// filling, if it had recorded one under that hold.
+    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head) -> Result<()> {
+        let word = self.pending(line)?;
+        let record = word.load(Ordering::Acquire);
+        let (desc_plus_one, epoch) = ((record >> 32) as u32, (record & 0xff_ffff) as u32);
+        if desc_plus_one == 0 || epoch != dead.epoch {
+            return Ok(());
+        }
+        if word
+            .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.discard_slot(desc_plus_one - 1)?;
+        }
+        Ok(())
     }
 
     /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.
@@ -398,8 +485,16 @@ impl<E: Env> Directory<E> {
     }
 }
 
+/// A pending-slot record: the descriptor a holder is filling, under its hold's epoch.
+fn pending(desc: u32, epoch: u32) -> u64 {
+    (u64::from(desc + 1) << 32) | u64::from(epoch & 0xff_ffff)
+}
+
 enum Reclaim {
-    Now,
+    /// The holder's process is gone: reclaim, and free the slot it was filling.
+    Dead,
+    /// The holder outlived its lease: reclaim (fencing it); it frees its own slot.
+    Expired,
     Held,
     Wait,
 }

@@ -404,3 +404,51 @@ fn a_holder_that_never_recorded_its_lease_is_reclaimed_after_the_write_lease() {
         assert_eq!(writer.join().expect("no panic"), Ok(2));
     });
 }
+
+/// A writer that dies at any step of a write leaves nothing behind once it is reclaimed: its
+/// half-filled slot goes back to the arena, so crashes cannot fill the segment.
+#[test]
+fn dead_writers_slots_are_freed_by_their_reclaimer() {
+    use ccs_protocol::StopAt;
+    let f = fixture(config());
+    let survivor = agent(&f.dir, "survivor");
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    let mut expected = 0;
+    // 64 KiB arena, 8 KiB payloads: a leak of one block per crash fills it within 8 crashes.
+    for round in 0..200u32 {
+        let stop = [StopAt::Taken, StopAt::Filled, StopAt::Invalidated][round as usize % 3];
+        let victim = agent(&f.dir, "victim");
+        f.dir.env().set_alive(victim.slot, true);
+        let stopped =
+            f.dir
+                .write_stopping(victim, line, Some(&[9u8; 8 << 10]), Condition::Blind, stop);
+        assert_eq!(stopped, Ok(None), "round {round}");
+        f.dir.env().set_alive(victim.slot, false);
+        expected += 1;
+        assert_eq!(
+            f.dir
+                .put(survivor, line, &[round as u8; 8 << 10], Condition::Blind),
+            Ok(expected),
+            "round {round}"
+        );
+    }
+    // And a re-attach of the dead agent frees what it held when it died.
+    for _ in 0..20 {
+        let victim = agent(&f.dir, "victim");
+        f.dir.env().set_alive(victim.slot, true);
+        let stopped = f.dir.write_stopping(
+            victim,
+            line,
+            Some(&[9u8; 8 << 10]),
+            Condition::Blind,
+            StopAt::Filled,
+        );
+        assert_eq!(stopped, Ok(None));
+        agent(&f.dir, "victim"); // re-attach: frees the hold and its slot
+        expected += 1;
+        assert_eq!(
+            f.dir.put(survivor, line, &[1u8; 8 << 10], Condition::Blind),
+            Ok(expected)
+        );
+    }
+}
