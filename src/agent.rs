@@ -264,6 +264,18 @@ impl Agent {
         })
     }
 
+    /// Whether this agent's copy is current, from its valid bit alone: one atomic load, no
+    /// version read. A peer's write clears it before that write returns, so a reader can spin
+    /// on it to notice an invalidation. `false` for an unknown key.
+    pub fn is_valid(&self, artifact: impl ArtifactRef) -> Result<bool> {
+        let line = match self.existing_line(&artifact) {
+            Ok(line) => line,
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.shared().dir.is_valid(self.id, line).map_err(self.fail(&artifact))
+    }
+
     /// Write an artifact, conditional on this agent's own view: refused with
     /// [`Error::Conflict`] if it last read an older version than the current one. A first
     /// write, or a write by an agent that never read the artifact, is admitted. Returns the new

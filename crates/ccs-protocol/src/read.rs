@@ -314,6 +314,15 @@ impl<E: Env> Directory<E> {
         }))
     }
 
+    /// Whether `agent` holds the current version of `line`: its valid bit, one load. This is
+    /// what a HIT costs before the copy; a spinning reader watches it to see an invalidation.
+    #[inline]
+    pub fn is_valid(&self, agent: AgentId, line: u32) -> Result<bool> {
+        let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        // Pairs with the SeqCst swap that clears the masks in `write.rs`.
+        Ok(mask.load(Ordering::SeqCst) & bit != 0)
+    }
+
     /// The agent's view of `line` without reading the payload: a single load decides the HIT.
     pub fn check(&self, agent: AgentId, line: u32) -> Result<ViewCheck> {
         self.check_line(line)?;
