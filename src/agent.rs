@@ -273,7 +273,10 @@ impl Agent {
             Err(Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        self.shared().dir.is_valid(self.id, line).map_err(self.fail(&artifact))
+        self.shared()
+            .dir
+            .is_valid(self.id, line)
+            .map_err(self.fail(&artifact))
     }
 
     /// Write an artifact, conditional on this agent's own view: refused with

@@ -66,6 +66,12 @@ pub enum Command {
     /// Returns at once if it already does. Exits 5 if --timeout-ms passes first (default:
     /// wait forever).
     Wait(WaitArgs),
+    /// Measure the protocol: invalidation latency across processes, per-operation costs, and
+    /// multi-process throughput. Each run uses its own fresh segment, destroyed at the end.
+    Bench(BenchArgs),
+    /// Internal: one child process of `ccs bench` (re-executed by it; not for direct use).
+    #[command(hide = true)]
+    BenchChild(BenchChildArgs),
 }
 
 /// The segment argument alone.
@@ -175,6 +181,163 @@ pub struct WaitArgs {
     /// Give up after T milliseconds (exit 5) [default: wait forever].
     #[arg(long, value_name = "T")]
     pub timeout_ms: Option<u64>,
+}
+
+/// `ccs bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// One `ccs bench` benchmark.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Cross-process invalidation latency: a writer's put() to readers (separate processes)
+    /// noticing it and holding the new payload, against the machine's floor.
+    ///
+    /// Each iteration the writer (this process) puts a new version; each reader process
+    /// notices its copy went invalid (spin: busy-polls is_valid; futex: blocks in
+    /// wait_changed) and reads the new payload with get_into. Iterations are paced: the next
+    /// put starts only after every reader holds the previous version. The floor is measured
+    /// between the same processes first: a raw cache-line handoff (spin) or a raw futex wake
+    /// (futex). Times are CLOCK_MONOTONIC, comparable across processes.
+    ///
+    /// Defaults: 1 reader, 64-byte payload, spin, 10000 iterations for spin and 2000 for
+    /// futex (futex iterations include a 200 µs pause so readers are asleep when the put
+    /// starts), plus 1/10 of the iterations (at most 200) of unrecorded warm-up per phase.
+    #[command(after_long_help = crate::bench::INVALIDATION_SCHEMA_HELP)]
+    Invalidation(InvalidationArgs),
+    /// In-process cost of each operation (median and p90 ns/op) on a realistic directory.
+    #[command(after_long_help = crate::bench::OPS_SCHEMA_HELP)]
+    Ops(OpsArgs),
+    /// Aggregate throughput of P processes doing a random mix of gets and conditional puts.
+    ///
+    /// Conflicting puts are counted, not retried.
+    #[command(after_long_help = crate::bench::SCALE_SCHEMA_HELP)]
+    Scale(ScaleArgs),
+}
+
+/// How readers notice an invalidation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wake {
+    /// Busy-poll `is_valid` (one load per poll); floor: a cache-line handoff.
+    Spin,
+    /// Block in `wait_changed` (a futex); floor: a raw futex wake.
+    Futex,
+}
+
+/// `ccs bench invalidation`.
+#[derive(Debug, Args)]
+pub struct InvalidationArgs {
+    /// Reader processes [default: 1].
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub readers: u32,
+    /// Payload SIZE, at least 16 bytes (a timestamp and the iteration) [default: 64].
+    #[arg(long, value_name = "BYTES", default_value = "64")]
+    pub payload: String,
+    /// How readers wait for the change.
+    #[arg(long, value_enum, default_value_t = Wake::Spin)]
+    pub wake: Wake,
+    /// Recorded iterations per phase [default: 10000 for spin, 2000 for futex].
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<u32>,
+    /// Pin the writer to the first CPU and readers round-robin over the rest, e.g. `0,1` or
+    /// `0-3` [default: no pinning].
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Print one JSON object (stable; see the schema below) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ccs bench ops`.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    /// Payload SIZE [default: 64].
+    #[arg(long, value_name = "BYTES", default_value = "64")]
+    pub payload: String,
+    /// Agents attached in this process: the timed one plus N-1 peers [default: 4].
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub agents: u32,
+    /// Artifacts in the directory; the timed key is one of them [default: 1000].
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub artifacts: u32,
+    /// Measurements per operation [default: 2000].
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub samples: u32,
+    /// Print one JSON object (stable; see the schema below) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ccs bench scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Worker processes [default: 2].
+    #[arg(long, value_name = "P", default_value_t = 2)]
+    pub procs: u32,
+    /// Fraction of operations that are gets, 0 to 1; the rest are conditional puts
+    /// [default: 0.9].
+    #[arg(long, value_name = "R", default_value_t = 0.9)]
+    pub read_ratio: f64,
+    /// Seconds to run [default: 5].
+    #[arg(long, value_name = "S", default_value_t = 5)]
+    pub seconds: u32,
+    /// Shared artifacts [default: 64].
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub artifacts: u32,
+    /// Payload SIZE [default: 64].
+    #[arg(long, value_name = "BYTES", default_value = "64")]
+    pub payload: String,
+    /// Print one JSON object (stable; see the schema below) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The internal `ccs bench-child`: everything a child needs, from its parent.
+#[derive(Debug, Args)]
+pub struct BenchChildArgs {
+    /// `reader` (invalidation) or `worker` (scale).
+    #[arg(long)]
+    pub role: String,
+    /// The bench segment's name.
+    #[arg(long)]
+    pub seg: String,
+    /// The side mapping's name.
+    #[arg(long)]
+    pub side: String,
+    /// This child's index.
+    #[arg(long)]
+    pub index: u32,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 64)]
+    pub payload: u64,
+    /// Wake mode (reader).
+    #[arg(long, value_enum, default_value_t = Wake::Spin)]
+    pub wake: Wake,
+    /// Floor steps, warm-up included (reader).
+    #[arg(long, default_value_t = 0)]
+    pub floor_steps: u64,
+    /// Invalidation steps, warm-up included (reader).
+    #[arg(long, default_value_t = 0)]
+    pub steps: u64,
+    /// Unrecorded steps at the start of each phase (reader).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// CPU to pin to.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// Artifacts (worker).
+    #[arg(long, default_value_t = 0)]
+    pub artifacts: u32,
+    /// Fraction of gets (worker).
+    #[arg(long, default_value_t = 1.0)]
+    pub read_ratio: f64,
+    /// Seconds (worker).
+    #[arg(long, default_value_t = 0)]
+    pub seconds: u32,
 }
 
 #[cfg(test)]

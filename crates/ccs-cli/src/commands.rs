@@ -26,11 +26,13 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Delete(args) => delete(&args),
         Command::List(args) => list(&args),
         Command::Wait(args) => wait(&args),
+        Command::Bench(args) => crate::bench::run(args.command),
+        Command::BenchChild(args) => crate::bench::run_child(&args),
     }
 }
 
 /// Write `text` to stdout, reporting a closed pipe as an error rather than panicking.
-fn print(text: &str) -> Result<(), CliError> {
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -45,7 +47,11 @@ fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
-fn size_arg(flag: &'static str, value: Option<&str>, default: u64) -> Result<u64, CliError> {
+pub(crate) fn size_arg(
+    flag: &'static str,
+    value: Option<&str>,
+    default: u64,
+) -> Result<u64, CliError> {
     match value {
         Some(text) => parse_size(text).map_err(|source| CliError::Size { flag, source }),
         None => Ok(default),

@@ -55,6 +55,15 @@ pub enum CliError {
     /// Rendering JSON failed (plain strings and integers: not expected to happen).
     #[error("cannot render the status as JSON: {0}")]
     Json(#[source] serde_json::Error),
+    /// A bench argument is out of range or malformed.
+    #[error("{0}")]
+    Usage(String),
+    /// A benchmark run failed (a child died, a timeout, a protocol surprise).
+    #[error("bench: {0}")]
+    Bench(String),
+    /// The operating-system layer failed (side mapping, futex, affinity).
+    #[error(transparent)]
+    Os(#[from] ccs_os::OsError),
     /// Reading stdin or writing stdout failed.
     #[error("cannot {action}: {source}")]
     Stdio {
@@ -71,10 +80,12 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Facade(error) => exit_code(error),
-            CliError::Size { .. } => EXIT_USAGE,
+            CliError::Size { .. } | CliError::Usage(_) => EXIT_USAGE,
             CliError::ReadFile { .. }
             | CliError::WriteFile { .. }
             | CliError::Json(_)
+            | CliError::Bench(_)
+            | CliError::Os(_)
             | CliError::Stdio { .. } => EXIT_FAILURE,
         }
     }

@@ -2,8 +2,14 @@
 //!
 //! Parse (clap), dispatch to [`commands`], and turn the outcome into an exit code: see
 //! [`error`] for the codes and `ccs --help` for the user-facing summary.
+//!
+//! `unsafe` is denied here and re-allowed only in `bench::side` (atomics over a shared mapping)
+//! and `bench::signal` (installing a SIGINT handler).
+
+#![deny(unsafe_code)]
 
 mod args;
+mod bench;
 mod commands;
 mod error;
 mod size;
