@@ -194,9 +194,13 @@ impl Agent {
         }
     }
 
-    fn fail(&self, artifact: &(impl ArtifactRef + ?Sized)) -> impl Fn(ProtocolError) -> Error + '_ {
-        let key = artifact.key_str().to_owned();
-        move |e| self.shared().error(e, &key)
+    /// Turn a protocol error about `artifact` into a facade error. Borrows, so the success path
+    /// allocates nothing.
+    fn fail<'a>(
+        &'a self,
+        artifact: &'a (impl ArtifactRef + ?Sized),
+    ) -> impl Fn(ProtocolError) -> Error + 'a {
+        move |e| self.shared().error(e, artifact.key_str())
     }
 
     /// Read an artifact: its bytes, version, and whether this agent's copy was current (HIT).

@@ -37,8 +37,6 @@ pub(crate) struct SlotInfo {
     /// First word of the payload, if it has one.
     pub first_word: Option<usize>,
     pub deleted: bool,
-    pub writer: u32,
-    pub written_ms: u64,
 }
 
 impl<E: Env> Directory<E> {
@@ -341,8 +339,6 @@ impl<E: Env> Directory<E> {
         let len = self.desc_at(desc, D_LEN)?.load(Ordering::Relaxed);
         let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
         let flags = self.desc_at(desc, D_FLAGS)?.load(Ordering::Relaxed);
-        let writer = self.desc_at(desc, D_WRITER)?.load(Ordering::Relaxed);
-        let written_ms = self.desc_at(desc, D_WRITTEN_MS)?.load(Ordering::Relaxed);
         let deleted = flags & FLAG_DELETED != 0;
         let first_word = if block == NO_BLOCK {
             if len != 0 {
@@ -369,9 +365,15 @@ impl<E: Env> Directory<E> {
             len: len as usize,
             first_word,
             deleted,
-            writer: u32::try_from(writer).unwrap_or(u32::MAX),
-            written_ms,
         })
+    }
+
+    /// Who wrote a pinned descriptor's version, and when (monotonic ms): for status only, so
+    /// kept off the read path.
+    pub(crate) fn slot_writer(&self, desc: u32) -> Result<(u32, u64)> {
+        let writer = self.desc_at(desc, D_WRITER)?.load(Ordering::Relaxed);
+        let written_ms = self.desc_at(desc, D_WRITTEN_MS)?.load(Ordering::Relaxed);
+        Ok((u32::try_from(writer).unwrap_or(u32::MAX), written_ms))
     }
 
     /// Whether `desc`, just seen tagged for `line`, was ever published: the line's head points

@@ -120,8 +120,9 @@ impl<E: Env> Directory<E> {
         if let Some(desc) = current.head.desc_index() {
             if let Some(info) = self.pin(desc, line)? {
                 size = info.len as u64;
-                writer = Some(info.writer);
-                written_ms = info.written_ms;
+                let (slot, ms) = self.slot_writer(desc)?;
+                writer = Some(slot);
+                written_ms = ms;
                 self.unpin(desc)?;
             }
         }

@@ -108,26 +108,31 @@ impl Words {
         }
     }
 
+    /// The `count` words starting at `first`, bounds-checked once.
+    #[inline]
+    pub fn slice(&self, first: usize, count: usize) -> Result<&[AtomicU64]> {
+        self.range(first, count)?;
+        // SAFETY: the range is in bounds (checked above) of memory valid for the view's
+        // lifetime, aligned, and only accessed atomically (contract of the constructors); a
+        // shared slice of atomics permits concurrent modification.
+        Ok(unsafe { core::slice::from_raw_parts(self.w64.add(first), count) })
+    }
+
     /// Store `bytes` into the words starting at `first`, little-endian, zero-padding the last
     /// word. Relaxed: the caller publishes with a Release operation afterwards.
     pub fn copy_in(&self, first: usize, bytes: &[u8]) -> Result<()> {
-        let count = bytes.len().div_ceil(8);
-        self.range(first, count)?;
+        let words = self.slice(first, bytes.len().div_ceil(8))?;
         let mut chunks = bytes.chunks_exact(8);
-        let mut index = first;
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.at(index)?
-                .store(u64::from_le_bytes(word), Ordering::Relaxed);
-            index += 1;
+        for (word, chunk) in words.iter().zip(&mut chunks) {
+            let mut value = [0u8; 8];
+            value.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(value), Ordering::Relaxed);
         }
         let tail = chunks.remainder();
-        if !tail.is_empty() {
-            let mut word = [0u8; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.at(index)?
-                .store(u64::from_le_bytes(word), Ordering::Relaxed);
+        if let (false, Some(last)) = (tail.is_empty(), words.last()) {
+            let mut value = [0u8; 8];
+            value[..tail.len()].copy_from_slice(tail);
+            last.store(u64::from_le_bytes(value), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -135,21 +140,18 @@ impl Words {
     /// Load `len` bytes from the words starting at `first` into `out` (replacing its
     /// contents). Relaxed: the caller validates the copy afterwards (see `read.rs`).
     pub fn copy_out(&self, first: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
-        let count = len.div_ceil(8);
-        self.range(first, count)?;
+        let words = self.slice(first, len.div_ceil(8))?;
         out.clear();
         out.resize(len, 0);
         let mut chunks = out.chunks_exact_mut(8);
-        let mut index = first;
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.at(index)?.load(Ordering::Relaxed).to_le_bytes());
-            index += 1;
+        for (chunk, word) in (&mut chunks).zip(words) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
         }
         let tail = chunks.into_remainder();
-        if !tail.is_empty() {
-            let word = self.at(index)?.load(Ordering::Relaxed).to_le_bytes();
+        if let Some(last) = words.last().filter(|_| !tail.is_empty()) {
+            let value = last.load(Ordering::Relaxed).to_le_bytes();
             let n = tail.len();
-            tail.copy_from_slice(&word[..n]);
+            tail.copy_from_slice(&value[..n]);
         }
         Ok(())
     }

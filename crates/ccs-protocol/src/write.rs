@@ -6,10 +6,10 @@
 //! 1. takes the right: compare-and-swap the head from `holder = 0` to itself, bumping the
 //!    epoch (a `put` holds it for one write, M; an `acquire` for a lease, E);
 //! 2. checks its condition against the current version (stable while it holds the right);
-//! 3. fills a fresh slot: the previous version is never touched, so a writer that dies at any
-//!    instruction leaves it intact;
-//! 4. clears every agent's valid bit with SeqCst swaps (pairs with the reader's `fetch_or` and
+//! 3. clears every agent's valid bit with SeqCst swaps (pairs with the reader's `fetch_or` and
 //!    re-validation in `read.rs`);
+//! 4. fills a fresh slot: the previous version is never touched, so a writer that dies at any
+//!    instruction leaves it intact;
 //! 5. publishes the new descriptor and gives up the right in one compare-and-swap of the head
 //!    from exactly the value it took. If its right was reclaimed meanwhile (dead or lease
 //!    expired), the epoch differs, the exchange fails, and the write is refused as
@@ -63,10 +63,10 @@ pub enum StopAt {
     Never,
     /// Right after taking the line.
     Taken,
-    /// After filling the new slot.
-    Filled,
     /// After clearing the masks.
     Invalidated,
+    /// After filling the new slot (the masks already cleared).
+    Filled,
 }
 
 /// Spins before a waiting writer starts probing the holder and yielding.
@@ -327,16 +327,25 @@ impl<E: Env> Directory<E> {
         stop: StopAt,
     ) -> Result<Option<u32>> {
         let line = hold.line;
-        let version = hold
-            .version
-            .checked_add(1)
-            .ok_or(ProtocolError::CapacityExceeded {
+        let Some(version) = hold.version.checked_add(1) else {
+            let _ = self.release(hold);
+            return Err(ProtocolError::CapacityExceeded {
                 what: "versions of one artifact",
                 limit: u64::from(u32::MAX),
-            })?;
+            });
+        };
         #[cfg(ccs_mutant = "retire_before_publish")]
         if let Some(old) = hold.head.desc_index() {
             self.retire(old)?;
+        }
+        // Invalidate first (DESIGN.md's order: take, invalidate, fill, publish), so peers learn
+        // of the write as early as possible; a write that then fails only costs them a re-read.
+        // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
+        for index in 0..self.geo.mask_words {
+            self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
+        }
+        if stop == StopAt::Invalidated {
+            return Ok(None);
         }
         let desc = match self.alloc_slot() {
             Ok(desc) => desc,
@@ -363,13 +372,6 @@ impl<E: Env> Directory<E> {
             return Err(e);
         }
         if stop == StopAt::Filled {
-            return Ok(None);
-        }
-        // Invalidate: pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
-        for index in 0..self.geo.mask_words {
-            self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
-        }
-        if stop == StopAt::Invalidated {
             return Ok(None);
         }
         let published = Head {
