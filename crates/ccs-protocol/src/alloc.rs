@@ -18,8 +18,8 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{
-    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_WRITER, D_WRITTEN_MS, H_ARENA_BUMP,
-    H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
+    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_WRITER, D_WRITTEN_MS, DESC_WORDS,
+    H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{desc_state, free_head, owner};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -40,13 +40,22 @@ pub(crate) struct SlotInfo {
 }
 
 impl<E: Env> Directory<E> {
-    pub(crate) fn desc_at(&self, desc: u32, field: usize) -> Result<&AtomicU64> {
+    /// The words of descriptor `desc`, bounds-checked once.
+    #[inline]
+    pub(crate) fn desc_words(&self, desc: u32) -> Result<&[AtomicU64; DESC_WORDS]> {
         if desc as usize >= self.geo.descs {
             return Err(ProtocolError::corrupt(format!(
                 "slot descriptor {desc} out of range"
             )));
         }
-        self.words.at(self.geo.desc_word(desc, field))
+        self.words.array(self.geo.desc_word(desc, 0))
+    }
+
+    #[inline]
+    pub(crate) fn desc_at(&self, desc: u32, field: usize) -> Result<&AtomicU64> {
+        self.desc_words(desc)?
+            .get(field)
+            .ok_or_else(|| ProtocolError::corrupt("descriptor field"))
     }
 
     /// Pop an entry from the Treiber stack at header word `head_index`; `next_of` gives the
@@ -336,9 +345,10 @@ impl<E: Env> Directory<E> {
     pub(crate) fn slot_info(&self, desc: u32, owner_word: u64) -> Result<SlotInfo> {
         let (_, version) = crate::packing::unpack_owner(owner_word)
             .ok_or_else(|| ProtocolError::corrupt(format!("slot descriptor {desc} is free")))?;
-        let len = self.desc_at(desc, D_LEN)?.load(Ordering::Relaxed);
-        let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
-        let flags = self.desc_at(desc, D_FLAGS)?.load(Ordering::Relaxed);
+        let d = self.desc_words(desc)?;
+        let len = d[D_LEN].load(Ordering::Relaxed);
+        let block = d[D_BLOCK].load(Ordering::Relaxed);
+        let flags = d[D_FLAGS].load(Ordering::Relaxed);
         let deleted = flags & FLAG_DELETED != 0;
         let first_word = if block == NO_BLOCK {
             if len != 0 {
@@ -382,9 +392,8 @@ impl<E: Env> Directory<E> {
     /// yet (or ever), and a reader that reached it through a stale head must not return it.
     pub(crate) fn was_published(&self, desc: u32, line: u32) -> Result<bool> {
         // Pairs with the AcqRel `fetch_or` in `retire`.
-        if self.desc_at(desc, D_CTL)?.load(Ordering::Acquire) >> desc_state::SHIFT
-            == desc_state::RETIRED
-        {
+        let ctl = self.desc_words(desc)?[D_CTL].load(Ordering::Acquire);
+        if ctl >> desc_state::SHIFT == desc_state::RETIRED {
             return Ok(true);
         }
         // Pairs with the publishing compare-exchange in `write.rs`.

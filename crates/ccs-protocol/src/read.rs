@@ -270,7 +270,7 @@ impl<E: Env> Directory<E> {
     /// One optimistic copy of `desc` (seqlock read). `None`: the descriptor changed while
     /// copying and the copy must be discarded.
     fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Option<Taken>> {
-        let owner_word = self.desc_at(desc, D_OWNER)?;
+        let owner_word = &self.desc_words(desc)?[D_OWNER];
         // Pairs with the publishing compare-exchange (the descriptor's fields are visible).
         let before = owner_word.load(Ordering::Acquire);
         match unpack_owner(before) {

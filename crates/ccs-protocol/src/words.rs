@@ -78,10 +78,7 @@ impl Words {
             // and only accessed atomically (contract of the constructors).
             Ok(unsafe { &*self.w64.add(index) })
         } else {
-            Err(ProtocolError::corrupt(format!(
-                "word {index} is outside the segment ({} words)",
-                self.n64
-            )))
+            Err(self.out_of_range(index, 1))
         }
     }
 
@@ -98,14 +95,21 @@ impl Words {
         }
     }
 
+    #[inline]
     fn range(&self, first: usize, count: usize) -> Result<()> {
         match first.checked_add(count) {
             Some(end) if end <= self.n64 => Ok(()),
-            _ => Err(ProtocolError::corrupt(format!(
-                "words {first}..+{count} are outside the segment ({} words)",
-                self.n64
-            ))),
+            _ => Err(self.out_of_range(first, count)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn out_of_range(&self, first: usize, count: usize) -> ProtocolError {
+        ProtocolError::corrupt(format!(
+            "words {first}..+{count} are outside the segment ({} words)",
+            self.n64
+        ))
     }
 
     /// The `count` words starting at `first`, bounds-checked once.
@@ -116,6 +120,15 @@ impl Words {
         // lifetime, aligned, and only accessed atomically (contract of the constructors); a
         // shared slice of atomics permits concurrent modification.
         Ok(unsafe { core::slice::from_raw_parts(self.w64.add(first), count) })
+    }
+
+    /// The `N` words starting at `first`, bounds-checked once, as an array whose constant
+    /// indices need no further checks.
+    #[inline]
+    pub fn array<const N: usize>(&self, first: usize) -> Result<&[AtomicU64; N]> {
+        self.slice(first, N)?
+            .try_into()
+            .map_err(|_| ProtocolError::corrupt("word array length"))
     }
 
     /// Store `bytes` into the words starting at `first`, little-endian, zero-padding the last
@@ -141,8 +154,12 @@ impl Words {
     /// contents). Relaxed: the caller validates the copy afterwards (see `read.rs`).
     pub fn copy_out(&self, first: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
         let words = self.slice(first, len.div_ceil(8))?;
-        out.clear();
-        out.resize(len, 0);
+        // Every byte is overwritten below: only a buffer of another length needs resizing
+        // (a reused buffer of the same length, the common case, skips the zero fill).
+        if out.len() != len {
+            out.clear();
+            out.resize(len, 0);
+        }
         let mut chunks = out.chunks_exact_mut(8);
         for (chunk, word) in (&mut chunks).zip(words) {
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
