@@ -9,6 +9,7 @@
 //! | `get_hit_handle` | `payload/N`, `peers/N`, `artifacts/N` | `get_into(&key, &mut buf)`, copy current |
 //! | `get_hit_key` | `artifacts/N` | `get_into("key", &mut buf)`: string lookup + HIT |
 //! | `get_miss` | `payload/N` | `get_into` right after a peer's put (the put is not timed) |
+//! | `get_hit_cached` | `payload/N` | `refresh(&mut cached)` on a current private copy + touch a byte |
 //! | `read_zero_copy` | `payload/N` | `read(&key)` + touch the first byte + drop the pin |
 //! | `put_peers` | `payload/N` (8 peers), `peers/N` | `put` while every peer holds a copy (peers re-read untimed) |
 //! | `is_valid` | `artifacts/N` | the one-load valid-bit check |
@@ -181,6 +182,23 @@ fn by_payload(c: &mut Criterion) {
                 }
                 timed
             });
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("get_hit_cached");
+        group.bench_function(id.clone(), |b| {
+            let f = fixture.get_or_insert_with(make);
+            f.refresh_all();
+            let mut cached = agent_coherence::Cached::new(f.rkey.clone());
+            ok("refresh", f.reader.refresh(&mut cached));
+            b.iter(|| {
+                black_box(ok("refresh", f.reader.refresh(&mut cached)));
+                black_box(cached.bytes().first().copied())
+            });
+            assert!(
+                ok("refresh", f.reader.refresh(&mut cached)),
+                "expected a HIT"
+            );
         });
         group.finish();
 

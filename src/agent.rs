@@ -56,6 +56,59 @@ impl Key {
     }
 }
 
+/// An agent's private copy of one artifact, kept by the caller between reads: the MESI
+/// cache line itself. [`Agent::refresh`] keeps it current; a HIT costs two loads and leaves
+/// the bytes where they are.
+///
+/// ```
+/// use agent_coherence::{Cached, Config, Segment};
+/// # let name = format!("doc-cached-{}", std::process::id());
+/// let seg = Segment::create(&name, Config::default())?;
+/// let (planner, executor) = (seg.attach("planner")?, seg.attach("executor")?);
+/// planner.put("plan", b"v1")?;
+/// let mut plan = Cached::new(executor.key("plan")?);
+/// assert!(!executor.refresh(&mut plan)?);        // MISS: fetched version 1
+/// assert!(executor.refresh(&mut plan)?);         // HIT: nothing copied
+/// planner.put("plan", b"v2")?;
+/// assert!(!executor.refresh(&mut plan)?);        // MISS: the peer's write invalidated it
+/// assert_eq!((plan.bytes(), plan.version()), (&b"v2"[..], 2));
+/// # drop((planner, executor, seg));
+/// # Segment::destroy(&name)?;
+/// # Ok::<(), agent_coherence::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cached {
+    key: Key,
+    version: Version,
+    bytes: Vec<u8>,
+}
+
+impl Cached {
+    /// An empty copy of the artifact `key`; the first [`Agent::refresh`] fills it.
+    pub fn new(key: Key) -> Cached {
+        Cached {
+            key,
+            version: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// The bytes of the version held (empty before the first refresh).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The version held (0 before the first refresh).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The artifact's key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+}
+
 /// Something that names an artifact: a `&str` key or a pre-resolved [`Key`].
 pub trait ArtifactRef {
     /// The key's text.
@@ -266,6 +319,26 @@ impl Agent {
             current: u64::from(view.current),
             valid: view.valid,
         })
+    }
+
+    /// Bring a private copy up to date. A HIT (`Ok(true)`) when this agent's copy is still
+    /// valid and `cached` holds that version: two atomic loads, nothing copied. Otherwise a MISS
+    /// (`Ok(false)`): the current version is fetched into `cached`, reusing its buffer.
+    pub fn refresh(&self, cached: &mut Cached) -> Result<bool> {
+        let line = cached.key.line;
+        let held = u32::try_from(cached.version).unwrap_or(0);
+        let dir = &self.shared().dir;
+        if dir
+            .is_current(self.id, line, held)
+            .map_err(self.fail(&cached.key))?
+        {
+            return Ok(true);
+        }
+        let info = dir
+            .read(self.id, line, &mut cached.bytes)
+            .map_err(self.fail(&cached.key))?;
+        cached.version = u64::from(info.version);
+        Ok(false)
     }
 
     /// Whether this agent's copy is current, from its valid bit alone: one atomic load, no

@@ -39,7 +39,7 @@ mod os_env;
 mod segment;
 mod status;
 
-pub use agent::{Agent, ArtifactRef, Check, Key, Read, Version};
+pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};

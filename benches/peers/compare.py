@@ -25,6 +25,9 @@ from pathlib import Path
 
 # (row label, our op names in order of preference, their op, target ratio or None)
 ROWS = [
+    # Like for like: their HIT returns the agent's cached value; `refresh` on a private copy
+    # (`Cached`) checks it is still current and copies nothing.
+    ("get HIT (private copy)", ["get_hit_cached"], "get_hit", 1000.0),
     ("get HIT (handle)", ["get_hit_handle"], "get_hit", 1000.0),
     ("get HIT (by key)", ["get_hit_key"], "get_hit", 1000.0),
     # Their HIT hands back a reference to a cached immutable str (no copy): compare with ours

@@ -161,6 +161,7 @@ fn ops_reports_every_op() {
         "get_hit_key",
         "get_hit_handle",
         "is_valid",
+        "get_hit_cached",
         "read_zero_copy",
         "get_miss",
         "put_with_peers",

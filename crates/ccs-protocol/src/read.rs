@@ -323,6 +323,20 @@ impl<E: Env> Directory<E> {
         Ok(mask.load(Ordering::SeqCst) & bit != 0)
     }
 
+    /// Whether `agent` holds the current version of `line` and that version is `version`: the
+    /// valid bit (which is set only while the agent's view is the current version) and the
+    /// agent's own view word. A caller that kept the bytes of `version` may use them as they
+    /// are: this is a HIT on a private copy, with no access to the shared payload.
+    #[inline]
+    pub fn is_current(&self, agent: AgentId, line: u32, version: u32) -> Result<bool> {
+        let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        // Pairs with the SeqCst swap that clears the masks in `write.rs`; the view is this
+        // agent's own word, stored before its bit was set.
+        Ok(version != 0
+            && mask.load(Ordering::SeqCst) & bit != 0
+            && self.view(agent.slot, line)?.load(Ordering::Relaxed) == u64::from(version))
+    }
+
     /// The agent's view of `line` without reading the payload: a single load decides the HIT.
     pub fn check(&self, agent: AgentId, line: u32) -> Result<ViewCheck> {
         self.check_line(line)?;

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
-use agent_coherence::{Agent, Config, Error, Segment};
+use agent_coherence::{Agent, Cached, Config, Error, Segment};
 use serde::Serialize;
 
 use super::stats::percentile;
@@ -171,7 +171,7 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     let mut buf = Vec::with_capacity(bytes.len());
     let n = args.samples;
     let overhead = timer_overhead(n);
-    let mut progress = Progress::new("ops", 8);
+    let mut progress = Progress::new("ops", 9);
     let mut results: Vec<(&'static str, &'static str, u32, Vec<u64>)> = Vec::new();
 
     me.get_into(&key, &mut buf)?;
@@ -199,6 +199,16 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     })?;
     results.push(("is_valid", "batch", 0, v));
     progress.tick(3);
+
+    let mut cached = Cached::new(key.clone());
+    me.refresh(&mut cached)?;
+    expect(me.refresh(&mut cached)?, "the private copy is not a HIT")?;
+    let v = batch(n, || {
+        black_box(me.refresh(&mut cached)?);
+        black_box(cached.bytes().first().copied());
+        Ok(())
+    })?;
+    results.push(("get_hit_cached", "batch", 0, v));
 
     let v = batch(n, || {
         let guard = me.read(&key)?;
