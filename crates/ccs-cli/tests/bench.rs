@@ -189,7 +189,11 @@ fn ops_reports_every_op() {
         );
         assert!(r["method"] == "batch" || r["method"] == "single", "{r}");
     }
-    assert_eq!(u(&results[5], "peers"), 2);
+    let put = results
+        .iter()
+        .find(|r| r["op"] == "put_with_peers")
+        .unwrap_or_else(|| panic!("no put_with_peers: {v}"));
+    assert_eq!(u(put, "peers"), 2);
 }
 
 #[test]
