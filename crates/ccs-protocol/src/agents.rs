@@ -110,6 +110,7 @@ impl<E: Env> Directory<E> {
             .store(self.env.now_ms(), Ordering::Relaxed);
         let agent = AgentId { slot, generation };
         self.release_stale_holds(agent)?;
+        self.release_recorded_pins(slot)?;
         Ok(agent)
     }
 

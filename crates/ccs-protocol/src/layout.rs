@@ -81,12 +81,17 @@ pub(crate) const H_ARENA_FREE: usize = 32;
 pub(crate) const HEADER_WORDS: usize = H_ARENA_FREE + MAX_CLASSES;
 
 // Agent slot words.
-pub(crate) const AGENT_WORDS: usize = 16;
+pub(crate) const AGENT_WORDS: usize = 32;
 pub(crate) const A_STATE: usize = 0; // 0 free; else REGISTERED | name_len
 pub(crate) const A_GEN: usize = 1;
 pub(crate) const A_PID: usize = 2;
 pub(crate) const A_ATTACHED_MS: usize = 3;
 pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
+/// The agent's pin records: `desc + 1` of each version a zero-copy guard of its process pins
+/// (0: free), so that whoever next holds the agent's lock can release a dead process's pins.
+pub(crate) const A_PINS: usize = 16;
+/// Pin records per agent; a process holding more guards at once pins the rest untracked.
+pub(crate) const PIN_RECORDS: usize = 16;
 
 // Line words.
 pub(crate) const L_KEYMETA: usize = 0;

@@ -23,7 +23,7 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::D_OWNER;
+use crate::layout::{A_PINS, D_OWNER, PIN_RECORDS};
 use crate::packing::{Head, unpack_owner};
 use crate::sync::{Ordering, fence};
 
@@ -60,6 +60,8 @@ pub struct Pinned {
     pub first_word: Option<usize>,
     /// Payload length in bytes.
     pub len: usize,
+    /// The word of the reader's pin record naming this pin, if a record was free.
+    pub(crate) record: Option<usize>,
 }
 
 /// How a read takes the bytes of a published descriptor.
@@ -92,15 +94,55 @@ impl<E: Env> Directory<E> {
     }
 
     /// Read `line` as `agent`, pinning the version instead of copying it.
+    ///
+    /// The pin is recorded in the agent's pin records, so that if this process dies holding
+    /// it, the agent's next attach releases it.
     pub fn read_pinned(&self, agent: AgentId, line: u32) -> Result<(ReadInfo, Pinned)> {
         let (info, pin) = self.read_with(agent, line, Take::Pin)?;
-        pin.map(|pin| (info, pin))
-            .ok_or_else(|| ProtocolError::corrupt("pinned read returned no pin"))
+        let mut pin = pin.ok_or_else(|| ProtocolError::corrupt("pinned read returned no pin"))?;
+        pin.record = self.record_pin(agent, pin.desc)?;
+        Ok((info, pin))
     }
 
-    /// Drop a pin taken by [`Directory::read_pinned`].
+    /// Drop a pin taken by [`Directory::read_pinned`]. The record goes first: a death between
+    /// the two leaks the pin, which is safe, where the other order could release it twice.
     pub fn release_pin(&self, pin: Pinned) -> Result<()> {
+        if let Some(record) = pin.record {
+            self.words.at(record)?.store(0, Ordering::Release);
+        }
         self.unpin(pin.desc)
+    }
+
+    /// Note `desc` in a free pin record of `agent`; `None` if all are taken.
+    fn record_pin(&self, agent: AgentId, desc: u32) -> Result<Option<usize>> {
+        let first = self.geo.agent_word(agent.slot, A_PINS);
+        for (offset, record) in self.words.slice(first, PIN_RECORDS)?.iter().enumerate() {
+            // Only this agent's process writes its records (the agent lock makes it the only
+            // one), except its next attach, which first takes that lock.
+            if record.load(Ordering::Relaxed) == 0 {
+                record.store(u64::from(desc) + 1, Ordering::Release);
+                return Ok(Some(first + offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Release every pin recorded for `slot` by a process that is gone. The caller holds the
+    /// agent's lock, so no live process owns these records.
+    pub(crate) fn release_recorded_pins(&self, slot: u32) -> Result<u32> {
+        let first = self.geo.agent_word(slot, A_PINS);
+        let mut released = 0;
+        for record in self.words.slice(first, PIN_RECORDS)? {
+            let desc_plus_one = record.swap(0, Ordering::AcqRel);
+            if let Some(desc) = u32::try_from(desc_plus_one)
+                .ok()
+                .and_then(|d| d.checked_sub(1))
+            {
+                self.unpin(desc)?;
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     fn read_with(
@@ -252,6 +294,7 @@ impl<E: Env> Directory<E> {
                     version: info.version,
                     first_word: info.first_word,
                     len: info.len,
+                    record: None,
                 }),
             }),
         }
@@ -291,6 +334,7 @@ impl<E: Env> Directory<E> {
                         version: info.version,
                         first_word: info.first_word,
                         len: info.len,
+                        record: None,
                     },
                     out,
                 )?;

@@ -452,3 +452,41 @@ fn dead_writers_slots_are_freed_by_their_reclaimer() {
         );
     }
 }
+
+/// Pins held by a process that died are released by the agent's next attach, and the memory
+/// they held is reused.
+#[test]
+fn a_dead_readers_pins_are_released_by_its_next_attach() {
+    let f = fixture(config());
+    let writer = agent(&f.dir, "writer");
+    let reader = agent(&f.dir, "reader");
+    let line = f.dir.find_or_insert_key("doc").expect("key");
+    // 64 KiB arena of 8 KiB blocks: the current version plus seven pinned old ones fill it.
+    let mut version = 0;
+    for _ in 0..7 {
+        version = f
+            .dir
+            .put(writer, line, &[1u8; 8 << 10], Condition::Blind)
+            .expect("write");
+        let (_, pin) = f.dir.read_pinned(reader, line).expect("pin");
+        std::mem::forget(pin); // the reader "dies" holding it
+    }
+    version = f
+        .dir
+        .put(writer, line, &[2u8; 8 << 10], Condition::Blind)
+        .expect("fits")
+        .max(version);
+    assert!(matches!(
+        f.dir.put(writer, line, &[3u8; 8 << 10], Condition::Blind),
+        Err(ProtocolError::CapacityExceeded { .. })
+    ));
+    agent(&f.dir, "reader"); // the next attach under the dead reader's name
+    assert_eq!(
+        f.dir.put(writer, line, &[3u8; 8 << 10], Condition::Blind),
+        Ok(version + 1)
+    );
+    assert_eq!(
+        f.dir.put(writer, line, &[4u8; 8 << 10], Condition::Blind),
+        Ok(version + 2)
+    );
+}
