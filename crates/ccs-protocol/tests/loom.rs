@@ -535,8 +535,8 @@ fn no_phantom_read() {
 
 /// The payload read path against the same race as `no_phantom_read`: a copying reader with a
 /// stale head must not return the dead writer's unpublished v3. The interleaving needs three
-/// preemptions (about 900,000 executions, 3 minutes), so it is ignored in the default run and
-/// run by `scripts/loom --long` with `LOOM_MAX_PREEMPTIONS=3`.
+/// preemptions (about 35 s here), so it is ignored in the default run and run by
+/// `scripts/loom --long` with `LOOM_MAX_PREEMPTIONS=3`.
 #[test]
 #[ignore = "long: run by scripts/loom --long at LOOM_MAX_PREEMPTIONS=3"]
 #[cfg_attr(ccs_mutant = "no_publish_check", should_panic)]
