@@ -38,6 +38,16 @@ pub struct ReadInfo {
     pub valid: bool,
 }
 
+impl ReadInfo {
+    fn miss(version: u32, valid: bool) -> ReadInfo {
+        ReadInfo {
+            version,
+            hit: false,
+            valid,
+        }
+    }
+}
+
 /// The agent's view of one artifact, without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewCheck {
@@ -202,14 +212,7 @@ impl<E: Env> Directory<E> {
             view.store(u64::from(version), Ordering::Relaxed);
             if head.holder != 0 {
                 // A writer holds the line: it may clear masks at any moment, so do not claim S.
-                return Ok((
-                    ReadInfo {
-                        version,
-                        hit: false,
-                        valid: false,
-                    },
-                    pin,
-                ));
+                return Ok((ReadInfo::miss(version, false), pin));
             }
             mask.fetch_or(bit, Ordering::SeqCst);
             #[cfg(not(ccs_mutant = "no_recheck"))]
@@ -222,24 +225,10 @@ impl<E: Env> Directory<E> {
                         self.drop_pin(pin)?;
                         continue;
                     }
-                    return Ok((
-                        ReadInfo {
-                            version,
-                            hit: false,
-                            valid: false,
-                        },
-                        pin,
-                    ));
+                    return Ok((ReadInfo::miss(version, false), pin));
                 }
             }
-            return Ok((
-                ReadInfo {
-                    version,
-                    hit: false,
-                    valid: true,
-                },
-                pin,
-            ));
+            return Ok((ReadInfo::miss(version, true), pin));
         }
     }
 
