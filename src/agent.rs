@@ -398,7 +398,8 @@ impl Agent {
             .dir
             .delete(self.id, line, Condition::View)
             .map_err(self.fail(&artifact))?;
-        Ok(u64::from(version))
+        self.shared()
+            .written(artifact.key_str(), u64::from(version))
     }
 
     fn write(
@@ -414,7 +415,8 @@ impl Agent {
             None => dir.delete(self.id, line, condition),
         }
         .map_err(self.fail(artifact))?;
-        Ok(u64::from(version))
+        self.shared()
+            .written(artifact.key_str(), u64::from(version))
     }
 
     /// Take the artifact exclusively (E) for `lease`: no one else can write it until this

@@ -78,6 +78,41 @@ pub enum Error {
         /// Where it is.
         location: String,
     },
+    /// The segment's file belongs to another user and opening it was not allowed.
+    #[error(
+        "segment `{location}` belongs to {owner}, not to you (uid {your_uid}); refused, since its owner can rewrite or truncate it at any time: if you trust that user, open it with `OpenOptions::allow_other_owner(true)` (`ccs ... --allow-other-owner`)"
+    )]
+    ForeignOwner {
+        /// Where it is.
+        location: String,
+        /// The owner, for messages: `uid 65534 (nobody)`.
+        owner: String,
+        /// The owner's user id.
+        owner_uid: u32,
+        /// This process's effective user id.
+        your_uid: u32,
+    },
+    /// The segment's path is a symbolic link: segments are opened without following links.
+    #[error(
+        "segment `{location}` is a symbolic link, which is never followed (it could point at another user's file); name the file itself"
+    )]
+    Symlink {
+        /// The name given.
+        location: String,
+    },
+    /// A write was published (peers see it) but flushing it to disk failed.
+    #[error(
+        "version {version} of `{key}` was written and is visible to other agents, but flushing it to disk failed ({source}); it may not survive a power loss: fix the disk error, then call `Segment::flush` (`ccs sync`)"
+    )]
+    NotDurable {
+        /// The key written.
+        key: String,
+        /// The version that was published.
+        version: u64,
+        /// Why the flush failed.
+        #[source]
+        source: OsError,
+    },
     /// A segment's contents failed validation.
     #[error("segment `{location}`: {source}")]
     Segment {

@@ -126,11 +126,12 @@ impl<'a> WriteGuard<'a> {
         let hold = self.hold()?;
         self.hold = None;
         let shared = self.agent.shared();
-        shared
+        let version = shared
             .dir
             .commit(hold, bytes)
             .map(u64::from)
-            .map_err(|e| shared.error(e, &self.key))
+            .map_err(|e| shared.error(e, &self.key))?;
+        shared.written(&self.key, version)
     }
 
     /// Give the hold up without writing. [`Error::Fenced`] if it had been reclaimed already.

@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use ccs_os::{Location, LockFile};
+use ccs_os::{Access, Location, LockFile};
 use ccs_protocol::sync::AtomicU32;
 use ccs_protocol::{Env, ProtocolError};
 
@@ -27,10 +27,11 @@ pub(crate) struct OsEnv {
 }
 
 impl OsEnv {
-    pub(crate) fn new(location: &Location) -> Result<OsEnv, ccs_os::OsError> {
+    /// Open the two lock descriptions, with the same owner policy as the mapping.
+    pub(crate) fn new(location: &Location, access: Access) -> Result<OsEnv, ccs_os::OsError> {
         Ok(OsEnv {
-            probe: LockFile::open(location)?,
-            structure: Mutex::new(LockFile::open(location)?),
+            probe: LockFile::open_with(location, access)?,
+            structure: Mutex::new(LockFile::open_with(location, access)?),
         })
     }
 }

@@ -54,6 +54,28 @@ pub enum OsError {
         /// The segment as the user gave it.
         location: String,
     },
+    /// The segment's path (its last component) is a symbolic link, which is never followed.
+    #[error(
+        "segment `{location}` is a symbolic link; segments are opened without following links (another user could point one at your files): name the real file instead"
+    )]
+    Symlink {
+        /// The segment as the user named it.
+        location: String,
+    },
+    /// The segment file belongs to another user, and opening it was not explicitly allowed.
+    #[error(
+        "segment `{location}` belongs to {owner}, not to you (uid {your_uid}); refusing to open it, since its owner can change or truncate it at any time: if you trust that user, allow it explicitly (`--allow-other-owner` on `ccs`, `OpenOptions::allow_other_owner(true)` in the library)"
+    )]
+    ForeignOwner {
+        /// The segment as the user named it.
+        location: String,
+        /// The owner, for messages: `uid 65534 (nobody)`.
+        owner: String,
+        /// The owner's user id.
+        owner_uid: u32,
+        /// This process's effective user id.
+        your_uid: u32,
+    },
     /// Any other failure of a system call.
     #[error("{op} failed on `{location}`: {source}")]
     Io {

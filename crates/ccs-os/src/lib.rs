@@ -2,7 +2,8 @@
 //!
 //! Everything the coherence protocol needs from the kernel, and nothing more:
 //!
-//! - [`Location`]: where a segment lives (a POSIX shared-memory name or a file path);
+//! - [`Location`]: where a segment lives (a POSIX shared-memory name or a file path), and
+//!   [`Access`], what an opener accepts (symbolic links never, another user's file on request);
 //! - [`Mapping`]: a shared, read-write mapping of a whole segment, exposed only as a raw base
 //!   pointer and a length (shared memory is data, never `&[u8]`);
 //! - [`LockFile`]: Linux open-file-description byte-range locks, which the kernel releases the
@@ -31,7 +32,7 @@ pub mod mapping;
 pub use clock::{current_pid, monotonic_ns, process_exists};
 pub use error::OsError;
 pub use futex::{WaitOutcome, futex_wait, futex_wake};
-pub use location::Location;
+pub use location::{Access, Location};
 pub use lock::LockFile;
 pub use mapping::{Mapping, destroy};
 

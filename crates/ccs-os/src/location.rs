@@ -3,6 +3,13 @@
 //! A string containing `/` is a file path (anywhere, e.g. on disk); anything else is a
 //! shared-memory name, which Linux keeps under `/dev/shm`.
 //!
+//! Opening an existing segment ([`Location::open_rdwr`]) is where the file-system side of the
+//! security model is enforced (see `docs/security.md`): the last path component is never
+//! followed if it is a symbolic link (`O_NOFOLLOW`), the file must be a regular file, and it
+//! must belong to this process's effective user unless [`Access::allow_other_owner`] says
+//! otherwise. A shared-memory name is re-validated on every use (the enum's field is public,
+//! so a `Location::Shm` need not come from [`Location::parse`]).
+//!
 //! ```
 //! use ccs_os::Location;
 //! use std::path::PathBuf;
@@ -15,14 +22,27 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
-
-use rustix::shm;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 
 use crate::OsError;
 
 /// Longest accepted shared-memory name, in bytes (Linux allows 255; we keep a margin).
 pub const MAX_SHM_NAME_LEN: usize = 200;
+
+/// Where Linux keeps POSIX shared-memory objects.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// What an opener of an existing segment accepts beyond the default policy.
+///
+/// The default refuses a segment file owned by another user (`Access::default()`); the
+/// symbolic-link and regular-file checks always apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Open a segment whose file belongs to another user. Its owner can rewrite, truncate or
+    /// replace it at any time, so allow this only for a user you trust.
+    pub allow_other_owner: bool,
+}
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,27 +70,7 @@ impl Location {
         if s.contains('/') {
             return Ok(Location::Path(PathBuf::from(s)));
         }
-        if s.is_empty() {
-            return Err(OsError::invalid(
-                String::new(),
-                "the name is empty; give a shared-memory name such as `team-42`, or a path containing '/'",
-            ));
-        }
-        if s.len() > MAX_SHM_NAME_LEN {
-            return Err(OsError::invalid(
-                s.to_owned(),
-                format!(
-                    "the shared-memory name is {} bytes long, the limit is {MAX_SHM_NAME_LEN}; use a shorter name, or a file path",
-                    s.len()
-                ),
-            ));
-        }
-        if s == "." || s == ".." {
-            return Err(OsError::invalid(
-                s.to_owned(),
-                "`.` and `..` are not shared-memory names; pick another name",
-            ));
-        }
+        check_shm_name(s)?;
         Ok(Location::Shm(s.to_owned()))
     }
 
@@ -82,29 +82,128 @@ impl Location {
         }
     }
 
-    /// The name handed to `shm_open`/`shm_unlink`: the POSIX form with one leading slash.
-    pub(crate) fn shm_name(name: &str) -> String {
-        format!("/{name}")
+    /// The name handed to `shm_open`/`shm_unlink`: the POSIX form with one leading slash,
+    /// after re-checking the name (a `Location::Shm` may have been built without `parse`).
+    pub(crate) fn shm_name(name: &str) -> Result<String, OsError> {
+        check_shm_name(name)?;
+        Ok(format!("/{name}"))
     }
 
-    /// Open the existing segment read-write (`O_RDWR | O_CLOEXEC`), as a fresh open file
-    /// description.
+    /// Where the segment appears in the file system: `/dev/shm/NAME` for a shared-memory
+    /// name (checked: no `/`, not `.` or `..`, not empty), else the path itself.
     ///
-    /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html) and
-    /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html).
-    pub(crate) fn open_rdwr(&self) -> Result<File, OsError> {
-        let result = match self {
-            Location::Shm(name) => shm::open(
-                Self::shm_name(name).as_str(),
-                shm::OFlags::RDWR,
-                shm::Mode::empty(),
-            )
-            .map(File::from)
-            .map_err(std::io::Error::from),
-            Location::Path(path) => OpenOptions::new().read(true).write(true).open(path),
-        };
-        result.map_err(|e| OsError::from_io("open", self.display_name(), e))
+    /// # Errors
+    ///
+    /// [`OsError::Invalid`] for a shared-memory name that [`Location::parse`] would refuse.
+    pub fn fs_path(&self) -> Result<PathBuf, OsError> {
+        match self {
+            Location::Shm(name) => {
+                check_shm_name(name)?;
+                Ok(Path::new(SHM_DIR).join(name))
+            }
+            Location::Path(path) => Ok(path.clone()),
+        }
     }
+
+    /// Open the existing segment read-write as a fresh open file description, refusing a
+    /// symbolic link, anything but a regular file, and (unless `access` allows it) a file
+    /// owned by another user.
+    ///
+    /// `O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK` (non-blocking only so that a
+    /// FIFO planted under the name cannot hang the open; it has no effect on a regular file),
+    /// then `fstat` on the descriptor, so the checks apply to the file actually opened.
+    /// This is what glibc's `shm_open` does for a shared-memory name, plus the owner check.
+    ///
+    /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
+    /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html) and
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html).
+    pub(crate) fn open_rdwr(&self, access: Access) -> Result<File, OsError> {
+        let name = self.display_name();
+        let path = self.fs_path()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) && is_symlink(&path) {
+                    OsError::Symlink {
+                        location: name.clone(),
+                    }
+                } else {
+                    OsError::from_io("open", name.clone(), e)
+                }
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| OsError::from_io("fstat", name.clone(), e))?;
+        if !meta.file_type().is_file() {
+            return Err(OsError::invalid(
+                name,
+                "it is not a regular file; name a segment created by `ccs`",
+            ));
+        }
+        let your_uid = rustix::process::geteuid().as_raw();
+        let owner_uid = meta.uid();
+        if owner_uid != your_uid && !access.allow_other_owner {
+            return Err(OsError::ForeignOwner {
+                location: name,
+                owner: describe_user(owner_uid),
+                owner_uid,
+                your_uid,
+            });
+        }
+        Ok(file)
+    }
+}
+
+/// The rules of a shared-memory name (see [`Location::parse`]).
+fn check_shm_name(name: &str) -> Result<(), OsError> {
+    let reason = if name.is_empty() {
+        "the name is empty; give a shared-memory name such as `team-42`, or a path containing '/'"
+            .to_owned()
+    } else if name.contains('\0') {
+        "the name contains a NUL byte; remove it".to_owned()
+    } else if name.contains('/') {
+        "a shared-memory name cannot contain '/'; use a plain name, or a file path".to_owned()
+    } else if name == "." || name == ".." {
+        "`.` and `..` are not shared-memory names; pick another name".to_owned()
+    } else if name.len() > MAX_SHM_NAME_LEN {
+        format!(
+            "the shared-memory name is {} bytes long, the limit is {MAX_SHM_NAME_LEN}; use a shorter name, or a file path",
+            name.len()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(OsError::invalid(name.escape_debug().to_string(), reason))
+}
+
+/// Whether `path` itself (not what it points to) is a symbolic link.
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// `uid 65534 (nobody)`, or `uid 1234` when the user database has no name for it. Reads
+/// `/etc/passwd` (best effort, error path only; users known only to NSS show as a number).
+fn describe_user(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| user_name_in(&text, uid));
+    match name {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// The name of `uid` in `passwd(5)`-formatted `text`.
+fn user_name_in(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let entry_uid: u32 = fields.nth(1)?.parse().ok()?;
+        (entry_uid == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 impl fmt::Display for Location {
@@ -154,6 +253,32 @@ mod tests {
             Location::parse(&too_long),
             Err(OsError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn a_hand_built_shm_name_is_checked_at_use() {
+        for bad in ["../etc/passwd", "a/b", "..", ".", ""] {
+            let loc = Location::Shm(bad.into());
+            assert!(
+                matches!(loc.fs_path(), Err(OsError::Invalid { .. })),
+                "{bad:?} should be refused"
+            );
+            assert!(
+                matches!(
+                    loc.open_rdwr(Access::default()),
+                    Err(OsError::Invalid { .. })
+                ),
+                "{bad:?} should not be opened"
+            );
+        }
+    }
+
+    #[test]
+    fn user_names_come_from_passwd() {
+        let text = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nbad line\n";
+        assert_eq!(user_name_in(text, 65534).as_deref(), Some("nobody"));
+        assert_eq!(user_name_in(text, 0).as_deref(), Some("root"));
+        assert_eq!(user_name_in(text, 7), None);
     }
 
     #[test]

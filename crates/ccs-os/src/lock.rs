@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd as _;
 
+use crate::location::Access;
 use crate::{Location, OsError};
 
 /// A separate open file description on a segment, used for byte-range locks.
@@ -51,18 +52,32 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// Open the existing segment read-write as a new open file description.
+    /// Open the existing segment read-write as a new open file description, refusing one
+    /// owned by another user (see [`LockFile::open_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LockFile::open_with`] with `Access::default()`.
+    pub fn open(loc: &Location) -> Result<LockFile, OsError> {
+        LockFile::open_with(loc, Access::default())
+    }
+
+    /// Open the existing segment read-write as a new open file description, with the same
+    /// checks as [`Mapping::open_with`](crate::Mapping::open_with): no symbolic link, a
+    /// regular file, owned by this user unless `access` allows another owner. The name is
+    /// resolved again here, so the checks are repeated on what is actually opened.
     ///
     /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html) and
     /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html).
     ///
     /// # Errors
     ///
-    /// [`OsError::NotFound`] if the segment does not exist; [`OsError::PermissionDenied`] or
-    /// [`OsError::Io`] if the kernel refuses.
-    pub fn open(loc: &Location) -> Result<LockFile, OsError> {
+    /// [`OsError::NotFound`] if the segment does not exist; [`OsError::Symlink`],
+    /// [`OsError::ForeignOwner`] or [`OsError::Invalid`] as for a mapping;
+    /// [`OsError::PermissionDenied`] or [`OsError::Io`] if the kernel refuses.
+    pub fn open_with(loc: &Location, access: Access) -> Result<LockFile, OsError> {
         Ok(LockFile {
-            file: loc.open_rdwr()?,
+            file: loc.open_rdwr(access)?,
             location: loc.clone(),
         })
     }

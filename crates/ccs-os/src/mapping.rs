@@ -25,6 +25,7 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::shm;
 
+use crate::location::Access;
 use crate::{Location, OsError};
 
 /// A shared, read-write mapping of a whole segment.
@@ -94,6 +95,7 @@ impl Mapping {
                 .map_err(|e| OsError::from_io("fchmod", name.clone(), e))?;
             file.set_len(size)
                 .map_err(|e| OsError::from_io("ftruncate", name.clone(), e))?;
+            sync_parent_dir(loc)?;
             map_shared(&file, len, loc)
         })();
         match mapped {
@@ -111,6 +113,20 @@ impl Mapping {
     }
 
     /// Open an existing segment read-write and map all of it; the size comes from `fstat`.
+    /// Refuses a segment owned by another user: see [`Mapping::open_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapping::open_with`] with `Access::default()`.
+    pub fn open(loc: &Location) -> Result<Mapping, OsError> {
+        Mapping::open_with(loc, Access::default())
+    }
+
+    /// Open an existing segment read-write and map all of it; the size comes from `fstat`.
+    ///
+    /// The file is opened with `O_NOFOLLOW` and checked on its descriptor: a symbolic link,
+    /// anything but a regular file, and (unless `access.allow_other_owner`) a file owned by
+    /// another user are refused before anything is mapped.
     ///
     /// See [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html),
     /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html),
@@ -118,12 +134,14 @@ impl Mapping {
     ///
     /// # Errors
     ///
-    /// [`OsError::NotFound`] if it does not exist; [`OsError::Empty`] if it has no bytes yet; [`OsError::Invalid`] if it is not a
-    /// regular file, or too large for this address space; [`OsError::PermissionDenied`] or
-    /// [`OsError::Io`] if the kernel refuses.
-    pub fn open(loc: &Location) -> Result<Mapping, OsError> {
+    /// [`OsError::NotFound`] if it does not exist; [`OsError::Empty`] if it has no bytes yet;
+    /// [`OsError::Symlink`] if its name is a symbolic link; [`OsError::ForeignOwner`] if it
+    /// belongs to another user and `access` does not allow that; [`OsError::Invalid`] if it
+    /// is not a regular file, or too large for this address space;
+    /// [`OsError::PermissionDenied`] or [`OsError::Io`] if the kernel refuses.
+    pub fn open_with(loc: &Location, access: Access) -> Result<Mapping, OsError> {
         let name = loc.display_name();
-        let file = loc.open_rdwr()?;
+        let file = loc.open_rdwr(access)?;
         let meta = file
             .metadata()
             .map_err(|e| OsError::from_io("fstat", name.clone(), e))?;
@@ -175,19 +193,59 @@ impl Mapping {
     pub fn location(&self) -> &Location {
         &self.location
     }
+
+    /// Write every modified page of the mapping back to the file and wait for the device to
+    /// report it stored: `msync(MS_SYNC)` over the whole mapping. On Linux this is
+    /// `fdatasync` of the mapped range (data, and the metadata needed to read it back, such as
+    /// the size). Cost: proportional to the pages dirtied since the last flush, plus one
+    /// device cache flush; a few milliseconds on a disk, far more than a `put`.
+    ///
+    /// For a shared-memory segment (tmpfs) there is no device: the call succeeds and does
+    /// nothing durable.
+    ///
+    /// See [msync(2)](https://man7.org/linux/man-pages/man2/msync.2.html).
+    ///
+    /// # Errors
+    ///
+    /// [`OsError::Io`] if write-back failed (e.g. `EIO` from the device): what was written
+    /// since the last successful flush may not be on disk.
+    pub fn flush(&self) -> Result<(), OsError> {
+        self.map
+            .flush()
+            .map_err(|e| OsError::from_io("msync", self.location.display_name(), e))
+    }
+}
+
+/// Make a new file-path segment's directory entry durable: `fsync` on its parent directory
+/// (without it, a flushed segment's data could survive a power loss while its name does
+/// not). Nothing to do for a shared-memory name.
+///
+/// See [fsync(2)](https://man7.org/linux/man-pages/man2/fsync.2.html).
+fn sync_parent_dir(loc: &Location) -> Result<(), OsError> {
+    let Location::Path(path) = loc else {
+        return Ok(());
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| OsError::from_io("fsync (parent directory)", loc.display_name(), e))
 }
 
 /// `O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC` with `mode`.
 fn create_exclusive(loc: &Location, mode: u32) -> Result<File, OsError> {
     let result = match loc {
         Location::Shm(name) => shm::open(
-            Location::shm_name(name).as_str(),
+            Location::shm_name(name)?.as_str(),
             shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
             shm::Mode::from_raw_mode(mode),
         )
         .map(File::from)
         .map_err(std::io::Error::from),
-        // std always adds O_CLOEXEC.
+        // std always adds O_CLOEXEC. `O_EXCL` never follows a symbolic link, even a dangling
+        // one: the new file is always created under the name given.
         Location::Path(path) => OpenOptions::new()
             .read(true)
             .write(true)
@@ -221,7 +279,7 @@ fn map_shared(file: &File, len: usize, loc: &Location) -> Result<MmapRaw, OsErro
 pub fn destroy(loc: &Location) -> Result<(), OsError> {
     let result = match loc {
         Location::Shm(name) => {
-            shm::unlink(Location::shm_name(name).as_str()).map_err(std::io::Error::from)
+            shm::unlink(Location::shm_name(name)?.as_str()).map_err(std::io::Error::from)
         }
         Location::Path(path) => std::fs::remove_file(path),
     };
@@ -339,6 +397,70 @@ mod tests {
             // Release pairs with the Acquire load below (through the other mapping).
             wa.store(0xdead_beef_cafe_f00d, Ordering::Release);
             assert_eq!(wb.load(Ordering::Acquire), 0xdead_beef_cafe_f00d);
+        }
+    }
+
+    #[test]
+    fn a_symlink_is_never_followed() {
+        let target = Segment::new(unique_path("symlink-target"));
+        let link = Segment::new(unique_path("symlink"));
+        let _m = must(Mapping::create(&target.loc, 4096, 0o600));
+        std::os::unix::fs::symlink(target.fs_path(), link.fs_path())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = Mapping::open(&link.loc).err();
+        assert!(matches!(err, Some(OsError::Symlink { .. })), "{err:?}");
+        let err = crate::LockFile::open(&link.loc).err();
+        assert!(matches!(err, Some(OsError::Symlink { .. })), "{err:?}");
+        // Creating through a link (even a dangling one) fails too: O_EXCL.
+        must(destroy(&target.loc));
+        let err = Mapping::create(&link.loc, 4096, 0o600).err();
+        assert!(
+            matches!(err, Some(OsError::AlreadyExists { .. })),
+            "{err:?}"
+        );
+        assert!(!target.fs_path().exists(), "created through the link");
+    }
+
+    #[test]
+    fn another_users_segment_is_refused_unless_allowed() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("skipped: needs root to chown a file to another user");
+            return;
+        }
+        for seg in both() {
+            let _m = must(Mapping::create(&seg.loc, 4096, 0o600));
+            std::os::unix::fs::chown(seg.fs_path(), Some(65534), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let err = Mapping::open(&seg.loc).err();
+            assert!(
+                matches!(
+                    err,
+                    Some(OsError::ForeignOwner {
+                        owner_uid: 65534,
+                        your_uid: 0,
+                        ..
+                    })
+                ),
+                "{err:?}"
+            );
+            assert!(matches!(
+                crate::LockFile::open(&seg.loc),
+                Err(OsError::ForeignOwner { .. })
+            ));
+            let allow = Access {
+                allow_other_owner: true,
+            };
+            let m = must(Mapping::open_with(&seg.loc, allow));
+            assert_eq!(m.len(), 4096);
+            must(crate::LockFile::open_with(&seg.loc, allow));
+        }
+    }
+
+    #[test]
+    fn flush_succeeds_on_both_kinds() {
+        for seg in both() {
+            let m = must(Mapping::create(&seg.loc, 8192, 0o600));
+            must(m.flush());
         }
     }
 
