@@ -34,6 +34,7 @@
 
 mod agent;
 mod error;
+mod fsck;
 mod guard;
 mod os_env;
 mod segment;
@@ -42,6 +43,7 @@ mod status;
 pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 pub use error::{Error, Result};
+pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
 pub use guard::{ReadGuard, WriteGuard};
-pub use segment::{DEFAULT_MODE, Segment};
+pub use segment::{DEFAULT_MODE, OpenOptions, Segment};
 pub use status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};

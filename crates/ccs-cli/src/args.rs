@@ -56,6 +56,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove a segment's name (processes that have it open keep using it).
     Destroy(SegArgs),
+    /// Flush a file-path segment to disk (msync MS_SYNC): everything written before it then
+    /// survives a power loss. Succeeds and does nothing durable for a /dev/shm segment.
+    Sync(SyncArgs),
     /// Delete an artifact (conditional on the agent's view, like `put`); print the deletion's
     /// version.
     Delete(KeyArgs),
@@ -69,9 +72,26 @@ pub enum Command {
     /// Measure the protocol: invalidation latency across processes, per-operation costs, and
     /// multi-process throughput. Each run uses its own fresh segment, destroyed at the end.
     Bench(BenchArgs),
+    /// Check every structure of a segment; with --repair, fix what is safe to fix.
+    ///
+    /// Prints one line per problem, `[KIND] SUBJECT: MESSAGE`, then the arena and descriptor
+    /// accounting. --repair releases what agents whose processes are gone still hold (lines,
+    /// pins, pid) and, only while no agent is attached, returns leaked slots to the free
+    /// lists; it says what it repaired and what it could not. Exit 0: clean (after a repair:
+    /// everything found was repaired); 1: problems remain; 2: the segment cannot be opened or
+    /// its header is invalid.
+    #[command(after_long_help = crate::fsck::JSON_SCHEMA_HELP)]
+    Fsck(FsckArgs),
     /// Internal: one child process of `ccs bench` (re-executed by it; not for direct use).
     #[command(hide = true)]
     BenchChild(BenchChildArgs),
+    /// Crash-torture a fresh segment: K workers do random checked operations while random
+    /// workers are SIGKILLed and replaced; then check checksums, counters, version order,
+    /// fsck and arena leaks. Exit 0 all checks passed, 1 a check failed, 2 bad arguments.
+    Torture(crate::commands::torture::TortureArgs),
+    /// Internal: one worker of `ccs torture` (re-executed by it; not for direct use).
+    #[command(hide = true)]
+    TortureWorker(crate::commands::torture::WorkerArgs),
 }
 
 /// The segment argument alone.
@@ -80,6 +100,17 @@ pub struct SegArgs {
     /// Segment: a name under /dev/shm, or a path containing '/'.
     #[arg(value_name = "SEG")]
     pub seg: String,
+}
+
+/// `ccs sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// `ccs init`.
@@ -103,6 +134,10 @@ pub struct InitArgs {
     /// Destroy an existing segment of that name first.
     #[arg(long)]
     pub force: bool,
+    /// Permission bits in octal, e.g. 0660 to share with the group [default: 0600]. Set
+    /// exactly: the umask does not narrow them.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 }
 
 /// A segment, a key and the agent acting on it.
@@ -117,6 +152,9 @@ pub struct KeyArgs {
     /// The agent acting (registered on first use; its state persists between invocations).
     #[arg(long, value_name = "NAME")]
     pub agent: String,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// `ccs put`.
@@ -134,6 +172,9 @@ pub struct PutArgs {
     /// Overwrite whatever version is there (the write that can lose updates).
     #[arg(long)]
     pub blind: bool,
+    /// Flush the segment to disk before printing the version (file-path segments).
+    #[arg(long)]
+    pub durable: bool,
 }
 
 /// `ccs get`.
@@ -147,6 +188,21 @@ pub struct GetArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `ccs fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Repair what is safe: dead agents' holds, pins and pids; leaked slots if no agent is
+    /// attached.
+    #[arg(long)]
+    pub repair: bool,
+    /// Print one JSON object (stable; see the schema below) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `ccs status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -156,6 +212,9 @@ pub struct StatusArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// `ccs list`.
@@ -167,6 +226,9 @@ pub struct ListArgs {
     /// Only keys starting with P.
     #[arg(long, value_name = "P", default_value = "")]
     pub prefix: String,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// `ccs wait`.

@@ -5,14 +5,18 @@ use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
-use agent_coherence::{Agent, Check, Config, Error, Segment};
+use agent_coherence::{Agent, Check, Config, Error, OpenOptions, Segment};
 
 use crate::args::{
-    Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, StatusArgs, WaitArgs,
+    Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, StatusArgs, SyncArgs, WaitArgs,
 };
 use crate::error::{CliError, EXIT_OK, EXIT_STALE, EXIT_TIMEOUT};
 use crate::size::{format_size, parse_size};
 use crate::status_view;
+
+/// `ccs torture` (declared here so that `main.rs` needs no change).
+#[path = "torture/mod.rs"]
+pub(crate) mod torture;
 
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<u8, CliError> {
@@ -23,11 +27,15 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Check(args) => check(&args),
         Command::Status(args) => status(&args),
         Command::Destroy(args) => destroy(&args),
+        Command::Sync(args) => sync(&args),
         Command::Delete(args) => delete(&args),
         Command::List(args) => list(&args),
         Command::Wait(args) => wait(&args),
+        Command::Fsck(args) => crate::fsck::run(&args),
         Command::Bench(args) => crate::bench::run(args.command),
         Command::BenchChild(args) => crate::bench::run_child(&args),
+        Command::Torture(args) => torture::run(&args),
+        Command::TortureWorker(args) => torture::run_worker(&args),
     }
 }
 
@@ -67,8 +75,31 @@ fn where_is(seg: &str) -> String {
     }
 }
 
+/// Open an existing segment, accepting another user's only if asked to.
+fn open(seg: &str, allow_other_owner: bool) -> Result<Segment, CliError> {
+    Ok(OpenOptions::new()
+        .allow_other_owner(allow_other_owner)
+        .open(seg)?)
+}
+
+/// Parse `--mode`: octal permission bits (`0660`, `660` or `0o660`) within 0o777.
+fn parse_mode(text: &str) -> Result<u32, CliError> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        _ => Err(CliError::Usage(format!(
+            "--mode {text}: give permission bits in octal, at most 0777, e.g. 0600 or 0660"
+        ))),
+    }
+}
+
+fn sync(args: &SyncArgs) -> Result<u8, CliError> {
+    open(&args.seg, args.allow_other_owner)?.flush()?;
+    Ok(EXIT_OK)
+}
+
 fn attach(target: &KeyArgs) -> Result<(Segment, Agent), CliError> {
-    let segment = Segment::open(&target.seg)?;
+    let segment = open(&target.seg, target.allow_other_owner)?;
     let agent = segment.attach(&target.agent)?;
     Ok((segment, agent))
 }
@@ -86,11 +117,16 @@ fn init(args: &InitArgs) -> Result<u8, CliError> {
         )?,
         ..defaults
     };
+    let mode = match args.mode.as_deref() {
+        Some(text) => parse_mode(text)?,
+        None => agent_coherence::DEFAULT_MODE,
+    };
+    let options = OpenOptions::new().mode(mode);
     // Try first, so that an invalid configuration never destroys the existing segment.
-    let segment = match Segment::create(&args.seg, config) {
+    let segment = match options.create(&args.seg, config) {
         Err(Error::SegmentExists { .. }) if args.force => {
             Segment::destroy(&args.seg)?;
-            Segment::create(&args.seg, config)?
+            options.create(&args.seg, config)?
         }
         other => other?,
     };
@@ -130,13 +166,16 @@ fn put(args: &PutArgs) -> Result<u8, CliError> {
     let target = &args.target;
     // Read the payload before attaching: a slow stdin must not keep the agent attached.
     let payload = read_payload(args.file.as_deref())?;
-    let (_segment, agent) = attach(target)?;
+    let (segment, agent) = attach(target)?;
     let key = target.key.as_str();
     let version = match (args.if_version, args.blind) {
         (Some(expected), _) => agent.put_if(key, expected, &payload)?,
         (None, true) => agent.put_blind(key, &payload)?,
         (None, false) => agent.put(key, &payload)?,
     };
+    if args.durable {
+        segment.flush()?;
+    }
     print(&format!("{version}\n"))?;
     Ok(EXIT_OK)
 }
@@ -192,7 +231,7 @@ fn check(args: &KeyArgs) -> Result<u8, CliError> {
 }
 
 fn status(args: &StatusArgs) -> Result<u8, CliError> {
-    let segment = Segment::open(&args.seg)?;
+    let segment = open(&args.seg, args.allow_other_owner)?;
     let status = segment.status()?;
     let text = if args.json {
         let json = status_view::to_json(segment.location(), &status);
@@ -219,7 +258,7 @@ fn delete(args: &KeyArgs) -> Result<u8, CliError> {
 }
 
 fn list(args: &ListArgs) -> Result<u8, CliError> {
-    let segment = Segment::open(&args.seg)?;
+    let segment = open(&args.seg, args.allow_other_owner)?;
     let mut text = String::new();
     for key in segment.list(&args.prefix)? {
         text.push_str(&key);
@@ -263,6 +302,16 @@ mod tests {
                 valid,
             },
         )
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        for (text, mode) in [("0600", 0o600), ("660", 0o660), ("0o640", 0o640)] {
+            assert_eq!(parse_mode(text).ok(), Some(mode), "{text}");
+        }
+        for bad in ["", "0o", "0800", "01777", "rw", "-1"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

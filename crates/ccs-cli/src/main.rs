@@ -12,6 +12,7 @@ mod args;
 mod bench;
 mod commands;
 mod error;
+mod fsck;
 mod size;
 mod status_view;
 

@@ -114,7 +114,7 @@ impl<E: Env> Directory<E> {
         Ok(agent)
     }
 
-    fn release_stale_holds(&self, agent: AgentId) -> Result<()> {
+    pub(crate) fn release_stale_holds(&self, agent: AgentId) -> Result<()> {
         for line in 0..self.geo.lines as u32 {
             let head_word = self.head(line)?;
             let raw = head_word.load(Ordering::Acquire);

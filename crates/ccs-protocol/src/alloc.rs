@@ -188,7 +188,7 @@ impl<E: Env> Directory<E> {
             })
     }
 
-    fn free_block(&self, granule: u64, class: usize) -> Result<()> {
+    pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
         let next = self.words.at(self.block_next_word(granule)?)?;
         self.push_free(H_ARENA_FREE + class, granule, next)
     }
