@@ -35,6 +35,11 @@ mod alloc;
 mod directory;
 mod env;
 mod error;
+#[cfg(not(loom))]
+mod fsck;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod layout;
 mod packing;
@@ -50,6 +55,8 @@ pub use agents::validate_name;
 pub use directory::{AgentId, Directory};
 pub use env::Env;
 pub use error::{ProtocolError, Result};
+#[cfg(not(loom))]
+pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport, NO_LOG_RINGS};
 pub use keys::validate_key;
 pub use layout::{
     Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES,
