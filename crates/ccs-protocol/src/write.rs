@@ -165,6 +165,16 @@ impl<E: Env> Directory<E> {
     /// [`ProtocolError::Fenced`] if the right was reclaimed.
     pub fn commit(&self, hold: Hold, payload: &[u8]) -> Result<u32> {
         self.check_generation(hold.agent)?;
+        // Same bound as `put`: a larger payload would get a block beyond the segment's size
+        // classes, and every later read of it would be refused as corrupt. Like the other
+        // refusals of a commit, it gives the right up.
+        if payload.len() as u64 > self.geo.config.max_payload {
+            let _ = self.release(hold);
+            return Err(ProtocolError::PayloadTooLarge {
+                len: payload.len() as u64,
+                max: self.geo.config.max_payload,
+            });
+        }
         self.publish_stopping(hold, Some(payload), StopAt::Never)?
             .ok_or_else(|| ProtocolError::corrupt("write stopped"))
     }
@@ -311,7 +321,12 @@ impl<E: Env> Directory<E> {
                 Reclaim::Wait
             });
         }
-        if self.env.now_ms() >= lease.deadline_ms {
+        let now = self.env.now_ms();
+        // A `put`'s lease is never longer than the write lease: a longer one is not a correct
+        // writer's (a hostile or corrupt word), and must not stall writers until it ends.
+        let overlong = !lease.exclusive
+            && lease.deadline_ms > now.saturating_add(self.geo.config.write_lease_ms);
+        if now >= lease.deadline_ms || overlong {
             Ok(Reclaim::Expired)
         } else if lease.exclusive {
             Ok(Reclaim::Held)
@@ -398,12 +413,15 @@ impl<E: Env> Directory<E> {
             self.discard_slot(desc)?;
             return Err(ProtocolError::Fenced);
         }
-        self.clear_pending(line, desc, hold)?;
-        self.notify(line)?;
+        // Retire the superseded version first: a writer killed between publishing and
+        // retiring leaks it (until `fsck --repair`), so that window is kept to these few
+        // instructions.
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some(old) = hold.head.desc_index() {
             self.retire(old)?;
         }
+        self.clear_pending(line, desc, hold)?;
+        self.notify(line)?;
         self.adopt(hold.agent, line, published, version)?;
         Ok(Some(version))
     }

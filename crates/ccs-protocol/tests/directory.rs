@@ -469,7 +469,7 @@ fn a_dead_readers_pins_are_released_by_its_next_attach() {
             .put(writer, line, &[1u8; 8 << 10], Condition::Blind)
             .expect("write");
         let (_, pin) = f.dir.read_pinned(reader, line).expect("pin");
-        std::mem::forget(pin); // the reader "dies" holding it
+        let _dies_holding_it = pin; // never released: the reader "dies" holding it
     }
     version = f
         .dir
