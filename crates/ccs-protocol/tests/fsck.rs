@@ -4,39 +4,12 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
 use ccs_protocol::sync::Ordering;
 use ccs_protocol::testing::MemEnv;
-use ccs_protocol::{
-    AgentId, Condition, Config, Directory, FsckKind, FsckReport, Geometry, HeapWords, StopAt,
-};
-
-struct Fixture {
-    // `dir` borrows `heap`'s memory through raw words: declared first, dropped first.
-    dir: Directory<MemEnv>,
-    _heap: HeapWords,
-}
-
-fn config() -> Config {
-    Config {
-        max_agents: 8,
-        max_artifacts: 16,
-        arena_bytes: 64 << 10,
-        max_payload: 8 << 10,
-        write_lease_ms: 1000,
-    }
-}
-
-fn fixture(config: Config) -> Fixture {
-    let heap = HeapWords::new(Geometry::new(config).expect("config").total_bytes as usize);
-    let dir =
-        Directory::create(heap.words(), config, MemEnv::new(config.max_agents)).expect("create");
-    Fixture { dir, _heap: heap }
-}
-
-fn agent(dir: &Directory<MemEnv>, name: &str) -> AgentId {
-    dir.begin_attach(dir.register_agent(name).expect("register"), 1)
-        .expect("attach")
-}
+use ccs_protocol::{Condition, Config, Directory, FsckKind, FsckReport, Geometry, StopAt};
+use common::{Fixture, agent, config, fixture};
 
 fn fsck(dir: &Directory<MemEnv>) -> FsckReport {
     dir.fsck().expect("fsck")
