@@ -422,15 +422,37 @@ impl Agent {
     /// Take the artifact exclusively (E) for `lease`: no one else can write it until this
     /// agent commits or releases, or the lease runs out (then the hold is reclaimed and this
     /// agent fenced). Fails at once with [`Error::Held`] if a live agent holds it.
-    pub fn acquire(&self, artifact: impl ArtifactRef, lease: Duration) -> Result<WriteGuard<'_>> {
-        let line = self.line_for_write(&artifact)?;
+    pub fn acquire(
+        &self,
+        artifact: impl ArtifactRef,
+        lease: Duration,
+    ) -> Result<WriteGuard<&Agent>> {
+        let hold = self.take(&artifact, lease)?;
+        Ok(WriteGuard::new(self, hold, artifact.key_str().to_owned()))
+    }
+
+    /// [`Agent::acquire`] for a hold that must outlive the borrow: the guard keeps the agent
+    /// alive through the `Arc` (for example a server holding E across requests).
+    pub fn acquire_owned(
+        self: &std::sync::Arc<Self>,
+        artifact: impl ArtifactRef,
+        lease: Duration,
+    ) -> Result<WriteGuard<std::sync::Arc<Agent>>> {
+        let hold = self.take(&artifact, lease)?;
+        Ok(WriteGuard::new(
+            std::sync::Arc::clone(self),
+            hold,
+            artifact.key_str().to_owned(),
+        ))
+    }
+
+    fn take(&self, artifact: &impl ArtifactRef, lease: Duration) -> Result<ccs_protocol::Hold> {
+        let line = self.line_for_write(artifact)?;
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-        let hold = self
-            .shared()
+        self.shared()
             .dir
             .acquire(self.id, line, lease_ms)
-            .map_err(self.fail(&artifact))?;
-        Ok(WriteGuard::new(self, hold, artifact.key_str().to_owned()))
+            .map_err(self.fail(artifact))
     }
 
     /// Block until the artifact's version exceeds `since`, or `timeout` passes (`None`:

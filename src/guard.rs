@@ -2,6 +2,7 @@
 
 #![allow(unsafe_code)] // lending the bytes of a pinned, immutable slot
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use ccs_protocol::{Hold, Pinned, ReadInfo};
@@ -94,14 +95,17 @@ impl std::fmt::Debug for ReadGuard {
 /// # Segment::destroy(&name)?;
 /// # Ok::<(), Error>(())
 /// ```
-pub struct WriteGuard<'a> {
-    agent: &'a Agent,
+///
+/// `A` is how the guard reaches its agent: `&Agent` from [`Agent::acquire`], or `Arc<Agent>`
+/// from [`Agent::acquire_owned`] for a hold kept across calls (a server's session).
+pub struct WriteGuard<A: Deref<Target = Agent>> {
+    agent: A,
     hold: Option<Hold>,
     key: String,
 }
 
-impl<'a> WriteGuard<'a> {
-    pub(crate) fn new(agent: &'a Agent, hold: Hold, key: String) -> WriteGuard<'a> {
+impl<A: Deref<Target = Agent>> WriteGuard<A> {
+    pub(crate) fn new(agent: A, hold: Hold, key: String) -> WriteGuard<A> {
         WriteGuard {
             agent,
             hold: Some(hold),
@@ -158,11 +162,16 @@ impl<'a> WriteGuard<'a> {
 
     /// The agent holding this guard.
     pub fn agent(&self) -> &Agent {
-        self.agent
+        &self.agent
+    }
+
+    /// The key held.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
-impl Drop for WriteGuard<'_> {
+impl<A: Deref<Target = Agent>> Drop for WriteGuard<A> {
     fn drop(&mut self) {
         if let Some(hold) = self.hold.take() {
             let _ = self.agent.shared().dir.release(hold);
@@ -170,7 +179,7 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
-impl std::fmt::Debug for WriteGuard<'_> {
+impl<A: Deref<Target = Agent>> std::fmt::Debug for WriteGuard<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteGuard")
             .field("key", &self.key)
