@@ -92,6 +92,11 @@ pub enum Command {
     /// Internal: one worker of `ccs torture` (re-executed by it; not for direct use).
     #[command(hide = true)]
     TortureWorker(crate::commands::torture::WorkerArgs),
+    /// Serve the segment to a model over MCP (stdio) as one agent, until stdin closes.
+    ///
+    /// Stdout carries the protocol; messages go to stderr. Tools: read, write, check, list,
+    /// status, wait_changed, acquire, commit, release.
+    Mcp(McpArgs),
 }
 
 /// The segment argument alone.
@@ -100,6 +105,26 @@ pub struct SegArgs {
     /// Segment: a name under /dev/shm, or a path containing '/'.
     #[arg(value_name = "SEG")]
     pub seg: String,
+}
+
+/// `ccs mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// The agent this server acts as, attached for the server's lifetime.
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+    /// Also keep a copy of each artifact written or read as DIR/<key>.
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
+    /// Refuse content larger than BYTES [default: the segment's max payload].
+    #[arg(long, value_name = "BYTES")]
+    pub max_content: Option<u64>,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// `ccs sync`.

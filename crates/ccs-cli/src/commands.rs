@@ -36,6 +36,7 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::BenchChild(args) => crate::bench::run_child(&args),
         Command::Torture(args) => torture::run(&args),
         Command::TortureWorker(args) => torture::run_worker(&args),
+        Command::Mcp(args) => crate::mcp::run(&args),
     }
 }
 

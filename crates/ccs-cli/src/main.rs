@@ -13,6 +13,7 @@ mod bench;
 mod commands;
 mod error;
 mod fsck;
+mod mcp;
 mod size;
 mod status_view;
 
