@@ -30,19 +30,12 @@ impl ReadGuard {
         let Some(first) = self.pin.first_word else {
             return &[];
         };
-        // SAFETY: `pin` pins a published slot: no protocol-abiding process writes its block
-        // until the pin is released in `drop`, and the returned slice borrows `self`, so it
-        // cannot outlive the pin; the mapping stays alive through `segment`. The range was
-        // bounds-checked against the arena when the slot was pinned and is checked again here.
-        match unsafe {
-            self.segment
-                .shared
-                .dir_words()
-                .pinned_bytes(first, self.pin.len)
-        } {
-            Ok(bytes) => bytes,
-            Err(_) => &[],
-        }
+        let words = self.segment.shared.dir_words();
+        // The range was bounds-checked when the slot was pinned and is checked again inside.
+        // SAFETY: `pin` pins a published slot, which no protocol-abiding process writes until
+        // `drop` releases it; the slice borrows `self`, so it cannot outlive the pin or the mapping.
+        let bytes = unsafe { words.pinned_bytes(first, self.pin.len) };
+        bytes.unwrap_or(&[])
     }
 
     /// The pinned version.

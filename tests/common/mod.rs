@@ -224,10 +224,10 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix(PREFIX) {
-                    if tx.send(rest.to_owned()).is_err() {
-                        break;
-                    }
+                if let Some(rest) = line.strip_prefix(PREFIX)
+                    && tx.send(rest.to_owned()).is_err()
+                {
+                    break;
                 }
             }
         });

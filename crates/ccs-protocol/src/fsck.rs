@@ -1215,21 +1215,21 @@ impl<E: Env> Directory<E> {
             if start > covered {
                 pass.leaked_runs.push((covered, start - covered));
             }
-            if start < covered {
-                if let Some(previous) = last {
-                    pass.add(
-                        FsckKind::Arena,
-                        format!("arena granules {start}..{}", end.min(covered)),
-                        format!(
-                            "claimed by both {} and {}",
-                            previous.describe(),
-                            claim.describe()
-                        ),
-                    );
-                    for c in [previous, claim] {
-                        if let Claim::Desc(desc, _) = c {
-                            pass.shared_blocks.insert(desc);
-                        }
+            if start < covered
+                && let Some(previous) = last
+            {
+                pass.add(
+                    FsckKind::Arena,
+                    format!("arena granules {start}..{}", end.min(covered)),
+                    format!(
+                        "claimed by both {} and {}",
+                        previous.describe(),
+                        claim.describe()
+                    ),
+                );
+                for c in [previous, claim] {
+                    if let Claim::Desc(desc, _) = c {
+                        pass.shared_blocks.insert(desc);
                     }
                 }
             }

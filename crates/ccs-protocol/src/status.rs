@@ -117,14 +117,14 @@ impl<E: Env> Directory<E> {
     fn artifact_row(&self, line: u32, key: String) -> Result<ArtifactRow> {
         let current = self.current(line)?;
         let (mut size, mut writer, mut written_ms) = (0, None, 0);
-        if let Some(desc) = current.head.desc_index() {
-            if let Some(info) = self.pin(desc, line)? {
-                size = info.len as u64;
-                let (slot, ms) = self.slot_writer(desc)?;
-                writer = Some(slot);
-                written_ms = ms;
-                self.unpin(desc)?;
-            }
+        if let Some(desc) = current.head.desc_index()
+            && let Some(info) = self.pin(desc, line)?
+        {
+            size = info.len as u64;
+            let (slot, ms) = self.slot_writer(desc)?;
+            writer = Some(slot);
+            written_ms = ms;
+            self.unpin(desc)?;
         }
         let lease = Lease::unpack(self.lease(line)?.load(Ordering::Acquire));
         let recorded = lease.epoch == current.head.epoch && current.head.holder != 0;

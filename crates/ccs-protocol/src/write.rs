@@ -106,13 +106,13 @@ impl<E: Env> Directory<E> {
         stop: StopAt,
     ) -> Result<Option<u32>> {
         self.check_generation(agent)?;
-        if let Some(bytes) = payload {
-            if bytes.len() as u64 > self.geo.config.max_payload {
-                return Err(ProtocolError::PayloadTooLarge {
-                    len: bytes.len() as u64,
-                    max: self.geo.config.max_payload,
-                });
-            }
+        if let Some(bytes) = payload
+            && bytes.len() as u64 > self.geo.config.max_payload
+        {
+            return Err(ProtocolError::PayloadTooLarge {
+                len: bytes.len() as u64,
+                max: self.geo.config.max_payload,
+            });
         }
         #[cfg(ccs_mutant = "check_before_take")]
         let early = self.current(line)?.version;

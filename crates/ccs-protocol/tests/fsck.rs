@@ -343,10 +343,10 @@ fn fsck_survives_every_single_word_corruption() {
             let _ = f.dir.read_pinned(a, line).expect("pin");
             let before = peek(&f.dir, index);
             poke(&f.dir, index, hostile);
-            if let Ok(report) = f.dir.fsck() {
-                if !report.is_clean() {
-                    found += 1;
-                }
+            if let Ok(report) = f.dir.fsck()
+                && !report.is_clean()
+            {
+                found += 1;
             }
             f.dir.env().set_alive(a.slot, false);
             let _ = f.dir.fsck_repair(&[a.slot], true, || {});

@@ -236,13 +236,13 @@ impl Model {
         bytes: Option<Vec<u8>>,
         cond: Condition,
     ) -> Result<u32, ProtocolError> {
-        if let Some(bytes) = &bytes {
-            if bytes.len() > MAX_PAYLOAD {
-                return Err(ProtocolError::PayloadTooLarge {
-                    len: bytes.len() as u64,
-                    max: MAX_PAYLOAD as u64,
-                });
-            }
+        if let Some(bytes) = &bytes
+            && bytes.len() > MAX_PAYLOAD
+        {
+            return Err(ProtocolError::PayloadTooLarge {
+                len: bytes.len() as u64,
+                max: MAX_PAYLOAD as u64,
+            });
         }
         let art = &self.artifacts[k];
         if let Some((holder, _)) = art.holder {

@@ -358,7 +358,9 @@ fn spin_until(
     while !ready()? {
         spin_hint();
         polls += 1;
-        if polls % (1 << 16) == 0 && started.get_or_insert_with(Instant::now).elapsed() > STALL {
+        if polls.is_multiple_of(1 << 16)
+            && started.get_or_insert_with(Instant::now).elapsed() > STALL
+        {
             return Err(CliError::Bench(format!(
                 "reader: no {what} for {} s",
                 STALL.as_secs()

@@ -351,7 +351,7 @@ pub fn wait_for(
             continue;
         }
         ccs_protocol::sync::yield_now();
-        if polls % 256 == 0 {
+        if polls.is_multiple_of(256) {
             children.check_alive()?;
             let since = *started.get_or_insert_with(Instant::now);
             if since.elapsed() > STALL {

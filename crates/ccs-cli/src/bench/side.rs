@@ -46,10 +46,10 @@ impl Side {
     /// The 64-bit word at the start of cache line `line`.
     pub fn word(&self, line: usize) -> Result<&AtomicU64, CliError> {
         let offset = self.offset(line, 0, 8)?;
-        // SAFETY: `offset` is a multiple of 8 within the page-aligned mapping and 8 bytes fit
-        // before its end (checked by `offset`); `AtomicU64` is a `repr(transparent)` std
-        // atomic with u64's size and alignment; the borrow is tied to `self`, which keeps the
-        // mapping alive; every process touches these bytes only through atomics.
+        // The borrow is tied to `self`, which keeps the mapping alive; every process touches
+        // these bytes only through atomics.
+        // SAFETY: `offset` is 8-aligned with 8 bytes before the end (checked by `offset`) of a
+        // page-aligned mapping; `AtomicU64` is a transparent std atomic of u64's layout.
         Ok(unsafe { &*self.mapping.as_ptr().add(offset).cast::<AtomicU64>() })
     }
 

@@ -413,11 +413,11 @@ impl Crew {
     /// A worker that exited without being killed, if any (reaped).
     fn exited(&mut self) -> Option<(usize, ExitStatus)> {
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(child) = slot.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    slot.child = None;
-                    return Some((i, status));
-                }
+            if let Some(child) = slot.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                slot.child = None;
+                return Some((i, status));
             }
         }
         None

@@ -670,7 +670,7 @@ pub fn run(args: &WorkerArgs) -> Result<u8, CliError> {
             return Ok(EXIT_OK);
         }
         steps += 1;
-        if steps % 128 == 0 && !ccs_os::process_exists(args.supervisor) {
+        if steps.is_multiple_of(128) && !ccs_os::process_exists(args.supervisor) {
             // Orphaned: the supervisor is gone, so no one will stop or reap us.
             return Ok(EXIT_OK);
         }
