@@ -258,11 +258,7 @@ pub fn run(args: &InvalidationArgs) -> Result<(), CliError> {
         phases,
     };
     drop((writer, seg));
-    print(&if args.json {
-        super::to_json(&report)?
-    } else {
-        table(&report)
-    })
+    super::emit(&report, args.json, table)
 }
 
 fn table(report: &Report) -> String {

@@ -136,6 +136,15 @@ pub fn to_json(value: &impl Serialize) -> Result<String, CliError> {
     Ok(text)
 }
 
+/// Print `report` to stdout: as JSON with `json`, else as the human table `table` renders.
+pub fn emit<R: Serialize>(report: &R, json: bool, table: fn(&R) -> String) -> Result<(), CliError> {
+    crate::commands::print(&if json {
+        to_json(report)?
+    } else {
+        table(report)
+    })
+}
+
 /// A payload SIZE argument, bounded so that a bench segment stays reasonable.
 pub fn payload_arg(text: &str, min: u64) -> Result<u64, CliError> {
     let bytes = crate::commands::size_arg("payload", Some(text), 0)?;

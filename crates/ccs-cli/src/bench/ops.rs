@@ -21,7 +21,6 @@ use serde::Serialize;
 use super::stats::percentile;
 use super::{Machine, Names, Progress, SCHEMA, payload_arg, signal};
 use crate::args::OpsArgs;
-use crate::commands::print;
 use crate::error::CliError;
 
 /// Calls per sample for the `batch` method.
@@ -309,11 +308,7 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
         results,
     };
     drop((helper, peers, me, seg));
-    print(&if args.json {
-        super::to_json(&report)?
-    } else {
-        table(&report)
-    })
+    super::emit(&report, args.json, table)
 }
 
 fn table(report: &Report) -> String {

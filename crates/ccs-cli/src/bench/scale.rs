@@ -235,11 +235,7 @@ pub fn run(args: &ScaleArgs) -> Result<(), CliError> {
         total,
     };
     drop(seg);
-    print(&if args.json {
-        super::to_json(&report)?
-    } else {
-        table(&report)
-    })
+    super::emit(&report, args.json, table)
 }
 
 fn table(report: &Report) -> String {

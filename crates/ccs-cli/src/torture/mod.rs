@@ -109,8 +109,8 @@ use self::layout::{
 use self::payload::{Rng, make_counter, make_payload, mix, verify_counter, verify_payload};
 use self::worker::{Kind, Op};
 use crate::bench::side::{PER_CHILD, Side};
-use crate::bench::{Progress, signal, to_json};
-use crate::commands::{print, size_arg};
+use crate::bench::{Progress, signal};
+use crate::commands::size_arg;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
 
 /// Most workers.
@@ -631,12 +631,7 @@ pub fn run(args: &TortureArgs) -> Result<u8, CliError> {
     let duration = started.elapsed();
 
     let report = verify(&seg, &side, &lay, &plan, args, tally, duration)?;
-    let text = if args.json {
-        to_json(&report)?
-    } else {
-        table(&report)
-    };
-    print(&text)?;
+    crate::bench::emit(&report, args.json, table)?;
     Ok(if report.passed { EXIT_OK } else { EXIT_FAILURE })
 }
 
