@@ -39,6 +39,7 @@ mod guard;
 mod os_env;
 mod segment;
 mod status;
+pub mod trace;
 
 pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
