@@ -14,6 +14,7 @@ mod commands;
 mod error;
 mod fsck;
 mod mcp;
+mod observe;
 mod size;
 mod status_view;
 
