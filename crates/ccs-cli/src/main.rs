@@ -16,6 +16,7 @@ mod fsck;
 mod mcp;
 mod size;
 mod status_view;
+mod trace_json;
 
 use std::io::Write as _;
 use std::process::ExitCode;
