@@ -17,6 +17,7 @@ mod mcp;
 mod observe;
 mod size;
 mod status_view;
+mod trace_json;
 
 use std::io::Write as _;
 use std::process::ExitCode;
