@@ -141,7 +141,7 @@ pub fn log(args: &LogArgs) -> Result<u8, CliError> {
                 writeln!(out, "{}", format_record(record, t0))?;
             }
         } else {
-            write_jsonl(&mut *out, &records)?;
+            write_jsonl(&mut &mut *out, &records)?;
         }
         out.flush()
     };
