@@ -54,11 +54,18 @@ pub fn watch(args: &WatchArgs) -> Result<u8, CliError> {
                 let line = if args.json {
                     json!({"t_ns": now, "lost": events.lost}).to_string()
                 } else {
-                    format!("[{}] [LOST]  {} events", format_offset(now, t0), events.lost)
+                    format!(
+                        "[{}] [LOST]  {} events",
+                        format_offset(now, t0),
+                        events.lost
+                    )
                 };
                 emit(&mut out, &line)?;
             }
             for event in events.events {
+                if done(shown) {
+                    break;
+                }
                 let line = if args.json {
                     json!({"t_ns": now, "key": event.key, "version": event.version,
                            "writer": event.writer, "deleted": event.deleted})
@@ -92,6 +99,9 @@ pub fn watch(args: &WatchArgs) -> Result<u8, CliError> {
             continue;
         }
         for record in batch.records.iter().filter(|r| selected(r, args)) {
+            if done(shown) {
+                break;
+            }
             let t0 = *t0.get_or_insert(record.t_ns);
             let line = if args.json {
                 to_json_value(record).to_string()

@@ -13,9 +13,6 @@
 //! Reading, `key`, `other` and `mode` may be absent (read as null), unknown fields are ignored,
 //! blank lines are skipped; anything else wrong names its line.
 
-// Wired into `ccs diagnose`, `ccs log`, `ccs stats` and `ccs watch` by args.rs/commands.rs.
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
