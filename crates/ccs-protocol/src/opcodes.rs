@@ -27,8 +27,8 @@ pub enum LogOp {
     Renew,
     /// Taking a dead or expired holder's line: `agent` is the reclaimer, `other` the holder.
     Reclaim,
-    /// Not an operation: records of `agent` were overwritten before they were read;
-    /// `count` says how many.
+    /// Not an operation: records of `agent` were overwritten before they were read; `count`
+    /// says how many, and `seq` is the reader's position after the gap.
     Lost,
 }
 
