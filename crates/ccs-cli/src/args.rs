@@ -97,6 +97,11 @@ pub enum Command {
     /// Stdout carries the protocol; messages go to stderr. Tools: read, write, check, list,
     /// status, wait_changed, acquire, commit, release.
     Mcp(McpArgs),
+    /// Run a demo across real processes: `ccs demo refactor` (see `ccs demo refactor --help`).
+    Demo(crate::commands::demo::DemoArgs),
+    /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
+    #[command(hide = true)]
+    DemoRole(crate::commands::demo::RoleArgs),
 }
 
 /// The segment argument alone.

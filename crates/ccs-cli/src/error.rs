@@ -64,6 +64,9 @@ pub enum CliError {
     /// The operating-system layer failed (side mapping, futex, affinity).
     #[error(transparent)]
     Os(#[from] ccs_os::OsError),
+    /// `ccs demo` could not be carried out (a build that fails is a verdict, not this).
+    #[error("demo: {0}")]
+    Demo(#[from] ccs_demo::DemoError),
     /// Reading stdin or writing stdout failed.
     #[error("cannot {action}: {source}")]
     Stdio {
@@ -86,6 +89,7 @@ impl CliError {
             | CliError::Json(_)
             | CliError::Bench(_)
             | CliError::Os(_)
+            | CliError::Demo(_)
             | CliError::Stdio { .. } => EXIT_FAILURE,
         }
     }
