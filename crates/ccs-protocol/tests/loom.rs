@@ -59,6 +59,8 @@ impl Fixture {
             arena_bytes: 256,
             max_payload: 64,
             write_lease_ms: 1000,
+            log_records: 0,
+            inbox_events: 0,
         };
         let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
         let dir = Directory::create(heap.words(), config, MemEnv::new(agents)).unwrap();
