@@ -85,12 +85,6 @@ pub enum DemoError {
     /// A role process was started with arguments it does not understand.
     #[error("bad role arguments: {0}")]
     Usage(String),
-    /// The `no-invalidation` variant needs `Segment::set_invalidation`, which this build of
-    /// agent-coherence does not have yet.
-    #[error(
-        "the no-invalidation variant needs `Segment::set_invalidation` (it lands with the op log); this build does not have it"
-    )]
-    NoInvalidationSwitch,
 }
 
 fn stderr_suffix(stderr: &str) -> String {

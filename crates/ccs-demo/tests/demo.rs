@@ -153,7 +153,6 @@ fn with_a_context_cache_the_executor_commits_from_v1_and_the_build_fails() {
 }
 
 #[test]
-#[ignore = "needs Segment::set_invalidation, which lands with the op log"]
 fn without_invalidation_the_commit_time_read_hits_v1_and_the_build_fails() {
     let (verdicts, text) = demo(&[Variant::NoInvalidation]);
     let [verdict] = verdicts.as_slice() else {
