@@ -276,11 +276,15 @@ fn planner(segment: &str) -> Result<(), DemoError> {
         Step::PlannerSeesResult,
         ME,
         &format!(
-            "get {RESULT} [{}] v{}: executor committed from {SPEC} v{}: {}",
+            "get {RESULT} [{}] v{}: the executor committed from {SPEC} v{}, build {}",
             hit_or_miss(read.hit),
             read.version,
             commit.spec_version,
-            commit.build_text()
+            if commit.first_error.is_none() {
+                "PASSES"
+            } else {
+                "FAILS"
+            }
         ),
     )
 }

@@ -290,7 +290,11 @@ pub fn summary_table(verdicts: &[Verdict]) -> String {
         );
         let build = match &verdict.build {
             Build::Passes => "PASSES".to_owned(),
-            Build::Fails { first_error } => format!("FAILS — {first_error}"),
+            // The error's location and code: `src/billing.rs:5:22: error[E0425]`.
+            Build::Fails { first_error } => match first_error.find(']') {
+                Some(end) => format!("FAILS — {}", &first_error[..=end]),
+                None => format!("FAILS — {first_error}"),
+            },
         };
         table.push_str(&format!(
             "{:<16} {:<22} {:<14} {build}\n",
