@@ -392,7 +392,7 @@ fn executor(segment: &str, variant: Variant, work: &Path, target: &Path) -> Resu
         ME,
         &format!(
             "cargo check ({:.2} s): {}",
-            outcome.elapsed.as_secs_f64(),
+            Duration::from_millis(commit.check_ms).as_secs_f64(),
             commit.build_text()
         ),
     )?;
