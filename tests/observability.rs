@@ -9,7 +9,64 @@ use std::time::Duration;
 
 use agent_coherence::trace::{LogOp, LogOutcome, LogRecord, WriteMode};
 use agent_coherence::{Cached, Error, Segment, Strategy};
-use common::{SegGuard, small_config};
+use common::{SegGuard, arg, say, small_config};
+
+/// Puts each log-writer child makes.
+const PUTS: u64 = 3000;
+
+#[test]
+fn child_entry() {
+    common::child_main(|role, seg, args| match role {
+        "log-writer" => log_writer(seg, &args[0], arg(args, 1)),
+        "eager" => eager_listener(seg, &args[0], &args[1]),
+        other => panic!("unknown role {other}"),
+    });
+}
+
+/// Put `puts` versions of the agent's own key, payload `i % 997 + 1` bytes for put `i`, so
+/// that every logged put says which it was.
+fn log_writer(seg: &str, name: &str, puts: u64) {
+    let segment = Segment::open(seg).unwrap();
+    let agent = segment.attach(name).unwrap();
+    say("READY");
+    assert_eq!(common::hear(), "go");
+    let key = format!("own/{name}");
+    let payload = vec![7u8; 1000];
+    for i in 0..puts {
+        agent.put(&key, &payload[..(i % 997 + 1) as usize]).unwrap();
+        // Interleave a HIT now and then, so runs and records mix.
+        if i % 7 == 0 {
+            agent.get(&key).unwrap();
+        }
+    }
+    say("DONE");
+}
+
+/// An eager agent subscribed to `prefix`: report every event until `count` were seen.
+fn eager_listener(seg: &str, name: &str, prefix: &str) {
+    let segment = Segment::open(seg).unwrap();
+    let agent = segment.attach_with(name, Strategy::Eager).unwrap();
+    agent.subscribe(prefix).unwrap();
+    say("READY");
+    loop {
+        let events = agent
+            .wait_events(64, Some(Duration::from_secs(60)))
+            .unwrap();
+        assert!(!events.events.is_empty() || events.lost > 0, "timed out");
+        if events.lost > 0 {
+            say(format!("LOST {}", events.lost));
+        }
+        for event in events.events {
+            say(format!(
+                "EVENT {} {} {}",
+                event.key, event.version, event.writer
+            ));
+            if event.key.ends_with("/stop") {
+                return;
+            }
+        }
+    }
+}
 
 fn ops(records: &[LogRecord], agent: &str) -> Vec<String> {
     records
@@ -204,5 +261,128 @@ fn only_eager_agents_subscribe_and_a_full_inbox_reports_losses() {
         .unwrap();
     assert_eq!(nothing, Default::default());
     drop((lazy, eager, seg));
+    guard.finish();
+}
+
+#[test]
+fn the_log_under_concurrent_writer_processes_has_no_torn_record_keeps_order_and_counts_gaps() {
+    let guard = SegGuard::shm("log-concurrent");
+    // A small ring, so that the reader below falls behind and must count what it missed.
+    let config = agent_coherence::Config {
+        log_records: 256,
+        ..small_config()
+    };
+    let seg = Segment::create(&guard.name, config).unwrap();
+    let names = ["w0", "w1", "w2"];
+    let mut writers: Vec<_> = names
+        .iter()
+        .map(|name| guard.spawn("log-writer", &[name, &PUTS.to_string()]))
+        .collect();
+    for writer in &mut writers {
+        writer.expect("READY");
+    }
+    let mut reader = seg.log_reader().unwrap();
+    for writer in &mut writers {
+        writer.send("go");
+    }
+    let mut seen: std::collections::HashMap<String, Vec<LogRecord>> = Default::default();
+    let mut missed: std::collections::HashMap<String, u64> = Default::default();
+    let mut collect = |batch: agent_coherence::trace::LogBatch| {
+        for record in batch.records {
+            if record.op == LogOp::Lost {
+                *missed.entry(record.agent.clone()).or_default() += record.count;
+            } else {
+                seen.entry(record.agent.clone()).or_default().push(record);
+            }
+        }
+    };
+    let mut done = 0;
+    while done < writers.len() {
+        collect(reader.poll().unwrap());
+        std::thread::sleep(Duration::from_micros(200));
+        done += writers
+            .iter_mut()
+            .filter_map(|w| w.try_line())
+            .filter(|line| line == "DONE")
+            .count();
+    }
+    for writer in writers {
+        writer.wait_ok();
+    }
+    collect(reader.poll().unwrap());
+    for name in names {
+        let records = &seen[name];
+        // Order per agent: sequence numbers strictly increase (a grown HIT run repeats its seq).
+        let mut last = None;
+        for record in records {
+            if let Some(last) = last {
+                assert!(
+                    record.seq > last || (record.seq == last && record.outcome == LogOutcome::Hit)
+                );
+            }
+            last = Some(record.seq);
+        }
+        // No torn record: every put says consistently which put it was.
+        let mut puts = 0;
+        for record in records.iter().filter(|r| r.op == LogOp::Put) {
+            let i = u64::from(record.version) - 1;
+            assert_eq!(record.bytes, i % 997 + 1, "{record:?}");
+            assert_eq!(record.key.as_deref(), Some(format!("own/{name}").as_str()));
+            assert_eq!(record.outcome, LogOutcome::Ok);
+            puts += 1;
+        }
+        // Gaps counted: every record made (attach, puts, runs of HITs, detach) was either
+        // returned or counted as missed.
+        let distinct: std::collections::BTreeSet<u64> = records.iter().map(|r| r.seq).collect();
+        let made = reader_total(&seg, name);
+
+        assert_eq!(
+            distinct.len() as u64 + missed.get(name).copied().unwrap_or(0),
+            made,
+            "{name}: returned {} + missed {:?} != made {made}",
+            distinct.len(),
+            missed.get(name)
+        );
+        assert!(puts > 0);
+    }
+    drop(seg);
+    guard.finish();
+}
+
+/// Records `name` made, from a fresh reader: the sequence number after its last record.
+fn reader_total(seg: &Segment, name: &str) -> u64 {
+    seg.log_records()
+        .unwrap()
+        .iter()
+        .filter(|r| r.agent == name && r.op != LogOp::Lost)
+        .map(|r| r.seq + 1)
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn an_eager_agent_in_another_process_is_woken_by_each_write_to_its_prefix() {
+    let guard = SegGuard::shm("eager-processes");
+    let seg = Segment::create(&guard.name, small_config()).unwrap();
+    let mut listener = guard.spawn("eager", &["listener", "task/"]);
+    listener.expect("READY");
+    let planner = seg.attach("planner").unwrap();
+    planner.put("task/spec", b"v1").unwrap();
+    planner.put("notes/x", b"not subscribed").unwrap();
+    planner.put("task/spec", b"v2").unwrap();
+    planner.delete("task/spec").unwrap();
+    planner.put("task/stop", b"").unwrap();
+    let lines: Vec<String> = (0..4).map(|_| listener.line()).collect();
+    assert_eq!(
+        lines,
+        [
+            "EVENT task/spec 1 planner",
+            "EVENT task/spec 2 planner",
+            "EVENT task/spec 3 planner",
+            "EVENT task/stop 1 planner",
+        ]
+    );
+    listener.wait_ok();
+    drop((planner, seg));
     guard.finish();
 }
