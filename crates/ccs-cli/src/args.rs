@@ -121,6 +121,11 @@ pub enum Command {
     /// Show, or set, a segment's run-time switches: logging, and invalidation (turning
     /// invalidation off is for demonstrations of what goes wrong without it).
     Switch(SwitchArgs),
+    /// Run a demo across real processes: `ccs demo refactor` (see `ccs demo refactor --help`).
+    Demo(crate::commands::demo::DemoArgs),
+    /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
+    #[command(hide = true)]
+    DemoRole(crate::commands::demo::RoleArgs),
 }
 
 /// `ccs watch`.

@@ -18,6 +18,10 @@ use crate::status_view;
 #[path = "torture/mod.rs"]
 pub(crate) mod torture;
 
+/// `ccs demo` (declared here so that `main.rs` needs no change).
+#[path = "demo.rs"]
+pub(crate) mod demo;
+
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<u8, CliError> {
     match command {
@@ -42,6 +46,8 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Diagnose(args) => crate::observe::diagnose(&args),
         Command::Stats(args) => crate::observe::stats(&args),
         Command::Switch(args) => crate::observe::switch(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::DemoRole(args) => demo::run_role(args),
     }
 }
 

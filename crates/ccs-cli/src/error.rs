@@ -67,6 +67,9 @@ pub enum CliError {
     /// A trace file could not be read or parsed.
     #[error("{0}")]
     Trace(String),
+    /// `ccs demo` could not be carried out (a build that fails is a verdict, not this).
+    #[error("demo: {0}")]
+    Demo(#[from] ccs_demo::DemoError),
     /// Reading stdin or writing stdout failed.
     #[error("cannot {action}: {source}")]
     Stdio {
@@ -89,6 +92,7 @@ impl CliError {
             | CliError::Json(_)
             | CliError::Bench(_)
             | CliError::Os(_)
+            | CliError::Demo(_)
             | CliError::Stdio { .. } => EXIT_FAILURE,
         }
     }
