@@ -7,5 +7,5 @@ mod stats;
 
 pub use diagnose::{Diagnosis, Finding, FindingKind, diagnose};
 pub use reader::{LogBatch, LogReader};
-pub use record::{LogOp, LogOutcome, LogRecord, WriteMode};
+pub use record::{LogOp, LogOutcome, LogRecord, WriteMode, format_offset};
 pub use stats::{BYTES_PER_TOKEN, Stats, StatsWindow, Usage, UsageRow, stats};

@@ -1,6 +1,8 @@
 //! One operation as the log holds it, decoded: what `ccs watch`, `ccs log`, `ccs diagnose` and
 //! `ccs stats` work on, whether it came from a live segment or from a `trace.jsonl` file.
 
+use std::fmt::Write as _;
+
 pub use ccs_protocol::{LogOp, LogOutcome, WriteMode};
 
 /// One decoded log record.
@@ -45,4 +47,60 @@ impl LogRecord {
         matches!(self.op, LogOp::Put | LogOp::Delete | LogOp::Commit)
             && self.outcome == LogOutcome::Ok
     }
+
+    /// This record on one line, times relative to `t0_ns`, as `ccs watch` prints it:
+    ///
+    /// ```text
+    /// [t+0.000412] [MISS]      get     agent=executor key=task/spec v2 (held v1)
+    /// [t+0.000977] [OK]        put     agent=reviewer key=task/spec v3 (held v1) mode=blind
+    /// [t+0.001200] [HELD]      acquire agent=executor key=plan v4 other=planner
+    /// [t+0.001302] [HIT]       get     agent=executor key=task/spec v2 (held v2) ×40
+    /// ```
+    ///
+    /// The outcome in brackets, upper case, padded to the longest (`[NOT_FOUND]`); the op padded
+    /// to the longest (`acquire`); `vN` (the version) when there is a key; `(held vN)` when the
+    /// agent held a version; `mode=` for writes not conditional on the writer's view; `other=`
+    /// when set; `×N` when the record stands for more than one operation.
+    pub fn line(&self, t0_ns: u64) -> String {
+        let record = self;
+        let outcome = format!("[{}]", record.outcome.name().to_uppercase());
+        let mut line = format!(
+            "[{}] {outcome:<11} {:<7} agent={}",
+            format_offset(record.t_ns, t0_ns),
+            record.op.name(),
+            record.agent
+        );
+        if let Some(key) = &record.key {
+            let _ = write!(line, " key={key} v{}", record.version);
+        }
+        if record.held > 0 {
+            let _ = write!(line, " (held v{})", record.held);
+        }
+        if let Some(mode) = record.mode
+            && mode != WriteMode::View
+        {
+            let _ = write!(line, " mode={mode}");
+        }
+        if let Some(other) = &record.other {
+            let _ = write!(line, " other={other}");
+        }
+        if record.count > 1 {
+            let _ = write!(line, " ×{}", record.count);
+        }
+        line
+    }
+}
+
+/// `t+0.000412`: seconds since `t0_ns`, to the microsecond (`t-...` before it).
+pub fn format_offset(t_ns: u64, t0_ns: u64) -> String {
+    let (sign, d) = if t_ns >= t0_ns {
+        ('+', t_ns - t0_ns)
+    } else {
+        ('-', t0_ns - t_ns)
+    };
+    format!(
+        "t{sign}{}.{:06}",
+        d / 1_000_000_000,
+        d % 1_000_000_000 / 1_000
+    )
 }

@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use agent_coherence::trace::{LogReader, LogRecord};
 use agent_coherence::{Config, Error, Segment};
 
 use crate::check;
@@ -116,7 +117,11 @@ fn run_variant(
         cast.pid(1)
     )
     .map_err(DemoError::Output)?;
-    let mut narrator = Narrator::new(out);
+    let log = segment
+        .segment
+        .log_reader()
+        .map_err(DemoError::coherence("demo: read the operation log"))?;
+    let mut narrator = Narrator::new(out, log);
     let played = cast.play(&reports, &mut narrator);
     narrator.finish()?;
     played?;
@@ -393,21 +398,40 @@ impl Drop for Cast {
     }
 }
 
-/// Prints the roles' reports in the story's order, whichever pipe delivers first. `line` is
-/// the one place where a per-step line is printed.
+/// Prints the roles' reports in the story's order, whichever pipe delivers first, each
+/// followed by the operations the segment's log recorded since (the story's artifacts, not the
+/// `demo/*` ones that only order the processes). `line` is the one place where a per-step line
+/// is printed.
 struct Narrator<'a, W: Write> {
     out: &'a mut W,
     next: u8,
     pending: BTreeMap<u8, (String, String)>,
+    log: LogReader,
+    t0: Option<u64>,
 }
 
 impl<'a, W: Write> Narrator<'a, W> {
-    fn new(out: &'a mut W) -> Self {
+    fn new(out: &'a mut W, log: LogReader) -> Self {
         Narrator {
             out,
             next: 1,
             pending: BTreeMap::new(),
+            log,
+            t0: None,
         }
+    }
+
+    /// Print the log records that are new since the last step.
+    fn log_lines(&mut self) -> Result<(), DemoError> {
+        let batch = self
+            .log
+            .poll()
+            .map_err(DemoError::coherence("demo: read the operation log"))?;
+        for record in batch.records.iter().filter(|r| shown(r)) {
+            let t0 = *self.t0.get_or_insert(record.t_ns);
+            writeln!(self.out, "            log {}", record.line(t0)).map_err(DemoError::Output)?;
+        }
+        Ok(())
     }
 
     /// Take report `step`, and print every report that is now next in order.
@@ -434,10 +458,19 @@ impl<'a, W: Write> Narrator<'a, W> {
         Ok(())
     }
 
-    /// Print one step.
+    /// Print one step, then what the log recorded for it.
     fn line(&mut self, who: &str, text: &str) -> Result<(), DemoError> {
-        writeln!(self.out, "  {who:<9} {text}")
-            .and_then(|()| self.out.flush())
-            .map_err(DemoError::Output)
+        writeln!(self.out, "  {who:<9} {text}").map_err(DemoError::Output)?;
+        self.log_lines()?;
+        self.out.flush().map_err(DemoError::Output)
     }
+}
+
+/// Whether a log record belongs to the story (its `task/*` artifacts), rather than to the
+/// demo's own ordering artifacts and attaches.
+fn shown(record: &LogRecord) -> bool {
+    record
+        .key
+        .as_deref()
+        .is_some_and(|key| key.starts_with("task/"))
 }
