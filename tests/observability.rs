@@ -19,6 +19,7 @@ fn child_entry() {
     common::child_main(|role, seg, args| match role {
         "log-writer" => log_writer(seg, &args[0], arg(args, 1)),
         "eager" => eager_listener(seg, &args[0], &args[1]),
+        "strategy-reader" => strategy_reader(seg, &args[0], &args[1]),
         other => panic!("unknown role {other}"),
     });
 }
@@ -40,6 +41,26 @@ fn log_writer(seg: &str, name: &str, puts: u64) {
         }
     }
     say("DONE");
+}
+
+/// An agent attached with `strategy`: answers `get KEY` with `HIT v` or `MISS v` until `quit`.
+fn strategy_reader(seg: &str, name: &str, strategy: &str) {
+    let segment = Segment::open(seg).unwrap();
+    let strategy = Strategy::parse(strategy).unwrap();
+    let agent = segment.attach_with(name, strategy).unwrap();
+    say("READY");
+    loop {
+        let line = common::hear();
+        let Some(key) = line.strip_prefix("get ") else {
+            break;
+        };
+        let read = agent.get(key).unwrap();
+        say(format!(
+            "{} {}",
+            if read.hit { "HIT" } else { "MISS" },
+            read.version
+        ));
+    }
 }
 
 /// An eager agent subscribed to `prefix`: report every event until `count` were seen.
@@ -384,5 +405,60 @@ fn an_eager_agent_in_another_process_is_woken_by_each_write_to_its_prefix() {
     );
     listener.wait_ok();
     drop((planner, seg));
+    guard.finish();
+}
+
+#[test]
+fn strategies_hold_across_processes() {
+    let guard = SegGuard::shm("strategies-processes");
+    let seg = Segment::create(&guard.name, small_config()).unwrap();
+    let writer = seg.attach("writer").unwrap();
+    writer.put("plan", b"v1").unwrap();
+    let mut lazy = guard.spawn("strategy-reader", &["lazy-reader", "lazy"]);
+    let mut counted = guard.spawn("strategy-reader", &["counted-reader", "access_count:2"]);
+    let mut leased = guard.spawn("strategy-reader", &["leased-reader", "lease:200ms"]);
+    for child in [&mut lazy, &mut counted, &mut leased] {
+        child.expect("READY");
+    }
+    let mut gets = |child: &mut common::Proc, n: usize| -> Vec<String> {
+        (0..n).map(|_| common::ask(child, "get plan")).collect()
+    };
+    assert_eq!(gets(&mut lazy, 4), ["MISS 1", "HIT 1", "HIT 1", "HIT 1"]);
+    assert_eq!(
+        gets(&mut counted, 5),
+        ["MISS 1", "HIT 1", "HIT 1", "MISS 1", "HIT 1"]
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(gets(&mut leased, 1), ["MISS 1"]);
+    let second = gets(&mut leased, 1);
+    if started.elapsed() < Duration::from_millis(200) {
+        assert_eq!(second, ["HIT 1"]);
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(gets(&mut leased, 1), ["MISS 1"], "the lease expired");
+    // A write in this process invalidates every strategy's copy in the others.
+    writer.put("plan", b"v2").unwrap();
+    for child in [&mut lazy, &mut counted, &mut leased] {
+        assert_eq!(common::ask(child, "get plan"), "MISS 2");
+        child.send("quit");
+    }
+    for child in [lazy, counted, leased] {
+        child.wait_ok();
+    }
+    let status = seg.status().unwrap();
+    let strategy_of = |name: &str| {
+        status
+            .agents
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .strategy
+    };
+    assert_eq!(strategy_of("counted-reader"), Strategy::AccessCount(2));
+    assert_eq!(
+        strategy_of("leased-reader"),
+        Strategy::Lease(Duration::from_millis(200))
+    );
+    drop((writer, seg));
     guard.finish();
 }
