@@ -420,7 +420,7 @@ fn strategies_hold_across_processes() {
     for child in [&mut lazy, &mut counted, &mut leased] {
         child.expect("READY");
     }
-    let mut gets = |child: &mut common::Proc, n: usize| -> Vec<String> {
+    let gets = |child: &mut common::Proc, n: usize| -> Vec<String> {
         (0..n).map(|_| common::ask(child, "get plan")).collect()
     };
     assert_eq!(gets(&mut lazy, 4), ["MISS 1", "HIT 1", "HIT 1", "HIT 1"]);
