@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::layout::{check_key, decode_version, Meta, MAX_PAYLOAD};
+use crate::layout::{MAX_PAYLOAD, Meta, check_key, decode_version};
 use crate::state::Core;
 use crate::types::{Check, Condition, Events, Hold, Read, Status, Strategy, Version, WaitResult};
 use crate::{hold, read, wait, write};

@@ -53,7 +53,12 @@ impl Cluster {
                 )
                 .await
             })
-            .map_err(|_| Error::Unavailable(format!("no answer from {url} within {:?}", options.op_timeout)))?
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "no answer from {url} within {:?}",
+                    options.op_timeout
+                ))
+            })?
             .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
         Ok(Cluster {
             runtime: Arc::new(runtime),
@@ -117,16 +122,25 @@ impl Cluster {
         check_name(name)?;
         match strategy {
             Strategy::Lease(d) if d.is_zero() => {
-                return Err(Error::InvalidConfig("a lease strategy needs a positive lifetime".to_owned()));
+                return Err(Error::InvalidConfig(
+                    "a lease strategy needs a positive lifetime".to_owned(),
+                ));
             }
             Strategy::AccessCount(0) => {
-                return Err(Error::InvalidConfig("an access_count strategy needs at least 1 hit".to_owned()));
+                return Err(Error::InvalidConfig(
+                    "an access_count strategy needs at least 1 hit".to_owned(),
+                ));
             }
             _ => {}
         }
         let session = self.run(session::open(&self.net, name, 0))?;
         let start = session.rev + 1;
-        let core = Arc::new(Core::new(name.to_owned(), self.net.clone(), strategy, session));
+        let core = Arc::new(Core::new(
+            name.to_owned(),
+            self.net.clone(),
+            strategy,
+            session,
+        ));
         core.lock().watched_rev = start - 1;
         let tasks = vec![
             self.runtime.spawn(watcher::run(Arc::clone(&core), start)),
@@ -144,7 +158,9 @@ impl Cluster {
         let (kvs, _) = self.run(self.net.range(&format!("{}{prefix}", l.metas())))?;
         let mut keys = Vec::new();
         for kv in kvs {
-            let Some(key) = l.key_of_meta(kv.key()) else { continue };
+            let Some(key) = l.key_of_meta(kv.key()) else {
+                continue;
+            };
             if !Meta::decode(kv.value())?.deleted {
                 keys.push(key.to_owned());
             }
@@ -157,7 +173,14 @@ impl Cluster {
     /// every agent's M/E/S/I state on every artifact.
     pub fn status(&self) -> Result<Status> {
         let l = &self.net.layout;
-        let prefixes = [l.agents(), l.sessions(), l.metas(), l.holds(), l.all_copies(), l.all_views()];
+        let prefixes = [
+            l.agents(),
+            l.sessions(),
+            l.metas(),
+            l.holds(),
+            l.all_copies(),
+            l.all_views(),
+        ];
         let txn = Txn::new().and_then(
             prefixes
                 .iter()
@@ -174,7 +197,10 @@ impl Cluster {
             .iter()
             .filter_map(|kv| {
                 let name = l.tail(&l.sessions(), kv.key())?;
-                Some((name.to_owned(), String::from_utf8_lossy(kv.value()).into_owned()))
+                Some((
+                    name.to_owned(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                ))
             })
             .collect();
         let holds: HashMap<String, String> = got(&resp, 3)
@@ -187,19 +213,29 @@ impl Cluster {
         let mut copies: HashMap<(String, String), u64> = HashMap::new();
         for kv in got(&resp, 4) {
             if let Some((key, agent)) = l.split_copy(kv.key()) {
-                copies.insert((key.to_owned(), agent.to_owned()), decode_version(kv.value())?);
+                copies.insert(
+                    (key.to_owned(), agent.to_owned()),
+                    decode_version(kv.value())?,
+                );
             }
         }
         let mut views: HashMap<(String, String), u64> = HashMap::new();
         for kv in got(&resp, 5) {
-            let Some(rest) = l.tail(&l.all_views(), kv.key()) else { continue };
+            let Some(rest) = l.tail(&l.all_views(), kv.key()) else {
+                continue;
+            };
             if let Some((agent, key)) = rest.split_once('\0') {
-                views.insert((key.to_owned(), agent.to_owned()), decode_version(kv.value())?);
+                views.insert(
+                    (key.to_owned(), agent.to_owned()),
+                    decode_version(kv.value())?,
+                );
             }
         }
         let mut artifacts = BTreeMap::new();
         for kv in got(&resp, 2) {
-            let Some(key) = l.key_of_meta(kv.key()) else { continue };
+            let Some(key) = l.key_of_meta(kv.key()) else {
+                continue;
+            };
             let meta = Meta::decode(kv.value())?;
             let holder = holds.get(key).cloned();
             let states = names
@@ -260,6 +296,8 @@ fn not_in_runtime() -> Result<()> {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Cluster")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }

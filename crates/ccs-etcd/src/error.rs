@@ -62,7 +62,9 @@ pub enum Error {
         name: String,
     },
     /// The etcd cluster did not answer in time, or refused the request.
-    #[error("etcd cluster unavailable: {0}; check that a majority of its members is up, then retry")]
+    #[error(
+        "etcd cluster unavailable: {0}; check that a majority of its members is up, then retry"
+    )]
     Unavailable(String),
     /// Something in etcd under this prefix is not what this engine writes.
     #[error("corrupt data under the prefix: {0}")]

@@ -1,8 +1,9 @@
-//! Exclusive holds (state E): a key `h/<key>` created only if absent (`create_revision == 0`)
-//! and attached to an etcd lease of the acquire's duration. The hold key's create revision is
-//! the fencing token (Kleppmann's fencing tokens; etcd's own `concurrency.Mutex` uses the
-//! same create-revision idea): commit, release and renew compare it, so a holder whose lease
-//! expired, or whose hold was reclaimed after its session died, can change nothing.
+//! Exclusive holds (state E): a key `h/<key>` created only if absent (`create_revision == 0`),
+//! or overwritten when its holder's session is gone, attached to an etcd lease of the
+//! acquire's duration. The revision at which this holder last wrote the hold key (its
+//! mod_revision) is the fencing token (Kleppmann's fencing tokens; etcd's `concurrency.Mutex`
+//! fences with a revision the same way): commit, release and renew compare it, so a holder
+//! whose lease expired, or whose hold was reclaimed after its session died, changes nothing.
 
 use std::time::Duration;
 
@@ -15,8 +16,7 @@ use crate::net::{got, revision};
 use crate::state::Core;
 use crate::types::{Hold, Version};
 use crate::write::{
-    HoldPlan, adopt, plan_hold, prepare_registration, publish_ops, read_snapshot,
-    snapshot_after_failure,
+    adopt, plan_hold, prepare_registration, publish_ops, read_snapshot, snapshot_after_failure,
 };
 
 const MAX_ATTEMPTS: u32 = 100;
@@ -41,16 +41,17 @@ async fn try_acquire(core: &Core, key: &str, lease_id: i64) -> Result<Hold> {
     let mut snap = read_snapshot(core, key, false).await?;
     for _ in 0..MAX_ATTEMPTS {
         let plan = plan_hold(core, key, &snap).await?;
-        let mut ops = Vec::new();
-        if matches!(plan, HoldPlan::Reclaim { .. }) {
-            ops.push(TxnOp::delete(l.hold(key), None));
-        }
-        ops.push(TxnOp::put(
+        // A reclaim overwrites the dead holder's key: its mod_revision, the token, changes.
+        let ops = [TxnOp::put(
             l.hold(key),
             value.encode(),
             Some(PutOptions::new().with_lease(lease_id)),
-        ));
-        let mut compares = vec![Compare::mod_revision(l.meta(key), CompareOp::Equal, snap.meta_rev())];
+        )];
+        let mut compares = vec![Compare::mod_revision(
+            l.meta(key),
+            CompareOp::Equal,
+            snap.meta_rev(),
+        )];
         compares.extend(plan.compares(core, key));
         let txn = Txn::new()
             .when(compares)
@@ -74,7 +75,11 @@ async fn try_acquire(core: &Core, key: &str, lease_id: i64) -> Result<Hold> {
 }
 
 fn hold_compare(core: &Core, hold: &Hold) -> Compare {
-    Compare::create_revision(core.net.layout.hold(&hold.key), CompareOp::Equal, hold.token)
+    Compare::mod_revision(
+        core.net.layout.hold(&hold.key),
+        CompareOp::Equal,
+        hold.token,
+    )
 }
 
 /// Publish `bytes` as the next version and give the hold up; `Fenced` if it was lost.
@@ -85,7 +90,10 @@ pub(crate) async fn commit(core: &Core, hold: Hold, bytes: &[u8]) -> Result<Vers
     let (lease, epoch) = prepare_registration(core, key, true);
     let mut ops = publish_ops(core, key, version, Some(bytes), lease);
     ops.push(TxnOp::delete(l.hold(key), None));
-    ops.push(TxnOp::get(l.copies(key), Some(GetOptions::new().with_prefix())));
+    ops.push(TxnOp::get(
+        l.copies(key),
+        Some(GetOptions::new().with_prefix()),
+    ));
     let copies_at = ops.len() - 1;
     let txn = Txn::new()
         .when([
@@ -96,7 +104,9 @@ pub(crate) async fn commit(core: &Core, hold: Hold, bytes: &[u8]) -> Result<Vers
     let resp = core.net.txn(txn).await?;
     let _ = core.net.revoke(hold.lease).await;
     if !resp.succeeded() {
-        return Err(Error::Fenced { key: key.to_owned() });
+        return Err(Error::Fenced {
+            key: key.to_owned(),
+        });
     }
     let r_w = revision(&resp);
     adopt(core, key, version, Some(bytes), r_w, epoch, lease.is_some());
@@ -118,19 +128,21 @@ pub(crate) async fn release(core: &Core, hold: Hold) -> Result<()> {
     }
 }
 
-/// Extend the hold to `lease` from now: move the hold key to a fresh lease (its create
-/// revision, the token, is unchanged), then revoke the old lease.
+/// Extend the hold to `lease` from now: move the hold key to a fresh lease (the token becomes
+/// that write's revision), then revoke the old lease.
 pub(crate) async fn renew(core: &Core, hold: &mut Hold, lease: Duration) -> Result<()> {
     let (new_lease, _) = core.net.grant(lease).await?;
     let value = HoldValue {
         holder: core.name.clone(),
         session: core.lock().session.rev,
     };
-    let txn = Txn::new().when([hold_compare(core, hold)]).and_then([TxnOp::put(
-        core.net.layout.hold(&hold.key),
-        value.encode(),
-        Some(PutOptions::new().with_lease(new_lease)),
-    )]);
+    let txn = Txn::new()
+        .when([hold_compare(core, hold)])
+        .and_then([TxnOp::put(
+            core.net.layout.hold(&hold.key),
+            value.encode(),
+            Some(PutOptions::new().with_lease(new_lease)),
+        )]);
     let resp = match core.net.txn(txn).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -144,6 +156,7 @@ pub(crate) async fn renew(core: &Core, hold: &mut Hold, lease: Duration) -> Resu
             key: hold.key.clone(),
         });
     }
+    hold.token = revision(&resp);
     let old = std::mem::replace(&mut hold.lease, new_lease);
     let _ = core.net.revoke(old).await;
     Ok(())

@@ -79,7 +79,9 @@ impl Layout {
     }
 
     fn join(&self, kind: &str, parts: &[&str]) -> String {
-        let mut key = String::with_capacity(self.root.len() + 2 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        let mut key = String::with_capacity(
+            self.root.len() + 2 + parts.iter().map(|p| p.len() + 1).sum::<usize>(),
+        );
         key.push_str(&self.root);
         key.push_str(kind);
         for (i, part) in parts.iter().enumerate() {
@@ -305,7 +307,10 @@ mod tests {
     #[test]
     fn keys_are_unambiguous() {
         let l = Layout::new("p");
-        assert_eq!(l.split_copy(l.copy("a/b", "c").as_bytes()), Some(("a/b", "c")));
+        assert_eq!(
+            l.split_copy(l.copy("a/b", "c").as_bytes()),
+            Some(("a/b", "c"))
+        );
         assert!(!l.copy("a/b", "c").starts_with(&l.copies("a")));
         assert_eq!(l.key_of_meta(l.meta("x/y").as_bytes()), Some("x/y"));
         assert!(check_key("").is_err() && check_key("a\0b").is_err() && check_key("ok").is_ok());

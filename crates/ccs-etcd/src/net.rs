@@ -53,7 +53,9 @@ impl Options {
             ));
         }
         if self.op_timeout.is_zero() {
-            return Err(Error::InvalidConfig("op_timeout must not be zero".to_owned()));
+            return Err(Error::InvalidConfig(
+                "op_timeout must not be zero".to_owned(),
+            ));
         }
         Ok(())
     }

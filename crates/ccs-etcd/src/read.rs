@@ -23,18 +23,26 @@ pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
     for _ in 0..REGISTER_ATTEMPTS {
         let resp = core
             .net
-            .txn(Txn::new().and_then([TxnOp::get(l.meta(key), None), TxnOp::get(l.data(key), None)]))
+            .txn(
+                Txn::new().and_then([TxnOp::get(l.meta(key), None), TxnOp::get(l.data(key), None)]),
+            )
             .await?;
         let (Some(meta_kv), data_kv) = (got_one(&resp, 0), got_one(&resp, 1)) else {
-            return Err(Error::NotFound { key: key.to_owned() });
+            return Err(Error::NotFound {
+                key: key.to_owned(),
+            });
         };
         let meta = Meta::decode(meta_kv.value())?;
         if meta.deleted {
-            return Err(Error::NotFound { key: key.to_owned() });
+            return Err(Error::NotFound {
+                key: key.to_owned(),
+            });
         }
         let r_m = meta_kv.mod_revision();
         let bytes = match data_kv {
-            Some(kv) if kv.mod_revision() == r_m && kv.value().len() as u64 == meta.len => kv.value().to_vec(),
+            Some(kv) if kv.mod_revision() == r_m && kv.value().len() as u64 == meta.len => {
+                kv.value().to_vec()
+            }
             _ => {
                 return Err(Error::Corrupt(format!(
                     "`{key}`: payload does not match its meta (not written by ccs-etcd?)"
@@ -47,7 +55,10 @@ pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
             let mut state = core.lock();
             let alive = state.session.alive(now);
             let (lease, epoch) = (state.session.lease, state.session.epoch);
-            let entry = state.entries.entry(key.to_owned()).or_insert_with(|| Entry::empty(now));
+            let entry = state
+                .entries
+                .entry(key.to_owned())
+                .or_insert_with(|| Entry::empty(now));
             if alive {
                 entry.registered = true;
                 entry.reg_seq += 1;
@@ -67,7 +78,11 @@ pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
                         ),
                         view_op,
                     ])
-                    .or_else([TxnOp::put(l.view(&core.name, key), encode_version(meta.version), None)]);
+                    .or_else([TxnOp::put(
+                        l.view(&core.name, key),
+                        encode_version(meta.version),
+                        None,
+                    )]);
                 match core.net.txn(txn).await {
                     Ok(resp) => resp.succeeded().then(|| revision(&resp)),
                     Err(Error::Unavailable(why)) if why.contains("lease not found") => {
@@ -86,7 +101,10 @@ pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
         let mut state = core.lock();
         state.views.insert(key.to_owned(), meta.version);
         let current_epoch = state.session.epoch;
-        let entry = state.entries.entry(key.to_owned()).or_insert_with(|| Entry::empty(now));
+        let entry = state
+            .entries
+            .entry(key.to_owned())
+            .or_insert_with(|| Entry::empty(now));
         entry.version = meta.version;
         entry.bytes.clone_from(&bytes);
         entry.meta_rev = r_m;

@@ -155,7 +155,10 @@ impl Core {
     pub(crate) fn try_hit(&self, key: &str) -> Option<(Vec<u8>, Version)> {
         let now = Instant::now();
         let mut state = self.lock();
-        let coherent = state.entries.get(key).is_some_and(|e| state.coherent(e, now));
+        let coherent = state
+            .entries
+            .get(key)
+            .is_some_and(|e| state.coherent(e, now));
         if !coherent {
             return None;
         }

@@ -75,7 +75,7 @@ pub enum Strategy {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Hold {
     pub(crate) key: String,
-    /// Create revision of the hold key: the fencing token.
+    /// The revision at which this holder last wrote the hold key: the fencing token.
     pub(crate) token: i64,
     pub(crate) lease: i64,
     pub(crate) version: Version,
@@ -93,7 +93,7 @@ impl Hold {
         self.version
     }
 
-    /// The fencing token: the hold key's create revision in the cluster.
+    /// The fencing token: the revision at which this holder last wrote its hold key.
     pub fn token(&self) -> i64 {
         self.token
     }

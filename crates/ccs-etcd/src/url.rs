@@ -76,7 +76,13 @@ mod tests {
         let t = parse("etcd://a:1,b/team/x/").expect("valid");
         assert_eq!(t.endpoints, ["http://a:1", "http://b:2379"]);
         assert_eq!(t.prefix, "team/x");
-        for bad in ["http://a/x", "etcd://a", "etcd://a/", "etcd://a:x/p", "etcd://,a/p"] {
+        for bad in [
+            "http://a/x",
+            "etcd://a",
+            "etcd://a/",
+            "etcd://a:x/p",
+            "etcd://,a/p",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -20,10 +20,15 @@ pub(crate) async fn wait_changed(
 ) -> Result<WaitResult> {
     let l = &core.net.layout;
     let mut client = core.net.client.clone();
-    let resp = core.net.timed("read", client.get(l.meta(key), None)).await?;
+    let resp = core
+        .net
+        .timed("read", client.get(l.meta(key), None))
+        .await?;
     let rev = resp.header().map_or(0, |h| h.revision());
     let Some(kv) = resp.kvs().first() else {
-        return Err(Error::NotFound { key: key.to_owned() });
+        return Err(Error::NotFound {
+            key: key.to_owned(),
+        });
     };
     let mut current = Meta::decode(kv.value())?.version;
     if current > since {
@@ -49,7 +54,9 @@ pub(crate) async fn wait_changed(
                 let Some(kv) = event.kv() else { continue };
                 next = next.max(kv.mod_revision() + 1);
                 if event.event_type() == EventType::Delete {
-                    return Err(Error::NotFound { key: key.to_owned() });
+                    return Err(Error::NotFound {
+                        key: key.to_owned(),
+                    });
                 }
                 current = Meta::decode(kv.value())?.version;
                 if current > since {

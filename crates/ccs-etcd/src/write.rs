@@ -66,9 +66,18 @@ pub(crate) async fn read_snapshot(core: &Core, key: &str, with_view: bool) -> Re
     snapshot_from(&resp, with_view.then_some(2), None)
 }
 
-fn snapshot_from(resp: &TxnResponse, view_at: Option<usize>, view: Option<Version>) -> Result<Snapshot> {
+fn snapshot_from(
+    resp: &TxnResponse,
+    view_at: Option<usize>,
+    view: Option<Version>,
+) -> Result<Snapshot> {
     let view = match view_at {
-        Some(at) => Some(got_one(resp, at).map(|kv| decode_version(kv.value())).transpose()?.unwrap_or(0)),
+        Some(at) => Some(
+            got_one(resp, at)
+                .map(|kv| decode_version(kv.value()))
+                .transpose()?
+                .unwrap_or(0),
+        ),
         None => view,
     };
     Ok(Snapshot {
@@ -89,7 +98,11 @@ pub(crate) enum HoldPlan {
     Free,
     /// A dead holder's hold: delete it, comparing that it is still that hold and its holder
     /// still dead.
-    Reclaim { hold_rev: i64, holder: String, session: i64 },
+    Reclaim {
+        hold_rev: i64,
+        holder: String,
+        session: i64,
+    },
 }
 
 impl HoldPlan {
@@ -124,7 +137,10 @@ pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result
     let mut client = core.net.client.clone();
     let resp = core
         .net
-        .timed("liveness read", client.get(core.net.layout.session(&hold.holder), None))
+        .timed(
+            "liveness read",
+            client.get(core.net.layout.session(&hold.holder), None),
+        )
         .await?;
     let alive = resp
         .kvs()
@@ -141,9 +157,16 @@ pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result
 }
 
 /// Check a write's condition against `snap`. `delete`: the artifact must exist.
-pub(crate) fn check_condition(key: &str, snap: &Snapshot, cond: Condition, delete: bool) -> Result<()> {
+pub(crate) fn check_condition(
+    key: &str,
+    snap: &Snapshot,
+    cond: Condition,
+    delete: bool,
+) -> Result<()> {
     if delete && !snap.exists() {
-        return Err(Error::NotFound { key: key.to_owned() });
+        return Err(Error::NotFound {
+            key: key.to_owned(),
+        });
     }
     let current = snap.current();
     let (ok, yours) = match cond {
@@ -208,19 +231,33 @@ pub(crate) fn prepare_registration(core: &Core, key: &str, register: bool) -> (O
         return (None, epoch);
     }
     let lease = state.session.lease;
-    let entry = state.entries.entry(key.to_owned()).or_insert_with(|| Entry::empty(now));
+    let entry = state
+        .entries
+        .entry(key.to_owned())
+        .or_insert_with(|| Entry::empty(now));
     entry.registered = true;
     entry.reg_seq += 1;
     (Some(lease), epoch)
 }
 
 /// After a successful write of `version` at revision `r_w`: the writer's own copy and view.
-pub(crate) fn adopt(core: &Core, key: &str, version: Version, payload: Option<&[u8]>, r_w: i64, epoch: u64, registered: bool) {
+pub(crate) fn adopt(
+    core: &Core,
+    key: &str,
+    version: Version,
+    payload: Option<&[u8]>,
+    r_w: i64,
+    epoch: u64,
+    registered: bool,
+) {
     let now = Instant::now();
     let mut state = core.lock();
     state.views.insert(key.to_owned(), version);
     let current_epoch = state.session.epoch;
-    let entry = state.entries.entry(key.to_owned()).or_insert_with(|| Entry::empty(now));
+    let entry = state
+        .entries
+        .entry(key.to_owned())
+        .or_insert_with(|| Entry::empty(now));
     entry.latest_rev = entry.latest_rev.max(r_w);
     entry.version = version;
     entry.bytes = payload.unwrap_or_default().to_vec();
@@ -228,7 +265,8 @@ pub(crate) fn adopt(core: &Core, key: &str, version: Version, payload: Option<&[
     entry.epoch = epoch;
     entry.fetched = now;
     entry.hits = 0;
-    entry.valid = registered && payload.is_some() && entry.latest_rev <= r_w && epoch == current_epoch;
+    entry.valid =
+        registered && payload.is_some() && entry.latest_rev <= r_w && epoch == current_epoch;
 }
 
 /// The local snapshot an optimistic write may start from: a coherent copy and a known view.
@@ -257,7 +295,12 @@ fn local_snapshot(core: &Core, key: &str) -> Option<Snapshot> {
 
 /// Write `payload` (`None`: delete) under `cond`; returns the new version once every stale
 /// copy is acknowledged.
-pub(crate) async fn write(core: &Core, key: &str, payload: Option<&[u8]>, cond: Condition) -> Result<Version> {
+pub(crate) async fn write(
+    core: &Core,
+    key: &str,
+    payload: Option<&[u8]>,
+    cond: Condition,
+) -> Result<Version> {
     let l = &core.net.layout;
     let known_view = core.lock().views.get(key).copied();
     let mut snap = match local_snapshot(core, key) {
@@ -278,13 +321,20 @@ pub(crate) async fn write(core: &Core, key: &str, payload: Option<&[u8]>, cond: 
             .checked_add(1)
             .ok_or_else(|| Error::Corrupt(format!("`{key}` is at the last version")))?;
         let (lease, epoch) = prepare_registration(core, key, payload.is_some());
-        let mut compares = vec![Compare::mod_revision(l.meta(key), CompareOp::Equal, snap.meta_rev())];
+        let mut compares = vec![Compare::mod_revision(
+            l.meta(key),
+            CompareOp::Equal,
+            snap.meta_rev(),
+        )];
         compares.extend(plan.compares(core, key));
         let mut ops = publish_ops(core, key, version, payload, lease);
         if matches!(plan, HoldPlan::Reclaim { .. }) {
             ops.push(TxnOp::delete(l.hold(key), None));
         }
-        ops.push(TxnOp::get(l.copies(key), Some(GetOptions::new().with_prefix())));
+        ops.push(TxnOp::get(
+            l.copies(key),
+            Some(GetOptions::new().with_prefix()),
+        ));
         let copies_at = ops.len() - 1;
         let txn = Txn::new()
             .when(compares)
