@@ -81,7 +81,7 @@ impl EtcdAgent {
                 etcd_client::TxnOp::get(l.meta(key), None),
                 etcd_client::TxnOp::get(l.view(&self.core.name, key), None),
             ]);
-            let resp = net.txn(txn).await?;
+            let resp = net.read_txn(txn).await?;
             let meta = crate::net::got_one(&resp, 0)
                 .map(|kv| Meta::decode(kv.value()))
                 .transpose()?;

@@ -77,15 +77,7 @@ impl Cluster {
         let cluster = Cluster::connect(url)?;
         let root = cluster.net.layout.root().to_owned();
         let net = cluster.net.clone();
-        cluster.run(async move {
-            let mut client = net.client.clone();
-            net.timed(
-                "delete",
-                client.delete(root, Some(etcd_client::DeleteOptions::new().with_prefix())),
-            )
-            .await
-            .map(drop)
-        })
+        cluster.run(async move { net.delete_prefix(&root).await })
     }
 
     /// The URL this handle was connected with.
@@ -187,7 +179,7 @@ impl Cluster {
                 .map(|p| TxnOp::get(p.as_str(), Some(GetOptions::new().with_prefix())))
                 .collect::<Vec<_>>(),
         );
-        let resp = self.run(self.net.txn(txn))?;
+        let resp = self.run(self.net.read_txn(txn))?;
         let revision = crate::net::revision(&resp);
         let names: Vec<String> = got(&resp, 0)
             .iter()

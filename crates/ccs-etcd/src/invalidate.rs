@@ -80,16 +80,12 @@ pub(crate) async fn await_acks(
 async fn force(core: &Core, leases: impl Iterator<Item = i64>) -> Result<()> {
     let mut longest = 0i64;
     for lease in leases {
-        let mut client = core.net.client.clone();
-        let ttl = core
-            .net
-            .timed("lease ttl", client.lease_time_to_live(lease, None))
-            .await?;
-        if ttl.ttl() <= 0 {
+        let (left, granted) = core.net.lease_ttl(lease).await?;
+        if left <= 0 {
             continue; // already expired: its holder's deadline has passed
         }
         core.net.revoke(lease).await?;
-        longest = longest.max(ttl.granted_ttl());
+        longest = longest.max(granted);
     }
     if longest > 0 {
         let wait = Duration::from_secs(u64::try_from(longest).unwrap_or(0));

@@ -73,53 +73,160 @@ pub(crate) struct Net {
     pub(crate) options: Options,
 }
 
+/// Which failures of a request may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Reads, lease and watch calls: retry any failure that says the cluster (or the member
+    /// asked) is unavailable.
+    Idempotent,
+    /// Writes: retry only failures where the request never left this process (no connection to
+    /// the member picked); anything else may have been applied and is the caller's to judge.
+    NotSent,
+}
+
+fn never_sent(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() == tonic::Code::Unavailable
+                && (status.message().contains("connect error")
+                    || status.message().contains("Connection refused"))
+        }
+        _ => false,
+    }
+}
+
+fn unavailable(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Unknown
+                | tonic::Code::Aborted
+        ),
+        _ => false,
+    }
+}
+
 impl Net {
-    /// Run one request future with the operation timeout.
-    pub(crate) async fn timed<T, F>(&self, what: &str, fut: F) -> Result<T>
+    /// Run a request, retrying what `retry` allows, all within the operation timeout.
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        retry: Retry,
+        mut request: F,
+    ) -> Result<T>
     where
-        F: Future<Output = std::result::Result<T, etcd_client::Error>>,
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        match tokio::time::timeout(self.options.op_timeout, fut).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(Error::Unavailable(format!("{what}: {e}"))),
-            Err(_) => Err(Error::Unavailable(format!(
-                "{what}: no answer within {:?}",
-                self.options.op_timeout
-            ))),
+        let deadline = tokio::time::Instant::now() + self.options.op_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, request(self.client.clone())).await;
+            let error = match attempt {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(Error::Unavailable(format!(
+                        "{what}: no answer within {:?}",
+                        self.options.op_timeout
+                    )));
+                }
+            };
+            let retryable = match retry {
+                Retry::Idempotent => unavailable(&error),
+                Retry::NotSent => never_sent(&error),
+            };
+            if !retryable || tokio::time::Instant::now() + pause >= deadline {
+                return Err(Error::Unavailable(format!("{what}: {error}")));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 
+    /// A transaction; read-only ones are retried on any unavailability, writes only when
+    /// they were never sent.
     pub(crate) async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        let mut client = self.client.clone();
-        self.timed("transaction", client.txn(txn)).await
+        self.call("transaction", Retry::NotSent, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
+    }
+
+    /// A transaction of gets only.
+    pub(crate) async fn read_txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.call("read", Retry::Idempotent, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
+    }
+
+    /// One key (linearizable), or `None`, and the revision read at.
+    pub(crate) async fn get(&self, key: &str) -> Result<(Option<KeyValue>, i64)> {
+        let mut resp = self
+            .call("read", Retry::Idempotent, |mut c| {
+                let key = key.to_owned();
+                async move { c.get(key, None).await }
+            })
+            .await?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        Ok((resp.take_kvs().into_iter().next(), rev))
     }
 
     /// Every key under `prefix` (linearizable), and the revision read at.
     pub(crate) async fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
-        let mut client = self.client.clone();
         let mut resp = self
-            .timed(
-                "range read",
-                client.get(prefix, Some(GetOptions::new().with_prefix())),
-            )
+            .call("range read", Retry::Idempotent, |mut c| {
+                let prefix = prefix.to_owned();
+                async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            })
             .await?;
         let rev = resp.header().map_or(0, |h| h.revision());
         Ok((resp.take_kvs(), rev))
     }
 
+    /// Delete every key under `prefix`.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        self.call("delete", Retry::Idempotent, |mut c| {
+            let prefix = prefix.to_owned();
+            async move {
+                c.delete(
+                    prefix,
+                    Some(etcd_client::DeleteOptions::new().with_prefix()),
+                )
+                .await
+            }
+        })
+        .await
+        .map(drop)
+    }
+
     /// A watch on `key` (with `prefix`: every key under it) from `start` on.
     pub(crate) async fn watch(&self, key: &str, prefix: bool, start: i64) -> Result<WatchStream> {
-        let mut client = self.client.clone();
         let mut options = WatchOptions::new().with_start_revision(start);
         if prefix {
             options = options.with_prefix();
         }
-        self.timed("watch", client.watch(key, Some(options))).await
+        self.call("watch", Retry::Idempotent, |mut c| {
+            let (key, options) = (key.to_owned(), options.clone());
+            async move { c.watch(key, Some(options)).await }
+        })
+        .await
     }
 
     pub(crate) async fn revoke(&self, lease: i64) -> Result<()> {
-        let mut client = self.client.clone();
-        match self.timed("lease revoke", client.lease_revoke(lease)).await {
+        let result = self
+            .call("lease revoke", Retry::Idempotent, |mut c| async move {
+                c.lease_revoke(lease).await
+            })
+            .await;
+        match result {
             Ok(_) => Ok(()),
             // Already expired or revoked: what revoking wanted.
             Err(Error::Unavailable(why)) if why.contains("lease not found") => Ok(()),
@@ -127,13 +234,24 @@ impl Net {
         }
     }
 
+    /// The TTL (remaining, granted) of a lease; remaining ≤ 0 if it is gone.
+    pub(crate) async fn lease_ttl(&self, lease: i64) -> Result<(i64, i64)> {
+        let resp = self
+            .call("lease ttl", Retry::Idempotent, |mut c| async move {
+                c.lease_time_to_live(lease, None).await
+            })
+            .await?;
+        Ok((resp.ttl(), resp.granted_ttl()))
+    }
+
     /// Grant a lease of at least `ttl` (rounded up to whole seconds, at least 1 s).
     pub(crate) async fn grant(&self, ttl: Duration) -> Result<(i64, i64)> {
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let secs = i64::try_from(secs.max(1)).unwrap_or(i64::MAX);
-        let mut client = self.client.clone();
         let resp = self
-            .timed("lease grant", client.lease_grant(secs, None))
+            .call("lease grant", Retry::Idempotent, |mut c| async move {
+                c.lease_grant(secs, None).await
+            })
             .await?;
         Ok((resp.id(), resp.ttl()))
     }

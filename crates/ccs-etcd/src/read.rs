@@ -23,7 +23,7 @@ pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
     for _ in 0..REGISTER_ATTEMPTS {
         let resp = core
             .net
-            .txn(
+            .read_txn(
                 Txn::new().and_then([TxnOp::get(l.meta(key), None), TxnOp::get(l.data(key), None)]),
             )
             .await?;

@@ -19,13 +19,8 @@ pub(crate) async fn wait_changed(
     timeout: Option<Duration>,
 ) -> Result<WaitResult> {
     let l = &core.net.layout;
-    let mut client = core.net.client.clone();
-    let resp = core
-        .net
-        .timed("read", client.get(l.meta(key), None))
-        .await?;
-    let rev = resp.header().map_or(0, |h| h.revision());
-    let Some(kv) = resp.kvs().first() else {
+    let (kv, rev) = core.net.get(&l.meta(key)).await?;
+    let Some(kv) = kv else {
         return Err(Error::NotFound {
             key: key.to_owned(),
         });

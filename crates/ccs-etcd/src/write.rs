@@ -62,7 +62,7 @@ pub(crate) async fn read_snapshot(core: &Core, key: &str, with_view: bool) -> Re
     if with_view {
         ops.push(TxnOp::get(l.view(&core.name, key), None));
     }
-    let resp = core.net.txn(Txn::new().and_then(ops)).await?;
+    let resp = core.net.read_txn(Txn::new().and_then(ops)).await?;
     snapshot_from(&resp, with_view.then_some(2), None)
 }
 
@@ -134,18 +134,8 @@ pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result
     if hold.holder == core.name {
         return Err(held());
     }
-    let mut client = core.net.client.clone();
-    let resp = core
-        .net
-        .timed(
-            "liveness read",
-            client.get(core.net.layout.session(&hold.holder), None),
-        )
-        .await?;
-    let alive = resp
-        .kvs()
-        .first()
-        .is_some_and(|kv| kv.create_revision() == hold.session);
+    let (session, _) = core.net.get(&core.net.layout.session(&hold.holder)).await?;
+    let alive = session.is_some_and(|kv| kv.create_revision() == hold.session);
     if alive {
         return Err(held());
     }
