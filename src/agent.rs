@@ -1,13 +1,16 @@
-//! Agents: a named participant attached by this process, and everything it does to artifacts.
+//! Agents: a named participant attached by this process, and everything it does to artifacts,
+//! on whichever backend its segment is on.
 
 use std::time::Duration;
 
-use ccs_os::LockFile;
-use ccs_protocol::{AgentId, Condition, ProtocolError, ReadInfo, WaitResult};
+use ccs_protocol::Condition;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::etcd;
 use crate::guard::{ReadGuard, WriteGuard};
-use crate::segment::{Segment, Shared};
+use crate::segment::{Inner, Segment};
+use crate::shm;
+use crate::strategy::Strategy;
 
 /// An artifact version: starts at 1 and grows by exactly 1 per write (a delete counts as one).
 pub type Version = u64;
@@ -42,10 +45,11 @@ impl Check {
     }
 }
 
-/// A pre-resolved artifact key: reads and writes through it skip the key lookup.
+/// A pre-resolved artifact key: reads and writes through it skip the key lookup (on shared
+/// memory, the directory line is resolved once; on etcd a key is just its text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
-    line: u32,
+    line: Option<u32>,
     key: String,
 }
 
@@ -78,9 +82,9 @@ impl Key {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Cached {
-    key: Key,
-    version: Version,
-    bytes: Vec<u8>,
+    pub(crate) key: Key,
+    pub(crate) version: Version,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Cached {
@@ -113,7 +117,9 @@ impl Cached {
 pub trait ArtifactRef {
     /// The key's text.
     fn key_str(&self) -> &str;
-    /// The directory line, if already resolved.
+    /// The shared-memory directory line, if already resolved (`None`: look the key up).
+    /// Backends other than shared memory ignore it.
+    #[doc(hidden)]
     fn resolved_line(&self) -> Option<u32>;
 }
 
@@ -139,8 +145,9 @@ impl ArtifactRef for Key {
     fn key_str(&self) -> &str {
         &self.key
     }
+    #[inline]
     fn resolved_line(&self) -> Option<u32> {
-        Some(self.line)
+        self.line
     }
 }
 
@@ -148,6 +155,7 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
     fn key_str(&self) -> &str {
         (**self).key_str()
     }
+    #[inline]
     fn resolved_line(&self) -> Option<u32> {
         (**self).resolved_line()
     }
@@ -177,29 +185,42 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
 /// ```
 pub struct Agent {
     segment: Segment,
-    pub(crate) id: AgentId,
     name: String,
-    // Holds this agent's liveness lock; closing it (drop, or death) releases it.
-    _lock: LockFile,
+    pub(crate) engine: Engine,
+}
+
+/// The backend behind an [`Agent`]: every per-agent call is one `match` on it, a predictable
+/// branch, so the shared-memory HIT path keeps its cost (no virtual call, no allocation).
+pub(crate) enum Engine {
+    Shm(shm::Agent),
+    Etcd(Box<etcd::Agent>),
+}
+
+/// An exclusive hold as the backend knows it; see [`crate::WriteGuard`].
+pub(crate) enum Hold {
+    Shm(ccs_protocol::Hold),
+    Etcd(etcd::Hold),
 }
 
 impl Agent {
-    pub(crate) fn new(segment: Segment, id: AgentId, name: String, lock: LockFile) -> Agent {
-        Agent {
-            segment,
-            id,
-            name,
-            _lock: lock,
-        }
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.segment.shared
+    pub(crate) fn attach(segment: &Segment, name: &str, strategy: Strategy) -> Result<Agent> {
+        let engine = match &segment.inner {
+            Inner::Shm(shared) => Engine::Shm(shared.attach_with(name, strategy)?),
+            Inner::Etcd(cluster) => Engine::Etcd(Box::new(cluster.attach_with(name, strategy)?)),
+        };
+        Ok(Agent {
+            segment: segment.clone(),
+            name: name.to_owned(),
+            engine,
+        })
     }
 
     /// The freshness strategy it attached with.
-    pub fn strategy(&self) -> crate::Strategy {
-        crate::Strategy::from_wire(self.id.strategy)
+    pub fn strategy(&self) -> Strategy {
+        match &self.engine {
+            Engine::Shm(a) => a.strategy(),
+            Engine::Etcd(a) => a.strategy(),
+        }
     }
 
     /// The agent's name.
@@ -212,161 +233,107 @@ impl Agent {
         &self.segment
     }
 
-    /// Resolve `key` once, creating its directory entry if needed, for repeated use.
+    /// Resolve `key` once, for repeated use. On shared memory this creates its directory entry
+    /// if needed (a slot of `max_artifacts`); on etcd it only checks the key.
     pub fn key(&self, key: &str) -> Result<Key> {
-        let line = self
-            .shared()
-            .dir
-            .find_or_insert_key(key)
-            .map_err(|e| self.shared().error(e, key))?;
+        let line = match &self.engine {
+            Engine::Shm(a) => Some(a.key(key)?),
+            Engine::Etcd(a) => {
+                a.check_key(key)?;
+                None
+            }
+        };
         Ok(Key {
             line,
             key: key.to_owned(),
         })
     }
 
-    fn existing_line(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
-        if let Some(line) = artifact.resolved_line() {
-            return Ok(line);
-        }
-        let key = artifact.key_str();
-        match self.shared().dir.find_key(key) {
-            Ok(Some(line)) => Ok(line),
-            Ok(None) => Err(Error::NotFound {
-                key: key.to_owned(),
-            }),
-            Err(e) => Err(self.shared().error(e, key)),
-        }
-    }
-
-    fn line_for_write(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
-        match artifact.resolved_line() {
-            Some(line) => Ok(line),
-            None => {
-                let key = artifact.key_str();
-                self.shared()
-                    .dir
-                    .find_or_insert_key(key)
-                    .map_err(|e| self.shared().error(e, key))
-            }
-        }
-    }
-
-    /// Turn a protocol error about `artifact` into a facade error. Borrows, so the success path
-    /// allocates nothing.
-    fn fail<'a>(
-        &'a self,
-        artifact: &'a (impl ArtifactRef + ?Sized),
-    ) -> impl Fn(ProtocolError) -> Error + 'a {
-        move |e| self.shared().error(e, artifact.key_str())
-    }
-
     /// Read an artifact: its bytes, version, and whether this agent's copy was current (HIT).
-    /// A HIT takes no lock and no system call. After a MISS the agent holds the version read.
+    /// A HIT takes no lock, no system call and no round trip. After a MISS the agent holds the
+    /// version read.
     pub fn get(&self, artifact: impl ArtifactRef) -> Result<Read> {
-        let mut bytes = Vec::new();
-        let (version, hit) = self.get_into(&artifact, &mut bytes)?;
-        Ok(Read {
-            bytes,
-            version,
-            hit,
-        })
+        match &self.engine {
+            Engine::Shm(a) => {
+                let mut bytes = Vec::new();
+                let (version, hit) = a.get_into(&artifact, &mut bytes)?;
+                Ok(Read {
+                    bytes,
+                    version,
+                    hit,
+                })
+            }
+            Engine::Etcd(a) => a.get(artifact.key_str()),
+        }
     }
 
     /// [`Agent::get`] into a caller's buffer (reused across calls to avoid allocation).
     /// Returns (version, hit).
+    #[inline]
     pub fn get_into(
         &self,
         artifact: impl ArtifactRef,
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
-        let line = self.existing_line(&artifact)?;
-        let info: ReadInfo = self
-            .shared()
-            .dir
-            .read(self.id, line, buffer)
-            .map_err(self.fail(&artifact))?;
-        Ok((u64::from(info.version), info.hit))
+        match &self.engine {
+            Engine::Shm(a) => a.get_into(&artifact, buffer),
+            Engine::Etcd(a) => a.get_into(artifact.key_str(), buffer),
+        }
     }
 
-    /// Read an artifact without copying it: the guard pins that version, which stays intact
-    /// and readable while the guard lives, even if newer versions are written meanwhile.
+    /// Read an artifact without copying it (on shared memory): the guard pins that version,
+    /// which stays intact and readable while the guard lives, even if newer versions are
+    /// written meanwhile. On etcd the guard owns a copy of the bytes.
     pub fn read(&self, artifact: impl ArtifactRef) -> Result<ReadGuard> {
-        let line = self.existing_line(&artifact)?;
-        let (info, pin) = self
-            .shared()
-            .dir
-            .read_pinned(self.id, line)
-            .map_err(self.fail(&artifact))?;
-        Ok(ReadGuard::new(self.segment.clone(), info, pin))
+        match &self.engine {
+            Engine::Shm(a) => Ok(ReadGuard::pinned(a.read(&artifact)?)),
+            Engine::Etcd(a) => {
+                let read = a.get(artifact.key_str())?;
+                Ok(ReadGuard::owned(read))
+            }
+        }
     }
 
-    /// Whether this agent's copy is current, without reading the artifact.
+    /// Whether this agent's copy is current, without reading the artifact's bytes.
     pub fn check(&self, artifact: impl ArtifactRef) -> Result<Check> {
-        let line = match self.existing_line(&artifact) {
-            Ok(line) => line,
-            Err(Error::NotFound { .. }) => {
-                return Ok(Check {
-                    held: None,
-                    current: 0,
-                    valid: false,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let view = self
-            .shared()
-            .dir
-            .check(self.id, line)
-            .map_err(self.fail(&artifact))?;
-        Ok(Check {
-            held: (view.held != 0).then_some(u64::from(view.held)),
-            current: u64::from(view.current),
-            valid: view.valid,
-        })
+        match &self.engine {
+            Engine::Shm(a) => a.check(&artifact),
+            Engine::Etcd(a) => a.check(artifact.key_str()),
+        }
     }
 
     /// Bring a private copy up to date. A HIT (`Ok(true)`) when this agent's copy is still
-    /// valid and `cached` holds that version: two atomic loads, nothing copied. Otherwise a MISS
-    /// (`Ok(false)`): the current version is fetched into `cached`, reusing its buffer.
+    /// valid and `cached` holds that version: on shared memory two atomic loads, nothing
+    /// copied; on etcd a local check, no round trip. Otherwise a MISS (`Ok(false)`): the
+    /// current version is fetched into `cached`, reusing its buffer.
+    #[inline]
     pub fn refresh(&self, cached: &mut Cached) -> Result<bool> {
-        let line = cached.key.line;
-        let held = u32::try_from(cached.version).unwrap_or(0);
-        let dir = &self.shared().dir;
-        if dir
-            .serve_private(self.id, line, held, cached.bytes.len() as u64)
-            .map_err(self.fail(&cached.key))?
-        {
-            return Ok(true);
+        match &self.engine {
+            Engine::Shm(a) => a.refresh(cached),
+            Engine::Etcd(a) => a.refresh(cached),
         }
-        let info = dir
-            .read(self.id, line, &mut cached.bytes)
-            .map_err(self.fail(&cached.key))?;
-        cached.version = u64::from(info.version);
-        Ok(false)
     }
 
-    /// Whether this agent's copy is current, from its valid bit alone: one atomic load, no
-    /// version read. A peer's write clears it before that write returns, so a reader can spin
-    /// on it to notice an invalidation. `false` for an unknown key.
+    /// Whether this agent's copy is current, from local state alone (on shared memory its
+    /// valid bit: one atomic load). A peer's write clears it before that write returns, so a
+    /// reader can spin on it to notice an invalidation. `false` for an unknown key.
+    #[inline]
     pub fn is_valid(&self, artifact: impl ArtifactRef) -> Result<bool> {
-        let line = match self.existing_line(&artifact) {
-            Ok(line) => line,
-            Err(Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        self.shared()
-            .dir
-            .is_valid(self.id, line)
-            .map_err(self.fail(&artifact))
+        match &self.engine {
+            Engine::Shm(a) => a.is_valid(&artifact),
+            Engine::Etcd(a) => a.is_valid(artifact.key_str()),
+        }
     }
 
     /// Write an artifact, conditional on this agent's own view: refused with
-    /// [`Error::Conflict`] if it last read an older version than the current one. A first
+    /// [`Error::Conflict`](crate::Error::Conflict) if it last read an older version than the current one. A first
     /// write, or a write by an agent that never read the artifact, is admitted. Returns the new
     /// version; every other agent's copy is invalid before this returns.
     pub fn put(&self, artifact: impl ArtifactRef, bytes: &[u8]) -> Result<Version> {
-        self.write(&artifact, Some(bytes), Condition::View)
+        match &self.engine {
+            Engine::Shm(a) => a.put(&artifact, bytes, Condition::View),
+            Engine::Etcd(a) => a.put(artifact.key_str(), bytes),
+        }
     }
 
     /// Write only if the artifact is at version `expected` (0: never written): compare-and-set.
@@ -376,57 +343,33 @@ impl Agent {
         expected: Version,
         bytes: &[u8],
     ) -> Result<Version> {
-        match u32::try_from(expected) {
-            Ok(expected) => self.write(&artifact, Some(bytes), Condition::Version(expected)),
-            Err(_) => {
-                let current = self.check(&artifact)?.current;
-                Err(Error::Conflict {
-                    key: artifact.key_str().to_owned(),
-                    current,
-                    yours: expected,
-                })
-            }
+        match &self.engine {
+            Engine::Shm(a) => a.put_if(&artifact, expected, bytes),
+            Engine::Etcd(a) => a.put_if(artifact.key_str(), expected, bytes),
         }
     }
 
     /// Overwrite whatever version is there. Use sparingly: this is the write that loses updates.
     pub fn put_blind(&self, artifact: impl ArtifactRef, bytes: &[u8]) -> Result<Version> {
-        self.write(&artifact, Some(bytes), Condition::Blind)
+        match &self.engine {
+            Engine::Shm(a) => a.put(&artifact, bytes, Condition::Blind),
+            Engine::Etcd(a) => a.put_blind(artifact.key_str(), bytes),
+        }
     }
 
     /// Delete an artifact, conditional on this agent's view like [`Agent::put`]. The deletion is
     /// a version of its own; a later write continues from it.
     pub fn delete(&self, artifact: impl ArtifactRef) -> Result<Version> {
-        let line = self.existing_line(&artifact)?;
-        let version = self
-            .shared()
-            .dir
-            .delete(self.id, line, Condition::View)
-            .map_err(self.fail(&artifact))?;
-        self.shared()
-            .written(artifact.key_str(), u64::from(version))
-    }
-
-    fn write(
-        &self,
-        artifact: &impl ArtifactRef,
-        bytes: Option<&[u8]>,
-        condition: Condition,
-    ) -> Result<Version> {
-        let line = self.line_for_write(artifact)?;
-        let dir = &self.shared().dir;
-        let version = match bytes {
-            Some(bytes) => dir.put(self.id, line, bytes, condition),
-            None => dir.delete(self.id, line, condition),
+        match &self.engine {
+            Engine::Shm(a) => a.delete(&artifact),
+            Engine::Etcd(a) => a.delete(artifact.key_str()),
         }
-        .map_err(self.fail(artifact))?;
-        self.shared()
-            .written(artifact.key_str(), u64::from(version))
     }
 
     /// Take the artifact exclusively (E) for `lease`: no one else can write it until this
     /// agent commits or releases, or the lease runs out (then the hold is reclaimed and this
-    /// agent fenced). Fails at once with [`Error::Held`] if a live agent holds it.
+    /// agent fenced). Fails at once with [`Error::Held`](crate::Error::Held) if a live agent holds it. On etcd the
+    /// lease is rounded up to whole seconds.
     pub fn acquire(
         &self,
         artifact: impl ArtifactRef,
@@ -451,35 +394,26 @@ impl Agent {
         ))
     }
 
-    fn take(&self, artifact: &impl ArtifactRef, lease: Duration) -> Result<ccs_protocol::Hold> {
-        let line = self.line_for_write(artifact)?;
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.shared()
-            .dir
-            .acquire(self.id, line, lease_ms)
-            .map_err(self.fail(artifact))
+    fn take(&self, artifact: &impl ArtifactRef, lease: Duration) -> Result<Hold> {
+        match &self.engine {
+            Engine::Shm(a) => a.acquire(artifact, lease).map(Hold::Shm),
+            Engine::Etcd(a) => a.acquire(artifact.key_str(), lease).map(Hold::Etcd),
+        }
     }
 
     /// Block until the artifact's version exceeds `since`, or `timeout` passes (`None`:
-    /// forever). [`Error::NotFound`] if the key was never written. Returns the new version, or `None` on timeout. Sleeps in the kernel (futex)
-    /// across processes; writers make the wake-up call only when someone waits.
+    /// forever). [`Error::NotFound`](crate::Error::NotFound) if the key was never written. Returns the new version,
+    /// or `None` on timeout. On shared memory it sleeps in the kernel (futex) and writers make
+    /// the wake-up call only when someone waits; on etcd it rides a watch.
     pub fn wait_changed(
         &self,
         artifact: impl ArtifactRef,
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
-        let line = self.existing_line(&artifact)?;
-        let since = u32::try_from(since).unwrap_or(u32::MAX);
-        let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        match self
-            .shared()
-            .dir
-            .wait_changed(line, since, timeout_ms)
-            .map_err(self.fail(&artifact))?
-        {
-            WaitResult::Changed(version) => Ok(Some(u64::from(version))),
-            WaitResult::TimedOut(_) => Ok(None),
+        match &self.engine {
+            Engine::Shm(a) => a.wait_changed(&artifact, since, timeout),
+            Engine::Etcd(a) => a.wait_changed(artifact.key_str(), since, timeout),
         }
     }
 
@@ -489,18 +423,14 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // Detaching only records the absence; the kernel lock closes with `_lock`.
-        let _ = self.shared().dir.detach(self.id);
-    }
-}
-
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
-            .field("name", &self.name)
-            .field("slot", &self.id.slot)
+        let mut d = f.debug_struct("Agent");
+        d.field("name", &self.name);
+        if let Engine::Shm(a) = &self.engine {
+            d.field("slot", &a.id.slot);
+        }
+        d.field("backend", &self.segment.backend())
             .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,8 @@
 use ccs_os::OsError;
 use ccs_protocol::ProtocolError;
 
+use crate::segment::Backend;
+
 /// Result alias for agent-coherence operations.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -164,6 +166,47 @@ pub enum Error {
     /// The operating system refused or failed.
     #[error(transparent)]
     Os(#[from] OsError),
+    /// The operation exists only on another backend (`docs/backends.md` lists which).
+    #[error("{what} is not available on {backend}: {why}")]
+    Unsupported {
+        /// The operation, e.g. `fsck`.
+        what: &'static str,
+        /// The backend the segment is on.
+        backend: Backend,
+        /// Why, and what to use instead.
+        why: &'static str,
+    },
+    /// The backend's servers did not answer in time, or refused the request (etcd: no
+    /// quorum, no leader, unreachable members). Nothing is known to have been written unless
+    /// a retry finds it.
+    #[error(
+        "`{location}` is unavailable: {reason}; check that a majority of the cluster's members is up and reachable, then retry"
+    )]
+    Unavailable {
+        /// Which segment (the cluster URL).
+        location: String,
+        /// What failed.
+        reason: String,
+    },
+    /// This agent's session lapsed (its copies were invalidated meanwhile) and its name was
+    /// attached by another process: this handle can do nothing more.
+    #[error(
+        "agent `{name}` lost its session (its lease expired, so its copies were invalidated) and the name is now attached elsewhere; attach again"
+    )]
+    LeaseLost {
+        /// The agent's name.
+        name: String,
+    },
+    /// What a backend's server holds under the segment is not what agent-coherence writes.
+    #[error(
+        "`{location}` holds data agent-coherence did not write ({reason}); use another prefix, or `ccs destroy {location}` if nothing there matters"
+    )]
+    Corrupt {
+        /// Which segment (the cluster URL).
+        location: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 impl Error {

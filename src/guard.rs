@@ -1,51 +1,61 @@
-//! Guards: a pinned version lent without copying, and an exclusive hold on an artifact.
-
-#![allow(unsafe_code)] // lending the bytes of a pinned, immutable slot
+//! Guards: one version's bytes held for reading, and an exclusive hold on an artifact.
 
 use std::ops::Deref;
 use std::time::Duration;
 
-use ccs_protocol::{Hold, Pinned, ReadInfo};
-
-use crate::agent::{Agent, Version};
+use crate::agent::{Agent, Engine, Hold, Read, Version};
 use crate::error::{Error, Result};
-use crate::segment::Segment;
+use crate::shm::PinnedRead;
 
-/// A zero-copy read: one version's bytes, pinned in the segment while the guard lives.
+/// One version of an artifact, from [`Agent::read`]. On shared memory the version's slot is
+/// pinned in the segment while the guard lives and its bytes are lent without copying; on etcd
+/// the guard owns a copy of them.
 ///
 /// Newer versions can be written meanwhile; this one stays intact until the guard drops.
 pub struct ReadGuard {
-    segment: Segment,
-    info: ReadInfo,
-    pin: Pinned,
+    inner: ReadInner,
+}
+
+enum ReadInner {
+    Pinned(PinnedRead),
+    Owned(Read),
 }
 
 impl ReadGuard {
-    pub(crate) fn new(segment: Segment, info: ReadInfo, pin: Pinned) -> ReadGuard {
-        ReadGuard { segment, info, pin }
+    pub(crate) fn pinned(pin: PinnedRead) -> ReadGuard {
+        ReadGuard {
+            inner: ReadInner::Pinned(pin),
+        }
     }
 
-    /// The pinned version's bytes.
+    pub(crate) fn owned(read: Read) -> ReadGuard {
+        ReadGuard {
+            inner: ReadInner::Owned(read),
+        }
+    }
+
+    /// The version's bytes.
     pub fn bytes(&self) -> &[u8] {
-        let Some(first) = self.pin.first_word else {
-            return &[];
-        };
-        let words = self.segment.shared.dir_words();
-        // The range was bounds-checked when the slot was pinned and is checked again inside.
-        // SAFETY: `pin` pins a published slot, which no protocol-abiding process writes until
-        // `drop` releases it; the slice borrows `self`, so it cannot outlive the pin or the mapping.
-        let bytes = unsafe { words.pinned_bytes(first, self.pin.len) };
-        bytes.unwrap_or(&[])
+        match &self.inner {
+            ReadInner::Pinned(pin) => pin.bytes(),
+            ReadInner::Owned(read) => &read.bytes,
+        }
     }
 
-    /// The pinned version.
+    /// The version.
     pub fn version(&self) -> Version {
-        u64::from(self.info.version)
+        match &self.inner {
+            ReadInner::Pinned(pin) => u64::from(pin.info.version),
+            ReadInner::Owned(read) => read.version,
+        }
     }
 
     /// Whether the agent already held this version (HIT).
     pub fn hit(&self) -> bool {
-        self.info.hit
+        match &self.inner {
+            ReadInner::Pinned(pin) => pin.info.hit,
+            ReadInner::Owned(read) => read.hit,
+        }
     }
 }
 
@@ -56,17 +66,15 @@ impl std::ops::Deref for ReadGuard {
     }
 }
 
-impl Drop for ReadGuard {
-    fn drop(&mut self) {
-        let _ = self.segment.shared.dir.release_pin(self.pin);
-    }
-}
-
 impl std::fmt::Debug for ReadGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = match &self.inner {
+            ReadInner::Pinned(pin) => pin.len(),
+            ReadInner::Owned(read) => read.bytes.len(),
+        };
         f.debug_struct("ReadGuard")
-            .field("version", &self.info.version)
-            .field("len", &self.pin.len)
+            .field("version", &self.version())
+            .field("len", &len)
             .finish()
     }
 }
@@ -106,51 +114,47 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
         }
     }
 
-    fn hold(&self) -> Result<Hold> {
-        self.hold.ok_or_else(|| Error::Fenced {
+    fn fenced(&self) -> Error {
+        Error::Fenced {
             key: self.key.clone(),
-        })
+        }
     }
 
     /// The artifact's version when the hold was taken (0: never written).
     pub fn version(&self) -> Version {
-        self.hold.map_or(0, |hold| u64::from(hold.version))
+        match &self.hold {
+            Some(Hold::Shm(hold)) => u64::from(hold.version),
+            Some(Hold::Etcd(hold)) => hold.version(),
+            None => 0,
+        }
     }
 
     /// Publish `bytes` as the next version and give the hold up. Refused with
     /// [`Error::Fenced`] if the hold was reclaimed (lease expired): nothing is written then.
     pub fn commit(mut self, bytes: &[u8]) -> Result<Version> {
-        let hold = self.hold()?;
-        self.hold = None;
-        let shared = self.agent.shared();
-        let version = shared
-            .dir
-            .commit(hold, bytes)
-            .map(u64::from)
-            .map_err(|e| shared.error(e, &self.key))?;
-        shared.written(&self.key, version)
+        let hold = self.hold.take().ok_or_else(|| self.fenced())?;
+        match (&self.agent.engine, hold) {
+            (Engine::Shm(a), Hold::Shm(hold)) => a.commit(hold, bytes, &self.key),
+            (Engine::Etcd(a), Hold::Etcd(hold)) => a.commit(hold, bytes),
+            // A hold is only ever made by its own agent's backend.
+            _ => Err(self.fenced()),
+        }
     }
 
     /// Give the hold up without writing. [`Error::Fenced`] if it had been reclaimed already.
     pub fn release(mut self) -> Result<()> {
-        let hold = self.hold()?;
-        self.hold = None;
-        let shared = self.agent.shared();
-        shared
-            .dir
-            .release(hold)
-            .map_err(|e| shared.error(e, &self.key))
+        let hold = self.hold.take().ok_or_else(|| self.fenced())?;
+        release(&self.agent, hold, &self.key)
     }
 
     /// Extend the lease to `lease` from now. [`Error::Fenced`] if it had been reclaimed.
+    /// On etcd the lease is rounded up to whole seconds.
     pub fn renew(&mut self, lease: Duration) -> Result<()> {
-        let hold = self.hold()?;
-        let shared = self.agent.shared();
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-        shared
-            .dir
-            .renew(hold, lease_ms)
-            .map_err(|e| shared.error(e, &self.key))
+        match (&self.agent.engine, &mut self.hold) {
+            (Engine::Shm(a), Some(Hold::Shm(hold))) => a.renew(*hold, lease, &self.key),
+            (Engine::Etcd(a), Some(Hold::Etcd(hold))) => a.renew(hold, lease),
+            _ => Err(self.fenced()),
+        }
     }
 
     /// The agent holding this guard.
@@ -164,10 +168,20 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
     }
 }
 
+fn release(agent: &Agent, hold: Hold, key: &str) -> Result<()> {
+    match (&agent.engine, hold) {
+        (Engine::Shm(a), Hold::Shm(hold)) => a.release(hold, key),
+        (Engine::Etcd(a), Hold::Etcd(hold)) => a.release(hold),
+        _ => Err(Error::Fenced {
+            key: key.to_owned(),
+        }),
+    }
+}
+
 impl<A: Deref<Target = Agent>> Drop for WriteGuard<A> {
     fn drop(&mut self) {
         if let Some(hold) = self.hold.take() {
-            let _ = self.agent.shared().dir.release(hold);
+            let _ = release(&self.agent, hold, &self.key);
         }
     }
 }

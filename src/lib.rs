@@ -34,21 +34,25 @@
 
 mod agent;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
+#[cfg(not(feature = "etcd"))]
+#[path = "etcd_off.rs"]
+mod etcd;
 mod events;
-mod fsck;
 mod guard;
-mod os_env;
 mod segment;
+mod shm;
 mod status;
 mod strategy;
 pub mod trace;
 
 pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
+pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 pub use error::{Error, Result};
 pub use events::{ChangeEvent, Events};
-pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
 pub use guard::{ReadGuard, WriteGuard};
-pub use segment::{DEFAULT_MODE, OpenOptions, Segment, Switches};
+pub use segment::{Backend, DEFAULT_MODE, FsckReport, OpenOptions, Segment, Switches};
 pub use status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
 pub use strategy::Strategy;

@@ -1,82 +1,80 @@
-//! Segments: create, open, destroy, attach, flush, and the status snapshot.
+//! Segments: create, open, destroy, attach, flush, and the status snapshot, on either backend.
+//!
+//! The location a segment is opened at chooses its backend ([`Backend`]): a name (under
+//! `/dev/shm`) or a path is a shared-memory segment on this machine; a URL
+//! `etcd://host1:2379,host2:2379/prefix` is a prefix of an etcd cluster, shared by agents on
+//! many machines. The API is the same; `docs/backends.md` lists the few operations that exist
+//! on one backend only, which return [`Error::Unsupported`] on the other.
 //!
 //! [`OpenOptions`] says how a segment is opened: whether a segment owned by another user is
 //! accepted (refused by default), whether every write is made durable before it returns, and
 //! the mode of a segment it creates. `docs/security.md` and `docs/durability.md` explain why.
 
-#![allow(unsafe_code)] // viewing the mapping as atomic words, once, in `words_of`
-
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ccs_os::{Access, Location, LockFile, Mapping, OsError};
-use ccs_protocol::{Config, Directory, Geometry, ProtocolError, Words};
+use ccs_protocol::Config;
 
 use crate::agent::Agent;
 use crate::error::{Error, Result};
-use crate::os_env::{AGENT_LOCK_BASE, OsEnv};
+use crate::etcd;
+use crate::shm::Shared;
 use crate::status::Status;
 use crate::strategy::Strategy;
 use crate::trace::{LogReader, LogRecord};
 
-pub use ccs_protocol::Switches;
-
-/// How long an opener waits for a segment's creator to finish initialising it.
-const INIT_WAIT: Duration = Duration::from_secs(2);
+pub use ccs_protocol::{FsckReport, Switches};
 
 /// Mode of newly created segments: owner read and write only.
 pub const DEFAULT_MODE: u32 = 0o600;
 
-pub(crate) struct Shared {
-    pub(crate) dir: Directory<OsEnv>,
-    pub(crate) location: Location,
-    pub(crate) name: String,
-    pub(crate) options: OpenOptions,
-    // Declared last: dropped after `dir`, whose words point into it.
-    mapping: Mapping,
+/// How a location names an etcd cluster.
+const ETCD_SCHEME: &str = "etcd://";
+
+/// Where a segment's directory lives: the engine behind the facade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// A segment in shared memory (`/dev/shm/NAME`) or in a file (a path containing `/`),
+    /// for processes on this machine.
+    SharedMemory,
+    /// A prefix of an etcd cluster (`etcd://host:port[,host:port...]/prefix`), for processes
+    /// on any machine that reaches the cluster.
+    Etcd,
 }
 
-impl Shared {
-    /// The name of the agent in `slot`, for messages.
-    pub(crate) fn agent_name(&self, slot: u32) -> String {
-        match self.dir.agent_name(slot) {
-            Ok(Some(name)) => name,
-            _ => format!("#{slot}"),
+impl Backend {
+    /// The backend that `location` names: [`Backend::Etcd`] for an `etcd://` URL, else
+    /// [`Backend::SharedMemory`].
+    ///
+    /// ```
+    /// use agent_coherence::Backend;
+    /// assert_eq!(Backend::of("team-42"), Backend::SharedMemory);
+    /// assert_eq!(Backend::of("/var/lib/ccs/team-42"), Backend::SharedMemory);
+    /// assert_eq!(Backend::of("etcd://10.0.0.1:2379,10.0.0.2:2379/team-42"), Backend::Etcd);
+    /// ```
+    pub fn of(location: &str) -> Backend {
+        if location.starts_with(ETCD_SCHEME) {
+            Backend::Etcd
+        } else {
+            Backend::SharedMemory
         }
     }
+}
 
-    pub(crate) fn error(&self, error: ProtocolError, key: &str) -> Error {
-        Error::from_protocol(error, &self.name, key, |slot| self.agent_name(slot))
-    }
-
-    pub(crate) fn dir_words(&self) -> &Words {
-        self.dir.words()
-    }
-
-    pub(crate) fn general(&self, error: ProtocolError) -> Error {
-        Error::general(error, &self.name)
-    }
-
-    /// Called after every successful write (put, put_if, put_blind, delete, commit) of
-    /// `version` of `key`: with [`OpenOptions::durable_puts`], flush the whole mapping
-    /// (`msync(MS_SYNC)`) before the write returns.
-    pub(crate) fn written(&self, key: &str, version: u64) -> Result<u64> {
-        if self.options.durable_puts {
-            self.mapping.flush().map_err(|source| Error::NotDurable {
-                key: key.to_owned(),
-                version,
-                source,
-            })?;
-        }
-        Ok(version)
-    }
-
-    fn access(&self) -> Access {
-        self.options.access()
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::SharedMemory => "a shared-memory segment",
+            Backend::Etcd => "an etcd cluster",
+        })
     }
 }
 
 /// How to open (or create) a segment, in the manner of `std::fs::OpenOptions`.
+///
+/// The owner policy, durable writes and the mode concern shared-memory segments; on etcd they
+/// are ignored (the cluster's own authentication decides who may use a prefix, and every write
+/// is durable on a majority of its members before it returns).
 ///
 /// ```
 /// use agent_coherence::{Config, OpenOptions};
@@ -93,7 +91,7 @@ impl Shared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
     allow_other_owner: bool,
-    durable_puts: bool,
+    pub(crate) durable_puts: bool,
     mode: u32,
 }
 
@@ -124,7 +122,8 @@ impl OpenOptions {
     /// Make every write through this handle (put, put_if, put_blind, delete, commit) durable
     /// before it returns: the whole mapping is flushed with `msync(MS_SYNC)` after the write
     /// is published. Costs one `fdatasync` per write (milliseconds on a disk). A no-op for a
-    /// shared-memory segment, which has no disk. See `docs/durability.md`.
+    /// shared-memory segment, which has no disk, and for etcd, whose writes always are
+    /// durable. See `docs/durability.md`.
     pub fn durable_puts(mut self, durable: bool) -> OpenOptions {
         self.durable_puts = durable;
         self
@@ -137,6 +136,14 @@ impl OpenOptions {
         self
     }
 
+    pub(crate) fn allows_other_owner(&self) -> bool {
+        self.allow_other_owner
+    }
+
+    pub(crate) fn create_mode(&self) -> u32 {
+        self.mode
+    }
+
     /// Open an existing segment with these options (see [`Segment::open`]).
     pub fn open(&self, location: &str) -> Result<Segment> {
         Segment::open_with(location, self)
@@ -144,23 +151,11 @@ impl OpenOptions {
 
     /// Create a new segment with these options (see [`Segment::create`]).
     pub fn create(&self, location: &str, config: Config) -> Result<Segment> {
-        let loc = parse_location(location)?;
-        let geometry = Geometry::new(config).map_err(|e| Error::general(e, location))?;
-        let mapping = Mapping::create(&loc, geometry.total_bytes, self.mode).map_err(os_error)?;
-        let built = OsEnv::new(&loc, self.access())
-            .map_err(os_error)
-            .and_then(|env| {
-                Directory::create(words_of(&mapping), config, env)
-                    .map_err(|e| Error::general(e, location))
-            });
-        match built {
-            Ok(dir) => Ok(Segment::assemble(dir, loc, mapping, *self)),
-            Err(error) => {
-                drop(mapping);
-                let _ = ccs_os::destroy(&loc);
-                Err(error)
-            }
-        }
+        let inner = match Backend::of(location) {
+            Backend::Etcd => Inner::Etcd(Arc::new(etcd::Segment::connect(location)?)),
+            Backend::SharedMemory => Inner::Shm(Shared::create(location, config, self)?),
+        };
+        Ok(Segment { inner })
     }
 
     /// Open the segment at `location`, creating it with `config` if it does not exist.
@@ -170,17 +165,12 @@ impl OpenOptions {
             other => other,
         }
     }
-
-    fn access(&self) -> Access {
-        Access {
-            allow_other_owner: self.allow_other_owner,
-        }
-    }
 }
 
-/// An open shared-memory segment: the directory that agents on this machine share.
+/// An open segment: the directory of artifacts that a team of agents shares, in shared
+/// memory on this machine or in an etcd cluster ([`Backend`]).
 ///
-/// Cheap to clone; every clone refers to the same mapping.
+/// Cheap to clone; every clone refers to the same mapping (or cluster connection).
 ///
 /// ```
 /// use agent_coherence::{Config, Segment};
@@ -195,49 +185,24 @@ impl OpenOptions {
 /// ```
 #[derive(Clone)]
 pub struct Segment {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) inner: Inner,
 }
 
-pub(crate) fn os_error(error: OsError) -> Error {
-    match error {
-        OsError::AlreadyExists { location } => Error::SegmentExists { location },
-        OsError::NotFound { location } => Error::SegmentNotFound { location },
-        OsError::ForeignOwner {
-            location,
-            owner,
-            owner_uid,
-            your_uid,
-        } => Error::ForeignOwner {
-            location,
-            owner,
-            owner_uid,
-            your_uid,
-        },
-        OsError::Symlink { location } => Error::Symlink { location },
-        other => Error::Os(other),
-    }
-}
-
-fn parse_location(location: &str) -> Result<Location> {
-    Location::parse(location).map_err(|error| match error {
-        OsError::Invalid { reason, .. } => Error::BadLocation {
-            location: location.to_owned(),
-            reason,
-        },
-        other => Error::Os(other),
-    })
-}
-
-fn words_of(mapping: &Mapping) -> Words {
-    // SAFETY: the mapping is page-aligned, `len` bytes long, and lives in `Shared` beside the
-    // directory that uses these words, dropped after it; every process touches it only through
-    // atomics (the protocol's rule).
-    unsafe { Words::from_mapping(mapping.as_ptr(), mapping.len()) }
+/// The backend behind a [`Segment`]: the one place the facade's segment-wide calls branch.
+#[derive(Clone)]
+pub(crate) enum Inner {
+    Shm(Arc<Shared>),
+    Etcd(Arc<etcd::Segment>),
 }
 
 impl Segment {
-    /// Create a new segment at `location` (a name under /dev/shm, or a path containing `/`),
-    /// mode 0600. Fails with [`Error::SegmentExists`] if it exists.
+    /// Create a new segment at `location`, mode 0600. Fails with [`Error::SegmentExists`] if
+    /// it exists.
+    ///
+    /// A name (under `/dev/shm`) or a path containing `/` creates a shared-memory segment
+    /// sized by `config`. An `etcd://` URL has nothing to size or create: a prefix exists once
+    /// something is written under it. This connects (checking that the cluster answers) and
+    /// ignores `config`; it never fails with [`Error::SegmentExists`].
     pub fn create(location: &str, config: Config) -> Result<Segment> {
         OpenOptions::new().create(location, config)
     }
@@ -249,7 +214,8 @@ impl Segment {
 
     /// Open an existing segment, validating its header and sizes, with the default
     /// [`OpenOptions`]: a segment owned by another user is refused ([`Error::ForeignOwner`]),
-    /// a symbolic link always is ([`Error::Symlink`]).
+    /// a symbolic link always is ([`Error::Symlink`]). An `etcd://` URL connects to the
+    /// cluster ([`Error::Unavailable`] if no quorum answers).
     pub fn open(location: &str) -> Result<Segment> {
         Segment::open_with(location, &OpenOptions::new())
     }
@@ -257,60 +223,45 @@ impl Segment {
     /// Open an existing segment with `options` (owner policy, durable writes; the mode is
     /// ignored: the segment exists).
     pub fn open_with(location: &str, options: &OpenOptions) -> Result<Segment> {
-        let loc = parse_location(location)?;
-        let access = options.access();
-        let started = Instant::now();
-        loop {
-            let mapping = match Mapping::open_with(&loc, access) {
-                Ok(mapping) => mapping,
-                // Created but not yet sized: its creator is between `O_EXCL` and `ftruncate`.
-                Err(OsError::Empty { .. }) if started.elapsed() < INIT_WAIT => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
-                Err(error) => return Err(os_error(error)),
-            };
-            let env = OsEnv::new(&loc, access).map_err(os_error)?;
-            // The header is validated here, and the geometry derived from it is copied into
-            // this process: nothing later re-reads sizes from the header (docs/security.md).
-            match Directory::open(words_of(&mapping), mapping.len() as u64, env) {
-                Ok(dir) => return Ok(Segment::assemble(dir, loc, mapping, *options)),
-                Err(ProtocolError::Uninitialised) if started.elapsed() < INIT_WAIT => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(error) => return Err(Error::general(error, location)),
-            }
-        }
+        let inner = match Backend::of(location) {
+            Backend::Etcd => Inner::Etcd(Arc::new(etcd::Segment::connect(location)?)),
+            Backend::SharedMemory => Inner::Shm(Shared::open(location, options)?),
+        };
+        Ok(Segment { inner })
     }
 
     /// Open the segment at `location`, creating it with `config` if it does not exist.
     /// An existing segment keeps the sizes it was created with.
     pub fn open_or_create(location: &str, config: Config) -> Result<Segment> {
-        match Segment::create(location, config) {
-            Err(Error::SegmentExists { .. }) => Segment::open(location),
-            other => other,
+        OpenOptions::new().open_or_create(location, config)
+    }
+
+    /// Remove the segment. For shared memory, its name: processes that have it open keep
+    /// using it until they drop it. For etcd, everything under the prefix (artifacts, views,
+    /// holds, registrations): agents still attached lose their copies.
+    pub fn destroy(location: &str) -> Result<()> {
+        match Backend::of(location) {
+            Backend::Etcd => etcd::Segment::destroy(location),
+            Backend::SharedMemory => Shared::destroy(location),
         }
     }
 
-    /// Remove the segment's name. Processes that have it open keep using it until they drop it.
-    pub fn destroy(location: &str) -> Result<()> {
-        ccs_os::destroy(&parse_location(location)?).map_err(os_error)
+    /// The backend this segment is on.
+    pub fn backend(&self) -> Backend {
+        match &self.inner {
+            Inner::Shm(_) => Backend::SharedMemory,
+            Inner::Etcd(_) => Backend::Etcd,
+        }
     }
 
-    fn assemble(
-        dir: Directory<OsEnv>,
-        location: Location,
-        mapping: Mapping,
-        options: OpenOptions,
-    ) -> Segment {
-        let name = location.display_name();
-        Segment {
-            shared: Arc::new(Shared {
-                dir,
-                location,
-                name,
-                options,
-                mapping,
+    /// The shared-memory segment, or [`Error::Unsupported`] naming `what` and `why`.
+    pub(crate) fn shm(&self, what: &'static str, why: &'static str) -> Result<&Arc<Shared>> {
+        match &self.inner {
+            Inner::Shm(shared) => Ok(shared),
+            Inner::Etcd(_) => Err(Error::Unsupported {
+                what,
+                backend: Backend::Etcd,
+                why,
             }),
         }
     }
@@ -319,20 +270,28 @@ impl Segment {
     /// `msync(MS_SYNC)` over the mapping. Everything published before the call (by any
     /// process) then survives a power loss or kernel crash, if the file system and device
     /// honour the flush. A no-op that succeeds for a shared-memory segment (tmpfs has no
-    /// disk). See `docs/durability.md`.
+    /// disk), and for etcd, which acknowledges a write only once a majority of its members
+    /// has it in their write-ahead logs. See `docs/durability.md`.
     pub fn flush(&self) -> Result<()> {
-        self.shared.mapping.flush().map_err(Error::Os)
+        match &self.inner {
+            Inner::Shm(shared) => shared.flush(),
+            Inner::Etcd(_) => Ok(()),
+        }
     }
 
-    /// Whether writes through this handle are flushed before they return
-    /// ([`OpenOptions::durable_puts`]).
+    /// Whether writes through this handle are durable before they return: as asked with
+    /// [`OpenOptions::durable_puts`] on shared memory; always on etcd.
     pub fn durable_puts(&self) -> bool {
-        self.shared.options.durable_puts
+        match &self.inner {
+            Inner::Shm(shared) => shared.options.durable_puts,
+            Inner::Etcd(_) => true,
+        }
     }
 
     /// Attach this process as agent `name`, registering it on first use. The agent's coherence
     /// state (what it read, what is valid) persists across attaches. Fails with
-    /// [`Error::AgentBusy`] while another live process is attached under that name.
+    /// [`Error::AgentBusy`] while another live process is attached under that name (on etcd:
+    /// on any machine).
     pub fn attach(&self, name: &str) -> Result<Agent> {
         self.attach_with(name, Strategy::Lazy)
     }
@@ -340,97 +299,121 @@ impl Segment {
     /// [`Segment::attach`] with a freshness strategy: how long a valid copy is served as a
     /// HIT, and whether the agent receives change events ([`Strategy::Eager`]).
     pub fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
-        let wire = strategy.to_wire()?;
-        let shared = &self.shared;
-        let slot = shared
-            .dir
-            .register_agent(name)
-            .map_err(|e| shared.general(e))?;
-        let lock = LockFile::open_with(&shared.location, shared.access()).map_err(os_error)?;
-        if !lock.try_lock(AGENT_LOCK_BASE + u64::from(slot))? {
-            let (pid, _) = shared
-                .dir
-                .agent_process(slot)
-                .map_err(|e| shared.general(e))?;
-            return Err(Error::AgentBusy {
-                name: name.to_owned(),
-                pid,
-            });
-        }
-        let id = shared
-            .dir
-            .begin_attach_with(slot, ccs_os::current_pid(), wire)
-            .map_err(|e| shared.general(e))?;
-        Ok(Agent::new(self.clone(), id, name.to_owned(), lock))
+        Agent::attach(self, name, strategy)
     }
 
     /// A reader of the segment's operation log, at the oldest record it still holds.
-    /// Fails if the segment was created with `log_records = 0`.
+    /// Fails if the segment was created with `log_records = 0`; shared memory only
+    /// ([`Error::Unsupported`] on etcd).
     pub fn log_reader(&self) -> Result<LogReader> {
-        LogReader::new(self.clone())
+        let shared = self.shm("the operation log", NO_LOG)?;
+        LogReader::new(Arc::clone(shared))
     }
 
-    /// Every record the log holds now, merged by time.
+    /// Every record the log holds now, merged by time; shared memory only.
     pub fn log_records(&self) -> Result<Vec<LogRecord>> {
         Ok(self.log_reader()?.poll()?.records)
     }
 
-    /// The segment's run-time switches.
+    /// The segment's run-time switches; shared memory only.
     pub fn switches(&self) -> Result<Switches> {
-        self.shared
-            .dir
-            .switches()
-            .map_err(|e| self.shared.general(e))
+        self.shm("switches", NO_SWITCHES)?.switches()
     }
 
-    /// Pause (`false`) or resume logging, for every process using the segment.
+    /// Pause (`false`) or resume logging, for every process using the segment; shared memory
+    /// only.
     pub fn set_logging(&self, on: bool) -> Result<()> {
-        self.shared
-            .dir
-            .set_logging(on)
-            .map_err(|e| self.shared.general(e))
+        self.shm("switches", NO_SWITCHES)?.set_logging(on)
     }
 
     /// Turn invalidation off (`false`) or back on, for every process using the segment. With
     /// it off, writers stop clearing peers' valid bits, so an agent's private copy
     /// ([`crate::Agent::refresh`]) keeps being served as a HIT after a peer's write: the world
     /// without coherence, for demonstrations (`ccs demo refactor`). Conditional writes are
-    /// still refused on stale views. Never turn it off on a segment that matters.
+    /// still refused on stale views. Never turn it off on a segment that matters. Shared
+    /// memory only.
     pub fn set_invalidation(&self, on: bool) -> Result<()> {
-        self.shared
-            .dir
-            .set_invalidation(on)
-            .map_err(|e| self.shared.general(e))
+        self.shm("switches", NO_SWITCHES)?.set_invalidation(on)
     }
 
     /// The sizes the segment was created with.
+    ///
+    /// On etcd nothing is sized at creation; this returns the engine's limits:
+    /// `max_payload` is its largest payload (1 MiB, under etcd's request limit),
+    /// `inbox_events` an eager agent's inbox; `max_agents`, `max_artifacts` and `arena_bytes`
+    /// are 0 (no fixed limit), `log_records` 0 (no operation log) and `write_lease_ms` 0
+    /// (a write is one transaction: there is no transient hold to reclaim).
     pub fn config(&self) -> Config {
-        self.shared.dir.geometry().config
+        match &self.inner {
+            Inner::Shm(shared) => shared.config(),
+            Inner::Etcd(_) => etcd::config(),
+        }
     }
 
     /// Where the segment lives, as the user named it.
     pub fn location(&self) -> &str {
-        &self.shared.name
+        match &self.inner {
+            Inner::Shm(shared) => &shared.name,
+            Inner::Etcd(segment) => segment.url(),
+        }
     }
 
     /// A snapshot of agents, artifacts and every agent's MESI state on every artifact.
     pub fn status(&self) -> Result<Status> {
-        Status::read(&self.shared)
+        match &self.inner {
+            Inner::Shm(shared) => shared.status(),
+            Inner::Etcd(segment) => segment.status(),
+        }
     }
 
     /// Keys of existing artifacts starting with `prefix`, sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.shared
-            .dir
-            .keys_with_prefix(prefix)
-            .map_err(|e| self.shared.general(e))
+        match &self.inner {
+            Inner::Shm(shared) => shared.list(prefix),
+            Inner::Etcd(segment) => segment.list(prefix),
+        }
+    }
+
+    /// Check every structure of the segment; with `repair`, also repair what is safe.
+    /// Shared memory only ([`Error::Unsupported`] on etcd, whose members check their own
+    /// data: `etcdctl check`, `etcdutl`).
+    ///
+    /// Without `repair` nothing is written and no lock is taken: live agents are not disturbed.
+    /// With `repair`, the agents whose processes are gone are released (the lines they hold,
+    /// the pins they recorded, their pid), each while holding its kernel lock; while that
+    /// lock is held, attaching as that agent fails with [`crate::Error::AgentBusy`]. Leaked
+    /// descriptors and arena blocks are returned only if no agent is attached at all; the
+    /// report's `not_repaired` says so otherwise.
+    ///
+    /// ```
+    /// use agent_coherence::{Config, Segment};
+    /// # let name = format!("doc-fsck-{}", std::process::id());
+    /// let seg = Segment::create(&name, Config { arena_bytes: 1 << 20, max_payload: 1 << 16, ..Config::default() })?;
+    /// seg.attach("planner")?.put("task/spec", b"v1")?;
+    /// let report = seg.fsck(false)?;
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.descriptors.live, 1);
+    /// # drop(seg);
+    /// # Segment::destroy(&name)?;
+    /// # Ok::<(), agent_coherence::Error>(())
+    /// ```
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
+        self.shm("fsck", NO_FSCK)?.fsck(repair)
     }
 }
+
+const NO_LOG: &str = "the log is a ring in the shared-memory segment; an etcd cluster keeps no \
+     operation log (follow writes with `Agent::wait_changed` or an eager agent's events)";
+const NO_SWITCHES: &str =
+    "the switches are words in the shared-memory segment; an etcd cluster has none";
+const NO_FSCK: &str = "fsck checks a shared-memory segment's structures; etcd members check \
+     their own data (`etcdctl check`, `etcdutl`)";
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Segment")
-            .field("location", &self.shared.name)
+            .field("location", &self.location())
+            .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
 }

@@ -1,25 +1,55 @@
 //! A status snapshot for tools: agents, artifacts and each agent's MESI state on each.
 
 use ccs_protocol::Config;
-pub use ccs_protocol::Mesi;
 
-use crate::error::Result;
-use crate::segment::Shared;
+use crate::segment::Backend;
+
+/// An agent's coherence state on one artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mesi {
+    /// Modified: the agent is writing a new version right now (a `put` in progress; never
+    /// seen on etcd, where a write is one transaction).
+    Modified,
+    /// Exclusive: the agent holds the artifact's single-writer right (`acquire`).
+    Exclusive,
+    /// Shared: the agent's copy is the current version.
+    Shared,
+    /// Invalid: the agent never read it, or a newer version exists.
+    Invalid,
+}
+
+impl Mesi {
+    /// One letter: M, E, S or I.
+    pub fn letter(self) -> char {
+        match self {
+            Mesi::Modified => 'M',
+            Mesi::Exclusive => 'E',
+            Mesi::Shared => 'S',
+            Mesi::Invalid => 'I',
+        }
+    }
+}
 
 /// One registered agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentStatus {
     /// Its name.
     pub name: String,
-    /// Pid of the process attached at the last attach (`None`: detached).
+    /// Pid of the attached process (`None`: detached). On shared memory, the process of the
+    /// last attach; on etcd, of the live session, which may run on another machine (`host`).
     pub pid: Option<u32>,
-    /// Whether a live process is attached now (its kernel lock is held).
+    /// The machine of the live session on etcd; `None` on shared memory (this machine).
+    pub host: Option<String>,
+    /// Whether a live process is attached now (shared memory: its kernel lock is held; etcd:
+    /// its session lease is alive).
     pub alive: bool,
-    /// Attach generation (grows by one per attach).
+    /// Attach generation (grows by one per attach); 0 on etcd, which does not count attaches.
     pub generation: u64,
-    /// The freshness strategy of its last attach.
+    /// The freshness strategy of its last attach. Shared memory only: an etcd cluster does
+    /// not record strategies, and reports [`crate::Strategy::Lazy`].
     pub strategy: crate::Strategy,
-    /// The key prefixes it is subscribed to (an eager agent).
+    /// The key prefixes it is subscribed to (an eager agent). Shared memory only: on etcd a
+    /// subscription lives in the subscriber's process, and this is empty.
     pub subscriptions: Vec<String>,
 }
 
@@ -53,64 +83,18 @@ pub struct ArtifactStatus {
     pub states: Vec<AgentState>,
 }
 
-/// A snapshot of a segment. Each row is read consistently; the whole is not one atomic step.
+/// A snapshot of a segment. On shared memory each row is read consistently and the whole is
+/// not one atomic step; on etcd the whole is read at one revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// The segment's sizes.
+    /// The backend the segment is on.
+    pub backend: Backend,
+    /// The segment's sizes (on etcd, the engine's limits: see [`crate::Segment::config`]).
     pub config: Config,
-    /// Registered agents, in registration order.
+    /// The etcd revision the snapshot was read at; `None` on shared memory.
+    pub revision: Option<i64>,
+    /// Registered agents: in registration order on shared memory, by name on etcd.
     pub agents: Vec<AgentStatus>,
     /// Artifacts that have a key, sorted by key.
     pub artifacts: Vec<ArtifactStatus>,
-}
-
-impl Status {
-    pub(crate) fn read(shared: &Shared) -> Result<Status> {
-        let dir = &shared.dir;
-        let agent_rows = dir.agent_rows().map_err(|e| shared.general(e))?;
-        let general = |e| shared.general(e);
-        let agents = agent_rows
-            .iter()
-            .map(|row| {
-                Ok(AgentStatus {
-                    name: row.name.clone(),
-                    pid: (row.pid != 0).then_some(row.pid),
-                    alive: row.alive,
-                    generation: row.generation,
-                    strategy: crate::Strategy::from_wire(
-                        dir.agent_strategy(row.slot).map_err(general)?,
-                    ),
-                    subscriptions: dir.subscriptions(row.slot).map_err(general)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut artifacts = Vec::new();
-        for row in dir.artifact_rows().map_err(|e| shared.general(e))? {
-            let mut states = Vec::with_capacity(agent_rows.len());
-            for agent in &agent_rows {
-                let cell = dir
-                    .cell(agent.slot, row.line)
-                    .map_err(|e| shared.general(e))?;
-                states.push(AgentState {
-                    agent: agent.name.clone(),
-                    state: cell.state,
-                    held: (cell.held != 0).then_some(u64::from(cell.held)),
-                });
-            }
-            artifacts.push(ArtifactStatus {
-                key: row.key,
-                version: u64::from(row.version),
-                size: row.size,
-                writer: row.writer.map(|slot| shared.agent_name(slot)),
-                deleted: row.deleted,
-                holder: row.holder.map(|slot| shared.agent_name(slot)),
-                states,
-            });
-        }
-        Ok(Status {
-            config: dir.geometry().config,
-            agents,
-            artifacts,
-        })
-    }
 }

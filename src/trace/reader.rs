@@ -1,12 +1,13 @@
 //! Reading the operation log of a live segment: every agent's ring, merged by time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccs_protocol::{RawRecord, RecordRead};
 
 use crate::error::Result;
-use crate::segment::Segment;
+use crate::shm::Shared;
 use crate::trace::record::{LogOp, LogOutcome, LogRecord};
 
 /// How long a claimed record may stay unwritten before the reader skips it as lost (its
@@ -27,7 +28,7 @@ pub struct LogBatch {
 /// A cursor over a segment's log. A reader never slows an agent down: one that falls behind by
 /// more than a ring is told how many records it missed.
 pub struct LogReader {
-    segment: Segment,
+    shared: Arc<Shared>,
     cursors: Vec<Cursor>,
     names: HashMap<u32, String>,
     keys: HashMap<u32, String>,
@@ -43,8 +44,7 @@ struct Cursor {
 
 impl LogReader {
     /// A reader positioned at the oldest record each ring still holds.
-    pub(crate) fn new(segment: Segment) -> Result<LogReader> {
-        let shared = &segment.shared;
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<LogReader> {
         if shared.dir.log_capacity() == 0 {
             return Err(shared.general(ccs_protocol::ProtocolError::InvalidConfig(
                 "this segment was created without an operation log (log_records = 0); \
@@ -53,7 +53,7 @@ impl LogReader {
             )));
         }
         Ok(LogReader {
-            segment,
+            shared,
             cursors: Vec::new(),
             names: HashMap::new(),
             keys: HashMap::new(),
@@ -63,11 +63,11 @@ impl LogReader {
     /// Skip everything logged so far: the next poll returns only newer records.
     pub fn skip_to_end(&mut self) -> Result<()> {
         self.grow()?;
-        let dir = &self.segment.shared.dir;
+        let dir = &self.shared.dir;
         for (slot, cursor) in self.cursors.iter_mut().enumerate() {
             cursor.next = dir
                 .log_next(slot as u32)
-                .map_err(|e| self.segment.shared.general(e))?;
+                .map_err(|e| self.shared.general(e))?;
             cursor.open_run = None;
         }
         Ok(())
@@ -88,18 +88,16 @@ impl LogReader {
 
     fn grow(&mut self) -> Result<()> {
         let count = self
-            .segment
             .shared
             .dir
             .agent_count()
-            .map_err(|e| self.segment.shared.general(e))?;
+            .map_err(|e| self.shared.general(e))?;
         self.cursors.resize(count as usize, Cursor::default());
         Ok(())
     }
 
     fn poll_ring(&mut self, slot: u32, batch: &mut LogBatch) -> Result<()> {
-        let segment = self.segment.clone();
-        let shared = &segment.shared;
+        let shared = Arc::clone(&self.shared);
         let dir = &shared.dir;
         let general = |e| shared.general(e);
         let head = dir.log_next(slot).map_err(general)?;
@@ -188,7 +186,7 @@ impl LogReader {
     }
 
     fn name(&mut self, slot: u32) -> String {
-        let shared = &self.segment.shared;
+        let shared = &self.shared;
         self.names
             .entry(slot)
             .or_insert_with(|| shared.agent_name(slot))
@@ -199,7 +197,7 @@ impl LogReader {
         if let Some(key) = self.keys.get(&line) {
             return Ok(key.clone());
         }
-        let shared = &self.segment.shared;
+        let shared = &self.shared;
         let key = shared
             .dir
             .key_of(line)

@@ -6,7 +6,7 @@
 #![doc = include_str!("status_schema.txt")]
 //! ```
 
-use agent_coherence::{AgentStatus, ArtifactStatus, Config, Status};
+use agent_coherence::{AgentStatus, ArtifactStatus, Backend, Config, Status};
 use serde::Serialize;
 
 use crate::size::format_size;
@@ -24,7 +24,11 @@ pub struct JsonStatus<'a> {
     pub schema: u32,
     /// The segment as named.
     pub segment: &'a str,
-    /// Its sizes.
+    /// `shm` or `etcd`.
+    pub backend: &'static str,
+    /// The etcd revision the snapshot was read at (`null` on shared memory).
+    pub revision: Option<i64>,
+    /// Its sizes (on etcd, the engine's limits; 0: no fixed limit).
     pub config: JsonConfig,
     /// Registered agents.
     pub agents: Vec<JsonAgent<'a>>,
@@ -54,6 +58,8 @@ pub struct JsonAgent<'a> {
     pub name: &'a str,
     /// Pid of the attached process (`null`: detached).
     pub pid: Option<u32>,
+    /// Machine of the live session on etcd (`null` on shared memory).
+    pub host: Option<&'a str>,
     /// A live process holds its kernel lock.
     pub alive: bool,
     /// `alive`, `dead` or `detached`.
@@ -141,6 +147,8 @@ pub fn to_json<'a>(segment: &'a str, status: &'a Status) -> JsonStatus<'a> {
     JsonStatus {
         schema: SCHEMA_VERSION,
         segment,
+        backend: backend_word(status.backend),
+        revision: status.revision,
         config: json_config(&status.config),
         agents: status
             .agents
@@ -148,6 +156,7 @@ pub fn to_json<'a>(segment: &'a str, status: &'a Status) -> JsonStatus<'a> {
             .map(|a| JsonAgent {
                 name: &a.name,
                 pid: a.pid,
+                host: a.host.as_deref(),
                 alive: a.alive,
                 liveness: liveness(a),
                 generation: a.generation,
@@ -192,19 +201,44 @@ fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
 
+/// The backend in one word, as in the JSON: `shm` or `etcd`.
+pub fn backend_word(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Etcd => "etcd",
+        _ => "shm",
+    }
+}
+
+/// The summary line: the sizes of a shared-memory segment, or the revision of an etcd one.
+fn summary(segment: &str, status: &Status) -> String {
+    let config = &status.config;
+    match status.backend {
+        Backend::Etcd => format!(
+            "segment {segment}: etcd cluster at revision {}, {} agents, {} artifacts, max payload {}\n\n",
+            status.revision.unwrap_or(0),
+            status.agents.len(),
+            status.artifacts.len(),
+            format_size(config.max_payload),
+        ),
+        _ => format!(
+            "segment {segment}: {}/{} agents, {}/{} artifacts, arena {}, max payload {}\n\n",
+            status.agents.len(),
+            config.max_agents,
+            status.artifacts.len(),
+            config.max_artifacts,
+            format_size(config.arena_bytes),
+            format_size(config.max_payload),
+        ),
+    }
+}
+
 /// The human table: a summary line, one row per artifact (KEY, VER, SIZE, WRITER, HOLDER, then
 /// one column per agent such as `S v3`, `I v2`, `I -`), then the agents.
+///
+/// On etcd the agents' rows show the HOST of each live session instead of the GENERATION and
+/// STRATEGY, which the cluster does not record.
 pub fn to_table(segment: &str, status: &Status) -> String {
-    let config = &status.config;
-    let mut out = format!(
-        "segment {segment}: {}/{} agents, {}/{} artifacts, arena {}, max payload {}\n\n",
-        status.agents.len(),
-        config.max_agents,
-        status.artifacts.len(),
-        config.max_artifacts,
-        format_size(config.arena_bytes),
-        format_size(config.max_payload),
-    );
+    let mut out = summary(segment, status);
     if status.artifacts.is_empty() {
         out.push_str("no artifacts\n");
     } else {
@@ -239,20 +273,31 @@ pub fn to_table(segment: &str, status: &Status) -> String {
     if status.agents.is_empty() {
         out.push_str("no agents\n");
     } else {
-        let mut rows = vec![
-            ["AGENT", "PID", "LIVENESS", "GENERATION", "STRATEGY"]
-                .iter()
-                .map(|h| (*h).to_owned())
-                .collect::<Vec<_>>(),
-        ];
+        let etcd = status.backend == Backend::Etcd;
+        let header: &[&str] = if etcd {
+            &["AGENT", "HOST", "PID", "LIVENESS"]
+        } else {
+            &["AGENT", "PID", "LIVENESS", "GENERATION", "STRATEGY"]
+        };
+        let mut rows = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
         for agent in &status.agents {
-            rows.push(vec![
-                agent.name.clone(),
-                agent.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-                liveness(agent).to_owned(),
-                agent.generation.to_string(),
-                agent.strategy.to_string(),
-            ]);
+            let pid = agent.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+            rows.push(if etcd {
+                vec![
+                    agent.name.clone(),
+                    or_dash(agent.host.as_deref()),
+                    pid,
+                    liveness(agent).to_owned(),
+                ]
+            } else {
+                vec![
+                    agent.name.clone(),
+                    pid,
+                    liveness(agent).to_owned(),
+                    agent.generation.to_string(),
+                    agent.strategy.to_string(),
+                ]
+            });
         }
         out.push_str(&columns(&rows));
     }
@@ -266,6 +311,8 @@ mod tests {
 
     fn sample() -> Status {
         Status {
+            backend: Backend::SharedMemory,
+            revision: None,
             config: Config {
                 max_agents: 8,
                 max_artifacts: 64,
@@ -277,6 +324,7 @@ mod tests {
                 AgentStatus {
                     name: "planner".into(),
                     pid: None,
+                    host: None,
                     alive: false,
                     generation: 2,
                     strategy: Default::default(),
@@ -285,6 +333,7 @@ mod tests {
                 AgentStatus {
                     name: "executor".into(),
                     pid: Some(42),
+                    host: None,
                     alive: false,
                     generation: 1,
                     strategy: Default::default(),
@@ -331,6 +380,8 @@ mod tests {
         let status = sample();
         let value = serde_json::to_value(to_json("seg", &status))?;
         assert_eq!(value["schema"], 1);
+        assert_eq!(value["backend"], "shm");
+        assert!(value["revision"].is_null());
         assert_eq!(value["config"]["max_payload"], 65536);
         assert_eq!(value["agents"][1]["liveness"], "dead");
         assert_eq!(value["agents"][1]["strategy"], "lazy");

@@ -6,29 +6,16 @@
 //! as that agent meanwhile. The segment is quiescent when, besides, this process holds the
 //! structure lock (byte 0) and every registered agent's lock; only then are leaked slots
 //! returned to the free lists. A plain check takes no lock and writes nothing.
-//!
-//! ```
-//! use agent_coherence::{Config, Segment};
-//! # let name = format!("doc-fsck-{}", std::process::id());
-//! let seg = Segment::create(&name, Config { arena_bytes: 1 << 20, max_payload: 1 << 16, ..Config::default() })?;
-//! seg.attach("planner")?.put("task/spec", b"v1")?;
-//! let report = seg.fsck(false)?;
-//! assert!(report.is_clean());
-//! assert_eq!(report.descriptors.live, 1);
-//! # drop(seg);
-//! # Segment::destroy(&name)?;
-//! # Ok::<(), agent_coherence::Error>(())
-//! ```
 
 use std::time::{Duration, Instant};
 
 use ccs_os::LockFile;
 
-pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
+use ccs_protocol::FsckReport;
 
 use crate::error::Result;
-use crate::os_env::{AGENT_LOCK_BASE, STRUCTURE_LOCK};
-use crate::segment::Segment;
+use crate::shm::os_env::{AGENT_LOCK_BASE, STRUCTURE_LOCK};
+use crate::shm::segment::Shared;
 
 /// Pause between a pass that found problems and the pass that confirms them, so that writers
 /// finish the few instructions in which their slots look leaked.
@@ -37,17 +24,10 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// How long a repair tries for the structure lock before repairing without it (no leaks then).
 const STRUCTURE_WAIT: Duration = Duration::from_secs(2);
 
-impl Segment {
-    /// Check every structure of the segment; with `repair`, also repair what is safe.
-    ///
-    /// Without `repair` nothing is written and no lock is taken: live agents are not disturbed.
-    /// With `repair`, the agents whose processes are gone are released (the lines they hold,
-    /// the pins they recorded, their pid), each while holding its kernel lock; while that
-    /// lock is held, attaching as that agent fails with [`crate::Error::AgentBusy`]. Leaked
-    /// descriptors and arena blocks are returned only if no agent is attached at all; the
-    /// report's `not_repaired` says so otherwise.
-    pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
-        let shared = &self.shared;
+impl Shared {
+    /// See [`crate::Segment::fsck`].
+    pub(crate) fn fsck(&self, repair: bool) -> Result<FsckReport> {
+        let shared = self;
         let pause = || std::thread::sleep(SETTLE);
         if !repair {
             return shared

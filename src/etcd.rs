@@ -1,0 +1,440 @@
+//! The etcd backend: the facade's calls on `ccs_etcd`, for a segment at an `etcd://` URL.
+//!
+//! `ccs_etcd` is the coherence engine on an etcd cluster (`docs/protocol-etcd.md`); this
+//! module only adapts it to the facade: its values become the facade's ([`Read`], [`Check`],
+//! [`Events`], [`Status`]), its errors the facade's [`Error`] (with the cluster URL as the
+//! location), and keys and names are held to the shared-memory limits so that a key valid on
+//! one backend is valid on the other. `docs/backends.md` lists what differs.
+//!
+//! The engine's calls block on its own runtime and refuse to run inside another async
+//! runtime; [`off_runtime`] moves a call made from inside one (the `ccs mcp` server) to a
+//! scoped thread, so the facade stays callable from anywhere.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use ccs_etcd::{Cluster, EtcdAgent, WaitResult};
+use ccs_protocol::{Config, MAX_KEY_BYTES, MAX_NAME_BYTES};
+
+use crate::agent::{Cached, Check, Read, Version};
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, Events};
+use crate::segment::Backend;
+use crate::status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
+use crate::strategy::Strategy;
+
+pub(crate) use ccs_etcd::Hold;
+
+/// Change events an etcd agent's inbox keeps (`ccs_etcd`'s inbox capacity).
+const INBOX_EVENTS: u32 = 4096;
+
+/// The limits of the etcd engine, as a [`Config`] (see [`crate::Segment::config`]).
+pub(crate) fn config() -> Config {
+    Config {
+        max_agents: 0,
+        max_artifacts: 0,
+        arena_bytes: 0,
+        max_payload: ccs_etcd::layout::MAX_PAYLOAD as u64,
+        write_lease_ms: 0,
+        log_records: 0,
+        inbox_events: INBOX_EVENTS,
+    }
+}
+
+/// Run `f` outside any async runtime: here if there is none, else on a scoped thread.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| scope.spawn(f).join())
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// NUL separates names in the engine's layout: refused on etcd, with a reason.
+fn no_nul(text: &str, what: &'static str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::Unsupported {
+            what,
+            backend: Backend::Etcd,
+            why: "the etcd layout separates names with NUL bytes; use keys and names without them",
+        });
+    }
+    Ok(())
+}
+
+/// A key valid on both backends: 1 to [`MAX_KEY_BYTES`] bytes, no NUL.
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(Error::BadKey {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    no_nul(key, "a key containing a NUL byte")
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(Error::BadName {
+            len: name.len(),
+            max: MAX_NAME_BYTES,
+        });
+    }
+    no_nul(name, "an agent name containing a NUL byte")
+}
+
+/// The facade's error for an engine error at `location` (the cluster URL).
+fn error(error: ccs_etcd::Error, location: &str) -> Error {
+    use ccs_etcd::Error as E;
+    let location = location.to_owned();
+    match error {
+        E::NotFound { key } => Error::NotFound { key },
+        E::Conflict {
+            key,
+            current,
+            yours,
+        } => Error::Conflict {
+            key,
+            current,
+            yours,
+        },
+        E::Held { key, by } => Error::Held { key, by },
+        E::Fenced { key } => Error::Fenced { key },
+        E::AgentBusy { name, holder } => Error::AgentBusy {
+            name,
+            pid: session_pid(&holder).1.unwrap_or(0),
+        },
+        E::LeaseLost { name } => Error::LeaseLost { name },
+        E::Unavailable(reason) => Error::Unavailable { location, reason },
+        E::Corrupt(reason) => Error::Corrupt { location, reason },
+        E::BadUrl { url, reason } => Error::BadLocation {
+            location: url,
+            reason,
+        },
+        E::PayloadTooLarge { len, max } => Error::PayloadTooLarge { len, max },
+        E::InvalidConfig(why) => Error::InvalidConfig(why),
+        // Keys and names are checked here first, to the shared-memory limits.
+        E::BadKey { key, reason } => Error::InvalidConfig(format!("key `{key}`: {reason}")),
+        E::BadName { name, reason } => {
+            Error::InvalidConfig(format!("agent name `{name}`: {reason}"))
+        }
+        other => Error::Unavailable {
+            location,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// (host, pid) of a session as it records itself: `host:pid`.
+fn session_pid(session: &str) -> (Option<String>, Option<u32>) {
+    match session.rsplit_once(':') {
+        Some((host, pid)) => (Some(host.to_owned()), pid.parse().ok()),
+        None => (Some(session.to_owned()), None),
+    }
+}
+
+fn to_engine(strategy: Strategy) -> Result<ccs_etcd::Strategy> {
+    // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
+    strategy.to_wire()?;
+    Ok(match strategy {
+        Strategy::Lazy => ccs_etcd::Strategy::Lazy,
+        Strategy::Eager => ccs_etcd::Strategy::Eager,
+        Strategy::Lease(d) => ccs_etcd::Strategy::Lease(d),
+        Strategy::AccessCount(n) => ccs_etcd::Strategy::AccessCount(n),
+    })
+}
+
+fn from_engine(strategy: ccs_etcd::Strategy) -> Strategy {
+    match strategy {
+        ccs_etcd::Strategy::Lazy => Strategy::Lazy,
+        ccs_etcd::Strategy::Eager => Strategy::Eager,
+        ccs_etcd::Strategy::Lease(d) => Strategy::Lease(d),
+        ccs_etcd::Strategy::AccessCount(n) => Strategy::AccessCount(n),
+    }
+}
+
+fn mesi(state: ccs_etcd::Mesi) -> Mesi {
+    match state {
+        ccs_etcd::Mesi::Modified => Mesi::Modified,
+        ccs_etcd::Mesi::Exclusive => Mesi::Exclusive,
+        ccs_etcd::Mesi::Shared => Mesi::Shared,
+        ccs_etcd::Mesi::Invalid => Mesi::Invalid,
+    }
+}
+
+/// A connection to a cluster and one prefix in it.
+pub(crate) struct Segment {
+    cluster: Cluster,
+}
+
+impl Segment {
+    pub(crate) fn connect(url: &str) -> Result<Segment> {
+        off_runtime(|| Cluster::connect(url))
+            .map(|cluster| Segment { cluster })
+            .map_err(|e| error(e, url))
+    }
+
+    pub(crate) fn destroy(url: &str) -> Result<()> {
+        off_runtime(|| Cluster::destroy(url)).map_err(|e| error(e, url))
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        self.cluster.url()
+    }
+
+    pub(crate) fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
+        check_name(name)?;
+        let strategy = to_engine(strategy)?;
+        let agent = off_runtime(|| self.cluster.attach_with(name, strategy))
+            .map_err(|e| error(e, self.url()))?;
+        Ok(Agent {
+            agent,
+            location: self.url().to_owned(),
+            subscriptions: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        no_nul(prefix, "a key prefix containing a NUL byte")?;
+        off_runtime(|| self.cluster.list(prefix)).map_err(|e| error(e, self.url()))
+    }
+
+    pub(crate) fn status(&self) -> Result<Status> {
+        let status = off_runtime(|| self.cluster.status()).map_err(|e| error(e, self.url()))?;
+        let agents = status
+            .agents
+            .into_iter()
+            .map(|agent| {
+                let (host, pid) = match &agent.session {
+                    Some(session) => session_pid(session),
+                    None => (None, None),
+                };
+                AgentStatus {
+                    name: agent.name,
+                    pid,
+                    host,
+                    alive: agent.alive,
+                    generation: 0,
+                    strategy: Strategy::Lazy,
+                    subscriptions: Vec::new(),
+                }
+            })
+            .collect();
+        let artifacts = status
+            .artifacts
+            .into_iter()
+            .map(|artifact| ArtifactStatus {
+                key: artifact.key,
+                version: artifact.version,
+                size: artifact.size,
+                writer: Some(artifact.writer).filter(|w| !w.is_empty()),
+                deleted: artifact.deleted,
+                holder: artifact.holder,
+                states: artifact
+                    .states
+                    .into_iter()
+                    .map(|s| AgentState {
+                        agent: s.agent,
+                        state: mesi(s.state),
+                        held: s.held,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Status {
+            backend: Backend::Etcd,
+            config: config(),
+            revision: Some(status.revision),
+            agents,
+            artifacts,
+        })
+    }
+}
+
+/// An agent attached to a cluster prefix by this process.
+pub(crate) struct Agent {
+    agent: EtcdAgent,
+    location: String,
+    /// The prefixes subscribed through this handle (the engine keeps them in its watcher).
+    subscriptions: Mutex<Vec<String>>,
+}
+
+impl Agent {
+    fn fail(&self) -> impl Fn(ccs_etcd::Error) -> Error + '_ {
+        move |e| error(e, &self.location)
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        from_engine(self.agent.strategy())
+    }
+
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
+        check_key(key)
+    }
+
+    /// A HIT is served from this process (no round trip); a MISS fetches and registers.
+    pub(crate) fn get(&self, key: &str) -> Result<Read> {
+        check_key(key)?;
+        let read = off_runtime(|| self.agent.get(key)).map_err(self.fail())?;
+        Ok(Read {
+            bytes: read.bytes,
+            version: read.version,
+            hit: read.hit,
+        })
+    }
+
+    pub(crate) fn get_into(&self, key: &str, buffer: &mut Vec<u8>) -> Result<(Version, bool)> {
+        let read = self.get(key)?;
+        *buffer = read.bytes;
+        Ok((read.version, read.hit))
+    }
+
+    pub(crate) fn check(&self, key: &str) -> Result<Check> {
+        check_key(key)?;
+        let check = off_runtime(|| self.agent.check(key)).map_err(self.fail())?;
+        Ok(Check {
+            held: check.held,
+            current: check.current,
+            valid: check.valid,
+        })
+    }
+
+    /// A HIT when the agent's copy is valid (a local check, counted by its strategy like any
+    /// HIT) and `cached` holds that version; the bytes are then left where they are.
+    pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
+        let read = self.get(cached.key.as_str())?;
+        if read.hit && read.version == cached.version {
+            return Ok(true);
+        }
+        cached.bytes = read.bytes;
+        cached.version = read.version;
+        Ok(false)
+    }
+
+    pub(crate) fn is_valid(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        self.agent.is_valid(key).map_err(self.fail())
+    }
+
+    fn write(&self, key: &str, bytes: Option<&[u8]>, cond: ccs_etcd::Condition) -> Result<Version> {
+        check_key(key)?;
+        off_runtime(|| match bytes {
+            Some(bytes) => self.agent.put(key, bytes, cond),
+            None => self.agent.delete(key, cond),
+        })
+        .map_err(self.fail())
+    }
+
+    pub(crate) fn put(&self, key: &str, bytes: &[u8]) -> Result<Version> {
+        self.write(key, Some(bytes), ccs_etcd::Condition::View)
+    }
+
+    pub(crate) fn put_if(&self, key: &str, expected: Version, bytes: &[u8]) -> Result<Version> {
+        self.write(key, Some(bytes), ccs_etcd::Condition::Version(expected))
+    }
+
+    pub(crate) fn put_blind(&self, key: &str, bytes: &[u8]) -> Result<Version> {
+        self.write(key, Some(bytes), ccs_etcd::Condition::Blind)
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> Result<Version> {
+        self.write(key, None, ccs_etcd::Condition::View)
+    }
+
+    pub(crate) fn acquire(&self, key: &str, lease: Duration) -> Result<Hold> {
+        check_key(key)?;
+        off_runtime(|| self.agent.acquire(key, lease)).map_err(self.fail())
+    }
+
+    pub(crate) fn commit(&self, hold: Hold, bytes: &[u8]) -> Result<Version> {
+        off_runtime(|| self.agent.commit(hold, bytes)).map_err(self.fail())
+    }
+
+    pub(crate) fn release(&self, hold: Hold) -> Result<()> {
+        off_runtime(|| self.agent.release(hold)).map_err(self.fail())
+    }
+
+    pub(crate) fn renew(&self, hold: &mut Hold, lease: Duration) -> Result<()> {
+        off_runtime(|| self.agent.renew(hold, lease)).map_err(self.fail())
+    }
+
+    pub(crate) fn wait_changed(
+        &self,
+        key: &str,
+        since: Version,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Version>> {
+        check_key(key)?;
+        match off_runtime(|| self.agent.wait_changed(key, since, timeout)).map_err(self.fail())? {
+            WaitResult::Changed(version) => Ok(Some(version)),
+            WaitResult::TimedOut(_) => Ok(None),
+        }
+    }
+
+    fn subs(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn subscribe(&self, prefix: &str) -> Result<()> {
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(Error::BadKey {
+                len: prefix.len(),
+                max: MAX_KEY_BYTES,
+            });
+        }
+        no_nul(prefix, "a key prefix containing a NUL byte")?;
+        self.agent.subscribe(prefix).map_err(self.fail())?;
+        let mut subs = self.subs();
+        if !subs.iter().any(|s| s == prefix) {
+            subs.push(prefix.to_owned());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unsubscribe(&self, prefix: &str) -> Result<bool> {
+        self.subs().retain(|s| s != prefix);
+        Ok(self.agent.unsubscribe(prefix))
+    }
+
+    pub(crate) fn subscriptions(&self) -> Result<Vec<String>> {
+        Ok(self.subs().clone())
+    }
+
+    /// As on shared memory, only an eager agent has an inbox.
+    fn require_eager(&self) -> Result<()> {
+        if self.agent.strategy() != ccs_etcd::Strategy::Eager {
+            return Err(Error::InvalidConfig(
+                "only an eager agent has an inbox: attach it with the eager strategy".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn try_events(&self, max: usize) -> Result<Events> {
+        self.require_eager()?;
+        Ok(events(self.agent.try_events(max)))
+    }
+
+    pub(crate) fn wait_events(&self, max: usize, timeout: Option<Duration>) -> Result<Events> {
+        self.require_eager()?;
+        Ok(events(self.agent.wait_events(max, timeout)))
+    }
+}
+
+fn events(events: ccs_etcd::Events) -> Events {
+    Events {
+        events: events
+            .events
+            .into_iter()
+            .map(|e| ChangeEvent {
+                key: e.key,
+                version: e.version,
+                writer: e.writer,
+                deleted: e.deleted,
+            })
+            .collect(),
+        lost: events.lost,
+    }
+}

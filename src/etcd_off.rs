@@ -1,0 +1,158 @@
+//! The etcd backend in a build without the `etcd` feature: an `etcd://` location is refused
+//! with [`Error::BadLocation`], and the backend's types are uninhabited, so the facade's
+//! dispatch compiles unchanged and its etcd arms are dead code.
+
+use std::time::Duration;
+
+use ccs_protocol::Config;
+
+use crate::agent::{Cached, Check, Read, Version};
+use crate::error::{Error, Result};
+use crate::events::Events;
+use crate::status::Status;
+use crate::strategy::Strategy;
+
+fn disabled(url: &str) -> Error {
+    Error::BadLocation {
+        location: url.to_owned(),
+        reason: "this build of agent-coherence has no etcd backend (enable its `etcd` feature)"
+            .to_owned(),
+    }
+}
+
+/// Never called: no etcd segment can exist in this build.
+pub(crate) fn config() -> Config {
+    Config::default()
+}
+
+/// No value: there is no etcd segment in this build.
+pub(crate) enum Segment {}
+
+/// No value: there is no etcd agent in this build.
+pub(crate) enum Agent {}
+
+/// No value: there is no etcd hold in this build.
+pub(crate) enum Hold {}
+
+impl Hold {
+    pub(crate) fn version(&self) -> Version {
+        match *self {}
+    }
+}
+
+impl Segment {
+    pub(crate) fn connect(url: &str) -> Result<Segment> {
+        Err(disabled(url))
+    }
+
+    pub(crate) fn destroy(url: &str) -> Result<()> {
+        Err(disabled(url))
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        match *self {}
+    }
+
+    pub(crate) fn attach_with(&self, _: &str, _: Strategy) -> Result<Agent> {
+        match *self {}
+    }
+
+    pub(crate) fn list(&self, _: &str) -> Result<Vec<String>> {
+        match *self {}
+    }
+
+    pub(crate) fn status(&self) -> Result<Status> {
+        match *self {}
+    }
+}
+
+impl Agent {
+    pub(crate) fn strategy(&self) -> Strategy {
+        match *self {}
+    }
+
+    pub(crate) fn check_key(&self, _: &str) -> Result<()> {
+        match *self {}
+    }
+
+    pub(crate) fn get(&self, _: &str) -> Result<Read> {
+        match *self {}
+    }
+
+    pub(crate) fn get_into(&self, _: &str, _: &mut Vec<u8>) -> Result<(Version, bool)> {
+        match *self {}
+    }
+
+    pub(crate) fn check(&self, _: &str) -> Result<Check> {
+        match *self {}
+    }
+
+    pub(crate) fn refresh(&self, _: &mut Cached) -> Result<bool> {
+        match *self {}
+    }
+
+    pub(crate) fn is_valid(&self, _: &str) -> Result<bool> {
+        match *self {}
+    }
+
+    pub(crate) fn put(&self, _: &str, _: &[u8]) -> Result<Version> {
+        match *self {}
+    }
+
+    pub(crate) fn put_if(&self, _: &str, _: Version, _: &[u8]) -> Result<Version> {
+        match *self {}
+    }
+
+    pub(crate) fn put_blind(&self, _: &str, _: &[u8]) -> Result<Version> {
+        match *self {}
+    }
+
+    pub(crate) fn delete(&self, _: &str) -> Result<Version> {
+        match *self {}
+    }
+
+    pub(crate) fn acquire(&self, _: &str, _: Duration) -> Result<Hold> {
+        match *self {}
+    }
+
+    pub(crate) fn commit(&self, _: Hold, _: &[u8]) -> Result<Version> {
+        match *self {}
+    }
+
+    pub(crate) fn release(&self, _: Hold) -> Result<()> {
+        match *self {}
+    }
+
+    pub(crate) fn renew(&self, _: &mut Hold, _: Duration) -> Result<()> {
+        match *self {}
+    }
+
+    pub(crate) fn wait_changed(
+        &self,
+        _: &str,
+        _: Version,
+        _: Option<Duration>,
+    ) -> Result<Option<Version>> {
+        match *self {}
+    }
+
+    pub(crate) fn subscribe(&self, _: &str) -> Result<()> {
+        match *self {}
+    }
+
+    pub(crate) fn unsubscribe(&self, _: &str) -> Result<bool> {
+        match *self {}
+    }
+
+    pub(crate) fn subscriptions(&self) -> Result<Vec<String>> {
+        match *self {}
+    }
+
+    pub(crate) fn try_events(&self, _: usize) -> Result<Events> {
+        match *self {}
+    }
+
+    pub(crate) fn wait_events(&self, _: usize, _: Option<Duration>) -> Result<Events> {
+        match *self {}
+    }
+}

@@ -1,0 +1,267 @@
+//! A shared-memory agent: its slot in the agent table, its kernel liveness lock, and every
+//! operation on artifacts, on the segment's lock-free directory (`ccs_protocol`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccs_os::LockFile;
+use ccs_protocol::{AgentId, Condition, Hold, ProtocolError, WaitResult};
+
+use crate::agent::{ArtifactRef, Cached, Check, Version};
+use crate::error::{Error, Result};
+use crate::shm::guard::PinnedRead;
+use crate::shm::segment::Shared;
+use crate::strategy::Strategy;
+
+/// An agent attached to a shared-memory segment by this process. Detaches when dropped; its
+/// coherence state stays in the segment for its next attach.
+pub(crate) struct Agent {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: AgentId,
+    // Holds this agent's liveness lock; closing it (drop, or death) releases it.
+    _lock: LockFile,
+}
+
+impl Agent {
+    pub(crate) fn new(shared: Arc<Shared>, id: AgentId, lock: LockFile) -> Agent {
+        Agent {
+            shared,
+            id,
+            _lock: lock,
+        }
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        Strategy::from_wire(self.id.strategy)
+    }
+
+    /// Resolve `key` to its directory line, creating the entry if needed.
+    pub(crate) fn key(&self, key: &str) -> Result<u32> {
+        self.shared
+            .dir
+            .find_or_insert_key(key)
+            .map_err(|e| self.shared.error(e, key))
+    }
+
+    #[inline]
+    fn existing_line(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
+        if let Some(line) = artifact.resolved_line() {
+            return Ok(line);
+        }
+        let key = artifact.key_str();
+        match self.shared.dir.find_key(key) {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => Err(Error::NotFound {
+                key: key.to_owned(),
+            }),
+            Err(e) => Err(self.shared.error(e, key)),
+        }
+    }
+
+    fn line_for_write(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
+        match artifact.resolved_line() {
+            Some(line) => Ok(line),
+            None => self.key(artifact.key_str()),
+        }
+    }
+
+    /// Turn a protocol error about `artifact` into a facade error. Borrows, so the success path
+    /// allocates nothing.
+    fn fail<'a>(
+        &'a self,
+        artifact: &'a (impl ArtifactRef + ?Sized),
+    ) -> impl Fn(ProtocolError) -> Error + 'a {
+        move |e| self.shared.error(e, artifact.key_str())
+    }
+
+    #[inline]
+    pub(crate) fn get_into(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        buffer: &mut Vec<u8>,
+    ) -> Result<(Version, bool)> {
+        let line = self.existing_line(artifact)?;
+        let info = self
+            .shared
+            .dir
+            .read(self.id, line, buffer)
+            .map_err(self.fail(artifact))?;
+        Ok((u64::from(info.version), info.hit))
+    }
+
+    pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<PinnedRead> {
+        let line = self.existing_line(artifact)?;
+        let (info, pin) = self
+            .shared
+            .dir
+            .read_pinned(self.id, line)
+            .map_err(self.fail(artifact))?;
+        Ok(PinnedRead::new(Arc::clone(&self.shared), info, pin))
+    }
+
+    pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
+        let line = match self.existing_line(artifact) {
+            Ok(line) => line,
+            Err(Error::NotFound { .. }) => {
+                return Ok(Check {
+                    held: None,
+                    current: 0,
+                    valid: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let view = self
+            .shared
+            .dir
+            .check(self.id, line)
+            .map_err(self.fail(artifact))?;
+        Ok(Check {
+            held: (view.held != 0).then_some(u64::from(view.held)),
+            current: u64::from(view.current),
+            valid: view.valid,
+        })
+    }
+
+    /// A HIT is two atomic loads (`serve_private`); a MISS fetches into `cached`'s buffer.
+    #[inline]
+    pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
+        let line = self.existing_line(&cached.key)?;
+        let held = u32::try_from(cached.version).unwrap_or(0);
+        let dir = &self.shared.dir;
+        if dir
+            .serve_private(self.id, line, held, cached.bytes.len() as u64)
+            .map_err(self.fail(&cached.key))?
+        {
+            return Ok(true);
+        }
+        let info = dir
+            .read(self.id, line, &mut cached.bytes)
+            .map_err(self.fail(&cached.key))?;
+        cached.version = u64::from(info.version);
+        Ok(false)
+    }
+
+    #[inline]
+    pub(crate) fn is_valid(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let line = match self.existing_line(artifact) {
+            Ok(line) => line,
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.shared
+            .dir
+            .is_valid(self.id, line)
+            .map_err(self.fail(artifact))
+    }
+
+    pub(crate) fn put(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+        condition: Condition,
+    ) -> Result<Version> {
+        let line = self.line_for_write(artifact)?;
+        let version = self
+            .shared
+            .dir
+            .put(self.id, line, bytes, condition)
+            .map_err(self.fail(artifact))?;
+        self.shared.written(artifact.key_str(), u64::from(version))
+    }
+
+    pub(crate) fn put_if(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        expected: Version,
+        bytes: &[u8],
+    ) -> Result<Version> {
+        match u32::try_from(expected) {
+            Ok(expected) => self.put(artifact, bytes, Condition::Version(expected)),
+            // No version this segment can hold: the compare fails as it would in the directory.
+            Err(_) => Err(Error::Conflict {
+                key: artifact.key_str().to_owned(),
+                current: self.check(artifact)?.current,
+                yours: expected,
+            }),
+        }
+    }
+
+    pub(crate) fn delete(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
+        let line = self.existing_line(artifact)?;
+        let version = self
+            .shared
+            .dir
+            .delete(self.id, line, Condition::View)
+            .map_err(self.fail(artifact))?;
+        self.shared.written(artifact.key_str(), u64::from(version))
+    }
+
+    pub(crate) fn acquire(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        lease: Duration,
+    ) -> Result<Hold> {
+        let line = self.line_for_write(artifact)?;
+        self.shared
+            .dir
+            .acquire(self.id, line, lease_ms(lease))
+            .map_err(self.fail(artifact))
+    }
+
+    pub(crate) fn commit(&self, hold: Hold, bytes: &[u8], key: &str) -> Result<Version> {
+        let version = self
+            .shared
+            .dir
+            .commit(hold, bytes)
+            .map(u64::from)
+            .map_err(|e| self.shared.error(e, key))?;
+        self.shared.written(key, version)
+    }
+
+    pub(crate) fn release(&self, hold: Hold, key: &str) -> Result<()> {
+        self.shared
+            .dir
+            .release(hold)
+            .map_err(|e| self.shared.error(e, key))
+    }
+
+    pub(crate) fn renew(&self, hold: Hold, lease: Duration, key: &str) -> Result<()> {
+        self.shared
+            .dir
+            .renew(hold, lease_ms(lease))
+            .map_err(|e| self.shared.error(e, key))
+    }
+
+    pub(crate) fn wait_changed(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        since: Version,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Version>> {
+        let line = self.existing_line(artifact)?;
+        let since = u32::try_from(since).unwrap_or(u32::MAX);
+        let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        match self
+            .shared
+            .dir
+            .wait_changed(line, since, timeout_ms)
+            .map_err(self.fail(artifact))?
+        {
+            WaitResult::Changed(version) => Ok(Some(u64::from(version))),
+            WaitResult::TimedOut(_) => Ok(None),
+        }
+    }
+}
+
+/// A lease in whole milliseconds, at least 1.
+fn lease_ms(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Detaching only records the absence; the kernel lock closes with `_lock`.
+        let _ = self.shared.dir.detach(self.id);
+    }
+}
