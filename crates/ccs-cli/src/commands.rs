@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
-use agent_coherence::{Agent, Check, Config, Error, OpenOptions, Segment};
+use agent_coherence::{Agent, Backend, Check, Config, Error, OpenOptions, Segment};
 
 use crate::args::{
     Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, StatusArgs, SyncArgs, WaitArgs,
@@ -78,7 +78,8 @@ pub(crate) fn size_arg(
     }
 }
 
-/// Where a segment lives, for messages: `NAME (/dev/shm/NAME)` for a name, else the path.
+/// Where a segment lives, for messages: `NAME (/dev/shm/NAME)` for a name, else the path or
+/// URL.
 fn where_is(seg: &str) -> String {
     if seg.contains('/') {
         seg.to_owned()
@@ -117,6 +118,9 @@ fn attach(target: &KeyArgs) -> Result<(Segment, Agent), CliError> {
 }
 
 fn init(args: &InitArgs) -> Result<u8, CliError> {
+    if Backend::of(&args.seg) == Backend::Etcd {
+        return init_etcd(args);
+    }
     let defaults = Config::default();
     let config = Config {
         max_agents: args.agents.unwrap_or(defaults.max_agents),
@@ -152,6 +156,39 @@ fn init(args: &InitArgs) -> Result<u8, CliError> {
         config.max_artifacts,
         format_size(config.arena_bytes),
         format_size(config.max_payload),
+    ))?;
+    Ok(EXIT_OK)
+}
+
+/// `ccs init etcd://...`: an etcd prefix has nothing to create or size; check that the cluster
+/// answers (and with --force, empty the prefix first).
+fn init_etcd(args: &InitArgs) -> Result<u8, CliError> {
+    let sizing = [
+        ("--agents", args.agents.is_some()),
+        ("--artifacts", args.artifacts.is_some()),
+        ("--arena", args.arena.is_some()),
+        ("--max-payload", args.max_payload.is_some()),
+        ("--log-records", args.log_records.is_some()),
+        ("--inbox-events", args.inbox_events.is_some()),
+        ("--mode", args.mode.is_some()),
+    ];
+    let given: Vec<&str> = sizing.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+    if !given.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}: an etcd prefix has nothing to size or protect with a mode; drop {}",
+            args.seg,
+            given.join(", ")
+        )));
+    }
+    if args.force {
+        Segment::destroy(&args.seg)?;
+    }
+    let segment = Segment::create(&args.seg, Config::default())?;
+    let artifacts = segment.list("")?.len();
+    print(&format!(
+        "{}: the etcd cluster answers; nothing to create (a prefix exists once written), {artifacts} artifacts there now, max payload {}\n",
+        segment.location(),
+        format_size(segment.config().max_payload),
     ))?;
     Ok(EXIT_OK)
 }
@@ -234,8 +271,13 @@ pub fn check_message(key: &str, check: &Check) -> String {
 }
 
 fn check(args: &KeyArgs) -> Result<u8, CliError> {
-    let (_segment, agent) = attach(args)?;
-    let check = agent.check(args.key.as_str())?;
+    let (segment, agent) = attach(args)?;
+    let mut check = agent.check(args.key.as_str())?;
+    if segment.backend() == Backend::Etcd {
+        // On etcd a copy lives in the process that read it, and this one has just attached:
+        // the verdict is the agent's view, kept in the cluster, against the current version.
+        check.valid = check.current != 0 && check.held == Some(check.current);
+    }
     print(&format!("{}\n", check_message(&args.key, &check)))?;
     Ok(if check.is_current() {
         EXIT_OK

@@ -98,14 +98,16 @@ impl CliError {
     }
 }
 
-/// The exit code for a facade error: invalid input is 2, contention (a conflict, or an
-/// artifact held by another agent) is 3, anything else 1.
+/// The exit code for a facade error: invalid input, or an operation the segment's backend does
+/// not offer, is 2; contention (a conflict, or an artifact held by another agent) is 3;
+/// anything else 1.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::BadKey { .. }
         | Error::BadName { .. }
         | Error::PayloadTooLarge { .. }
         | Error::BadLocation { .. }
+        | Error::Unsupported { .. }
         | Error::InvalidConfig(_) => EXIT_USAGE,
         e if e.is_contention() => EXIT_CONFLICT,
         _ => EXIT_FAILURE,
@@ -136,6 +138,12 @@ mod tests {
             EXIT_USAGE
         );
         assert_eq!(exit_code(&Error::InvalidConfig("x".into())), EXIT_USAGE);
+        let unsupported = Error::Unsupported {
+            what: "fsck",
+            backend: agent_coherence::Backend::Etcd,
+            why: "no segment structures",
+        };
+        assert_eq!(exit_code(&unsupported), EXIT_USAGE);
         let missing = Error::SegmentNotFound {
             location: "s".into(),
         };
