@@ -137,9 +137,10 @@ impl SegGuard {
         SegGuard::at(unique_path(tag))
     }
 
-    fn at(name: String) -> SegGuard {
+    /// Guard a segment at `location`, on any backend (an `etcd://` URL, say; not created here).
+    pub fn at(location: String) -> SegGuard {
         SegGuard {
-            name,
+            name: location,
             children: Arc::new(Mutex::new(Vec::new())),
         }
     }
