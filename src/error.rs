@@ -167,7 +167,7 @@ pub enum Error {
     #[error(transparent)]
     Os(#[from] OsError),
     /// The operation exists only on another backend (`docs/backends.md` lists which).
-    #[error("{what} is not available on {backend}: {why}")]
+    #[error("{what} is not supported on {backend}: {why}")]
     Unsupported {
         /// The operation, e.g. `fsck`.
         what: &'static str,

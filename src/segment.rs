@@ -317,13 +317,13 @@ impl Segment {
 
     /// The segment's run-time switches; shared memory only.
     pub fn switches(&self) -> Result<Switches> {
-        self.shm("switches", NO_SWITCHES)?.switches()
+        self.shm("a run-time switch", NO_SWITCHES)?.switches()
     }
 
     /// Pause (`false`) or resume logging, for every process using the segment; shared memory
     /// only.
     pub fn set_logging(&self, on: bool) -> Result<()> {
-        self.shm("switches", NO_SWITCHES)?.set_logging(on)
+        self.shm("a run-time switch", NO_SWITCHES)?.set_logging(on)
     }
 
     /// Turn invalidation off (`false`) or back on, for every process using the segment. With
@@ -333,7 +333,7 @@ impl Segment {
     /// still refused on stale views. Never turn it off on a segment that matters. Shared
     /// memory only.
     pub fn set_invalidation(&self, on: bool) -> Result<()> {
-        self.shm("switches", NO_SWITCHES)?.set_invalidation(on)
+        self.shm("a run-time switch", NO_SWITCHES)?.set_invalidation(on)
     }
 
     /// The sizes the segment was created with.
@@ -402,10 +402,11 @@ impl Segment {
     }
 }
 
-const NO_LOG: &str = "the log is a ring in the shared-memory segment; an etcd cluster keeps no \
-     operation log (follow writes with `Agent::wait_changed` or an eager agent's events)";
+const NO_LOG: &str = "the log is a ring in a shared-memory segment and an etcd cluster keeps none; \
+     follow writes with `Agent::wait_changed` (`ccs wait`) or an eager agent's events \
+     (`ccs watch SEG --subscribe PREFIX --agent NAME`)";
 const NO_SWITCHES: &str =
-    "the switches are words in the shared-memory segment; an etcd cluster has none";
+    "the switches are words in a shared-memory segment; an etcd cluster has none";
 const NO_FSCK: &str = "fsck checks a shared-memory segment's structures; etcd members check \
      their own data (`etcdctl check`, `etcdutl`)";
 
