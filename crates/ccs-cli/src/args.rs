@@ -6,14 +6,20 @@ use clap::{Args, Parser, Subcommand};
 
 /// Exit codes, shown at the end of `ccs --help`.
 const EXIT_CODES: &str = "\
-SEG is a segment: a name (a POSIX shared-memory object under /dev/shm) or a path (it contains '/').
+SEG is a segment: a name (a POSIX shared-memory object under /dev/shm) or a path (it contains '/'),
+or an etcd cluster's prefix, etcd://host:port[,host:port...]/prefix, shared across machines.
 An agent's identity (what it read, which copies are valid) persists in the segment between
-invocations: run each command with the same --agent NAME to act as the same agent.
+invocations: run each command with the same --agent NAME to act as the same agent. (On etcd a
+copy lives in the process that read it: `get` from a new process is a MISS, and `check`
+compares the version the agent last read with the current one.) fsck, watch (without
+--subscribe), log, diagnose, stats, switch, bench, torture and demo are for shared-memory
+segments; on etcd they exit 2 (docs/backends.md).
 
 Exit codes:
   0  success
   1  any other error (missing or corrupted segment, I/O, segment full, ...)
-  2  usage or invalid input (bad SIZE, key or name too long, payload too large, bad config)
+  2  usage or invalid input (bad SIZE, key or name too long, payload too large, bad config),
+     or a command the segment's backend does not support
   3  conflict: a stale or failed conditional write, or the artifact is held by another agent
   4  `check`: the agent's copy is not current
   5  `wait`: timed out before the version passed --since
@@ -35,6 +41,9 @@ pub struct Cli {
 pub enum Command {
     /// Create a segment and print a one-line summary of its sizes.
     ///
+    /// On an etcd:// URL there is nothing to create or size (a prefix exists once written):
+    /// check that the cluster answers; --force empties the prefix first.
+    ///
     /// SIZE is plain bytes or a number with a suffix K, M, G (or KiB, MiB, GiB): powers of
     /// 1024, case-insensitive.
     Init(InitArgs),
@@ -54,10 +63,12 @@ pub enum Command {
     /// With --json, print one JSON object (stable; see the schema below).
     #[command(after_long_help = crate::status_view::JSON_SCHEMA_HELP)]
     Status(StatusArgs),
-    /// Remove a segment's name (processes that have it open keep using it).
+    /// Remove a segment's name (processes that have it open keep using it); on etcd, delete
+    /// everything under the prefix.
     Destroy(SegArgs),
     /// Flush a file-path segment to disk (msync MS_SYNC): everything written before it then
-    /// survives a power loss. Succeeds and does nothing durable for a /dev/shm segment.
+    /// survives a power loss. Succeeds and does nothing durable for a /dev/shm segment, and
+    /// nothing at all on etcd, whose writes are durable before they return.
     Sync(SyncArgs),
     /// Delete an artifact (conditional on the agent's view, like `put`); print the deletion's
     /// version.
@@ -131,7 +142,8 @@ pub enum Command {
 /// `ccs watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Only this agent's operations (with --subscribe: the eager agent to attach as).
@@ -163,7 +175,8 @@ pub struct WatchArgs {
 /// `ccs log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Write to this file instead of stdout.
@@ -223,7 +236,8 @@ impl From<OnOff> for bool {
 /// `ccs switch`.
 #[derive(Debug, Args)]
 pub struct SwitchArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Record operations in the log, or pause it.
@@ -240,7 +254,8 @@ pub struct SwitchArgs {
 /// The segment argument alone.
 #[derive(Debug, Args)]
 pub struct SegArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
 }
@@ -248,7 +263,8 @@ pub struct SegArgs {
 /// `ccs mcp`.
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// The agent this server acts as, attached for the server's lifetime.
@@ -268,7 +284,8 @@ pub struct McpArgs {
 /// `ccs sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Open the segment even if another user owns it (refused by default).
@@ -279,7 +296,8 @@ pub struct SyncArgs {
 /// `ccs init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Most agents that can ever register [default: 256].
@@ -314,7 +332,8 @@ pub struct InitArgs {
 /// A segment, a key and the agent acting on it.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Artifact key (1 to 256 bytes of UTF-8).
@@ -362,7 +381,8 @@ pub struct GetArgs {
 /// `ccs fsck`.
 #[derive(Debug, Args)]
 pub struct FsckArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Repair what is safe: dead agents' holds, pins and pids; leaked slots if no agent is
@@ -377,7 +397,8 @@ pub struct FsckArgs {
 /// `ccs status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Print one JSON object instead of the table.
@@ -391,7 +412,8 @@ pub struct StatusArgs {
 /// `ccs list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Segment: a name under /dev/shm, or a path containing '/'.
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
     #[arg(value_name = "SEG")]
     pub seg: String,
     /// Only keys starting with P.

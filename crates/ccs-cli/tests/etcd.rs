@@ -1,0 +1,291 @@
+//! End-to-end tests of the `ccs` binary on an etcd cluster: SEG is an `etcd://` URL, every
+//! command is its own process, and the commands that exist only for shared-memory segments
+//! fail with a clear message and exit 2.
+//!
+//! The cluster is the one `CCS_ETCD_ENDPOINTS` names, or a private one started with
+//! `scripts/etcd-cluster start --owner <this process>`; without either the tests fail.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+const CCS: &str = env!("CARGO_BIN_EXE_ccs");
+
+fn endpoints() -> &'static str {
+    static ENDPOINTS: OnceLock<String> = OnceLock::new();
+    ENDPOINTS.get_or_init(|| {
+        if let Ok(endpoints) = std::env::var("CCS_ETCD_ENDPOINTS") {
+            return endpoints;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/etcd-cluster");
+        // Below the kernel's ephemeral ports, clear of the other tests' private clusters.
+        let base = 27600 + (std::process::id() % 100) * 4;
+        let out = Command::new(script)
+            .args(["start", "--owner", &std::process::id().to_string()])
+            .env("CCS_ETCD_PORT_BASE", base.to_string())
+            .env_remove("CCS_ETCD_DIR")
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        assert!(
+            out.status.success(),
+            "these tests need an etcd cluster: set CCS_ETCD_ENDPOINTS, or install etcd so that \
+             {script} can start one; it said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
+            .expect("etcd-cluster printed no CCS_ETCD_ENDPOINTS")
+            .to_owned()
+    })
+}
+
+/// A prefix unique to this test on the cluster; destroyed on drop.
+struct Url(String);
+
+impl Url {
+    fn new(tag: &str) -> Url {
+        static COUNTER: Mutex<u32> = Mutex::new(0);
+        let n = {
+            let mut c = COUNTER.lock().unwrap_or_else(|p| p.into_inner());
+            *c += 1;
+            *c
+        };
+        let hosts: Vec<&str> = endpoints()
+            .split(',')
+            .map(|e| e.trim().trim_start_matches("http://"))
+            .collect();
+        Url(format!(
+            "etcd://{}/ccs-cli-test/{tag}-{}-{n}",
+            hosts.join(","),
+            std::process::id()
+        ))
+    }
+}
+
+impl Drop for Url {
+    fn drop(&mut self) {
+        let _ = Command::new(CCS)
+            .args(["destroy", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// One run of `ccs`: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn expect(self, code: i32, args: &[&str]) -> Run {
+        assert_eq!(
+            self.code, code,
+            "ccs {args:?}: stdout {:?}, stderr {:?}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+fn ccs_in(args: &[&str], stdin: &[u8]) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(CCS)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ccs");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin).expect("write stdin");
+    drop(input);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait for ccs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Run `ccs args` (empty stdin) and require exit `code`.
+fn ccs(code: i32, args: &[&str]) -> Run {
+    ccs_in(args, b"").expect(code, args)
+}
+
+fn put(url: &Url, key: &str, agent: &str, payload: &str, extra: &[&str], code: i32) -> Run {
+    let args = [&["put", &url.0, key, "--agent", agent], extra].concat();
+    ccs_in(&args, payload.as_bytes()).expect(code, &args)
+}
+
+#[test]
+fn the_shell_story_on_etcd() {
+    let url = Url::new("story");
+    let seg = url.0.as_str();
+    let init = ccs(0, &["init", seg]);
+    assert!(init.stdout.contains("nothing to create"), "{}", init.stdout);
+    assert_eq!(
+        put(&url, "task/spec", "planner", "rename foo", &[], 0).stdout,
+        "1\n"
+    );
+
+    let got = ccs(0, &["get", seg, "task/spec", "--agent", "executor"]);
+    assert_eq!(got.stdout, "rename foo");
+    assert_eq!(got.stderr.trim(), "MISS v1");
+    // A new process: the copy lives in the process that read it, the view in the cluster.
+    let check = ccs(0, &["check", seg, "task/spec", "--agent", "executor"]);
+    assert_eq!(check.stdout, "current v1\n");
+
+    put(&url, "task/spec", "planner", "rename bar", &[], 0);
+    let check = ccs(4, &["check", seg, "task/spec", "--agent", "executor"]);
+    assert_eq!(check.stdout, "stale: you hold v1, current is v2\n");
+    let refused = put(&url, "task/spec", "executor", "built on v1", &[], 3);
+    assert!(refused.stderr.contains("version 2"), "{}", refused.stderr);
+    put(
+        &url,
+        "task/spec",
+        "executor",
+        "cas",
+        &["--if-version", "1"],
+        3,
+    );
+    assert_eq!(
+        put(
+            &url,
+            "task/spec",
+            "executor",
+            "cas",
+            &["--if-version", "2"],
+            0
+        )
+        .stdout,
+        "3\n"
+    );
+    assert_eq!(
+        put(&url, "task/spec", "planner", "blind", &["--blind"], 0).stdout,
+        "4\n"
+    );
+    put(&url, "task/notes", "planner", "n", &[], 0);
+    assert_eq!(ccs(0, &["list", seg]).stdout, "task/notes\ntask/spec\n");
+    assert_eq!(
+        ccs(0, &["list", seg, "--prefix", "task/s"]).stdout,
+        "task/spec\n"
+    );
+
+    let table = ccs(0, &["status", seg]).stdout;
+    assert!(table.contains("etcd cluster at revision"), "{table}");
+    assert!(table.contains("task/spec"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ccs(0, &["status", seg, "--json"]).stdout).expect("JSON status");
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["backend"], "etcd");
+    assert!(json["revision"].as_i64().is_some_and(|r| r > 0));
+    assert_eq!(json["artifacts"][1]["key"], "task/spec");
+    assert_eq!(json["artifacts"][1]["version"], 4);
+
+    ccs(
+        5,
+        &[
+            "wait",
+            seg,
+            "task/spec",
+            "--agent",
+            "w",
+            "--since",
+            "4",
+            "--timeout-ms",
+            "300",
+        ],
+    );
+    assert_eq!(
+        ccs(
+            0,
+            &["wait", seg, "task/spec", "--agent", "w", "--since", "3"]
+        )
+        .stdout,
+        "4\n"
+    );
+    assert_eq!(
+        ccs(0, &["delete", seg, "task/notes", "--agent", "planner"]).stdout,
+        "2\n"
+    );
+    ccs(1, &["get", seg, "task/notes", "--agent", "planner"]);
+    ccs(0, &["sync", seg]);
+    ccs(0, &["destroy", seg]);
+    assert_eq!(ccs(0, &["list", seg]).stdout, "");
+}
+
+#[test]
+fn a_wait_wakes_on_a_write_from_another_process() {
+    let url = Url::new("wait");
+    let seg = url.0.as_str();
+    put(&url, "k", "a", "1", &[], 0);
+    let waiter = Command::new(CCS)
+        .args([
+            "wait",
+            seg,
+            "k",
+            "--agent",
+            "w",
+            "--since",
+            "1",
+            "--timeout-ms",
+            "30000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ccs wait");
+    std::thread::sleep(Duration::from_millis(300));
+    put(&url, "k", "a", "2", &[], 0);
+    let out = waiter.wait_with_output().expect("wait for ccs wait");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n");
+}
+
+#[test]
+fn shared_memory_only_commands_exit_2_with_a_reason() {
+    let url = Url::new("shm-only");
+    let seg = url.0.as_str();
+    let commands: [&[&str]; 8] = [
+        &["fsck", seg],
+        &["fsck", seg, "--repair"],
+        &["watch", seg, "--count", "1"],
+        &["log", seg],
+        &["stats", seg],
+        &["diagnose", seg],
+        &["switch", seg],
+        &["switch", seg, "--invalidation", "off"],
+    ];
+    for args in commands {
+        let run = ccs(2, args);
+        assert!(
+            run.stderr.contains("is not supported on an etcd cluster"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let sized = ccs(2, &["init", seg, "--agents", "8"]);
+    assert!(sized.stderr.contains("nothing to size"), "{}", sized.stderr);
+}
+
+#[test]
+fn bad_urls_and_unreachable_clusters_are_named() {
+    let run = ccs(2, &["list", "etcd://127.0.0.1:2379"]);
+    assert!(
+        run.stderr.contains("a /prefix is required"),
+        "{}",
+        run.stderr
+    );
+    // Port 1 refuses connections: the request is retried within the engine's timeout.
+    let run = ccs(1, &["list", "etcd://127.0.0.1:1/nobody"]);
+    assert!(run.stderr.contains("is unavailable"), "{}", run.stderr);
+    assert!(run.stderr.contains("majority"), "{}", run.stderr);
+}
