@@ -11,7 +11,9 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::layout::{MAX_PAYLOAD, Meta, check_key, decode_version};
 use crate::state::Core;
-use crate::types::{Check, Condition, Events, Hold, Read, Status, Strategy, Version, WaitResult};
+use crate::types::{
+    Check, Condition, Events, Hold, Read, Status, Strategy, Version, WaitResult, WriteStats,
+};
 use crate::{hold, read, wait, write};
 
 /// A named agent attached to a cluster prefix. Detaches when dropped (its session lease is
@@ -226,6 +228,11 @@ impl EtcdAgent {
     /// A snapshot of the prefix (see [`Cluster::status`]).
     pub fn status(&self) -> Result<Status> {
         self.cluster.status()
+    }
+
+    /// What this agent's last completed write waited for.
+    pub fn last_write(&self) -> WriteStats {
+        self.core.lock().last_write
     }
 
     /// Until when this process knows its session lease is alive, if it is.

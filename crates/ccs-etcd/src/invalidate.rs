@@ -17,10 +17,27 @@ use etcd_client::{EventType, KeyValue};
 
 use crate::error::Result;
 use crate::state::Core;
+use crate::types::WriteStats;
 
 /// Wait for the acknowledgements of the stale registrations among `copies` (read at `r_w`).
 /// Returns how many holders were waited for and how many had to be revoked.
 pub(crate) async fn await_acks(
+    core: &Core,
+    key: &str,
+    r_w: i64,
+    copies: &[KeyValue],
+) -> Result<()> {
+    let started = Instant::now();
+    let (holders, revoked) = wait_for_acks(core, key, r_w, copies).await?;
+    core.lock().last_write = WriteStats {
+        holders,
+        revoked,
+        ack_wait: started.elapsed(),
+    };
+    Ok(())
+}
+
+async fn wait_for_acks(
     core: &Core,
     key: &str,
     r_w: i64,

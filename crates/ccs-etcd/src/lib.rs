@@ -50,5 +50,5 @@ pub use error::{Error, Result};
 pub use net::Options;
 pub use types::{
     AgentState, AgentStatus, ArtifactStatus, ChangeEvent, Check, Condition, Events, Hold, Mesi,
-    Read, Status, Strategy, Version, WaitResult,
+    Read, Status, Strategy, Version, WaitResult, WriteStats,
 };

@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::net::Net;
-use crate::types::{ChangeEvent, Strategy, Version};
+use crate::types::{ChangeEvent, Strategy, Version, WriteStats};
 
 /// Most events an inbox keeps; beyond, events are counted as lost.
 pub(crate) const INBOX_CAPACITY: usize = 4096;
@@ -95,6 +95,7 @@ pub(crate) struct State {
     /// Revision of the last meta event the watcher processed.
     pub(crate) watched_rev: i64,
     pub(crate) closed: bool,
+    pub(crate) last_write: WriteStats,
 }
 
 impl State {
@@ -139,6 +140,7 @@ impl Core {
                 lost_events: 0,
                 watched_rev: 0,
                 closed: false,
+                last_write: WriteStats::default(),
             }),
             changed: Condvar::new(),
         }
