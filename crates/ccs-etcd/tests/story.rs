@@ -234,3 +234,12 @@ fn wait_changed_and_events_in_process() {
     );
     assert!(b.try_events(10).events.is_empty());
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Cluster>();
+    both::<ccs_etcd::EtcdAgent>();
+    both::<ccs_etcd::Hold>();
+    both::<Error>();
+}
