@@ -33,6 +33,7 @@ impl Cluster {
     /// Connect with explicit [`Options`].
     pub fn connect_with(url: &str, options: Options) -> Result<Cluster> {
         options.check()?;
+        not_in_runtime()?;
         let target = url::parse(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -40,7 +41,6 @@ impl Cluster {
             .enable_all()
             .build()
             .map_err(|e| Error::Unavailable(format!("cannot start the I/O runtime: {e}")))?;
-        not_in_runtime()?;
         let connect = ConnectOptions::new()
             .with_connect_timeout(options.op_timeout)
             .with_keep_alive(options.session_ttl / 3, options.session_ttl / 3)
