@@ -57,20 +57,35 @@ async fn wait_for_acks(
         return Ok((0, 0));
     }
     let deadline = Instant::now() + core.net.options.ack_timeout;
-    let mut stream = core.net.watch(&layout.copies(key), true, r_w + 1).await?;
+    let mut from = r_w + 1;
+    let mut stream = core.net.watch(&layout.copies(key), true, from).await?;
     while !stale.is_empty() {
         let message = tokio::time::timeout_at(deadline.into(), stream.message()).await;
         let resp = match message {
+            Ok(Ok(Some(resp))) if resp.canceled() && resp.compact_revision() > 0 => {
+                // History from `from` is compacted: read what is there now instead.
+                let (now, rev) = core.net.range(&layout.copies(key)).await?;
+                stale.retain(|agent, _| {
+                    now.iter().any(|kv| {
+                        kv.mod_revision() < r_w
+                            && layout.agent_of_copy(key, kv.key()) == Some(agent.as_str())
+                    })
+                });
+                from = rev + 1;
+                stream = core.net.watch(&layout.copies(key), true, from).await?;
+                continue;
+            }
             Ok(Ok(Some(resp))) => resp,
             Ok(_) => {
                 // The stream broke (a member died): watch again from where it stood.
-                stream = core.net.watch(&layout.copies(key), true, r_w + 1).await?;
+                stream = core.net.watch(&layout.copies(key), true, from).await?;
                 continue;
             }
             Err(_) => break,
         };
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
+            from = from.max(kv.mod_revision() + 1);
             let Some(agent) = layout.agent_of_copy(key, kv.key()) else {
                 continue;
             };

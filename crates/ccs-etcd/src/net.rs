@@ -90,7 +90,9 @@ fn never_sent(error: &etcd_client::Error) -> bool {
         etcd_client::Error::GRpcStatus(status) => {
             status.code() == tonic::Code::Unavailable
                 && (status.message().contains("connect error")
-                    || status.message().contains("Connection refused"))
+                    || status.message().contains("Connection refused")
+                    // Refused by the member before proposing (etcd's ErrNoLeader).
+                    || status.message().contains("etcdserver: no leader"))
         }
         _ => false,
     }
