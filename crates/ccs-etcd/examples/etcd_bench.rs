@@ -171,6 +171,15 @@ fn report(name: &str, mut samples: Vec<Duration>) {
         samples[i].as_secs_f64() * 1e6
     };
     let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1e6;
+    if std::env::var_os("CCS_BENCH_TAIL").is_some() {
+        let tail: Vec<u128> = samples
+            .iter()
+            .rev()
+            .take(8)
+            .map(|d| d.as_micros())
+            .collect();
+        eprintln!("  tail of {name}: {tail:?} µs");
+    }
     println!(
         "{name:<44} {:>10.0} {:>10.0} {:>10.0}",
         at(0.5),

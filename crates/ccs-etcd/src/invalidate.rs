@@ -57,8 +57,16 @@ async fn wait_for_acks(
         return Ok((0, 0));
     }
     let deadline = Instant::now() + core.net.options.ack_timeout;
-    let mut from = r_w + 1;
-    let mut stream = core.net.watch(&layout.copies(key), true, from).await?;
+    // Watch from now, then read what is left: acknowledgements that came before the watch
+    // are seen by the read, later ones by the watch.
+    let mut stream = core.net.watch_now(&layout.copies(key), true).await?;
+    let (left, read_at) = core.net.range(&layout.copies(key)).await?;
+    stale.retain(|agent, _| {
+        left.iter().any(|kv| {
+            kv.mod_revision() < r_w && layout.agent_of_copy(key, kv.key()) == Some(agent.as_str())
+        })
+    });
+    let mut from = read_at + 1;
     while !stale.is_empty() {
         let message = tokio::time::timeout_at(deadline.into(), stream.message()).await;
         let resp = match message {
