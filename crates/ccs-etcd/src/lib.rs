@@ -35,6 +35,7 @@ mod hold;
 mod invalidate;
 pub mod layout;
 mod net;
+mod oplog;
 mod read;
 mod session;
 mod state;
@@ -47,7 +48,8 @@ mod write;
 pub use agent::EtcdAgent;
 pub use cluster::Cluster;
 pub use error::{Error, Result};
-pub use net::Options;
+pub use net::{MAX_LOG_RECORDS, Options};
+pub use oplog::{LogBatch, LogFollower, LogOp, LogOutcome, LogRecord, WriteMode, merge_order};
 pub use types::{
     AgentState, AgentStatus, ArtifactStatus, ChangeEvent, Check, Condition, Events, Hold, Mesi,
     Read, Status, Strategy, Version, WaitResult, WriteStats,
