@@ -91,6 +91,7 @@ pub fn options() -> Options {
         safety_margin: Duration::from_millis(200),
         ack_timeout: Duration::from_secs(10),
         op_timeout: Duration::from_secs(10),
+        ..Options::default()
     }
 }
 
