@@ -62,8 +62,8 @@ pub struct LogRecord {
     pub mode: Option<WriteMode>,
     /// The etcd revision of the operation, where there is one: a successful write's (exact
     /// and global: the writes of one key are in revision order), a MISS's read revision, a
-    /// hold operation's, a refusal decided by a transaction's. `None` for HITs, refusals decided
-    /// locally, attach/detach are at their session's revision.
+    /// hold operation's, a refusal decided by a transaction's, an attach's session's. `None`
+    /// for HITs, `detach`, `lost` and refusals decided on the local copy.
     pub revision: Option<u64>,
 }
 
