@@ -10,8 +10,11 @@ use tokio::task::JoinHandle;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::layout::{MAX_PAYLOAD, Meta, check_key, decode_version};
+use crate::oplog::{LogOp, LogOutcome, Rec, ship};
 use crate::state::Core;
-use crate::types::{Check, Condition, Events, Hold, Read, Status, Strategy, Version, WaitResult};
+use crate::types::{
+    Check, Condition, Events, Hold, Read, Status, Strategy, Version, WaitResult, WriteStats,
+};
 use crate::{hold, read, wait, write};
 
 /// A named agent attached to a cluster prefix. Detaches when dropped (its session lease is
@@ -228,6 +231,22 @@ impl EtcdAgent {
         self.cluster.status()
     }
 
+    /// What this agent's last completed write waited for.
+    pub fn last_write(&self) -> WriteStats {
+        self.core.lock().last_write
+    }
+
+    /// Write every operation-log record this agent has made so far to the cluster now,
+    /// instead of within the flusher's next few tens of milliseconds (bounded by
+    /// `Options::op_timeout`). Operations never wait for the log; this is for readers that
+    /// need the agent's latest records (tests, a final report).
+    pub fn flush_log(&self) -> Result<()> {
+        if !self.core.log_on {
+            return Ok(());
+        }
+        self.cluster.run(ship::flush_all(&self.core))
+    }
+
     /// Until when this process knows its session lease is alive, if it is.
     pub fn session_deadline(&self) -> Option<Instant> {
         let state = self.core.lock();
@@ -237,6 +256,15 @@ impl EtcdAgent {
 
 impl Drop for EtcdAgent {
     fn drop(&mut self) {
+        if self.core.log_on {
+            // The last record, then everything still buffered, while the session holds the
+            // name (the flusher's transactions require it).
+            self.core.log(Rec::new(LogOp::Detach, LogOutcome::Ok));
+            let core = Arc::clone(&self.core);
+            let _ = self
+                .cluster
+                .run(async move { ship::flush_all(&core).await });
+        }
         let lease = {
             let mut state = self.core.lock();
             state.closed = true;

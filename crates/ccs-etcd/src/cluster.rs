@@ -11,6 +11,7 @@ use crate::agent::EtcdAgent;
 use crate::error::{Error, Result};
 use crate::layout::{HoldValue, Layout, Meta, check_key, check_name, decode_version};
 use crate::net::{Net, Options, got};
+use crate::oplog::{self, LogFollower, LogOp, LogOutcome, LogRecord, Rec};
 use crate::state::Core;
 use crate::types::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status, Strategy};
 use crate::{session, url, watcher};
@@ -33,6 +34,7 @@ impl Cluster {
     /// Connect with explicit [`Options`].
     pub fn connect_with(url: &str, options: Options) -> Result<Cluster> {
         options.check()?;
+        not_in_runtime()?;
         let target = url::parse(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -40,7 +42,6 @@ impl Cluster {
             .enable_all()
             .build()
             .map_err(|e| Error::Unavailable(format!("cannot start the I/O runtime: {e}")))?;
-        not_in_runtime()?;
         let connect = ConnectOptions::new()
             .with_connect_timeout(options.op_timeout)
             .with_keep_alive(options.session_ttl / 3, options.session_ttl / 3)
@@ -127,18 +128,46 @@ impl Cluster {
         }
         let session = self.run(session::open(&self.net, name, 0))?;
         let start = session.rev + 1;
+        let log_next = session.log_next;
         let core = Arc::new(Core::new(
             name.to_owned(),
             self.net.clone(),
             strategy,
             session,
+            log_next,
         ));
         core.lock().watched_rev = start - 1;
-        let tasks = vec![
+        core.log(Rec::new(LogOp::Attach, LogOutcome::Ok).at(start - 1));
+        let mut tasks = vec![
             self.runtime.spawn(watcher::run(Arc::clone(&core), start)),
             self.runtime.spawn(session::keep_alive(Arc::clone(&core))),
         ];
+        let flusher = core
+            .log_on
+            .then(|| self.runtime.spawn(oplog::ship::run(Arc::clone(&core))));
+        tasks.extend(flusher);
         Ok(EtcdAgent::new(self.clone(), core, tasks))
+    }
+
+    /// Every record the prefix's operation log holds (the newest `Options::log_records` per
+    /// agent), read at one revision, in the readers' order ([`crate::merge_order`]), with a
+    /// [`LogOp::Lost`] record for each gap in an agent's seq (records below an agent's oldest
+    /// one included). Malformed values are skipped; [`Cluster::log_follow`] counts them.
+    /// Records an agent made in the last few tens of milliseconds may still be in its process
+    /// ([`EtcdAgent::flush_log`] writes them at once).
+    pub fn log_records(&self) -> Result<Vec<LogRecord>> {
+        Ok(LogFollower::new(self.clone(), false).poll()?.records)
+    }
+
+    /// A follower of the prefix's operation log: its first [`LogFollower::poll`] returns what
+    /// the log holds (or nothing after [`LogFollower::skip_to_end`]), each later one what was
+    /// flushed since, from an etcd watch.
+    pub fn log_follow(&self) -> Result<LogFollower> {
+        Ok(LogFollower::new(self.clone(), true))
+    }
+
+    pub(crate) fn net(&self) -> &Net {
+        &self.net
     }
 
     /// Keys of existing (not deleted) artifacts starting with `prefix`, sorted.

@@ -17,10 +17,27 @@ use etcd_client::{EventType, KeyValue};
 
 use crate::error::Result;
 use crate::state::Core;
+use crate::types::WriteStats;
 
 /// Wait for the acknowledgements of the stale registrations among `copies` (read at `r_w`).
 /// Returns how many holders were waited for and how many had to be revoked.
 pub(crate) async fn await_acks(
+    core: &Core,
+    key: &str,
+    r_w: i64,
+    copies: &[KeyValue],
+) -> Result<()> {
+    let started = Instant::now();
+    let (holders, revoked) = wait_for_acks(core, key, r_w, copies).await?;
+    core.lock().last_write = WriteStats {
+        holders,
+        revoked,
+        ack_wait: started.elapsed(),
+    };
+    Ok(())
+}
+
+async fn wait_for_acks(
     core: &Core,
     key: &str,
     r_w: i64,
@@ -40,20 +57,43 @@ pub(crate) async fn await_acks(
         return Ok((0, 0));
     }
     let deadline = Instant::now() + core.net.options.ack_timeout;
-    let mut stream = core.net.watch(&layout.copies(key), true, r_w + 1).await?;
+    // Watch from now, then read what is left: acknowledgements that came before the watch
+    // are seen by the read, later ones by the watch.
+    let mut stream = core.net.watch_now(&layout.copies(key), true).await?;
+    let (left, read_at) = core.net.range(&layout.copies(key)).await?;
+    stale.retain(|agent, _| {
+        left.iter().any(|kv| {
+            kv.mod_revision() < r_w && layout.agent_of_copy(key, kv.key()) == Some(agent.as_str())
+        })
+    });
+    let mut from = read_at + 1;
     while !stale.is_empty() {
         let message = tokio::time::timeout_at(deadline.into(), stream.message()).await;
         let resp = match message {
+            Ok(Ok(Some(resp))) if resp.canceled() && resp.compact_revision() > 0 => {
+                // History from `from` is compacted: read what is there now instead.
+                let (now, rev) = core.net.range(&layout.copies(key)).await?;
+                stale.retain(|agent, _| {
+                    now.iter().any(|kv| {
+                        kv.mod_revision() < r_w
+                            && layout.agent_of_copy(key, kv.key()) == Some(agent.as_str())
+                    })
+                });
+                from = rev + 1;
+                stream = core.net.watch(&layout.copies(key), true, from).await?;
+                continue;
+            }
             Ok(Ok(Some(resp))) => resp,
             Ok(_) => {
                 // The stream broke (a member died): watch again from where it stood.
-                stream = core.net.watch(&layout.copies(key), true, r_w + 1).await?;
+                stream = core.net.watch(&layout.copies(key), true, from).await?;
                 continue;
             }
             Err(_) => break,
         };
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
+            from = from.max(kv.mod_revision() + 1);
             let Some(agent) = layout.agent_of_copy(key, kv.key()) else {
                 continue;
             };

@@ -7,10 +7,12 @@
 //! | `m/<key>` | artifact meta: version, flags (deleted), payload length, writer | none |
 //! | `d/<key>` | artifact payload (empty for a deletion) | none |
 //! | `h/<key>` | hold: holder name and its session's identity | the hold's own lease |
+//! | `j/<key>` | hold journal: the last hold taken and not yet ended by its holder (same value) | none |
 //! | `c/<key>\0<agent>` | a registered valid copy: the version held | the agent's session |
 //! | `v/<agent>\0<key>` | the agent's view: the version it last read or wrote | none |
 //! | `s/<agent>` | the agent's live session: `host:pid` | the agent's session |
 //! | `a/<agent>` | the agent's registration (it has attached once) | none |
+//! | `l/<agent>\0<seq>` | one operation-log record (`seq`: 16 lowercase hex digits), JSON | none |
 //!
 //! `m/` and `d/` of one artifact are always written by the same transaction, so they carry the
 //! same `mod_revision`. Keys and agent names may not contain NUL, which separates them.
@@ -113,6 +115,12 @@ impl Layout {
     pub fn hold(&self, key: &str) -> String {
         self.join("h/", &[key])
     }
+    /// An artifact's hold journal: written with the hold, removed when its holder commits or
+    /// releases (or its hold is reclaimed). Present while `h/<key>` is absent means the hold
+    /// expired with its lease, unended.
+    pub fn journal(&self, key: &str) -> String {
+        self.join("j/", &[key])
+    }
     /// Prefix of every copy registration.
     pub fn all_copies(&self) -> String {
         self.join("c/", &[])
@@ -150,6 +158,36 @@ impl Layout {
     /// `agent`'s registration.
     pub fn agent(&self, agent: &str) -> String {
         self.join("a/", &[agent])
+    }
+
+    /// Prefix of the whole operation log.
+    pub fn logs(&self) -> String {
+        self.join("l/", &[])
+    }
+    /// Prefix of `agent`'s log records.
+    pub fn agent_log(&self, agent: &str) -> String {
+        let mut prefix = self.join("l/", &[agent]);
+        prefix.push('\0');
+        prefix
+    }
+    /// `agent`'s log record `seq` (fixed-width hex, so key order is seq order).
+    pub fn log_record(&self, agent: &str, seq: u64) -> String {
+        format!("{}{seq:016x}", self.agent_log(agent))
+    }
+    /// (agent, seq) of a log record key, if it is one.
+    pub fn split_log<'a>(&self, key: &'a [u8]) -> Option<(&'a str, u64)> {
+        let rest = key.strip_prefix(self.logs().as_bytes())?;
+        let rest = std::str::from_utf8(rest).ok()?;
+        let (agent, seq) = rest.split_once('\0')?;
+        if seq.len() != 16
+            || !seq
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        check_name(agent).ok()?;
+        Some((agent, u64::from_str_radix(seq, 16).ok()?))
     }
 
     /// The artifact key of a meta key, if it is one.
@@ -315,5 +353,16 @@ mod tests {
         assert_eq!(l.key_of_meta(l.meta("x/y").as_bytes()), Some("x/y"));
         assert!(check_key("").is_err() && check_key("a\0b").is_err() && check_key("ok").is_ok());
         assert!(check_name("").is_err() && check_name("planner").is_ok());
+        let rec = l.log_record("planner", 0x2a);
+        assert!(rec.starts_with(&l.agent_log("planner")) && rec.starts_with(&l.logs()));
+        assert!(!l.log_record("plan", 1).starts_with(&l.agent_log("planner")));
+        assert_eq!(l.split_log(rec.as_bytes()), Some(("planner", 42)));
+        assert!(l.log_record("a", 1) < l.log_record("a", 0x10));
+        let short = format!("{}{}", l.agent_log("a"), "1".repeat(15));
+        let upper = format!("{}{}", l.agent_log("a"), "A".repeat(16));
+        let nameless = format!("{}\0{}", l.logs(), "1".repeat(16));
+        for bad in [short, upper, nameless, l.logs() + "a"] {
+            assert_eq!(l.split_log(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 }

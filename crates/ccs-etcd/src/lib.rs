@@ -15,6 +15,11 @@
 //! Burrows, "The Chubby lock service", 2006). `docs/protocol-etcd.md` has the full protocol,
 //! its invariants, the clock assumption and measured numbers.
 //!
+//! Every operation is recorded in an operation log (the shared-memory engine's records, plus
+//! the etcd revision): buffered in the agent's process, flushed to the cluster in the
+//! background, read with [`Cluster::log_records`] and [`Cluster::log_follow`]
+//! (`docs/protocol-etcd.md` §7).
+//!
 //! ```no_run
 //! use ccs_etcd::{Cluster, Condition};
 //! let cluster = Cluster::connect("etcd://127.0.0.1:2379/team-42")?;
@@ -35,6 +40,7 @@ mod hold;
 mod invalidate;
 pub mod layout;
 mod net;
+mod oplog;
 mod read;
 mod session;
 mod state;
@@ -47,8 +53,9 @@ mod write;
 pub use agent::EtcdAgent;
 pub use cluster::Cluster;
 pub use error::{Error, Result};
-pub use net::Options;
+pub use net::{MAX_LOG_RECORDS, Options};
+pub use oplog::{LogBatch, LogFollower, LogOp, LogOutcome, LogRecord, WriteMode, merge_order};
 pub use types::{
     AgentState, AgentStatus, ArtifactStatus, ChangeEvent, Check, Condition, Events, Hold, Mesi,
-    Read, Status, Strategy, Version, WaitResult,
+    Read, Status, Strategy, Version, WaitResult, WriteStats,
 };

@@ -11,6 +11,9 @@ use etcd_client::{
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 
+/// Most operation-log records kept per agent.
+pub const MAX_LOG_RECORDS: u32 = 1 << 20;
+
 /// Settings of a cluster handle and the agents attached through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -25,6 +28,14 @@ pub struct Options {
     pub ack_timeout: Duration,
     /// Bound on any single request to the cluster.
     pub op_timeout: Duration,
+    /// Operation-log records kept in the cluster per agent (a ring: the newest are kept);
+    /// 0: agents attached through this handle log nothing. See docs/protocol-etcd.md,
+    /// "Operation log".
+    pub log_records: u32,
+    /// Records an agent buffers in its process before they are flushed to the cluster; when
+    /// the buffer is full, further records are dropped and counted (a `lost` record says how
+    /// many), so a slow cluster never blocks an operation.
+    pub log_buffer: u32,
 }
 
 impl Default for Options {
@@ -34,6 +45,8 @@ impl Default for Options {
             safety_margin: Duration::from_millis(250),
             ack_timeout: Duration::from_secs(10),
             op_timeout: Duration::from_secs(10),
+            log_records: 1024,
+            log_buffer: 4096,
         }
     }
 }
@@ -50,6 +63,17 @@ impl Options {
         if self.safety_margin >= self.session_ttl {
             return Err(Error::InvalidConfig(
                 "safety_margin must be shorter than session_ttl".to_owned(),
+            ));
+        }
+        if self.log_records > MAX_LOG_RECORDS {
+            return Err(Error::InvalidConfig(format!(
+                "log_records is at most {MAX_LOG_RECORDS} per agent, not {}",
+                self.log_records
+            )));
+        }
+        if self.log_records > 0 && self.log_buffer == 0 {
+            return Err(Error::InvalidConfig(
+                "log_buffer must be at least 1 record when logging (log_records > 0)".to_owned(),
             ));
         }
         if self.op_timeout.is_zero() {
@@ -90,7 +114,9 @@ fn never_sent(error: &etcd_client::Error) -> bool {
         etcd_client::Error::GRpcStatus(status) => {
             status.code() == tonic::Code::Unavailable
                 && (status.message().contains("connect error")
-                    || status.message().contains("Connection refused"))
+                    || status.message().contains("Connection refused")
+                    // Refused by the member before proposing (etcd's ErrNoLeader).
+                    || status.message().contains("etcdserver: no leader"))
         }
         _ => false,
     }
@@ -209,7 +235,10 @@ impl Net {
 
     /// A watch on `key` (with `prefix`: every key under it) from `start` on.
     pub(crate) async fn watch(&self, key: &str, prefix: bool, start: i64) -> Result<WatchStream> {
-        let mut options = WatchOptions::new().with_start_revision(start);
+        let mut options = WatchOptions::new();
+        if start > 0 {
+            options = options.with_start_revision(start);
+        }
         if prefix {
             options = options.with_prefix();
         }
@@ -218,6 +247,33 @@ impl Net {
             async move { c.watch(key, Some(options)).await }
         })
         .await
+    }
+
+    /// A watch on `key` (with `prefix`: every key under it) from the current revision on,
+    /// returned once etcd confirmed it: every change committed after this returns is delivered.
+    /// (A watch that starts at a past revision is "unsynced" in etcd and catches up in a
+    /// background loop that runs every 100 ms: fine for recovery, too slow for the hot path.)
+    pub(crate) async fn watch_now(&self, key: &str, prefix: bool) -> Result<WatchStream> {
+        let mut stream = self.watch(key, prefix, 0).await?;
+        let created = tokio::time::timeout(self.options.op_timeout, async {
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) if resp.created() => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err("the watch stream closed".to_owned()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        match created {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(why)) => Err(Error::Unavailable(format!("watch: {why}"))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "watch: not confirmed within {:?}",
+                self.options.op_timeout
+            ))),
+        }
     }
 
     pub(crate) async fn revoke(&self, lease: i64) -> Result<()> {

@@ -8,31 +8,78 @@ use std::time::Instant;
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use crate::error::{Error, Result};
-use crate::layout::{Meta, encode_version};
+use crate::layout::{Meta, decode_version, encode_version};
 use crate::net::{got_one, revision};
+use crate::oplog::{LogOp, LogOutcome, Rec};
 use crate::state::{Core, Entry};
 use crate::types::Read;
 
 /// Attempts at registering before a MISS returns its bytes unregistered.
 const REGISTER_ATTEMPTS: u32 = 3;
 
-/// Fetch `key` from the cluster and register the copy.
+/// What the log needs to know about a MISS beyond its result.
+#[derive(Debug, Default)]
+struct Probe {
+    /// The agent's view before the read.
+    held: Option<u64>,
+    /// The revision it read at.
+    rev: i64,
+    /// The version found (a tombstone's, for a deleted artifact); 0 if never written.
+    version: u64,
+}
+
+/// Fetch `key` from the cluster and register the copy. Logged (a key never written is not,
+/// as on shared memory, where it has no line).
 pub(crate) async fn miss(core: &Core, key: &str) -> Result<Read> {
+    let mut probe = Probe {
+        held: core.lock().views.get(key).copied(),
+        ..Probe::default()
+    };
+    let result = miss_inner(core, key, &mut probe).await;
+    if core.log_on {
+        let held = probe.held.unwrap_or(0);
+        let rec = Rec::new(LogOp::Get, LogOutcome::Miss).on(key).at(probe.rev);
+        match &result {
+            Ok(read) => core.log(Rec {
+                bytes: read.bytes.len() as u64,
+                ..rec.versions(read.version, held)
+            }),
+            Err(Error::NotFound { .. }) if probe.version == 0 => {}
+            Err(e @ Error::NotFound { .. }) => {
+                core.log(rec.refused(held, e).versions(probe.version, held));
+            }
+            Err(e) => core.log(rec.refused(held, e)),
+        }
+    }
+    result
+}
+
+async fn miss_inner(core: &Core, key: &str, probe: &mut Probe) -> Result<Read> {
     let l = &core.net.layout;
     let mut last = None;
     for _ in 0..REGISTER_ATTEMPTS {
-        let resp = core
-            .net
-            .read_txn(
-                Txn::new().and_then([TxnOp::get(l.meta(key), None), TxnOp::get(l.data(key), None)]),
-            )
-            .await?;
+        let mut ops = vec![TxnOp::get(l.meta(key), None), TxnOp::get(l.data(key), None)];
+        let want_view = core.log_on && probe.held.is_none();
+        if want_view {
+            ops.push(TxnOp::get(l.view(&core.name, key), None));
+        }
+        let resp = core.net.read_txn(Txn::new().and_then(ops)).await?;
+        probe.rev = revision(&resp);
+        if want_view {
+            probe.held = Some(
+                got_one(&resp, 2)
+                    .map(|kv| decode_version(kv.value()))
+                    .transpose()?
+                    .unwrap_or(0),
+            );
+        }
         let (Some(meta_kv), data_kv) = (got_one(&resp, 0), got_one(&resp, 1)) else {
             return Err(Error::NotFound {
                 key: key.to_owned(),
             });
         };
         let meta = Meta::decode(meta_kv.value())?;
+        probe.version = meta.version;
         if meta.deleted {
             return Err(Error::NotFound {
                 key: key.to_owned(),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp};
 
 use crate::error::{Error, Result};
 use crate::net::{Net, got_one, revision};
@@ -43,6 +43,17 @@ pub(crate) async fn open(net: &Net, name: &str, epoch: u64) -> Result<Session> {
                 Some(PutOptions::new().with_lease(lease)),
             ),
             TxnOp::put(l.agent(name), "", None),
+            // The agent's newest log record: its seq continues from there.
+            TxnOp::get(
+                l.agent_log(name),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Key, SortOrder::Descend)
+                        .with_limit(1)
+                        .with_keys_only(),
+                ),
+            ),
         ])
         .or_else([TxnOp::get(l.session(name), None)]);
     let resp = match net.txn(txn).await {
@@ -62,9 +73,13 @@ pub(crate) async fn open(net: &Net, name: &str, epoch: u64) -> Result<Session> {
             holder,
         });
     }
+    let log_next = got_one(&resp, 2)
+        .and_then(|kv| l.split_log(kv.key()).map(|(_, seq)| seq + 1))
+        .unwrap_or(0);
     Ok(Session {
         lease,
         rev: revision(&resp),
+        log_next,
         epoch,
         deadline: deadline(sent, ttl, net),
         lost: false,

@@ -12,7 +12,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::net::Net;
-use crate::types::{ChangeEvent, Strategy, Version};
+use crate::oplog::ship::Shipper;
+use crate::oplog::{LogBuf, Rec};
+use crate::types::{ChangeEvent, Strategy, Version, WriteStats};
 
 /// Most events an inbox keeps; beyond, events are counted as lost.
 pub(crate) const INBOX_CAPACITY: usize = 4096;
@@ -32,6 +34,8 @@ pub(crate) struct Session {
     pub(crate) lost: bool,
     /// The name was taken by another session while ours was lost: the agent is finished.
     pub(crate) taken: bool,
+    /// The seq after the agent's newest log record in the cluster when the session opened.
+    pub(crate) log_next: u64,
 }
 
 impl Session {
@@ -95,6 +99,9 @@ pub(crate) struct State {
     /// Revision of the last meta event the watcher processed.
     pub(crate) watched_rev: i64,
     pub(crate) closed: bool,
+    pub(crate) last_write: WriteStats,
+    /// The operation log's buffer (under this mutex: a HIT takes it anyway).
+    pub(crate) log: LogBuf,
 }
 
 impl State {
@@ -122,14 +129,32 @@ pub(crate) struct Core {
     state: Mutex<State>,
     /// Signalled on every processed event, inbox push and session change.
     pub(crate) changed: Condvar,
+    /// Whether this agent logs its operations (`Options::log_records > 0`).
+    pub(crate) log_on: bool,
+    /// Wakes the log flusher before its next tick.
+    pub(crate) log_wake: tokio::sync::Notify,
+    /// The flusher's state: one flush at a time.
+    pub(crate) shipper: tokio::sync::Mutex<Shipper>,
 }
 
 impl Core {
-    pub(crate) fn new(name: String, net: Net, strategy: Strategy, session: Session) -> Core {
+    /// An agent's core; its log's first record will be `log_next`.
+    pub(crate) fn new(
+        name: String,
+        net: Net,
+        strategy: Strategy,
+        session: Session,
+        log_next: u64,
+    ) -> Core {
+        let log_on = net.options.log_records > 0;
+        let log = LogBuf::new(log_on, net.options.log_buffer as usize, log_next);
         Core {
             name,
             net,
             strategy,
+            log_on,
+            log_wake: tokio::sync::Notify::new(),
+            shipper: tokio::sync::Mutex::new(Shipper::default()),
             state: Mutex::new(State {
                 session,
                 entries: HashMap::new(),
@@ -139,6 +164,8 @@ impl Core {
                 lost_events: 0,
                 watched_rev: 0,
                 closed: false,
+                last_write: WriteStats::default(),
+                log,
             }),
             changed: Condvar::new(),
         }
@@ -173,6 +200,20 @@ impl Core {
             return None;
         }
         entry.hits = entry.hits.saturating_add(1);
-        Some((entry.bytes.clone(), entry.version))
+        let (bytes, version) = (entry.bytes.clone(), entry.version);
+        // Counted in memory: no clock read unless this HIT starts a new run.
+        state.log.hit(key, version, bytes.len() as u64);
+        Some((bytes, version))
+    }
+
+    /// Record an operation in the agent's log (nothing if it does not log).
+    pub(crate) fn log(&self, rec: Rec) {
+        if !self.log_on {
+            return;
+        }
+        let wake = self.lock().log.push(rec);
+        if wake {
+            self.log_wake.notify_one();
+        }
     }
 }

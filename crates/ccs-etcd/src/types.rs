@@ -99,6 +99,17 @@ impl Hold {
     }
 }
 
+/// What the last write of an agent waited for (observability and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Agents that held a copy of an older version when the write was applied.
+    pub holders: usize,
+    /// Of those, the ones that did not acknowledge within the ack timeout and were revoked.
+    pub revoked: usize,
+    /// From the write's transaction answer to the last acknowledgement (or lease expiry).
+    pub ack_wait: std::time::Duration,
+}
+
 /// A write to an artifact an eager agent subscribed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent {

@@ -19,7 +19,7 @@ pub(crate) async fn wait_changed(
     timeout: Option<Duration>,
 ) -> Result<WaitResult> {
     let l = &core.net.layout;
-    let (kv, rev) = core.net.get(&l.meta(key)).await?;
+    let (kv, _) = core.net.get(&l.meta(key)).await?;
     let Some(kv) = kv else {
         return Err(Error::NotFound {
             key: key.to_owned(),
@@ -30,9 +30,21 @@ pub(crate) async fn wait_changed(
         return Ok(WaitResult::Changed(current));
     }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    // Watch from now, then read again: a write before the watch is seen by the read, a
+    // later one by the watch.
+    let mut stream = core.net.watch_now(&l.meta(key), false).await?;
+    let (kv, rev) = core.net.get(&l.meta(key)).await?;
+    let Some(kv) = kv else {
+        return Err(Error::NotFound {
+            key: key.to_owned(),
+        });
+    };
+    current = Meta::decode(kv.value())?.version;
+    if current > since {
+        return Ok(WaitResult::Changed(current));
+    }
     let mut next = rev + 1;
     loop {
-        let mut stream = core.net.watch(&l.meta(key), false, next).await?;
         loop {
             let message = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, stream.message()).await {
@@ -63,6 +75,8 @@ pub(crate) async fn wait_changed(
             return Ok(WaitResult::TimedOut(current));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // The stream broke: watch again from the next revision not seen.
+        stream = core.net.watch(&l.meta(key), false, next).await?;
     }
 }
 

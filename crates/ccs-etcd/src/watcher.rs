@@ -77,7 +77,10 @@ fn handle(core: &Arc<Core>, key: &str, rev: i64, meta: Option<Meta>) {
             if rev > entry.meta_rev {
                 // (1) the flag first ...
                 entry.valid = false;
-                if entry.registered {
+                // An own write replaced (or deleted) this agent's registration in the same
+                // transaction: nothing to acknowledge.
+                let own = meta.as_ref().is_some_and(|m| m.writer == core.name);
+                if entry.registered && !own {
                     ack = Some(entry.reg_seq);
                 }
             }

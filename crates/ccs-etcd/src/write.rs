@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::invalidate::await_acks;
 use crate::layout::{HoldValue, Meta, decode_version, encode_version};
 use crate::net::{got, got_one, revision};
+use crate::oplog::{LogOp, LogOutcome, Rec, mode_of, realtime_ns};
 use crate::state::{Core, Entry};
 use crate::types::{Condition, Version};
 
@@ -29,6 +30,8 @@ pub(crate) struct Snapshot {
     pub(crate) meta: Option<(Meta, i64)>,
     /// The hold, its mod_revision.
     pub(crate) hold: Option<(HoldValue, i64)>,
+    /// The hold journal (the last hold taken and not ended by its holder), its mod_revision.
+    pub(crate) journal: Option<(HoldValue, i64)>,
     /// This agent's view, if read.
     pub(crate) view: Option<Version>,
 }
@@ -55,15 +58,33 @@ fn parse_hold(kv: Option<KeyValue>) -> Result<Option<(HoldValue, i64)>> {
         .transpose()
 }
 
-/// Read meta, hold and (if `with_view`) this agent's view in one consistent round trip.
-pub(crate) async fn read_snapshot(core: &Core, key: &str, with_view: bool) -> Result<Snapshot> {
+/// The gets of a snapshot: meta, hold, journal (also a failed write's or acquire's `or_else`).
+pub(crate) fn snapshot_ops(core: &Core, key: &str) -> Vec<TxnOp> {
     let l = &core.net.layout;
-    let mut ops = vec![TxnOp::get(l.meta(key), None), TxnOp::get(l.hold(key), None)];
+    vec![
+        TxnOp::get(l.meta(key), None),
+        TxnOp::get(l.hold(key), None),
+        TxnOp::get(l.journal(key), None),
+    ]
+}
+
+/// Read meta, hold, journal and (if `with_view`) this agent's view in one consistent round
+/// trip; and the revision read at.
+pub(crate) async fn read_snapshot(
+    core: &Core,
+    key: &str,
+    with_view: bool,
+) -> Result<(Snapshot, i64)> {
+    let l = &core.net.layout;
+    let mut ops = snapshot_ops(core, key);
     if with_view {
         ops.push(TxnOp::get(l.view(&core.name, key), None));
     }
     let resp = core.net.read_txn(Txn::new().and_then(ops)).await?;
-    snapshot_from(&resp, with_view.then_some(2), None)
+    Ok((
+        snapshot_from(&resp, with_view.then_some(3), None)?,
+        revision(&resp),
+    ))
 }
 
 fn snapshot_from(
@@ -83,25 +104,33 @@ fn snapshot_from(
     Ok(Snapshot {
         meta: parse_meta(got_one(resp, 0))?,
         hold: parse_hold(got_one(resp, 1))?,
+        journal: parse_hold(got_one(resp, 2))?,
         view,
     })
 }
 
-/// The state a failed write or acquire transaction returned (its `or_else`: meta, hold).
+/// The state a failed write or acquire transaction returned (its `or_else`: meta, hold,
+/// journal).
 pub(crate) fn snapshot_after_failure(resp: &TxnResponse) -> Result<Snapshot> {
     snapshot_from(resp, None, None)
 }
 
 /// What a hold found in a snapshot means for a writer or an acquirer.
 pub(crate) enum HoldPlan {
-    /// No hold: compare that none appears.
-    Free,
+    /// No hold: compare that none appears. A journal without a hold is a hold that expired
+    /// with its lease, never ended by its holder: taking the artifact reclaims it (the journal
+    /// is compared, so only one taker reclaims it).
+    Free {
+        journal_rev: i64,
+        expired: Option<String>,
+    },
     /// A dead holder's hold: delete it, comparing that it is still that hold and its holder
     /// still dead.
     Reclaim {
         hold_rev: i64,
         holder: String,
         session: i64,
+        journal_rev: i64,
     },
 }
 
@@ -109,23 +138,49 @@ impl HoldPlan {
     pub(crate) fn compares(&self, core: &Core, key: &str) -> Vec<Compare> {
         let l = &core.net.layout;
         match self {
-            HoldPlan::Free => vec![Compare::create_revision(l.hold(key), CompareOp::Equal, 0)],
+            HoldPlan::Free { journal_rev, .. } => vec![
+                Compare::create_revision(l.hold(key), CompareOp::Equal, 0),
+                Compare::mod_revision(l.journal(key), CompareOp::Equal, *journal_rev),
+            ],
             HoldPlan::Reclaim {
                 hold_rev,
                 holder,
                 session,
+                journal_rev,
             } => vec![
                 Compare::mod_revision(l.hold(key), CompareOp::Equal, *hold_rev),
                 Compare::create_revision(l.session(holder), CompareOp::NotEqual, *session),
+                Compare::mod_revision(l.journal(key), CompareOp::Equal, *journal_rev),
             ],
+        }
+    }
+
+    /// The holder whose hold this takes, if it takes one.
+    pub(crate) fn reclaimed(&self) -> Option<&str> {
+        match self {
+            HoldPlan::Free { expired, .. } => expired.as_deref(),
+            HoldPlan::Reclaim { holder, .. } => Some(holder),
+        }
+    }
+
+    /// Whether there is a journal to remove (or overwrite).
+    pub(crate) fn has_journal(&self) -> bool {
+        match self {
+            HoldPlan::Free { journal_rev, .. } | HoldPlan::Reclaim { journal_rev, .. } => {
+                *journal_rev != 0
+            }
         }
     }
 }
 
 /// Decide about the hold in `snap`: `Held` if this agent or a live agent holds it.
 pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result<HoldPlan> {
+    let journal_rev = snap.journal.as_ref().map_or(0, |(_, rev)| *rev);
     let Some((hold, hold_rev)) = &snap.hold else {
-        return Ok(HoldPlan::Free);
+        return Ok(HoldPlan::Free {
+            journal_rev,
+            expired: snap.journal.as_ref().map(|(j, _)| j.holder.clone()),
+        });
     };
     let held = || Error::Held {
         key: key.to_owned(),
@@ -143,7 +198,19 @@ pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result
         hold_rev: *hold_rev,
         holder: hold.holder.clone(),
         session: hold.session,
+        journal_rev,
     })
+}
+
+/// Record that this agent took `holder`'s hold on `key` (at `current`, revision `rev`).
+pub(crate) fn log_reclaim(core: &Core, key: &str, holder: &str, current: Version, rev: i64) {
+    core.log(Rec {
+        other: Some(holder.to_owned()),
+        ..Rec::new(LogOp::Reclaim, LogOutcome::Ok)
+            .on(key)
+            .versions(current, current)
+            .at(rev)
+    });
 }
 
 /// Check a write's condition against `snap`. `delete`: the artifact must exist.
@@ -279,30 +346,78 @@ fn local_snapshot(core: &Core, key: &str) -> Option<Snapshot> {
             entry.meta_rev,
         )),
         hold: None,
+        journal: None,
         view: Some(view),
     })
 }
 
+/// What the log needs to know about a write beyond its result.
+#[derive(Debug, Default)]
+struct Probe {
+    /// The writer's view before the write (for `put_if`, the version named).
+    held: Version,
+    /// The revision the outcome was decided at.
+    rev: i64,
+    /// When the successful transaction was answered.
+    t_ns: u64,
+}
+
 /// Write `payload` (`None`: delete) under `cond`; returns the new version once every stale
-/// copy is acknowledged.
+/// copy is acknowledged. Logged.
 pub(crate) async fn write(
     core: &Core,
     key: &str,
     payload: Option<&[u8]>,
     cond: Condition,
 ) -> Result<Version> {
+    let mut probe = Probe::default();
+    let result = write_inner(core, key, payload, cond, &mut probe).await;
+    if core.log_on {
+        let op = if payload.is_some() {
+            LogOp::Put
+        } else {
+            LogOp::Delete
+        };
+        let rec = Rec {
+            bytes: payload.map_or(0, |p| p.len() as u64),
+            mode: Some(mode_of(cond)),
+            t_ns: probe.t_ns,
+            ..Rec::new(op, LogOutcome::Ok).on(key).at(probe.rev)
+        };
+        core.log(match &result {
+            Ok(version) => rec.versions(*version, probe.held),
+            Err(e) => rec.refused(probe.held, e),
+        });
+    }
+    result
+}
+
+async fn write_inner(
+    core: &Core,
+    key: &str,
+    payload: Option<&[u8]>,
+    cond: Condition,
+    probe: &mut Probe,
+) -> Result<Version> {
     let l = &core.net.layout;
     let known_view = core.lock().views.get(key).copied();
+    let held = |view: Option<Version>| match cond {
+        Condition::Version(expected) => expected,
+        Condition::View | Condition::Blind => view.unwrap_or(0),
+    };
+    probe.held = held(known_view);
     let mut snap = match local_snapshot(core, key) {
         Some(snap) => snap,
         None => {
-            let mut snap = read_snapshot(core, key, known_view.is_none()).await?;
+            let (mut snap, rev) = read_snapshot(core, key, known_view.is_none()).await?;
+            probe.rev = rev;
             if known_view.is_some() {
                 snap.view = known_view;
             }
             snap
         }
     };
+    probe.held = held(snap.view);
     for _ in 0..MAX_ATTEMPTS {
         check_condition(key, &snap, cond, payload.is_none())?;
         let plan = plan_hold(core, key, &snap).await?;
@@ -321,6 +436,9 @@ pub(crate) async fn write(
         if matches!(plan, HoldPlan::Reclaim { .. }) {
             ops.push(TxnOp::delete(l.hold(key), None));
         }
+        if plan.has_journal() {
+            ops.push(TxnOp::delete(l.journal(key), None));
+        }
         ops.push(TxnOp::get(
             l.copies(key),
             Some(GetOptions::new().with_prefix()),
@@ -329,7 +447,7 @@ pub(crate) async fn write(
         let txn = Txn::new()
             .when(compares)
             .and_then(ops)
-            .or_else([TxnOp::get(l.meta(key), None), TxnOp::get(l.hold(key), None)]);
+            .or_else(snapshot_ops(core, key));
         let resp = match core.net.txn(txn).await {
             Ok(resp) => resp,
             Err(Error::Unavailable(why)) if why.contains("lease not found") => {
@@ -341,8 +459,13 @@ pub(crate) async fn write(
             }
             Err(e) => return Err(e),
         };
+        probe.rev = revision(&resp);
         if resp.succeeded() {
             let r_w = revision(&resp);
+            probe.t_ns = realtime_ns();
+            if let Some(holder) = plan.reclaimed() {
+                log_reclaim(core, key, holder, snap.current(), r_w);
+            }
             adopt(core, key, version, payload, r_w, epoch, lease.is_some());
             await_acks(core, key, r_w, &got(&resp, copies_at)).await?;
             return Ok(version);

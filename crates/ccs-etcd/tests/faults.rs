@@ -9,11 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use ccs_etcd::{Cluster, Condition, Error};
+use ccs_etcd::{Cluster, Condition, Error, LogOp, LogOutcome};
 use common::{Prefix, cluster_cmd, start_private};
 
+/// Ports of this process's fault cluster `slot`: apart from the other tests' (24000-26501)
+/// and below the ephemeral range (32768 on).
 fn base(slot: u16) -> u16 {
-    40000 + slot * 2000 + (std::process::id() % 400) as u16 * 4
+    26600 + slot * 2600 + (std::process::id() % 300) as u16 * 8
 }
 
 fn etcd_installed() -> bool {
@@ -103,6 +105,38 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     let c = fresh.attach("checker").unwrap();
     let read = get_through_faults(&c, "k");
     assert_eq!((read.version, read.bytes), (N, N.to_string().into_bytes()));
+
+    // The operation log lived through it: the flushers' transactions that failed during the
+    // election were sent again after it, and the agents' last records were flushed as they
+    // detached.
+    drop((w, r));
+    let records = fresh.log_records().unwrap();
+    for agent in ["writer", "reader"] {
+        let mine: Vec<_> = records.iter().filter(|r| r.agent == agent).collect();
+        assert_eq!(mine[0].op, LogOp::Attach);
+        assert_eq!(mine.last().unwrap().op, LogOp::Detach);
+        for (i, r) in mine.iter().enumerate() {
+            assert_eq!(r.seq, i as u64, "{agent}: a record is missing before {r:?}");
+        }
+    }
+    // Every version written is in the log: a put that succeeded, or a retried put refused as a
+    // conflict naming the version its first attempt wrote.
+    let mut versions: Vec<u64> = records
+        .iter()
+        .filter(|r| r.agent == "writer" && r.op == LogOp::Put)
+        .filter(|r| r.outcome == LogOutcome::Ok || r.outcome == LogOutcome::Conflict)
+        .map(|r| r.version)
+        .collect();
+    versions.dedup();
+    assert_eq!(versions, (1..=N).collect::<Vec<_>>());
+    let errors = records
+        .iter()
+        .filter(|r| r.outcome == LogOutcome::Error)
+        .count();
+    eprintln!(
+        "log after the leader kill: {} records, {errors} of failed attempts, none missing",
+        records.len()
+    );
     cluster_cmd(base, &["revive", &leader]);
 }
 

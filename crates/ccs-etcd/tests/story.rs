@@ -234,3 +234,77 @@ fn wait_changed_and_events_in_process() {
     );
     assert!(b.try_events(10).events.is_empty());
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Cluster>();
+    both::<ccs_etcd::EtcdAgent>();
+    both::<ccs_etcd::Hold>();
+    both::<Error>();
+}
+
+/// A registered holder that never acknowledges but keeps its lease alive (a stuck watcher,
+/// simulated with a raw etcd client): after the ack timeout the writer revokes its lease and
+/// waits one granted TTL, then returns.
+#[test]
+fn a_holder_that_never_acknowledges_is_revoked_after_the_ack_timeout() {
+    let Some(p) = Prefix::new("stuck") else {
+        return;
+    };
+    let options = ccs_etcd::Options {
+        ack_timeout: Duration::from_secs(1),
+        ..common::options()
+    };
+    let cluster = Cluster::connect_with(&p.url, options).unwrap();
+    let w = cluster.attach("writer").unwrap();
+    w.put("k", b"1", Condition::View).unwrap();
+
+    let endpoints: Vec<String> = common::endpoints()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let layout = ccs_etcd::layout::Layout::new(p.url.rsplit('/').next().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (mut client, lease) = runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(&endpoints, None)
+            .await
+            .unwrap();
+        let lease = client.lease_grant(2, None).await.unwrap().id();
+        let options = etcd_client::PutOptions::new().with_lease(lease);
+        client
+            .put(layout.copy("k", "ghost"), "1", Some(options))
+            .await
+            .unwrap();
+        (client, lease)
+    });
+    let keeper = runtime.spawn({
+        let mut client = client.clone();
+        async move {
+            let (mut keeper, mut stream) = client.lease_keep_alive(lease).await.unwrap();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if keeper.keep_alive().await.is_err() {
+                    return;
+                }
+                match stream.message().await {
+                    Ok(Some(resp)) if resp.ttl() > 0 => {}
+                    _ => return,
+                }
+            }
+        }
+    });
+
+    let started = std::time::Instant::now();
+    assert_eq!(w.put("k", b"2", Condition::View).unwrap(), 2);
+    let took = started.elapsed();
+    let stats = w.last_write();
+    assert_eq!((stats.holders, stats.revoked), (1, 1));
+    // 1 s of ack timeout, then one granted TTL (2 s).
+    assert!(took >= Duration::from_millis(2900), "{took:?}");
+    let left =
+        runtime.block_on(async { client.lease_time_to_live(lease, None).await.unwrap().ttl() });
+    assert!(left <= 0, "the silent holder's lease was not revoked");
+    keeper.abort();
+}

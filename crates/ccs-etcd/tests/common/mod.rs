@@ -49,9 +49,10 @@ pub fn endpoints() -> Option<String> {
 }
 
 /// Start a private cluster owned by this process (on ports derived from the pid unless
-/// `base` is given). Returns (endpoints, data dir, port base).
+/// `base` is given; below the ephemeral port range, where outgoing connections would collide).
+/// Returns (endpoints, data dir, port base).
 pub fn start_private(base: Option<u16>) -> (String, String, u16) {
-    let base = base.unwrap_or(30000 + (std::process::id() % 500) as u16 * 4);
+    let base = base.unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
     let out = Command::new(script())
         .args(["start", "--owner", &std::process::id().to_string()])
         .env("CCS_ETCD_PORT_BASE", base.to_string())
@@ -90,6 +91,7 @@ pub fn options() -> Options {
         safety_margin: Duration::from_millis(200),
         ack_timeout: Duration::from_secs(10),
         op_timeout: Duration::from_secs(10),
+        ..Options::default()
     }
 }
 
