@@ -22,6 +22,7 @@ use crate::events::{ChangeEvent, Events};
 use crate::segment::Backend;
 use crate::status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
 use crate::strategy::Strategy;
+use crate::trace::{LogBatch, LogRecord};
 
 pub(crate) use ccs_etcd::Hold;
 
@@ -197,6 +198,21 @@ impl Segment {
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<String>> {
         no_nul(prefix, "a key prefix containing a NUL byte")?;
         off_runtime(|| self.cluster.list(prefix)).map_err(|e| error(e, self.url()))
+    }
+
+    pub(crate) fn log_records(&self) -> Result<Vec<LogRecord>> {
+        let records =
+            off_runtime(|| self.cluster.log_records()).map_err(|e| error(e, self.url()))?;
+        Ok(records.into_iter().map(record).collect())
+    }
+
+    pub(crate) fn log_follow(&self) -> Result<LogFollower> {
+        let follower =
+            off_runtime(|| self.cluster.log_follow()).map_err(|e| error(e, self.url()))?;
+        Ok(LogFollower {
+            follower,
+            location: self.url().to_owned(),
+        })
     }
 
     pub(crate) fn status(&self) -> Result<Status> {
@@ -436,5 +452,71 @@ fn events(events: ccs_etcd::Events) -> Events {
             })
             .collect(),
         lost: events.lost,
+    }
+}
+
+/// A follower of a prefix's operation log.
+pub(crate) struct LogFollower {
+    follower: ccs_etcd::LogFollower,
+    location: String,
+}
+
+impl LogFollower {
+    pub(crate) fn skip_to_end(&mut self) -> Result<()> {
+        let LogFollower { follower, location } = self;
+        off_runtime(|| follower.skip_to_end()).map_err(|e| error(e, location))
+    }
+
+    pub(crate) fn poll(&mut self) -> Result<LogBatch> {
+        let LogFollower { follower, location } = self;
+        let batch = off_runtime(|| follower.poll()).map_err(|e| error(e, location))?;
+        Ok(LogBatch {
+            records: batch.records.into_iter().map(record).collect(),
+            missed: batch.missed,
+            malformed: batch.malformed,
+        })
+    }
+}
+
+/// `records` in the order of `ccs_etcd::merge_order`: each agent's in seq order, each key's
+/// successful writes in revision order, otherwise by time.
+pub(crate) fn merge_order(records: Vec<LogRecord>) -> Vec<LogRecord> {
+    let engine = records
+        .into_iter()
+        .map(|r| ccs_etcd::LogRecord {
+            seq: r.seq,
+            t_ns: r.t_ns,
+            agent: r.agent,
+            op: r.op,
+            outcome: r.outcome,
+            key: r.key,
+            version: r.version,
+            held: r.held,
+            count: r.count,
+            bytes: r.bytes,
+            other: r.other,
+            mode: r.mode,
+            revision: r.revision,
+        })
+        .collect();
+    ccs_etcd::merge_order(engine).into_iter().map(record).collect()
+}
+
+/// The facade's record of an engine record (the same fields; the engine's are its own type).
+fn record(r: ccs_etcd::LogRecord) -> LogRecord {
+    LogRecord {
+        seq: r.seq,
+        t_ns: r.t_ns,
+        agent: r.agent,
+        op: r.op,
+        outcome: r.outcome,
+        key: r.key,
+        version: r.version,
+        held: r.held,
+        count: r.count,
+        bytes: r.bytes,
+        other: r.other,
+        mode: r.mode,
+        revision: r.revision,
     }
 }

@@ -303,16 +303,22 @@ impl Segment {
     }
 
     /// A reader of the segment's operation log, at the oldest record it still holds.
-    /// Fails if the segment was created with `log_records = 0`; shared memory only
-    /// ([`Error::Unsupported`] on etcd).
+    /// Fails if the segment was created with `log_records = 0` (shared memory). On etcd, the
+    /// log the agents flush to the cluster (`docs/protocol-etcd.md` §7).
     pub fn log_reader(&self) -> Result<LogReader> {
-        let shared = self.shm("the operation log", NO_LOG)?;
-        LogReader::new(Arc::clone(shared))
+        match &self.inner {
+            Inner::Shm(shared) => LogReader::shm(Arc::clone(shared)),
+            Inner::Etcd(segment) => Ok(LogReader::etcd(segment.log_follow()?)),
+        }
     }
 
-    /// Every record the log holds now, merged by time; shared memory only.
+    /// Every record the log holds now, merged by time (on etcd, each key's writes in revision
+    /// order).
     pub fn log_records(&self) -> Result<Vec<LogRecord>> {
-        Ok(self.log_reader()?.poll()?.records)
+        match &self.inner {
+            Inner::Shm(_) => Ok(self.log_reader()?.poll()?.records),
+            Inner::Etcd(segment) => segment.log_records(),
+        }
     }
 
     /// The segment's run-time switches; shared memory only.
@@ -402,9 +408,6 @@ impl Segment {
     }
 }
 
-const NO_LOG: &str = "the log is a ring in a shared-memory segment and an etcd cluster keeps none; \
-     follow writes with `Agent::wait_changed` (`ccs wait`) or an eager agent's events \
-     (`ccs watch SEG --subscribe PREFIX --agent NAME`)";
 const NO_SWITCHES: &str =
     "the switches are words in a shared-memory segment; an etcd cluster has none";
 const NO_FSCK: &str = "fsck checks a shared-memory segment's structures; etcd members check \

@@ -18,6 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use agent_coherence::trace::{self, FindingKind, LogOp, LogOutcome, LogRecord, WriteMode};
 use agent_coherence::{Backend, Cached, Error, Mesi, Segment, Strategy};
 use common::{Proc, SegGuard, arg, ask, say, small_config};
 
@@ -60,6 +61,7 @@ conformance!(
     names_and_keys_are_checked_alike,
     one_live_process_per_agent_name,
     shared_memory_only_operations,
+    the_operation_log_records_operations,
     racing_increments_across_processes_lose_nothing,
     no_stale_hit_once_a_put_has_returned_across_processes,
     a_waiter_in_another_process_wakes,
@@ -661,8 +663,6 @@ fn shared_memory_only_operations(place: &Place) {
     assert!(seg.config().max_payload > 0);
     let results = [
         ("fsck", seg.fsck(false).map(drop)),
-        ("log_reader", seg.log_reader().map(drop)),
-        ("log_records", seg.log_records().map(drop)),
         ("switches", seg.switches().map(drop)),
         ("set_logging", seg.set_logging(true)),
         ("set_invalidation", seg.set_invalidation(true)),
@@ -677,6 +677,52 @@ fn shared_memory_only_operations(place: &Place) {
         }
     }
     assert_eq!(seg.durable_puts(), place.is_etcd());
+}
+
+/// The operation log records each operation of each agent, with its outcome and versions,
+/// and a follower sees new records as they are made.
+fn the_operation_log_records_operations(place: &Place) {
+    let seg = place.open();
+    let mut follower = seg.log_reader().unwrap();
+    follower.skip_to_end().unwrap();
+    {
+        let (writer, reader) = (seg.attach("writer").unwrap(), seg.attach("reader").unwrap());
+        writer.put("plan", b"v1").unwrap();
+        reader.get("plan").unwrap();
+        reader.get("plan").unwrap();
+        writer.put("plan", b"v2").unwrap();
+        conflict(reader.put("plan", b"on v1"));
+        writer.put_blind("plan", b"v3").unwrap();
+    } // detached: an etcd agent flushes what it still buffers
+    let interesting = |records: &[LogRecord]| -> Vec<(String, LogOp, LogOutcome, u64, u64)> {
+        records
+            .iter()
+            .filter(|r| r.key.as_deref() == Some("plan"))
+            .map(|r| (r.agent.clone(), r.op, r.outcome, r.version, r.held))
+            .collect()
+    };
+    let expected = vec![
+        ("writer".to_owned(), LogOp::Put, LogOutcome::Ok, 1, 0),
+        ("reader".to_owned(), LogOp::Get, LogOutcome::Miss, 1, 0),
+        ("reader".to_owned(), LogOp::Get, LogOutcome::Hit, 1, 1),
+        ("writer".to_owned(), LogOp::Put, LogOutcome::Ok, 2, 1),
+        ("reader".to_owned(), LogOp::Put, LogOutcome::Conflict, 2, 1),
+        ("writer".to_owned(), LogOp::Put, LogOutcome::Ok, 3, 2),
+    ];
+    let records = seg.log_records().unwrap();
+    assert_eq!(interesting(&records), expected, "{records:#?}");
+    let blind = records.iter().rfind(|r| r.op == LogOp::Put).unwrap();
+    assert_eq!(blind.mode, Some(WriteMode::Blind));
+    assert_eq!(blind.revision.is_some(), place.is_etcd());
+    assert!(trace::diagnose(&records).count(FindingKind::BlindOverwrite) <= 1);
+
+    // The follower, positioned before these operations, sees them too.
+    let mut followed = Vec::new();
+    eventually(Duration::from_secs(10), || {
+        followed.extend(follower.poll().unwrap().records);
+        (interesting(&followed).len() >= expected.len()).then_some(())
+    });
+    assert_eq!(interesting(&followed), expected);
 }
 
 /// Processes increment one counter with conditional writes: every admitted increment is in

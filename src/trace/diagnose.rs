@@ -2,7 +2,9 @@
 //! `ccs diagnose`.
 //!
 //! [`diagnose`] replays the records in time order (by `(t_ns, agent, seq)`, whatever order
-//! they came in) and reports:
+//! they came in; for records of an etcd segment, which carry revisions, time chooses only
+//! among the records that each agent's seq order and each key's revision order allow next)
+//! and reports:
 //!
 //! - [`FindingKind::SingleWriterBreach`]: two agents holding one key at once;
 //! - [`FindingKind::NonMonotonicVersion`]: a key's writes not in increasing version order, or an
@@ -153,6 +155,11 @@ pub fn diagnose(records: &[LogRecord]) -> Diagnosis {
     let before = sorted.len();
     sorted.dedup();
     let duplicates = before - sorted.len();
+    if sorted.iter().any(|r| r.revision.is_some()) {
+        // An etcd log: time is not exact across hosts (nor for one key's writes on one host),
+        // revisions are. Keep each agent's seq order and each key's revision order.
+        sorted = crate::etcd::merge_order(sorted);
+    }
 
     let first_t_ns = sorted.first().map_or(0, |r| r.t_ns);
     let coverage = Coverage::of(&sorted);
@@ -314,7 +321,7 @@ struct View<'a> {
     /// Its latest read of the key.
     read: &'a LogRecord,
     /// The newest version it has read or written.
-    version: u32,
+    version: u64,
     /// The first write by another agent of a version newer than `version`, not yet re-read.
     pending: Option<&'a LogRecord>,
 }
@@ -790,8 +797,8 @@ mod tests {
             op: LogOp,
             outcome: LogOutcome,
             key: Option<&str>,
-            version: u32,
-            held: u32,
+            version: u64,
+            held: u64,
         ) -> &mut LogRecord {
             let seq = self.seqs.entry(agent.to_owned()).or_default();
             let mode =
@@ -809,11 +816,12 @@ mod tests {
                 bytes: 10,
                 other: None,
                 mode,
+                revision: None,
             });
             *seq += 1;
             self.records.last_mut().unwrap()
         }
-        fn get(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn get(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
             let outcome = if version == held {
                 LogOutcome::Hit
             } else {
@@ -821,7 +829,7 @@ mod tests {
             };
             self.rec(t, agent, LogOp::Get, outcome, Some(key), version, held);
         }
-        fn put(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn put(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
             self.rec(
                 t,
                 agent,
@@ -832,7 +840,7 @@ mod tests {
                 held,
             );
         }
-        fn blind(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn blind(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
             self.rec(
                 t,
                 agent,
@@ -850,7 +858,7 @@ mod tests {
             agent: &str,
             op: LogOp,
             key: &str,
-            version: u32,
+            version: u64,
         ) -> &mut LogRecord {
             self.rec(t, agent, op, LogOutcome::Ok, Some(key), version, 0)
         }
@@ -873,6 +881,7 @@ mod tests {
                 bytes: 0,
                 other: None,
                 mode: None,
+                revision: None,
             });
             *self.seqs.entry(agent.to_owned()).or_default() += count;
         }
@@ -1067,7 +1076,7 @@ mod tests {
 
     /// The landing page's story: the executor works from the spec it read, the planner
     /// changes the spec, the executor commits its code.
-    fn stale_story(reread: Option<u32>) -> Trace {
+    fn stale_story(reread: Option<u64>) -> Trace {
         let mut t = Trace::default();
         t.put(1, "planner", "task/spec", 1, 0);
         t.get(2, "executor", "task/spec", 1, 0);

@@ -1,4 +1,6 @@
-//! Reading the operation log of a live segment: every agent's ring, merged by time.
+//! Reading the operation log of a live segment: on shared memory every agent's ring in the
+//! segment, merged by time; on etcd the records the agents flushed to the cluster, merged by
+//! `ccs_etcd::merge_order` (time, except that each key's writes keep their revision order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 use ccs_protocol::{RawRecord, RecordRead};
 
 use crate::error::Result;
+use crate::etcd;
 use crate::shm::Shared;
 use crate::trace::record::{LogOp, LogOutcome, LogRecord};
 
@@ -17,17 +20,64 @@ const ABANDONED: Duration = Duration::from_secs(1);
 /// What one [`LogReader::poll`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogBatch {
-    /// New records, merged by time (then agent, then sequence number). A run of HITs read
-    /// earlier that has grown since comes again with its `seq` and the additional `count`.
-    /// Gaps come as [`LogOp::Lost`] records.
+    /// New records, merged by time (then agent, then sequence number; on etcd, each key's
+    /// writes in revision order). A run of HITs read earlier that has grown since comes again
+    /// with its `seq` and the additional `count`. Gaps come as [`LogOp::Lost`] records.
     pub records: Vec<LogRecord>,
     /// Records overwritten before they were read, in all.
     pub missed: u64,
+    /// Values in the log that were not valid records, skipped (etcd; always 0 on shared
+    /// memory, where a record that fails validation is an error).
+    pub malformed: u64,
 }
 
 /// A cursor over a segment's log. A reader never slows an agent down: one that falls behind by
 /// more than a ring is told how many records it missed.
 pub struct LogReader {
+    source: Source,
+}
+
+enum Source {
+    Shm(ShmLog),
+    Etcd(Box<etcd::LogFollower>),
+}
+
+impl LogReader {
+    /// A reader of a shared-memory segment's rings, at the oldest record each still holds.
+    pub(crate) fn shm(shared: Arc<Shared>) -> Result<LogReader> {
+        Ok(LogReader {
+            source: Source::Shm(ShmLog::new(shared)?),
+        })
+    }
+
+    /// A reader of an etcd prefix's log, at the oldest record it still holds.
+    pub(crate) fn etcd(follower: etcd::LogFollower) -> LogReader {
+        LogReader {
+            source: Source::Etcd(Box::new(follower)),
+        }
+    }
+
+    /// Skip everything logged so far: the next poll returns only newer records.
+    pub fn skip_to_end(&mut self) -> Result<()> {
+        match &mut self.source {
+            Source::Shm(log) => log.skip_to_end(),
+            Source::Etcd(log) => log.skip_to_end(),
+        }
+    }
+
+    /// Everything logged since the last poll. On etcd, the first poll reads everything the
+    /// log holds and later ones wait for nothing: what an agent made in its last few tens of
+    /// milliseconds may still be in its process.
+    pub fn poll(&mut self) -> Result<LogBatch> {
+        match &mut self.source {
+            Source::Shm(log) => log.poll(),
+            Source::Etcd(log) => log.poll(),
+        }
+    }
+}
+
+/// The reader of a shared-memory segment's rings.
+struct ShmLog {
     shared: Arc<Shared>,
     cursors: Vec<Cursor>,
     names: HashMap<u32, String>,
@@ -42,9 +92,9 @@ struct Cursor {
     stuck_since: Option<Instant>,
 }
 
-impl LogReader {
+impl ShmLog {
     /// A reader positioned at the oldest record each ring still holds.
-    pub(crate) fn new(shared: Arc<Shared>) -> Result<LogReader> {
+    fn new(shared: Arc<Shared>) -> Result<ShmLog> {
         if shared.dir.log_capacity() == 0 {
             return Err(shared.general(ccs_protocol::ProtocolError::InvalidConfig(
                 "this segment was created without an operation log (log_records = 0); \
@@ -52,7 +102,7 @@ impl LogReader {
                     .into(),
             )));
         }
-        Ok(LogReader {
+        Ok(ShmLog {
             shared,
             cursors: Vec::new(),
             names: HashMap::new(),
@@ -60,8 +110,7 @@ impl LogReader {
         })
     }
 
-    /// Skip everything logged so far: the next poll returns only newer records.
-    pub fn skip_to_end(&mut self) -> Result<()> {
+    fn skip_to_end(&mut self) -> Result<()> {
         self.grow()?;
         let dir = &self.shared.dir;
         for (slot, cursor) in self.cursors.iter_mut().enumerate() {
@@ -73,8 +122,7 @@ impl LogReader {
         Ok(())
     }
 
-    /// Everything logged since the last poll.
-    pub fn poll(&mut self) -> Result<LogBatch> {
+    fn poll(&mut self) -> Result<LogBatch> {
         self.grow()?;
         let mut batch = LogBatch::default();
         for slot in 0..self.cursors.len() as u32 {
@@ -157,6 +205,7 @@ impl LogReader {
                 bytes: 0,
                 other: None,
                 mode: None,
+                revision: None,
             });
         }
         self.cursors[slot as usize] = cursor;
@@ -176,12 +225,13 @@ impl LogReader {
             op: entry.op,
             outcome: entry.outcome,
             key,
-            version: entry.version,
-            held: entry.held,
+            version: u64::from(entry.version),
+            held: u64::from(entry.held),
             count: raw.count,
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),
             mode: entry.mode,
+            revision: None,
         })
     }
 

@@ -11,9 +11,10 @@ pub struct LogRecord {
     /// The agent's own sequence number for this record (records of one agent are numbered
     /// 0, 1, 2, ... in the order it made them; there is no global counter to contend on).
     pub seq: u64,
-    /// When, in `CLOCK_MONOTONIC` nanoseconds (one clock for every process on the machine).
-    /// A write's time is taken while the writer holds the line, so the writes of one key are
-    /// in version order by time.
+    /// When: on shared memory, in `CLOCK_MONOTONIC` nanoseconds (one clock for every process
+    /// on the machine), a write's time taken while the writer holds the line, so the writes of
+    /// one key are in version order by time; on etcd, in `CLOCK_REALTIME` nanoseconds of the
+    /// agent's host, the writes of one key ordered by [`LogRecord::revision`] instead.
     pub t_ns: u64,
     /// The agent's name.
     pub agent: String,
@@ -25,10 +26,10 @@ pub struct LogRecord {
     pub key: Option<String>,
     /// The version involved: returned by a read, created by a write, or the current version
     /// that refused a write.
-    pub version: u32,
+    pub version: u64,
     /// The version the agent held before the operation (its view; for `put_if`, the version
     /// it named); 0 if it held none.
-    pub held: u32,
+    pub held: u64,
     /// How many identical operations this record stands for: consecutive HITs of one agent on
     /// one version are counted in one record; 1 otherwise (for `Lost`, the records missed).
     pub count: u64,
@@ -38,6 +39,10 @@ pub struct LogRecord {
     pub other: Option<String>,
     /// For writes, the condition they were made under.
     pub mode: Option<WriteMode>,
+    /// On etcd, the revision of the operation where it has one (a successful write's, exact
+    /// and global: the writes of one key are in revision order; a MISS's read revision; a
+    /// hold operation's; an attach's session's). `None` on shared memory.
+    pub revision: Option<u64>,
 }
 
 impl LogRecord {
@@ -60,7 +65,8 @@ impl LogRecord {
     /// The outcome in brackets, upper case, padded to the longest (`[NOT_FOUND]`); the op padded
     /// to the longest (`acquire`); `vN` (the version) when there is a key; `(held vN)` when the
     /// agent held a version; `mode=` for writes not conditional on the writer's view; `other=`
-    /// when set; `×N` when the record stands for more than one operation.
+    /// when set; `rev=` when the record has an etcd revision; `×N` when the record stands for
+    /// more than one operation.
     pub fn line(&self, t0_ns: u64) -> String {
         let record = self;
         let outcome = format!("[{}]", record.outcome.name().to_uppercase());
@@ -83,6 +89,9 @@ impl LogRecord {
         }
         if let Some(other) = &record.other {
             let _ = write!(line, " other={other}");
+        }
+        if let Some(revision) = record.revision {
+            let _ = write!(line, " rev={revision}");
         }
         if record.count > 1 {
             let _ = write!(line, " ×{}", record.count);

@@ -11,9 +11,9 @@ or an etcd cluster's prefix, etcd://host:port[,host:port...]/prefix, shared acro
 An agent's identity (what it read, which copies are valid) persists in the segment between
 invocations: run each command with the same --agent NAME to act as the same agent. (On etcd a
 copy lives in the process that read it: `get` from a new process is a MISS, and `check`
-compares the version the agent last read with the current one.) fsck, watch (without
---subscribe), log, diagnose, stats, switch, bench, torture and demo are for shared-memory
-segments; on etcd they exit 2 (docs/backends.md).
+compares the version the agent last read with the current one.) fsck and switch are for
+shared-memory segments and exit 2 on etcd; bench, torture and demo make their own shared-memory
+segments (docs/backends.md).
 
 Exit codes:
   0  success
