@@ -43,12 +43,20 @@ impl Agent {
             .map_err(|e| self.shared.error(e, key))
     }
 
+    /// The line of an existing artifact: a resolved [`crate::Key`]'s own, else a lookup.
     #[inline]
     fn existing_line(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
-        if let Some(line) = artifact.resolved_line() {
-            return Ok(line);
+        match artifact.resolved_line() {
+            Some(line) => Ok(line),
+            None => self.find_line(artifact.key_str()),
         }
-        let key = artifact.key_str();
+    }
+
+    /// Look an existing key up. Out of line, so that the paths of a resolved key stay a few
+    /// instructions (and inline into the caller): `Key` holds an `Option` of its line, and the
+    /// lookup would otherwise be compiled into every HIT path.
+    #[inline(never)]
+    fn find_line(&self, key: &str) -> Result<u32> {
         match self.shared.dir.find_key(key) {
             Ok(Some(line)) => Ok(line),
             Ok(None) => Err(Error::NotFound {
