@@ -499,7 +499,10 @@ pub(crate) fn merge_order(records: Vec<LogRecord>) -> Vec<LogRecord> {
             revision: r.revision,
         })
         .collect();
-    ccs_etcd::merge_order(engine).into_iter().map(record).collect()
+    ccs_etcd::merge_order(engine)
+        .into_iter()
+        .map(record)
+        .collect()
 }
 
 /// The facade's record of an engine record (the same fields; the engine's are its own type).

@@ -339,7 +339,8 @@ impl Segment {
     /// still refused on stale views. Never turn it off on a segment that matters. Shared
     /// memory only.
     pub fn set_invalidation(&self, on: bool) -> Result<()> {
-        self.shm("a run-time switch", NO_SWITCHES)?.set_invalidation(on)
+        self.shm("a run-time switch", NO_SWITCHES)?
+            .set_invalidation(on)
     }
 
     /// The sizes the segment was created with.
