@@ -25,9 +25,15 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
-//! The layers: this crate is the facade (no `unsafe` but the one zero-copy lend in `guard`);
-//! `ccs-protocol` holds the layout and lock-free algorithms (loom-checked); `ccs-os` the
-//! mapping, kernel-released locks and futexes. See `docs/protocol.md` and `docs/layout.md`.
+//! The same API runs on an etcd cluster, for agents on many machines: open the segment at
+//! `etcd://host1:2379,host2:2379/prefix` instead of a name or path ([`Backend`];
+//! `docs/backends.md` lists the few differences and the shared-memory-only operations).
+//!
+//! The layers: this crate is the facade, one `match` per call over the two backends (no
+//! `unsafe` but in `shm`: viewing the mapping as atomic words, and the zero-copy lend of a
+//! pinned slot); `ccs-protocol` holds the shared-memory layout and lock-free algorithms
+//! (loom-checked); `ccs-os` the mapping, kernel-released locks and futexes; `ccs-etcd` the
+//! engine on etcd. See `docs/protocol.md`, `docs/layout.md` and `docs/protocol-etcd.md`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
