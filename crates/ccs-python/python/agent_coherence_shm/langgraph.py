@@ -327,6 +327,37 @@ class ShmStore(BaseStore):
         with self._lock:
             return self._state(name).agent
 
+    def is_current(self, namespace: tuple[str, ...], key: str) -> bool:
+        """Whether agent ``namespace[0]``'s copy of the item is current: its next ``get`` would
+        be a HIT. ``False`` if it never read the item or a peer wrote it since."""
+        with self._lock:
+            akey = self._akey(tuple(namespace), key)
+            return self._state(namespace[0]).agent.check(akey).is_current
+
+    def wait_for(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        *,
+        since: int = 0,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Block until the item's version exceeds ``since`` (0: until it exists); the new
+        version, or ``None`` on timeout. Sleeps in the kernel across processes with the GIL
+        released; Ctrl-C interrupts it. Waits for an item never written yet by polling."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            akey = self._akey(tuple(namespace), key)
+            agent = self._state(namespace[0]).agent
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return agent.wait_changed(akey, since, timeout=left)
+            except NotFound:
+                if left is not None and left <= 0:
+                    return None
+                time.sleep(0.005 if left is None else min(0.005, left))
+
     # ---------------------------------------------------------------- BaseStore
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
