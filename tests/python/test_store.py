@@ -191,3 +191,53 @@ def test_close_detaches_agents(seg_name: Callable[[], str]) -> None:
     second.put(("planner", "s"), "k", {"v": 2})
     assert second.get(("executor", "s"), "k").value == {"v": 2}
     second.close(destroy=True)
+
+
+def test_recreate_after_seeing_a_delete(store: ShmStore) -> None:
+    store.put(("planner", "s"), "k", {"v": 1})
+    store.get(("executor", "s"), "k")
+    store.get(("reviewer", "s"), "k")
+    store.delete(("planner", "s"), "k")
+    with pytest.raises(ccs.Conflict):  # executor's view (v1) is stale: the item was deleted
+        store.put(("executor", "s"), "k", {"v": "from v1"})
+    assert store.get(("executor", "s"), "k") is None  # now it has seen the deletion
+    store.put(("executor", "s"), "k", {"v": 2})  # and may re-create the item
+    with pytest.raises(ccs.Conflict):  # reviewer saw v1 and missed the delete and the re-create
+        store.put(("reviewer", "s"), "k", {"v": "stale"})
+    assert store.get(("reviewer", "s"), "k").value == {"v": 2}
+    with pytest.raises(ccs.Conflict):  # planner's view is its own delete, older than v2
+        store.put(("planner", "s"), "k", {"v": "stale"})
+    store.delete(("executor", "s"), "k")
+    store.put(("executor", "s"), "k", {"v": 4})  # after its own delete
+    assert store.get(("planner", "s"), "k").value == {"v": 4}
+
+
+def test_threads_never_see_an_item_older_than_one_they_saw(store: ShmStore) -> None:
+    """The lock-free HIT path pairs each item with its version: readers in threads racing a
+    writer see versions that never go back, and end on the last one."""
+    store.put(("planner", "s"), "n", {"n": 0})
+    last = 2000
+    errors: list[str] = []
+
+    def writer() -> None:
+        for n in range(1, last + 1):
+            store.put(("planner", "s"), "n", {"n": n})
+
+    def reader() -> None:
+        seen = -1
+        while seen < last:
+            n = store.get(("executor", "s"), "n").value["n"]
+            if n < seen:
+                errors.append(f"went back from {seen} to {n}")
+                return
+            seen = n
+
+    import threading
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert store.get(("executor", "s"), "n").value == {"n": last}

@@ -374,6 +374,18 @@ impl Cached {
         Ok(hit)
     }
 
+    /// `refresh()` in one call for a cache keyed by version: the version held if it was a HIT,
+    /// 0 if it was a MISS (the current version is now held: read `version` and `data`).
+    fn poll(&self, py: Python<'_>) -> PyResult<u64> {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        if self.agent.refresh(&mut state.cached).or_raise(py)? {
+            return Ok(state.cached.version());
+        }
+        state.bytes = None;
+        Ok(0)
+    }
+
     /// The bytes of the version held (empty before the first refresh).
     #[getter]
     fn data(&self, py: Python<'_>) -> Py<PyBytes> {

@@ -203,6 +203,8 @@ class Cached:
 
     def refresh(self) -> bool:
         """True on a HIT (nothing copied), False on a MISS (the current version fetched)."""
+    def poll(self) -> int:
+        """``refresh()``, returning the version held on a HIT and 0 on a MISS."""
     @property
     def data(self) -> bytes: ...
     @property

@@ -45,6 +45,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from langgraph.store.base import (
+    NOT_PROVIDED,
     BaseStore,
     GetOp,
     Item,
@@ -66,6 +67,22 @@ from agent_coherence_shm._native import (
     NotFound,
     Segment,
 )
+
+try:  # BaseStore's own checks, so that put/get/delete refuse exactly what it refuses.
+    from langgraph.store.base import _validate_namespace, _validate_namespace_labels
+except ImportError:  # pragma: no cover - a LangGraph that renamed them
+    from langgraph.store.base import InvalidNamespaceError
+
+    def _validate_namespace_labels(namespace: tuple[str, ...]) -> None:
+        for label in namespace:
+            if not isinstance(label, str) or not label or "." in label or "\x00" in label:
+                raise InvalidNamespaceError(f"invalid namespace label {label!r} in {namespace}")
+
+    def _validate_namespace(namespace: tuple[str, ...]) -> None:
+        if not namespace or namespace[0] == "langgraph":
+            raise InvalidNamespaceError(f"invalid namespace {namespace}")
+        _validate_namespace_labels(namespace)
+
 
 try:  # LangGraph >= 1.2 exports the label check that batch() callers skip.
     from langgraph.store.base import validate_op_namespace as _validate_op
@@ -165,21 +182,44 @@ def _datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def _item(
+    value: dict[str, Any], key: str, namespace: tuple[str, ...], created: datetime, updated: datetime
+) -> Item:
+    """An Item from values already of its attributes' types: what ``Item.__init__`` stores
+    after normalising (it converts a list namespace and string timestamps), set directly."""
+    item = Item.__new__(Item)
+    item.value = value
+    item.key = key
+    item.namespace = namespace
+    item.created_at = created
+    item.updated_at = updated
+    return item
+
+
 class _Entry:
     """One agent's cached view of one artifact: the native copy and the Item parsed from it."""
 
-    __slots__ = ("cached", "version", "item", "created", "updated", "scope", "key", "writer", "value")
+    __slots__ = (
+        "cached", "version", "snap", "created", "created_at", "created_at_us", "updated", "scope", "key", "writer",
+        "value", "tomb",
+    )
 
     def __init__(self) -> None:
         self.cached: Cached | None = None
         self.version = 0
-        self.item: Item | None = None
+        # (version, item) of the version parsed last: one attribute, so that a reader without
+        # the lock never pairs a version with another version's item.
+        self.snap: tuple[int, Item] | None = None
         self.created = 0
+        self.created_at: datetime | None = None  # made from created_at_us
+        self.created_at_us = 0
         self.updated = 0
         self.scope: tuple[str, ...] = ()
         self.key = ""
         self.writer = ""
         self.value: dict[str, Any] | None = None
+        # The deletion version this agent saw (a read found the item deleted), else 0.
+        self.tomb = 0
 
 
 class _AgentState:
@@ -288,7 +328,7 @@ class ShmStore(BaseStore):
             raise ValueError("the key prefix cannot contain ':' or '#'")
         self.prefix = prefix
         self.observer = observer
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._agents: dict[str, _AgentState] = {}
         # (namespace, key) -> entry, for the get() fast path.
         self._hot: dict[tuple[tuple[str, ...], str], _Entry] = {}
@@ -363,8 +403,7 @@ class ShmStore(BaseStore):
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Execute ``ops`` in order (gets, puts, deletes, searches, listings)."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("this ShmStore was closed")
+            self._open()
             results: list[Result] = []
             for op in ops:
                 _validate_op(op)
@@ -405,25 +444,57 @@ class ShmStore(BaseStore):
         """The item at ``(namespace, key)`` as agent ``namespace[0]`` sees it, or ``None``.
 
         A HIT (this agent's copy is current) returns the cached item after two atomic loads;
-        a MISS fetches the current version."""
+        a MISS fetches the current version. Same contract as ``BaseStore.get``, without
+        building an operation."""
         try:
             entry = self._hot.get((namespace, key))
         except TypeError:  # an unhashable namespace: let BaseStore validate it
             entry = None
         if entry is not None:
-            with self._lock:
-                cached = entry.cached
-                if cached is not None:
-                    try:
-                        if cached.refresh() and entry.item is not None:
-                            return entry.item
-                        return self._parse(entry, namespace[0], (tuple(namespace[1:]), key))
-                    except NotFound:
-                        entry.item = None
-                        return None
-        return super().get(namespace, key, refresh_ttl=refresh_ttl)
+            cached, snap = entry.cached, entry.snap
+            if cached is not None and snap is not None:
+                try:
+                    # Lock-free HIT: one native call; `snap` pairs the item with its version.
+                    if cached.poll() == snap[0]:
+                        return snap[1]
+                except NotFound:
+                    pass  # handled below, under the lock
+        _validate_namespace_labels(namespace)
+        with self._lock:
+            self._open()
+            return self._get(tuple(namespace), str(key))
+
+    def put(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Any = None,
+        *,
+        ttl: Any = NOT_PROVIDED,
+    ) -> None:
+        """Write an item, as agent ``namespace[0]``, conditional on its view (``Conflict`` if
+        it read an older version than the current one). Same contract as ``BaseStore.put``
+        (``index`` is ignored: there is no vector index), without building an operation."""
+        _validate_namespace(namespace)
+        if ttl not in (NOT_PROVIDED, None):
+            raise NotImplementedError("TTL is not supported by ShmStore; use ttl=None")
+        with self._lock:
+            self._open()
+            self._put(tuple(namespace), str(key), value)
+
+    def delete(self, namespace: tuple[str, ...], key: str) -> None:
+        """Delete an item, as agent ``namespace[0]``, conditional on its view like ``put``."""
+        _validate_namespace_labels(namespace)
+        with self._lock:
+            self._open()
+            self._delete(tuple(namespace), str(key))
 
     # ---------------------------------------------------------------- operations
+
+    def _open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ShmStore was closed")
 
     def _state(self, name: str) -> _AgentState:
         state = self._agents.get(name)
@@ -451,14 +522,27 @@ class ShmStore(BaseStore):
         if entry is None:
             return None
         try:
-            if entry.cached.refresh() and entry.item is not None:  # type: ignore[union-attr]
-                return entry.item
-            item = self._parse(entry, namespace[0], (namespace[1:], key))
+            item = self._current(entry, namespace[0])
         except NotFound:
-            entry.item = None
+            self._saw_deleted(state, entry)
             return None
+        if (entry.scope, entry.key) != (namespace[1:], key):
+            raise CoherenceError(
+                f"artifact {akey!r} holds item {entry.key!r} of scope {entry.scope!r}, not "
+                f"{key!r} of {namespace[1:]!r}: a key-hash collision or a foreign writer"
+            )
         self._hot[(namespace, key)] = entry
         return item
+
+    def _current(self, entry: _Entry, agent: str) -> Item:
+        """Refresh the entry's copy; its item, parsed again only if the version moved."""
+        cached = entry.cached
+        assert cached is not None
+        version = cached.poll() or cached.version
+        snap = entry.snap
+        if snap is not None and snap[0] == version:
+            return snap[1]
+        return self._parse(entry, agent)
 
     def _entry(self, state: _AgentState, akey: str) -> _Entry | None:
         """The agent's entry for ``akey``, with its native copy; ``None`` if the artifact was
@@ -474,35 +558,28 @@ class ShmStore(BaseStore):
         entry.cached = state.agent.cached(akey)
         return entry
 
-    def _parse(
-        self, entry: _Entry, agent: str, expect: tuple[tuple[str, ...], str] | None
-    ) -> Item:
+    def _parse(self, entry: _Entry, agent: str) -> Item:
         """Parse the version held by ``entry.cached`` into the entry, and its item as ``agent``
-        sees it. ``expect`` (scope, key) is checked against the document when given."""
+        sees it."""
         cached = entry.cached
         assert cached is not None
+        version = cached.version
         doc = _loads(cached.data)
         scope = tuple(doc["ns"])
-        if expect is not None and (scope, doc["k"]) != expect:
-            raise CoherenceError(
-                f"artifact {cached.key!r} holds item {doc['k']!r} of scope {scope!r}, not "
-                f"{expect[1]!r} of {expect[0]!r}: a key-hash collision or a foreign writer"
-            )
-        entry.version = cached.version
+        entry.version = version
+        entry.tomb = 0
         entry.scope = scope
         entry.key = doc["k"]
         entry.writer = doc["w"]
         entry.created = doc["c"]
+        if entry.created_at is None or entry.created_at_us != entry.created:
+            entry.created_at = _datetime(entry.created)
+            entry.created_at_us = entry.created
         entry.updated = doc["u"]
         entry.value = doc["v"]
-        entry.item = Item(
-            value=entry.value,
-            key=entry.key,
-            namespace=(agent,) + scope,
-            created_at=_datetime(entry.created),
-            updated_at=_datetime(entry.updated),
-        )
-        return entry.item
+        item = _item(entry.value, entry.key, (agent,) + scope, entry.created_at, _datetime(entry.updated))
+        entry.snap = (version, item)
+        return item
 
     def _put(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any]) -> None:
         akey = self._akey(namespace, key)
@@ -511,25 +588,32 @@ class ShmStore(BaseStore):
         now = time.time_ns() // 1000
         created = now
         expected: int | None = None  # None: the core's own view-conditional put
-        check = agent.check(akey)
-        if check.current != 0:
-            if check.is_current:
-                entry = state.entries.get(akey)
-                if entry is not None and entry.version == check.current and entry.created:
-                    created = entry.created
-                else:
+        entry = state.entries.get(akey)
+        if entry is not None and entry.tomb:
+            # This agent saw the item deleted: re-create it on that deletion, unless a peer
+            # wrote since (then Conflict).
+            expected = entry.tomb
+        elif entry is not None and entry.version and entry.created:
+            # This agent's view is the version it last read or wrote through this store, whose
+            # created_at is known: write on exactly that version. A peer's newer write makes
+            # this a Conflict naming it, as the core's view-conditional put would.
+            created, expected = entry.created, entry.version
+        else:
+            check = agent.check(akey)
+            if check.current != 0:
+                if check.is_current:
                     created = self._created_of(agent, akey, now)
-                expected = check.current
-            elif check.held is None:
-                # Never read by this agent: the core admits the write (a first write). Read the
-                # current version first to carry its created_at over, then write on it.
-                try:
-                    read = agent.get(akey)
-                    created = _loads(read.bytes)["c"]
-                    expected = read.version
-                except NotFound:
-                    pass
-            # else: a stale view; the core refuses the put below with Conflict.
+                    expected = check.current
+                elif check.held is None:
+                    # Never read by this agent: the core admits the write (a first write). Read
+                    # the current version first to carry its created_at over, then write on it.
+                    try:
+                        read = agent.get(akey)
+                        created = _loads(read.bytes)["c"]
+                        expected = read.version
+                    except NotFound:
+                        pass
+                # else: a stale view; the core refuses the put below with Conflict.
         doc = {"ns": namespace[1:], "k": key, "w": namespace[0], "c": created, "u": now, "v": value}
         data = _dumps(doc)
         try:
@@ -541,13 +625,23 @@ class ShmStore(BaseStore):
             error.namespace = namespace  # type: ignore[attr-defined]
             error.item_key = key  # type: ignore[attr-defined]
             raise
-        entry = state.entries.get(akey)
         if entry is None:
             entry = _Entry()
             state.entries[akey] = entry
         entry.version = version
         entry.created = created
-        entry.item = None
+        entry.tomb = 0
+        entry.snap = None
+
+    @staticmethod
+    def _saw_deleted(state: _AgentState, entry: _Entry) -> None:
+        """A read by this agent found the item deleted: remember the deletion's version, which
+        the agent's next put writes on."""
+        entry.snap = None
+        entry.created = 0
+        cached = entry.cached
+        if cached is not None:
+            entry.tomb = state.agent.check(cached.key).current
 
     def _created_of(self, agent: Agent, akey: str, default: int) -> int:
         try:
@@ -559,7 +653,7 @@ class ShmStore(BaseStore):
         akey = self._akey(namespace, key)
         state = self._state(namespace[0])
         try:
-            state.agent.delete(akey)
+            version = state.agent.delete(akey)
         except NotFound:
             return  # never written, or deleted already: nothing to do (as CCSStore)
         except CoherenceError as error:
@@ -567,9 +661,12 @@ class ShmStore(BaseStore):
             error.item_key = key  # type: ignore[attr-defined]
             raise
         entry = state.entries.get(akey)
-        if entry is not None:
-            entry.item = None
-            entry.created = 0
+        if entry is None:
+            entry = _Entry()
+            state.entries[akey] = entry
+        entry.snap = None
+        entry.created = 0
+        entry.version = entry.tomb = version
 
     @contextmanager
     def _observer(self) -> Iterator[Agent]:
@@ -620,10 +717,9 @@ class ShmStore(BaseStore):
                 if entry is None:
                     continue
                 try:
-                    if not (entry.cached.refresh() and entry.item is not None):  # type: ignore[union-attr]
-                        self._parse(entry, prefix[0], None)
+                    self._current(entry, prefix[0])
                 except NotFound:
-                    entry.item = None
+                    self._saw_deleted(state, entry)
                     continue
                 self._collect(found, (prefix[0],) + entry.scope, entry, scope_prefix, op)
         else:
