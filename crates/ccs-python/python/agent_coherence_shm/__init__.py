@@ -5,8 +5,10 @@ design note) through a segment of shared memory that keeps a MESI directory: a w
 invalidates every peer's copy before its write returns, a peer's next read is a MISS that
 fetches the current version, and a write from a stale view is refused with ``Conflict``.
 
+>>> import os
 >>> from agent_coherence_shm import Segment, Conflict
->>> seg = Segment.open_or_create("team-42")
+>>> name = f"team-42-{os.getpid()}"
+>>> seg = Segment.open_or_create(name)
 >>> planner, executor = seg.attach("planner"), seg.attach("executor")  # usually 2 processes
 >>> planner.put("task/spec", b"rename foo to bar")
 1
@@ -19,7 +21,7 @@ Read(bytes=<17 bytes>, version=1, hit=False)
 ... except Conflict as e:
 ...     print(e.current, e.yours)
 2 1
->>> planner.close(); executor.close(); Segment.destroy("team-42")
+>>> planner.close(); executor.close(); Segment.destroy(name)
 
 The LangGraph store is in :mod:`agent_coherence_shm.langgraph` (``ShmStore``). See
 ``docs/python.md``.

@@ -12,8 +12,9 @@ operation, ``namespace[1:]`` is the shared scope. ``("planner", "task")`` and
 attached by one process at a time (``AgentBusy`` otherwise): a graph process uses its own
 agent name(s).
 
+>>> import os
 >>> from agent_coherence_shm.langgraph import ShmStore
->>> store = ShmStore("doc-store-example")
+>>> store = ShmStore(f"team-42-{os.getpid()}")   # a name under /dev/shm, or a file path
 >>> store.put(("planner", "task"), "spec", {"rename": "validateUser"})
 >>> store.get(("executor", "task"), "spec").value
 {'rename': 'validateUser'}
