@@ -105,7 +105,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     import json as _json
 
     def _dumps(doc: Any) -> bytes:
-        return _json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        return _json.dumps(doc, separators=(",", ":")).encode()
 
     _loads = _json.loads
     JSON_CODEC = "json"
