@@ -414,6 +414,70 @@ fn misc(c: &mut Criterion) {
     group.finish();
 }
 
+/// The operation log's cost: the same operations with logging on and off on one segment (the
+/// switch flips between the two), each pair measured back to back.
+fn logging(c: &mut Criterion) {
+    let mut fixture = None::<Fixture>;
+    let make = || Fixture::new("logging", payload_config(), 64, 1);
+    let mut group = c.benchmark_group("logging");
+    let states = [("on", true), ("off", false)];
+    for (state, on) in states {
+        group.bench_function(BenchmarkId::new("get_hit_handle_64", state), |b| {
+            let f = fixture.get_or_insert_with(make);
+            ok("switch", f._seg.set_logging(on));
+            f.refresh_all();
+            f.assert_hit();
+            b.iter(|| black_box(f.reader.get_into(&f.rkey, &mut f.buf)));
+            f.assert_hit();
+        });
+    }
+    for (state, on) in states {
+        group.bench_function(BenchmarkId::new("get_hit_key_64", state), |b| {
+            let f = fixture.get_or_insert_with(make);
+            ok("switch", f._seg.set_logging(on));
+            f.refresh_all();
+            b.iter(|| black_box(f.reader.get_into("bench/artifact", &mut f.buf)));
+            f.assert_hit();
+        });
+    }
+    for (state, on) in states {
+        group.bench_function(BenchmarkId::new("get_hit_cached", state), |b| {
+            let f = fixture.get_or_insert_with(make);
+            ok("switch", f._seg.set_logging(on));
+            f.refresh_all();
+            let mut cached = agent_coherence::Cached::new(f.rkey.clone());
+            ok("refresh", f.reader.refresh(&mut cached));
+            b.iter(|| black_box(ok("refresh", f.reader.refresh(&mut cached))));
+            assert!(ok("refresh", f.reader.refresh(&mut cached)), "a HIT");
+        });
+    }
+    for (state, on) in states {
+        group.bench_function(BenchmarkId::new("get_miss_64", state), |b| {
+            let f = fixture.get_or_insert_with(make);
+            ok("switch", f._seg.set_logging(on));
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    ok("writer put", f.writer.put(&f.wkey, &f.payload));
+                    let start = Instant::now();
+                    let result = black_box(f.reader.get_into(&f.rkey, &mut f.buf));
+                    timed += start.elapsed();
+                    assert!(!ok("get", result).1, "expected a MISS");
+                }
+                timed
+            });
+        });
+    }
+    for (state, on) in states {
+        group.bench_function(BenchmarkId::new("put_64", state), |b| {
+            let f = fixture.get_or_insert_with(make);
+            ok("switch", f._seg.set_logging(on));
+            b.iter(|| black_box(ok("put", f.writer.put(&f.wkey, &f.payload))));
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     // Modest defaults so the whole run stays near ten minutes; the CLI flags override them.
     Criterion::default()
@@ -426,6 +490,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = by_payload, by_peers, by_artifacts, misc
+    targets = by_payload, by_peers, by_artifacts, misc, logging
 }
 criterion_main!(benches);

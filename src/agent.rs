@@ -177,7 +177,7 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
 /// ```
 pub struct Agent {
     segment: Segment,
-    id: AgentId,
+    pub(crate) id: AgentId,
     name: String,
     // Holds this agent's liveness lock; closing it (drop, or death) releases it.
     _lock: LockFile,
@@ -195,6 +195,11 @@ impl Agent {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.segment.shared
+    }
+
+    /// The freshness strategy it attached with.
+    pub fn strategy(&self) -> crate::Strategy {
+        crate::Strategy::from_wire(self.id.strategy)
     }
 
     /// The agent's name.
@@ -329,7 +334,7 @@ impl Agent {
         let held = u32::try_from(cached.version).unwrap_or(0);
         let dir = &self.shared().dir;
         if dir
-            .is_current(self.id, line, held)
+            .serve_private(self.id, line, held, cached.bytes.len() as u64)
             .map_err(self.fail(&cached.key))?
         {
             return Ok(true);

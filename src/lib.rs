@@ -34,17 +34,21 @@
 
 mod agent;
 mod error;
+mod events;
 mod fsck;
 mod guard;
 mod os_env;
 mod segment;
 mod status;
+mod strategy;
 pub mod trace;
 
 pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 pub use error::{Error, Result};
+pub use events::{ChangeEvent, Events};
 pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
 pub use guard::{ReadGuard, WriteGuard};
-pub use segment::{DEFAULT_MODE, OpenOptions, Segment};
+pub use segment::{DEFAULT_MODE, OpenOptions, Segment, Switches};
 pub use status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
+pub use strategy::Strategy;

@@ -45,6 +45,11 @@ impl Env for OsEnv {
         ccs_os::monotonic_ns() / 1_000_000
     }
 
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        ccs_os::monotonic_ns()
+    }
+
     fn agent_alive(&self, slot: u32) -> ccs_protocol::Result<bool> {
         self.probe
             .is_held_elsewhere(AGENT_LOCK_BASE + u64::from(slot))

@@ -16,6 +16,10 @@ use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::os_env::{AGENT_LOCK_BASE, OsEnv};
 use crate::status::Status;
+use crate::strategy::Strategy;
+use crate::trace::{LogReader, LogRecord};
+
+pub use ccs_protocol::Switches;
 
 /// How long an opener waits for a segment's creator to finish initialising it.
 const INIT_WAIT: Duration = Duration::from_secs(2);
@@ -330,6 +334,13 @@ impl Segment {
     /// state (what it read, what is valid) persists across attaches. Fails with
     /// [`Error::AgentBusy`] while another live process is attached under that name.
     pub fn attach(&self, name: &str) -> Result<Agent> {
+        self.attach_with(name, Strategy::Lazy)
+    }
+
+    /// [`Segment::attach`] with a freshness strategy: how long a valid copy is served as a
+    /// HIT, and whether the agent receives change events ([`Strategy::Eager`]).
+    pub fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
+        let wire = strategy.to_wire()?;
         let shared = &self.shared;
         let slot = shared
             .dir
@@ -348,9 +359,48 @@ impl Segment {
         }
         let id = shared
             .dir
-            .begin_attach(slot, ccs_os::current_pid())
+            .begin_attach_with(slot, ccs_os::current_pid(), wire)
             .map_err(|e| shared.general(e))?;
         Ok(Agent::new(self.clone(), id, name.to_owned(), lock))
+    }
+
+    /// A reader of the segment's operation log, at the oldest record it still holds.
+    /// Fails if the segment was created with `log_records = 0`.
+    pub fn log_reader(&self) -> Result<LogReader> {
+        LogReader::new(self.clone())
+    }
+
+    /// Every record the log holds now, merged by time.
+    pub fn log_records(&self) -> Result<Vec<LogRecord>> {
+        Ok(self.log_reader()?.poll()?.records)
+    }
+
+    /// The segment's run-time switches.
+    pub fn switches(&self) -> Result<Switches> {
+        self.shared
+            .dir
+            .switches()
+            .map_err(|e| self.shared.general(e))
+    }
+
+    /// Pause (`false`) or resume logging, for every process using the segment.
+    pub fn set_logging(&self, on: bool) -> Result<()> {
+        self.shared
+            .dir
+            .set_logging(on)
+            .map_err(|e| self.shared.general(e))
+    }
+
+    /// Turn invalidation off (`false`) or back on, for every process using the segment. With
+    /// it off, writers stop clearing peers' valid bits, so an agent's private copy
+    /// ([`crate::Agent::refresh`]) keeps being served as a HIT after a peer's write: the world
+    /// without coherence, for demonstrations (`ccs demo refactor`). Conditional writes are
+    /// still refused on stale views. Never turn it off on a segment that matters.
+    pub fn set_invalidation(&self, on: bool) -> Result<()> {
+        self.shared
+            .dir
+            .set_invalidation(on)
+            .map_err(|e| self.shared.general(e))
     }
 
     /// The sizes the segment was created with.

@@ -17,6 +17,10 @@ pub struct AgentStatus {
     pub alive: bool,
     /// Attach generation (grows by one per attach).
     pub generation: u64,
+    /// The freshness strategy of its last attach.
+    pub strategy: crate::Strategy,
+    /// The key prefixes it is subscribed to (an eager agent).
+    pub subscriptions: Vec<String>,
 }
 
 /// One agent's standing on one artifact.
@@ -64,15 +68,22 @@ impl Status {
     pub(crate) fn read(shared: &Shared) -> Result<Status> {
         let dir = &shared.dir;
         let agent_rows = dir.agent_rows().map_err(|e| shared.general(e))?;
+        let general = |e| shared.general(e);
         let agents = agent_rows
             .iter()
-            .map(|row| AgentStatus {
-                name: row.name.clone(),
-                pid: (row.pid != 0).then_some(row.pid),
-                alive: row.alive,
-                generation: row.generation,
+            .map(|row| {
+                Ok(AgentStatus {
+                    name: row.name.clone(),
+                    pid: (row.pid != 0).then_some(row.pid),
+                    alive: row.alive,
+                    generation: row.generation,
+                    strategy: crate::Strategy::from_wire(
+                        dir.agent_strategy(row.slot).map_err(general)?,
+                    ),
+                    subscriptions: dir.subscriptions(row.slot).map_err(general)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let mut artifacts = Vec::new();
         for row in dir.artifact_rows().map_err(|e| shared.general(e))? {
             let mut states = Vec::with_capacity(agent_rows.len());

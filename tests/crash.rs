@@ -82,6 +82,8 @@ fn kill_rounds(tag: &str, arena_bytes: u64, refill: bool) {
         max_payload: 1 << 20,
         // Far beyond the test's patience: only reclaiming the dead holder lets writes proceed.
         write_lease_ms: 10 * 60 * 1000,
+        log_records: 1024,
+        inbox_events: 256,
     };
     let segment = Segment::create(&guard.name, config).unwrap();
     let observer = segment.attach("observer").unwrap();

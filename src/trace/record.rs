@@ -1,68 +1,9 @@
 //! One operation as the log holds it, decoded: what `ccs watch`, `ccs log`, `ccs diagnose` and
 //! `ccs stats` work on, whether it came from a live segment or from a `trace.jsonl` file.
 
-use std::fmt;
+use std::fmt::Write as _;
 
-/// What an agent did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogOp {
-    /// The agent attached (key: none).
-    Attach,
-    /// The agent detached (key: none).
-    Detach,
-    /// A read: outcome `Hit`, `Miss` or `NotFound`.
-    Get,
-    /// A write of a payload (plain, conditional or blind: see [`WriteMode`]).
-    Put,
-    /// A delete (a tombstone version).
-    Delete,
-    /// Taking a line for a read-modify-write (acquire).
-    Acquire,
-    /// Publishing under a hold taken by `Acquire`.
-    Commit,
-    /// Giving a hold up without writing.
-    Release,
-    /// Extending a hold's lease.
-    Renew,
-    /// Taking a dead or expired holder's line: `agent` is the reclaimer, `other` the holder.
-    Reclaim,
-    /// Not an operation: records of `agent` were overwritten before they were read;
-    /// `count` says how many.
-    Lost,
-}
-
-/// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogOutcome {
-    /// Done.
-    Ok,
-    /// A read served from the agent's current copy.
-    Hit,
-    /// A read that had to fetch the current version.
-    Miss,
-    /// A read of an artifact that does not exist (never written, or deleted).
-    NotFound,
-    /// A conditional write refused: the writer's view (`held`) is not the current version
-    /// (`version`).
-    Conflict,
-    /// Refused: another agent (`other`) holds the line.
-    Held,
-    /// Refused: the agent's hold was reclaimed (fenced) before this operation.
-    Fenced,
-    /// Failed for another reason (capacity, corruption, ...).
-    Error,
-}
-
-/// The condition a write was made under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WriteMode {
-    /// Conditional on the writer's own view (`put`, `delete`, `commit`).
-    View,
-    /// Conditional on a version the caller named (`put_if`); `held` is that version.
-    If,
-    /// Unconditional (`put_blind`): may overwrite versions the writer never saw.
-    Blind,
-}
+pub use ccs_protocol::{LogOp, LogOutcome, WriteMode};
 
 /// One decoded log record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,48 +40,67 @@ pub struct LogRecord {
     pub mode: Option<WriteMode>,
 }
 
-macro_rules! names {
-    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),*];
-
-            /// The lowercase name used in traces and on screen.
-            pub fn name(self) -> &'static str {
-                match self { $(<$ty>::$variant => $name),* }
-            }
-
-            /// Parse a name written by [`Self::name`].
-            pub fn from_name(name: &str) -> Option<$ty> {
-                match name { $($name => Some(<$ty>::$variant),)* _ => None }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-names!(LogOp {
-    Attach => "attach", Detach => "detach", Get => "get", Put => "put", Delete => "delete",
-    Acquire => "acquire", Commit => "commit", Release => "release", Renew => "renew",
-    Reclaim => "reclaim", Lost => "lost",
-});
-
-names!(LogOutcome {
-    Ok => "ok", Hit => "hit", Miss => "miss", NotFound => "not_found", Conflict => "conflict",
-    Held => "held", Fenced => "fenced", Error => "error",
-});
-
-names!(WriteMode { View => "view", If => "if", Blind => "blind" });
-
 impl LogRecord {
     /// Whether this record is a write that created a version (`put`, `delete` or `commit`
     /// that succeeded).
     pub fn is_successful_write(&self) -> bool {
-        matches!(self.op, LogOp::Put | LogOp::Delete | LogOp::Commit) && self.outcome == LogOutcome::Ok
+        matches!(self.op, LogOp::Put | LogOp::Delete | LogOp::Commit)
+            && self.outcome == LogOutcome::Ok
     }
+
+    /// This record on one line, times relative to `t0_ns`, as `ccs watch` prints it:
+    ///
+    /// ```text
+    /// [t+0.000412] [MISS]      get     agent=executor key=task/spec v2 (held v1)
+    /// [t+0.000977] [OK]        put     agent=reviewer key=task/spec v3 (held v1) mode=blind
+    /// [t+0.001200] [HELD]      acquire agent=executor key=plan v4 other=planner
+    /// [t+0.001302] [HIT]       get     agent=executor key=task/spec v2 (held v2) ×40
+    /// ```
+    ///
+    /// The outcome in brackets, upper case, padded to the longest (`[NOT_FOUND]`); the op padded
+    /// to the longest (`acquire`); `vN` (the version) when there is a key; `(held vN)` when the
+    /// agent held a version; `mode=` for writes not conditional on the writer's view; `other=`
+    /// when set; `×N` when the record stands for more than one operation.
+    pub fn line(&self, t0_ns: u64) -> String {
+        let record = self;
+        let outcome = format!("[{}]", record.outcome.name().to_uppercase());
+        let mut line = format!(
+            "[{}] {outcome:<11} {:<7} agent={}",
+            format_offset(record.t_ns, t0_ns),
+            record.op.name(),
+            record.agent
+        );
+        if let Some(key) = &record.key {
+            let _ = write!(line, " key={key} v{}", record.version);
+        }
+        if record.held > 0 {
+            let _ = write!(line, " (held v{})", record.held);
+        }
+        if let Some(mode) = record.mode
+            && mode != WriteMode::View
+        {
+            let _ = write!(line, " mode={mode}");
+        }
+        if let Some(other) = &record.other {
+            let _ = write!(line, " other={other}");
+        }
+        if record.count > 1 {
+            let _ = write!(line, " ×{}", record.count);
+        }
+        line
+    }
+}
+
+/// `t+0.000412`: seconds since `t0_ns`, to the microsecond (`t-...` before it).
+pub fn format_offset(t_ns: u64, t0_ns: u64) -> String {
+    let (sign, d) = if t_ns >= t0_ns {
+        ('+', t_ns - t0_ns)
+    } else {
+        ('-', t0_ns - t_ns)
+    };
+    format!(
+        "t{sign}{}.{:06}",
+        d / 1_000_000_000,
+        d % 1_000_000_000 / 1_000
+    )
 }

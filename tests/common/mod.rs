@@ -267,6 +267,11 @@ impl Proc {
         }
     }
 
+    /// The next reported line if one is waiting, without blocking.
+    pub fn try_line(&mut self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
     /// The next reported line, which must start with `word`; returns the rest, trimmed.
     pub fn expect(&mut self, word: &str) -> String {
         let line = self.line();

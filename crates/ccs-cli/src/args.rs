@@ -97,6 +97,144 @@ pub enum Command {
     /// Stdout carries the protocol; messages go to stderr. Tools: read, write, check, list,
     /// status, wait_changed, acquire, commit, release.
     Mcp(McpArgs),
+    /// Follow the operation log live, one line per operation (or JSON lines with --json).
+    ///
+    /// Lines look like `[t+0.000412] [MISS] get agent=executor key=task/spec v2 (held v1)`;
+    /// times are from the first record shown. A run of HITs shows once, then again as its
+    /// count grows (`×N`: the additional HITs). With --subscribe PREFIX --agent NAME, attach
+    /// NAME as an eager agent subscribed to PREFIX and show its change events instead. Stops
+    /// on Ctrl-C, after --count lines or after --duration-ms.
+    Watch(WatchArgs),
+    /// Dump every record the operation log holds, merged by time: JSON lines (the schema is
+    /// in docs/observability.md) to stdout or --out FILE, or --text for the `watch` format.
+    Log(LogArgs),
+    /// Check a trace (a segment's live log, or a trace.jsonl from `ccs log`) for single-writer
+    /// breaches, non-monotonic versions, stale use, blind overwrites, reclaims and fencing.
+    ///
+    /// Prints a summary with the offending records (--json: one JSON object). Exit 0: clean;
+    /// 1: a breach or risk found; 2: the input could not be read.
+    Diagnose(DiagnoseArgs),
+    /// Per agent and per artifact: reads, hit rate, bytes served from the agent's current copy
+    /// versus fetched, writes, conflicts, and LLM tokens saved (estimated as bytes / 4), over
+    /// what the log holds (a segment, or a trace.jsonl).
+    Stats(StatsArgs),
+    /// Show, or set, a segment's run-time switches: logging, and invalidation (turning
+    /// invalidation off is for demonstrations of what goes wrong without it).
+    Switch(SwitchArgs),
+    /// Run a demo across real processes: `ccs demo refactor` (see `ccs demo refactor --help`).
+    Demo(crate::commands::demo::DemoArgs),
+    /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
+    #[command(hide = true)]
+    DemoRole(crate::commands::demo::RoleArgs),
+}
+
+/// `ccs watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Only this agent's operations (with --subscribe: the eager agent to attach as).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// Only operations on keys starting with PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    pub key: Option<String>,
+    /// Show the change events of eager agent --agent subscribed to PREFIX.
+    #[arg(long, value_name = "PREFIX")]
+    pub subscribe: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Start from the oldest record the log holds, not from now.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Stop after N lines.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after MS milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub duration_ms: Option<u64>,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
+}
+
+/// `ccs log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The human one-line format of `watch` instead of JSON lines.
+    #[arg(long)]
+    pub text: bool,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
+}
+
+/// `ccs diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// A segment, or a trace file (JSON lines, as written by `ccs log --out`).
+    #[arg(value_name = "SEG|TRACE")]
+    pub input: String,
+    /// One JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
+}
+
+/// `ccs stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A segment, or a trace file (JSON lines, as written by `ccs log --out`).
+    #[arg(value_name = "SEG|TRACE")]
+    pub input: String,
+    /// One JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl From<OnOff> for bool {
+    fn from(value: OnOff) -> bool {
+        value == OnOff::On
+    }
+}
+
+/// `ccs switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Segment: a name under /dev/shm, or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Record operations in the log, or pause it.
+    #[arg(long, value_name = "on|off")]
+    pub logging: Option<OnOff>,
+    /// Writers invalidate peers' copies (on), or not (off: demonstrations only).
+    #[arg(long, value_name = "on|off")]
+    pub invalidation: Option<OnOff>,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// The segment argument alone.
@@ -156,6 +294,14 @@ pub struct InitArgs {
     /// Largest single payload [default: 64M].
     #[arg(long, value_name = "SIZE")]
     pub max_payload: Option<String>,
+    /// Records in each agent's operation log ring: a power of two, or 0 for no log
+    /// [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub log_records: Option<u32>,
+    /// Change events each eager agent's inbox holds: a power of two, or 0 for no eager agents
+    /// [default: 256].
+    #[arg(long, value_name = "N")]
+    pub inbox_events: Option<u32>,
     /// Destroy an existing segment of that name first.
     #[arg(long)]
     pub force: bool,

@@ -18,6 +18,10 @@ use crate::status_view;
 #[path = "torture/mod.rs"]
 pub(crate) mod torture;
 
+/// `ccs demo` (declared here so that `main.rs` needs no change).
+#[path = "demo.rs"]
+pub(crate) mod demo;
+
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<u8, CliError> {
     match command {
@@ -37,6 +41,13 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Torture(args) => torture::run(&args),
         Command::TortureWorker(args) => torture::run_worker(&args),
         Command::Mcp(args) => crate::mcp::run(&args),
+        Command::Watch(args) => crate::observe::watch(&args),
+        Command::Log(args) => crate::observe::log(&args),
+        Command::Diagnose(args) => crate::observe::diagnose(&args),
+        Command::Stats(args) => crate::observe::stats(&args),
+        Command::Switch(args) => crate::observe::switch(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::DemoRole(args) => demo::run_role(args),
     }
 }
 
@@ -77,7 +88,7 @@ fn where_is(seg: &str) -> String {
 }
 
 /// Open an existing segment, accepting another user's only if asked to.
-fn open(seg: &str, allow_other_owner: bool) -> Result<Segment, CliError> {
+pub(crate) fn open(seg: &str, allow_other_owner: bool) -> Result<Segment, CliError> {
     Ok(OpenOptions::new()
         .allow_other_owner(allow_other_owner)
         .open(seg)?)
@@ -116,6 +127,8 @@ fn init(args: &InitArgs) -> Result<u8, CliError> {
             args.max_payload.as_deref(),
             defaults.max_payload,
         )?,
+        log_records: args.log_records.unwrap_or(defaults.log_records),
+        inbox_events: args.inbox_events.unwrap_or(defaults.inbox_events),
         ..defaults
     };
     let mode = match args.mode.as_deref() {

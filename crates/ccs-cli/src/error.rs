@@ -64,6 +64,12 @@ pub enum CliError {
     /// The operating-system layer failed (side mapping, futex, affinity).
     #[error(transparent)]
     Os(#[from] ccs_os::OsError),
+    /// A trace file could not be read or parsed.
+    #[error("{0}")]
+    Trace(String),
+    /// `ccs demo` could not be carried out (a build that fails is a verdict, not this).
+    #[error("demo: {0}")]
+    Demo(#[from] ccs_demo::DemoError),
     /// Reading stdin or writing stdout failed.
     #[error("cannot {action}: {source}")]
     Stdio {
@@ -80,12 +86,13 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Facade(error) => exit_code(error),
-            CliError::Size { .. } | CliError::Usage(_) => EXIT_USAGE,
+            CliError::Size { .. } | CliError::Usage(_) | CliError::Trace(_) => EXIT_USAGE,
             CliError::ReadFile { .. }
             | CliError::WriteFile { .. }
             | CliError::Json(_)
             | CliError::Bench(_)
             | CliError::Os(_)
+            | CliError::Demo(_)
             | CliError::Stdio { .. } => EXIT_FAILURE,
         }
     }

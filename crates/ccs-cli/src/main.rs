@@ -14,8 +14,10 @@ mod commands;
 mod error;
 mod fsck;
 mod mcp;
+mod observe;
 mod size;
 mod status_view;
+mod trace_json;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -60,6 +60,10 @@ pub struct JsonAgent<'a> {
     pub liveness: &'static str,
     /// Attach generation.
     pub generation: u64,
+    /// Freshness strategy: `lazy`, `eager`, `lease:MSms` or `access_count:N`.
+    pub strategy: String,
+    /// Key prefixes an eager agent is subscribed to.
+    pub subscriptions: &'a [String],
 }
 
 /// One artifact in the JSON output.
@@ -147,6 +151,8 @@ pub fn to_json<'a>(segment: &'a str, status: &'a Status) -> JsonStatus<'a> {
                 alive: a.alive,
                 liveness: liveness(a),
                 generation: a.generation,
+                strategy: a.strategy.to_string(),
+                subscriptions: &a.subscriptions,
             })
             .collect(),
         artifacts: status.artifacts.iter().map(json_artifact).collect(),
@@ -234,7 +240,7 @@ pub fn to_table(segment: &str, status: &Status) -> String {
         out.push_str("no agents\n");
     } else {
         let mut rows = vec![
-            ["AGENT", "PID", "LIVENESS", "GENERATION"]
+            ["AGENT", "PID", "LIVENESS", "GENERATION", "STRATEGY"]
                 .iter()
                 .map(|h| (*h).to_owned())
                 .collect::<Vec<_>>(),
@@ -245,6 +251,7 @@ pub fn to_table(segment: &str, status: &Status) -> String {
                 agent.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 liveness(agent).to_owned(),
                 agent.generation.to_string(),
+                agent.strategy.to_string(),
             ]);
         }
         out.push_str(&columns(&rows));
@@ -272,12 +279,16 @@ mod tests {
                     pid: None,
                     alive: false,
                     generation: 2,
+                    strategy: Default::default(),
+                    subscriptions: Vec::new(),
                 },
                 AgentStatus {
                     name: "executor".into(),
                     pid: Some(42),
                     alive: false,
                     generation: 1,
+                    strategy: Default::default(),
+                    subscriptions: Vec::new(),
                 },
             ],
             artifacts: vec![ArtifactStatus {
@@ -311,8 +322,8 @@ mod tests {
         ));
         assert!(table.contains("KEY   VER  SIZE  WRITER   HOLDER  planner  executor\n"));
         assert!(table.contains("plan  2    5     planner  -       S v2     I v1\n"));
-        assert!(table.contains("planner   -    detached  2\n"));
-        assert!(table.contains("executor  42   dead      1\n"));
+        assert!(table.contains("planner   -    detached  2           lazy\n"));
+        assert!(table.contains("executor  42   dead      1           lazy\n"));
     }
 
     #[test]
@@ -322,6 +333,7 @@ mod tests {
         assert_eq!(value["schema"], 1);
         assert_eq!(value["config"]["max_payload"], 65536);
         assert_eq!(value["agents"][1]["liveness"], "dead");
+        assert_eq!(value["agents"][1]["strategy"], "lazy");
         assert_eq!(value["artifacts"][0]["states"][1]["state"], "I");
         assert_eq!(value["artifacts"][0]["states"][1]["held"], 1);
         assert!(value["artifacts"][0]["holder"].is_null());

@@ -8,7 +8,10 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{A_ATTACHED_MS, A_GEN, A_NAME, A_PID, A_STATE, MAX_NAME_BYTES};
+use crate::freshness::Strategy;
+use crate::layout::{A_ATTACHED_MS, A_GEN, A_NAME, A_PID, A_STATE, A_STRATEGY, MAX_NAME_BYTES};
+use crate::opcodes::{LogOp, LogOutcome};
+use crate::oplog::LogEntry;
 use crate::packing::Head;
 use crate::sync::Ordering;
 
@@ -100,6 +103,12 @@ impl<E: Env> Directory<E> {
     /// Bumps the generation (fencing any earlier handle) and frees every line a dead
     /// predecessor under the same name still held.
     pub fn begin_attach(&self, slot: u32, pid: u32) -> Result<AgentId> {
+        self.begin_attach_with(slot, pid, Strategy::Lazy)
+    }
+
+    /// [`Directory::begin_attach`] with a freshness strategy other than lazy.
+    pub fn begin_attach_with(&self, slot: u32, pid: u32, strategy: Strategy) -> Result<AgentId> {
+        let strategy = strategy.validate()?;
         let generation = self
             .agent_at(slot, A_GEN)?
             .fetch_add(1, Ordering::AcqRel)
@@ -108,9 +117,16 @@ impl<E: Env> Directory<E> {
             .store(u64::from(pid), Ordering::Relaxed);
         self.agent_at(slot, A_ATTACHED_MS)?
             .store(self.env.now_ms(), Ordering::Relaxed);
-        let agent = AgentId { slot, generation };
+        self.agent_at(slot, A_STRATEGY)?
+            .store(strategy.pack(), Ordering::Relaxed);
+        let agent = AgentId {
+            slot,
+            generation,
+            strategy,
+        };
         self.release_stale_holds(agent)?;
         self.release_recorded_pins(slot)?;
+        self.log(agent, LogEntry::new(LogOp::Attach, LogOutcome::Ok));
         Ok(agent)
     }
 
@@ -140,6 +156,7 @@ impl<E: Env> Directory<E> {
     /// Record that the process acting as `agent` left. Its coherence state stays.
     pub fn detach(&self, agent: AgentId) -> Result<()> {
         if self.agent_at(agent.slot, A_GEN)?.load(Ordering::Acquire) == agent.generation {
+            self.log(agent, LogEntry::new(LogOp::Detach, LogOutcome::Ok));
             self.agent_at(agent.slot, A_PID)?
                 .store(0, Ordering::Relaxed);
         }
@@ -161,6 +178,13 @@ impl<E: Env> Directory<E> {
         let pid = self.agent_at(slot, A_PID)?.load(Ordering::Relaxed);
         let generation = self.agent_at(slot, A_GEN)?.load(Ordering::Relaxed);
         Ok((u32::try_from(pid).unwrap_or(0), generation))
+    }
+
+    /// The strategy `slot` last attached with (lazy if it never did, or if the word is not a
+    /// strategy).
+    pub fn agent_strategy(&self, slot: u32) -> Result<Strategy> {
+        let word = self.agent_at(slot, A_STRATEGY)?.load(Ordering::Relaxed);
+        Ok(Strategy::unpack(word).unwrap_or_default())
     }
 
     /// Number of registered agents (slots fill in order).

@@ -5,8 +5,12 @@
 
 use crate::env::Env;
 use crate::error::Result;
-use crate::layout::{Config, Geometry, L_HEAD, L_LEASE, L_MASK, L_PENDING};
-use crate::sync::AtomicU64;
+use crate::freshness::Strategy;
+use crate::layout::{
+    Config, Geometry, H_SWITCHES, L_HEAD, L_LEASE, L_MASK, L_PENDING, SWITCH_LOG_OFF,
+    SWITCH_NO_INVALIDATION,
+};
+use crate::sync::{AtomicU64, Ordering};
 use crate::words::Words;
 
 /// An agent as the protocol knows it: its slot and the generation it attached at.
@@ -16,6 +20,17 @@ pub struct AgentId {
     pub slot: u32,
     /// Attach generation; a mismatch means this handle was fenced.
     pub generation: u64,
+    /// The freshness strategy it attached with.
+    pub strategy: Strategy,
+}
+
+/// A segment's run-time switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switches {
+    /// Operations are logged (if the segment has a log).
+    pub logging: bool,
+    /// Writers invalidate peers' copies. Off only for demonstrations.
+    pub invalidation: bool,
 }
 
 /// A segment's directory, reached through atomics only.
@@ -48,6 +63,45 @@ impl<E: Env> Directory<E> {
     /// The segment's words.
     pub fn words(&self) -> &Words {
         &self.words
+    }
+
+    /// The segment's run-time switches.
+    pub fn switches(&self) -> Result<Switches> {
+        let word = self.words.at(H_SWITCHES)?.load(Ordering::Acquire);
+        Ok(Switches {
+            logging: word & SWITCH_LOG_OFF == 0,
+            invalidation: word & SWITCH_NO_INVALIDATION == 0,
+        })
+    }
+
+    /// Pause or resume logging on the whole segment.
+    pub fn set_logging(&self, on: bool) -> Result<()> {
+        self.set_switch(SWITCH_LOG_OFF, !on)
+    }
+
+    /// Turn invalidation off (writers stop clearing peers' valid bits, so private copies go
+    /// stale unnoticed: the world without coherence, for demonstrations) or back on.
+    pub fn set_invalidation(&self, on: bool) -> Result<()> {
+        self.set_switch(SWITCH_NO_INVALIDATION, !on)
+    }
+
+    fn set_switch(&self, bit: u64, set: bool) -> Result<()> {
+        let word = self.words.at(H_SWITCHES)?;
+        // Pairs with the Acquire load in `switches` and the loads of writers and loggers.
+        if set {
+            word.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            word.fetch_and(!bit, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Whether writers clear peers' valid bits (they do unless the demonstration switch is on).
+    #[inline]
+    pub(crate) fn invalidating(&self) -> bool {
+        self.words
+            .at(H_SWITCHES)
+            .is_ok_and(|w| w.load(Ordering::Relaxed) & SWITCH_NO_INVALIDATION == 0)
     }
 
     /// The environment.

@@ -11,6 +11,10 @@ use crate::sync::AtomicU32;
 pub trait Env {
     /// Monotonic milliseconds, comparable between all processes on the machine.
     fn now_ms(&self) -> u64;
+    /// Monotonic nanoseconds on the same clock, for log records.
+    fn now_ns(&self) -> u64 {
+        self.now_ms().saturating_mul(1_000_000)
+    }
     /// Whether a process is attached as the agent in `slot` right now.
     fn agent_alive(&self, slot: u32) -> Result<bool>;
     /// Wake every process blocked on `word` (the futex of a line).

@@ -44,7 +44,8 @@
 //! ```
 //! use ccs_protocol::{Condition, Config, Directory, Geometry, HeapWords, testing::MemEnv};
 //!
-//! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024, write_lease_ms: 1000 };
+//! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024,
+//!                        write_lease_ms: 1000, log_records: 64, inbox_events: 16 };
 //! let heap = HeapWords::new(Geometry::new(config)?.total_bytes as usize);
 //! let dir = Directory::create(heap.words(), config, MemEnv::new(4))?;
 //! let planner = dir.begin_attach(dir.register_agent("planner")?, 1)?;
@@ -62,11 +63,14 @@ use crate::alloc::{FLAG_DELETED, NO_BLOCK};
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::freshness::Strategy;
 use crate::layout::{
-    A_PID, A_PINS, A_STATE, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_WRITER,
-    GRANULE, Geometry, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, H_KEY_COUNT,
-    HEADER_WORDS, L_HEAD, L_KEYMETA, L_LEASE, L_MASK, L_PENDING, PIN_RECORDS, class_bytes,
+    A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
+    D_OWNER, D_WRITER, GRANULE, Geometry, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
+    H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK,
+    L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
 };
+use crate::oplog::RecordRead;
 use crate::packing::{Head, desc_state, unpack_owner};
 use crate::sync::Ordering;
 
@@ -174,13 +178,12 @@ impl FsckReport {
     }
 }
 
-/// Note always given: this layout has nothing of the kind to check.
-pub const NO_LOG_RINGS: &str = "no log rings in this layout version";
-
 /// One pass over the segment.
 #[derive(Default)]
 struct Pass {
     problems: Vec<FsckProblem>,
+    /// What was checked that is not a problem (the log's state).
+    notes: Vec<String>,
     arena: ArenaUsage,
     descriptors: DescriptorUsage,
     /// Leaked descriptors.
@@ -394,6 +397,7 @@ impl<E: Env> Directory<E> {
         }
         // The generation is not compared by the release: any handle of the slot is dead.
         self.release_stale_holds(AgentId {
+            strategy: crate::freshness::Strategy::Lazy,
             slot,
             generation: 0,
         })?;
@@ -493,7 +497,79 @@ impl<E: Env> Directory<E> {
         self.check_views(&mut pass, registered, &lines)?;
         let pin_refs = self.check_pins(&mut pass, registered, &names, alive)?;
         self.check_slots(&mut pass, desc_bump, granule_bump, &lines, &pin_refs)?;
+        self.check_log_and_inboxes(&mut pass, registered, &names)?;
         Ok(pass)
+    }
+
+    /// Switches, strategies, log rings, inboxes and subscriptions. A record or event that fails
+    /// its checksum is not a problem (two writers a ring apart can leave one; readers skip it),
+    /// only counted.
+    fn check_log_and_inboxes(
+        &self,
+        pass: &mut Pass,
+        registered: u32,
+        names: &[String],
+    ) -> Result<()> {
+        let switches = self.load(H_SWITCHES)?;
+        if switches & !(SWITCH_LOG_OFF | SWITCH_NO_INVALIDATION) != 0 {
+            pass.add(
+                FsckKind::Header,
+                format!("header word {H_SWITCHES}"),
+                format!("switch word {switches:#x} has unknown bits"),
+            );
+        }
+        if switches & SWITCH_NO_INVALIDATION != 0 {
+            pass.notes.push(
+                "invalidation is switched OFF on this segment: private copies can go stale \
+                 unnoticed (ccs switch SEG --invalidation on)"
+                    .to_owned(),
+            );
+        }
+        let (mut readable, mut unreadable) = (0u64, 0u64);
+        for slot in 0..registered {
+            let subject = agent_subject(slot, names);
+            let strategy = self.load(self.geo.agent_word(slot, A_STRATEGY))?;
+            if Strategy::unpack(strategy).is_none() {
+                pass.add(
+                    FsckKind::Agent,
+                    subject.clone(),
+                    format!("strategy word {strategy:#x} is not a strategy"),
+                );
+            }
+            if self.geo.ring_words != 0 {
+                let next = self.log_next(slot)?;
+                let held = next.min(self.log_capacity());
+                for seq in next - held..next {
+                    match self.read_record(slot, seq)? {
+                        RecordRead::Ready(_) => readable += 1,
+                        RecordRead::Lost | RecordRead::NotYet => unreadable += 1,
+                    }
+                }
+            }
+            if self.geo.inbox_words != 0 {
+                let head = self.load(self.geo.inbox_word(slot, I_HEAD))?;
+                let tail = self.load(self.geo.inbox_word(slot, I_TAIL))?;
+                if head > tail {
+                    pass.add(
+                        FsckKind::Agent,
+                        subject.clone(),
+                        format!("inbox head {head} is past its tail {tail}"),
+                    );
+                }
+            }
+            if let Err(error) = self.subscriptions(slot) {
+                pass.add(FsckKind::Agent, subject, problem_text(&error));
+            }
+        }
+        pass.notes.push(if self.geo.ring_words == 0 {
+            "no operation log on this segment (log_records = 0)".to_owned()
+        } else {
+            format!(
+                "operation log: {readable} records readable, {unreadable} unreadable \
+                 (being written, or torn and skipped by readers)"
+            )
+        });
+        Ok(())
     }
 
     /// Header words beyond the validated constants: (descriptor bump, granule bump), clamped.
@@ -518,7 +594,7 @@ impl<E: Env> Directory<E> {
             );
             granule_bump = granules;
         }
-        let unused = (10..H_KEY_COUNT)
+        let unused = (H_SWITCHES + 1..H_KEY_COUNT)
             .chain(H_ARENA_BUMP + 1..H_ARENA_FREE)
             .chain(H_ARENA_FREE + self.geo.classes..HEADER_WORDS);
         for index in unused {
@@ -1289,7 +1365,7 @@ fn report(
         problems: pass.problems,
         arena: pass.arena,
         descriptors: pass.descriptors,
-        notes: vec![NO_LOG_RINGS.to_owned()],
+        notes: pass.notes,
         repaired,
         not_repaired,
     }

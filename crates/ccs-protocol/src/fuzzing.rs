@@ -94,6 +94,8 @@ fn small_config(data: &[u8]) -> Option<Config> {
         arena_bytes,
         max_payload: (arena_bytes >> (payload % 4)).max(1),
         write_lease_ms: 1 + u64::from(payload >> 4),
+        log_records: 4 >> (artifacts >> 6),
+        inbox_events: 2 >> (agents >> 7),
     };
     Geometry::new(config).ok().map(|_| config)
 }
@@ -234,6 +236,6 @@ fn exercise_line(dir: &Directory<MemEnv>, me: AgentId, line: u32) {
     }
     let _ = dir.wait_changed(line, 0, Some(0));
     let _ = dir.wait_changed(line, u32::MAX, Some(0));
-    let _ = dir.is_current(me, line, current);
+    let _ = dir.serve_private(me, line, current, 0);
     let _ = dir.check(me, line);
 }

@@ -74,6 +74,7 @@ impl<E: Env> Directory<E> {
         }
         self.words
             .copy_in(self.geo.line_word(empty, L_KEY), bytes)?;
+        self.subscribe_new_line(empty, bytes)?;
         // Pairs with the Acquire load in `probe`: the key bytes are visible before the meta.
         self.words
             .at(self.geo.line_word(empty, L_KEYMETA))?

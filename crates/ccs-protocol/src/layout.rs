@@ -4,7 +4,8 @@
 //! every process can map the segment at a different address. See `docs/layout.md`.
 //!
 //! ```text
-//! header | agent table | directory lines | views (agent × line) | slot descriptors | arena
+//! header | agent table | directory lines | views (agent × line) | slot descriptors
+//!        | operation logs (one ring per agent) | inboxes (one per agent) | subscriptions | arena
 //! ```
 
 use crate::error::{ProtocolError, Result};
@@ -14,7 +15,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -27,6 +28,12 @@ pub const MAX_DESCS_LIMIT: u64 = (1 << 24) - 1;
 pub const GRANULE: u64 = 64;
 /// Size classes of the arena: blocks of 64 B << k, k < 32 (up to 128 GiB).
 pub const MAX_CLASSES: usize = 32;
+/// Most records in one agent's log ring.
+pub const MAX_LOG_RECORDS: u32 = 1 << 20;
+/// Most events in one agent's inbox.
+pub const MAX_INBOX_EVENTS: u32 = 1 << 20;
+/// Prefixes one eager agent can subscribe to at once.
+pub const MAX_SUBSCRIPTIONS: usize = 8;
 
 /// Sizes fixed when a segment is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,10 @@ pub struct Config {
     pub max_payload: u64,
     /// Lease of a plain `put`'s transient hold, after which a stuck writer is reclaimed.
     pub write_lease_ms: u64,
+    /// Records in each agent's operation log ring (a power of two; 0: no log).
+    pub log_records: u32,
+    /// Change events each eager agent's inbox holds (a power of two; 0: no eager agents).
+    pub inbox_events: u32,
 }
 
 impl Default for Config {
@@ -51,6 +62,8 @@ impl Default for Config {
             arena_bytes: 256 << 20,
             max_payload: 64 << 20,
             write_lease_ms: 10_000,
+            log_records: 1024,
+            inbox_events: 256,
         }
     }
 }
@@ -65,8 +78,17 @@ const H_ARENA_BYTES: usize = 5;
 const H_MAX_PAYLOAD: usize = 6;
 const H_WRITE_LEASE_MS: usize = 7;
 const H_CHECKSUM: usize = 8;
-/// Creation time (monotonic ms), informational.
+/// Creation time (monotonic ms): the epoch of lease strategies' fetch stamps.
 pub(crate) const H_CREATED_MS: usize = 9;
+const H_LOG_RECORDS: usize = 10;
+const H_INBOX_EVENTS: usize = 11;
+/// Run-time switches, see [`SWITCH_LOG_OFF`] and [`SWITCH_NO_INVALIDATION`].
+pub(crate) const H_SWITCHES: usize = 12;
+/// Logging paused on this segment.
+pub(crate) const SWITCH_LOG_OFF: u64 = 1;
+/// Writers do not clear peers' valid bits: the demonstration of what goes wrong without
+/// coherence. Never set it on a segment that matters.
+pub(crate) const SWITCH_NO_INVALIDATION: u64 = 2;
 /// Keys in the directory (only grows: lines are never reused for another key).
 pub(crate) const H_KEY_COUNT: usize = 16;
 /// Descriptors handed out by bump allocation so far.
@@ -86,6 +108,8 @@ pub(crate) const A_STATE: usize = 0; // 0 free; else REGISTERED | name_len
 pub(crate) const A_GEN: usize = 1;
 pub(crate) const A_PID: usize = 2;
 pub(crate) const A_ATTACHED_MS: usize = 3;
+/// The freshness strategy chosen at attach (see `freshness.rs`).
+pub(crate) const A_STRATEGY: usize = 4;
 pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
 /// The agent's pin records: `desc + 1` of each version a zero-copy guard of its process pins
 /// (0: free), so that whoever next holds the agent's lock can release a dead process's pins.
@@ -104,6 +128,32 @@ pub(crate) const L_WAIT: usize = 3;
 pub(crate) const L_PENDING: usize = 4;
 pub(crate) const L_KEY: usize = 8; // 32 words = 256 bytes
 pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
+// The subscriber mask (one bit per eager agent subscribed to this key) follows the valid mask.
+
+// Log ring header words (one cache line per agent), then the records.
+pub(crate) const RING_HEADER_WORDS: usize = 8;
+/// Records claimed so far (the next record's sequence number).
+pub(crate) const R_NEXT: usize = 0;
+/// The open run of HITs: `(line + 1) << 32 | version`, or 0.
+pub(crate) const R_RUN: usize = 1;
+/// The sequence number of the record counting that run.
+pub(crate) const R_RUN_SEQ: usize = 2;
+pub(crate) const RECORD_WORDS: usize = 8;
+
+// Inbox header words (one cache line per agent), then the events.
+pub(crate) const INBOX_HEADER_WORDS: usize = 8;
+/// Events pushed so far (producers claim with a fetch_add).
+pub(crate) const I_TAIL: usize = 0;
+/// Events consumed so far (the owner only).
+pub(crate) const I_HEAD: usize = 1;
+/// Two 32-bit words: the futex word (events counter) and the waiter count.
+pub(crate) const I_WAIT: usize = 2;
+/// The event a reader found half-written, and since when: `n << 32 | ms` (both truncated).
+pub(crate) const I_STUCK: usize = 3;
+pub(crate) const EVENT_WORDS: usize = 4;
+
+// One subscription: a length word (0: unused) and the prefix's bytes.
+pub(crate) const SUB_WORDS: usize = 1 + MAX_KEY_BYTES / 8;
 
 // Descriptor words.
 pub(crate) const DESC_WORDS: usize = 8;
@@ -139,6 +189,16 @@ pub struct Geometry {
     pub views_at: usize,
     /// First word of the descriptor table.
     pub descs_at: usize,
+    /// First word of the operation log rings.
+    pub logs_at: usize,
+    /// Words per agent's log ring (header and records; 0 with no log).
+    pub ring_words: usize,
+    /// First word of the inboxes.
+    pub inboxes_at: usize,
+    /// Words per agent's inbox (header and events; 0 with no inboxes).
+    pub inbox_words: usize,
+    /// First word of the subscription tables.
+    pub subs_at: usize,
     /// First word of the arena.
     pub arena_at: usize,
     /// Total size in bytes.
@@ -186,6 +246,20 @@ impl Geometry {
         if config.write_lease_ms == 0 || config.write_lease_ms > 1 << 30 {
             return bad("write lease must be 1 ms ..= about 12 days".into());
         }
+        for (what, value, max) in [
+            ("log records per agent", config.log_records, MAX_LOG_RECORDS),
+            (
+                "inbox events per agent",
+                config.inbox_events,
+                MAX_INBOX_EVENTS,
+            ),
+        ] {
+            if value > max || (value != 0 && !value.is_power_of_two()) {
+                return bad(format!(
+                    "{what} must be 0 or a power of two up to {max}, not {value}"
+                ));
+            }
+        }
         let artifacts = config.max_artifacts as usize;
         let lines = (artifacts + artifacts / 4 + 1).next_power_of_two();
         let agents = config.max_agents as usize;
@@ -194,17 +268,29 @@ impl Geometry {
             return bad("too many artifacts and agents for 24-bit slot descriptors".into());
         }
         let mask_words = agents.div_ceil(64);
-        let line_words = round_up(L_MASK + mask_words, 8);
+        let line_words = round_up(L_MASK + 2 * mask_words, 8);
         let class_of_max = class_for(config.max_payload);
         let classes = class_of_max + 1;
         let agents_at = round_up(HEADER_WORDS, 8);
         let lines_at = agents_at + agents * AGENT_WORDS;
         let views_at = lines_at + lines * line_words;
         let descs_at = round_up(views_at + agents * lines, 8);
+        let logs_at = descs_at + descs * DESC_WORDS;
+        let ring_words = match config.log_records {
+            0 => 0,
+            n => RING_HEADER_WORDS + n as usize * RECORD_WORDS,
+        };
+        let inboxes_at = logs_at + agents * ring_words;
+        let inbox_words = match config.inbox_events {
+            0 => 0,
+            n => INBOX_HEADER_WORDS + n as usize * EVENT_WORDS,
+        };
+        let subs_at = inboxes_at + agents * inbox_words;
+        let subs_end = subs_at + agents * MAX_SUBSCRIPTIONS * SUB_WORDS;
         // The arena starts on a page so big payloads are page-aligned too (loom models keep
         // their heap layout small instead).
         let arena_align = if cfg!(loom) { 8 } else { 512 };
-        let arena_at = round_up(descs_at + descs * DESC_WORDS, arena_align);
+        let arena_at = round_up(subs_end, arena_align);
         let arena_words = usize::try_from(config.arena_bytes.div_ceil(GRANULE) * GRANULE / 8)
             .map_err(|_| ProtocolError::InvalidConfig("arena too large for this machine".into()))?;
         let total_words = arena_at
@@ -221,6 +307,11 @@ impl Geometry {
             lines_at,
             views_at,
             descs_at,
+            logs_at,
+            ring_words,
+            inboxes_at,
+            inbox_words,
+            subs_at,
             arena_at,
             total_bytes: total_words as u64 * 8,
         })
@@ -247,12 +338,38 @@ impl Geometry {
         self.descs_at + desc as usize * DESC_WORDS + field
     }
 
+    /// First word of `slot`'s log ring (its header).
+    pub(crate) fn ring_word(&self, slot: u32, field: usize) -> usize {
+        self.logs_at + slot as usize * self.ring_words + field
+    }
+
+    /// First word of record `seq` of `slot`'s ring.
+    pub(crate) fn record_word(&self, slot: u32, seq: u64) -> usize {
+        let index = (seq & u64::from(self.config.log_records.saturating_sub(1))) as usize;
+        self.ring_word(slot, RING_HEADER_WORDS + index * RECORD_WORDS)
+    }
+
+    pub(crate) fn inbox_word(&self, slot: u32, field: usize) -> usize {
+        self.inboxes_at + slot as usize * self.inbox_words + field
+    }
+
+    /// First word of event `n` of `slot`'s inbox.
+    pub(crate) fn event_word(&self, slot: u32, n: u64) -> usize {
+        let index = (n & u64::from(self.config.inbox_events.saturating_sub(1))) as usize;
+        self.inbox_word(slot, INBOX_HEADER_WORDS + index * EVENT_WORDS)
+    }
+
+    /// First word of subscription `index` of `slot`.
+    pub(crate) fn sub_word(&self, slot: u32, index: usize) -> usize {
+        self.subs_at + (slot as usize * MAX_SUBSCRIPTIONS + index) * SUB_WORDS
+    }
+
     /// Word index of arena granule `granule`.
     pub(crate) fn granule_word(&self, granule: u64) -> usize {
         self.arena_at + (granule * (GRANULE / 8)) as usize
     }
 
-    fn constants(&self) -> [(usize, u64); 7] {
+    fn constants(&self) -> [(usize, u64); 9] {
         let c = &self.config;
         [
             (H_LAYOUT_VERSION, LAYOUT_VERSION),
@@ -262,6 +379,8 @@ impl Geometry {
             (H_ARENA_BYTES, c.arena_bytes),
             (H_MAX_PAYLOAD, c.max_payload),
             (H_WRITE_LEASE_MS, c.write_lease_ms),
+            (H_LOG_RECORDS, u64::from(c.log_records)),
+            (H_INBOX_EVENTS, u64::from(c.inbox_events)),
         ]
     }
 
@@ -318,6 +437,8 @@ impl Geometry {
             arena_bytes: get(H_ARENA_BYTES)?,
             max_payload: get(H_MAX_PAYLOAD)?,
             write_lease_ms: get(H_WRITE_LEASE_MS)?,
+            log_records: small(H_LOG_RECORDS)?,
+            inbox_events: small(H_INBOX_EVENTS)?,
         };
         let geometry = Geometry::new(config)
             .map_err(|e| ProtocolError::corrupt(format!("inconsistent header sizes: {e}")))?;
@@ -376,6 +497,8 @@ mod tests {
             arena_bytes: 1 << 16,
             max_payload: 4096,
             write_lease_ms: 1000,
+            log_records: 16,
+            inbox_events: 8,
         }
     }
 

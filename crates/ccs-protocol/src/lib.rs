@@ -10,7 +10,8 @@
 //! ```
 //! use ccs_protocol::{Condition, Config, Directory, HeapWords, Geometry, testing::MemEnv};
 //!
-//! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024, write_lease_ms: 1000 };
+//! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024,
+//!                        write_lease_ms: 1000, log_records: 64, inbox_events: 16 };
 //! let heap = HeapWords::new(Geometry::new(config)?.total_bytes as usize);
 //! let dir = Directory::create(heap.words(), config, MemEnv::new(4))?;
 //! let planner = dir.begin_attach(dir.register_agent("planner")?, 1)?;
@@ -35,13 +36,17 @@ mod alloc;
 mod directory;
 mod env;
 mod error;
+mod freshness;
 #[cfg(not(loom))]
 mod fsck;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod inbox;
 mod keys;
 mod layout;
+mod opcodes;
+mod oplog;
 mod packing;
 mod read;
 mod status;
@@ -52,15 +57,20 @@ mod words;
 mod write;
 
 pub use agents::validate_name;
-pub use directory::{AgentId, Directory};
+pub use directory::{AgentId, Directory, Switches};
 pub use env::Env;
 pub use error::{ProtocolError, Result};
+pub use freshness::Strategy;
 #[cfg(not(loom))]
-pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport, NO_LOG_RINGS};
+pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
+pub use inbox::{ChangeEvent, Delivery};
 pub use keys::validate_key;
 pub use layout::{
-    Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES,
+    Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_INBOX_EVENTS, MAX_KEY_BYTES,
+    MAX_LOG_RECORDS, MAX_NAME_BYTES, MAX_SUBSCRIPTIONS,
 };
+pub use opcodes::{LogOp, LogOutcome, WriteMode};
+pub use oplog::{LogEntry, RawRecord, RecordRead};
 pub use read::{Pinned, ReadInfo, ViewCheck};
 pub use status::{AgentRow, ArtifactRow, Cell, Mesi};
 pub use wait::WaitResult;

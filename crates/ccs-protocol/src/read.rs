@@ -24,6 +24,8 @@ use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{A_PINS, D_OWNER, PIN_RECORDS};
+use crate::opcodes::{LogOp, LogOutcome};
+use crate::oplog::LogEntry;
 use crate::packing::{Head, unpack_owner};
 use crate::sync::{Ordering, fence};
 
@@ -155,6 +157,7 @@ impl<E: Env> Directory<E> {
         Ok(released)
     }
 
+    /// A read, logged.
     fn read_with(
         &self,
         agent: AgentId,
@@ -162,17 +165,66 @@ impl<E: Env> Directory<E> {
         mut take: Take<'_>,
     ) -> Result<(ReadInfo, Option<Pinned>)> {
         self.check_line(line)?;
+        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+        let result = self.read_unlogged(agent, line, &mut take);
+        if !self.logging() {
+            return result;
+        }
+        let bytes = |pin: &Option<Pinned>| match (&take, pin) {
+            (Take::Copy(out), _) => out.len() as u64,
+            (Take::Pin, Some(pin)) => pin.len as u64,
+            (Take::Pin, None) => 0,
+        };
+        let entry = LogEntry::new(LogOp::Get, LogOutcome::Miss).on(line);
+        match &result {
+            Ok((info, pin)) if info.hit => self.log_hit(agent, line, info.version, bytes(pin)),
+            Ok((info, pin)) => self.log(
+                agent,
+                LogEntry {
+                    bytes: bytes(pin),
+                    ..entry.versions(info.version, held)
+                },
+            ),
+            Err(ProtocolError::NotFound) => self.log(
+                agent,
+                LogEntry {
+                    outcome: LogOutcome::NotFound,
+                    ..entry.versions(self.version(line).unwrap_or(0), held)
+                },
+            ),
+            Err(_) => self.log(
+                agent,
+                LogEntry {
+                    outcome: LogOutcome::Error,
+                    ..entry.versions(0, held)
+                },
+            ),
+        }
+        result
+    }
+
+    fn read_unlogged(
+        &self,
+        agent: AgentId,
+        line: u32,
+        take: &mut Take<'_>,
+    ) -> Result<(ReadInfo, Option<Pinned>)> {
         let view = self.view(agent.slot, line)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         let head_word = self.head(line)?;
-        let held = view.load(Ordering::Relaxed) as u32;
+        let seen = view.load(Ordering::Relaxed);
+        let held = seen as u32;
 
         // HIT: pairs with the SeqCst swap that clears the masks in `write.rs`.
         if held != 0 && mask.load(Ordering::SeqCst) & bit != 0 {
             // Pairs with the publishing compare-exchange in `write.rs`.
             let head = Head::unpack(head_word.load(Ordering::Acquire));
-            if let Taken::Got { version, pin } = self.take(line, head, &mut take)? {
-                if version == held {
+            if let Taken::Got { version, pin } = self.take(line, head, take)? {
+                if version == held && !self.still_fresh(agent, view, seen)? {
+                    // The strategy expired the copy: drop S and fetch again, as a MISS.
+                    mask.fetch_and(!bit, Ordering::SeqCst);
+                    self.drop_pin(pin)?;
+                } else if version == held {
                     return Ok((
                         ReadInfo {
                             version,
@@ -181,8 +233,9 @@ impl<E: Env> Directory<E> {
                         },
                         pin,
                     ));
+                } else {
+                    self.drop_pin(pin)?;
                 }
-                self.drop_pin(pin)?;
             }
         }
 
@@ -201,7 +254,7 @@ impl<E: Env> Directory<E> {
                 head_word.fetch_add(0, Ordering::Acquire)
             };
             let head = Head::unpack(raw);
-            let (version, pin) = match self.take(line, head, &mut take)? {
+            let (version, pin) = match self.take(line, head, take)? {
                 Taken::Got { version, pin } => (version, pin),
                 Taken::Absent => return Err(ProtocolError::NotFound),
                 Taken::Moved if attempt < 64 => continue,
@@ -209,7 +262,7 @@ impl<E: Env> Directory<E> {
                     return Err(ProtocolError::corrupt("line's descriptor keeps changing"));
                 }
             };
-            view.store(u64::from(version), Ordering::Relaxed);
+            view.store(self.fresh_view(agent, version)?, Ordering::Relaxed);
             if head.holder != 0 {
                 // A writer holds the line: it may clear masks at any moment, so do not claim S.
                 return Ok((ReadInfo::miss(version, false), pin));
@@ -356,18 +409,31 @@ impl<E: Env> Directory<E> {
         Ok(mask.load(Ordering::SeqCst) & bit != 0)
     }
 
-    /// Whether `agent` holds the current version of `line` and that version is `version`: the
-    /// valid bit (which is set only while the agent's view is the current version) and the
-    /// agent's own view word. A caller that kept the bytes of `version` may use them as they
-    /// are: this is a HIT on a private copy, with no access to the shared payload.
+    /// Whether `agent` may serve `version` of `line` from a private copy of `bytes` bytes: its
+    /// valid bit (set only while its view is the current version), its own view word, and its
+    /// strategy's expiry. A HIT on a private copy, with no access to the shared payload; it is
+    /// logged as a HIT like any other.
     #[inline]
-    pub fn is_current(&self, agent: AgentId, line: u32, version: u32) -> Result<bool> {
+    pub fn serve_private(
+        &self,
+        agent: AgentId,
+        line: u32,
+        version: u32,
+        bytes: u64,
+    ) -> Result<bool> {
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
+        let view = self.view(agent.slot, line)?;
         // Pairs with the SeqCst swap that clears the masks in `write.rs`; the view is this
         // agent's own word, stored before its bit was set.
-        Ok(version != 0
-            && mask.load(Ordering::SeqCst) & bit != 0
-            && self.view(agent.slot, line)?.load(Ordering::Relaxed) == u64::from(version))
+        if version == 0 || mask.load(Ordering::SeqCst) & bit == 0 {
+            return Ok(false);
+        }
+        let seen = view.load(Ordering::Relaxed);
+        if seen as u32 != version || !self.still_fresh(agent, view, seen)? {
+            return Ok(false);
+        }
+        self.log_hit(agent, line, version, bytes);
+        Ok(true)
     }
 
     /// The agent's view of `line` without reading the payload: a single load decides the HIT.

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 pub struct MemEnv {
     dead: Vec<AtomicU64>,
     clock_ms: AtomicU64,
+    ticks: AtomicU64,
     lock: Mutex<()>,
 }
 
@@ -25,6 +26,7 @@ impl MemEnv {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             clock_ms: AtomicU64::new(1),
+            ticks: AtomicU64::new(0),
             lock: Mutex::new(()),
         }
     }
@@ -50,6 +52,12 @@ impl MemEnv {
 impl Env for MemEnv {
     fn now_ms(&self) -> u64 {
         self.clock_ms.load(Ordering::SeqCst)
+    }
+
+    /// The millisecond clock plus a tick per call, so that records are strictly ordered.
+    fn now_ns(&self) -> u64 {
+        let tick = self.ticks.fetch_add(1, Ordering::SeqCst) % 1_000_000;
+        self.now_ms().saturating_mul(1_000_000).saturating_add(tick)
     }
 
     fn agent_alive(&self, slot: u32) -> Result<bool> {

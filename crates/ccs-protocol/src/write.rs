@@ -23,6 +23,8 @@ use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::L_WAIT;
+use crate::opcodes::{LogOp, LogOutcome, WriteMode};
+use crate::oplog::LogEntry;
 use crate::packing::{Head, Lease};
 use crate::sync::{Ordering, fence, spin_hint, yield_now};
 
@@ -84,14 +86,62 @@ impl<E: Env> Directory<E> {
         payload: &[u8],
         condition: Condition,
     ) -> Result<u32> {
-        self.write_stopping(agent, line, Some(payload), condition, StopAt::Never)?
-            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+        self.write_logged(agent, line, Some(payload), condition)
     }
 
     /// Delete `line` as `agent` if `condition` holds: publishes a tombstone version.
     pub fn delete(&self, agent: AgentId, line: u32, condition: Condition) -> Result<u32> {
-        self.write_stopping(agent, line, None, condition, StopAt::Never)?
-            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+        self.write_logged(agent, line, None, condition)
+    }
+
+    fn write_logged(
+        &self,
+        agent: AgentId,
+        line: u32,
+        payload: Option<&[u8]>,
+        condition: Condition,
+    ) -> Result<u32> {
+        let held = match condition {
+            Condition::Version(expected) => expected,
+            Condition::View | Condition::Blind => {
+                self.check_line(line)?;
+                self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32
+            }
+        };
+        let result = self
+            .write_inner(agent, line, payload, condition, StopAt::Never)
+            .and_then(|done| done.ok_or_else(|| ProtocolError::corrupt("write stopped")));
+        let op = if payload.is_some() {
+            LogOp::Put
+        } else {
+            LogOp::Delete
+        };
+        let entry = LogEntry {
+            bytes: payload.map_or(0, |p| p.len() as u64),
+            mode: Some(match condition {
+                Condition::View => WriteMode::View,
+                Condition::Version(_) => WriteMode::If,
+                Condition::Blind => WriteMode::Blind,
+            }),
+            ..LogEntry::new(op, LogOutcome::Ok).on(line)
+        };
+        self.log_result(agent, entry, held, &result);
+        result.map(|published| published.version)
+    }
+
+    /// Log the outcome of a write-like operation.
+    fn log_result(&self, agent: AgentId, entry: LogEntry, held: u32, result: &Result<Published>) {
+        if !self.logging() {
+            return;
+        }
+        let entry = match result {
+            Ok(published) => LogEntry {
+                t_ns: Some(published.t_ns),
+                ..entry.versions(published.version, held)
+            },
+            Err(error) => refused(entry, held, error),
+        };
+        self.log(agent, entry);
     }
 
     /// A write that can stop part-way, as if its process died there (`Ok(None)`), leaving the
@@ -105,6 +155,18 @@ impl<E: Env> Directory<E> {
         condition: Condition,
         stop: StopAt,
     ) -> Result<Option<u32>> {
+        self.write_inner(agent, line, payload, condition, stop)
+            .map(|done| done.map(|published| published.version))
+    }
+
+    fn write_inner(
+        &self,
+        agent: AgentId,
+        line: u32,
+        payload: Option<&[u8]>,
+        condition: Condition,
+        stop: StopAt,
+    ) -> Result<Option<Published>> {
         self.check_generation(agent)?;
         if let Some(bytes) = payload
             && bytes.len() as u64 > self.geo.config.max_payload
@@ -149,7 +211,7 @@ impl<E: Env> Directory<E> {
             }
         };
         if let Some(error) = refusal {
-            self.release(hold)?;
+            self.unhold(hold)?;
             return Err(error);
         }
         self.publish_stopping(hold, payload, stop)
@@ -157,19 +219,45 @@ impl<E: Env> Directory<E> {
 
     /// Take `line`'s single-writer right for `lease_ms` as an exclusive owner (E).
     pub fn acquire(&self, agent: AgentId, line: u32, lease_ms: u64) -> Result<Hold> {
-        self.check_generation(agent)?;
-        self.take_line(agent, line, true, lease_ms)
+        let result = self
+            .check_generation(agent)
+            .and_then(|()| self.take_line(agent, line, true, lease_ms));
+        if self.logging() {
+            let held = self
+                .view(agent.slot, line)
+                .map_or(0, |v| v.load(Ordering::Relaxed) as u32);
+            let entry = LogEntry::new(LogOp::Acquire, LogOutcome::Ok).on(line);
+            self.log(
+                agent,
+                match &result {
+                    Ok(hold) => entry.versions(hold.version, held),
+                    Err(error) => refused(entry, held, error),
+                },
+            );
+        }
+        result
     }
 
     /// Publish `payload` under `hold` and give the right up. Refused with
     /// [`ProtocolError::Fenced`] if the right was reclaimed.
     pub fn commit(&self, hold: Hold, payload: &[u8]) -> Result<u32> {
+        let result = self.commit_unlogged(hold, payload);
+        let entry = LogEntry {
+            bytes: payload.len() as u64,
+            mode: Some(WriteMode::View),
+            ..LogEntry::new(LogOp::Commit, LogOutcome::Ok).on(hold.line)
+        };
+        self.log_result(hold.agent, entry, hold.version, &result);
+        result.map(|published| published.version)
+    }
+
+    fn commit_unlogged(&self, hold: Hold, payload: &[u8]) -> Result<Published> {
         self.check_generation(hold.agent)?;
         // Same bound as `put`: a larger payload would get a block beyond the segment's size
         // classes, and every later read of it would be refused as corrupt. Like the other
         // refusals of a commit, it gives the right up.
         if payload.len() as u64 > self.geo.config.max_payload {
-            let _ = self.release(hold);
+            let _ = self.unhold(hold);
             return Err(ProtocolError::PayloadTooLarge {
                 len: payload.len() as u64,
                 max: self.geo.config.max_payload,
@@ -181,6 +269,28 @@ impl<E: Env> Directory<E> {
 
     /// Give the right up without writing. [`ProtocolError::Fenced`] if it had been reclaimed.
     pub fn release(&self, hold: Hold) -> Result<()> {
+        let result = self.unhold(hold);
+        self.log_hold_op(LogOp::Release, hold, &result);
+        result
+    }
+
+    fn log_hold_op(&self, op: LogOp, hold: Hold, result: &Result<()>) {
+        if self.logging() {
+            let entry = LogEntry::new(op, LogOutcome::Ok)
+                .on(hold.line)
+                .versions(hold.version, hold.version);
+            self.log(
+                hold.agent,
+                match result {
+                    Ok(()) => entry,
+                    Err(error) => refused(entry, hold.version, error),
+                },
+            );
+        }
+    }
+
+    /// Give the right up, unlogged (a refused write's own hold).
+    fn unhold(&self, hold: Hold) -> Result<()> {
         let released = Head {
             holder: 0,
             ..hold.head
@@ -198,6 +308,12 @@ impl<E: Env> Directory<E> {
 
     /// Extend `hold`'s lease to `lease_ms` from now. [`ProtocolError::Fenced`] if reclaimed.
     pub fn renew(&self, hold: Hold, lease_ms: u64) -> Result<()> {
+        let result = self.renew_unlogged(hold, lease_ms);
+        self.log_hold_op(LogOp::Renew, hold, &result);
+        result
+    }
+
+    fn renew_unlogged(&self, hold: Hold, lease_ms: u64) -> Result<()> {
         let lease = self.lease(hold.line)?;
         let current = lease.load(Ordering::Acquire);
         let mut renewed = Lease::unpack(current);
@@ -223,6 +339,7 @@ impl<E: Env> Directory<E> {
         let mut first_seen: Option<(u64, u64)> = None;
         loop {
             let mut dead_head = None;
+            let mut reclaimed = None;
             let raw = head_word.load(Ordering::Acquire);
             let head = Head::unpack(raw);
             let take = match head.holder_slot() {
@@ -247,9 +364,13 @@ impl<E: Env> Directory<E> {
                     match self.reclaimable(line, head, holder, seen_ms)? {
                         Reclaim::Dead => {
                             dead_head = Some(head);
+                            reclaimed = Some(holder);
                             true
                         }
-                        Reclaim::Expired => true,
+                        Reclaim::Expired => {
+                            reclaimed = Some(holder);
+                            true
+                        }
                         Reclaim::Held => return Err(ProtocolError::Held { by: holder }),
                         Reclaim::Wait => {
                             yield_now();
@@ -301,6 +422,17 @@ impl<E: Env> Directory<E> {
             .pack();
             // Pairs with the Acquire load in `reclaimable`.
             self.record(lease, lease_seen, recorded, hold)?;
+            if let Some(holder) = reclaimed {
+                self.log(
+                    agent,
+                    LogEntry {
+                        other: Some(holder),
+                        ..LogEntry::new(LogOp::Reclaim, LogOutcome::Ok)
+                            .on(line)
+                            .versions(current.version, current.version)
+                    },
+                );
+            }
             return Ok(hold);
         }
     }
@@ -340,10 +472,10 @@ impl<E: Env> Directory<E> {
         hold: Hold,
         payload: Option<&[u8]>,
         stop: StopAt,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<Published>> {
         let line = hold.line;
         let Some(version) = hold.version.checked_add(1) else {
-            let _ = self.release(hold);
+            let _ = self.unhold(hold);
             return Err(ProtocolError::CapacityExceeded {
                 what: "versions of one artifact",
                 limit: u64::from(u32::MAX),
@@ -356,8 +488,10 @@ impl<E: Env> Directory<E> {
         // Invalidate first (DESIGN.md's order: take, invalidate, fill, publish), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.
         // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
-        for index in 0..self.geo.mask_words {
-            self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
+        if self.invalidating() {
+            for index in 0..self.geo.mask_words {
+                self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
+            }
         }
         if stop == StopAt::Invalidated {
             return Ok(None);
@@ -365,7 +499,7 @@ impl<E: Env> Directory<E> {
         let desc = match self.alloc_slot() {
             Ok(desc) => desc,
             Err(e) => {
-                let _ = self.release(hold);
+                let _ = self.unhold(hold);
                 return Err(e);
             }
         };
@@ -383,7 +517,7 @@ impl<E: Env> Directory<E> {
         if let Err(e) = self.fill_slot(desc, line, version, payload, hold.agent.slot) {
             self.clear_pending(line, desc, hold)?;
             self.release_desc(desc)?;
-            let _ = self.release(hold);
+            let _ = self.unhold(hold);
             return Err(e);
         }
         if stop == StopAt::Filled {
@@ -395,6 +529,8 @@ impl<E: Env> Directory<E> {
             epoch: hold.head.epoch,
         };
         let head_word = self.head(line)?;
+        // Taken while holding the line, so the log orders one key's writes by version.
+        let t_ns = if self.logging() { self.env.now_ns() } else { 0 };
         #[cfg(ccs_mutant = "unfenced_publish")]
         head_word.store(published.pack(), Ordering::SeqCst);
         // Pairs with the Acquire loads of the head by readers: the slot's bytes and fields are
@@ -422,8 +558,9 @@ impl<E: Env> Directory<E> {
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
+        self.push_events(line, version, hold.agent.slot, payload.is_none());
         self.adopt(hold.agent, line, published, version)?;
-        Ok(Some(version))
+        Ok(Some(Published { version, t_ns }))
     }
 
     /// Compare-and-swap a holder's record (`lease` or `pending` word) from `seen` to `value`,
@@ -480,7 +617,7 @@ impl<E: Env> Directory<E> {
     /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.
     fn adopt(&self, agent: AgentId, line: u32, published: Head, version: u32) -> Result<()> {
         self.view(agent.slot, line)?
-            .store(u64::from(version), Ordering::Relaxed);
+            .store(self.fresh_view(agent, version)?, Ordering::Relaxed);
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         mask.fetch_or(bit, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -502,6 +639,41 @@ impl<E: Env> Directory<E> {
             self.env.wake(change);
         }
         Ok(())
+    }
+}
+
+/// A version published, and when (for the log).
+#[derive(Debug, Clone, Copy)]
+struct Published {
+    version: u32,
+    t_ns: u64,
+}
+
+/// `entry` as refused by `error`.
+fn refused(entry: LogEntry, held: u32, error: &ProtocolError) -> LogEntry {
+    let entry = entry.versions(0, held);
+    match *error {
+        ProtocolError::Conflict { current, yours } => LogEntry {
+            outcome: LogOutcome::Conflict,
+            ..entry.versions(current, yours)
+        },
+        ProtocolError::Held { by } => LogEntry {
+            outcome: LogOutcome::Held,
+            other: Some(by),
+            ..entry
+        },
+        ProtocolError::Fenced => LogEntry {
+            outcome: LogOutcome::Fenced,
+            ..entry
+        },
+        ProtocolError::NotFound => LogEntry {
+            outcome: LogOutcome::NotFound,
+            ..entry
+        },
+        _ => LogEntry {
+            outcome: LogOutcome::Error,
+            ..entry
+        },
     }
 }
 

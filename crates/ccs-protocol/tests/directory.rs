@@ -315,6 +315,8 @@ fn hostile_words_give_errors_not_panics() {
         arena_bytes: 1024,
         max_payload: 256,
         write_lease_ms: 10,
+        log_records: 64,
+        inbox_events: 16,
     };
     let geometry = Geometry::new(config).expect("config");
     let words_total = geometry.total_bytes as usize / 8;

@@ -16,6 +16,7 @@
 //! | `crash_after_taken`, `crash_after_filled`, `crash_after_invalidated` | 6 | a writer dying there leaves the last version readable and the line writable (dead holder reclaimed) | `ignore_dead_holder` (taken), `retire_before_publish` (filled, invalidated) |
 //! | `fenced_commit_races_reclaim` | 7 | an expired holder's `commit` racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
 //! | `fenced_commit_after_reclaim` | 7 | a reclaimed holder's `commit` is `Fenced` and its bytes are never readable | `unfenced_publish` |
+//! | `log_record_whole` | log | a record read while two threads of its agent fill the same slot (a ring of one) is whole or skipped, never torn | `no_log_checksum` |
 //! | `no_phantom_read` | 1, 7 | a reader with a stale head never returns a slot that was filled but never published (a dead or fenced writer's) | `no_publish_check` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
@@ -29,7 +30,8 @@
 
 use ccs_protocol::testing::MemEnv;
 use ccs_protocol::{
-    AgentId, Condition, Config, Directory, Geometry, HeapWords, ProtocolError, ReadInfo, StopAt,
+    AgentId, Condition, Config, Directory, Geometry, HeapWords, LogEntry, LogOp, LogOutcome,
+    ProtocolError, ReadInfo, RecordRead, StopAt,
 };
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -59,6 +61,8 @@ impl Fixture {
             arena_bytes: 256,
             max_payload: 64,
             write_lease_ms: 1000,
+            log_records: 0,
+            inbox_events: 0,
         };
         let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
         let dir = Directory::create(heap.words(), config, MemEnv::new(agents)).unwrap();
@@ -573,5 +577,61 @@ fn no_phantom_payload() {
         );
         writer.join().unwrap();
         assert_eq!(f.read(r).map(|i| i.version), Some(2));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operation log.
+
+/// Two threads of one agent log into a ring of one record, so the second overwrites the slot
+/// the first may still be filling; a reader reads both sequence numbers meanwhile. Each entry's
+/// fields all say which entry it is: a returned record must be one entry, whole. The seqlock
+/// alone cannot tell two writers of one slot apart; the checksum must.
+#[test]
+#[cfg_attr(ccs_mutant = "no_log_checksum", should_panic)]
+fn log_record_whole() {
+    model(|| {
+        let config = Config {
+            max_agents: 1,
+            max_artifacts: 1,
+            arena_bytes: 64,
+            max_payload: 64,
+            write_lease_ms: 1000,
+            log_records: 1,
+            inbox_events: 0,
+        };
+        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+        let dir = Directory::create(heap.words(), config, MemEnv::new(1)).unwrap();
+        let agent = dir
+            .begin_attach(dir.register_agent("a").unwrap(), 1)
+            .unwrap();
+        let fixture = Arc::new((heap, dir, agent));
+        let entry = |tag: u32| LogEntry {
+            bytes: u64::from(tag),
+            t_ns: Some(u64::from(tag)),
+            ..LogEntry::new(LogOp::Put, LogOutcome::Ok).versions(tag, tag)
+        };
+        let writers: Vec<_> = [7u32, 9]
+            .into_iter()
+            .map(|tag| {
+                let f = fixture.clone();
+                thread::spawn(move || f.1.log(f.2, entry(tag)))
+            })
+            .collect();
+        // The attach record is seq 0; the writers' are 1 and 2.
+        for seq in [1, 2] {
+            if let RecordRead::Ready(record) = fixture.1.read_record(0, seq).unwrap() {
+                let e = record.entry;
+                assert!(
+                    e.version == e.held
+                        && u64::from(e.version) == e.bytes
+                        && e.t_ns == Some(e.bytes),
+                    "torn log record: {e:?}"
+                );
+            }
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
     });
 }

@@ -28,6 +28,8 @@ fn config() -> Config {
         arena_bytes: 64 << 10,
         max_payload: MAX_PAYLOAD as u64,
         write_lease_ms: 1000,
+        log_records: 64,
+        inbox_events: 16,
     }
 }
 

@@ -20,6 +20,8 @@ pub fn config() -> Config {
         arena_bytes: 64 << 10,
         max_payload: 8 << 10,
         write_lease_ms: 1000,
+        log_records: 64,
+        inbox_events: 16,
     }
 }
 

@@ -1,0 +1,837 @@
+//! The operation log on disk and on screen: records as JSON lines (`trace.jsonl`), the JSON
+//! and human forms of `ccs diagnose` and `ccs stats`, and the one-line form of a record that
+//! `ccs log` and `ccs watch` print.
+//!
+//! One record per line (see `docs/observability.md` for the schema):
+//!
+//! ```text
+//! {"seq":12,"t_ns":73014400011,"agent":"executor","op":"get","outcome":"miss","key":"task/spec",
+//!  "version":2,"held":1,"count":1,"bytes":412,"other":null,"mode":null}
+//! ```
+//!
+//! `op`, `outcome` and `mode` are the names of [`LogOp`], [`LogOutcome`] and [`WriteMode`].
+//! Reading, `key`, `other` and `mode` may be absent (read as null), unknown fields are ignored,
+//! blank lines are skipped; anything else wrong names its line.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use agent_coherence::trace::{
+    BYTES_PER_TOKEN, Diagnosis, FindingKind, LogOp, LogOutcome, LogRecord, Stats, Usage, UsageRow,
+    WriteMode,
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// The value of the `"schema"` field of the diagnose and stats JSON.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `ccs diagnose` exit code: no finding.
+pub const EXIT_CLEAN: u8 = 0;
+/// `ccs diagnose` exit code: a breach or a risk found.
+pub const EXIT_FOUND: u8 = 1;
+/// `ccs diagnose` exit code: the trace could not be read.
+pub const EXIT_UNREADABLE: u8 = 2;
+
+/// The exit code of `ccs diagnose` for a diagnosis: [`EXIT_CLEAN`] or [`EXIT_FOUND`].
+pub fn diagnose_exit_code(diagnosis: &Diagnosis) -> u8 {
+    if diagnosis.is_clean() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FOUND
+    }
+}
+
+/// One record as a JSON line, fields in schema order.
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    seq: u64,
+    t_ns: u64,
+    agent: &'a str,
+    op: &'static str,
+    outcome: &'static str,
+    key: Option<&'a str>,
+    version: u32,
+    held: u32,
+    count: u64,
+    bytes: u64,
+    other: Option<&'a str>,
+    mode: Option<&'static str>,
+}
+
+impl<'a> JsonRecord<'a> {
+    fn of(r: &'a LogRecord) -> Self {
+        JsonRecord {
+            seq: r.seq,
+            t_ns: r.t_ns,
+            agent: &r.agent,
+            op: r.op.name(),
+            outcome: r.outcome.name(),
+            key: r.key.as_deref(),
+            version: r.version,
+            held: r.held,
+            count: r.count,
+            bytes: r.bytes,
+            other: r.other.as_deref(),
+            mode: r.mode.map(WriteMode::name),
+        }
+    }
+}
+
+/// The JSON object of one record.
+pub fn to_json_value(record: &LogRecord) -> Value {
+    json!({
+        "seq": record.seq,
+        "t_ns": record.t_ns,
+        "agent": record.agent,
+        "op": record.op.name(),
+        "outcome": record.outcome.name(),
+        "key": record.key,
+        "version": record.version,
+        "held": record.held,
+        "count": record.count,
+        "bytes": record.bytes,
+        "other": record.other,
+        "mode": record.mode.map(WriteMode::name),
+    })
+}
+
+/// Write records as JSON lines, one object per line, fields in schema order.
+pub fn write_jsonl(out: &mut impl Write, records: &[LogRecord]) -> io::Result<()> {
+    for record in records {
+        serde_json::to_writer(&mut *out, &JsonRecord::of(record))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// What is wrong with one line of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRecord {
+    /// The line does not parse as JSON (or is not UTF-8).
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// The line is JSON but not an object.
+    #[error("not a JSON object")]
+    NotObject,
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong type or is out of range.
+    #[error("field `{field}`: expected {expected}, found {found}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What it should be.
+        expected: &'static str,
+        /// What it is (as JSON).
+        found: String,
+    },
+    /// `op` is not a known operation.
+    #[error("unknown op `{0}`")]
+    UnknownOp(String),
+    /// `outcome` is not a known outcome.
+    #[error("unknown outcome `{0}`")]
+    UnknownOutcome(String),
+    /// `mode` is not a known write mode.
+    #[error("unknown mode `{0}`")]
+    UnknownMode(String),
+}
+
+/// Why a trace file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceFileError {
+    /// The file cannot be opened or read.
+    #[error("cannot read trace `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A line is not a record.
+    #[error("{}:{line}: {reason}", path.display())]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// The line, counting from 1.
+        line: usize,
+        /// What is wrong with it.
+        #[source]
+        reason: BadRecord,
+    },
+}
+
+/// Read a trace file of JSON lines (see the module documentation).
+pub fn read_jsonl(path: impl AsRef<Path>) -> Result<Vec<LogRecord>, TraceFileError> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|source| TraceFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_jsonl(BufReader::new(file), path)
+}
+
+/// Read JSON lines from any reader (stdin, say); `path` is what errors name.
+pub fn parse_jsonl(mut input: impl BufRead, path: &Path) -> Result<Vec<LogRecord>, TraceFileError> {
+    let mut records = Vec::new();
+    let mut buf = Vec::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| TraceFileError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(records);
+        }
+        line += 1;
+        let bad = |reason| TraceFileError::BadLine {
+            path: path.to_owned(),
+            line,
+            reason,
+        };
+        let text = std::str::from_utf8(&buf)
+            .map_err(|e| bad(BadRecord::NotJson(format!("not UTF-8: {e}"))))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| bad(BadRecord::NotJson(e.to_string())))?;
+        records.push(from_json_value(&value).map_err(bad)?);
+    }
+}
+
+/// A record from its JSON object.
+pub fn from_json_value(value: &Value) -> Result<LogRecord, BadRecord> {
+    let obj = value.as_object().ok_or(BadRecord::NotObject)?;
+    let op = str_field(obj, "op")?;
+    let outcome = str_field(obj, "outcome")?;
+    let mode = match opt_str_field(obj, "mode")? {
+        None => None,
+        Some(m) => Some(WriteMode::from_name(m).ok_or_else(|| BadRecord::UnknownMode(m.into()))?),
+    };
+    Ok(LogRecord {
+        seq: u64_field(obj, "seq")?,
+        t_ns: u64_field(obj, "t_ns")?,
+        agent: str_field(obj, "agent")?.to_owned(),
+        op: LogOp::from_name(op).ok_or_else(|| BadRecord::UnknownOp(op.into()))?,
+        outcome: LogOutcome::from_name(outcome)
+            .ok_or_else(|| BadRecord::UnknownOutcome(outcome.into()))?,
+        key: opt_str_field(obj, "key")?.map(str::to_owned),
+        version: u32_field(obj, "version")?,
+        held: u32_field(obj, "held")?,
+        count: u64_field(obj, "count")?,
+        bytes: u64_field(obj, "bytes")?,
+        other: opt_str_field(obj, "other")?.map(str::to_owned),
+        mode,
+    })
+}
+
+fn field<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v Value, BadRecord> {
+    obj.get(name).ok_or(BadRecord::MissingField(name))
+}
+
+fn bad_field(field: &'static str, expected: &'static str, found: &Value) -> BadRecord {
+    BadRecord::BadField {
+        field,
+        expected,
+        found: found.to_string(),
+    }
+}
+
+fn u64_field(obj: &Map<String, Value>, name: &'static str) -> Result<u64, BadRecord> {
+    let v = field(obj, name)?;
+    v.as_u64()
+        .ok_or_else(|| bad_field(name, "an integer from 0 to 2^64-1", v))
+}
+
+fn u32_field(obj: &Map<String, Value>, name: &'static str) -> Result<u32, BadRecord> {
+    let v = field(obj, name)?;
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| bad_field(name, "an integer from 0 to 2^32-1", v))
+}
+
+fn str_field<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v str, BadRecord> {
+    let v = field(obj, name)?;
+    v.as_str().ok_or_else(|| bad_field(name, "a string", v))
+}
+
+fn opt_str_field<'v>(
+    obj: &'v Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'v str>, BadRecord> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(bad_field(name, "a string or null", v)),
+    }
+}
+
+/// `t+0.000412`: seconds since `t0_ns` (see [`agent_coherence::trace::format_offset`]).
+pub fn format_offset(t_ns: u64, t0_ns: u64) -> String {
+    agent_coherence::trace::format_offset(t_ns, t0_ns)
+}
+
+/// One record on one line (see [`LogRecord::line`]).
+pub fn format_record(record: &LogRecord, t0_ns: u64) -> String {
+    record.line(t0_ns)
+}
+
+/// The JSON of `ccs diagnose --json`.
+pub fn diagnosis_json(d: &Diagnosis) -> Value {
+    let by_kind: Map<String, Value> = FindingKind::ALL
+        .iter()
+        .map(|&k| (k.name().to_owned(), json!(d.count(k))))
+        .collect();
+    json!({
+        "schema": SCHEMA_VERSION,
+        "clean": d.is_clean(),
+        "counts": {
+            "records": d.records,
+            "agents": d.agents,
+            "keys": d.keys,
+            "writes": d.writes,
+            "conflicts": d.conflicts,
+            "held": d.held,
+            "errors": d.errors,
+            "lost": d.lost,
+            "findings": d.findings.len(),
+        },
+        "findings_by_kind": by_kind,
+        "first_t_ns": d.first_t_ns,
+        "last_t_ns": d.last_t_ns,
+        "findings": d.findings.iter().map(|f| json!({
+            "kind": f.kind.name(),
+            "message": f.message,
+            "records": f.records.iter().map(to_json_value).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "notes": d.notes,
+    })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The human form of `ccs diagnose`: a headline, the counts, each finding with its records,
+/// then the notes.
+pub fn render_diagnosis(d: &Diagnosis) -> String {
+    let scope = format!(
+        "{}, {}, {}",
+        plural(d.records, "record", "records"),
+        plural(d.agents, "agent", "agents"),
+        plural(d.keys, "key", "keys")
+    );
+    let mut out = if d.is_clean() {
+        format!("clean: {scope}\n")
+    } else {
+        let kinds: Vec<String> = FindingKind::ALL
+            .iter()
+            .filter(|&&k| d.count(k) > 0)
+            .map(|&k| format!("{} {k}", d.count(k)))
+            .collect();
+        format!(
+            "FOUND {} in {scope}: {}\n",
+            plural(d.findings.len(), "problem", "problems"),
+            kinds.join(", ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{}; refused: {} for a stale view (conflict), {} held by another agent; {}; {} lost",
+        plural(d.writes, "successful write", "successful writes"),
+        d.conflicts,
+        d.held,
+        plural(d.errors, "error", "errors"),
+        plural(
+            usize::try_from(d.lost).unwrap_or(usize::MAX),
+            "record",
+            "records"
+        ),
+    );
+    for (i, finding) in d.findings.iter().enumerate() {
+        let _ = writeln!(out, "\n{}. {}: {}", i + 1, finding.kind, finding.message);
+        for record in &finding.records {
+            let _ = writeln!(out, "   {}", format_record(record, d.first_t_ns));
+        }
+    }
+    if !d.notes.is_empty() {
+        out.push_str("\nnotes:\n");
+        for note in &d.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    out
+}
+
+fn usage_json(u: &Usage) -> Map<String, Value> {
+    let value = json!({
+        "reads": u.reads,
+        "hits": u.hits,
+        "misses": u.misses,
+        "hit_rate": u.hit_rate(),
+        "bytes_from_copy": u.bytes_from_copy,
+        "bytes_fetched": u.bytes_fetched,
+        "writes": u.writes,
+        "conflicts": u.conflicts,
+        "tokens_saved_estimate": u.tokens_saved_estimate(),
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(), // json!({...}) is always an object
+    }
+}
+
+fn row_json(label: &str, row: &UsageRow) -> Value {
+    let mut map = Map::new();
+    map.insert(label.to_owned(), json!(row.name));
+    map.extend(usage_json(&row.usage));
+    Value::Object(map)
+}
+
+/// The JSON of `ccs stats --json`.
+pub fn stats_json(s: &Stats) -> Value {
+    json!({
+        "schema": SCHEMA_VERSION,
+        "window": {
+            "first_t_ns": s.window.first_t_ns,
+            "last_t_ns": s.window.last_t_ns,
+            "span_ns": s.window.span_ns(),
+            "records": s.window.records,
+            "lost": s.window.lost,
+        },
+        "bytes_per_token": BYTES_PER_TOKEN,
+        "total": Value::Object(usage_json(&s.total)),
+        "agents": s.agents.iter().map(|r| row_json("agent", r)).collect::<Vec<_>>(),
+        "artifacts": s.artifacts.iter().map(|r| row_json("key", r)).collect::<Vec<_>>(),
+    })
+}
+
+/// Lay out rows as columns two spaces apart: the first left-aligned, the others right-aligned.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[c].saturating_sub(cell.chars().count()));
+            if c == 0 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str("  ");
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn usage_cells(name: &str, u: &Usage) -> Vec<String> {
+    let rate = u
+        .hit_rate()
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    vec![
+        name.to_owned(),
+        u.reads.to_string(),
+        u.hits.to_string(),
+        u.misses.to_string(),
+        rate,
+        u.bytes_from_copy.to_string(),
+        u.bytes_fetched.to_string(),
+        u.writes.to_string(),
+        u.conflicts.to_string(),
+        u.tokens_saved_estimate().to_string(),
+    ]
+}
+
+fn usage_table(first: &str, rows: &[UsageRow], total: Option<&Usage>) -> String {
+    let header = [
+        first,
+        "READS",
+        "HITS",
+        "MISSES",
+        "HIT RATE",
+        "FROM COPY (B)",
+        "FETCHED (B)",
+        "WRITES",
+        "CONFLICTS",
+        "TOKENS SAVED*",
+    ];
+    let mut cells = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    cells.extend(rows.iter().map(|r| usage_cells(&r.name, &r.usage)));
+    if let Some(total) = total {
+        cells.push(usage_cells("(total)", total));
+    }
+    table(&cells)
+}
+
+/// The human form of `ccs stats`: the window, then a table per agent and per artifact.
+pub fn render_stats(s: &Stats) -> String {
+    let w = &s.window;
+    let mut out = match (w.first_t_ns, w.last_t_ns) {
+        (Some(first), Some(_)) => format!(
+            "{} over {}.{:06} s (t_ns {first} ..= {})",
+            plural(w.records, "record", "records"),
+            w.span_ns() / 1_000_000_000,
+            w.span_ns() % 1_000_000_000 / 1_000,
+            first + w.span_ns()
+        ),
+        _ => "no records".to_owned(),
+    };
+    if w.lost > 0 {
+        let _ = write!(out, "; {} lost before they were read (not counted)", w.lost);
+    }
+    out.push_str("\n\n");
+    out.push_str(&usage_table("AGENT", &s.agents, Some(&s.total)));
+    out.push('\n');
+    out.push_str(&usage_table("ARTIFACT", &s.artifacts, None));
+    let _ = writeln!(
+        out,
+        "\n* tokens saved is an estimate: bytes served from the agents' current copies / \
+         {BYTES_PER_TOKEN} (about {BYTES_PER_TOKEN} bytes per token); HIT RATE = hits / reads"
+    );
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use agent_coherence::trace::{diagnose, stats};
+
+    use super::*;
+
+    fn record(op: LogOp, outcome: LogOutcome) -> LogRecord {
+        LogRecord {
+            seq: 12,
+            t_ns: 1_000_412_000,
+            agent: "executor".into(),
+            op,
+            outcome,
+            key: Some("task/spec".into()),
+            version: 2,
+            held: 1,
+            count: 1,
+            bytes: 412,
+            other: None,
+            mode: None,
+        }
+    }
+
+    /// One record of every op, outcome and mode, with and without the optional fields.
+    fn every_kind() -> Vec<LogRecord> {
+        let mut records = Vec::new();
+        for (i, &op) in LogOp::ALL.iter().enumerate() {
+            for (j, &outcome) in LogOutcome::ALL.iter().enumerate() {
+                let mut r = record(op, outcome);
+                r.seq = (i * 100 + j) as u64;
+                r.mode = [
+                    None,
+                    Some(WriteMode::View),
+                    Some(WriteMode::If),
+                    Some(WriteMode::Blind),
+                ][j % 4];
+                if j % 2 == 0 {
+                    r.key = None;
+                    r.other = Some("planner".into());
+                }
+                records.push(r);
+            }
+        }
+        let mut big = record(LogOp::Lost, LogOutcome::Ok);
+        (big.seq, big.t_ns, big.count, big.bytes) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+        (big.version, big.held) = (u32::MAX, u32::MAX);
+        records.push(big);
+        records
+    }
+
+    fn temp(name: &str, contents: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("ccs-trace-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn json_lines_round_trip() {
+        let records = every_kind();
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &records).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(text.lines().count(), records.len());
+        for (line, r) in text.lines().zip(&records) {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value, to_json_value(r));
+            assert_eq!(from_json_value(&value).unwrap(), *r);
+        }
+        let path = temp("round-trip.jsonl", &out);
+        assert_eq!(read_jsonl(&path).unwrap(), records);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_line_in_schema_order() {
+        let mut r = record(LogOp::Put, LogOutcome::Ok);
+        r.mode = Some(WriteMode::Blind);
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &[r]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"seq\":12,\"t_ns\":1000412000,\"agent\":\"executor\",\"op\":\"put\",\
+             \"outcome\":\"ok\",\"key\":\"task/spec\",\"version\":2,\"held\":1,\"count\":1,\
+             \"bytes\":412,\"other\":null,\"mode\":\"blind\"}\n"
+        );
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_and_blank_lines_skipped() {
+        let line = r#"{"seq":1,"t_ns":5,"agent":"a","op":"attach","outcome":"ok","version":0,"held":0,"count":1,"bytes":0,"extra":true}"#;
+        let records = parse_jsonl(format!("\n{line}\r\n  \n").as_bytes(), Path::new("-")).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].key.as_deref(), records[0].mode), (None, None));
+    }
+
+    fn bad(text: &str) -> (usize, BadRecord) {
+        match parse_jsonl(text.as_bytes(), Path::new("trace.jsonl")) {
+            Err(TraceFileError::BadLine { line, reason, .. }) => (line, reason),
+            other => panic!("expected a bad line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_lines_say_where_and_why() {
+        let good =
+            serde_json::to_string(&to_json_value(&record(LogOp::Get, LogOutcome::Hit))).unwrap();
+        let with = |field: &str, value: Value| {
+            let mut v = to_json_value(&record(LogOp::Get, LogOutcome::Hit));
+            v[field] = value;
+            format!("{good}\n{v}\n")
+        };
+        let without = |field: &str| {
+            let mut v = to_json_value(&record(LogOp::Get, LogOutcome::Hit));
+            v.as_object_mut().unwrap().remove(field);
+            format!("{good}\n\n{v}\n")
+        };
+        assert_eq!(
+            bad(&with("op", json!("fetch"))),
+            (2, BadRecord::UnknownOp("fetch".into()))
+        );
+        assert_eq!(
+            bad(&with("outcome", json!("meh"))),
+            (2, BadRecord::UnknownOutcome("meh".into()))
+        );
+        assert_eq!(
+            bad(&with("mode", json!("lazy"))),
+            (2, BadRecord::UnknownMode("lazy".into()))
+        );
+        assert_eq!(
+            bad(&without("agent")),
+            (3, BadRecord::MissingField("agent"))
+        );
+        assert_eq!(bad(&without("seq")), (3, BadRecord::MissingField("seq")));
+        assert!(matches!(
+            bad(&with("version", json!(1u64 << 32))),
+            (
+                2,
+                BadRecord::BadField {
+                    field: "version",
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(
+            bad(&with("count", json!(-1))),
+            (2, BadRecord::BadField { field: "count", .. })
+        ));
+        assert!(matches!(
+            bad(&with("key", json!(7))),
+            (2, BadRecord::BadField { field: "key", .. })
+        ));
+        assert!(matches!(bad("{\"seq\":"), (1, BadRecord::NotJson(_))));
+        assert!(matches!(bad("[1,2]"), (1, BadRecord::NotObject)));
+        assert!(matches!(
+            bad(&format!("{good}\n\u{0}\u{ff}")),
+            (2, BadRecord::NotJson(_))
+        ));
+        let (_, reason) = bad(&with("op", json!("fetch")));
+        let error = TraceFileError::BadLine {
+            path: "t.jsonl".into(),
+            line: 2,
+            reason,
+        };
+        assert_eq!(error.to_string(), "t.jsonl:2: unknown op `fetch`");
+        assert_eq!(
+            BadRecord::MissingField("agent").to_string(),
+            "missing field `agent`"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_bad_line() {
+        let path = temp("bad-utf8.jsonl", b"\xff\xfe\n");
+        let error = read_jsonl(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            error,
+            TraceFileError::BadLine { line: 1, reason: BadRecord::NotJson(ref m), .. }
+                if m.starts_with("not UTF-8")
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_file_is_a_read_error() {
+        let missing = std::env::temp_dir().join("ccs-trace-does-not-exist.jsonl");
+        let error = read_jsonl(&missing).unwrap_err();
+        assert!(matches!(error, TraceFileError::Read { .. }));
+        assert!(error.to_string().starts_with("cannot read trace `"));
+    }
+
+    #[test]
+    fn format_record_lines() {
+        let t0 = 1_000_000_000;
+        let mut r = record(LogOp::Get, LogOutcome::Miss);
+        assert_eq!(
+            format_record(&r, t0),
+            "[t+0.000412] [MISS]      get     agent=executor key=task/spec v2 (held v1)"
+        );
+        r.outcome = LogOutcome::Hit;
+        (r.held, r.count) = (2, 40);
+        assert_eq!(
+            format_record(&r, t0),
+            "[t+0.000412] [HIT]       get     agent=executor key=task/spec v2 (held v2) ×40"
+        );
+        let mut w = record(LogOp::Put, LogOutcome::Ok);
+        w.mode = Some(WriteMode::Blind);
+        assert_eq!(
+            format_record(&w, t0),
+            "[t+0.000412] [OK]        put     agent=executor key=task/spec v2 (held v1) mode=blind"
+        );
+        w.mode = Some(WriteMode::View);
+        w.outcome = LogOutcome::NotFound;
+        assert!(format_record(&w, t0).starts_with("[t+0.000412] [NOT_FOUND] put     agent="));
+        assert!(!format_record(&w, t0).contains("mode="));
+        let mut h = record(LogOp::Acquire, LogOutcome::Held);
+        (h.held, h.other, h.t_ns) = (0, Some("planner".into()), 3_500_000_000);
+        assert_eq!(
+            format_record(&h, t0),
+            "[t+2.500000] [HELD]      acquire agent=executor key=task/spec v2 other=planner"
+        );
+        let mut a = record(LogOp::Attach, LogOutcome::Ok);
+        (a.key, a.held, a.t_ns) = (None, 0, 999_000_000);
+        assert_eq!(
+            format_record(&a, t0),
+            "[t-0.001000] [OK]        attach  agent=executor"
+        );
+        for &outcome in LogOutcome::ALL {
+            let upper = outcome.name().to_uppercase();
+            assert!(format_record(&record(LogOp::Get, outcome), 0).contains(&format!("[{upper}]")));
+        }
+    }
+
+    fn stale_trace() -> Vec<LogRecord> {
+        let text = r#"
+{"seq":0,"t_ns":1000000,"agent":"planner","op":"put","outcome":"ok","key":"task/spec","version":1,"held":0,"count":1,"bytes":16,"other":null,"mode":"view"}
+{"seq":0,"t_ns":1000412,"agent":"executor","op":"get","outcome":"miss","key":"task/spec","version":1,"held":0,"count":1,"bytes":16,"other":null,"mode":null}
+{"seq":1,"t_ns":1002000,"agent":"planner","op":"put","outcome":"ok","key":"task/spec","version":2,"held":1,"count":1,"bytes":16,"other":null,"mode":"view"}
+{"seq":1,"t_ns":1003000,"agent":"executor","op":"put","outcome":"ok","key":"src/lib.rs","version":1,"held":0,"count":1,"bytes":900,"other":null,"mode":"view"}
+"#;
+        parse_jsonl(text.as_bytes(), Path::new("-")).unwrap()
+    }
+
+    #[test]
+    fn diagnosis_renders_and_serializes() {
+        let d = diagnose(&stale_trace());
+        let text = render_diagnosis(&d);
+        assert!(
+            text.starts_with("FOUND 1 problem in 4 records, 2 agents, 2 keys: 1 stale_use\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n1. stale_use: executor wrote src/lib.rs v1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n3 successful writes; refused: 0 for a stale view (conflict), 0 held by \
+                 another agent; 0 errors; 0 records lost\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n   [t+0.000000] [MISS]      get     agent=executor key=task/spec v1\n"
+            ),
+            "{text}"
+        );
+        let v = diagnosis_json(&d);
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["clean"], false);
+        assert_eq!(v["counts"]["records"], 4);
+        assert_eq!(v["counts"]["findings"], 1);
+        assert_eq!(v["findings_by_kind"]["stale_use"], 1);
+        assert_eq!(v["findings_by_kind"]["single_writer_breach"], 0);
+        assert_eq!(v["findings"][0]["kind"], "stale_use");
+        assert_eq!(v["findings"][0]["records"][2]["key"], "src/lib.rs");
+        assert_eq!(diagnose_exit_code(&d), EXIT_FOUND);
+
+        let clean = diagnose(&stale_trace()[..3]);
+        assert!(render_diagnosis(&clean).starts_with("clean: 3 records, 2 agents, 1 key\n"));
+        assert_eq!(diagnosis_json(&clean)["clean"], true);
+        assert_eq!(diagnose_exit_code(&clean), EXIT_CLEAN);
+    }
+
+    #[test]
+    fn stats_render_and_serialize() {
+        let mut records = stale_trace();
+        let mut hits = records[1].clone();
+        (hits.seq, hits.t_ns, hits.outcome, hits.held, hits.count) =
+            (2, 1_004_000, LogOutcome::Hit, 1, 10);
+        records.push(hits);
+        let s = stats(&records);
+        let v = stats_json(&s);
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["bytes_per_token"], 4);
+        assert_eq!(v["window"]["span_ns"], 4_000);
+        assert_eq!(v["total"]["reads"], 11);
+        assert_eq!(v["total"]["bytes_from_copy"], 160);
+        assert_eq!(v["total"]["tokens_saved_estimate"], 40);
+        assert_eq!(v["agents"][0]["agent"], "executor");
+        assert_eq!(v["agents"][0]["hit_rate"].as_f64(), Some(10.0 / 11.0));
+        assert_eq!(v["agents"][1]["hit_rate"], Value::Null);
+        assert_eq!(v["artifacts"][1]["key"], "task/spec");
+        let text = render_stats(&s);
+        assert!(text.starts_with("5 records over 0.000004 s"), "{text}");
+        assert!(text.contains("tokens saved is an estimate"), "{text}");
+        assert!(
+            text.contains("bytes served from the agents' current copies / 4"),
+            "{text}"
+        );
+        let executor = text.lines().find(|l| l.starts_with("executor")).unwrap();
+        let cells: Vec<&str> = executor.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "executor", "11", "10", "1", "90.9%", "160", "16", "1", "0", "40"
+            ]
+        );
+        assert!(render_stats(&stats(&[])).starts_with("no records"));
+    }
+}

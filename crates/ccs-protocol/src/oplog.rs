@@ -1,0 +1,347 @@
+//! The operation log: one ring of fixed-size records per agent, in the segment.
+//!
+//! A ring per agent (after the per-CPU buffers of Linux's ftrace and LTTng) keeps agents off each
+//! other's cache lines: an agent claims its next sequence number with a `fetch_add` on its own
+//! ring header and fills the record there. Readers merge the rings by time. Nothing waits on a
+//! reader: a reader that falls behind by more than a ring finds its records overwritten and is
+//! told how many it missed.
+//!
+//! Each record is a seqlock over its words (the stamp is `seq + 1` when complete, `WRITING`
+//! while being filled), plus a checksum of its fields: two threads of one agent that claimed the
+//! same slot a whole ring apart, or hostile bytes, show as a record that fails its checksum and is
+//! counted as missed, never as a torn record.
+//!
+//! Consecutive HITs of one agent on one version are counted in one record (its `count` word,
+//! outside the checksum) instead of a record each: a HIT then costs a few loads and a store on the
+//! agent's own lines, and the log still accounts for every read.
+
+use crate::directory::{AgentId, Directory};
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{H_SWITCHES, R_NEXT, R_RUN, R_RUN_SEQ, RECORD_WORDS, SWITCH_LOG_OFF};
+use crate::opcodes::{LogOp, LogOutcome, WriteMode};
+use crate::sync::{AtomicU64, Ordering, fence};
+
+/// The stamp of a record being filled.
+const WRITING: u64 = u64::MAX;
+
+// Record words: the stamp; the checked fields (time, line|op|outcome|mode,
+// version|held, other agent, bytes); the count; the checksum.
+const W_STAMP: usize = 0;
+const W_TIME: usize = 1;
+const W_BYTES: usize = 5;
+const W_COUNT: usize = 6;
+const W_CHECK: usize = 7;
+
+/// One operation to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    /// What was done.
+    pub op: LogOp,
+    /// How it ended.
+    pub outcome: LogOutcome,
+    /// The artifact's line, if any.
+    pub line: Option<u32>,
+    /// The version involved.
+    pub version: u32,
+    /// The version the agent held before.
+    pub held: u32,
+    /// The other agent involved (a holder), by slot.
+    pub other: Option<u32>,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// A write's condition.
+    pub mode: Option<WriteMode>,
+    /// When, if taken inside the operation (writes take it while holding the line); now if
+    /// `None`.
+    pub t_ns: Option<u64>,
+}
+
+impl LogEntry {
+    /// An entry for `op` ending in `outcome`, with no artifact.
+    pub fn new(op: LogOp, outcome: LogOutcome) -> LogEntry {
+        LogEntry {
+            op,
+            outcome,
+            line: None,
+            version: 0,
+            held: 0,
+            other: None,
+            bytes: 0,
+            mode: None,
+            t_ns: None,
+        }
+    }
+
+    /// The same entry on `line`.
+    pub fn on(self, line: u32) -> LogEntry {
+        LogEntry {
+            line: Some(line),
+            ..self
+        }
+    }
+
+    /// The same entry with versions `version` (involved) and `held` (before).
+    pub fn versions(self, version: u32, held: u32) -> LogEntry {
+        LogEntry {
+            version,
+            held,
+            ..self
+        }
+    }
+}
+
+/// A record read back from a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecord {
+    /// The agent's slot.
+    pub slot: u32,
+    /// Its sequence number in the agent's ring.
+    pub seq: u64,
+    /// The entry.
+    pub entry: LogEntry,
+    /// Operations it stands for (more than 1 for a run of HITs).
+    pub count: u64,
+}
+
+/// What reading one record found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordRead {
+    /// The record, intact.
+    Ready(RawRecord),
+    /// Not written yet (its writer is filling it, or died doing so).
+    NotYet,
+    /// Overwritten by a later record, or found inconsistent (torn by two writers a ring apart,
+    /// or corrupted): lost to the reader.
+    Lost,
+}
+
+impl<E: Env> Directory<E> {
+    /// Whether operations are being logged: the segment has rings and logging is not paused.
+    #[inline]
+    pub fn logging(&self) -> bool {
+        self.geo.ring_words != 0
+            && self
+                .words
+                .at(H_SWITCHES)
+                .is_ok_and(|w| w.load(Ordering::Relaxed) & SWITCH_LOG_OFF == 0)
+    }
+
+    /// Log `entry` as `agent`'s next record. Logging never fails an operation: a record that
+    /// cannot be written (a corrupt ring header) is dropped.
+    pub fn log(&self, agent: AgentId, entry: LogEntry) {
+        if self.logging() {
+            let _ = self.append(agent.slot, entry, true);
+        }
+    }
+
+    /// Log a HIT of `agent` on `version` of `line`, counting it in the agent's open run of
+    /// HITs on that version if its last record is one.
+    #[inline]
+    pub fn log_hit(&self, agent: AgentId, line: u32, version: u32, bytes: u64) {
+        if self.logging() {
+            let _ = self.append_hit(agent.slot, line, version, bytes);
+        }
+    }
+
+    fn append_hit(&self, slot: u32, line: u32, version: u32, bytes: u64) -> Result<()> {
+        let run_key = (u64::from(line) + 1) << 32 | u64::from(version);
+        let run = self.words.at(self.geo.ring_word(slot, R_RUN))?;
+        if run.load(Ordering::Relaxed) == run_key {
+            let seq = self
+                .words
+                .at(self.geo.ring_word(slot, R_RUN_SEQ))?
+                .load(Ordering::Relaxed);
+            let count = self.record_at(slot, seq, W_COUNT)?;
+            // A load and a store, not a read-modify-write: the agent's threads rarely run HITs
+            // concurrently, and a lost increment only undercounts a run.
+            count.store(
+                count.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            return Ok(());
+        }
+        let entry = LogEntry::new(LogOp::Get, LogOutcome::Hit)
+            .on(line)
+            .versions(version, version);
+        let seq = self.append(slot, LogEntry { bytes, ..entry }, false)?;
+        self.words
+            .at(self.geo.ring_word(slot, R_RUN_SEQ))?
+            .store(seq, Ordering::Relaxed);
+        run.store(run_key, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn append(&self, slot: u32, entry: LogEntry, ends_run: bool) -> Result<u64> {
+        let run = self.words.at(self.geo.ring_word(slot, R_RUN))?;
+        if ends_run || run.load(Ordering::Relaxed) != 0 {
+            run.store(0, Ordering::Relaxed);
+        }
+        let t_ns = entry.t_ns.unwrap_or_else(|| self.env.now_ns());
+        // The agent's own cache line: no other agent contends on it.
+        let seq = self
+            .words
+            .at(self.geo.ring_word(slot, R_NEXT))?
+            .fetch_add(1, Ordering::Relaxed);
+        let fields = encode(t_ns, &entry);
+        let record = self
+            .words
+            .slice(self.geo.record_word(slot, seq), RECORD_WORDS)?;
+        record[W_STAMP].store(WRITING, Ordering::Relaxed);
+        // Pairs with the Acquire fence in `read_record`: a reader that sees any field below
+        // sees the WRITING stamp (or a later one) on its re-check.
+        fence(Ordering::Release);
+        for (word, value) in record[W_TIME..=W_BYTES].iter().zip(&fields) {
+            word.store(*value, Ordering::Relaxed);
+        }
+        record[W_COUNT].store(1, Ordering::Relaxed);
+        record[W_CHECK].store(checksum(seq, &fields), Ordering::Relaxed);
+        // Pairs with the Acquire load of the stamp in `read_record`.
+        record[W_STAMP].store(seq.wrapping_add(1), Ordering::Release);
+        Ok(seq)
+    }
+
+    fn record_at(&self, slot: u32, seq: u64, field: usize) -> Result<&AtomicU64> {
+        self.words.at(self.geo.record_word(slot, seq) + field)
+    }
+
+    /// Records `slot` has claimed so far: the next record's sequence number.
+    pub fn log_next(&self, slot: u32) -> Result<u64> {
+        self.check_ring(slot)?;
+        // Pairs with nothing in particular: a reader re-validates every record it reads.
+        Ok(self
+            .words
+            .at(self.geo.ring_word(slot, R_NEXT))?
+            .load(Ordering::Acquire))
+    }
+
+    /// Records each ring holds (0: the segment has no log).
+    pub fn log_capacity(&self) -> u64 {
+        u64::from(self.geo.config.log_records)
+    }
+
+    /// Read record `seq` of `slot`'s ring, validating it like everything read from the segment.
+    pub fn read_record(&self, slot: u32, seq: u64) -> Result<RecordRead> {
+        self.check_ring(slot)?;
+        if seq == u64::MAX {
+            return Ok(RecordRead::Lost);
+        }
+        let record = self
+            .words
+            .slice(self.geo.record_word(slot, seq), RECORD_WORDS)?;
+        // Pairs with the Release store of the stamp in `append`.
+        let stamp = record[W_STAMP].load(Ordering::Acquire);
+        if stamp == WRITING || stamp <= seq {
+            return Ok(RecordRead::NotYet);
+        }
+        if stamp != seq + 1 {
+            return Ok(RecordRead::Lost);
+        }
+        let mut fields = [0u64; 5];
+        for (value, word) in fields.iter_mut().zip(&record[W_TIME..=W_BYTES]) {
+            *value = word.load(Ordering::Relaxed);
+        }
+        let count = record[W_COUNT].load(Ordering::Relaxed);
+        let check = record[W_CHECK].load(Ordering::Relaxed);
+        // Pairs with the Release fence in `append`: if a field came from a later writer of
+        // this slot, the stamp is seen changed below.
+        fence(Ordering::Acquire);
+        #[cfg(ccs_mutant = "no_log_checksum")]
+        let check = checksum(seq, &fields);
+        if record[W_STAMP].load(Ordering::Relaxed) != stamp || check != checksum(seq, &fields) {
+            return Ok(RecordRead::Lost);
+        }
+        match decode(&fields, self.geo.lines as u32, self.geo.config.max_agents) {
+            Some(entry) => Ok(RecordRead::Ready(RawRecord {
+                slot,
+                seq,
+                entry,
+                count: count.max(1),
+            })),
+            None => Ok(RecordRead::Lost),
+        }
+    }
+
+    /// The count word of record `seq` of `slot`, if that record is still intact: a run of HITs
+    /// read earlier may have grown since.
+    pub fn record_count(&self, slot: u32, seq: u64) -> Result<Option<u64>> {
+        self.check_ring(slot)?;
+        let stamp = self.record_at(slot, seq, W_STAMP)?;
+        // Pairs with the Release store of the stamp in `append`.
+        let before = stamp.load(Ordering::Acquire);
+        let count = self.record_at(slot, seq, W_COUNT)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Ok(
+            (before == seq.wrapping_add(1) && stamp.load(Ordering::Relaxed) == before)
+                .then_some(count),
+        )
+    }
+
+    fn check_ring(&self, slot: u32) -> Result<()> {
+        if self.geo.ring_words == 0 {
+            return Err(ProtocolError::InvalidConfig(
+                "this segment was created without an operation log (log_records = 0)".into(),
+            ));
+        }
+        if slot >= self.geo.config.max_agents {
+            return Err(ProtocolError::corrupt(format!("agent {slot} out of range")));
+        }
+        Ok(())
+    }
+}
+
+/// The record's checked words: time, what, versions, other, bytes.
+fn encode(t_ns: u64, entry: &LogEntry) -> [u64; 5] {
+    let line = entry.line.map_or(0, |l| u64::from(l) + 1);
+    let what = line << 32
+        | u64::from(entry.op.code()) << 24
+        | u64::from(entry.outcome.code()) << 16
+        | u64::from(WriteMode::code(entry.mode)) << 8;
+    [
+        t_ns,
+        what,
+        u64::from(entry.version) << 32 | u64::from(entry.held),
+        entry.other.map_or(0, |o| u64::from(o) + 1),
+        entry.bytes,
+    ]
+}
+
+/// Decode checked words; `None` if any field is out of range for this segment.
+fn decode(fields: &[u64; 5], lines: u32, agents: u32) -> Option<LogEntry> {
+    let [t_ns, what, versions, other, bytes] = *fields;
+    let line = match (what >> 32) as u32 {
+        0 => None,
+        n if n - 1 < lines => Some(n - 1),
+        _ => return None,
+    };
+    let other = match other {
+        0 => None,
+        n if n - 1 < u64::from(agents) => Some((n - 1) as u32),
+        _ => return None,
+    };
+    if what & 0xff != 0 {
+        return None;
+    }
+    Some(LogEntry {
+        op: LogOp::from_code((what >> 24) as u8)?,
+        outcome: LogOutcome::from_code((what >> 16) as u8)?,
+        line,
+        version: (versions >> 32) as u32,
+        held: versions as u32,
+        other,
+        bytes,
+        mode: WriteMode::from_code((what >> 8) as u8).ok()?,
+        t_ns: Some(t_ns),
+    })
+}
+
+/// A 64-bit mix of the sequence number and the checked words (FNV-1a over words, then a
+/// finaliser): any torn mixture of two records fails it.
+fn checksum(seq: u64, fields: &[u64; 5]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ seq;
+    for value in fields {
+        hash = (hash ^ value).wrapping_mul(0x0100_0000_01b3);
+        hash ^= hash >> 29;
+    }
+    hash ^ (hash >> 32)
+}

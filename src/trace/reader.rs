@@ -1,0 +1,211 @@
+//! Reading the operation log of a live segment: every agent's ring, merged by time.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ccs_protocol::{RawRecord, RecordRead};
+
+use crate::error::Result;
+use crate::segment::Segment;
+use crate::trace::record::{LogOp, LogOutcome, LogRecord};
+
+/// How long a claimed record may stay unwritten before the reader skips it as lost (its
+/// writer died between claiming and stamping it).
+const ABANDONED: Duration = Duration::from_secs(1);
+
+/// What one [`LogReader::poll`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBatch {
+    /// New records, merged by time (then agent, then sequence number). A run of HITs read
+    /// earlier that has grown since comes again with its `seq` and the additional `count`.
+    /// Gaps come as [`LogOp::Lost`] records.
+    pub records: Vec<LogRecord>,
+    /// Records overwritten before they were read, in all.
+    pub missed: u64,
+}
+
+/// A cursor over a segment's log. A reader never slows an agent down: one that falls behind by
+/// more than a ring is told how many records it missed.
+pub struct LogReader {
+    segment: Segment,
+    cursors: Vec<Cursor>,
+    names: HashMap<u32, String>,
+    keys: HashMap<u32, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cursor {
+    next: u64,
+    /// The last record returned, if it was a HIT: its run may still grow.
+    open_run: Option<LogRecord>,
+    stuck_since: Option<Instant>,
+}
+
+impl LogReader {
+    /// A reader positioned at the oldest record each ring still holds.
+    pub(crate) fn new(segment: Segment) -> Result<LogReader> {
+        let shared = &segment.shared;
+        if shared.dir.log_capacity() == 0 {
+            return Err(shared.general(ccs_protocol::ProtocolError::InvalidConfig(
+                "this segment was created without an operation log (log_records = 0); \
+                 create it with a log to watch it"
+                    .into(),
+            )));
+        }
+        Ok(LogReader {
+            segment,
+            cursors: Vec::new(),
+            names: HashMap::new(),
+            keys: HashMap::new(),
+        })
+    }
+
+    /// Skip everything logged so far: the next poll returns only newer records.
+    pub fn skip_to_end(&mut self) -> Result<()> {
+        self.grow()?;
+        let dir = &self.segment.shared.dir;
+        for (slot, cursor) in self.cursors.iter_mut().enumerate() {
+            cursor.next = dir
+                .log_next(slot as u32)
+                .map_err(|e| self.segment.shared.general(e))?;
+            cursor.open_run = None;
+        }
+        Ok(())
+    }
+
+    /// Everything logged since the last poll.
+    pub fn poll(&mut self) -> Result<LogBatch> {
+        self.grow()?;
+        let mut batch = LogBatch::default();
+        for slot in 0..self.cursors.len() as u32 {
+            self.poll_ring(slot, &mut batch)?;
+        }
+        batch
+            .records
+            .sort_by(|a, b| (a.t_ns, &a.agent, a.seq).cmp(&(b.t_ns, &b.agent, b.seq)));
+        Ok(batch)
+    }
+
+    fn grow(&mut self) -> Result<()> {
+        let count = self
+            .segment
+            .shared
+            .dir
+            .agent_count()
+            .map_err(|e| self.segment.shared.general(e))?;
+        self.cursors.resize(count as usize, Cursor::default());
+        Ok(())
+    }
+
+    fn poll_ring(&mut self, slot: u32, batch: &mut LogBatch) -> Result<()> {
+        let segment = self.segment.clone();
+        let shared = &segment.shared;
+        let dir = &shared.dir;
+        let general = |e| shared.general(e);
+        let head = dir.log_next(slot).map_err(general)?;
+        let capacity = dir.log_capacity();
+        let mut cursor = std::mem::take(&mut self.cursors[slot as usize]);
+        if let Some(run) = &cursor.open_run
+            && let Some(count) = dir.record_count(slot, run.seq).map_err(general)?
+            && count > run.count
+        {
+            batch.records.push(LogRecord {
+                count: count - run.count,
+                ..run.clone()
+            });
+            cursor.open_run = Some(LogRecord {
+                count,
+                ..run.clone()
+            });
+        }
+        let mut lost = 0;
+        if head.saturating_sub(cursor.next) > capacity {
+            lost += head - capacity - cursor.next;
+            cursor.next = head - capacity;
+        }
+        while cursor.next < head {
+            match dir.read_record(slot, cursor.next).map_err(general)? {
+                RecordRead::Ready(raw) => {
+                    let record = self.decode(&raw)?;
+                    cursor.open_run = (record.op == LogOp::Get
+                        && record.outcome == LogOutcome::Hit)
+                        .then(|| record.clone());
+                    batch.records.push(record);
+                }
+                RecordRead::Lost => lost += 1,
+                RecordRead::NotYet => {
+                    let since = *cursor.stuck_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < ABANDONED {
+                        break;
+                    }
+                    lost += 1;
+                }
+            }
+            cursor.stuck_since = None;
+            cursor.next += 1;
+        }
+        if lost > 0 {
+            batch.missed += lost;
+            batch.records.push(LogRecord {
+                seq: cursor.next,
+                t_ns: ccs_os::monotonic_ns(),
+                agent: self.name(slot),
+                op: LogOp::Lost,
+                outcome: LogOutcome::Ok,
+                key: None,
+                version: 0,
+                held: 0,
+                count: lost,
+                bytes: 0,
+                other: None,
+                mode: None,
+            });
+        }
+        self.cursors[slot as usize] = cursor;
+        Ok(())
+    }
+
+    fn decode(&mut self, raw: &RawRecord) -> Result<LogRecord> {
+        let entry = raw.entry;
+        let key = match entry.line {
+            Some(line) => Some(self.key(line)?),
+            None => None,
+        };
+        Ok(LogRecord {
+            seq: raw.seq,
+            t_ns: entry.t_ns.unwrap_or(0),
+            agent: self.name(raw.slot),
+            op: entry.op,
+            outcome: entry.outcome,
+            key,
+            version: entry.version,
+            held: entry.held,
+            count: raw.count,
+            bytes: entry.bytes,
+            other: entry.other.map(|slot| self.name(slot)),
+            mode: entry.mode,
+        })
+    }
+
+    fn name(&mut self, slot: u32) -> String {
+        let shared = &self.segment.shared;
+        self.names
+            .entry(slot)
+            .or_insert_with(|| shared.agent_name(slot))
+            .clone()
+    }
+
+    fn key(&mut self, line: u32) -> Result<String> {
+        if let Some(key) = self.keys.get(&line) {
+            return Ok(key.clone());
+        }
+        let shared = &self.segment.shared;
+        let key = shared
+            .dir
+            .key_of(line)
+            .map_err(|e| shared.general(e))?
+            .unwrap_or_else(|| format!("#line{line}"));
+        self.keys.insert(line, key.clone());
+        Ok(key)
+    }
+}
