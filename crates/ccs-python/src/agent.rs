@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::buffer::ReadBuffer;
 use crate::errors::OrRaise;
@@ -262,6 +262,72 @@ impl Agent {
         self.agent()?.list(prefix).or_raise(py)
     }
 
+    /// The freshness strategy this agent attached with: `"lazy"`, `"eager"`,
+    /// `"lease:<ms>ms"` or `"access_count:<n>"`.
+    #[getter]
+    fn strategy(&self) -> PyResult<String> {
+        Ok(self.agent()?.strategy().to_string())
+    }
+
+    /// Receive change events for every key starting with `prefix` (`""`: every key),
+    /// including keys created later. Needs the `"eager"` strategy. This agent's own writes are
+    /// not reported to it.
+    fn subscribe(&self, py: Python<'_>, prefix: &str) -> PyResult<()> {
+        self.agent()?.subscribe(prefix).or_raise(py)
+    }
+
+    /// Stop receiving events for `prefix`; `False` if it was not subscribed.
+    fn unsubscribe(&self, py: Python<'_>, prefix: &str) -> PyResult<bool> {
+        self.agent()?.unsubscribe(prefix).or_raise(py)
+    }
+
+    /// The prefixes this agent is subscribed to.
+    fn subscriptions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.agent()?.subscriptions().or_raise(py)
+    }
+
+    /// Take up to `max` waiting change events without blocking: a dict with `events` (oldest
+    /// first; each `key`, `version`, `writer`, `deleted`) and `lost` (events dropped since the
+    /// last receive because the inbox was full: re-read what matters).
+    #[pyo3(signature = (max=64))]
+    fn poll_events<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyDict>> {
+        let events = self.agent()?.try_events(max).or_raise(py)?;
+        events_dict(py, &events)
+    }
+
+    /// Take up to `max` change events, blocking until one arrives (or a loss is reported) or
+    /// `timeout` seconds pass (then `events` is empty); `None` waits forever. Sleeps with the
+    /// GIL released, in 50 ms slices between which signals are handled (Ctrl-C works).
+    #[pyo3(signature = (max=64, timeout=None))]
+    fn wait_events<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + seconds("timeout", t)?),
+            None => None,
+        };
+        let agent = self.agent()?;
+        loop {
+            let slice = match deadline {
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            let events = py
+                .detach(|| agent.wait_events(max, Some(slice)))
+                .or_raise(py)?;
+            let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            if !events.events.is_empty() || events.lost > 0 || expired {
+                return events_dict(py, &events);
+            }
+            py.check_signals()?;
+        }
+    }
+
     /// Detach now (once the guards, buffers and cached copies made from this agent are gone
     /// too). Further calls raise `RuntimeError`. Idempotent.
     fn close(&self) {
@@ -343,6 +409,25 @@ impl Check {
             self.current
         )
     }
+}
+
+fn events_dict<'py>(
+    py: Python<'py>,
+    events: &agent_coherence::Events,
+) -> PyResult<Bound<'py, PyDict>> {
+    let list = PyList::empty(py);
+    for event in &events.events {
+        let d = PyDict::new(py);
+        d.set_item("key", &event.key)?;
+        d.set_item("version", event.version)?;
+        d.set_item("writer", &event.writer)?;
+        d.set_item("deleted", event.deleted)?;
+        list.append(d)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("events", list)?;
+    d.set_item("lost", events.lost)?;
+    Ok(d)
 }
 
 struct CachedState {

@@ -1,6 +1,10 @@
 //! `Segment`: create, open, destroy, attach, status, list, fsck.
 
-use agent_coherence::{Config, FsckReport, Mesi, OpenOptions, Status};
+use std::time::Duration;
+
+use agent_coherence::trace::{Stats, Usage};
+use agent_coherence::{Config, FsckReport, Mesi, OpenOptions, Status, Strategy};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -18,20 +22,30 @@ pub(crate) struct Segment {
 }
 
 /// The configuration from keyword arguments, defaults for those not given.
-fn config(
+/// Sizes from keyword arguments; `None` keeps the library's default.
+#[derive(Default)]
+struct Sizes {
     max_agents: Option<u32>,
     max_artifacts: Option<u32>,
     arena_bytes: Option<u64>,
     max_payload: Option<u64>,
     write_lease_ms: Option<u64>,
-) -> Config {
-    let default = Config::default();
-    Config {
-        max_agents: max_agents.unwrap_or(default.max_agents),
-        max_artifacts: max_artifacts.unwrap_or(default.max_artifacts),
-        arena_bytes: arena_bytes.unwrap_or(default.arena_bytes),
-        max_payload: max_payload.unwrap_or(default.max_payload),
-        write_lease_ms: write_lease_ms.unwrap_or(default.write_lease_ms),
+    log_records: Option<u32>,
+    inbox_events: Option<u32>,
+}
+
+impl Sizes {
+    fn config(&self) -> Config {
+        let default = Config::default();
+        Config {
+            max_agents: self.max_agents.unwrap_or(default.max_agents),
+            max_artifacts: self.max_artifacts.unwrap_or(default.max_artifacts),
+            arena_bytes: self.arena_bytes.unwrap_or(default.arena_bytes),
+            max_payload: self.max_payload.unwrap_or(default.max_payload),
+            write_lease_ms: self.write_lease_ms.unwrap_or(default.write_lease_ms),
+            log_records: self.log_records.unwrap_or(default.log_records),
+            inbox_events: self.inbox_events.unwrap_or(default.inbox_events),
+        }
     }
 }
 
@@ -47,12 +61,14 @@ impl Segment {
     /// Create a new segment at `location`; `SegmentExists` if there is one.
     ///
     /// Sizes default to the library's (256 agents, 4096 artifacts, 256 MiB arena, 64 MiB
-    /// largest payload, 10 s write lease). `mode` is the file mode (default 0o600, owner
+    /// largest payload, 10 s write lease, 1024 log records per agent (0: no operation log),
+    /// 256 change events per eager agent's inbox (0: no eager agents)). `mode` is the file mode (default 0o600, owner
     /// only); `durable_puts` flushes every write to disk before it returns (for a segment on a
     /// file); `allow_other_owner` accepts a segment owned by another user.
     #[staticmethod]
     #[pyo3(signature = (location, *, max_agents=None, max_artifacts=None, arena_bytes=None,
-                        max_payload=None, write_lease_ms=None, mode=0o600, durable_puts=false,
+                        max_payload=None, write_lease_ms=None, log_records=None,
+                        inbox_events=None, mode=0o600, durable_puts=false,
                         allow_other_owner=false))]
     #[allow(clippy::too_many_arguments)]
     fn create(
@@ -63,17 +79,22 @@ impl Segment {
         arena_bytes: Option<u64>,
         max_payload: Option<u64>,
         write_lease_ms: Option<u64>,
+        log_records: Option<u32>,
+        inbox_events: Option<u32>,
         mode: u32,
         durable_puts: bool,
         allow_other_owner: bool,
     ) -> PyResult<Segment> {
-        let config = config(
+        let config = Sizes {
             max_agents,
             max_artifacts,
             arena_bytes,
             max_payload,
             write_lease_ms,
-        );
+            log_records,
+            inbox_events,
+        }
+        .config();
         let options = options(mode, durable_puts, allow_other_owner);
         py.detach(|| options.create(location, config))
             .or_raise(py)
@@ -100,7 +121,8 @@ impl Segment {
     /// An existing segment keeps the sizes it was created with.
     #[staticmethod]
     #[pyo3(signature = (location, *, max_agents=None, max_artifacts=None, arena_bytes=None,
-                        max_payload=None, write_lease_ms=None, mode=0o600, durable_puts=false,
+                        max_payload=None, write_lease_ms=None, log_records=None,
+                        inbox_events=None, mode=0o600, durable_puts=false,
                         allow_other_owner=false))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
@@ -111,17 +133,22 @@ impl Segment {
         arena_bytes: Option<u64>,
         max_payload: Option<u64>,
         write_lease_ms: Option<u64>,
+        log_records: Option<u32>,
+        inbox_events: Option<u32>,
         mode: u32,
         durable_puts: bool,
         allow_other_owner: bool,
     ) -> PyResult<Segment> {
-        let config = config(
+        let config = Sizes {
             max_agents,
             max_artifacts,
             arena_bytes,
             max_payload,
             write_lease_ms,
-        );
+            log_records,
+            inbox_events,
+        }
+        .config();
         let options = options(mode, durable_puts, allow_other_owner);
         py.detach(|| options.open_or_create(location, config))
             .or_raise(py)
@@ -138,9 +165,56 @@ impl Segment {
     /// Attach this process as agent `name`, registering it on first use. Its coherence state
     /// persists across attaches. `AgentBusy` while another live handle (in any process,
     /// including this one) is attached under that name.
-    fn attach(&self, py: Python<'_>, name: &str) -> PyResult<Agent> {
-        let agent = py.detach(|| self.inner.attach(name)).or_raise(py)?;
+    ///
+    /// `strategy` says how long a valid copy is served as a HIT: `"lazy"` (until a peer
+    /// writes; the default), `"eager"` (as lazy, and the agent can `subscribe` to change
+    /// events), `("lease", seconds)` (at most that long after the fetch), `("access_count", n)`
+    /// (at most n HITs after the fetch); also the `ccs` spellings `"lease:2s"`,
+    /// `"access_count:5"`.
+    #[pyo3(signature = (name, strategy=None))]
+    fn attach(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        strategy: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Agent> {
+        let strategy = match strategy {
+            None => Strategy::Lazy,
+            Some(given) => parse_strategy(given)?,
+        };
+        let agent = py
+            .detach(|| self.inner.attach_with(name, strategy))
+            .or_raise(py)?;
         Ok(Agent::new(agent))
+    }
+
+    /// Usage statistics from the operation log as a dict: `window` (records, lost, first and
+    /// last timestamps), `total`, and per-agent and per-artifact rows of reads, hits, misses,
+    /// bytes served from copies and fetched, writes, conflicts, hit rate and estimated tokens
+    /// saved. `CoherenceError` if the segment was created with `log_records=0`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let records = py.detach(|| self.inner.log_records()).or_raise(py)?;
+        stats_dict(py, &agent_coherence::trace::stats(&records))
+    }
+
+    /// The segment's run-time switches: `{"logging": bool, "invalidation": bool}`.
+    fn switches<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let switches = self.inner.switches().or_raise(py)?;
+        let d = PyDict::new(py);
+        d.set_item("logging", switches.logging)?;
+        d.set_item("invalidation", switches.invalidation)?;
+        Ok(d)
+    }
+
+    /// Pause (`False`) or resume the operation log, for every process using the segment.
+    fn set_logging(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.inner.set_logging(on).or_raise(py)
+    }
+
+    /// Turn invalidation off (`False`) or on, for every process: with it off, writers stop
+    /// clearing peers' valid bits (the world without coherence, for demonstrations only).
+    fn set_invalidation(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.inner.set_invalidation(on).or_raise(py)
     }
 
     /// Keys of existing artifacts starting with `prefix`, sorted.
@@ -201,6 +275,8 @@ fn config_dict<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyD
     d.set_item("arena_bytes", config.arena_bytes)?;
     d.set_item("max_payload", config.max_payload)?;
     d.set_item("write_lease_ms", config.write_lease_ms)?;
+    d.set_item("log_records", config.log_records)?;
+    d.set_item("inbox_events", config.inbox_events)?;
     Ok(d)
 }
 
@@ -221,6 +297,8 @@ fn status_dict<'py>(py: Python<'py>, status: &Status) -> PyResult<Bound<'py, PyD
         d.set_item("pid", agent.pid)?;
         d.set_item("alive", agent.alive)?;
         d.set_item("generation", agent.generation)?;
+        d.set_item("strategy", agent.strategy.to_string())?;
+        d.set_item("subscriptions", &agent.subscriptions)?;
         agents.append(d)?;
     }
     let artifacts = PyList::empty(py);
@@ -279,5 +357,71 @@ fn fsck_dict<'py>(py: Python<'py>, report: &FsckReport) -> PyResult<Bound<'py, P
     d.set_item("notes", &report.notes)?;
     d.set_item("repaired", &report.repaired)?;
     d.set_item("not_repaired", &report.not_repaired)?;
+    Ok(d)
+}
+
+/// A strategy from Python: `"lazy"`, `"eager"`, `("lease", seconds)`, `("access_count", n)`,
+/// or a `ccs` spelling such as `"lease:2s"`.
+fn parse_strategy(given: &Bound<'_, PyAny>) -> PyResult<Strategy> {
+    let invalid = || {
+        PyValueError::new_err(format!(
+            "a strategy is \"lazy\", \"eager\", (\"lease\", seconds) or (\"access_count\", n), \
+             not {given}"
+        ))
+    };
+    if let Ok(text) = given.extract::<String>() {
+        return Strategy::parse(&text).ok_or_else(invalid);
+    }
+    let (kind, arg): (String, Bound<'_, PyAny>) = given.extract().map_err(|_| invalid())?;
+    match kind.as_str() {
+        "lease" => {
+            let seconds: f64 = arg.extract().map_err(|_| invalid())?;
+            Duration::try_from_secs_f64(seconds)
+                .map(Strategy::Lease)
+                .map_err(|_| invalid())
+        }
+        "access_count" => {
+            let hits: u32 = arg.extract().map_err(|_| invalid())?;
+            Ok(Strategy::AccessCount(hits))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+fn usage_dict<'py>(py: Python<'py>, usage: &Usage) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("reads", usage.reads)?;
+    d.set_item("hits", usage.hits)?;
+    d.set_item("misses", usage.misses)?;
+    d.set_item("bytes_from_copy", usage.bytes_from_copy)?;
+    d.set_item("bytes_fetched", usage.bytes_fetched)?;
+    d.set_item("writes", usage.writes)?;
+    d.set_item("conflicts", usage.conflicts)?;
+    d.set_item("hit_rate", usage.hit_rate())?;
+    d.set_item("tokens_saved_estimate", usage.tokens_saved_estimate())?;
+    Ok(d)
+}
+
+fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let window = PyDict::new(py);
+    window.set_item("records", stats.window.records)?;
+    window.set_item("lost", stats.window.lost)?;
+    window.set_item("first_t_ns", stats.window.first_t_ns)?;
+    window.set_item("last_t_ns", stats.window.last_t_ns)?;
+    window.set_item("span_ns", stats.window.span_ns())?;
+    let rows = |rows: &[agent_coherence::trace::UsageRow]| -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for row in rows {
+            let d = usage_dict(py, &row.usage)?;
+            d.set_item("name", &row.name)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    };
+    let d = PyDict::new(py);
+    d.set_item("window", window)?;
+    d.set_item("total", usage_dict(py, &stats.total)?)?;
+    d.set_item("agents", rows(&stats.agents)?)?;
+    d.set_item("artifacts", rows(&stats.artifacts)?)?;
     Ok(d)
 }

@@ -13,18 +13,66 @@ MAX_AGENTS_LIMIT: int
 
 Payload = bytes | bytearray | memoryview | str
 
+Strategy = str | tuple[Literal["lease"], float] | tuple[Literal["access_count"], int]
+"""``"lazy"``, ``"eager"``, ``("lease", seconds)``, ``("access_count", n)``, or ``"lease:2s"``."""
+
 class ConfigDict(TypedDict):
     max_agents: int
     max_artifacts: int
     arena_bytes: int
     max_payload: int
     write_lease_ms: int
+    log_records: int
+    inbox_events: int
 
 class AgentStatusDict(TypedDict):
     name: str
     pid: int | None
     alive: bool
     generation: int
+    strategy: str
+    subscriptions: list[str]
+
+class ChangeEventDict(TypedDict):
+    key: str
+    version: int
+    writer: str
+    deleted: bool
+
+class EventsDict(TypedDict):
+    events: list[ChangeEventDict]
+    lost: int
+
+class UsageDict(TypedDict):
+    reads: int
+    hits: int
+    misses: int
+    bytes_from_copy: int
+    bytes_fetched: int
+    writes: int
+    conflicts: int
+    hit_rate: float | None
+    tokens_saved_estimate: int
+
+class UsageRowDict(UsageDict):
+    name: str
+
+class StatsWindowDict(TypedDict):
+    records: int
+    lost: int
+    first_t_ns: int | None
+    last_t_ns: int | None
+    span_ns: int
+
+class StatsDict(TypedDict):
+    window: StatsWindowDict
+    total: UsageDict
+    agents: list[UsageRowDict]
+    artifacts: list[UsageRowDict]
+
+class SwitchesDict(TypedDict):
+    logging: bool
+    invalidation: bool
 
 class AgentStateDict(TypedDict):
     agent: str
@@ -88,6 +136,8 @@ class Segment:
         arena_bytes: int | None = None,
         max_payload: int | None = None,
         write_lease_ms: int | None = None,
+        log_records: int | None = None,
+        inbox_events: int | None = None,
         mode: int = 0o600,
         durable_puts: bool = False,
         allow_other_owner: bool = False,
@@ -105,6 +155,8 @@ class Segment:
         arena_bytes: int | None = None,
         max_payload: int | None = None,
         write_lease_ms: int | None = None,
+        log_records: int | None = None,
+        inbox_events: int | None = None,
         mode: int = 0o600,
         durable_puts: bool = False,
         allow_other_owner: bool = False,
@@ -113,8 +165,17 @@ class Segment:
     @staticmethod
     def destroy(location: str) -> None:
         """Remove the segment's name; open handles keep working. ``SegmentNotFound`` if none."""
-    def attach(self, name: str) -> Agent:
-        """Attach as agent ``name``; ``AgentBusy`` while another live handle has that name."""
+    def attach(self, name: str, strategy: Strategy | None = None) -> Agent:
+        """Attach as agent ``name`` with a freshness strategy (default ``"lazy"``);
+        ``AgentBusy`` while another live handle has that name."""
+    def stats(self) -> StatsDict:
+        """Usage statistics from the operation log (reads, HITs, MISSes, writes, conflicts)."""
+    def switches(self) -> SwitchesDict:
+        """The run-time switches (logging, invalidation)."""
+    def set_logging(self, on: bool) -> None:
+        """Pause or resume the operation log, for every process."""
+    def set_invalidation(self, on: bool) -> None:
+        """Turn invalidation off or on, for every process (off: demonstrations only)."""
     def list(self, prefix: str = "") -> list[str]:
         """Keys of existing artifacts starting with ``prefix``, sorted."""
     def status(self) -> StatusDict:
@@ -166,6 +227,19 @@ class Agent:
         """Block (GIL released, Ctrl-C works) until the version exceeds ``since``; None on timeout."""
     def list(self, prefix: str = "") -> list[str]:
         """Keys of existing artifacts starting with ``prefix``, sorted."""
+    @property
+    def strategy(self) -> str:
+        """The strategy attached with: ``lazy``, ``eager``, ``lease:<ms>ms``, ``access_count:<n>``."""
+    def subscribe(self, prefix: str) -> None:
+        """Receive change events for keys starting with ``prefix`` (needs ``"eager"``)."""
+    def unsubscribe(self, prefix: str) -> bool:
+        """Stop receiving events for ``prefix``; False if it was not subscribed."""
+    def subscriptions(self) -> list[str]:
+        """The prefixes subscribed to."""
+    def poll_events(self, max: int = 64) -> EventsDict:
+        """Up to ``max`` waiting change events, without blocking."""
+    def wait_events(self, max: int = 64, timeout: float | None = None) -> EventsDict:
+        """Up to ``max`` change events, blocking (GIL released, Ctrl-C works) until one arrives."""
     def close(self) -> None:
         """Detach (once guards, buffers and cached copies made from it are gone too)."""
     def __enter__(self) -> Agent: ...

@@ -299,7 +299,8 @@ class ShmStore(BaseStore):
     ``segment_options`` (``max_agents``, ``max_artifacts``, ``arena_bytes``, ``max_payload``,
     ...; see ``Segment.create``), or an open ``Segment``. ``prefix`` is the artifact-key prefix
     of this store's items, so other data can share the segment. ``observer`` is the agent name
-    used for searches and listings whose namespace names no agent.
+    used for searches and listings whose namespace names no agent. ``strategy`` is the freshness
+    strategy the store's agents attach with (``Segment.attach``; default ``"lazy"``).
 
     Agents named by ``namespace[0]`` are attached on first use and stay attached until
     ``close()``. Returned items are shared with the store's cache (as ``InMemoryStore``'s
@@ -315,6 +316,7 @@ class ShmStore(BaseStore):
         create: bool = True,
         prefix: str = DEFAULT_PREFIX,
         observer: str = OBSERVER,
+        strategy: Any = None,
         **segment_options: Any,
     ) -> None:
         if isinstance(segment, Segment):
@@ -329,6 +331,7 @@ class ShmStore(BaseStore):
             raise ValueError("the key prefix cannot contain ':' or '#'")
         self.prefix = prefix
         self.observer = observer
+        self.strategy = strategy
         self._lock = threading.Lock()
         self._agents: dict[str, _AgentState] = {}
         # (namespace, key) -> entry, for the get() fast path.
@@ -500,7 +503,7 @@ class ShmStore(BaseStore):
     def _state(self, name: str) -> _AgentState:
         state = self._agents.get(name)
         if state is None:
-            state = _AgentState(self.segment.attach(name))
+            state = _AgentState(self.segment.attach(name, self.strategy))
             self._agents[name] = state
         return state
 
