@@ -19,7 +19,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// Lock `mutex`, recovering the data from a poisoned lock: every critical section here leaves
 /// the data consistent at each step, so a panic in one cannot leave it half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A duration from seconds given by Python: finite and not negative.
@@ -77,10 +79,7 @@ impl Agent {
 
     fn agent(&self) -> PyResult<Arc<agent_coherence::Agent>> {
         lock(&self.inner).clone().ok_or_else(|| {
-            PyRuntimeError::new_err(format!(
-                "agent `{}` was closed; attach it again",
-                self.name
-            ))
+            PyRuntimeError::new_err(format!("agent `{}` was closed; attach it again", self.name))
         })
     }
 }
@@ -208,9 +207,7 @@ impl Agent {
     fn acquire(&self, py: Python<'_>, key: &str, lease_seconds: f64) -> PyResult<WriteGuard> {
         let lease = seconds("lease_seconds", lease_seconds)?;
         let agent = self.agent()?;
-        let guard = py
-            .detach(|| agent.acquire_owned(key, lease))
-            .or_raise(py)?;
+        let guard = py.detach(|| agent.acquire_owned(key, lease)).or_raise(py)?;
         Ok(WriteGuard {
             key: key.to_owned(),
             version: guard.version(),

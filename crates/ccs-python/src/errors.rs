@@ -4,9 +4,9 @@
 //! of the exception (for example `Conflict.current`, `Conflict.yours`, `Conflict.key`).
 
 use agent_coherence::Error;
+use pyo3::IntoPyObjectExt;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
-use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 
 create_exception!(
@@ -193,11 +193,9 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
                 ("yours", obj(py, yours)),
             ],
         ),
-        Error::Held { key, by } => raise::<Held>(
-            py,
-            message,
-            &[("key", obj(py, key)), ("by", obj(py, by))],
-        ),
+        Error::Held { key, by } => {
+            raise::<Held>(py, message, &[("key", obj(py, key)), ("by", obj(py, by))])
+        }
         Error::Fenced { key } => raise::<Fenced>(py, message, &[("key", obj(py, key))]),
         Error::AgentBusy { name, pid } => raise::<AgentBusy>(
             py,
@@ -246,21 +244,15 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             message,
             &[("what", obj(py, what)), ("limit", obj(py, limit))],
         ),
-        Error::PayloadTooLarge { len, max } => raise::<PayloadTooLarge>(
-            py,
-            message,
-            &[("len", obj(py, len)), ("max", obj(py, max))],
-        ),
-        Error::BadKey { len, max } => raise::<BadKey>(
-            py,
-            message,
-            &[("len", obj(py, len)), ("max", obj(py, max))],
-        ),
-        Error::BadName { len, max } => raise::<BadName>(
-            py,
-            message,
-            &[("len", obj(py, len)), ("max", obj(py, max))],
-        ),
+        Error::PayloadTooLarge { len, max } => {
+            raise::<PayloadTooLarge>(py, message, &[("len", obj(py, len)), ("max", obj(py, max))])
+        }
+        Error::BadKey { len, max } => {
+            raise::<BadKey>(py, message, &[("len", obj(py, len)), ("max", obj(py, max))])
+        }
+        Error::BadName { len, max } => {
+            raise::<BadName>(py, message, &[("len", obj(py, len)), ("max", obj(py, max))])
+        }
         Error::InvalidConfig(_) => raise::<InvalidConfig>(py, message, &[]),
         Error::Os(_) => raise::<OsFailure>(py, message, &[]),
         // `Error` is non-exhaustive: a variant added later is still a CoherenceError.
