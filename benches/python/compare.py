@@ -58,11 +58,15 @@ def timed(samples: list[int]) -> float:
     return float(statistics.median(samples))
 
 
-def spin_until_invalid(agent: Any, key: str) -> bytes:
-    """Spin on the agent's valid bit of ``key`` until a peer's write clears it; read it."""
-    while agent.is_valid(key):
-        pass
-    return agent.get(key).bytes
+def spin_for(agent: Any, key: str, seq: int) -> bytes:
+    """Spin on the agent's valid bit of ``key`` until a peer's write clears it, and read it;
+    again until the message carries sequence number ``seq`` (``b"<seq>:<what>"``)."""
+    while True:
+        while agent.is_valid(key):
+            pass
+        seen, _, what = agent.get(key).bytes.partition(b":")
+        if int(seen) == seq:
+            return what
 
 
 def peer(segment: str) -> None:
@@ -72,10 +76,11 @@ def peer(segment: str) -> None:
     store = ShmStore(segment)
     with Segment.open(segment).attach("bench-peer") as ctl:
         ctl.get("bench/req")
-        ctl.put_blind("bench/ack", b"ready")
-        i = 1
+        ctl.put_blind("bench/ack", b"0:ready")
+        i, seq = 1, 0
         while True:
-            request = spin_until_invalid(ctl, "bench/req")
+            seq += 1
+            request = spin_for(ctl, "bench/req", seq)
             if request == b"stop":
                 break
             if request == b"read":
@@ -83,7 +88,7 @@ def peer(segment: str) -> None:
             else:
                 i += 1
                 store.put(P, "spec", doc(i))
-            ctl.put_blind("bench/ack", b"done")
+            ctl.put_blind("bench/ack", b"%d:done" % seq)
     store.close()
 
 
@@ -91,10 +96,12 @@ def bench_shm(reps: int) -> dict[str, float]:
     name = f"bench-py-{os.getpid()}"
     store = ShmStore(name, max_agents=8, max_artifacts=64, arena_bytes=16 << 20, max_payload=1 << 16)
     ctl = store.segment.attach("bench-main")
+    child = None
+    seq = 0
     try:
         store.put(E, "spec", doc(1))  # the planner agent belongs to the peer process
-        ctl.put_blind("bench/req", b"hello")
-        child = mp.get_context("spawn").Process(target=peer, args=(name,))
+        ctl.put_blind("bench/req", b"0:hello")
+        child = mp.get_context("spawn").Process(target=peer, args=(name,), daemon=True)
         child.start()
         while True:  # the peer's first acknowledgement
             try:
@@ -104,8 +111,11 @@ def bench_shm(reps: int) -> dict[str, float]:
                 time.sleep(0.01)
 
         def request(what: bytes) -> None:
-            ctl.put_blind("bench/req", what)
-            spin_until_invalid(ctl, "bench/ack")
+            nonlocal seq
+            seq += 1
+            ctl.put_blind("bench/req", b"%d:%s" % (seq, what))
+            if what != b"stop":
+                spin_for(ctl, "bench/ack", seq)
 
         request(b"read")  # the peer holds a copy
         store.get(E, "spec")
@@ -125,7 +135,7 @@ def bench_shm(reps: int) -> dict[str, float]:
             t0 = time.perf_counter_ns()
             store.put(E, "spec", DOC)
             put_samples.append(time.perf_counter_ns() - t0)
-        ctl.put_blind("bench/req", b"stop")
+        request(b"stop")
         child.join(30)
         agent = store.agent("executor")
         payload = json.dumps(DOC).encode()
@@ -140,6 +150,8 @@ def bench_shm(reps: int) -> dict[str, float]:
             "native Agent.put (1 KiB)": native_put,
         }
     finally:
+        if child is not None and child.is_alive():
+            child.kill()
         ctl.close()
         store.close(destroy=True)
 

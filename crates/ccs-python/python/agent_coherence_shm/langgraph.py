@@ -461,6 +461,13 @@ class ShmStore(BaseStore):
                     # Lock-free HIT: one native call; `snap` pairs the item with its version.
                     if cached.poll() == snap[0]:
                         return snap[1]
+                    # A MISS fetched the current version into `cached`: parse it (the namespace
+                    # was validated when the entry was made).
+                    with self._lock:
+                        if entry.cached is cached:
+                            item = self._parse(entry, namespace[0])
+                            if entry.scope == namespace[1:] and entry.key == key:
+                                return item
                 except NotFound:
                     pass  # handled below, under the lock
         _validate_namespace_labels(namespace)
@@ -567,6 +574,8 @@ class ShmStore(BaseStore):
         sees it."""
         cached = entry.cached
         assert cached is not None
+        # The version is read before the bytes: if a lock-free poll fetches a newer version in
+        # between, the item is newer than its label (re-parsed at the next poll), never older.
         version = cached.version
         doc = _loads(cached.data)
         scope = tuple(doc["ns"])
