@@ -75,13 +75,13 @@ impl ReadBuffer {
         let len = ffi::Py_ssize_t::try_from(bytes.len()).map_err(|_| {
             pyo3::exceptions::PyBufferError::new_err("payload too large for a buffer")
         })?;
-        // SAFETY: `view` is the interpreter's valid, writable Py_buffer (the protocol's
-        // contract for bf_getbuffer). `PyBuffer_FillInfo` stores a new strong reference to the
-        // exporter in `view.obj`, so the `ReadGuard` that owns these bytes lives until the
-        // view is released: the pointer stays valid, and the pinned slot is never written by a
-        // protocol-abiding process meanwhile, for the view's whole life. `readonly = 1`: the
-        // bytes are never written through the view (a writable request fails with
-        // BufferError). The length is the slice's own.
+        // Why this is sound: `view` is the interpreter's valid, writable Py_buffer (the
+        // protocol's contract for bf_getbuffer). `PyBuffer_FillInfo` stores a new strong
+        // reference to the exporter in `view.obj`, so the `ReadGuard` that owns these bytes lives
+        // until the view is released: the pointer stays valid, and the pinned slot is never
+        // written by a protocol-abiding process meanwhile, for the view's whole life.
+        // SAFETY: as above; `readonly = 1` (the bytes are never written through the view, a
+        // writable request fails with BufferError) and the length is the slice's own.
         let filled = unsafe {
             ffi::PyBuffer_FillInfo(
                 view,
