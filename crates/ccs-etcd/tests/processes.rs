@@ -1,0 +1,307 @@
+//! The claims about processes, with real processes (this test binary re-executed in a role)
+//! on a real three-member etcd cluster: no lost update among racing conditional writers, no
+//! stale HIT once a put has returned (and a stopped reader holds the writer until its session
+//! lease expires), a dead holder's hold reclaimed, waits and subscriptions across processes.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ccs_etcd::{Cluster, Condition, Error, Strategy, WaitResult};
+use common::{Prefix, Proc, arg, hear, say};
+
+#[test]
+fn child_entry() {
+    common::child_main(|role, url, args| {
+        let cluster = Cluster::connect_with(url, common::options()).unwrap();
+        match role {
+            "incrementer" => incrementer(&cluster, &args[0], arg(args, 1)),
+            "reader" => reader(&cluster, &args[0], &args[1]),
+            "waiter" => waiter(&cluster, &args[0], &args[1], arg(args, 2)),
+            "subscriber" => subscriber(&cluster, &args[0], &args[1], arg(args, 2)),
+            "holder" => holder(&cluster, &args[0], &args[1]),
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+fn incrementer(cluster: &Cluster, name: &str, wins: u64) {
+    let agent = cluster.attach(name).unwrap();
+    say("READY");
+    assert_eq!(hear(), "go");
+    let (mut won, mut conflicts) = (0u64, 0u64);
+    while won < wins {
+        let read = agent.get("counter").unwrap();
+        let n: u64 = std::str::from_utf8(&read.bytes).unwrap().parse().unwrap();
+        match agent.put("counter", (n + 1).to_string().as_bytes(), Condition::View) {
+            Ok(version) => {
+                assert_eq!(
+                    version,
+                    read.version + 1,
+                    "a write must add exactly one version"
+                );
+                won += 1;
+            }
+            Err(Error::Conflict { current, yours, .. }) => {
+                assert!(current > yours);
+                conflicts += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    say(&format!("DONE {won} {conflicts}"));
+}
+
+fn reader(cluster: &Cluster, name: &str, key: &str) {
+    let agent = cluster.attach(name).unwrap();
+    say("READY");
+    loop {
+        match hear().as_str() {
+            "get" => {
+                let read = agent.get(key).unwrap();
+                say(&format!(
+                    "GOT {} {} {}",
+                    read.version,
+                    read.hit,
+                    String::from_utf8_lossy(&read.bytes)
+                ));
+            }
+            "deadline" => {
+                let left = agent
+                    .session_deadline()
+                    .and_then(|d| d.checked_duration_since(Instant::now()))
+                    .map_or(0, |d| d.as_millis());
+                say(&format!("DEADLINE {left}"));
+            }
+            "quit" | "" => return,
+            other => panic!("unknown order {other}"),
+        }
+    }
+}
+
+fn waiter(cluster: &Cluster, name: &str, key: &str, since: u64) {
+    let agent = cluster.attach(name).unwrap();
+    say("READY");
+    match agent
+        .wait_changed(key, since, Some(Duration::from_secs(30)))
+        .unwrap()
+    {
+        WaitResult::Changed(v) => say(&format!("CHANGED {v}")),
+        WaitResult::TimedOut(v) => say(&format!("TIMEDOUT {v}")),
+    }
+}
+
+fn subscriber(cluster: &Cluster, name: &str, prefix: &str, n: usize) {
+    let agent = cluster.attach_with(name, Strategy::Eager).unwrap();
+    agent.subscribe(prefix).unwrap();
+    say("READY");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < n && Instant::now() < deadline {
+        let events = agent.wait_events(n - got.len(), Some(Duration::from_secs(1)));
+        assert_eq!(events.lost, 0);
+        got.extend(events.events);
+    }
+    for e in got {
+        say(&format!(
+            "EVENT {} {} {} {}",
+            e.key, e.version, e.writer, e.deleted
+        ));
+    }
+    say("END");
+}
+
+fn holder(cluster: &Cluster, name: &str, key: &str) {
+    let agent = cluster.attach(name).unwrap();
+    let hold = agent.acquire(key, Duration::from_secs(60)).unwrap();
+    say(&format!("HELD {}", hold.token()));
+    hear();
+}
+
+#[test]
+fn racing_conditional_increments_lose_nothing() {
+    let Some(p) = Prefix::new("race") else { return };
+    let cluster = p.cluster();
+    let setup = cluster.attach("setup").unwrap();
+    setup.put("counter", b"0", Condition::View).unwrap();
+    const PROCS: usize = 4;
+    const WINS: u64 = 15;
+    let mut procs: Vec<Proc> = (0..PROCS)
+        .map(|i| {
+            Proc::spawn(
+                "incrementer",
+                &p.url,
+                &[&format!("inc{i}"), &WINS.to_string()],
+            )
+        })
+        .collect();
+    for proc in &procs {
+        proc.expect("READY");
+    }
+    for proc in &mut procs {
+        proc.tell("go");
+    }
+    let mut conflicts = 0u64;
+    for proc in &procs {
+        let rest = proc.expect("DONE");
+        let mut parts = rest.split(' ');
+        assert_eq!(parts.next().unwrap().parse::<u64>().unwrap(), WINS);
+        conflicts += parts.next().unwrap().parse::<u64>().unwrap();
+    }
+    let total = PROCS as u64 * WINS;
+    let read = setup.get("counter").unwrap();
+    assert_eq!(
+        read.bytes,
+        total.to_string().as_bytes(),
+        "an increment was lost"
+    );
+    assert_eq!(read.version, total + 1);
+    eprintln!("{total} increments by {PROCS} processes, {conflicts} refused as stale");
+    for proc in procs {
+        proc.wait_ok();
+    }
+}
+
+#[test]
+fn no_stale_hit_after_put_returns_across_processes() {
+    let Some(p) = Prefix::new("stale") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    writer.put("spec", b"1", Condition::View).unwrap();
+    let mut reader = Proc::spawn("reader", &p.url, &["reader", "spec"]);
+    reader.expect("READY");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "1 false 1");
+    for round in 2..=12u64 {
+        reader.tell("get");
+        assert_eq!(
+            reader.expect("GOT"),
+            format!("{} true {}", round - 1, round - 1)
+        );
+        let v = writer
+            .put("spec", round.to_string().as_bytes(), Condition::Blind)
+            .unwrap();
+        assert_eq!(v, round);
+        // The put has returned: the reader's next get must be a MISS that sees it.
+        reader.tell("get");
+        assert_eq!(reader.expect("GOT"), format!("{round} false {round}"));
+    }
+    reader.tell("quit");
+    reader.wait_ok();
+}
+
+#[test]
+fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
+    let Some(p) = Prefix::new("sigstop") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    writer.put("spec", b"1", Condition::View).unwrap();
+    let mut reader = Proc::spawn("reader", &p.url, &["reader", "spec"]);
+    reader.expect("READY");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "1 false 1");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "1 true 1");
+    reader.tell("deadline");
+    let left: u64 = reader.expect("DEADLINE").parse().unwrap();
+    let told = Instant::now();
+    reader.signal("STOP");
+    let local_deadline = told + Duration::from_millis(left);
+
+    let started = Instant::now();
+    assert_eq!(writer.put("spec", b"2", Condition::View).unwrap(), 2);
+    let returned = Instant::now();
+    let waited = returned - started;
+    // The stopped reader never acknowledged: the put waited for its session lease to expire
+    // (TTL 2 s, renewed every 2/3 s), and not for the ack timeout (10 s, then revocation).
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the put did not wait: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(9),
+        "the put waited for the ack timeout: {waited:?}"
+    );
+    let slack = returned.saturating_duration_since(local_deadline);
+    assert!(
+        returned > local_deadline,
+        "the lease expired before the reader's local deadline"
+    );
+    eprintln!(
+        "put waited {waited:?} for the stopped reader; it returned {slack:?} after the reader's local deadline"
+    );
+
+    reader.signal("CONT");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "2 false 2");
+    reader.tell("quit");
+    reader.wait_ok();
+}
+
+#[test]
+fn a_dead_holders_hold_is_reclaimed_after_its_session() {
+    let Some(p) = Prefix::new("deadholder") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let me = cluster.attach("me").unwrap();
+    me.put("doc", b"1", Condition::View).unwrap();
+    let holder = Proc::spawn("holder", &p.url, &["holder", "doc"]);
+    holder.expect("HELD");
+    match me.acquire("doc", Duration::from_secs(30)) {
+        Err(Error::Held { by, .. }) => assert_eq!(by, "holder"),
+        other => panic!("{other:?}"),
+    }
+    holder.signal("KILL");
+    let killed = Instant::now();
+    let hold = loop {
+        match me.acquire("doc", Duration::from_secs(30)) {
+            Ok(hold) => break hold,
+            Err(Error::Held { .. }) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "the dead holder's hold stayed"
+        );
+    };
+    // Its own lease was 60 s: the hold was reclaimed because its session (2 s) expired.
+    assert!(killed.elapsed() < Duration::from_secs(10));
+    eprintln!(
+        "dead holder's hold reclaimed {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    assert_eq!(me.commit(hold, b"2").unwrap(), 2);
+}
+
+#[test]
+fn waits_and_subscriptions_across_processes() {
+    let Some(p) = Prefix::new("events") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    writer.put("task/a", b"1", Condition::View).unwrap();
+    let waiter = Proc::spawn("waiter", &p.url, &["waiter", "task/a", "1"]);
+    let subscriber = Proc::spawn("subscriber", &p.url, &["sub", "task/", "3"]);
+    waiter.expect("READY");
+    subscriber.expect("READY");
+    std::thread::sleep(Duration::from_millis(200));
+    writer.put("task/a", b"2", Condition::View).unwrap();
+    writer.put("other", b"x", Condition::View).unwrap();
+    writer.put("task/b", b"1", Condition::View).unwrap();
+    writer.delete("task/b", Condition::View).unwrap();
+    assert_eq!(waiter.expect("CHANGED"), "2");
+    assert_eq!(subscriber.expect("EVENT"), "task/a 2 writer false");
+    assert_eq!(subscriber.expect("EVENT"), "task/b 1 writer false");
+    assert_eq!(subscriber.expect("EVENT"), "task/b 2 writer true");
+    subscriber.expect("END");
+    waiter.wait_ok();
+    subscriber.wait_ok();
+}
