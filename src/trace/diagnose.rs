@@ -148,11 +148,14 @@ impl Diagnosis {
 
 /// Analyse a log, in any order. See the module documentation for the rules.
 pub fn diagnose(records: &[LogRecord]) -> Diagnosis {
-    let mut sorted = records.to_vec();
-    sorted.sort_by(|a, b| (a.t_ns, &a.agent, a.seq).cmp(&(b.t_ns, &b.agent, b.seq)));
-    let before = sorted.len();
-    sorted.dedup();
-    let duplicates = before - sorted.len();
+    let mut unique = records.to_vec();
+    unique.sort_by(|a, b| (&a.agent, a.seq, a.t_ns).cmp(&(&b.agent, b.seq, b.t_ns)));
+    let before = unique.len();
+    unique.dedup();
+    let duplicates = before - unique.len();
+    // By time, but each agent's records in seq order and each key's writes in revision order
+    // where records carry one (etcd: hosts' clocks differ).
+    let sorted = ccs_protocol::merge_order(unique);
 
     let first_t_ns = sorted.first().map_or(0, |r| r.t_ns);
     let coverage = Coverage::of(&sorted);
@@ -809,6 +812,7 @@ mod tests {
                 bytes: 10,
                 other: None,
                 mode,
+                revision: None,
             });
             *seq += 1;
             self.records.last_mut().unwrap()
@@ -859,9 +863,9 @@ mod tests {
                 .other = Some(holder.to_owned());
         }
         fn lost(&mut self, t: u64, agent: &str, count: u64) {
-            // Lost records are not numbered; the numbers they stood for are skipped.
+            // A lost record carries the first number it stands for; those numbers are skipped.
             self.records.push(LogRecord {
-                seq: 0,
+                seq: *self.seqs.entry(agent.to_owned()).or_default(),
                 t_ns: 1_000_000 + t * 1_000,
                 agent: agent.to_owned(),
                 op: LogOp::Lost,
@@ -873,6 +877,7 @@ mod tests {
                 bytes: 0,
                 other: None,
                 mode: None,
+                revision: None,
             });
             *self.seqs.entry(agent.to_owned()).or_default() += count;
         }

@@ -119,7 +119,10 @@ impl LogReader {
             });
         }
         let mut lost = 0;
+        // The first sequence number lost, which the `Lost` record carries.
+        let mut first_lost_seen = None;
         if head.saturating_sub(cursor.next) > capacity {
+            first_lost_seen = Some(cursor.next);
             lost += head - capacity - cursor.next;
             cursor.next = head - capacity;
         }
@@ -132,12 +135,16 @@ impl LogReader {
                         .then(|| record.clone());
                     batch.records.push(record);
                 }
-                RecordRead::Lost => lost += 1,
+                RecordRead::Lost => {
+                    first_lost_seen.get_or_insert(cursor.next);
+                    lost += 1;
+                }
                 RecordRead::NotYet => {
                     let since = *cursor.stuck_since.get_or_insert_with(Instant::now);
                     if since.elapsed() < ABANDONED {
                         break;
                     }
+                    first_lost_seen.get_or_insert(cursor.next);
                     lost += 1;
                 }
             }
@@ -147,7 +154,7 @@ impl LogReader {
         if lost > 0 {
             batch.missed += lost;
             batch.records.push(LogRecord {
-                seq: cursor.next,
+                seq: first_lost_seen.unwrap_or(cursor.next),
                 t_ns: ccs_os::monotonic_ns(),
                 agent: self.name(slot),
                 op: LogOp::Lost,
@@ -159,6 +166,7 @@ impl LogReader {
                 bytes: 0,
                 other: None,
                 mode: None,
+                revision: None,
             });
         }
         self.cursors[slot as usize] = cursor;
@@ -184,6 +192,7 @@ impl LogReader {
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),
             mode: entry.mode,
+            revision: None,
         })
     }
 

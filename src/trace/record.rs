@@ -38,6 +38,35 @@ pub struct LogRecord {
     pub other: Option<String>,
     /// For writes, the condition they were made under.
     pub mode: Option<WriteMode>,
+    /// The etcd revision of the operation, where the engine has one (a write's; a MISS's read
+    /// revision): one key's writes are exactly ordered by it. `None` on shared memory, whose
+    /// write times are already exact per key.
+    pub revision: Option<u64>,
+}
+
+impl ccs_protocol::Mergeable for LogRecord {
+    fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn t_ns(&self) -> u64 {
+        self.t_ns
+    }
+
+    fn is_lost(&self) -> bool {
+        self.op == LogOp::Lost
+    }
+
+    fn write_revision(&self) -> Option<(&str, u64)> {
+        match (self.is_successful_write(), &self.key, self.revision) {
+            (true, Some(key), Some(revision)) => Some((key, revision)),
+            _ => None,
+        }
+    }
 }
 
 impl LogRecord {

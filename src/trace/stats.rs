@@ -182,6 +182,7 @@ mod tests {
             other: None,
             mode: matches!(op, LogOp::Put | LogOp::Delete | LogOp::Commit)
                 .then_some(WriteMode::View),
+            revision: None,
         }
     }
 

@@ -58,6 +58,9 @@ struct JsonRecord<'a> {
     bytes: u64,
     other: Option<&'a str>,
     mode: Option<&'static str>,
+    /// Only records of the etcd engine have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u64>,
 }
 
 impl<'a> JsonRecord<'a> {
@@ -75,26 +78,15 @@ impl<'a> JsonRecord<'a> {
             bytes: r.bytes,
             other: r.other.as_deref(),
             mode: r.mode.map(WriteMode::name),
+            revision: r.revision,
         }
     }
 }
 
 /// The JSON object of one record.
 pub fn to_json_value(record: &LogRecord) -> Value {
-    json!({
-        "seq": record.seq,
-        "t_ns": record.t_ns,
-        "agent": record.agent,
-        "op": record.op.name(),
-        "outcome": record.outcome.name(),
-        "key": record.key,
-        "version": record.version,
-        "held": record.held,
-        "count": record.count,
-        "bytes": record.bytes,
-        "other": record.other,
-        "mode": record.mode.map(WriteMode::name),
-    })
+    // Plain strings and integers: serialising cannot fail.
+    serde_json::to_value(JsonRecord::of(record)).unwrap_or(Value::Null)
 }
 
 /// Write records as JSON lines, one object per line, fields in schema order.
@@ -230,6 +222,10 @@ pub fn from_json_value(value: &Value) -> Result<LogRecord, BadRecord> {
         bytes: u64_field(obj, "bytes")?,
         other: opt_str_field(obj, "other")?.map(str::to_owned),
         mode,
+        revision: match obj.get("revision") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(u64_field(obj, "revision")?),
+        },
     })
 }
 
@@ -534,6 +530,7 @@ mod tests {
             bytes: 412,
             other: None,
             mode: None,
+            revision: None,
         }
     }
 
