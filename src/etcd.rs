@@ -478,34 +478,9 @@ impl LogFollower {
     }
 }
 
-/// `records` in the order of `ccs_etcd::merge_order`: each agent's in seq order, each key's
-/// successful writes in revision order, otherwise by time.
-pub(crate) fn merge_order(records: Vec<LogRecord>) -> Vec<LogRecord> {
-    let engine = records
-        .into_iter()
-        .map(|r| ccs_etcd::LogRecord {
-            seq: r.seq,
-            t_ns: r.t_ns,
-            agent: r.agent,
-            op: r.op,
-            outcome: r.outcome,
-            key: r.key,
-            version: r.version,
-            held: r.held,
-            count: r.count,
-            bytes: r.bytes,
-            other: r.other,
-            mode: r.mode,
-            revision: r.revision,
-        })
-        .collect();
-    ccs_etcd::merge_order(engine)
-        .into_iter()
-        .map(record)
-        .collect()
-}
-
-/// The facade's record of an engine record (the same fields; the engine's are its own type).
+/// The facade's record of an engine record: the same fields, but versions are the shared-memory
+/// log's `u32` (an etcd version beyond it, after four billion writes of one key, reads as
+/// `u32::MAX`).
 fn record(r: ccs_etcd::LogRecord) -> LogRecord {
     LogRecord {
         seq: r.seq,
@@ -514,8 +489,8 @@ fn record(r: ccs_etcd::LogRecord) -> LogRecord {
         op: r.op,
         outcome: r.outcome,
         key: r.key,
-        version: r.version,
-        held: r.held,
+        version: u32::try_from(r.version).unwrap_or(u32::MAX),
+        held: u32::try_from(r.held).unwrap_or(u32::MAX),
         count: r.count,
         bytes: r.bytes,
         other: r.other,

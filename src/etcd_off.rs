@@ -26,12 +26,6 @@ pub(crate) fn config() -> Config {
     Config::default()
 }
 
-/// Without the engine's merge, the records in time order (then agent, then seq).
-pub(crate) fn merge_order(mut records: Vec<LogRecord>) -> Vec<LogRecord> {
-    records.sort_by(|a, b| (a.t_ns, &a.agent, a.seq).cmp(&(b.t_ns, &b.agent, b.seq)));
-    records
-}
-
 /// No value: there is no etcd segment in this build.
 pub(crate) enum Segment {}
 

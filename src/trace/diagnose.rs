@@ -2,9 +2,7 @@
 //! `ccs diagnose`.
 //!
 //! [`diagnose`] replays the records in time order (by `(t_ns, agent, seq)`, whatever order
-//! they came in; for records of an etcd segment, which carry revisions, time chooses only
-//! among the records that each agent's seq order and each key's revision order allow next)
-//! and reports:
+//! they came in) and reports:
 //!
 //! - [`FindingKind::SingleWriterBreach`]: two agents holding one key at once;
 //! - [`FindingKind::NonMonotonicVersion`]: a key's writes not in increasing version order, or an
@@ -150,16 +148,14 @@ impl Diagnosis {
 
 /// Analyse a log, in any order. See the module documentation for the rules.
 pub fn diagnose(records: &[LogRecord]) -> Diagnosis {
-    let mut sorted = records.to_vec();
-    sorted.sort_by(|a, b| (a.t_ns, &a.agent, a.seq).cmp(&(b.t_ns, &b.agent, b.seq)));
-    let before = sorted.len();
-    sorted.dedup();
-    let duplicates = before - sorted.len();
-    if sorted.iter().any(|r| r.revision.is_some()) {
-        // An etcd log: time is not exact across hosts (nor for one key's writes on one host),
-        // revisions are. Keep each agent's seq order and each key's revision order.
-        sorted = crate::etcd::merge_order(sorted);
-    }
+    let mut unique = records.to_vec();
+    unique.sort_by(|a, b| (&a.agent, a.seq, a.t_ns).cmp(&(&b.agent, b.seq, b.t_ns)));
+    let before = unique.len();
+    unique.dedup();
+    let duplicates = before - unique.len();
+    // By time, but each agent's records in seq order and each key's writes in revision order
+    // where records carry one (etcd: hosts' clocks differ).
+    let sorted = ccs_protocol::merge_order(unique);
 
     let first_t_ns = sorted.first().map_or(0, |r| r.t_ns);
     let coverage = Coverage::of(&sorted);
@@ -321,7 +317,7 @@ struct View<'a> {
     /// Its latest read of the key.
     read: &'a LogRecord,
     /// The newest version it has read or written.
-    version: u64,
+    version: u32,
     /// The first write by another agent of a version newer than `version`, not yet re-read.
     pending: Option<&'a LogRecord>,
 }
@@ -797,8 +793,8 @@ mod tests {
             op: LogOp,
             outcome: LogOutcome,
             key: Option<&str>,
-            version: u64,
-            held: u64,
+            version: u32,
+            held: u32,
         ) -> &mut LogRecord {
             let seq = self.seqs.entry(agent.to_owned()).or_default();
             let mode =
@@ -821,7 +817,7 @@ mod tests {
             *seq += 1;
             self.records.last_mut().unwrap()
         }
-        fn get(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
+        fn get(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
             let outcome = if version == held {
                 LogOutcome::Hit
             } else {
@@ -829,7 +825,7 @@ mod tests {
             };
             self.rec(t, agent, LogOp::Get, outcome, Some(key), version, held);
         }
-        fn put(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
+        fn put(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
             self.rec(
                 t,
                 agent,
@@ -840,7 +836,7 @@ mod tests {
                 held,
             );
         }
-        fn blind(&mut self, t: u64, agent: &str, key: &str, version: u64, held: u64) {
+        fn blind(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
             self.rec(
                 t,
                 agent,
@@ -858,7 +854,7 @@ mod tests {
             agent: &str,
             op: LogOp,
             key: &str,
-            version: u64,
+            version: u32,
         ) -> &mut LogRecord {
             self.rec(t, agent, op, LogOutcome::Ok, Some(key), version, 0)
         }
@@ -867,9 +863,9 @@ mod tests {
                 .other = Some(holder.to_owned());
         }
         fn lost(&mut self, t: u64, agent: &str, count: u64) {
-            // Lost records are not numbered; the numbers they stood for are skipped.
+            // A lost record carries the first number it stands for; those numbers are skipped.
             self.records.push(LogRecord {
-                seq: 0,
+                seq: *self.seqs.entry(agent.to_owned()).or_default(),
                 t_ns: 1_000_000 + t * 1_000,
                 agent: agent.to_owned(),
                 op: LogOp::Lost,
@@ -1076,7 +1072,7 @@ mod tests {
 
     /// The landing page's story: the executor works from the spec it read, the planner
     /// changes the spec, the executor commits its code.
-    fn stale_story(reread: Option<u64>) -> Trace {
+    fn stale_story(reread: Option<u32>) -> Trace {
         let mut t = Trace::default();
         t.put(1, "planner", "task/spec", 1, 0);
         t.get(2, "executor", "task/spec", 1, 0);

@@ -1,6 +1,6 @@
 //! Reading the operation log of a live segment: on shared memory every agent's ring in the
 //! segment, merged by time; on etcd the records the agents flushed to the cluster, merged by
-//! `ccs_etcd::merge_order` (time, except that each key's writes keep their revision order).
+//! `ccs_protocol::merge_order` (time, except that each key's writes keep their revision order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -165,7 +165,10 @@ impl ShmLog {
             });
         }
         let mut lost = 0;
+        // The first sequence number lost, which the `Lost` record carries.
+        let mut first_lost_seen = None;
         if head.saturating_sub(cursor.next) > capacity {
+            first_lost_seen = Some(cursor.next);
             lost += head - capacity - cursor.next;
             cursor.next = head - capacity;
         }
@@ -178,12 +181,16 @@ impl ShmLog {
                         .then(|| record.clone());
                     batch.records.push(record);
                 }
-                RecordRead::Lost => lost += 1,
+                RecordRead::Lost => {
+                    first_lost_seen.get_or_insert(cursor.next);
+                    lost += 1;
+                }
                 RecordRead::NotYet => {
                     let since = *cursor.stuck_since.get_or_insert_with(Instant::now);
                     if since.elapsed() < ABANDONED {
                         break;
                     }
+                    first_lost_seen.get_or_insert(cursor.next);
                     lost += 1;
                 }
             }
@@ -193,7 +200,7 @@ impl ShmLog {
         if lost > 0 {
             batch.missed += lost;
             batch.records.push(LogRecord {
-                seq: cursor.next,
+                seq: first_lost_seen.unwrap_or(cursor.next),
                 t_ns: ccs_os::monotonic_ns(),
                 agent: self.name(slot),
                 op: LogOp::Lost,
@@ -225,8 +232,8 @@ impl ShmLog {
             op: entry.op,
             outcome: entry.outcome,
             key,
-            version: u64::from(entry.version),
-            held: u64::from(entry.held),
+            version: entry.version,
+            held: entry.held,
             count: raw.count,
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),

@@ -26,10 +26,10 @@ pub struct LogRecord {
     pub key: Option<String>,
     /// The version involved: returned by a read, created by a write, or the current version
     /// that refused a write.
-    pub version: u64,
+    pub version: u32,
     /// The version the agent held before the operation (its view; for `put_if`, the version
     /// it named); 0 if it held none.
-    pub held: u64,
+    pub held: u32,
     /// How many identical operations this record stands for: consecutive HITs of one agent on
     /// one version are counted in one record; 1 otherwise (for `Lost`, the records missed).
     pub count: u64,
@@ -39,10 +39,35 @@ pub struct LogRecord {
     pub other: Option<String>,
     /// For writes, the condition they were made under.
     pub mode: Option<WriteMode>,
-    /// On etcd, the revision of the operation where it has one (a successful write's, exact
-    /// and global: the writes of one key are in revision order; a MISS's read revision; a
-    /// hold operation's; an attach's session's). `None` on shared memory.
+    /// The etcd revision of the operation, where the engine has one (a write's; a MISS's read
+    /// revision): one key's writes are exactly ordered by it. `None` on shared memory, whose
+    /// write times are already exact per key.
     pub revision: Option<u64>,
+}
+
+impl ccs_protocol::Mergeable for LogRecord {
+    fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn t_ns(&self) -> u64 {
+        self.t_ns
+    }
+
+    fn is_lost(&self) -> bool {
+        self.op == LogOp::Lost
+    }
+
+    fn write_revision(&self) -> Option<(&str, u64)> {
+        match (self.is_successful_write(), &self.key, self.revision) {
+            (true, Some(key), Some(revision)) => Some((key, revision)),
+            _ => None,
+        }
+    }
 }
 
 impl LogRecord {

@@ -45,6 +45,7 @@ pub mod fuzzing;
 mod inbox;
 mod keys;
 mod layout;
+mod merge;
 mod opcodes;
 mod oplog;
 mod packing;
@@ -69,6 +70,7 @@ pub use layout::{
     Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_INBOX_EVENTS, MAX_KEY_BYTES,
     MAX_LOG_RECORDS, MAX_NAME_BYTES, MAX_SUBSCRIPTIONS,
 };
+pub use merge::{Mergeable, merge_order};
 pub use opcodes::{LogOp, LogOutcome, WriteMode};
 pub use oplog::{LogEntry, RawRecord, RecordRead};
 pub use read::{Pinned, ReadInfo, ViewCheck};

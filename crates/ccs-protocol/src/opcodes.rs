@@ -28,7 +28,7 @@ pub enum LogOp {
     /// Taking a dead or expired holder's line: `agent` is the reclaimer, `other` the holder.
     Reclaim,
     /// Not an operation: records of `agent` were overwritten before they were read; `count`
-    /// says how many, and `seq` is the reader's position after the gap.
+    /// says how many, and `seq` is the first sequence number it stands for.
     Lost,
 }
 

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use etcd_client::{GetOptions, WatchFilterType, WatchOptions, WatchStream};
 
-use super::merge::merge_order;
 use super::wire::decode;
 use super::{LogOp, LogOutcome, LogRecord};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::net::{Net, Retry};
+use ccs_protocol::merge_order;
 
 /// Keys per page of the initial read.
 const PAGE: i64 = 1000;

@@ -5,18 +5,17 @@
 //! * `buffer`: the agent's in-process buffer (runs of HITs counted in memory, drops counted);
 //! * `ship`: the background flusher (batched transactions, a ring of the newest records);
 //! * `wire`: the record's encoding in etcd (JSON, validated on read);
-//! * `follow`: reading (everything at once, or a follower that returns what is new);
-//! * `merge`: the order readers return records in.
+//! * `follow`: reading (everything at once, or a follower that returns what is new), in the
+//!   readers' order (`ccs_protocol::merge_order`).
 
 mod buffer;
 mod follow;
-mod merge;
 pub(crate) mod ship;
 mod wire;
 
+pub use ccs_protocol::merge_order;
 pub use ccs_protocol::{LogOp, LogOutcome, WriteMode};
 pub use follow::{LogBatch, LogFollower};
-pub use merge::merge_order;
 
 pub(crate) use buffer::LogBuf;
 
@@ -198,4 +197,29 @@ pub(crate) fn realtime_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl ccs_protocol::Mergeable for LogRecord {
+    fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn t_ns(&self) -> u64 {
+        self.t_ns
+    }
+
+    fn is_lost(&self) -> bool {
+        self.op == LogOp::Lost
+    }
+
+    fn write_revision(&self) -> Option<(&str, u64)> {
+        match (self.is_successful_write(), &self.key, self.revision) {
+            (true, Some(key), Some(revision)) => Some((key, revision)),
+            _ => None,
+        }
+    }
 }

@@ -1,0 +1,207 @@
+"""ShmStore (cross-process segment) against ccs.adapters.CCSStore (in-process), in one run.
+
+Measures, at the same payload (a JSON document of about 1 KiB), through the LangGraph
+``BaseStore`` API (``store.get`` / ``store.put``):
+
+- get HIT: the agent's copy is current (repeated gets of one item);
+- get MISS: a peer wrote the item since this agent's last read (ShmStore: the peer is an agent
+  in another process; CCSStore: another agent of the same store, as it runs in one process);
+- put: a write of the item while a peer holds a copy.
+
+Prints medians (ns per operation) and ratios, and the native binding's own costs for context.
+Usage: target/py-venv/bin/python benches/python/compare.py [--reps N]
+(scripts/test-python installs everything this needs into target/py-venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from typing import Any, Callable
+
+from agent_coherence_shm import Segment
+from agent_coherence_shm.langgraph import JSON_CODEC, ShmStore
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import ccs
+    from ccs.adapters import CCSStore
+
+DOC = {"title": "rename validateUser", "spec": "x" * 880, "steps": [1, 2, 3], "owner": "planner", "version": 1}
+P, E = ("planner", "task"), ("executor", "task")
+TARGET = 50.0
+
+
+def doc(i: int) -> dict[str, Any]:
+    return {**DOC, "version": i}
+
+
+def per_op(f: Callable[[], Any], reps: int, inner: int) -> float:
+    """Median over ``reps`` rounds of the mean time of ``inner`` calls, in ns."""
+    rounds = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        for _ in range(inner):
+            f()
+        rounds.append((time.perf_counter_ns() - t0) / inner)
+    return statistics.median(rounds)
+
+
+def timed(samples: list[int]) -> float:
+    return float(statistics.median(samples))
+
+
+def spin_for(agent: Any, key: str, seq: int) -> bytes:
+    """Spin on the agent's valid bit of ``key`` until a peer's write clears it, and read it;
+    again until the message carries sequence number ``seq`` (``b"<seq>:<what>"``)."""
+    while True:
+        while agent.is_valid(key):
+            pass
+        seen, _, what = agent.get(key).bytes.partition(b":")
+        if int(seen) == seq:
+            return what
+
+
+def peer(segment: str) -> None:
+    """The planner's process: on each request (an artifact write it spins on), read or write
+    the spec through its own ShmStore, then acknowledge. Spinning, not sleeping, keeps both
+    processes on their cores, so no wake-up latency lands in the timed operations."""
+    store = ShmStore(segment)
+    with Segment.open(segment).attach("bench-peer") as ctl:
+        ctl.get("bench/req")
+        ctl.put_blind("bench/ack", b"0:ready")
+        i, seq = 1, 0
+        while True:
+            seq += 1
+            request = spin_for(ctl, "bench/req", seq)
+            if request == b"stop":
+                break
+            if request == b"read":
+                store.get(P, "spec")
+            else:
+                i += 1
+                store.put(P, "spec", doc(i))
+            ctl.put_blind("bench/ack", b"%d:done" % seq)
+    store.close()
+
+
+def bench_shm(reps: int) -> dict[str, float]:
+    name = f"bench-py-{os.getpid()}"
+    store = ShmStore(name, max_agents=8, max_artifacts=64, arena_bytes=16 << 20, max_payload=1 << 16)
+    ctl = store.segment.attach("bench-main")
+    child = None
+    seq = 0
+    try:
+        store.put(E, "spec", doc(1))  # the planner agent belongs to the peer process
+        ctl.put_blind("bench/req", b"0:hello")
+        child = mp.get_context("spawn").Process(target=peer, args=(name,), daemon=True)
+        child.start()
+        while True:  # the peer's first acknowledgement
+            try:
+                ctl.get("bench/ack")
+                break
+            except Exception:  # NotFound until the peer is up
+                time.sleep(0.01)
+
+        def request(what: bytes) -> None:
+            nonlocal seq
+            seq += 1
+            ctl.put_blind("bench/req", b"%d:%s" % (seq, what))
+            if what != b"stop":
+                spin_for(ctl, "bench/ack", seq)
+
+        request(b"read")  # the peer holds a copy
+        store.get(E, "spec")
+        hit = per_op(lambda: store.get(E, "spec"), reps, 2000)
+        miss_samples = []
+        for _ in range(reps * 40):
+            request(b"write")
+            t0 = time.perf_counter_ns()
+            item = store.get(E, "spec")
+            miss_samples.append(time.perf_counter_ns() - t0)
+        assert item is not None and item.value["version"] > 1
+        # The executor re-reads, then writes while the peer holds a copy.
+        put_samples = []
+        for _ in range(reps * 40):
+            request(b"read")
+            store.get(E, "spec")
+            t0 = time.perf_counter_ns()
+            store.put(E, "spec", DOC)
+            put_samples.append(time.perf_counter_ns() - t0)
+        request(b"stop")
+        child.join(30)
+        agent = store.agent("executor")
+        payload = json.dumps(DOC).encode()
+        agent.put("native", payload)
+        native_hit = per_op(lambda: agent.get("native"), reps, 5000)
+        native_put = per_op(lambda: agent.put("native", payload), reps, 2000)
+        return {
+            "get HIT": hit,
+            "get MISS": timed(miss_samples),
+            "put": timed(put_samples),
+            "native Agent.get HIT (copy 1 KiB)": native_hit,
+            "native Agent.put (1 KiB)": native_put,
+        }
+    finally:
+        if child is not None and child.is_alive():
+            child.kill()
+        ctl.close()
+        store.close(destroy=True)
+
+
+def bench_ccs(reps: int) -> dict[str, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = CCSStore()
+        store.put(P, "spec", doc(1))
+        store.get(E, "spec")
+        hit = per_op(lambda: store.get(E, "spec"), reps, 200)
+        miss_samples, put_samples = [], []
+        for i in range(reps * 40):
+            store.put(P, "spec", doc(i + 2))
+            t0 = time.perf_counter_ns()
+            store.get(E, "spec")
+            miss_samples.append(time.perf_counter_ns() - t0)
+        for _ in range(reps * 40):
+            store.get(P, "spec")  # the peer holds a copy
+            t0 = time.perf_counter_ns()
+            store.put(E, "spec", DOC)
+            put_samples.append(time.perf_counter_ns() - t0)
+    return {"get HIT": hit, "get MISS": timed(miss_samples), "put": timed(put_samples)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=25)
+    args = parser.parse_args()
+    size = len(json.dumps(DOC))
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cpus; "
+          f"payload: a {size}-byte JSON document; ShmStore JSON codec: {JSON_CODEC}; "
+          f"agent-coherence (PyPI) {getattr(ccs, '__version__', '?')}")
+    shm = bench_shm(args.reps)
+    ref = bench_ccs(args.reps)
+    print(f"\n{'operation':<36}{'ShmStore ns':>14}{'CCSStore ns':>14}{'ratio':>10}  target {TARGET:.0f}x")
+    missed = []
+    for op in ("get HIT", "get MISS", "put"):
+        ratio = ref[op] / shm[op]
+        ok = ratio >= TARGET
+        if not ok:
+            missed.append(op)
+        print(f"{op:<36}{shm[op]:>14,.0f}{ref[op]:>14,.0f}{ratio:>9.1f}x  {'met' if ok else 'MISSED'}")
+    for op, ns in shm.items():
+        if op.startswith("native"):
+            print(f"{op:<36}{ns:>14,.0f}")
+    if missed:
+        print(f"\ntargets missed: {', '.join(missed)} (see docs/python.md for why)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

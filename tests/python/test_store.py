@@ -1,0 +1,243 @@
+"""ShmStore's BaseStore semantics in one process: get, put, delete, search, list_namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timezone
+from typing import Callable, Iterator
+
+import pytest
+from langgraph.store.base import GetOp, ListNamespacesOp, PutOp, SearchOp
+
+import agent_coherence_shm as ccs
+from agent_coherence_shm.langgraph import ShmStore, artifact_key
+
+from conftest import SMALL
+
+
+@pytest.fixture
+def store(seg_name: Callable[[], str]) -> Iterator[ShmStore]:
+    s = ShmStore(seg_name(), **SMALL)
+    yield s
+    s.close(destroy=True)
+
+
+def test_put_get_delete_and_timestamps(store: ShmStore) -> None:
+    assert store.get(("planner", "task"), "spec") is None
+    before = time.time()
+    store.put(("planner", "task"), "spec", {"rename": "validateUser", "n": 1})
+    item = store.get(("executor", "task"), "spec")  # another agent, same scope
+    assert item is not None
+    assert (item.namespace, item.key, item.value) == (("executor", "task"), "spec", {"rename": "validateUser", "n": 1})
+    assert item.created_at.tzinfo == timezone.utc and before - 1 < item.created_at.timestamp() < time.time() + 1
+    assert item.created_at == item.updated_at
+    time.sleep(0.002)
+    store.put(("executor", "task"), "spec", {"rename": "validateUser", "n": 2})
+    again = store.get(("planner", "task"), "spec")
+    assert again is not None and again.value["n"] == 2
+    assert again.created_at == item.created_at and again.updated_at > item.updated_at
+    store.delete(("planner", "task"), "spec")
+    assert store.get(("executor", "task"), "spec") is None
+    store.delete(("planner", "task"), "spec")  # deleting nothing is a no-op
+    store.put(("planner", "task"), "spec", {"n": 3})
+    fresh = store.get(("planner", "task"), "spec")
+    assert fresh is not None and fresh.created_at > item.created_at  # a new life after a delete
+
+
+def test_hits_return_the_cached_item(store: ShmStore) -> None:
+    store.put(("planner", "task"), "spec", {"n": 1})
+    first = store.get(("executor", "task"), "spec")
+    assert store.get(("executor", "task"), "spec") is first
+    store.put(("planner", "task"), "spec", {"n": 2})
+    second = store.get(("executor", "task"), "spec")
+    assert second is not first and second.value == {"n": 2}
+
+
+def test_stale_write_is_refused(store: ShmStore) -> None:
+    store.put(("planner", "task"), "spec", {"v": 1})
+    assert store.get(("executor", "task"), "spec").value == {"v": 1}
+    store.put(("planner", "task"), "spec", {"v": 2})
+    with pytest.raises(ccs.Conflict) as conflict:
+        store.put(("executor", "task"), "spec", {"v": "built on v1"})
+    assert (conflict.value.current, conflict.value.yours) == (2, 1)
+    assert conflict.value.namespace == ("executor", "task") and conflict.value.item_key == "spec"
+    with pytest.raises(ccs.Conflict):
+        store.delete(("executor", "task"), "spec")
+    assert store.get(("executor", "task"), "spec").value == {"v": 2}  # the MISS re-reads
+    store.put(("executor", "task"), "spec", {"v": 3})  # now admitted
+    store.put(("reviewer", "task"), "spec", {"v": 4})  # never read: a first write, admitted
+
+
+def test_namespace_needs_an_agent_and_a_scope(store: ShmStore) -> None:
+    with pytest.raises(ValueError):
+        store.put(("planner",), "k", {"v": 1})
+    with pytest.raises(ValueError):
+        store.get(("planner",), "k")
+
+
+def test_search_prefix_filter_pagination(store: ShmStore) -> None:
+    for i in range(6):
+        store.put(("planner", "docs", "a" if i % 2 else "b"), f"d{i}", {"i": i, "kind": "even" if i % 2 == 0 else "odd", "meta": {"score": i / 2}})
+    store.put(("planner", "other"), "x", {"i": 100})
+    items = store.search(("executor", "docs"))
+    assert [i.key for i in items] == ["d1", "d3", "d5", "d0", "d2", "d4"]  # sorted by scope, key
+    assert all(i.namespace[0] == "executor" and i.score is None for i in items)
+    assert [i.key for i in store.search(("executor", "docs", "a"))] == ["d1", "d3", "d5"]
+    assert len(store.search(("executor",), limit=100)) == 7
+    keys = lambda **kw: sorted(i.key for i in store.search(("executor", "docs"), **kw))  # noqa: E731
+    assert keys(filter={"kind": "even"}) == ["d0", "d2", "d4"]
+    assert keys(filter={"kind": {"$eq": "odd"}}) == ["d1", "d3", "d5"]
+    assert keys(filter={"kind": {"$ne": "odd"}}) == ["d0", "d2", "d4"]
+    assert keys(filter={"i": {"$gt": 3}}) == ["d4", "d5"]
+    assert keys(filter={"i": {"$gte": 3}}) == ["d3", "d4", "d5"]
+    assert keys(filter={"i": {"$lt": 2}}) == ["d0", "d1"]
+    assert keys(filter={"i": {"$lte": 2, "$gt": 0}}) == ["d1", "d2"]
+    assert keys(filter={"meta": {"score": 1.5}}) == ["d3"]
+    assert keys(filter={"i": {"$gt": "x"}}) == []  # incomparable: no match
+    assert keys(filter={"missing": {"$lt": 1}}) == []
+    with pytest.raises(ValueError):
+        store.search(("executor",), filter={"i": {"$in": [1]}})
+    page = store.search(("executor", "docs"), limit=2, offset=1)
+    assert [i.key for i in page] == ["d3", "d5"]
+    assert store.search(("executor", "docs"), limit=2, offset=10) == []
+    everyone = store.search((), limit=100)  # no agent named: items under their writer
+    assert len(everyone) == 7 and {i.namespace[0] for i in everyone} == {"planner"}
+    with pytest.warns(UserWarning, match="no vector index"):
+        assert len(store.search(("executor", "docs"), query="renames", limit=100)) == 6
+
+
+def test_list_namespaces(store: ShmStore) -> None:
+    for ns in [("planner", "a", "x"), ("planner", "a", "y"), ("planner", "b"), ("executor", "c", "x")]:
+        store.put(ns, "k", {"v": 1})
+    assert store.list_namespaces() == [("executor", "c", "x"), ("planner", "a", "x"), ("planner", "a", "y"), ("planner", "b")]
+    assert store.list_namespaces(prefix=("reviewer",)) == [
+        ("reviewer", "a", "x"), ("reviewer", "a", "y"), ("reviewer", "b"), ("reviewer", "c", "x"),
+    ]
+    assert store.list_namespaces(prefix=("reviewer", "a")) == [("reviewer", "a", "x"), ("reviewer", "a", "y")]
+    assert store.list_namespaces(suffix=("x",)) == [("executor", "c", "x"), ("planner", "a", "x")]
+    assert store.list_namespaces(prefix=("*", "a")) == [("planner", "a", "x"), ("planner", "a", "y")]
+    assert store.list_namespaces(suffix=("a", "*")) == [("planner", "a", "x"), ("planner", "a", "y")]
+    assert store.list_namespaces(prefix=("reviewer",), max_depth=2) == [
+        ("reviewer", "a"), ("reviewer", "b"), ("reviewer", "c"),
+    ]
+    assert store.list_namespaces(prefix=("reviewer",), limit=2, offset=1) == [("reviewer", "a", "y"), ("reviewer", "b")]
+    store.delete(("planner", "b"), "k")
+    assert ("planner", "b") not in store.list_namespaces()
+
+
+def test_batch_ops_and_abatch(store: ShmStore) -> None:
+    results = store.batch([
+        PutOp(("planner", "s"), "a", {"v": 1}),
+        GetOp(("executor", "s"), "a"),
+        SearchOp(("executor", "s"), None, 10, 0),
+        ListNamespacesOp(None, None, 10, 0),
+        PutOp(("planner", "s"), "a", None),
+        GetOp(("executor", "s"), "a"),
+    ])
+    assert results[0] is None and results[1].value == {"v": 1}
+    assert [i.key for i in results[2]] == ["a"] and results[3] == [("planner", "s")]
+    assert results[4] is None and results[5] is None
+
+    async def run() -> None:
+        await store.aput(("planner", "s"), "b", {"v": 2})
+        item = await store.aget(("executor", "s"), "b")
+        assert item is not None and item.value == {"v": 2}
+        assert [i.key for i in await store.asearch(("executor", "s"))] == ["b"]
+        await store.adelete(("planner", "s"), "b")
+        assert await store.aget(("executor", "s"), "b") is None
+
+    asyncio.run(run())
+
+
+def test_key_mapping_is_injective_and_bounded(store: ShmStore) -> None:
+    tricky = ["a", "a/b", "a%2Fb", "a:b", "a#b", "%", "%25", "/", ":", "#", "b", "é", "a" * 200]
+    pairs = [((x, y), k) for x in tricky for y in [None, "z"] for k in ["k", "k:1", "/k", "#k", "é" * 130]]
+    keys = {}
+    for (x, y), k in pairs:
+        scope = (x,) if y is None else (x, y)
+        akey = artifact_key("lg/", scope, k)
+        assert len(akey.encode()) <= ccs.MAX_KEY_BYTES
+        assert keys.setdefault(akey, (scope, k)) == (scope, k), f"{akey!r} maps two items"
+    for i, ((x, y), k) in enumerate(pairs[:60]):  # through the store, long keys included
+        scope = (x,) if y is None else (x, y)
+        store.put(("planner",) + scope, k, {"i": i})
+    for i, ((x, y), k) in enumerate(pairs[:60]):
+        scope = (x,) if y is None else (x, y)
+        assert store.get(("executor",) + scope, k).value == {"i": i}
+    long_scope = ("s" * 150, "t" * 150)
+    store.put(("planner",) + long_scope, "k", {"long": True})
+    assert [i.value for i in store.search(("executor", "s" * 150))] == [{"long": True}]
+    assert ("planner",) + long_scope in store.list_namespaces()
+    assert ("executor",) + long_scope in store.list_namespaces(prefix=("executor",))
+
+
+def test_ttl_is_ignored_with_a_warning(store: ShmStore) -> None:
+    with pytest.warns(UserWarning, match="ttl"):
+        store.batch([PutOp(("planner", "s"), "k", {"v": 1}, ttl=5.0)])
+    assert store.get(("planner", "s"), "k").value == {"v": 1}
+
+
+def test_close_detaches_agents(seg_name: Callable[[], str]) -> None:
+    name = seg_name()
+    first = ShmStore(name, **SMALL)
+    first.put(("planner", "s"), "k", {"v": 1})
+    second = ShmStore(name)
+    with pytest.raises(ccs.AgentBusy):
+        second.put(("planner", "s"), "k", {"v": 2})  # one handle per agent name
+    first.close()
+    with pytest.raises(RuntimeError):
+        first.get(("planner", "s"), "k")
+    second.put(("planner", "s"), "k", {"v": 2})
+    assert second.get(("executor", "s"), "k").value == {"v": 2}
+    second.close(destroy=True)
+
+
+def test_recreate_after_seeing_a_delete(store: ShmStore) -> None:
+    store.put(("planner", "s"), "k", {"v": 1})
+    store.get(("executor", "s"), "k")
+    store.get(("reviewer", "s"), "k")
+    store.delete(("planner", "s"), "k")
+    with pytest.raises(ccs.Conflict):  # executor's view (v1) is stale: the item was deleted
+        store.put(("executor", "s"), "k", {"v": "from v1"})
+    assert store.get(("executor", "s"), "k") is None  # now it has seen the deletion
+    store.put(("executor", "s"), "k", {"v": 2})  # and may re-create the item
+    with pytest.raises(ccs.Conflict):  # reviewer saw v1 and missed the delete and the re-create
+        store.put(("reviewer", "s"), "k", {"v": "stale"})
+    assert store.get(("reviewer", "s"), "k").value == {"v": 2}
+    with pytest.raises(ccs.Conflict):  # planner's view is its own delete, older than v2
+        store.put(("planner", "s"), "k", {"v": "stale"})
+    store.delete(("executor", "s"), "k")
+    store.put(("executor", "s"), "k", {"v": 4})  # after its own delete
+    assert store.get(("planner", "s"), "k").value == {"v": 4}
+
+
+def test_threads_never_see_an_item_older_than_one_they_saw(store: ShmStore) -> None:
+    """The lock-free HIT path pairs each item with its version: readers in threads racing a
+    writer see versions that never go back, and end on the last one."""
+    store.put(("planner", "s"), "n", {"n": 0})
+    last = 2000
+    errors: list[str] = []
+
+    def writer() -> None:
+        for n in range(1, last + 1):
+            store.put(("planner", "s"), "n", {"n": n})
+
+    def reader() -> None:
+        seen = -1
+        while seen < last:
+            n = store.get(("executor", "s"), "n").value["n"]
+            if n < seen:
+                errors.append(f"went back from {seen} to {n}")
+                return
+            seen = n
+
+    import threading
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert store.get(("executor", "s"), "n").value == {"n": last}
