@@ -127,6 +127,20 @@ impl Fixture {
         }
     }
 
+    /// Time `iters` MISSes of the reader, each after an untimed write by the writer that
+    /// invalidates its copy.
+    fn time_misses(&mut self, iters: u64) -> Duration {
+        let mut timed = Duration::ZERO;
+        for _ in 0..iters {
+            ok("writer put", self.writer.put(&self.wkey, &self.payload));
+            let start = Instant::now();
+            let result = black_box(self.reader.get_into(&self.rkey, &mut self.buf));
+            timed += start.elapsed();
+            assert!(!ok("get", result).1, "expected a MISS");
+        }
+        timed
+    }
+
     fn assert_hit(&mut self) {
         let (_, hit) = ok("get", self.reader.get_into(&self.rkey, &mut self.buf));
         assert!(hit, "expected a HIT");
@@ -170,18 +184,7 @@ fn by_payload(c: &mut Criterion) {
         }
         group.bench_function(id.clone(), |b| {
             let f = fixture.get_or_insert_with(make);
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    // Untimed: the peer's write that invalidates the reader's copy.
-                    ok("writer put", f.writer.put(&f.wkey, &f.payload));
-                    let start = Instant::now();
-                    let result = black_box(f.reader.get_into(&f.rkey, &mut f.buf));
-                    timed += start.elapsed();
-                    assert!(!ok("get", result).1, "expected a MISS");
-                }
-                timed
-            });
+            b.iter_custom(|iters| f.time_misses(iters));
         });
         group.finish();
 
@@ -455,17 +458,7 @@ fn logging(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("get_miss_64", state), |b| {
             let f = fixture.get_or_insert_with(make);
             ok("switch", f._seg.set_logging(on));
-            b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    ok("writer put", f.writer.put(&f.wkey, &f.payload));
-                    let start = Instant::now();
-                    let result = black_box(f.reader.get_into(&f.rkey, &mut f.buf));
-                    timed += start.elapsed();
-                    assert!(!ok("get", result).1, "expected a MISS");
-                }
-                timed
-            });
+            b.iter_custom(|iters| f.time_misses(iters));
         });
     }
     for (state, on) in states {
