@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Agent, Error, Key, Segment};
+use agent_coherence::{Agent, Backend, Error, Key, Segment};
 use ccs_protocol::sync::{AtomicU64, Ordering};
 
 use super::layout::{
@@ -38,9 +38,11 @@ use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
 /// (a dead one is reclaimed at once through its kernel lock).
 const LEASE: Duration = Duration::from_secs(30);
 
-/// How long a replacement retries `attach` while it reports `AgentBusy` (the predecessor's
-/// lock is released by the kernel before `wait` returns, so this should never be needed).
+/// How long a replacement retries `attach` while it reports `AgentBusy`. On shared memory the
+/// predecessor's lock is released by the kernel before `wait` returns, so this should never be
+/// needed; on etcd the killed predecessor's session lives until its lease expires (5 s).
 const ATTACH_PATIENCE: Duration = Duration::from_secs(2);
+const ATTACH_PATIENCE_ETCD: Duration = Duration::from_secs(15);
 
 /// Operations and outcomes counted per worker (summed over its lives in the side mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -605,9 +607,14 @@ impl Worker<'_> {
 /// Attach as `name`, retrying briefly while the name is busy.
 fn attach(seg: &Segment, name: &str, retries: &AtomicU64) -> Result<Agent, CliError> {
     let started = Instant::now();
+    let patience = if seg.backend() == Backend::Etcd {
+        ATTACH_PATIENCE_ETCD
+    } else {
+        ATTACH_PATIENCE
+    };
     loop {
         match seg.attach(name) {
-            Err(Error::AgentBusy { .. }) if started.elapsed() < ATTACH_PATIENCE => {
+            Err(Error::AgentBusy { .. }) if started.elapsed() < patience => {
                 retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }
