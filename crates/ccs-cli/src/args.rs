@@ -519,9 +519,15 @@ pub struct OpsArgs {
     /// Artifacts in the directory; the timed key is one of them [default: 1000].
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub artifacts: u32,
-    /// Measurements per operation [default: 2000].
+    /// Measurements per operation [default: 2000; on etcd use a few dozen: a write is a Raft
+    /// round].
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub samples: u32,
+    /// Run on an etcd cluster instead of a fresh shared-memory segment: `etcd://HOSTS/PREFIX`
+    /// (the bench works under a fresh sub-prefix and removes it). Adds two etcd rows: `put`
+    /// with no peer holding a copy, and `etcdctl put` timed as a process, the floor.
+    #[arg(long, value_name = "URL")]
+    pub on: Option<String>,
     /// Print one JSON object (stable; see the schema below) instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -325,3 +325,43 @@ fn bad_urls_and_unreachable_clusters_are_named() {
     assert!(run.stderr.contains("is unavailable"), "{}", run.stderr);
     assert!(run.stderr.contains("majority"), "{}", run.stderr);
 }
+
+#[test]
+fn bench_ops_runs_on_etcd_with_the_etcdctl_floor_in_the_same_run() {
+    let url = Url::new("bench");
+    let args = [
+        "bench",
+        "ops",
+        "--on",
+        url.0.as_str(),
+        "--samples",
+        "10",
+        "--artifacts",
+        "4",
+        "--agents",
+        "2",
+        "--json",
+    ];
+    let run = ccs_in(&args, b"").expect(0, &args);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let ops: Vec<&str> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["op"].as_str())
+        .collect();
+    for op in [
+        "get_hit_handle",
+        "get_miss",
+        "put_with_peers",
+        "put_no_peers",
+        "etcdctl_put",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    // Numbers, not timing claims (those live in docs/benchmarks.md): every row was measured.
+    for r in report["results"].as_array().expect("results") {
+        assert!(r["median_ns"].as_f64().is_some_and(|m| m > 0.0), "{r}");
+        assert!(r["samples"].as_u64().is_some_and(|n| n >= 10), "{r}");
+    }
+}

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
-use agent_coherence::{Agent, Cached, Config, Error, Segment};
+use agent_coherence::{Agent, Backend, Cached, Config, Error, Segment};
 use serde::Serialize;
 
 use super::stats::percentile;
@@ -146,6 +146,17 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     let payload = payload_arg(&args.payload, 1)?;
     let machine = Machine::probe();
     let names = Names::new("ops");
+    let location = match &args.on {
+        Some(url) if Backend::of(url) == Backend::Etcd => {
+            format!("{}/{}", url.trim_end_matches('/'), names.seg)
+        }
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "--on takes an etcd:// URL, not `{other}` (shared memory is the default)"
+            )));
+        }
+        None => names.seg.clone(),
+    };
     let slot = payload.next_power_of_two();
     let config = Config {
         max_agents: args.agents + 2,
@@ -154,7 +165,9 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
         max_payload: slot,
         ..Config::default()
     };
-    let seg = Segment::create(&names.seg, config)?;
+    let seg = Segment::create(&location, config)?;
+    // Removes the etcd sub-prefix (`Names` removes a shared-memory segment).
+    let _etcd = args.on.is_some().then(|| EtcdPrefix(location.clone()));
     let me = seg.attach("agent-0")?;
     let peers: Vec<Agent> = (1..args.agents)
         .map(|i| seg.attach(&format!("agent-{i}")))
@@ -254,6 +267,19 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     results.push(("put_with_peers", "single", args.agents - 1, v));
     progress.tick(6);
 
+    if let Some(url) = &args.on {
+        // No peer holds a copy: each put invalidated them, and they do not re-read.
+        let v = single(
+            n,
+            overhead,
+            || Ok(()),
+            || Ok(me.put(&key, &bytes).map(drop)?),
+        )?;
+        results.push(("put_no_peers", "single", 0, v));
+        let v = single(n, overhead, || Ok(()), || etcdctl_put(url, &bytes))?;
+        results.push(("etcdctl_put", "single", 0, v));
+    }
+
     let current = me.check(&key)?.current;
     expect(current >= 2, "the timed key has fewer than two versions")?;
     let stale = current - 1;
@@ -309,6 +335,57 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     };
     drop((helper, peers, me, seg));
     super::emit(&report, args.json, table)
+}
+
+/// Removes an etcd sub-prefix the bench worked under, when dropped.
+struct EtcdPrefix(String);
+
+impl Drop for EtcdPrefix {
+    fn drop(&mut self) {
+        // Best effort: a failure leaves a prefix named after this process.
+        let _ = Segment::destroy(&self.0);
+    }
+}
+
+/// `etcdctl put` of `bytes` under a floor key beside the bench's prefix, timed as a user runs
+/// it (process start included): the floor the issue asks the etcd rows to be read against.
+fn etcdctl_put(url: &str, bytes: &[u8]) -> Result<(), CliError> {
+    let endpoints = url
+        .strip_prefix("etcd://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(hosts, _)| {
+            hosts
+                .split(',')
+                .map(|h| format!("http://{h}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .ok_or_else(|| CliError::Usage(format!("--on `{url}` names no hosts")))?;
+    let mut child = std::process::Command::new("etcdctl")
+        .args(["--endpoints", &endpoints, "put", "ccs-bench-etcdctl-floor"])
+        .env("ETCDCTL_API", "3")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::Bench(format!("cannot run etcdctl (install etcd-client): {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin
+            .write_all(bytes)
+            .map_err(|e| CliError::Bench(format!("etcdctl stdin: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CliError::Bench(format!("etcdctl: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(CliError::Bench(format!(
+            "etcdctl put failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 fn table(report: &Report) -> String {
