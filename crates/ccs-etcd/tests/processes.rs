@@ -22,6 +22,7 @@ fn child_entry() {
             "waiter" => waiter(&cluster, &args[0], &args[1], arg(args, 2)),
             "subscriber" => subscriber(&cluster, &args[0], &args[1], arg(args, 2)),
             "holder" => holder(&cluster, &args[0], &args[1]),
+            "stopped-holder" => stopped_holder(&cluster, &args[0], &args[1]),
             other => panic!("unknown role {other}"),
         }
     });
@@ -117,6 +118,27 @@ fn holder(cluster: &Cluster, name: &str, key: &str) {
     let agent = cluster.attach(name).unwrap();
     let hold = agent.acquire(key, Duration::from_secs(60)).unwrap();
     say(&format!("HELD {}", hold.token()));
+    hear();
+}
+
+/// Read `key`, hold it for 1 s, and when told, try to commit and read again; report both.
+fn stopped_holder(cluster: &Cluster, name: &str, key: &str) {
+    let agent = cluster.attach(name).unwrap();
+    agent.get(key).unwrap();
+    let hold = agent.acquire(key, Duration::from_secs(1)).unwrap();
+    say("HELD");
+    hear();
+    match agent.commit(hold, b"late") {
+        Ok(v) => say(&format!("COMMITTED {v}")),
+        Err(Error::Fenced { .. }) => say("FENCED"),
+        Err(e) => say(&format!("ERR {e:?}")),
+    }
+    // The session may have been lost while stopped: a fresh handle reads as a new process would.
+    let read = match agent.get(key) {
+        Ok(read) => read,
+        Err(_) => cluster.attach(name).unwrap().get(key).unwrap(),
+    };
+    say(&format!("READ {} {}", read.version, read.hit));
     hear();
 }
 
@@ -304,4 +326,40 @@ fn waits_and_subscriptions_across_processes() {
     subscriber.expect("END");
     waiter.wait_ok();
     subscriber.wait_ok();
+}
+
+/// An agent process SIGSTOPped while it holds a key past the hold's lease: the writer proceeds
+/// once the lease is over (reclaiming the hold), and after SIGCONT the stopped holder's commit
+/// is refused as `Fenced` and its next read is a MISS of the writer's version.
+#[test]
+fn a_stopped_holder_is_fenced_and_its_next_read_is_a_miss() {
+    let Some(p) = Prefix::new("stoppedholder") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    writer.put("plan", b"1", Condition::View).unwrap();
+    let mut holder = Proc::spawn("stopped-holder", &p.url, &["holder", "plan"]);
+    holder.expect("HELD");
+    holder.signal("STOP");
+    let stopped = Instant::now();
+    let hold = loop {
+        match writer.acquire("plan", Duration::from_secs(10)) {
+            Ok(hold) => break hold,
+            Err(Error::Held { .. }) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "the stopped holder's hold was never reclaimed"
+        );
+    };
+    assert_eq!(writer.commit(hold, b"2").unwrap(), 2);
+    holder.signal("CONT");
+    holder.tell("go");
+    assert_eq!(holder.expect("FENCED"), "");
+    assert_eq!(holder.expect("READ"), "2 false");
+    holder.tell("quit");
+    holder.wait_ok();
+    assert_eq!(writer.get("plan").unwrap().bytes, b"2");
 }
