@@ -27,7 +27,7 @@ use crate::layout::{A_PINS, D_OWNER, PIN_RECORDS};
 use crate::opcodes::{LogOp, LogOutcome};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, unpack_owner};
-use crate::sync::{Ordering, fence};
+use crate::sync::{AtomicU64, Ordering, fence};
 
 /// What a read returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +165,12 @@ impl<E: Env> Directory<E> {
         mut take: Take<'_>,
     ) -> Result<(ReadInfo, Option<Pinned>)> {
         self.check_line(line)?;
-        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
-        let result = self.read_unlogged(agent, line, &mut take);
+        let view = self.view(agent.slot, line)?;
+        // The agent's view before the read: the HIT test's input and the MISS record's `held`,
+        // loaded once.
+        let seen = view.load(Ordering::Relaxed);
+        let held = seen as u32;
+        let result = self.read_unlogged(agent, line, view, seen, &mut take);
         if !self.logging() {
             return result;
         }
@@ -207,12 +211,12 @@ impl<E: Env> Directory<E> {
         &self,
         agent: AgentId,
         line: u32,
+        view: &AtomicU64,
+        seen: u64,
         take: &mut Take<'_>,
     ) -> Result<(ReadInfo, Option<Pinned>)> {
-        let view = self.view(agent.slot, line)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         let head_word = self.head(line)?;
-        let seen = view.load(Ordering::Relaxed);
         let held = seen as u32;
 
         // HIT: pairs with the SeqCst swap that clears the masks in `write.rs`.
