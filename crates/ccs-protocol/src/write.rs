@@ -485,7 +485,7 @@ impl<E: Env> Directory<E> {
         if let Some(old) = hold.head.desc_index() {
             self.retire(old)?;
         }
-        // Invalidate first (DESIGN.md's order: take, invalidate, fill, publish), so peers learn
+        // Invalidate first (docs/design.md, "The protocol": take, invalidate, fill, publish), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.
         // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
         if self.invalidating() {

@@ -1,4 +1,4 @@
-//! loom models of the protocol's invariants (DESIGN.md, "Invariants"), over the real code.
+//! loom models of the protocol's invariants (docs/design.md, "Invariants"), over the real code.
 //!
 //! Under `cfg(loom)` every atomic in `ccs-protocol` is loom's (see `src/sync.rs`), so these
 //! models explore the interleavings *and* the weak-memory outcomes (stale Acquire/Relaxed
@@ -197,7 +197,7 @@ fn torn_read_pinned() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. No stale HIT after `put` returns (the I→S race of DESIGN.md).
+// 2. No stale HIT after `put` returns (the I→S race of docs/design.md).
 
 /// A reader's MISS (read v1, set its valid bit) races a writer's `put` of v2 (take, clear the
 /// masks, publish). Once both are done, a set valid bit must mean "holds the current version".
