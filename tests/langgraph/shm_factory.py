@@ -4,14 +4,17 @@ The vendored tests call ``make_store(...)`` where they built an ``InMemoryStore`
 ``SqliteStore`` or an ``AsyncSqliteStore``. ``":memory:"`` (or nothing) gives a store in a fresh
 segment under /dev/shm; a file name gives one in a fresh file-backed segment beside it (the
 SQLite tests' "file" variants). Every store made during a test is closed and its segment
-destroyed after the test (``conftest.py``).
+destroyed after the test (``destroy_segments``, which each suite's ``conftest.py`` uses).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
 
 from agent_coherence_shm import Segment, SegmentNotFound
 from agent_coherence_shm.langgraph import ShmStore
@@ -41,3 +44,17 @@ def destroy_all() -> None:
             Segment.destroy(store.segment.location)
         except SegmentNotFound:
             pass
+
+
+@pytest.fixture(autouse=True)
+def destroy_segments() -> Iterator[None]:
+    """After each test, close its stores and destroy their segments."""
+    yield
+    destroy_all()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = sorted(p.name for p in Path("/dev/shm").glob(PREFIX + "*"))
+    if left:
+        print(f"\nthe suite left shared-memory objects behind: {left}")
+        session.exitstatus = 1

@@ -45,8 +45,9 @@ _OPTIONS = (
 
 
 class Doc(NamedTuple):
-    """A decoded item."""
+    """A decoded item (its fields in envelope order, after the format)."""
 
+    format: int
     namespace: tuple[str, ...]
     key: str
     writer: str
@@ -56,6 +57,9 @@ class Doc(NamedTuple):
     item_order: int
     value: Any
     vectors: bytes | None
+
+
+_make = Doc._make
 
 
 def _default(obj: Any) -> Any:
@@ -108,9 +112,9 @@ class Codec:
             doc = ormsgpack.unpackb(data, ext_hook=self._hook, option=ormsgpack.OPT_NON_STR_KEYS)
         except ormsgpack.MsgpackDecodeError as error:
             raise ValueError(f"not a ShmStore item ({error})") from None
-        if not isinstance(doc, list) or len(doc) != 10 or doc[0] != FORMAT:
+        if type(doc) is not list or len(doc) != 10 or doc[0] != FORMAT:
             raise ValueError("not a ShmStore item of format 1")
-        value = doc[8]
+        doc[1] = tuple(doc[1])
         if not self._inline:
-            value = self.serde.loads_typed((value[0], value[1]))
-        return Doc(tuple(doc[1]), doc[2], doc[3], doc[4], doc[5], doc[6], doc[7], value, doc[9])
+            doc[8] = self.serde.loads_typed((doc[8][0], doc[8][1]))
+        return _make(doc)

@@ -46,7 +46,7 @@ from agent_coherence_shm._native import (
     Segment,
 )
 from agent_coherence_shm.langgraph import _agents
-from agent_coherence_shm.langgraph._codec import Codec, Doc
+from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
 from agent_coherence_shm.langgraph._index import Index, pack, rank
 from agent_coherence_shm.langgraph._keys import (
@@ -790,7 +790,7 @@ class ShmStore(BaseStore):
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
         entry.snap = (
             version,
-            Doc(scope, key, view.name, created, now, ns_order, item_order, value, vectors),
+            Doc(FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors),
             None,
         )
 
