@@ -59,7 +59,8 @@ class Doc(NamedTuple):
     vectors: bytes | None
 
 
-_make = Doc._make
+#: A Doc from its fields in order (``Doc._make``: no keyword handling).
+make_doc = Doc._make
 
 
 def _default(obj: Any) -> Any:
@@ -117,4 +118,4 @@ class Codec:
         doc[1] = tuple(doc[1])
         if not self._inline:
             doc[8] = self.serde.loads_typed((doc[8][0], doc[8][1]))
-        return _make(doc)
+        return make_doc(doc)

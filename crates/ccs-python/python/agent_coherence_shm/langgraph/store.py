@@ -46,7 +46,7 @@ from agent_coherence_shm._native import (
     Segment,
 )
 from agent_coherence_shm.langgraph import _agents
-from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc
+from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc, make_doc
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
 from agent_coherence_shm.langgraph._index import Index, pack, rank
 from agent_coherence_shm.langgraph._keys import (
@@ -77,15 +77,54 @@ def _datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, _UTC)
 
 
+_CREATED_SLOT = Item.__dict__["created_at"]  # Item's own slots, under the properties below
+_UPDATED_SLOT = Item.__dict__["updated_at"]
+
+
+class _StoredItem(Item):
+    """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
+    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item."""
+
+    __slots__ = ("_created_us", "_updated_us")
+
+    @property  # type: ignore[override]
+    def created_at(self) -> datetime:
+        try:
+            return _CREATED_SLOT.__get__(self, Item)
+        except AttributeError:
+            made = _datetime(self._created_us)
+            _CREATED_SLOT.__set__(self, made)
+            return made
+
+    @created_at.setter
+    def created_at(self, value: datetime) -> None:
+        _CREATED_SLOT.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def updated_at(self) -> datetime:
+        try:
+            return _UPDATED_SLOT.__get__(self, Item)
+        except AttributeError:
+            made = _datetime(self._updated_us)
+            _UPDATED_SLOT.__set__(self, made)
+            return made
+
+    @updated_at.setter
+    def updated_at(self, value: datetime) -> None:
+        _UPDATED_SLOT.__set__(self, value)
+
+
 def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> Item:
-    """An Item from values already of its attributes' types, set directly (what
-    ``Item.__init__`` stores after normalising). ``created``: ``created_at`` if known."""
-    item = Item.__new__(Item)
+    """The Item of a stored version, its attributes set directly (what ``Item.__init__``
+    stores after normalising). ``created``: ``created_at`` if already made."""
+    item = _StoredItem.__new__(_StoredItem)
     item.value = doc.value
     item.key = doc.key
     item.namespace = namespace
-    item.created_at = created if created is not None else _datetime(doc.created_us)
-    item.updated_at = _datetime(doc.updated_us)
+    item._created_us = doc.created_us
+    item._updated_us = doc.updated_us
+    if created is not None:
+        _CREATED_SLOT.__set__(item, created)
     return item
 
 
@@ -338,11 +377,13 @@ class ShmStore(BaseStore):
     ) -> None:
         """Write an item, conditional on the acting agent's view (``Conflict`` if it read an
         older version than the current one). Same contract as ``BaseStore.put``."""
+        if type(namespace) is not tuple:
+            namespace = tuple(namespace)
         if namespace not in self._valid:
             _validate_namespace(namespace)
             if len(self._valid) < 10_000:
-                self._valid.add(tuple(namespace))
-        if ttl not in (NOT_PROVIDED, None):
+                self._valid.add(namespace)
+        if ttl is not NOT_PROVIDED and ttl is not None:
             raise NotImplementedError("TTL is not supported by ShmStore; use ttl=None")
         vectors = None
         if self._index is not None:
@@ -351,11 +392,21 @@ class ShmStore(BaseStore):
                 embedded = self._index.embeddings.embed_documents(texts)
                 self._index.check(embedded)
                 vectors = pack(embedded)
+        if type(key) is not str:
+            key = str(key)
         with self._lock:
-            self._open()
-            namespace = tuple(namespace)
+            if self._closed:
+                raise RuntimeError("this ShmStore was closed")
+            own = self._own
+            if own is not None:
+                # The common rewrite: the store's agent holds this item through this store.
+                akey = self._keys.get((namespace, key))
+                entry = own.entries.get(akey) if akey is not None else None
+                if entry is not None and entry.snap is not None and not entry.tomb:
+                    self._rewrite(own, entry, akey, namespace, key, value, vectors)  # type: ignore[arg-type]
+                    return
             view, scope = self._address(namespace)
-            self._put(view, scope, namespace, str(key), value, vectors)
+            self._put(view, scope, namespace, key, value, vectors)
 
     def delete(self, namespace: tuple[str, ...], key: str) -> None:
         """Delete an item, conditional on the acting agent's view like ``put``."""
@@ -790,7 +841,34 @@ class ShmStore(BaseStore):
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
         entry.snap = (
             version,
-            Doc(FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors),
+            make_doc((FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)),
+            None,
+        )
+
+    def _rewrite(
+        self,
+        view: _View,
+        entry: _Entry,
+        akey: str,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        vectors: bytes | None,
+    ) -> None:
+        """``_put``'s first case alone (the agent wrote or read the item through this store):
+        write on exactly the version it holds, keeping the item's creation and places."""
+        version, doc, _ = entry.snap  # type: ignore[misc]
+        now = _stamp() // 1000
+        data = self._codec.encode(
+            namespace, key, view.name, doc.created_us, now, doc.ns_order, doc.item_order, value, vectors
+        )
+        try:
+            version = view.agent.put_if(akey, version, data)
+        except Conflict as error:
+            raise _conflict(error, namespace, key, view.name) from None
+        entry.snap = (
+            version,
+            make_doc((FORMAT, namespace, key, view.name, doc.created_us, now, doc.ns_order, doc.item_order, value, vectors)),
             None,
         )
 
