@@ -65,7 +65,9 @@ make_doc = Doc._make
 
 def _default(obj: Any) -> Any:
     if type(obj) is tuple:
-        return ormsgpack.Ext(EXT_TUPLE, ormsgpack.packb(list(obj), default=_default, option=_OPTIONS))
+        return ormsgpack.Ext(
+            EXT_TUPLE, ormsgpack.packb(list(obj), default=_default, option=_OPTIONS)
+        )
     return _msgpack_default(obj)  # type: ignore[misc]
 
 
@@ -82,7 +84,9 @@ class Codec:
 
         def hook(code: int, data: bytes) -> Any:
             if code == EXT_TUPLE:
-                return tuple(ormsgpack.unpackb(data, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS))
+                return tuple(
+                    ormsgpack.unpackb(data, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS)
+                )
             return outer(code, data)  # type: ignore[misc]
 
         self._hook = hook
@@ -102,7 +106,18 @@ class Codec:
         if not self._inline:
             value = list(self.serde.dumps_typed(value))
         return ormsgpack.packb(
-            [FORMAT, list(namespace), key, writer, created_us, updated_us, ns_order, item_order, value, vectors],
+            [
+                FORMAT,
+                list(namespace),
+                key,
+                writer,
+                created_us,
+                updated_us,
+                ns_order,
+                item_order,
+                value,
+                vectors,
+            ],
             default=_default,
             option=_OPTIONS,
         )

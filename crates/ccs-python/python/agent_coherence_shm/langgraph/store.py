@@ -691,7 +691,9 @@ class ShmStore(BaseStore):
             SearchItem(i.namespace, i.key, i.value, i.created_at, i.updated_at) for _, i in found
         ]
         if query is not None and self._index is not None:
-            return rank(query, list(zip(items, (doc.vectors for doc, _ in found))), op.offset, op.limit)
+            return rank(
+                query, list(zip(items, (doc.vectors for doc, _ in found))), op.offset, op.limit
+            )
         return items[op.offset : op.offset + op.limit]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
@@ -841,7 +843,9 @@ class ShmStore(BaseStore):
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
         entry.snap = (
             version,
-            make_doc((FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)),
+            make_doc(
+                (FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)
+            ),
             None,
         )
 
@@ -860,7 +864,15 @@ class ShmStore(BaseStore):
         version, doc, _ = entry.snap  # type: ignore[misc]
         now = _stamp() // 1000
         data = self._codec.encode(
-            namespace, key, view.name, doc.created_us, now, doc.ns_order, doc.item_order, value, vectors
+            namespace,
+            key,
+            view.name,
+            doc.created_us,
+            now,
+            doc.ns_order,
+            doc.item_order,
+            value,
+            vectors,
         )
         try:
             version = view.agent.put_if(akey, version, data)
@@ -868,7 +880,20 @@ class ShmStore(BaseStore):
             raise _conflict(error, namespace, key, view.name) from None
         entry.snap = (
             version,
-            make_doc((FORMAT, namespace, key, view.name, doc.created_us, now, doc.ns_order, doc.item_order, value, vectors)),
+            make_doc(
+                (
+                    FORMAT,
+                    namespace,
+                    key,
+                    view.name,
+                    doc.created_us,
+                    now,
+                    doc.ns_order,
+                    doc.item_order,
+                    value,
+                    vectors,
+                )
+            ),
             None,
         )
 
