@@ -138,6 +138,12 @@ def test_stores_of_one_agent_in_one_process_share_it(name: str) -> None:
         assert second.get(("t",), "k").value == {"v": 1}
         second.put(("t",), "k", {"v": 2})
         assert first.get(("t",), "k").value == {"v": 2}
+        # One agent, one view: first's snapshot is older than what the agent holds (second
+        # wrote), and the write is still not stale.
+        second.put(("t",), "k", {"v": 3})
+        first.put(("t",), "k", {"v": 4})
+        assert second.get(("t",), "k").value == {"v": 4}
+        assert second.get(("t",), "k").created_at == first.get(("t",), "k").created_at
     finally:
         second.close()
         first.close(destroy=True)

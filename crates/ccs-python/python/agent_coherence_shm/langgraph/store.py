@@ -828,6 +828,11 @@ class ShmStore(BaseStore):
             else:
                 version = agent.put_if(akey, expected, data)
         except Conflict as error:
+            if entry is not None and entry.snap is not None and agent.check(akey).is_current:
+                # As in _rewrite: the agent's view, through another store, is current.
+                entry.snap = None
+                self._put(view, scope, namespace, key, value, vectors)
+                return
             raise _conflict(error, namespace, key, view.name) from None
         except CoherenceError as error:
             error.namespace = namespace  # type: ignore[attr-defined]
@@ -877,6 +882,12 @@ class ShmStore(BaseStore):
         try:
             version = view.agent.put_if(akey, version, data)
         except Conflict as error:
+            if view.agent.check(akey).is_current:
+                # Another store of this process, acting as the same agent, read or wrote a
+                # newer version: the agent's view is current, so the write is not stale.
+                entry.snap = None
+                self._put(view, namespace, namespace, key, value, vectors)
+                return
             raise _conflict(error, namespace, key, view.name) from None
         entry.snap = (
             version,
