@@ -114,6 +114,14 @@ class _StoredItem(Item):
         _UPDATED_SLOT.__set__(self, value)
 
 
+def _made(slot: Any, item: Item) -> datetime | None:
+    """The value of ``item``'s timestamp ``slot`` if it was made already, else ``None``."""
+    try:
+        return slot.__get__(item, Item)
+    except AttributeError:
+        return None
+
+
 def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> Item:
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
     stores after normalising). ``created``: ``created_at`` if already made."""
@@ -600,10 +608,11 @@ class ShmStore(BaseStore):
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
             ) from None
-        created = None  # the same life as the version decoded before: the same created_at
+        created = None  # the same life as the version decoded before: its created_at, if made
         if snap is not None and snap[2] is not None and snap[1].created_us == doc.created_us:
-            created = snap[2].created_at
-        done = (version, doc, _item(doc, self._shown(view, doc.namespace), created))
+            created = _made(_CREATED_SLOT, snap[2])
+        shown = (view.name,) + doc.namespace if self.agent_from_namespace else doc.namespace
+        done = (version, doc, _item(doc, shown, created))
         entry.snap = done
         entry.tomb = 0
         if doc.namespace not in self._ns_order:
