@@ -77,52 +77,37 @@ def _datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, _UTC)
 
 
-_CREATED_SLOT = Item.__dict__["created_at"]  # Item's own slots, under the properties below
-_UPDATED_SLOT = Item.__dict__["updated_at"]
-
-
 class _StoredItem(Item):
     """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
-    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item."""
+    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item.
+    The properties shadow ``Item``'s two slots, which stay unused."""
 
-    __slots__ = ("_created_us", "_updated_us")
+    __slots__ = ("_created_us", "_updated_us", "_created", "_updated")
 
     @property  # type: ignore[override]
     def created_at(self) -> datetime:
-        try:
-            return _CREATED_SLOT.__get__(self, Item)
-        except AttributeError:
-            made = _datetime(self._created_us)
-            _CREATED_SLOT.__set__(self, made)
-            return made
+        made = self._created
+        if made is None:
+            made = self._created = _datetime(self._created_us)
+        return made
 
     @created_at.setter
     def created_at(self, value: datetime) -> None:
-        _CREATED_SLOT.__set__(self, value)
+        self._created = value
 
     @property  # type: ignore[override]
     def updated_at(self) -> datetime:
-        try:
-            return _UPDATED_SLOT.__get__(self, Item)
-        except AttributeError:
-            made = _datetime(self._updated_us)
-            _UPDATED_SLOT.__set__(self, made)
-            return made
+        made = self._updated
+        if made is None:
+            made = self._updated = _datetime(self._updated_us)
+        return made
 
     @updated_at.setter
     def updated_at(self, value: datetime) -> None:
-        _UPDATED_SLOT.__set__(self, value)
+        self._updated = value
 
 
-def _made(slot: Any, item: Item) -> datetime | None:
-    """The value of ``item``'s timestamp ``slot`` if it was made already, else ``None``."""
-    try:
-        return slot.__get__(item, Item)
-    except AttributeError:
-        return None
-
-
-def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> Item:
+def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
     stores after normalising). ``created``: ``created_at`` if already made."""
     item = _StoredItem.__new__(_StoredItem)
@@ -131,8 +116,8 @@ def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None)
     item.namespace = namespace
     item._created_us = doc.created_us
     item._updated_us = doc.updated_us
-    if created is not None:
-        _CREATED_SLOT.__set__(item, created)
+    item._created = created
+    item._updated = None
     return item
 
 
@@ -610,7 +595,7 @@ class ShmStore(BaseStore):
             ) from None
         created = None  # the same life as the version decoded before: its created_at, if made
         if snap is not None and snap[2] is not None and snap[1].created_us == doc.created_us:
-            created = _made(_CREATED_SLOT, snap[2])
+            created = snap[2]._created  # type: ignore[union-attr]
         shown = (view.name,) + doc.namespace if self.agent_from_namespace else doc.namespace
         done = (version, doc, _item(doc, shown, created))
         entry.snap = done
