@@ -124,9 +124,10 @@ def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None)
 class _Entry:
     """One agent's cached view of one item: the native copy and what it decodes to."""
 
-    __slots__ = ("cached", "snap", "tomb")
+    __slots__ = ("view", "cached", "snap", "tomb")
 
-    def __init__(self) -> None:
+    def __init__(self, view: "_View") -> None:
+        self.view = view  # the agent whose view of the item this is
         self.cached: Cached | None = None
         # (version, doc, item) of the version decoded (or written) last: one attribute, so
         # that a lock-free reader never pairs a version with another version's item. The item
@@ -217,7 +218,6 @@ class ShmStore(BaseStore):
         self._views: dict[str, _View] = {}
         # (namespace, key) -> entry of the store's own agent, for the lock-free get() HIT.
         self._hot: dict[tuple[tuple[str, ...], str], _Entry] = {}
-        self._hot_views: dict[tuple[tuple[str, ...], str], _View] = {}
         self._valid: set[tuple[str, ...]] = set()  # namespaces _validate_namespace admitted
         self._own: _View | None = None  # the view of the store's agent, once attached
         self._keys: dict[tuple[tuple[str, ...], str], str] = {}
@@ -243,7 +243,6 @@ class ShmStore(BaseStore):
         keep using it). Idempotent."""
         with self._lock:
             self._hot.clear()
-            self._hot_views.clear()
             self._own = None
             for view in self._views.values():
                 view.entries.clear()
@@ -346,8 +345,7 @@ class ShmStore(BaseStore):
                         return snap[2]
                     with self._lock:  # a MISS fetched the current version into the copy
                         if entry.snap is snap and not self._closed:
-                            view = self._hot_views[(namespace, key)]
-                            found = self._snap(view, entry, version or cached.version)
+                            found = self._snap(entry.view, entry, version or cached.version)
                             scope = namespace[1:] if self.agent_from_namespace else namespace
                             if found[1].namespace == scope and found[1].key == key:
                                 return found[2]
@@ -562,7 +560,7 @@ class ShmStore(BaseStore):
             if view.agent.check(akey).current == 0:
                 return None  # never written: no directory line is made for a miss
             if entry is None:
-                entry = _Entry()
+                entry = _Entry(view)
                 view.entries[akey] = entry
             entry.cached = view.agent.cached(akey)
         cached = entry.cached
@@ -619,9 +617,7 @@ class ShmStore(BaseStore):
             shown = self._shown(view, scope)
             if len(self._hot) > 100_000:
                 self._hot.clear()
-                self._hot_views.clear()
             self._hot[(shown, key)] = view.entries[akey]
-            self._hot_views[(shown, key)] = view
         return snap[2]
 
     def _candidates(self, scope: tuple[str, ...]) -> list[str]:
@@ -833,7 +829,7 @@ class ShmStore(BaseStore):
             error.item_key = key  # type: ignore[attr-defined]
             raise
         if entry is None:
-            entry = _Entry()
+            entry = _Entry(view)
             view.entries[akey] = entry
         entry.tomb = 0
         if entry.cached is None:
@@ -931,7 +927,7 @@ class ShmStore(BaseStore):
             raise _conflict(error, namespace, key, view.name) from None
         entry = view.entries.get(akey)
         if entry is None:
-            entry = _Entry()
+            entry = _Entry(view)
             view.entries[akey] = entry
         entry.snap = None
         entry.tomb = version
