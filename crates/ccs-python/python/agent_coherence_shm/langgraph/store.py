@@ -77,34 +77,35 @@ def _datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, _UTC)
 
 
+class _Timestamp:
+    """A datetime attribute made from stored microseconds (slot ``micros``) on first access
+    and kept in slot ``made``."""
+
+    def __init__(self, micros: str, made: str) -> None:
+        self.micros, self.made = micros, made
+
+    def __get__(self, item: Any, owner: Any = None) -> Any:
+        if item is None:
+            return self
+        made = getattr(item, self.made)
+        if made is None:
+            made = _datetime(getattr(item, self.micros))
+            setattr(item, self.made, made)
+        return made
+
+    def __set__(self, item: Any, value: datetime) -> None:
+        setattr(item, self.made, value)
+
+
 class _StoredItem(Item):
     """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
     on first access (a MISS need not build two datetimes nobody may read); otherwise an Item.
-    The properties shadow ``Item``'s two slots, which stay unused."""
+    The descriptors shadow ``Item``'s two slots, which stay unused."""
 
     __slots__ = ("_created_us", "_updated_us", "_created", "_updated")
 
-    @property  # type: ignore[override]
-    def created_at(self) -> datetime:
-        made = self._created
-        if made is None:
-            made = self._created = _datetime(self._created_us)
-        return made
-
-    @created_at.setter
-    def created_at(self, value: datetime) -> None:
-        self._created = value
-
-    @property  # type: ignore[override]
-    def updated_at(self) -> datetime:
-        made = self._updated
-        if made is None:
-            made = self._updated = _datetime(self._updated_us)
-        return made
-
-    @updated_at.setter
-    def updated_at(self, value: datetime) -> None:
-        self._updated = value
+    created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
+    updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
 
 
 def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
