@@ -46,7 +46,22 @@ from agent_coherence_shm._native import (
     Segment,
 )
 from agent_coherence_shm.langgraph import _agents
-from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc, make_doc
+from agent_coherence_shm.langgraph._codec import (
+    BODY,
+    CREATED,
+    FORMAT,
+    ITEM_ORDER,
+    KEY,
+    NAMESPACE,
+    NS_ORDER,
+    UPDATED,
+    VECTORS,
+    WRITER,
+    Body,
+    Codec,
+    Doc,
+    value_of,
+)
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
 from agent_coherence_shm.langgraph._index import Index, pack, rank
 from agent_coherence_shm.langgraph._keys import (
@@ -97,13 +112,31 @@ class _Timestamp:
         setattr(item, self.made, value)
 
 
+class _Value:
+    """An item's ``value``, decoded from the stored bytes on first access (slot ``_body``: the
+    value, or a ``Body`` until then), so that a read returns before it decodes the value."""
+
+    def __get__(self, item: Any, owner: Any = None) -> Any:
+        if item is None:
+            return self
+        body = item._body
+        if type(body) is Body:
+            body = item._body = body.get()
+        return body
+
+    def __set__(self, item: Any, value: Any) -> None:
+        item._body = value
+
+
 class _StoredItem(Item):
-    """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
-    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item.
-    The descriptors shadow ``Item``'s two slots, which stay unused."""
+    """An ``Item`` whose ``value`` is decoded, and whose ``created_at``/``updated_at`` are made
+    from the stored microseconds, on first access (a MISS need not decode a value nor build two
+    datetimes nobody may read); otherwise an Item. The descriptors shadow ``Item``'s slots,
+    which stay unused."""
 
-    __slots__ = ("_created_us", "_updated_us", "_created", "_updated")
+    __slots__ = ("_body", "_created_us", "_updated_us", "_created", "_updated")
 
+    value = _Value()  # type: ignore[assignment]
     created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
     updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
 
@@ -112,11 +145,11 @@ def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None)
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
     stores after normalising). ``created``: ``created_at`` if already made."""
     item = _StoredItem.__new__(_StoredItem)
-    item.value = doc.value
-    item.key = doc.key
+    item._body = doc[BODY]
+    item.key = doc[KEY]
     item.namespace = namespace
-    item._created_us = doc.created_us
-    item._updated_us = doc.updated_us
+    item._created_us = doc[CREATED]
+    item._updated_us = doc[UPDATED]
     item._created = created
     item._updated = None
     return item
@@ -348,7 +381,7 @@ class ShmStore(BaseStore):
                         if entry.snap is snap and not self._closed:
                             found = self._snap(entry.view, entry, version or cached.version)
                             scope = namespace[1:] if self.agent_from_namespace else namespace
-                            if found[1].namespace == scope and found[1].key == key:
+                            if found[1][NAMESPACE] == scope and found[1][KEY] == key:
                                 return found[2]
                 except NotFound:
                     pass  # deleted: handled below
@@ -581,7 +614,7 @@ class ShmStore(BaseStore):
             if snap[2] is not None:
                 return snap  # type: ignore[return-value]
             doc = snap[1]
-            done = (version, doc, _item(doc, self._shown(view, doc.namespace)))
+            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE])))
             entry.snap = done
             return done
         cached = entry.cached
@@ -592,15 +625,22 @@ class ShmStore(BaseStore):
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
             ) from None
-        created = None  # the same life as the version decoded before: its created_at, if made
-        if snap is not None and snap[2] is not None and snap[1].created_us == doc.created_us:
-            created = snap[2]._created  # type: ignore[union-attr]
-        shown = (view.name,) + doc.namespace if self.agent_from_namespace else doc.namespace
-        done = (version, doc, _item(doc, shown, created))
-        entry.snap = done
+        # _item(), inline: this is most of a MISS.
+        namespace = doc[NAMESPACE]
+        item = _StoredItem.__new__(_StoredItem)
+        item._body = doc[BODY]
+        item.key = doc[KEY]
+        item.namespace = (view.name,) + namespace if self.agent_from_namespace else namespace
+        item._created_us = created = doc[CREATED]
+        item._updated_us = doc[UPDATED]
+        # The same life as the version decoded before: its created_at, if made.
+        old = snap[2] if snap is not None else None
+        item._created = old._created if old is not None and old._created_us == created else None
+        item._updated = None
+        done = entry.snap = (version, doc, item)
         entry.tomb = 0
-        if doc.namespace not in self._ns_order:
-            self._ns_order[doc.namespace] = doc.ns_order
+        if namespace not in self._ns_order:
+            self._ns_order[namespace] = doc[NS_ORDER]
         return done
 
     def _get(self, view: _View, scope: tuple[str, ...], key: str) -> Item | None:
@@ -609,9 +649,9 @@ class ShmStore(BaseStore):
         if snap is None:
             return None
         doc = snap[1]
-        if (doc.namespace, doc.key) != (scope, key):
+        if (doc[NAMESPACE], doc[KEY]) != (scope, key):
             raise CoherenceError(
-                f"artifact {akey!r} holds item {doc.key!r} of namespace {doc.namespace!r}, not "
+                f"artifact {akey!r} holds item {doc[KEY]!r} of namespace {doc[NAMESPACE]!r}, not "
                 f"{key!r} of {scope!r}: a key-hash collision or a foreign writer"
             )
         if self._hot_ok:
@@ -644,7 +684,7 @@ class ShmStore(BaseStore):
             if snap is None:
                 continue
             doc = snap[1]
-            if doc.namespace[: len(scope)] != scope or not matches(doc.value, op.filter):
+            if doc[NAMESPACE][: len(scope)] != scope or not matches(value_of(doc), op.filter):
                 continue
             found.append((doc, snap[2]))
         return self._page(found, op, query)
@@ -659,8 +699,8 @@ class ShmStore(BaseStore):
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                if matches(doc.value, op.filter):
-                    found.append((doc, _item(doc, (doc.writer,) + doc.namespace)))
+                if matches(value_of(doc), op.filter):
+                    found.append((doc, _item(doc, (doc[WRITER],) + doc[NAMESPACE])))
         return self._page(found, op, None)
 
     def _page(
@@ -672,10 +712,10 @@ class ShmStore(BaseStore):
         ns_order = self._ns_order
         found.sort(
             key=lambda pair: (
-                ns_order.get(pair[0].namespace, pair[0].ns_order),
-                pair[0].namespace,
-                pair[0].item_order,
-                pair[0].key,
+                ns_order.get(pair[0][NAMESPACE], pair[0][NS_ORDER]),
+                pair[0][NAMESPACE],
+                pair[0][ITEM_ORDER],
+                pair[0][KEY],
             )
         )
         items = [
@@ -683,7 +723,7 @@ class ShmStore(BaseStore):
         ]
         if query is not None and self._index is not None:
             return rank(
-                query, list(zip(items, (doc.vectors for doc, _ in found))), op.offset, op.limit
+                query, list(zip(items, (doc[VECTORS] for doc, _ in found))), op.offset, op.limit
             )
         return items[op.offset : op.offset + op.limit]
 
@@ -701,7 +741,7 @@ class ShmStore(BaseStore):
                 else:
                     snap = self._read(view, akey)
                     if snap is not None:
-                        namespaces.add(snap[1].namespace)
+                        namespaces.add(snap[1][NAMESPACE])
         selected = [ns for ns in namespaces if all(namespace_matches(c, ns) for c in conditions)]
         if op.max_depth is not None:
             selected = sorted({ns[: op.max_depth] for ns in selected})
@@ -729,7 +769,7 @@ class ShmStore(BaseStore):
                 if decoded is not None:
                     namespaces.add((agent,) + decoded[0])
                 elif (snap := self._read(view, akey)) is not None:
-                    namespaces.add((agent,) + snap[1].namespace)
+                    namespaces.add((agent,) + snap[1][NAMESPACE])
             return namespaces
         with self._observed() as observer:
             for akey in keys:
@@ -737,7 +777,7 @@ class ShmStore(BaseStore):
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                namespaces.add((doc.writer,) + doc.namespace)
+                namespaces.add((doc[WRITER],) + doc[NAMESPACE])
         return namespaces
 
     @contextmanager
@@ -793,7 +833,7 @@ class ShmStore(BaseStore):
             # The version this agent last read or wrote through this store: write on exactly
             # that version, keeping its creation; a peer's newer write makes this a Conflict.
             expected, doc = entry.snap[0], entry.snap[1]
-            created, item_order = doc.created_us, doc.item_order
+            created, item_order = doc[CREATED], doc[ITEM_ORDER]
         else:
             check = agent.check(akey)
             if check.current == 0:
@@ -804,15 +844,14 @@ class ShmStore(BaseStore):
                 # over and write on it.
                 try:
                     doc = self._codec.decode(agent.get(akey).bytes)
-                    created, item_order = doc.created_us, doc.item_order
+                    created, item_order = doc[CREATED], doc[ITEM_ORDER]
                 except NotFound:
                     pass  # the current version is a deletion
                 expected = agent.check(akey).current
             # else: a stale view; the core refuses the put below with Conflict.
         ns_order = self._namespace_order(view, scope, now_ns)
-        data = self._codec.encode(
-            scope, key, view.name, created, now, ns_order, item_order, value, vectors
-        )
+        doc = [FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors, 0]
+        data = self._codec.encode(doc)
         try:
             if expected is None:
                 version = agent.put(akey, data)
@@ -837,13 +876,7 @@ class ShmStore(BaseStore):
             entry.cached = agent.cached(akey)
         # The version just written is what this agent holds: its next read fetches the bytes
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
-        entry.snap = (
-            version,
-            make_doc(
-                (FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)
-            ),
-            None,
-        )
+        entry.snap = (version, doc, None)
 
     def _rewrite(
         self,
@@ -857,19 +890,21 @@ class ShmStore(BaseStore):
     ) -> None:
         """``_put``'s first case alone (the agent wrote or read the item through this store):
         write on exactly the version it holds, keeping the item's creation and places."""
-        version, doc, _ = entry.snap  # type: ignore[misc]
-        now = _stamp() // 1000
-        data = self._codec.encode(
+        version, held, _ = entry.snap  # type: ignore[misc]
+        doc = [
+            FORMAT,
             namespace,
             key,
             view.name,
-            doc.created_us,
-            now,
-            doc.ns_order,
-            doc.item_order,
+            held[CREATED],
+            _stamp() // 1000,
+            held[NS_ORDER],
+            held[ITEM_ORDER],
             value,
             vectors,
-        )
+            0,
+        ]
+        data = self._codec.encode(doc)
         try:
             version = view.agent.put_if(akey, version, data)
         except Conflict as error:
@@ -880,24 +915,7 @@ class ShmStore(BaseStore):
                 self._put(view, namespace, namespace, key, value, vectors)
                 return
             raise _conflict(error, namespace, key, view.name) from None
-        entry.snap = (
-            version,
-            make_doc(
-                (
-                    FORMAT,
-                    namespace,
-                    key,
-                    view.name,
-                    doc.created_us,
-                    now,
-                    doc.ns_order,
-                    doc.item_order,
-                    value,
-                    vectors,
-                )
-            ),
-            None,
-        )
+        entry.snap = (version, doc, None)
 
     def _namespace_order(self, view: _View, scope: tuple[str, ...], now: int) -> int:
         """The insertion stamp of namespace ``scope``: that of its items if it has any (known
@@ -911,8 +929,8 @@ class ShmStore(BaseStore):
             if decoded is not None and decoded[0] != scope:
                 continue
             snap = self._read(view, akey)
-            if snap is not None and snap[1].namespace == scope:
-                return self._ns_order.setdefault(scope, snap[1].ns_order)
+            if snap is not None and snap[1][NAMESPACE] == scope:
+                return self._ns_order.setdefault(scope, snap[1][NS_ORDER])
         self._ns_order[scope] = now
         return now
 
