@@ -140,6 +140,19 @@ class _StoredItem(Item):
     created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
     updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and copied as the plain Item it stands for (its value decoded): the
+        # undecoded value holds the store's decoder, which does not pickle.
+        return (_plain_item, (self.value, self.key, self.namespace, self.created_at, self.updated_at))
+
+
+def _plain_item(
+    value: Any, key: str, namespace: tuple[str, ...], created_at: datetime, updated_at: datetime
+) -> Item:
+    return Item(
+        value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at
+    )
+
 
 def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
