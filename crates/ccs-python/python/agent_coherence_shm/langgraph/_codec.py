@@ -54,41 +54,16 @@ _unpackb = ormsgpack.unpackb
 _NON_STR_KEYS = ormsgpack.OPT_NON_STR_KEYS
 
 
-class Body:
-    """A stored value not decoded yet: its msgpack bytes and the function that decodes them.
-    ``get()`` decodes on first call and keeps the value."""
-
-    __slots__ = ("raw", "decoder", "value")
-
-    def __init__(self, raw: bytes, decoder: Callable[[bytes], Any]) -> None:
-        self.raw: bytes | None = raw
-        self.decoder = decoder
-        self.value: Any = None
-
-    def get(self) -> Any:
-        raw = self.raw
-        if raw is not None:
-            try:
-                self.value = self.decoder(raw)
-            except (ormsgpack.MsgpackDecodeError, ValueError, TypeError) as error:
-                raise CoherenceError(f"a stored value does not decode: {error}") from None
-            self.raw = None
-        return self.value
-
-
 #: Slots of a ``Doc``, the decoded envelope: a list in envelope order (a list, not a named
 #: tuple, because a read builds one per MISS and a named tuple costs several times as much).
 NAMESPACE, KEY, WRITER, CREATED, UPDATED, NS_ORDER, ITEM_ORDER, BODY, VECTORS, KIND = range(1, 11)
 #: A decoded item: ``[FORMAT, namespace (a tuple), key, writer, created_us, updated_us,
-#: ns_order, item_order, body, vectors, kind]``; ``body`` is the value itself, or a ``Body``
-#: until it is first read (read it with ``value_of``).
+#: ns_order, item_order, body, vectors, kind]``: ``body`` is the value's bytes as stored, of
+#: kind ``PLAIN``, ``EXT`` or ``TYPED``, or (kind ``VALUE``, an item this process wrote) the
+#: value itself. ``Codec.decoders[kind]`` decodes a body.
 Doc = list
-
-
-def value_of(doc: Doc) -> Any:
-    """The value of a decoded item (decoded now if not yet)."""
-    body = doc[BODY]
-    return body.get() if type(body) is Body else body
+#: The kind of a Doc whose body is the value itself.
+VALUE = -1
 
 
 def _default(obj: Any) -> Any:
@@ -114,19 +89,30 @@ class Codec:
             return outer(code, data)  # type: ignore[misc]
 
         def plain(raw: bytes) -> Any:
-            return _unpackb(raw, option=_NON_STR_KEYS)
+            try:
+                return _unpackb(raw, option=_NON_STR_KEYS)
+            except ormsgpack.MsgpackDecodeError as error:
+                raise _undecodable(error) from None
 
         def extended(raw: bytes) -> Any:
-            return _unpackb(raw, ext_hook=hook, option=_NON_STR_KEYS)
+            try:
+                return _unpackb(raw, ext_hook=hook, option=_NON_STR_KEYS)
+            except (ormsgpack.MsgpackDecodeError, ValueError, TypeError) as error:
+                raise _undecodable(error) from None
 
         def typed(raw: bytes) -> Any:
-            kind, data = _unpackb(raw)
-            return self.serde.loads_typed((kind, data))
+            try:
+                kind, data = _unpackb(raw)
+                return self.serde.loads_typed((kind, data))
+            except (ormsgpack.MsgpackDecodeError, ValueError, TypeError) as error:
+                raise _undecodable(error) from None
 
-        self._decoders = (plain, extended, typed)
+        #: The function that decodes a body of each kind (``PLAIN``, ``EXT``, ``TYPED``):
+        #: bytes to the value; ``CoherenceError`` if they do not decode.
+        self.decoders: tuple[Callable[[bytes], Any], ...] = (plain, extended, typed)
 
     def encode(self, doc: Doc) -> bytes:
-        """The bytes of the item ``doc`` (its ``body`` the value itself); sets its kind."""
+        """The bytes of the item ``doc`` (of kind ``VALUE``: its body is the value itself)."""
         value = doc[BODY]
         if self._inline:
             try:  # a plain value (no type LangGraph writes as an extension) in one pass
@@ -135,15 +121,16 @@ class Codec:
                 raw, kind = _packb(value, default=_default, option=_OPTIONS), EXT
         else:
             raw, kind = _packb(list(self.serde.dumps_typed(value))), TYPED
-        doc[KIND] = kind
         envelope = doc.copy()
         envelope[NAMESPACE] = list(doc[NAMESPACE])
         envelope[BODY] = raw
+        envelope[KIND] = kind
         return _packb(envelope)
 
+
     def decode(self, data: bytes) -> Doc:
-        """The item in ``data``, its value decoded on first access; ``ValueError`` if it is
-        not an item of this format."""
+        """The item in ``data``, its value left undecoded (``value()`` decodes it);
+        ``ValueError`` if it is not an item of this format."""
         try:
             doc = _unpackb(data)
         except ormsgpack.MsgpackDecodeError as error:
@@ -157,5 +144,8 @@ class Codec:
         ):
             raise ValueError(f"not a ShmStore item of format {FORMAT}")
         doc[NAMESPACE] = tuple(doc[NAMESPACE])
-        doc[BODY] = Body(doc[BODY], self._decoders[doc[KIND]])
         return doc
+
+
+def _undecodable(error: Exception) -> CoherenceError:
+    return CoherenceError(f"a stored value does not decode: {error}")

@@ -57,10 +57,10 @@ from agent_coherence_shm.langgraph._codec import (
     UPDATED,
     VECTORS,
     WRITER,
-    Body,
+    KIND,
+    VALUE,
     Codec,
     Doc,
-    value_of,
 )
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
 from agent_coherence_shm.langgraph._index import Index, pack, rank
@@ -113,19 +113,21 @@ class _Timestamp:
 
 
 class _Value:
-    """An item's ``value``, decoded from the stored bytes on first access (slot ``_body``: the
-    value, or a ``Body`` until then), so that a read returns before it decodes the value."""
+    """An item's ``value``, decoded from the stored bytes (slot ``_raw``) by ``_decode`` on
+    first access and kept in slot ``_body``, so that a read returns before it decodes."""
 
     def __get__(self, item: Any, owner: Any = None) -> Any:
         if item is None:
             return self
-        body = item._body
-        if type(body) is Body:
-            body = item._body = body.get()
-        return body
+        raw = item._raw
+        if raw is not None:
+            item._body = item._decode(raw)
+            item._raw = None
+        return item._body
 
     def __set__(self, item: Any, value: Any) -> None:
         item._body = value
+        item._raw = None
 
 
 class _StoredItem(Item):
@@ -134,7 +136,7 @@ class _StoredItem(Item):
     datetimes nobody may read); otherwise an Item. The descriptors shadow ``Item``'s slots,
     which stay unused."""
 
-    __slots__ = ("_body", "_created_us", "_updated_us", "_created", "_updated")
+    __slots__ = ("_body", "_raw", "_decode", "_created_us", "_updated_us", "_created", "_updated")
 
     value = _Value()  # type: ignore[assignment]
     created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
@@ -154,11 +156,18 @@ def _plain_item(
     )
 
 
-def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
+def _item(
+    doc: Doc, namespace: tuple[str, ...], codec: Codec, created: datetime | None = None
+) -> _StoredItem:
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
-    stores after normalising). ``created``: ``created_at`` if already made."""
+    stores after normalising), its value decoded on first access. ``created``:
+    ``created_at`` if already made."""
     item = _StoredItem.__new__(_StoredItem)
-    item._body = doc[BODY]
+    kind = doc[KIND]
+    if kind == VALUE:
+        item._body, item._raw = doc[BODY], None
+    else:
+        item._raw, item._decode = doc[BODY], codec.decoders[kind]
     item.key = doc[KEY]
     item.namespace = namespace
     item._created_us = doc[CREATED]
@@ -258,6 +267,7 @@ class ShmStore(BaseStore):
         self.observer = observer
         self.strategy = strategy
         self._codec = Codec(serde)
+        self._decoders = self._codec.decoders
         self._index = Index(index) if index else None
         self.index_config = self._index.config if self._index else None
         self.embeddings = self._index.embeddings if self._index else None
@@ -627,7 +637,7 @@ class ShmStore(BaseStore):
             if snap[2] is not None:
                 return snap  # type: ignore[return-value]
             doc = snap[1]
-            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE])))
+            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
             entry.snap = done
             return done
         cached = entry.cached
@@ -641,7 +651,8 @@ class ShmStore(BaseStore):
         # _item(), inline: this is most of a MISS.
         namespace = doc[NAMESPACE]
         item = _StoredItem.__new__(_StoredItem)
-        item._body = doc[BODY]
+        item._raw = doc[BODY]
+        item._decode = self._decoders[doc[KIND]]
         item.key = doc[KEY]
         item.namespace = (view.name,) + namespace if self.agent_from_namespace else namespace
         item._created_us = created = doc[CREATED]
@@ -697,7 +708,7 @@ class ShmStore(BaseStore):
             if snap is None:
                 continue
             doc = snap[1]
-            if doc[NAMESPACE][: len(scope)] != scope or not matches(value_of(doc), op.filter):
+            if doc[NAMESPACE][: len(scope)] != scope or not matches(snap[2].value, op.filter):
                 continue
             found.append((doc, snap[2]))
         return self._page(found, op, query)
@@ -712,8 +723,9 @@ class ShmStore(BaseStore):
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                if matches(value_of(doc), op.filter):
-                    found.append((doc, _item(doc, (doc[WRITER],) + doc[NAMESPACE])))
+                item = _item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
+                if matches(item.value, op.filter):
+                    found.append((doc, item))
         return self._page(found, op, None)
 
     def _page(
@@ -863,7 +875,7 @@ class ShmStore(BaseStore):
                 expected = agent.check(akey).current
             # else: a stale view; the core refuses the put below with Conflict.
         ns_order = self._namespace_order(view, scope, now_ns)
-        doc = [FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors, 0]
+        doc = [FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors, VALUE]
         data = self._codec.encode(doc)
         try:
             if expected is None:
@@ -915,7 +927,7 @@ class ShmStore(BaseStore):
             held[ITEM_ORDER],
             value,
             vectors,
-            0,
+            VALUE,
         ]
         data = self._codec.encode(doc)
         try:
