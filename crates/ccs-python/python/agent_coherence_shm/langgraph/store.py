@@ -397,12 +397,14 @@ class ShmStore(BaseStore):
             cached, snap = entry.cached, entry.snap
             if cached is not None and snap is not None:
                 try:
-                    version = cached.poll()  # lock-free HIT: one native call
-                    if version == snap[0] and snap[2] is not None:
+                    # Lock-free HIT: one native call; a MISS fetches the current version
+                    # into the copy and returns it with its bytes in the same call.
+                    got = cached.update()
+                    if got == snap[0] and snap[2] is not None:
                         return snap[2]
-                    with self._lock:  # a MISS fetched the current version into the copy
+                    with self._lock:
                         if entry.snap is snap and not self._closed:
-                            found = self._snap(entry.view, entry, version or cached.version)
+                            found = self._snap(entry.view, entry, got)
                             scope = namespace[1:] if self.agent_from_namespace else namespace
                             if found[1][NAMESPACE] == scope and found[1][KEY] == key:
                                 return found[2]
@@ -622,16 +624,23 @@ class ShmStore(BaseStore):
             entry.cached = view.agent.cached(akey)
         cached = entry.cached
         try:
-            version = cached.poll() or cached.version
+            got = cached.update()
         except NotFound:
             entry.snap = None
             entry.tomb = view.agent.check(akey).current
             return None
-        return self._snap(view, entry, version)
+        return self._snap(view, entry, got)
 
-    def _snap(self, view: _View, entry: _Entry, version: int) -> tuple[int, Doc, Item]:
-        """The entry's (version, doc, item) for ``version``, the version its copy holds:
-        decoded only if it is not the one decoded or written last."""
+    def _snap(
+        self, view: _View, entry: _Entry, got: int | tuple[int, bytes]
+    ) -> tuple[int, Doc, Item]:
+        """The entry's (version, doc, item) for the version its copy holds (``got``, from
+        ``Cached.update()``: the version, or ``(version, bytes)`` of one just fetched): decoded
+        only if it is not the one decoded or written last."""
+        if type(got) is int:
+            version, data = got, None
+        else:
+            version, data = got  # type: ignore[misc]
         snap = entry.snap
         if snap is not None and snap[0] == version:
             if snap[2] is not None:
@@ -643,7 +652,7 @@ class ShmStore(BaseStore):
         cached = entry.cached
         assert cached is not None
         try:
-            doc = self._codec.decode(cached.data)
+            doc = self._codec.decode(cached.data if data is None else data)
         except ValueError as error:
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
