@@ -387,8 +387,9 @@ class ShmStore(BaseStore):
         refresh_ttl: bool | None = None,
     ) -> Item | None:
         """The item at ``(namespace, key)``, or ``None``. A HIT (the agent's copy is current)
-        returns the decoded item after two atomic loads; a MISS fetches and decodes the
-        current version. Same contract as ``BaseStore.get``."""
+        returns the decoded item after two atomic loads; a MISS fetches the current version
+        and returns its item, whose ``value`` is decoded on first access (``CoherenceError``
+        then if it does not decode). Same contract as ``BaseStore.get``."""
         try:
             entry = self._hot.get((namespace, key))
         except TypeError:  # an unhashable (list) namespace
