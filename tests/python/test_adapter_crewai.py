@@ -4,6 +4,7 @@ given so that no LLM is called (no network); the story runs in two processes."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import os
 import zlib
@@ -129,8 +130,11 @@ def test_storage_backend_interface(seg: Segment) -> None:
         assert store.count("/crew/ops") == 1
         assert store.get_record("r2").content == "beta"  # type: ignore[union-attr]
         assert store.get_record("nope") is None
+        assert [r.id for r, _ in asyncio.run(store.asearch([0.0, 1.0], limit=1))] == ["r3"]
         assert store.delete(older_than=now + timedelta(days=1)) == 1
         assert store.delete(record_ids=["r2"]) == 1
+        asyncio.run(store.asave([MemoryRecord(id="r4", content="delta", scope="/x")]))
+        assert asyncio.run(store.adelete(scope_prefix="/x")) == 1
         store.reset()
         assert store.count() == 0
 

@@ -34,6 +34,14 @@ def _in_scope(scope: str, prefix: str | None) -> bool:
     return scope == prefix or scope.startswith(prefix + "/")
 
 
+def _matches(
+    record: MemoryRecord, categories: list[str] | None, metadata_filter: dict[str, Any] | None
+) -> bool:
+    if categories and not set(categories) & set(record.categories):
+        return False
+    return not metadata_filter or all(record.metadata.get(k) == v for k, v in metadata_filter.items())
+
+
 def _cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
@@ -86,9 +94,7 @@ class ShmMemoryStorage:
         """The records in scope most similar to ``query_embedding``, best first."""
         scored = []
         for record in self._records(scope_prefix):
-            if categories and not set(categories) & set(record.categories):
-                continue
-            if metadata_filter and any(record.metadata.get(k) != v for k, v in metadata_filter.items()):
+            if not _matches(record, categories, metadata_filter):
                 continue
             score = _cosine(query_embedding, record.embedding) if record.embedding else 0.0
             if score >= min_score:
@@ -110,11 +116,9 @@ class ShmMemoryStorage:
         for record in self._records(scope_prefix):
             if record_ids is not None and record.id not in record_ids:
                 continue
-            if categories and not set(categories) & set(record.categories):
-                continue
             if older_than is not None and record.created_at >= older_than:
                 continue
-            if metadata_filter and any(record.metadata.get(k) != v for k, v in metadata_filter.items()):
+            if not _matches(record, categories, metadata_filter):
                 continue
             deleted += self.artifacts.delete(self._key(record.id))
         return deleted
@@ -176,25 +180,13 @@ class ShmMemoryStorage:
         self.delete(scope_prefix=scope_prefix)
 
     async def asave(self, records: list[MemoryRecord]) -> None:
+        """`save`, for CrewAI's async paths (the segment's calls do not block)."""
         self.save(records)
 
-    async def asearch(
-        self,
-        query_embedding: list[float],
-        scope_prefix: str | None = None,
-        categories: list[str] | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-        limit: int = 10,
-        min_score: float = 0.0,
-    ) -> list[tuple[MemoryRecord, float]]:
-        return self.search(query_embedding, scope_prefix, categories, metadata_filter, limit, min_score)
+    async def asearch(self, *args: Any, **kwargs: Any) -> list[tuple[MemoryRecord, float]]:
+        """`search`, for CrewAI's async paths."""
+        return self.search(*args, **kwargs)
 
-    async def adelete(
-        self,
-        scope_prefix: str | None = None,
-        categories: list[str] | None = None,
-        record_ids: list[str] | None = None,
-        older_than: datetime | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-    ) -> int:
-        return self.delete(scope_prefix, categories, record_ids, older_than, metadata_filter)
+    async def adelete(self, *args: Any, **kwargs: Any) -> int:
+        """`delete`, for CrewAI's async paths."""
+        return self.delete(*args, **kwargs)
