@@ -102,6 +102,7 @@ T = "stale_spec.py"
 B = "blind_summary.py"
 SUB = "subgraph.py"
 H = "hidden_store.py"
+C = "command_lambda.py"
 
 EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     "refactor_safe.py": set(),
@@ -129,6 +130,16 @@ EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     SUB: {
         ("parallel-read-write", "state:brief", site("research", SUB, "facts for {state['brief']}"),
          site("rewrite", SUB, 'return {"brief"'), None, None, None, ("static",)),
+    },
+    C: {
+        ("parallel-read-write", "state:a", site("lam", C, "lambda s: {"),
+         site("first", C, "return Command(update="), None, None, None, ("static",)),
+        ("parallel-read-write", "state:b", site("first", C, "return Command(update="),
+         site("lam", C, "lambda s: {"), None, None, None, ("static",)),
+        ("blind-overwrite", "state:b", None, site("second", C, 'return {"b": state["a"]}'),
+         site("lam", C, "lambda s: {"), None, None, ("static",)),
+        ("stale-use", "state:b", site("first", C, "return Command(update="), site("lam", C, "lambda s: {"),
+         None, "state:a", site("second", C, 'return {"b": state["a"]}'), ("static",)),
     },
     H: set(),  # the read goes through a helper the source analysis does not follow
 }

@@ -296,6 +296,8 @@ def analyse(node: str, func: Any) -> Accesses:
     visitor = _Visitor(node, file, offset, state, getattr(func, "__globals__", {}))
     visitor.store_names |= store_params
     visitor.visit(tree)
+    if isinstance(fn, ast.Lambda):  # a lambda's body is its return value
+        visitor.dict_writes(fn.body)
     out = visitor.out
     out.file = file
     out.line = offset + (getattr(fn, "lineno", 1) if fn is not None else 1)
