@@ -2,8 +2,8 @@
 
 The HTML page is self-contained (inline CSS and SVG, no script, nothing fetched): the graph is
 drawn in layers (a node's layer is the first superstep it can run in), conditional edges
-dashed, and each risk drawn as a red arc between the two nodes it involves, labelled with the
-artifact; the risks follow in a table with ``file:line`` of each read and write.
+dashed, and each risk drawn as a red arc between the two nodes it involves, numbered as in the
+table of risks that follows, with ``file:line`` of each read and write.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def layout(report: Report, layers: dict[str, int]) -> dict[str, tuple[float, flo
     pos = {}
     for col, (layer, names) in enumerate(sorted(columns.items())):
         for row, name in enumerate(names):
-            pos[name] = (90 + col * 190, 90 + 18 * len(report.risks) + row * 90)
+            pos[name] = (90 + col * 190, 70 + 16 * len(report.risks) + row * 90)
     return pos
 
 
@@ -95,28 +95,36 @@ def page(report: Report) -> str:
             f'x1="{x1 + 60}" y1="{y1}" x2="{x2 - 60}" y2="{y2}" stroke="#555" stroke-width="1.5"'
             f'{dash} marker-end="url(#arrow)"/>'
         )
-    for i, risk in enumerate(report.risks):
+    # One arc per risk, under the nodes, between the centres of the two nodes it involves (the
+    # arcs of one pair nest), numbered as in the table below.
+    nth: dict[frozenset[str], int] = {}
+    for i, risk in enumerate(report.risks, 1):
         a, b = _pair(risk)
+        pair = frozenset((a, b))
+        k = nth[pair] = nth.get(pair, -1) + 1
+        bend = 36 + 16 * k
         (x1, y1), (x2, y2) = pos[a], pos[b]
-        bend = 50 + 18 * i
         if a == b:  # a node against its own other instance: a loop above it
-            my = y1 - 22 - bend
-            path = f"M{x1 - 30},{y1 - 22} C{x1 - 60},{my} {x1 + 60},{my} {x1 + 30},{y1 - 22}"
-            lx, ly = x1, my + 10
-        elif x1 == x2:  # one column: an arc bulging to the right
-            path = f"M{x1 + 60},{y1} C{x1 + 60 + bend},{y1} {x2 + 60 + bend},{y2} {x2 + 60},{y2}"
-            lx, ly = x1 + 60 + bend * 0.75, (y1 + y2) / 2
+            top = y1 - 22 - bend
+            path = f"M{x1 - 30},{y1} C{x1 - 70},{top} {x1 + 70},{top} {x1 + 30},{y1}"
+            lx, ly = x1, top + 6
         else:
-            my = min(y1, y2) - 22 - bend
-            path = f"M{x1},{y1 - 22} Q{(x1 + x2) / 2},{my} {x2},{y2 - 22}"
-            lx, ly = (x1 + x2) / 2, my + bend / 2
+            dx, dy = x2 - x1, y2 - y1
+            length = (dx * dx + dy * dy) ** 0.5
+            nx, ny = -dy / length, dx / length
+            if ny > 0 or (ny == 0 and nx < 0):  # bulge upwards (or to the right)
+                nx, ny = -nx, -ny
+            mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+            path = f"M{x1},{y1} Q{mx + 2 * bend * nx:.1f},{my + 2 * bend * ny:.1f} {x2},{y2}"
+            lx, ly = mx + (bend + 10) * nx, my + (bend + 10) * ny
         svg.append(
             f'<path class="risk-edge" data-kind="{e(risk.kind)}" data-artifact="{e(risk.artifact)}" '
-            f'd="{path}" fill="none" stroke="#d62728" stroke-width="3"/>'
+            f'd="{path}" fill="none" stroke="#d62728" stroke-width="2.5"/>'
         )
         svg.append(
-            f'<text class="risk-label" x="{lx}" y="{ly}" '
-            f'text-anchor="middle" fill="#d62728" font-size="11">{i + 1}. {e(risk.artifact)}</text>'
+            f'<text class="risk-label" x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="middle" '
+            f'fill="#d62728" font-size="12" font-weight="bold" style="paint-order: stroke" '
+            f'stroke="#fff" stroke-width="4">{i}</text>'
         )
     for name, (x, y) in pos.items():
         special = name in (START, END)
@@ -168,8 +176,8 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; text-align:
 <body>
 <h1>diagnose <code>{e(report.target)}</code></h1>
 <p id="verdict">{e(verdict)}</p>
-<p>{len(report.nodes)} nodes, {len(report.edges)} edges; dashed: conditional; red arcs: risks
-between the two nodes involved. {"Checked statically and by one recorded run." if report.dynamic else "Checked statically."}</p>
+<p>{len(report.nodes)} nodes, {len(report.edges)} edges; dashed: conditional; red arcs: the risks, each
+between the two nodes it involves, numbered as in the table. {"Checked statically and by one recorded run." if report.dynamic else "Checked statically."}</p>
 {"".join(svg)}
 <h2>Risks</h2>
 <table id="risks"><tr><th>#</th><th>kind</th><th>artifact</th><th>read</th><th>write</th>
