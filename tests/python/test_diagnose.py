@@ -103,6 +103,7 @@ B = "blind_summary.py"
 SUB = "subgraph.py"
 H = "hidden_store.py"
 C = "command_lambda.py"
+HE = "helpers.py"
 
 EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     "refactor_safe.py": set(),
@@ -141,6 +142,12 @@ EXPECTED: dict[str, set[tuple[Any, ...]]] = {
         ("stale-use", "state:b", site("first", C, "return Command(update="), site("lam", C, "lambda s: {"),
          None, "state:a", site("second", C, 'return {"b": state["a"]}'), ("static",)),
     },
+    HE: {
+        ("parallel-read-write", "state:draft", site("scout", HE, "draft: {s['draft']}"),
+         site("editor", HE, 'return {"draft"'), None, None, None, ("static",)),
+        ("parallel-read-write", "store:specs/core/current", site("scout", HE, "get_store().get(ns"),
+         site("editor", HE, "get_store().put("), None, None, None, ("static",)),
+    },
     H: set(),  # the read goes through a helper the source analysis does not follow
 }
 
@@ -174,10 +181,29 @@ def test_the_run_sees_what_the_source_hides(tmp_path: Path) -> None:
     }
 
 
+def test_artifact_names_match_with_wildcards() -> None:
+    from agent_coherence_shm.diagnose.model import artifacts_match
+
+    assert artifacts_match("store:task/spec", "store:task/spec")
+    assert artifacts_match("store:task/*", "store:task/spec")
+    assert artifacts_match("store:**/spec", "store:a/b/spec")
+    assert artifacts_match("store:a/b/spec", "store:**/spec")
+    assert artifacts_match("store:**/*", "store:a/spec")
+    assert not artifacts_match("store:**/spec", "store:spec")  # a namespace has an element
+    assert not artifacts_match("store:task/spec", "store:task/plan")
+    assert not artifacts_match("store:*/spec", "store:a/b/spec")
+    assert not artifacts_match("state:spec", "store:spec")
+    assert not artifacts_match("state:*", "state:spec")  # channels are always named
+
+
 def test_the_run_confirms_a_static_finding(tmp_path: Path) -> None:
     status, report, _ = run_json(tmp_path, f"{T}:build_graph", "--input", "{}")
     assert status == 1
     assert [r["found_by"] for r in report["risks"]] == [["dynamic", "static"]]
+    # The source names the store item only as store:**/current; the run names it exactly.
+    status, report, _ = run_json(tmp_path, f"{HE}:build_graph", "--input", '{"draft": "d"}')
+    assert status == 1
+    assert findings(report) == {f[:-1] + (("dynamic", "static"),) for f in EXPECTED[HE]}
     status, report, _ = run_json(tmp_path, "refactor_safe.py:build_graph", "--input", '{"request": "r"}')
     assert status == 0 and report["risks"] == [] and report["dynamic"] is True
 

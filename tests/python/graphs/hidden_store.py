@@ -1,8 +1,9 @@
-"""Hazard the source does not show: ``scout`` reads the spec through a helper, with a
-namespace built at run time, while its parallel sibling ``planner`` rewrites it. Statically the
-read is invisible (no risk); one run (``--input '{"team": "core"}'``) sees it. Expected with
-the run: one parallel-read-write on store:specs/core/current, read by scout (the helper's
-``store.get`` line), written by planner (its ``store.put`` line)."""
+"""Hazard the source does not show: ``scout`` reads the spec through a method of an object
+(the analysis follows plain functions, not methods), with a namespace built at run time, while
+its parallel sibling ``planner`` rewrites it. Statically the read is invisible (no risk); one
+run (``--input '{"team": "core"}'``) sees it. Expected with the run: one parallel-read-write on
+store:specs/core/current, read by scout (the method's ``store.get`` line), written by planner
+(its ``store.put`` line)."""
 
 from typing import TypedDict
 
@@ -15,13 +16,17 @@ class State(TypedDict, total=False):
     seen: str
 
 
-def fetch(ns: tuple[str, ...]):
-    store = get_store()
-    return store.get(ns, "current")
+class Specs:
+    def fetch(self, ns: tuple[str, ...]):
+        store = get_store()
+        return store.get(ns, "current")
+
+
+SPECS = Specs()
 
 
 def scout(state: State) -> dict:
-    item = fetch(("specs", state["team"]))
+    item = SPECS.fetch(("specs", state["team"]))
     return {"seen": item.value["text"] if item else "none"}
 
 

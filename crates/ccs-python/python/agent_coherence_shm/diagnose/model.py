@@ -28,13 +28,29 @@ KINDS = (PARALLEL_READ_WRITE, STALE_USE, BLIND_OVERWRITE)
 
 
 def artifacts_match(a: str, b: str) -> bool:
-    """Whether two artifact names can denote the same artifact (``*`` matches one element)."""
+    """Whether two artifact names can denote the same artifact: ``*`` matches one element of a
+    store namespace or key, ``**`` one or more."""
     if a == b:
         return True
-    pa, pb = a.split("/"), b.split("/")
-    if len(pa) != len(pb) or not a.startswith("store:") or not b.startswith("store:"):
+    if not a.startswith("store:") or not b.startswith("store:"):
         return False
-    return all(x == y or x in ("*", "store:*") or y in ("*", "store:*") for x, y in zip(pa, pb))
+    return _parts_match(a[len("store:"):].split("/"), b[len("store:"):].split("/"))
+
+
+def _parts_match(p: list[str], q: list[str]) -> bool:
+    if not p or not q:
+        return not p and not q
+    if p[0] == "**":
+        return any(_parts_match(p[1:], q[i:]) for i in range(1, len(q) + 1))
+    if q[0] == "**":
+        return _parts_match(q, p)
+    return (p[0] == q[0] or "*" in (p[0], q[0])) and _parts_match(p[1:], q[1:])
+
+
+def specificity(artifact: str) -> tuple[int, int]:
+    """How precisely a name denotes its artifact: literal elements, then length."""
+    parts = artifact.split("/")
+    return (sum(p not in ("*", "**", "store:*", "store:**") for p in parts), len(parts))
 
 
 @dataclass(frozen=True, order=True)

@@ -26,6 +26,7 @@ from agent_coherence_shm.diagnose.model import (
     Risk,
     Site,
     artifacts_match,
+    specificity,
 )
 
 
@@ -57,7 +58,7 @@ class _Versions:
 
 def _pick(a: str, b: str) -> str:
     """Of two matching names, the more specific one."""
-    return a if a.count("*") <= b.count("*") else b
+    return a if specificity(a) >= specificity(b) else b
 
 
 def replay(
@@ -143,14 +144,22 @@ def static_step(nodes: dict[str, Node], step: dict[str, bool]) -> dict[str, Step
 
 
 def merge(risks: Iterable[Risk]) -> list[Risk]:
-    """One risk per (kind, artifact, nodes), with every way it was found; sorted."""
-    by_key: dict[tuple[object, ...], Risk] = {}
+    """One risk per (kind, nodes, artifact) with every way it was found, sorted: risks that
+    differ only in how precisely they name the artifact (``store:**/spec`` from the source,
+    ``store:task/spec`` from the run) are one, named precisely."""
+    groups: dict[tuple[object, ...], list[Risk]] = {}
     for risk in risks:
         key = risk.key()
-        if key in by_key:
-            old = by_key[key]
-            found = tuple(sorted(set(old.found_by) | set(risk.found_by)))
-            by_key[key] = Risk(**{**old.__dict__, "found_by": found})
+        same = groups.setdefault(key[:1] + key[2:5] + key[6:], [])
+        for i, other in enumerate(same):
+            if artifacts_match(other.artifact, risk.artifact) and (
+                other.via is None or risk.via is None or artifacts_match(other.via, risk.via)
+            ):
+                best = max((other, risk), key=lambda r: specificity(r.artifact))
+                found = tuple(sorted(set(other.found_by) | set(risk.found_by)))
+                same[i] = Risk(**{**best.__dict__, "found_by": found})
+                break
         else:
-            by_key[key] = risk
-    return sorted(by_key.values(), key=lambda r: tuple(str(k) for k in r.key()))
+            same.append(risk)
+    merged = [risk for same in groups.values() for risk in same]
+    return sorted(merged, key=lambda r: tuple(str(k) for k in r.key()))

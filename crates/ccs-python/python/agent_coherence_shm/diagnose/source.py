@@ -9,7 +9,12 @@ The analysis walks the function's syntax tree (``ast``), never runs it:
 - the store is a parameter named ``store`` (or annotated ``BaseStore``), ``runtime.store``,
   ``config["store"]`` or a name bound to ``get_store()``; ``get``/``search`` read and
   ``put``/``delete`` write (``a``-prefixed async forms too). A namespace element or key that
-  is not a literal, a local bound to one or a module constant is ``*``;
+  is not a literal, a local bound to one or a module constant is ``*`` (a namespace that is
+  not even a tuple literal is ``**``, any number of elements);
+- a call to one of the user's own plain functions (not the standard library's, an installed
+  package's or a method) is followed, up to `MAX_DEPTH` calls deep, with the state and store
+  bound to the parameters they are passed as: its reads and store writes are the node's, and
+  its returned dict is the node's write when the node returns the call's result;
 - a path function's targets are its returned string constants and ``Send("node", ...)``; a
   ``Send`` or a returned list is a fan-out.
 
@@ -23,14 +28,31 @@ import ast
 import functools
 import inspect
 import os
+import sysconfig
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agent_coherence_shm.diagnose.model import Site
 
+#: How deep calls into the user's own functions are followed from a node.
+MAX_DEPTH = 3
+
 _STORE_READS = {"get", "aget", "search", "asearch"}
 _STORE_WRITES = {"put", "aput", "delete", "adelete"}
+
+
+_LIBRARY_DIRS = tuple(
+    os.path.realpath(p) + os.sep
+    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+)
+
+
+def is_user_code(path: str) -> bool:
+    """Whether ``path`` is the user's code: not the standard library, not an installed
+    package, not this package."""
+    return not path.startswith("<") and not os.path.realpath(path).startswith(_LIBRARY_DIRS)
 
 
 def display_path(path: str) -> str:
@@ -95,6 +117,9 @@ class _Visitor(ast.NodeVisitor):
         self.store_names: set[str] = {"store"}
         self.locals: dict[str, Any] = {}
         self.dict_names: set[str] = set()
+        self.depth = 0
+        self.seen: set[Any] = set()
+        self.returned_calls: set[int] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -129,7 +154,7 @@ class _Visitor(ast.NodeVisitor):
         elif isinstance(value, str):
             parts = [value]
         else:
-            parts = ["*"]
+            parts = ["**"]  # not even its length is known
         if search:
             parts.append("*")
         else:
@@ -225,6 +250,8 @@ class _Visitor(ast.NodeVisitor):
                     self.read(artifact, n)
                 else:
                     self.write(artifact, n)
+        if isinstance(func, ast.Name):
+            self.follow(n, self.globals.get(func.id))
         if name == "Send" and n.args:
             target = self.const(n.args[0])
             if isinstance(target, str):
@@ -241,8 +268,37 @@ class _Visitor(ast.NodeVisitor):
                             self.out.gotos.append(g)
         self.generic_visit(n)
 
+    def follow(self, n: ast.Call, target: Any) -> None:
+        """Analyse a call into one of the user's own functions with the caller's state and
+        store bound to the parameters they are passed as; its state writes count only when
+        the caller returns the call's result."""
+        target = unwrap(target)
+        if (
+            not inspect.isfunction(target)
+            or self.depth >= MAX_DEPTH
+            or target.__code__ in self.seen
+            or not is_user_code(target.__code__.co_filename)
+        ):
+            return
+        try:
+            params = list(inspect.signature(target).parameters)
+        except (TypeError, ValueError):
+            return
+        bound: list[tuple[str, ast.AST]] = list(zip(params, n.args))
+        bound += [(k.arg, k.value) for k in n.keywords if k.arg in params]
+        state = next((p for p, arg in bound if self.is_state(arg)), None)
+        stores = {p for p, arg in bound if self.is_store(arg)}
+        sub = _analyse(self.node, target, state, stores, self.depth + 1, self.seen)
+        for artifact, site in sub.reads.items():
+            self.out.reads.setdefault(artifact, site)
+        for artifact, site in sub.writes.items():
+            if artifact.startswith("store:") or id(n) in self.returned_calls:
+                self.out.writes.setdefault(artifact, site)
+
     def visit_Return(self, n: ast.Return) -> None:
         value = n.value
+        if isinstance(value, ast.Call):
+            self.returned_calls.add(id(value))
         if value is not None:
             self.dict_writes(value)
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
@@ -272,29 +328,48 @@ def _call_name(n: ast.Call) -> str | None:
 
 
 def analyse(node: str, func: Any) -> Accesses:
-    """What the source of ``func`` (the code of node ``node``) reads and writes."""
+    """What the source of ``func`` (the code of node ``node``) reads and writes, following
+    calls into the user's own plain functions (see `MAX_DEPTH`)."""
+    return _analyse(node, func, None, set(), 0, set())
+
+
+def _analyse(
+    node: str,
+    func: Any,
+    state: str | None,
+    store_params: set[str],
+    depth: int,
+    seen: set[Any],
+) -> Accesses:
+    """``state``/``store_params``: the callee's parameters bound to the caller's state and
+    store when ``func`` is a helper called from a node (``depth`` > 0)."""
     func = unwrap(func)
     call = getattr(func, "__call__", None)
     if not inspect.isfunction(func) and not inspect.ismethod(func) and call is not None:
         func = call  # a callable object: its __call__
+    seen.add(getattr(func, "__code__", func))
     parsed = _parse(func)
     if parsed is None:
         out = Accesses()
         out.notes.append(f"the source of {getattr(func, '__qualname__', func)!r} is unavailable")
         return out
     tree, file, offset = parsed
-    fn = next((t for t in ast.walk(tree) if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))), None)
-    state = None
-    store_params: set[str] = set()
+    fn = next(
+        (t for t in ast.walk(tree) if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))),
+        None,
+    )
+    store_params = set(store_params)
     if fn is not None:
-        params = [a for a in fn.args.posonlyargs + fn.args.args if a.arg not in ("self", "cls")]
-        state = params[0].arg if params else None
+        if depth == 0:
+            params = [a for a in fn.args.posonlyargs + fn.args.args if a.arg not in ("self", "cls")]
+            state = params[0].arg if params else None
         for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
             annotation = ast.unparse(a.annotation) if a.annotation is not None else ""
             if a.arg == "store" or "BaseStore" in annotation:
                 store_params.add(a.arg)
     visitor = _Visitor(node, file, offset, state, getattr(func, "__globals__", {}))
     visitor.store_names |= store_params
+    visitor.depth, visitor.seen = depth, seen
     visitor.visit(tree)
     if isinstance(fn, ast.Lambda):  # a lambda's body is its return value
         visitor.dict_writes(fn.body)
