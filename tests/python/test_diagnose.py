@@ -41,13 +41,14 @@ def diagnose(*args: str, in_process: bool = True) -> Done:
             cwd=GRAPHS, capture_output=True, text=True, timeout=120,
         )
         return Done(done.returncode, done.stdout, done.stderr)
-    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    out, err, cwd, path = io.StringIO(), io.StringIO(), os.getcwd(), list(sys.path)
     os.chdir(GRAPHS)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = main(list(args))
     finally:
         os.chdir(cwd)
+        sys.path[:] = path  # loading a graph puts its directory on the path
     return Done(status, out.getvalue(), err.getvalue())
 
 
@@ -131,6 +132,9 @@ EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     SUB: {
         ("parallel-read-write", "state:brief", site("research", SUB, "facts for {state['brief']}"),
          site("rewrite", SUB, 'return {"brief"'), None, None, None, ("static",)),
+        # Inside the subgraph, its nodes named parent/child.
+        ("blind-overwrite", "state:facts", None, site("research/tally", SUB, '"facts": "counted"'),
+         site("research/gather", SUB, "facts for {state['brief']}"), None, None, ("static",)),
     },
     C: {
         ("parallel-read-write", "state:a", site("lam", C, "lambda s: {"),
@@ -233,7 +237,7 @@ def test_the_json_describes_the_graph(tmp_path: Path) -> None:
     assert report["graph"]["reducers"] == {"notes": "BinaryOperatorAggregate"}
     assert report["graph"]["parallel"] == [["editor", "reviewer"]]
     _, report, _ = run_json(tmp_path, f"{SUB}:build_graph")
-    assert report["graph"]["nodes"][0]["subgraph"] == ["gather"]
+    assert report["graph"]["nodes"][0]["subgraph"] == ["gather", "tally"]
 
 
 @pytest.mark.parametrize(

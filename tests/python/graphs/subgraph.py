@@ -1,6 +1,8 @@
-"""Hazard inside a subgraph node: the compiled subgraph ``research`` reads ``brief`` while the
-parallel node ``rewrite`` writes it. Expected: one parallel-read-write on state:brief, read by
-research (at the subgraph node ``gather``'s read), written by rewrite."""
+"""Hazards with a subgraph node: the compiled subgraph ``research`` reads ``brief`` while the
+parallel node ``rewrite`` writes it; inside it, ``gather`` and ``tally`` both write ``facts``
+in one superstep. Expected: a parallel-read-write on state:brief, read by research (at its
+node ``gather``'s read), written by rewrite; and a blind-overwrite of state:facts by
+research/tally over research/gather."""
 
 from typing import TypedDict
 
@@ -16,6 +18,10 @@ def gather(state: State) -> dict:
     return {"facts": f"facts for {state['brief']}"}
 
 
+def tally(state: State) -> dict:
+    return {"facts": "counted"}
+
+
 def rewrite(state: State) -> dict:
     return {"brief": "a new brief"}
 
@@ -23,8 +29,11 @@ def rewrite(state: State) -> dict:
 def build_graph():
     inner = StateGraph(State)
     inner.add_node("gather", gather)
+    inner.add_node("tally", tally)
     inner.add_edge(START, "gather")
+    inner.add_edge(START, "tally")
     inner.add_edge("gather", END)
+    inner.add_edge("tally", END)
     graph = StateGraph(State)
     graph.add_node("research", inner.compile())
     graph.add_node("rewrite", rewrite)
