@@ -55,9 +55,15 @@ def _executor(segment: str, go: Any, out: Any) -> None:
         except Conflict as refused:
             out.put(("Conflict", refused.current, refused.yours))
         out.put(memories_seen(memory, "commit your work"))
-        asyncio.run(memory.add(MemoryContent(content="renamed to authenticateUser",
-                                             mime_type=MemoryMimeType.TEXT,
-                                             metadata={"key": "task-result"})))
+        asyncio.run(
+            memory.add(
+                MemoryContent(
+                    content="renamed to authenticateUser",
+                    mime_type=MemoryMimeType.TEXT,
+                    metadata={"key": "task-result"},
+                )
+            )
+        )
         out.put("done")
 
 
@@ -93,7 +99,11 @@ def test_memory_interface(seg: Segment) -> None:
             await a.add(MemoryContent(content="alpha fact", mime_type=MemoryMimeType.TEXT))
             await a.add(spec(V1))
             await b.add(MemoryContent(content={"beta": 2}, mime_type=MemoryMimeType.JSON))
-            assert [c.content for c in (await b.query("")).results] == ["alpha fact", V1, {"beta": 2}]
+            assert [c.content for c in (await b.query("")).results] == [
+                "alpha fact",
+                V1,
+                {"beta": 2},
+            ]
             assert [c.content for c in (await a.query("ALPHA")).results] == ["alpha fact"]
             assert [c.content for c in (await a.query("task-spec")).results] == [V1]
             context = UnboundedChatCompletionContext()
@@ -109,7 +119,9 @@ def test_memory_interface(seg: Segment) -> None:
             assert [c.content for c in (await b.query("rename")).results] == [V2]
             await b.add(spec("b's rewrite of v2"))
             assert [c.content for c in (await a.query("")).results] == [
-                "alpha fact", "b's rewrite of v2", {"beta": 2}
+                "alpha fact",
+                "b's rewrite of v2",
+                {"beta": 2},
             ]
             await a.clear()
             assert (await b.query("")).results == []

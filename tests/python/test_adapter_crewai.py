@@ -104,19 +104,45 @@ def test_storage_backend_interface(seg: Segment) -> None:
         store = ShmMemoryStorage(Artifacts(a_handle))
         now = datetime(2026, 1, 1)
         records = [
-            MemoryRecord(id="r1", content="alpha", scope="/crew/research", categories=["facts"],
-                         embedding=[1.0, 0.0], created_at=now, metadata={"src": "web"}),
-            MemoryRecord(id="r2", content="beta", scope="/crew/research/deep", categories=["facts", "todo"],
-                         embedding=[0.6, 0.8], created_at=now + timedelta(days=1)),
-            MemoryRecord(id="r3", content="gamma", scope="/crew/ops", categories=["todo"],
-                         embedding=[0.0, 1.0], created_at=now + timedelta(days=2)),
+            MemoryRecord(
+                id="r1",
+                content="alpha",
+                scope="/crew/research",
+                categories=["facts"],
+                embedding=[1.0, 0.0],
+                created_at=now,
+                metadata={"src": "web"},
+            ),
+            MemoryRecord(
+                id="r2",
+                content="beta",
+                scope="/crew/research/deep",
+                categories=["facts", "todo"],
+                embedding=[0.6, 0.8],
+                created_at=now + timedelta(days=1),
+            ),
+            MemoryRecord(
+                id="r3",
+                content="gamma",
+                scope="/crew/ops",
+                categories=["todo"],
+                embedding=[0.0, 1.0],
+                created_at=now + timedelta(days=2),
+            ),
         ]
         store.save(records)
         assert [(r.id, round(s, 2)) for r, s in store.search([1.0, 0.0])] == [
-            ("r1", 1.0), ("r2", 0.6), ("r3", 0.0)
+            ("r1", 1.0),
+            ("r2", 0.6),
+            ("r3", 0.0),
         ]
-        assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/crew/research")] == ["r1", "r2"]
-        assert [r.id for r, _ in store.search([1.0, 0.0], categories=["todo"], min_score=0.1)] == ["r2"]
+        assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/crew/research")] == [
+            "r1",
+            "r2",
+        ]
+        assert [r.id for r, _ in store.search([1.0, 0.0], categories=["todo"], min_score=0.1)] == [
+            "r2"
+        ]
         assert [r.id for r, _ in store.search([0.0, 1.0], metadata_filter={"src": "web"})] == ["r1"]
         assert [r.id for r in store.list_records()] == ["r3", "r2", "r1"]
         assert [r.id for r in store.list_records(limit=1, offset=1)] == ["r2"]
@@ -125,7 +151,9 @@ def test_storage_backend_interface(seg: Segment) -> None:
         assert store.list_categories() == {"facts": 2, "todo": 2}
         info = store.get_scope_info("/crew/research")
         assert (info.record_count, info.categories, info.child_scopes) == (
-            2, ["facts", "todo"], ["/crew/research/deep"]
+            2,
+            ["facts", "todo"],
+            ["/crew/research/deep"],
         )
         assert store.count("/crew/ops") == 1
         assert store.get_record("r2").content == "beta"  # type: ignore[union-attr]

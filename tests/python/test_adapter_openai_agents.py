@@ -45,12 +45,18 @@ class ScriptedModel(Model):
         if kind == "call":
             name, arguments = what
             item: Any = ResponseFunctionToolCall(
-                type="function_call", call_id=f"call-{self.calls}", name=name,
-                arguments=json.dumps(arguments), id=f"fc-{self.calls}",
+                type="function_call",
+                call_id=f"call-{self.calls}",
+                name=name,
+                arguments=json.dumps(arguments),
+                id=f"fc-{self.calls}",
             )
         else:
             item = ResponseOutputMessage(
-                id=f"msg-{self.calls}", type="message", role="assistant", status="completed",
+                id=f"msg-{self.calls}",
+                type="message",
+                role="assistant",
+                status="completed",
                 content=[ResponseOutputText(type="output_text", text=what, annotations=[])],
             )
         return ModelResponse(output=[item], usage=Usage(), response_id=None)
@@ -65,28 +71,52 @@ def run_turn(art: Artifacts, prompt: str, steps: list[tuple[str, Any]]) -> list[
     hooks = CoherenceHooks(art)
     before = len(art.events)
     agent = SdkAgent(
-        name=art.name, instructions="You work on the shared task spec.",
-        model=ScriptedModel(steps), model_settings=ModelSettings(), tools=artifact_tools(art),
+        name=art.name,
+        instructions="You work on the shared task spec.",
+        model=ScriptedModel(steps),
+        model_settings=ModelSettings(),
+        tools=artifact_tools(art),
     )
     asyncio.run(Runner.run(agent, prompt, session=ShmSession("refactor", art), hooks=hooks))
-    return [f"{e.kind}:{e.key}:{e.version}:{e.detail}" if e.kind != "tool" else f"tool:{e.detail}"
-            for e in art.events[before:] if e.kind in ("tool", "stale", "conflict")]
+    return [
+        f"{e.kind}:{e.key}:{e.version}:{e.detail}" if e.kind != "tool" else f"tool:{e.detail}"
+        for e in art.events[before:]
+        if e.kind in ("tool", "stale", "conflict")
+    ]
 
 
 def _executor(segment: str, go: Any, out: Any) -> None:
     with Segment.open(segment).attach("executor") as handle:
         art = Artifacts(handle)
-        out.put(run_turn(art, "start on the spec", [
-            ("call", ("read_artifact", {"key": "task/spec"})),
-            ("say", "working from the spec"),
-        ]))
+        out.put(
+            run_turn(
+                art,
+                "start on the spec",
+                [
+                    ("call", ("read_artifact", {"key": "task/spec"})),
+                    ("say", "working from the spec"),
+                ],
+            )
+        )
         go.get(timeout=TIMEOUT)  # the planner rewrote the spec
-        out.put(run_turn(art, "commit your work", [
-            ("call", ("write_artifact", {"key": "task/spec", "text": "done, per v1"})),
-            ("call", ("read_artifact", {"key": "task/spec"})),
-            ("call", ("write_artifact", {"key": "task/result", "text": "renamed to authenticateUser"})),
-            ("say", "committed against v2"),
-        ]))
+        out.put(
+            run_turn(
+                art,
+                "commit your work",
+                [
+                    ("call", ("write_artifact", {"key": "task/spec", "text": "done, per v1"})),
+                    ("call", ("read_artifact", {"key": "task/spec"})),
+                    (
+                        "call",
+                        (
+                            "write_artifact",
+                            {"key": "task/result", "text": "renamed to authenticateUser"},
+                        ),
+                    ),
+                    ("say", "committed against v2"),
+                ],
+            )
+        )
         items = asyncio.run(ShmSession("refactor", art).get_items())
         out.put([i.get("role") or i.get("type") for i in items])
 
@@ -95,26 +125,35 @@ def test_two_processes_share_a_session_and_refuse_a_stale_write(name: str) -> No
     Segment.create(name, **SMALL)
     with Segment.open(name).attach("planner") as handle:
         planner = Artifacts(handle)
-        assert run_turn(planner, "write the spec", [
-            ("call", ("write_artifact", {"key": "task/spec", "text": V1})),
-            ("say", "spec v1 written"),
-        ]) == ["tool:wrote task/spec v1"]
+        assert run_turn(
+            planner,
+            "write the spec",
+            [
+                ("call", ("write_artifact", {"key": "task/spec", "text": V1})),
+                ("say", "spec v1 written"),
+            ],
+        ) == ["tool:wrote task/spec v1"]
         go, out = CTX.Queue(), CTX.Queue()
         child = CTX.Process(target=_executor, args=(name, go, out))
         child.start()
         try:
             assert out.get(timeout=TIMEOUT) == [f"tool:task/spec v1: {V1}"]
-            assert run_turn(planner, "the team chose authenticateUser", [
-                ("call", ("write_artifact", {"key": "task/spec", "text": V2})),
-                ("say", "spec v2 written"),
-            ]) == ["tool:wrote task/spec v2"]
+            assert run_turn(
+                planner,
+                "the team chose authenticateUser",
+                [
+                    ("call", ("write_artifact", {"key": "task/spec", "text": V2})),
+                    ("say", "spec v2 written"),
+                ],
+            ) == ["tool:wrote task/spec v2"]
             go.put("v2 written")
             assert out.get(timeout=TIMEOUT) == [
                 # At the start of its turn the executor's copy of the spec is known stale...
                 "stale:task/spec:2:1",
                 # ...its write from that view is refused, its next read gets v2.
                 "conflict:task/spec:2:1",
-                "tool:refused (Conflict): task/spec is at v2, you last read v1; read it again before writing",
+                "tool:refused (Conflict): task/spec is at v2, you last read v1; "
+                "read it again before writing",
                 f"tool:task/spec v2: {V2}",
                 "tool:wrote task/result v1",
             ]
@@ -127,11 +166,26 @@ def test_two_processes_share_a_session_and_refuse_a_stale_write(name: str) -> No
             if child.is_alive():
                 child.kill()
         assert roles == [
-            "user", "function_call", "function_call_output", "assistant",  # planner v1
-            "user", "function_call", "function_call_output", "assistant",  # executor reads
-            "user", "function_call", "function_call_output", "assistant",  # planner v2
-            "user", "function_call", "function_call_output", "function_call",
-            "function_call_output", "function_call", "function_call_output", "assistant",
+            "user",
+            "function_call",
+            "function_call_output",
+            "assistant",  # planner v1
+            "user",
+            "function_call",
+            "function_call_output",
+            "assistant",  # executor reads
+            "user",
+            "function_call",
+            "function_call_output",
+            "assistant",  # planner v2
+            "user",
+            "function_call",
+            "function_call_output",
+            "function_call",
+            "function_call_output",
+            "function_call",
+            "function_call_output",
+            "assistant",
         ]
         assert planner.get("task/result") == "renamed to authenticateUser"
 

@@ -38,7 +38,10 @@ def diagnose(*args: str, in_process: bool = True) -> Done:
     if not in_process:
         done = subprocess.run(
             [sys.executable, "-m", "agent_coherence_shm", "diagnose", *args],
-            cwd=GRAPHS, capture_output=True, text=True, timeout=120,
+            cwd=GRAPHS,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         return Done(done.returncode, done.stdout, done.stderr)
     out, err, cwd, path = io.StringIO(), io.StringIO(), os.getcwd(), list(sys.path)
@@ -62,7 +65,9 @@ def test_python_m_runs_it_with_the_exit_codes() -> None:
 
 def line_of(file: str, text: str) -> int:
     """The line of ``file`` holding ``text`` (exactly one must)."""
-    lines = [i for i, line in enumerate((GRAPHS / file).read_text().splitlines(), 1) if text in line]
+    lines = [
+        i for i, line in enumerate((GRAPHS / file).read_text().splitlines(), 1) if text in line
+    ]
     assert len(lines) == 1, f"{text!r} is on lines {lines} of {file}"
     return lines[0]
 
@@ -110,47 +115,149 @@ EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     "refactor_safe.py": set(),
     "router_safe.py": set(),
     F: {
-        ("parallel-read-write", "state:draft", site("reviewer", F, "reviewed {state['draft']}"),
-         site("editor", F, 'return {"draft": state["draft"] + ", edited"}'), None, None, None,
-         ("static",)),
+        (
+            "parallel-read-write",
+            "state:draft",
+            site("reviewer", F, "reviewed {state['draft']}"),
+            site("editor", F, 'return {"draft": state["draft"] + ", edited"}'),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
     },
     S: {
-        ("parallel-read-write", "state:count", site("worker", S, 'return {"count": state["count"]'),
-         site("worker", S, 'return {"count": state["count"]'), None, None, None, ("static",)),
-        ("blind-overwrite", "state:count", None, site("worker", S, 'return {"count": state["count"]'),
-         site("worker", S, 'return {"count": state["count"]'), None, None, ("static",)),
+        (
+            "parallel-read-write",
+            "state:count",
+            site("worker", S, 'return {"count": state["count"]'),
+            site("worker", S, 'return {"count": state["count"]'),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
+        (
+            "blind-overwrite",
+            "state:count",
+            None,
+            site("worker", S, 'return {"count": state["count"]'),
+            site("worker", S, 'return {"count": state["count"]'),
+            None,
+            None,
+            ("static",),
+        ),
     },
     T: {
-        ("stale-use", "store:task/spec", site("read_spec", T, 'get_store().get(TASK, "spec")'),
-         site("revise", T, "get_store().put(TASK"), None, "state:plan",
-         site("commit", T, "committed {state['plan']}"), ("static",)),
+        (
+            "stale-use",
+            "store:task/spec",
+            site("read_spec", T, 'get_store().get(TASK, "spec")'),
+            site("revise", T, "get_store().put(TASK"),
+            None,
+            "state:plan",
+            site("commit", T, "committed {state['plan']}"),
+            ("static",),
+        ),
     },
     B: {
-        ("blind-overwrite", "state:summary", None, site("polish", B, "a polished note"),
-         site("draft", B, 'return {"summary": f"about'), None, None, ("static",)),
+        (
+            "blind-overwrite",
+            "state:summary",
+            None,
+            site("polish", B, "a polished note"),
+            site("draft", B, 'return {"summary": f"about'),
+            None,
+            None,
+            ("static",),
+        ),
     },
     SUB: {
-        ("parallel-read-write", "state:brief", site("research", SUB, "facts for {state['brief']}"),
-         site("rewrite", SUB, 'return {"brief"'), None, None, None, ("static",)),
+        (
+            "parallel-read-write",
+            "state:brief",
+            site("research", SUB, "facts for {state['brief']}"),
+            site("rewrite", SUB, 'return {"brief"'),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
         # Inside the subgraph, its nodes named parent/child.
-        ("blind-overwrite", "state:facts", None, site("research/tally", SUB, '"facts": "counted"'),
-         site("research/gather", SUB, "facts for {state['brief']}"), None, None, ("static",)),
+        (
+            "blind-overwrite",
+            "state:facts",
+            None,
+            site("research/tally", SUB, '"facts": "counted"'),
+            site("research/gather", SUB, "facts for {state['brief']}"),
+            None,
+            None,
+            ("static",),
+        ),
     },
     C: {
-        ("parallel-read-write", "state:a", site("lam", C, "lambda s: {"),
-         site("first", C, "return Command(update="), None, None, None, ("static",)),
-        ("parallel-read-write", "state:b", site("first", C, "return Command(update="),
-         site("lam", C, "lambda s: {"), None, None, None, ("static",)),
-        ("blind-overwrite", "state:b", None, site("second", C, 'return {"b": state["a"]}'),
-         site("lam", C, "lambda s: {"), None, None, ("static",)),
-        ("stale-use", "state:b", site("first", C, "return Command(update="), site("lam", C, "lambda s: {"),
-         None, "state:a", site("second", C, 'return {"b": state["a"]}'), ("static",)),
+        (
+            "parallel-read-write",
+            "state:a",
+            site("lam", C, "lambda s: {"),
+            site("first", C, "return Command(update="),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
+        (
+            "parallel-read-write",
+            "state:b",
+            site("first", C, "return Command(update="),
+            site("lam", C, "lambda s: {"),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
+        (
+            "blind-overwrite",
+            "state:b",
+            None,
+            site("second", C, 'return {"b": state["a"]}'),
+            site("lam", C, "lambda s: {"),
+            None,
+            None,
+            ("static",),
+        ),
+        (
+            "stale-use",
+            "state:b",
+            site("first", C, "return Command(update="),
+            site("lam", C, "lambda s: {"),
+            None,
+            "state:a",
+            site("second", C, 'return {"b": state["a"]}'),
+            ("static",),
+        ),
     },
     HE: {
-        ("parallel-read-write", "state:draft", site("scout", HE, "draft: {s['draft']}"),
-         site("editor", HE, 'return {"draft"'), None, None, None, ("static",)),
-        ("parallel-read-write", "store:specs/core/current", site("scout", HE, "get_store().get(ns"),
-         site("editor", HE, "get_store().put("), None, None, None, ("static",)),
+        (
+            "parallel-read-write",
+            "state:draft",
+            site("scout", HE, "draft: {s['draft']}"),
+            site("editor", HE, 'return {"draft"'),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
+        (
+            "parallel-read-write",
+            "store:specs/core/current",
+            site("scout", HE, "get_store().get(ns"),
+            site("editor", HE, "get_store().put("),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
     },
     H: set(),  # the read goes through a helper the source analysis does not follow
 }
@@ -166,7 +273,10 @@ def test_static_findings_are_exactly_the_known_ones(graph: str, tmp_path: Path) 
     first, verdict = stdout.splitlines()[:2]
     assert first.startswith(f"diagnose {graph}:build_graph: ")
     if EXPECTED[graph]:
-        assert verdict == f"{len(EXPECTED[graph])} stale-read risk{'s' if len(EXPECTED[graph]) > 1 else ''}:"
+        assert (
+            verdict
+            == f"{len(EXPECTED[graph])} stale-read risk{'s' if len(EXPECTED[graph]) > 1 else ''}:"
+        )
         for finding in EXPECTED[graph]:
             for s in (finding[2], finding[3], finding[4], finding[6]):
                 if s:
@@ -179,9 +289,16 @@ def test_the_run_sees_what_the_source_hides(tmp_path: Path) -> None:
     status, report, _ = run_json(tmp_path, f"{H}:build_graph", "--input", '{"team": "core"}')
     assert status == 1 and report["dynamic"] is True
     assert findings(report) == {
-        ("parallel-read-write", "store:specs/core/current",
-         site("scout", H, 'return store.get(ns, "current")'),
-         site("planner", H, "get_store().put("), None, None, None, ("dynamic",)),
+        (
+            "parallel-read-write",
+            "store:specs/core/current",
+            site("scout", H, 'return store.get(ns, "current")'),
+            site("planner", H, "get_store().put("),
+            None,
+            None,
+            None,
+            ("dynamic",),
+        ),
     }
 
 
@@ -208,7 +325,9 @@ def test_the_run_confirms_a_static_finding(tmp_path: Path) -> None:
     status, report, _ = run_json(tmp_path, f"{HE}:build_graph", "--input", '{"draft": "d"}')
     assert status == 1
     assert findings(report) == {f[:-1] + (("dynamic", "static"),) for f in EXPECTED[HE]}
-    status, report, _ = run_json(tmp_path, "refactor_safe.py:build_graph", "--input", '{"request": "r"}')
+    status, report, _ = run_json(
+        tmp_path, "refactor_safe.py:build_graph", "--input", '{"request": "r"}'
+    )
     assert status == 0 and report["risks"] == [] and report["dynamic"] is True
 
 
@@ -243,8 +362,14 @@ def test_the_json_describes_the_graph(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "target, reason",
     [
-        ("broken.py:build_graph", "build_graph() failed: RuntimeError: the model client needs an API key"),
-        ("broken.py:not_a_graph", "not_a_graph() returned a dict, not a compiled LangGraph StateGraph"),
+        (
+            "broken.py:build_graph",
+            "build_graph() failed: RuntimeError: the model client needs an API key",
+        ),
+        (
+            "broken.py:not_a_graph",
+            "not_a_graph() returned a dict, not a compiled LangGraph StateGraph",
+        ),
         ("broken.py:nowhere", "broken.py defines no 'nowhere'"),
         ("missing.py:build_graph", "missing.py: no such file"),
         ("broken.py", "is not PATH.py:FACTORY"),
@@ -327,7 +452,10 @@ def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     bpp = 3 if color == 2 else 4
     raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        kind, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             left = line[i - bpp] if i >= bpp else 0
             up, ul = prev[i], prev[i - bpp] if i >= bpp else 0
@@ -340,7 +468,9 @@ def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
             elif kind == 4:
                 p = left + up - ul
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else ul)) & 0xFF
+                line[i] = (
+                    line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else ul)
+                ) & 0xFF
         rows.append(bytes(line))
         prev = line
     return width, bpp, rows
@@ -366,9 +496,19 @@ def test_a_headless_browser_renders_the_risky_edges_in_red(tmp_path: Path) -> No
         html, _ = render(tmp_path, graph)
         png = tmp_path / f"{graph}.png"
         subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--screenshot={png}", "--window-size=800,450", html.as_uri()],
-            capture_output=True, timeout=120, check=True,
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--screenshot={png}",
+                "--window-size=800,450",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
         )
         counts[graph] = _red_pixels(png)
     # The risky page shows the red arc, the red node borders and the verdict; the safe one none.

@@ -1,7 +1,7 @@
 """Hazard: a fan-out where one branch reads the draft while its parallel sibling rewrites it.
 Expected: one parallel-read-write on state:draft, read by reviewer (line of
-``state["draft"]``), written by editor (line of the returned ``"draft"`` key). The editor reads the draft it
-rewrites, so that write is no blind overwrite."""
+``state["draft"]``), written by editor (line of the returned ``"draft"`` key). The editor reads
+the draft it rewrites, so that write is no blind overwrite."""
 
 import operator
 from typing import Annotated, TypedDict

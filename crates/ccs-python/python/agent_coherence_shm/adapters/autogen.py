@@ -42,7 +42,9 @@ class ShmMemory(Memory):
         for key in self.artifacts.keys(self.prefix):
             stored = self.artifacts.get(key)
             if stored is not None:
-                entries.append((stored["added"], key, MemoryContent.model_validate(stored["content"])))
+                entries.append(
+                    (stored["added"], key, MemoryContent.model_validate(stored["content"]))
+                )
         return [(key, content) for _, key, content in sorted(entries, key=lambda e: (e[0], e[1]))]
 
     async def update_context(self, model_context: ChatCompletionContext) -> UpdateContextResult:
@@ -51,7 +53,9 @@ class ShmMemory(Memory):
         if contents:
             lines = [f"{i}. {content.content}" for i, content in enumerate(contents, 1)]
             await model_context.add_message(
-                SystemMessage(content="\nShared memory (current versions):\n" + "\n".join(lines) + "\n")
+                SystemMessage(
+                    content="\nShared memory (current versions):\n" + "\n".join(lines) + "\n"
+                )
             )
         return UpdateContextResult(memories=MemoryQueryResult(results=contents))
 
@@ -72,7 +76,9 @@ class ShmMemory(Memory):
         ]
         return MemoryQueryResult(results=results)
 
-    async def add(self, content: MemoryContent, cancellation_token: CancellationToken | None = None) -> None:
+    async def add(
+        self, content: MemoryContent, cancellation_token: CancellationToken | None = None
+    ) -> None:
         """Store ``content`` under ``metadata["key"]`` (or a new key): `Conflict` if a peer
         rewrote that key since this agent last read it."""
         key = str((content.metadata or {}).get("key") or uuid.uuid4().hex)

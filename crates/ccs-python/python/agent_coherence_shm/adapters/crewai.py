@@ -39,7 +39,9 @@ def _matches(
 ) -> bool:
     if categories and not set(categories) & set(record.categories):
         return False
-    return not metadata_filter or all(record.metadata.get(k) == v for k, v in metadata_filter.items())
+    return not metadata_filter or all(
+        record.metadata.get(k) == v for k, v in metadata_filter.items()
+    )
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

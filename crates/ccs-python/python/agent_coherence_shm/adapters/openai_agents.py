@@ -128,4 +128,6 @@ class CoherenceHooks(RunHooks[Any]):
     async def on_tool_end(
         self, context: RunContextWrapper[Any], agent: Any, tool: Any, result: object
     ) -> None:
-        self.events.append(Event("tool", self.artifacts.name, getattr(tool, "name", "?"), 0, str(result)))
+        self.events.append(
+            Event("tool", self.artifacts.name, getattr(tool, "name", "?"), 0, str(result))
+        )

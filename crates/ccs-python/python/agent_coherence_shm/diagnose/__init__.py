@@ -85,7 +85,9 @@ def diagnose(target: str, graph_input: Any = None, *, run: bool = False) -> Repo
     found: list[Risk] = []
     parallel: set[tuple[str, str]] = set()
     for path in explored.runs:
-        found.extend(risks.replay([risks.static_step(m.nodes, s) for s in path], m.reducers, "static"))
+        found.extend(
+            risks.replay([risks.static_step(m.nodes, s) for s in path], m.reducers, "static")
+        )
         for step in path:
             parallel |= {tuple(sorted(p)) for p in combinations(step, 2)}  # type: ignore[misc]
             parallel |= {(n, n) for n, multi in step.items() if multi}
@@ -94,7 +96,9 @@ def diagnose(target: str, graph_input: Any = None, *, run: bool = False) -> Repo
     for name, sub in m.subgraphs.items():
         inner = topology.model(sub)
         for path in topology.runs(inner).runs:
-            for risk in risks.replay([risks.static_step(inner.nodes, s) for s in path], inner.reducers, "static"):
+            for risk in risks.replay(
+                [risks.static_step(inner.nodes, s) for s in path], inner.reducers, "static"
+            ):
                 found.append(_prefixed(risk, name))
     if run:
         from agent_coherence_shm.diagnose import dynamic
@@ -103,8 +107,10 @@ def diagnose(target: str, graph_input: Any = None, *, run: bool = False) -> Repo
             trace = dynamic.run(graph, m.nodes, graph_input)
         except Exception as exc:  # the user's graph failed: say so, keep the static findings
             first = str(exc).splitlines()[0] if str(exc) else ""
-            notes.append(f"the run on the input failed ({type(exc).__name__}: {first}): "
-                         "only the static analysis is reported")
+            notes.append(
+                f"the run on the input failed ({type(exc).__name__}: {first}): "
+                "only the static analysis is reported"
+            )
             run = False
         else:
             found.extend(risks.replay(trace, m.reducers, "dynamic"))
@@ -144,11 +150,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m agent_coherence_shm diagnose",
         description="Find the stale-read risks of a LangGraph graph, without changing it.",
     )
-    parser.add_argument("--graph", required=True, metavar="FILE.py:FACTORY",
-                        help="the file and the function that builds the graph")
-    parser.add_argument("--input", metavar="JSON",
-                        help="run the graph once on this input (JSON, or @FILE) and record it")
-    parser.add_argument("--json", metavar="FILE", help="write the report as JSON here ('-': stdout)")
+    parser.add_argument(
+        "--graph",
+        required=True,
+        metavar="FILE.py:FACTORY",
+        help="the file and the function that builds the graph",
+    )
+    parser.add_argument(
+        "--input",
+        metavar="JSON",
+        help="run the graph once on this input (JSON, or @FILE) and record it",
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="write the report as JSON here ('-': stdout)"
+    )
     parser.add_argument("--html", metavar="FILE", help="write the report as an HTML page here")
     args = parser.parse_args(argv)
     graph_input = None

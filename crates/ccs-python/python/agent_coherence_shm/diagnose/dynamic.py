@@ -28,8 +28,12 @@ from agent_coherence_shm.diagnose.source import display_path
 
 _SKIP = tuple(
     os.path.realpath(p) + os.sep
-    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-              sysconfig.get_paths()["platlib"], os.path.dirname(os.path.dirname(__file__))}
+    for p in {
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        os.path.dirname(os.path.dirname(__file__)),
+    }
 )
 
 
@@ -69,7 +73,9 @@ class RecordingStore(BaseStore):
                 access, artifact = "write", "/".join((*op.namespace, op.key))
             else:
                 continue
-            self.log.append((int(step), str(node), access, "store:" + artifact, Site(str(node), file, line)))
+            self.log.append(
+                (int(step), str(node), access, "store:" + artifact, Site(str(node), file, line))
+            )
 
     def batch(self, ops: Iterable[Any]) -> list[Any]:
         ops = list(ops)
@@ -102,7 +108,9 @@ def run(compiled: Any, nodes: dict[str, Node], graph_input: Any) -> list[dict[st
         elif event.get("type") == "task_result":
             for channel in _written_channels(payload.get("result")):
                 artifact = f"state:{channel}"
-                site = node.writes.get(artifact) or Site(name, node.file or "<unknown>", node.line or 0)
+                site = node.writes.get(artifact) or Site(
+                    name, node.file or "<unknown>", node.line or 0
+                )
                 acc.writes.setdefault(artifact, site)
     for step, name, access, artifact, site in store.log:
         node = nodes.get(name) or Node(name)

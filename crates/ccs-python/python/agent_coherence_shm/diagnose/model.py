@@ -34,7 +34,7 @@ def artifacts_match(a: str, b: str) -> bool:
         return True
     if not a.startswith("store:") or not b.startswith("store:"):
         return False
-    return _parts_match(a[len("store:"):].split("/"), b[len("store:"):].split("/"))
+    return _parts_match(a[len("store:") :].split("/"), b[len("store:") :].split("/"))
 
 
 def _parts_match(p: list[str], q: list[str]) -> bool:

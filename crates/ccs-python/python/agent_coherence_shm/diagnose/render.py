@@ -41,7 +41,8 @@ def text(report: Report) -> str:
             lines.append(f"     write: {risk.writer.node} at {_where(risk.writer)}")
             if risk.earlier_writer:
                 lines.append(
-                    f"     earlier write: {risk.earlier_writer.node} at {_where(risk.earlier_writer)}"
+                    f"     earlier write: {risk.earlier_writer.node} "
+                    f"at {_where(risk.earlier_writer)}"
                 )
             if risk.consumer:
                 lines.append(f"     used:  {risk.consumer.node} at {_where(risk.consumer)}")
@@ -118,7 +119,8 @@ def page(report: Report) -> str:
             path = f"M{x1},{y1} Q{mx + 2 * bend * nx:.1f},{my + 2 * bend * ny:.1f} {x2},{y2}"
             lx, ly = mx + (bend + 10) * nx, my + (bend + 10) * ny
         svg.append(
-            f'<path class="risk-edge" data-kind="{e(risk.kind)}" data-artifact="{e(risk.artifact)}" '
+            f'<path class="risk-edge" data-kind="{e(risk.kind)}" '
+            f'data-artifact="{e(risk.artifact)}" '
             f'd="{path}" fill="none" stroke="#d62728" stroke-width="2.5"/>'
         )
         svg.append(
@@ -142,13 +144,13 @@ def page(report: Report) -> str:
     rows = []
     for i, risk in enumerate(report.risks, 1):
         rows.append(
-            "<tr class=\"risk\">"
+            '<tr class="risk">'
             f"<td>{i}</td><td>{e(risk.kind)}</td><td><code>{e(risk.artifact)}</code></td>"
             f"<td>{_cell(risk.reader)}</td><td>{_cell(risk.writer)}</td>"
             f"<td>{_cell(risk.earlier_writer)}</td>"
             f"<td>{e(risk.via or '')} {_cell(risk.consumer)}</td>"
             f"<td>{e(', '.join(risk.found_by))}</td></tr>"
-            f"<tr><td></td><td colspan=\"7\" class=\"msg\">{e(risk.describe())}</td></tr>"
+            f'<tr><td></td><td colspan="7" class="msg">{e(risk.describe())}</td></tr>'
         )
     node_rows = []
     for node in report.nodes.values():
@@ -163,21 +165,26 @@ def page(report: Report) -> str:
         else "no stale-read risk found"
     )
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
+    verdict_colour = "#d62728" if report.risks else "#2a7d2a"
+    checked = (
+        "Checked statically and by one recorded run." if report.dynamic else "Checked statically."
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>diagnose {e(report.target)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; margin: 12px 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; text-align: left; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }}
+th {{ text-align: left; }}
 .msg {{ color: #555; font-style: italic; }}
-#verdict {{ font-size: 18px; font-weight: bold; color: {"#d62728" if report.risks else "#2a7d2a"}; }}
+#verdict {{ font-size: 18px; font-weight: bold; color: {verdict_colour}; }}
 </style></head>
 <body>
 <h1>diagnose <code>{e(report.target)}</code></h1>
 <p id="verdict">{e(verdict)}</p>
-<p>{len(report.nodes)} nodes, {len(report.edges)} edges; dashed: conditional; red arcs: the risks, each
-between the two nodes it involves, numbered as in the table. {"Checked statically and by one recorded run." if report.dynamic else "Checked statically."}</p>
+<p>{len(report.nodes)} nodes, {len(report.edges)} edges; dashed: conditional; red arcs: the risks,
+each between the two nodes it involves, numbered as in the table. {checked}</p>
 {"".join(svg)}
 <h2>Risks</h2>
 <table id="risks"><tr><th>#</th><th>kind</th><th>artifact</th><th>read</th><th>write</th>

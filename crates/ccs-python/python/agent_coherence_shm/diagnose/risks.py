@@ -73,7 +73,7 @@ def replay(
     basis: dict[str, list[tuple[str, int, Site]]] = {}  # derived artifact → (source, version, read)
 
     def merges(artifact: str) -> bool:
-        return artifact.startswith("state:") and artifact[len("state:"):] in reducers
+        return artifact.startswith("state:") and artifact[len("state:") :] in reducers
 
     def add(**kw: object) -> None:
         risks.add(Risk(found_by=(found_by,), **kw))  # type: ignore[arg-type]
@@ -83,14 +83,22 @@ def replay(
         # Reads see the snapshot at the step's start.
         for node, acc in step.items():
             for d, used in acc.reads.items():
-                for b, (x, v, read) in [(b, e) for b in basis if artifacts_match(b, d) for e in basis[b]]:
+                for b, (x, v, read) in [
+                    (b, e) for b in basis if artifacts_match(b, d) for e in basis[b]
+                ]:
                     if before.current(x) <= v or any(artifacts_match(x, r) for r in acc.reads):
                         continue
                     writer = before.last_writer(x)
                     if writer is None or writer.node in (node, read.node):
                         continue
-                    add(kind=STALE_USE, artifact=x, reader=read, writer=writer, via=_pick(b, d),
-                        consumer=used)
+                    add(
+                        kind=STALE_USE,
+                        artifact=x,
+                        reader=read,
+                        writer=writer,
+                        via=_pick(b, d),
+                        consumer=used,
+                    )
             for x in acc.reads:
                 seen[(node, x)] = before.current(x)
         # Peers in the same superstep.
@@ -102,8 +110,12 @@ def replay(
                 for x, rsite in racc.reads.items():
                     for y, wsite in wacc.writes.items():
                         if artifacts_match(x, y):
-                            add(kind=PARALLEL_READ_WRITE, artifact=_pick(x, y), reader=rsite,
-                                writer=wsite)
+                            add(
+                                kind=PARALLEL_READ_WRITE,
+                                artifact=_pick(x, y),
+                                reader=rsite,
+                                writer=wsite,
+                            )
         for i, (w1, acc1) in enumerate(items):
             for w2, acc2 in items[i:]:
                 if w1 == w2 and not acc1.instances:
@@ -111,8 +123,12 @@ def replay(
                 for x, s1 in acc1.writes.items():
                     for y, s2 in acc2.writes.items():
                         if artifacts_match(x, y) and not merges(x):
-                            add(kind=BLIND_OVERWRITE, artifact=_pick(x, y), writer=s2,
-                                earlier_writer=s1)
+                            add(
+                                kind=BLIND_OVERWRITE,
+                                artifact=_pick(x, y),
+                                writer=s2,
+                                earlier_writer=s1,
+                            )
         # Writes over a version the writer never read.
         for node, acc in items:
             for y, site in acc.writes.items():
@@ -121,7 +137,10 @@ def replay(
                 earlier = before.last_writer(y)
                 if earlier is None or earlier.node == node:
                     continue
-                held = max((v for (n, a), v in seen.items() if n == node and artifacts_match(a, y)), default=0)
+                held = max(
+                    (v for (n, a), v in seen.items() if n == node and artifacts_match(a, y)),
+                    default=0,
+                )
                 if held < before.current(y):
                     add(kind=BLIND_OVERWRITE, artifact=y, writer=site, earlier_writer=earlier)
         # Apply the step's writes.

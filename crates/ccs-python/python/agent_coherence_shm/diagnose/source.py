@@ -355,7 +355,11 @@ def _analyse(
         return out
     tree, file, offset = parsed
     fn = next(
-        (t for t in ast.walk(tree) if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))),
+        (
+            t
+            for t in ast.walk(tree)
+            if isinstance(t, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        ),
         None,
     )
     store_params = set(store_params)

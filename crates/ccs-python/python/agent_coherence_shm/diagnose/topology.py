@@ -183,7 +183,9 @@ def runs(m: GraphModel, max_runs: int = MAX_RUNS) -> Runs:
     found: list[list[Step]] = []
     truncated = False
 
-    def successors(step: Step, joined: frozenset[tuple[int, str]]) -> Iterator[tuple[Step, frozenset[tuple[int, str]]]]:
+    def successors(
+        step: Step, joined: frozenset[tuple[int, str]]
+    ) -> Iterator[tuple[Step, frozenset[tuple[int, str]]]]:
         options = [_choices(topo, n, multi) for n, multi in sorted(step.items())]
         done = set(joined)
         for i, (starts, _) in enumerate(topo.joins):
