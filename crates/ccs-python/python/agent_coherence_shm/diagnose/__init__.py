@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import traceback
+from dataclasses import replace
 from itertools import combinations
 from typing import Any, Sequence
 
@@ -82,24 +83,13 @@ def diagnose(target: str, graph_input: Any = None, *, run: bool = False) -> Repo
     except TypeError as exc:
         raise GraphLoadError(str(exc)) from exc
     explored = topology.runs(m)
-    found: list[Risk] = []
+    found = _static_risks(m, explored.runs)
     parallel: set[tuple[str, str]] = set()
     for path in explored.runs:
-        found.extend(
-            risks.replay([risks.static_step(m.nodes, s) for s in path], m.reducers, "static")
-        )
         for step in path:
             parallel |= {tuple(sorted(p)) for p in combinations(step, 2)}  # type: ignore[misc]
             parallel |= {(n, n) for n, multi in step.items() if multi}
     notes = list(m.notes)
-    # Risks inside subgraphs, with their nodes named parent/child.
-    for name, sub in m.subgraphs.items():
-        inner = topology.model(sub)
-        for path in topology.runs(inner).runs:
-            for risk in risks.replay(
-                [risks.static_step(inner.nodes, s) for s in path], inner.reducers, "static"
-            ):
-                found.append(_prefixed(risk, name))
     if run:
         from agent_coherence_shm.diagnose import dynamic
 
@@ -129,8 +119,23 @@ def diagnose(target: str, graph_input: Any = None, *, run: bool = False) -> Repo
     return report
 
 
+def _static_risks(m: Any, runs: list[Any]) -> list[Risk]:
+    """The risks along ``runs`` of model ``m``, and inside its subgraphs (at any depth), with
+    their nodes named ``parent/child``."""
+    from agent_coherence_shm.diagnose import risks, topology
+
+    found: list[Risk] = []
+    for path in runs:
+        steps = [risks.static_step(m.nodes, s) for s in path]
+        found.extend(risks.replay(steps, m.reducers, "static"))
+    for name, sub in m.subgraphs.items():
+        inner = topology.model(sub)
+        found.extend(_prefixed(r, name) for r in _static_risks(inner, topology.runs(inner).runs))
+    return found
+
+
 def _prefixed(risk: Risk, parent: str) -> Risk:
-    from dataclasses import replace
+    """A subgraph's risk with its nodes named ``parent/node``."""
 
     def p(site: Any) -> Any:
         return replace(site, node=f"{parent}/{site.node}") if site else None

@@ -12,9 +12,7 @@ channels cannot be observed this way; they come from the source.
 
 from __future__ import annotations
 
-import os
 import sys
-import sysconfig
 from collections import defaultdict
 from typing import Any, Iterable
 
@@ -24,24 +22,14 @@ from langgraph.store.memory import InMemoryStore
 
 from agent_coherence_shm.diagnose.model import Node, Site
 from agent_coherence_shm.diagnose.risks import StepAccess
-from agent_coherence_shm.diagnose.source import display_path
-
-_SKIP = tuple(
-    os.path.realpath(p) + os.sep
-    for p in {
-        sysconfig.get_paths()["stdlib"],
-        sysconfig.get_paths()["purelib"],
-        sysconfig.get_paths()["platlib"],
-        os.path.dirname(os.path.dirname(__file__)),
-    }
-)
+from agent_coherence_shm.diagnose.source import display_path, is_user_code
 
 
 def _caller() -> tuple[str, int]:
+    """The file and line of the user's code that called the store."""
     frame = sys._getframe(2)
     while frame is not None:
-        path = os.path.realpath(frame.f_code.co_filename)
-        if not path.startswith(_SKIP) and not frame.f_code.co_filename.startswith("<"):
+        if is_user_code(frame.f_code.co_filename):
             return display_path(frame.f_code.co_filename), frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return "<unknown>", 0

@@ -66,7 +66,7 @@ def layout(report: Report, layers: dict[str, int]) -> dict[str, tuple[float, flo
     for name in [START, *report.nodes, END]:
         columns.setdefault(layer_of[name], []).append(name)
     pos = {}
-    for col, (layer, names) in enumerate(sorted(columns.items())):
+    for col, (_layer, names) in enumerate(sorted(columns.items())):
         for row, name in enumerate(names):
             pos[name] = (90 + col * 190, 70 + 16 * len(report.risks) + row * 90)
     return pos

@@ -83,9 +83,10 @@ def replay(
         # Reads see the snapshot at the step's start.
         for node, acc in step.items():
             for d, used in acc.reads.items():
-                for b, (x, v, read) in [
-                    (b, e) for b in basis if artifacts_match(b, d) for e in basis[b]
-                ]:
+                carriers = [
+                    (b, entry) for b in basis if artifacts_match(b, d) for entry in basis[b]
+                ]
+                for carrier, (x, v, read) in carriers:
                     if before.current(x) <= v or any(artifacts_match(x, r) for r in acc.reads):
                         continue
                     writer = before.last_writer(x)
@@ -96,7 +97,7 @@ def replay(
                         artifact=x,
                         reader=read,
                         writer=writer,
-                        via=_pick(b, d),
+                        via=_pick(carrier, d),
                         consumer=used,
                     )
             for x in acc.reads:
@@ -144,7 +145,7 @@ def replay(
                 if held < before.current(y):
                     add(kind=BLIND_OVERWRITE, artifact=y, writer=site, earlier_writer=earlier)
         # Apply the step's writes.
-        for node, acc in items:
+        for _node, acc in items:
             for y, site in acc.writes.items():
                 versions.version[y] = versions.version.get(y, 0) + 1
                 versions.writer[y] = site

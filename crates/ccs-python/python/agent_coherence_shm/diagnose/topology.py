@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from agent_coherence_shm.diagnose.model import Edge, Node, Site
-from agent_coherence_shm.diagnose.source import analyse, display_path
+from agent_coherence_shm.diagnose.source import analyse
 
 START, END = "__start__", "__end__"
 MAX_RUNS = 4000
@@ -231,12 +231,3 @@ def runs(m: GraphModel, max_runs: int = MAX_RUNS) -> Runs:
             seen.add(key)
             unique.append(run)
     return Runs(unique, truncated)
-
-
-def node_file(m: GraphModel) -> str | None:
-    """The file most nodes are defined in (for the report's header)."""
-    files = [n.file for n in m.nodes.values() if n.file]
-    return max(set(files), key=files.count) if files else None
-
-
-__all__ = ["GraphModel", "Runs", "model", "runs", "node_file", "display_path", "START", "END"]
