@@ -299,6 +299,16 @@ def test_the_run_sees_what_the_source_hides(tmp_path: Path) -> None:
             None,
             ("dynamic",),
         ),
+        (
+            "parallel-read-write",
+            "state:notes",
+            site("scout", H, 'return state.get("notes", "")'),
+            site("planner", H, 'return {"notes"'),
+            None,
+            None,
+            None,
+            ("dynamic",),
+        ),
     }
 
 
@@ -514,3 +524,23 @@ def test_a_headless_browser_renders_the_risky_edges_in_red(tmp_path: Path) -> No
     # The risky page shows the red arc, the red node borders and the verdict; the safe one none.
     assert counts[F] > 500, counts
     assert counts["refactor_safe.py"] == 0, counts
+
+
+def test_the_recorded_run_sees_state_reads_and_restores_the_nodes() -> None:
+    from agent_coherence_shm.diagnose import dynamic, load, topology
+
+    path = list(sys.path)
+    try:
+        graph = load(f"{GRAPHS / T}:build_graph")
+    finally:
+        sys.path[:] = path
+    before = {n: s.runnable.func for n, s in graph.builder.nodes.items()}
+    trace = dynamic.run(graph, topology.model(graph).nodes, {})
+    assert [
+        {n: (sorted(a.reads), sorted(a.writes)) for n, a in step.items()} for step in trace
+    ] == [
+        {"read_spec": (["store:task/spec"], ["state:plan"])},
+        {"revise": ([], ["store:task/spec"])},
+        {"commit": (["state:plan"], ["state:done"])},
+    ]
+    assert {n: s.runnable.func for n, s in graph.builder.nodes.items()} == before
