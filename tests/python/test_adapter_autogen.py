@@ -5,26 +5,20 @@ requirements-frameworks.txt): an `AssistantAgent` with autogen-ext's
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 from typing import Any
 
 import pytest
+from agent_coherence_shm import Conflict, Segment
+from agent_coherence_shm.adapters import Artifacts
+from agent_coherence_shm.adapters.autogen import ShmMemory
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import MemoryQueryEvent
 from autogen_core.memory import MemoryContent, MemoryMimeType
 from autogen_core.model_context import UnboundedChatCompletionContext
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from agent_coherence_shm import Conflict, Segment
-from agent_coherence_shm.adapters import Artifacts
-from agent_coherence_shm.adapters.autogen import ShmMemory
-
 from conftest import SMALL
-
-CTX = mp.get_context("spawn")
-TIMEOUT = 60
-V1 = "rename validateUser to verifyUser"
-V2 = "rename validateUser to authenticateUser"
+from story import TIMEOUT, V1, V2, executor_process
 
 
 def spec(text: str) -> MemoryContent:
@@ -72,21 +66,13 @@ def test_two_processes_share_memory_and_refuse_a_stale_add(name: str) -> None:
     with Segment.open(name).attach("planner") as handle:
         memory = ShmMemory("team", Artifacts(handle))
         asyncio.run(memory.add(spec(V1)))
-        go, out = CTX.Queue(), CTX.Queue()
-        child = CTX.Process(target=_executor, args=(name, go, out))
-        child.start()
-        try:
+        with executor_process(_executor, name) as (go, out):
             assert out.get(timeout=TIMEOUT) == [V1]
             asyncio.run(memory.add(spec(V2)))  # the planner's own version: admitted
             go.put("v2 written")
             assert out.get(timeout=TIMEOUT) == ("Conflict", 2, 1)
             assert out.get(timeout=TIMEOUT) == [V2]  # the executor's next read
             assert out.get(timeout=TIMEOUT) == "done"
-            child.join(TIMEOUT)
-            assert child.exitcode == 0
-        finally:
-            if child.is_alive():
-                child.kill()
         result = asyncio.run(memory.query(""))
         assert [c.content for c in result.results] == [V2, "renamed to authenticateUser"]
 

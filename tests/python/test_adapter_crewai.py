@@ -5,7 +5,6 @@ given so that no LLM is called (no network); the story runs in two processes."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import os
 import zlib
 from datetime import datetime, timedelta
@@ -17,19 +16,18 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 
 import pytest  # noqa: E402
-from crewai import Memory  # noqa: E402
-from crewai.memory.types import MemoryRecord  # noqa: E402
-
 from agent_coherence_shm import Conflict, Segment  # noqa: E402
 from agent_coherence_shm.adapters import Artifacts  # noqa: E402
 from agent_coherence_shm.adapters.crewai import ShmMemoryStorage  # noqa: E402
+from crewai import Memory  # noqa: E402
+from crewai.memory.types import MemoryRecord  # noqa: E402
 
+import story  # noqa: E402
 from conftest import SMALL  # noqa: E402
+from story import TIMEOUT, executor_process  # noqa: E402
 
-CTX = mp.get_context("spawn")
-TIMEOUT = 60
-V1 = "task spec: rename validateUser to verifyUser"
-V2 = "task spec: rename validateUser to authenticateUser"
+V1 = "task spec: " + story.V1
+V2 = "task spec: " + story.V2
 
 
 def embed(texts: list[str]) -> list[list[float]]:
@@ -80,21 +78,13 @@ def test_two_processes_share_crew_memory_and_refuse_a_stale_update(name: str) ->
     with Segment.open(name).attach("planner") as handle:
         memory = crew_memory(handle)
         record = remember_spec(memory, V1)
-        go, out = CTX.Queue(), CTX.Queue()
-        child = CTX.Process(target=_executor, args=(name, go, out))
-        child.start()
-        try:
+        with executor_process(_executor, name) as (go, out):
             assert out.get(timeout=TIMEOUT) == V1
             memory.update(record.id, content=V2)
             go.put("v2 written")
             assert out.get(timeout=TIMEOUT) == ("Conflict", 2, 1)
             assert out.get(timeout=TIMEOUT) == V2  # the executor's next recall
             assert out.get(timeout=TIMEOUT) == "done"
-            child.join(TIMEOUT)
-            assert child.exitcode == 0
-        finally:
-            if child.is_alive():
-                child.kill()
         (spec,) = recall_spec(memory)
         assert (spec.content, spec.metadata) == (V2, {"done_by": "executor"})
 

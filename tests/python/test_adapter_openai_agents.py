@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing as mp
 from typing import Any
 
+from agent_coherence_shm import Segment
+from agent_coherence_shm.adapters import Artifacts
+from agent_coherence_shm.adapters.openai_agents import CoherenceHooks, ShmSession, artifact_tools
 from agents import Agent as SdkAgent
 from agents import ModelSettings, Runner, set_tracing_disabled
 from agents.items import ModelResponse
@@ -20,16 +22,8 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from agent_coherence_shm import Segment
-from agent_coherence_shm.adapters import Artifacts
-from agent_coherence_shm.adapters.openai_agents import CoherenceHooks, ShmSession, artifact_tools
-
 from conftest import SMALL
-
-CTX = mp.get_context("spawn")
-TIMEOUT = 60
-V1 = "rename validateUser to verifyUser"
-V2 = "rename validateUser to authenticateUser"
+from story import TIMEOUT, V1, V2, executor_process
 
 
 class ScriptedModel(Model):
@@ -133,10 +127,7 @@ def test_two_processes_share_a_session_and_refuse_a_stale_write(name: str) -> No
                 ("say", "spec v1 written"),
             ],
         ) == ["tool:wrote task/spec v1"]
-        go, out = CTX.Queue(), CTX.Queue()
-        child = CTX.Process(target=_executor, args=(name, go, out))
-        child.start()
-        try:
+        with executor_process(_executor, name) as (go, out):
             assert out.get(timeout=TIMEOUT) == [f"tool:task/spec v1: {V1}"]
             assert run_turn(
                 planner,
@@ -160,33 +151,10 @@ def test_two_processes_share_a_session_and_refuse_a_stale_write(name: str) -> No
             # One conversation, written by both processes in order: each turn's user input,
             # tool calls, tool outputs and final message.
             roles = out.get(timeout=TIMEOUT)
-            child.join(TIMEOUT)
-            assert child.exitcode == 0
-        finally:
-            if child.is_alive():
-                child.kill()
-        assert roles == [
-            "user",
-            "function_call",
-            "function_call_output",
-            "assistant",  # planner v1
-            "user",
-            "function_call",
-            "function_call_output",
-            "assistant",  # executor reads
-            "user",
-            "function_call",
-            "function_call_output",
-            "assistant",  # planner v2
-            "user",
-            "function_call",
-            "function_call_output",
-            "function_call",
-            "function_call_output",
-            "function_call",
-            "function_call_output",
-            "assistant",
-        ]
+        turn = ["user", "function_call", "function_call_output", "assistant"]
+        calls = ["function_call", "function_call_output"]
+        # The planner's v1, the executor's read, the planner's v2, the executor's three calls.
+        assert roles == turn * 3 + ["user"] + calls * 3 + ["assistant"]
         assert planner.get("task/result") == "renamed to authenticateUser"
 
 
