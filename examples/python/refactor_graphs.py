@@ -45,7 +45,7 @@ class PlanState(TypedDict, total=False):
 
 
 def planner(segment: str) -> None:
-    store = ShmStore(segment)
+    store = ShmStore(segment, agent_from_namespace=True)
     model = GenericFakeChatModel(
         messages=iter(
             [
@@ -89,7 +89,7 @@ class ExecState(TypedDict, total=False):
 
 
 def executor(segment: str) -> None:
-    store = ShmStore(segment)
+    store = ShmStore(segment, agent_from_namespace=True)
     model = GenericFakeChatModel(
         messages=iter(
             [
@@ -144,9 +144,9 @@ def executor(segment: str) -> None:
     # A stale write is refused: from a view of v1, writing the spec fails with Conflict.
     store.close()
     assert "authenticateUser" in final["committed"], final
-    stale = ShmStore(segment)
+    stale = ShmStore(segment, agent_from_namespace=True)
     stale.get(("reviewer",) + TASK, "spec")
-    store2 = ShmStore(segment)
+    store2 = ShmStore(segment, agent_from_namespace=True)
     store2.put(("planner2",) + TASK, "spec", {"text": "v3 by another planner", "version": 3})
     try:
         stale.put(("reviewer",) + TASK, "spec", {"text": "approved v2", "version": 2})
@@ -159,7 +159,7 @@ def executor(segment: str) -> None:
 
 def main() -> int:
     segment = sys.argv[1] if len(sys.argv) > 1 else f"refactor-graphs-{os.getpid()}"
-    ShmStore(segment).close()  # create the segment before either process opens it
+    ShmStore(segment, agent_from_namespace=True).close()  # create the segment before either process opens it
     try:
         ctx = mp.get_context("spawn")
         procs = [
@@ -174,7 +174,7 @@ def main() -> int:
         if failed:
             print(f"failed: {failed}", file=sys.stderr)
             return 1
-        with ShmStore(segment) as store:
+        with ShmStore(segment, agent_from_namespace=True) as store:
             result = store.get(("main",) + TASK, "result")
             assert result is not None
             print(f"    main: task/result = {result.value}")

@@ -23,7 +23,7 @@ TIMEOUT = 30
 
 def _executor(segment: str, steps: Any, out: Any) -> None:
     """The executor's process: read v1, wait, check, try a stale write, re-read."""
-    store = ShmStore(segment)
+    store = ShmStore(segment, agent_from_namespace=True)
     try:
         ns = ("executor", "task")
         item = store.get(ns, "spec")
@@ -44,7 +44,7 @@ def _executor(segment: str, steps: Any, out: Any) -> None:
 
 
 def test_two_processes_share_items_with_invalidation(name: str) -> None:
-    store = ShmStore(name, **SMALL)
+    store = ShmStore(name, agent_from_namespace=True, **SMALL)
     try:
         planner = ("planner", "task")
         store.put(planner, "spec", {"v": 1})

@@ -18,7 +18,7 @@ from conftest import SMALL
 
 @pytest.fixture
 def store(seg_name: Callable[[], str]) -> Iterator[ShmStore]:
-    s = ShmStore(seg_name(), **SMALL)
+    s = ShmStore(seg_name(), agent_from_namespace=True, **SMALL)
     yield s
     s.close(destroy=True)
 
@@ -81,7 +81,8 @@ def test_search_prefix_filter_pagination(store: ShmStore) -> None:
         store.put(("planner", "docs", "a" if i % 2 else "b"), f"d{i}", {"i": i, "kind": "even" if i % 2 == 0 else "odd", "meta": {"score": i / 2}})
     store.put(("planner", "other"), "x", {"i": 100})
     items = store.search(("executor", "docs"))
-    assert [i.key for i in items] == ["d1", "d3", "d5", "d0", "d2", "d4"]  # sorted by scope, key
+    # InMemoryStore's order: namespaces as first written ("b" got d0), items as created.
+    assert [i.key for i in items] == ["d0", "d2", "d4", "d1", "d3", "d5"]
     assert all(i.namespace[0] == "executor" and i.score is None for i in items)
     assert [i.key for i in store.search(("executor", "docs", "a"))] == ["d1", "d3", "d5"]
     assert len(store.search(("executor",), limit=100)) == 7
@@ -94,17 +95,22 @@ def test_search_prefix_filter_pagination(store: ShmStore) -> None:
     assert keys(filter={"i": {"$lt": 2}}) == ["d0", "d1"]
     assert keys(filter={"i": {"$lte": 2, "$gt": 0}}) == ["d1", "d2"]
     assert keys(filter={"meta": {"score": 1.5}}) == ["d3"]
-    assert keys(filter={"i": {"$gt": "x"}}) == []  # incomparable: no match
-    assert keys(filter={"missing": {"$lt": 1}}) == []
+    assert keys(filter={"i": {"$gt": True}}) == ["d2", "d3", "d4", "d5"]  # float(True) == 1
+    assert keys(filter={"i": {"$gt": "3"}}) == ["d4", "d5"]  # a numeric string is its number
+    with pytest.raises(ValueError):  # as InMemoryStore: float("x")
+        keys(filter={"i": {"$gt": "x"}})
+    with pytest.raises(TypeError):  # as InMemoryStore: float(None) for a missing field
+        keys(filter={"missing": {"$lt": 1}})
+    assert keys(filter={"meta.score": 1.5}) == ["d3"]  # a dotted path, as the SQL stores
     with pytest.raises(ValueError):
         store.search(("executor",), filter={"i": {"$in": [1]}})
     page = store.search(("executor", "docs"), limit=2, offset=1)
-    assert [i.key for i in page] == ["d3", "d5"]
+    assert [i.key for i in page] == ["d2", "d4"]
     assert store.search(("executor", "docs"), limit=2, offset=10) == []
     everyone = store.search((), limit=100)  # no agent named: items under their writer
     assert len(everyone) == 7 and {i.namespace[0] for i in everyone} == {"planner"}
-    with pytest.warns(UserWarning, match="no vector index"):
-        assert len(store.search(("executor", "docs"), query="renames", limit=100)) == 6
+    # Without an index a query is ignored, as InMemoryStore does.
+    assert len(store.search(("executor", "docs"), query="renames", limit=100)) == 6
 
 
 def test_list_namespaces(store: ShmStore) -> None:
@@ -135,15 +141,21 @@ def test_batch_ops_and_abatch(store: ShmStore) -> None:
         PutOp(("planner", "s"), "a", None),
         GetOp(("executor", "s"), "a"),
     ])
-    assert results[0] is None and results[1].value == {"v": 1}
-    assert [i.key for i in results[2]] == ["a"] and results[3] == [("planner", "s")]
+    # As InMemoryStore: the reads see the state before the batch, then the writes apply (the
+    # last write of an item wins: here the delete).
+    assert results[0] is None and results[1] is None
+    assert results[2] == [] and results[3] == []
     assert results[4] is None and results[5] is None
+    assert store.get(("executor", "s"), "a") is None
+    store.batch([PutOp(("planner", "s"), "a", {"v": 1}), PutOp(("planner", "s"), "a", {"v": 2})])
+    after = store.batch([GetOp(("executor", "s"), "a"), ListNamespacesOp(None, None, 10, 0)])
+    assert after[0].value == {"v": 2} and after[1] == [("planner", "s")]
 
     async def run() -> None:
         await store.aput(("planner", "s"), "b", {"v": 2})
         item = await store.aget(("executor", "s"), "b")
         assert item is not None and item.value == {"v": 2}
-        assert [i.key for i in await store.asearch(("executor", "s"))] == ["b"]
+        assert [i.key for i in await store.asearch(("executor", "s"))] == ["a", "b"]
         await store.adelete(("planner", "s"), "b")
         assert await store.aget(("executor", "s"), "b") is None
 
@@ -180,17 +192,22 @@ def test_ttl_is_ignored_with_a_warning(store: ShmStore) -> None:
 
 def test_close_detaches_agents(seg_name: Callable[[], str]) -> None:
     name = seg_name()
-    first = ShmStore(name, **SMALL)
+    first = ShmStore(name, agent_from_namespace=True, **SMALL)
     first.put(("planner", "s"), "k", {"v": 1})
-    second = ShmStore(name)
-    with pytest.raises(ccs.AgentBusy):
-        second.put(("planner", "s"), "k", {"v": 2})  # one handle per agent name
+    second = ShmStore(name, agent_from_namespace=True)
+    # A second store of the same agent in this process shares its attachment: no AgentBusy.
+    second.put(("planner", "s"), "k", {"v": 2})
     first.close()
     with pytest.raises(RuntimeError):
         first.get(("planner", "s"), "k")
-    second.put(("planner", "s"), "k", {"v": 2})
-    assert second.get(("executor", "s"), "k").value == {"v": 2}
-    second.close(destroy=True)
+    second.put(("planner", "s"), "k", {"v": 3})
+    assert second.get(("executor", "s"), "k").value == {"v": 3}
+    second.close()
+    third = ShmStore(name, agent_from_namespace=True)  # the last close detached "planner"
+    third.agent("planner")
+    with pytest.raises(ccs.AgentBusy):
+        ccs.Segment.open(name).attach("planner")
+    third.close(destroy=True)
 
 
 def test_recreate_after_seeing_a_delete(store: ShmStore) -> None:

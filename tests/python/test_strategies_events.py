@@ -134,7 +134,7 @@ def test_no_log_segment(name: str) -> None:
 
 
 def test_store_with_a_strategy(seg_name) -> None:  # type: ignore[no-untyped-def]
-    store = ShmStore(seg_name(), strategy=("access_count", 1), **SMALL)
+    store = ShmStore(seg_name(), agent_from_namespace=True, strategy=("access_count", 1), **SMALL)
     try:
         store.put(("planner", "s"), "k", {"v": 1})
         first = store.get(("executor", "s"), "k")

@@ -15,6 +15,7 @@
 //! | `Cached` | [`agent_coherence::Cached`] with [`agent_coherence::Agent::refresh`] |
 //! | `WriteGuard` | [`agent_coherence::WriteGuard`] over an `Arc<Agent>` |
 //! | `CoherenceError` and subclasses | every variant of [`agent_coherence::Error`] |
+//! | `max_cosine` | cosine similarity over `f32` vectors, for `ShmStore`'s vector search |
 //!
 //! The GIL: calls that can block (waiting, writes that may meet a stuck writer, opening a
 //! segment whose creator is still initialising it, `fsck`) run with the GIL released
@@ -36,6 +37,7 @@ mod agent;
 mod buffer;
 mod errors;
 mod segment;
+mod similarity;
 
 use pyo3::prelude::*;
 
@@ -53,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agent::Cached>()?;
     m.add_class::<agent::WriteGuard>()?;
     m.add_class::<buffer::ReadBuffer>()?;
+    m.add_function(wrap_pyfunction!(similarity::max_cosine, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -16,6 +16,11 @@ Payload = bytes | bytearray | memoryview | str
 Strategy = str | tuple[Literal["lease"], float] | tuple[Literal["access_count"], int]
 """``"lazy"``, ``"eager"``, ``("lease", seconds)``, ``("access_count", n)``, or ``"lease:2s"``."""
 
+def max_cosine(query: bytes, vectors: list[bytes | None]) -> list[float | None]:
+    """For each entry (an item's vectors, little-endian f32, concatenated; ``None``: none), the
+    best cosine similarity of one of its vectors to ``query``; ``None`` for an item without
+    vectors. ``ValueError`` if the lengths do not fit the query's."""
+
 class ConfigDict(TypedDict):
     max_agents: int
     max_artifacts: int

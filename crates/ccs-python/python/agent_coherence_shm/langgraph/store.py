@@ -1,0 +1,950 @@
+"""``ShmStore``: a LangGraph ``BaseStore`` in an agent-coherence segment, shared across processes.
+
+Every operation acts as one *agent* of the segment: the store's own (``ShmStore(segment,
+agent="executor")``), or the one the run names in its config when ``agent_from_config`` is set,
+or ``namespace[0]`` in the compatibility mode ``agent_from_namespace=True``. A write invalidates
+every other agent's copy before it returns; another agent's next read of the item is a MISS that
+fetches the new version; a write by an agent whose copy is stale is refused with ``Conflict``.
+
+Namespaces are free, as in every LangGraph store: ``("user-1", "memories")`` is a namespace like
+any other, one label is enough, and the number of namespaces is bounded only by the segment's
+``max_artifacts`` (one artifact per item).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from langgraph.store.base import (
+    NOT_PROVIDED,
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    _validate_namespace,
+)
+
+from agent_coherence_shm._native import (
+    Agent,
+    AgentBusy,
+    Cached,
+    CoherenceError,
+    Conflict,
+    NotFound,
+    Segment,
+)
+from agent_coherence_shm.langgraph import _agents
+from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc, make_doc
+from agent_coherence_shm.langgraph._filters import matches, namespace_matches
+from agent_coherence_shm.langgraph._index import Index, pack, rank
+from agent_coherence_shm.langgraph._keys import (
+    HASHED_BUDGET,
+    artifact_key,
+    decode,
+    kept_labels,
+    scope_text,
+)
+
+#: Prefix of every artifact key the store writes (``ShmStore(prefix=...)`` changes it).
+DEFAULT_PREFIX = "lg/"
+#: The agent a store acts as when none is named.
+DEFAULT_AGENT = "langgraph"
+#: In ``agent_from_namespace`` mode, the agent that reads for searches and listings whose
+#: namespace names no agent.
+OBSERVER = "shmstore-observer"
+
+_OBSERVER_WAIT = 5.0  # seconds to wait for another process's observer to finish
+_UTC = timezone.utc
+#: Insertion stamps: nanoseconds since the epoch (a put takes far longer than the clock's
+#: resolution, so one thread's stamps increase; ties sort by key).
+_stamp = time.time_ns
+
+
+def _datetime(micros: int) -> datetime:
+    # Exact: a double resolves 0.24 us at today's epoch seconds, fromtimestamp rounds to 1 us.
+    return datetime.fromtimestamp(micros / 1_000_000, _UTC)
+
+
+class _Timestamp:
+    """A datetime attribute made from stored microseconds (slot ``micros``) on first access
+    and kept in slot ``made``."""
+
+    def __init__(self, micros: str, made: str) -> None:
+        self.micros, self.made = micros, made
+
+    def __get__(self, item: Any, owner: Any = None) -> Any:
+        if item is None:
+            return self
+        made = getattr(item, self.made)
+        if made is None:
+            made = _datetime(getattr(item, self.micros))
+            setattr(item, self.made, made)
+        return made
+
+    def __set__(self, item: Any, value: datetime) -> None:
+        setattr(item, self.made, value)
+
+
+class _StoredItem(Item):
+    """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
+    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item.
+    The descriptors shadow ``Item``'s two slots, which stay unused."""
+
+    __slots__ = ("_created_us", "_updated_us", "_created", "_updated")
+
+    created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
+    updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
+
+
+def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
+    """The Item of a stored version, its attributes set directly (what ``Item.__init__``
+    stores after normalising). ``created``: ``created_at`` if already made."""
+    item = _StoredItem.__new__(_StoredItem)
+    item.value = doc.value
+    item.key = doc.key
+    item.namespace = namespace
+    item._created_us = doc.created_us
+    item._updated_us = doc.updated_us
+    item._created = created
+    item._updated = None
+    return item
+
+
+class _Entry:
+    """One agent's cached view of one item: the native copy and what it decodes to."""
+
+    __slots__ = ("view", "cached", "snap", "tomb")
+
+    def __init__(self, view: "_View") -> None:
+        self.view = view  # the agent whose view of the item this is
+        self.cached: Cached | None = None
+        # (version, doc, item) of the version decoded (or written) last: one attribute, so
+        # that a lock-free reader never pairs a version with another version's item. The item
+        # is made on the first read after a write (None until then).
+        self.snap: tuple[int, Doc, Item | None] | None = None
+        # The deletion version this agent saw (a read found the item deleted), else 0.
+        self.tomb = 0
+
+
+class _View:
+    """An agent as this store uses it: the shared attachment and this store's cache."""
+
+    __slots__ = ("name", "agent", "entries")
+
+    def __init__(self, name: str, agent: Agent) -> None:
+        self.name = name
+        self.agent = agent
+        self.entries: dict[str, _Entry] = {}
+
+
+class ShmStore(BaseStore):
+    """A LangGraph store in an agent-coherence segment, shared by every process that opens it.
+
+    ``segment``: a segment name (under /dev/shm) or path, opened or created with the sizes in
+    ``segment_options`` (``max_agents``, ``max_artifacts``, ``arena_bytes``, ``max_payload``,
+    ...; see ``Segment.create``), or an open ``Segment``.
+
+    ``agent``: the agent this store acts as (default ``"langgraph"``). One process at a time
+    may attach an agent name (``AgentBusy`` otherwise): give each graph process its own. Stores
+    of one process that name the same agent share its attachment.
+
+    ``agent_from_config``: a key of the run's ``config["configurable"]``; inside a LangGraph run
+    whose config has it, operations act as the agent it names (the store's ``agent`` outside
+    runs and when the key is absent).
+
+    ``agent_from_namespace``: the convention of ``ccs.adapters.CCSStore`` (the PyPI package
+    ``agent-coherence``), for code written against it: ``namespace[0]`` is the agent and the
+    rest the shared scope, so ``("planner", "task")`` and ``("executor", "task")`` are one item
+    seen by two agents. Namespaces then need two labels.
+
+    ``index``: vector search, as ``InMemoryStore`` takes it (``{"dims", "embed", "fields"}``);
+    embeddings are stored in the segment. ``serde``: the value serializer (default LangGraph's
+    ``JsonPlusSerializer``). ``prefix``: the artifact-key prefix of this store's items.
+    ``strategy``: the freshness strategy agents attach with (``Segment.attach``).
+
+    Returned items are shared with the store's cache (as ``InMemoryStore``'s are): treat their
+    ``value`` as read-only.
+    """
+
+    supports_ttl = False
+
+    def __init__(
+        self,
+        segment: str | Segment,
+        *,
+        agent: str | None = None,
+        agent_from_config: str | None = None,
+        agent_from_namespace: bool = False,
+        index: IndexConfig | None = None,
+        serde: Any = None,
+        create: bool = True,
+        prefix: str = DEFAULT_PREFIX,
+        observer: str = OBSERVER,
+        strategy: Any = None,
+        **segment_options: Any,
+    ) -> None:
+        if ":" in prefix or "#" in prefix:
+            raise ValueError("the key prefix cannot contain ':' or '#'")
+        if isinstance(segment, Segment):
+            if segment_options:
+                raise TypeError("segment options apply only when the segment is given by name")
+            self.segment = segment
+        elif create:
+            self.segment = Segment.open_or_create(segment, **segment_options)
+        else:
+            self.segment = Segment.open(segment, **segment_options)
+        self.agent_name = agent if agent is not None else DEFAULT_AGENT
+        self.agent_from_config = agent_from_config
+        self.agent_from_namespace = agent_from_namespace
+        self.prefix = prefix
+        self.observer = observer
+        self.strategy = strategy
+        self._codec = Codec(serde)
+        self._index = Index(index) if index else None
+        self.index_config = self._index.config if self._index else None
+        self.embeddings = self._index.embeddings if self._index else None
+        self._lock = threading.RLock()
+        self._views: dict[str, _View] = {}
+        # (namespace, key) -> entry of the store's own agent, for the lock-free get() HIT.
+        self._hot: dict[tuple[tuple[str, ...], str], _Entry] = {}
+        self._valid: set[tuple[str, ...]] = set()  # namespaces _validate_namespace admitted
+        self._own: _View | None = None  # the view of the store's agent, once attached
+        self._keys: dict[tuple[tuple[str, ...], str], str] = {}
+        self._ns_order: dict[tuple[str, ...], int] = {}
+        # The get() fast path caches by (namespace, key): only when the agent is fixed by them.
+        self._hot_ok = agent_from_config is None
+        self._closed = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def setup(self) -> None:
+        """Attach the store's agent now (it is attached on first use otherwise), so that an
+        ``AgentBusy`` shows at start-up. The segment exists from the constructor on; the name
+        is that of the SQL stores' ``setup()``, so code written for them runs unchanged."""
+        with self._lock:
+            self._open()
+            if not self.agent_from_namespace:
+                self._view(self.agent_name)
+
+    def close(self, *, destroy: bool = False) -> None:
+        """Release this store's agents (detached when no other store of the process uses
+        them); with ``destroy``, also remove the segment's name (processes that have it open
+        keep using it). Idempotent."""
+        with self._lock:
+            self._hot.clear()
+            self._own = None
+            for view in self._views.values():
+                view.entries.clear()
+                _agents.release(self.segment, view.name)
+            self._views.clear()
+            self._closed = True
+        if destroy:
+            try:
+                Segment.destroy(self.segment.location)
+            except CoherenceError:
+                pass
+
+    def __enter__(self) -> "ShmStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "ShmStore":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def agent(self, name: str | None = None) -> Agent:
+        """The native ``Agent`` this store acts as (``name``: another agent, attached on
+        first use)."""
+        with self._lock:
+            return self._view(name if name is not None else self.agent_name).agent
+
+    def is_current(self, namespace: tuple[str, ...], key: str) -> bool:
+        """Whether the acting agent's copy of the item is current: its next ``get`` would be
+        a HIT. ``False`` if it never read the item or a peer wrote it since."""
+        with self._lock:
+            view, scope = self._address(tuple(namespace))
+            return view.agent.check(self._akey(scope, key)).is_current
+
+    def wait_for(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        *,
+        since: int = 0,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Block until the item's version exceeds ``since`` (0: until it exists); the new
+        version, or ``None`` on timeout. Sleeps in the kernel across processes with the GIL
+        released; Ctrl-C interrupts it. Waits for an item never written yet by polling."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            view, scope = self._address(tuple(namespace))
+            akey = self._akey(scope, key)
+            agent = view.agent
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return agent.wait_changed(akey, since, timeout=left)
+            except NotFound:
+                if left is not None and left <= 0:
+                    return None
+                time.sleep(0.005 if left is None else min(0.005, left))
+
+    # ---------------------------------------------------------------- BaseStore
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Execute ``ops`` as ``InMemoryStore`` does: reads (gets, searches, listings) in
+        order against the state before the batch, then its writes (the last write of an item
+        wins)."""
+        ops = list(ops)
+        queries, vectors = self._embed(ops)
+        return self._run(ops, queries, vectors)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """``batch`` with the embeddings' async API; the store's own work is a few
+        microseconds of lock-free reads per item, run inline."""
+        ops = list(ops)
+        queries, vectors = await self._aembed(ops)
+        return self._run(ops, queries, vectors)
+
+    def get(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        *,
+        refresh_ttl: bool | None = None,
+    ) -> Item | None:
+        """The item at ``(namespace, key)``, or ``None``. A HIT (the agent's copy is current)
+        returns the decoded item after two atomic loads; a MISS fetches and decodes the
+        current version. Same contract as ``BaseStore.get``."""
+        try:
+            entry = self._hot.get((namespace, key))
+        except TypeError:  # an unhashable (list) namespace
+            entry = None
+        if entry is not None:
+            cached, snap = entry.cached, entry.snap
+            if cached is not None and snap is not None:
+                try:
+                    version = cached.poll()  # lock-free HIT: one native call
+                    if version == snap[0] and snap[2] is not None:
+                        return snap[2]
+                    with self._lock:  # a MISS fetched the current version into the copy
+                        if entry.snap is snap and not self._closed:
+                            found = self._snap(entry.view, entry, version or cached.version)
+                            scope = namespace[1:] if self.agent_from_namespace else namespace
+                            if found[1].namespace == scope and found[1].key == key:
+                                return found[2]
+                except NotFound:
+                    pass  # deleted: handled below
+        with self._lock:
+            self._open()
+            namespace = tuple(namespace)
+            view, scope = self._address(namespace)
+            return self._get(view, scope, str(key))
+
+    def put(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Any = None,
+        *,
+        ttl: Any = NOT_PROVIDED,
+    ) -> None:
+        """Write an item, conditional on the acting agent's view (``Conflict`` if it read an
+        older version than the current one). Same contract as ``BaseStore.put``."""
+        if type(namespace) is not tuple:
+            namespace = tuple(namespace)
+        if namespace not in self._valid:
+            _validate_namespace(namespace)
+            if len(self._valid) < 10_000:
+                self._valid.add(namespace)
+        if ttl is not NOT_PROVIDED and ttl is not None:
+            raise NotImplementedError("TTL is not supported by ShmStore; use ttl=None")
+        vectors = None
+        if self._index is not None:
+            texts = self._index.texts(value, index)  # type: ignore[arg-type]
+            if texts:
+                embedded = self._index.embeddings.embed_documents(texts)
+                self._index.check(embedded)
+                vectors = pack(embedded)
+        if type(key) is not str:
+            key = str(key)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this ShmStore was closed")
+            own = self._own
+            if own is not None:
+                # The common rewrite: the store's agent holds this item through this store.
+                akey = self._keys.get((namespace, key))
+                entry = own.entries.get(akey) if akey is not None else None
+                if entry is not None and entry.snap is not None and not entry.tomb:
+                    self._rewrite(own, entry, akey, namespace, key, value, vectors)  # type: ignore[arg-type]
+                    return
+            view, scope = self._address(namespace)
+            self._put(view, scope, namespace, key, value, vectors)
+
+    def delete(self, namespace: tuple[str, ...], key: str) -> None:
+        """Delete an item, conditional on the acting agent's view like ``put``."""
+        with self._lock:
+            self._open()
+            namespace = tuple(namespace)
+            view, scope = self._address(namespace)
+            self._delete(view, scope, namespace, str(key))
+
+    # ---------------------------------------------------------------- batches
+
+    def _embed(self, ops: list[Op]) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
+        if self._index is None:
+            return {}, {}
+        embeddings = self._index.embeddings
+        queries = {q: embeddings.embed_query(q) for q in self._queries(ops)}
+        vectors = {}
+        for i, texts in self._texts(ops).items():
+            embedded = embeddings.embed_documents(texts)
+            self._index.check(embedded)
+            vectors[i] = pack(embedded)
+        return queries, vectors
+
+    async def _aembed(
+        self, ops: list[Op]
+    ) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
+        if self._index is None:
+            return {}, {}
+        embeddings = self._index.embeddings
+        wanted = list(self._queries(ops))
+        embedded_queries = await asyncio.gather(*(embeddings.aembed_query(q) for q in wanted))
+        queries = dict(zip(wanted, embedded_queries))
+        vectors = {}
+        for i, texts in self._texts(ops).items():
+            embedded = await embeddings.aembed_documents(texts)
+            self._index.check(embedded)
+            vectors[i] = pack(embedded)
+        return queries, vectors
+
+    @staticmethod
+    def _queries(ops: list[Op]) -> set[str]:
+        return {op.query for op in ops if isinstance(op, SearchOp) and op.query}
+
+    def _texts(self, ops: list[Op]) -> dict[int, list[str]]:
+        """The texts to embed, by the index of the put that writes them."""
+        assert self._index is not None
+        texts = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp) and op.value is not None:
+                found = self._index.texts(op.value, op.index)
+                if found:
+                    texts[i] = found
+        return texts
+
+    def _run(
+        self,
+        ops: list[Op],
+        queries: dict[str, list[float]],
+        vectors: dict[int, bytes | None],
+    ) -> list[Result]:
+        with self._lock:
+            self._open()
+            results: list[Result] = []
+            writes: dict[tuple[tuple[str, ...], str], int] = {}
+            for i, op in enumerate(ops):
+                if isinstance(op, GetOp):
+                    namespace = tuple(op.namespace)
+                    view, scope = self._address(namespace)
+                    results.append(self._get(view, scope, str(op.key)))
+                elif isinstance(op, SearchOp):
+                    results.append(self._search(op, queries.get(op.query) if op.query else None))
+                elif isinstance(op, ListNamespacesOp):
+                    results.append(self._list_namespaces(op))
+                elif isinstance(op, PutOp):
+                    if op.ttl is not None:
+                        warnings.warn(
+                            "ShmStore does not expire items: ttl is ignored",
+                            UserWarning,
+                            stacklevel=3,
+                        )
+                    writes.pop((tuple(op.namespace), str(op.key)), None)
+                    writes[(tuple(op.namespace), str(op.key))] = i
+                    results.append(None)
+                else:
+                    raise ValueError(f"Unknown operation type: {type(op)}")
+            for i in writes.values():
+                op = ops[i]
+                namespace = tuple(op.namespace)
+                view, scope = self._address(namespace)
+                if op.value is None:
+                    self._delete(view, scope, namespace, str(op.key))
+                else:
+                    self._put(view, scope, namespace, str(op.key), op.value, vectors.get(i))
+            return results
+
+    # ---------------------------------------------------------------- addressing
+
+    def _open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ShmStore was closed")
+
+    def _view(self, name: str) -> _View:
+        view = self._views.get(name)
+        if view is None:
+            view = _View(name, _agents.acquire(self.segment, name, self.strategy))
+            self._views[name] = view
+        return view
+
+    def _address(self, namespace: tuple[str, ...]) -> tuple[_View, tuple[str, ...]]:
+        """The view that acts on ``namespace`` and the namespace as stored."""
+        own = self._own
+        if own is not None:
+            return own, namespace
+        if self.agent_from_namespace:
+            if len(namespace) < 2:
+                raise ValueError(
+                    "with agent_from_namespace=True a namespace is (agent, scope...), at least "
+                    f"2 labels; got {namespace!r}"
+                )
+            return self._view(namespace[0]), namespace[1:]
+        view = self._view(self._acting())
+        if self.agent_from_config is None:
+            self._own = view  # the agent is fixed: skip the lookup from now on
+        return view, namespace
+
+    def _acting(self) -> str:
+        """The agent of the current run: ``configurable[agent_from_config]`` inside a run
+        that sets it, the store's agent otherwise."""
+        if self.agent_from_config is not None:
+            try:
+                from langgraph.config import get_config
+
+                name = get_config().get("configurable", {}).get(self.agent_from_config)
+            except (RuntimeError, ImportError):  # outside a run
+                name = None
+            if name:
+                return str(name)
+        return self.agent_name
+
+    def _shown(self, view: _View, scope: tuple[str, ...]) -> tuple[str, ...]:
+        """The namespace an item of ``scope`` has, as ``view``'s agent sees it."""
+        return (view.name,) + scope if self.agent_from_namespace else scope
+
+    def _akey(self, scope: tuple[str, ...], key: str) -> str:
+        akey = self._keys.get((scope, key))
+        if akey is None:
+            akey = artifact_key(self.prefix, scope, key)
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            self._keys[(scope, key)] = akey
+        return akey
+
+    # ---------------------------------------------------------------- reads
+
+    def _read(self, view: _View, akey: str) -> tuple[int, Doc, Item] | None:
+        """The current version of ``akey`` as ``view`` sees it, decoded; ``None`` if it was
+        never written or is deleted."""
+        entry = view.entries.get(akey)
+        if entry is None or entry.cached is None:
+            if view.agent.check(akey).current == 0:
+                return None  # never written: no directory line is made for a miss
+            if entry is None:
+                entry = _Entry(view)
+                view.entries[akey] = entry
+            entry.cached = view.agent.cached(akey)
+        cached = entry.cached
+        try:
+            version = cached.poll() or cached.version
+        except NotFound:
+            entry.snap = None
+            entry.tomb = view.agent.check(akey).current
+            return None
+        return self._snap(view, entry, version)
+
+    def _snap(self, view: _View, entry: _Entry, version: int) -> tuple[int, Doc, Item]:
+        """The entry's (version, doc, item) for ``version``, the version its copy holds:
+        decoded only if it is not the one decoded or written last."""
+        snap = entry.snap
+        if snap is not None and snap[0] == version:
+            if snap[2] is not None:
+                return snap  # type: ignore[return-value]
+            doc = snap[1]
+            done = (version, doc, _item(doc, self._shown(view, doc.namespace)))
+            entry.snap = done
+            return done
+        cached = entry.cached
+        assert cached is not None
+        try:
+            doc = self._codec.decode(cached.data)
+        except ValueError as error:
+            raise CoherenceError(
+                f"artifact {cached.key!r} does not hold a store item: {error}"
+            ) from None
+        created = None  # the same life as the version decoded before: its created_at, if made
+        if snap is not None and snap[2] is not None and snap[1].created_us == doc.created_us:
+            created = snap[2]._created  # type: ignore[union-attr]
+        shown = (view.name,) + doc.namespace if self.agent_from_namespace else doc.namespace
+        done = (version, doc, _item(doc, shown, created))
+        entry.snap = done
+        entry.tomb = 0
+        if doc.namespace not in self._ns_order:
+            self._ns_order[doc.namespace] = doc.ns_order
+        return done
+
+    def _get(self, view: _View, scope: tuple[str, ...], key: str) -> Item | None:
+        akey = self._akey(scope, key)
+        snap = self._read(view, akey)
+        if snap is None:
+            return None
+        doc = snap[1]
+        if (doc.namespace, doc.key) != (scope, key):
+            raise CoherenceError(
+                f"artifact {akey!r} holds item {doc.key!r} of namespace {doc.namespace!r}, not "
+                f"{key!r} of {scope!r}: a key-hash collision or a foreign writer"
+            )
+        if self._hot_ok:
+            shown = self._shown(view, scope)
+            if len(self._hot) > 100_000:
+                self._hot.clear()
+            self._hot[(shown, key)] = view.entries[akey]
+        return snap[2]
+
+    def _candidates(self, scope: tuple[str, ...]) -> list[str]:
+        """Artifact keys that may hold items of namespaces starting with ``scope``."""
+        text = scope_text(self.prefix, scope)
+        keys = self.segment.list(text)
+        if len(text.encode()) > HASHED_BUDGET:
+            hashed = self.segment.list(kept_labels(self.prefix, scope) + "#")
+            keys = sorted(set(keys) | set(hashed))
+        return keys
+
+    def _search(self, op: SearchOp, query: Sequence[float] | None) -> list[SearchItem]:
+        prefix = tuple(op.namespace_prefix)
+        if self.agent_from_namespace and not prefix:
+            return self._search_observed(op)
+        if self.agent_from_namespace:  # (agent,) alone searches every scope as that agent
+            view, scope = self._view(prefix[0]), prefix[1:]
+        else:
+            view, scope = self._address(prefix)
+        found: list[tuple[Doc, Item]] = []
+        for akey in self._candidates(scope):
+            snap = self._read(view, akey)
+            if snap is None:
+                continue
+            doc = snap[1]
+            if doc.namespace[: len(scope)] != scope or not matches(doc.value, op.filter):
+                continue
+            found.append((doc, snap[2]))
+        return self._page(found, op, query)
+
+    def _search_observed(self, op: SearchOp) -> list[SearchItem]:
+        """A search of every namespace in ``agent_from_namespace`` mode: read by the observer,
+        each item under the agent that wrote it."""
+        found: list[tuple[Doc, Item]] = []
+        with self._observed() as observer:
+            for akey in self._candidates(()):
+                try:
+                    doc = self._codec.decode(observer.get(akey).bytes)
+                except NotFound:
+                    continue
+                if matches(doc.value, op.filter):
+                    found.append((doc, _item(doc, (doc.writer,) + doc.namespace)))
+        return self._page(found, op, None)
+
+    def _page(
+        self, found: list[tuple[Doc, Item]], op: SearchOp, query: Sequence[float] | None
+    ) -> list[SearchItem]:
+        """One page of the matches, in insertion order (namespaces in the order they were
+        first written, items in the order they were created, as ``InMemoryStore``), or ranked
+        by similarity to ``query``."""
+        ns_order = self._ns_order
+        found.sort(
+            key=lambda pair: (
+                ns_order.get(pair[0].namespace, pair[0].ns_order),
+                pair[0].namespace,
+                pair[0].item_order,
+                pair[0].key,
+            )
+        )
+        items = [
+            SearchItem(i.namespace, i.key, i.value, i.created_at, i.updated_at) for _, i in found
+        ]
+        if query is not None and self._index is not None:
+            return rank(
+                query, list(zip(items, (doc.vectors for doc, _ in found))), op.offset, op.limit
+            )
+        return items[op.offset : op.offset + op.limit]
+
+    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        conditions = tuple(op.match_conditions or ())
+        namespaces: set[tuple[str, ...]] = set()
+        if self.agent_from_namespace:
+            namespaces = self._namespaces_by_agent(conditions)
+        else:
+            view = self._view(self._acting())
+            for akey in self.segment.list(self.prefix):
+                decoded = decode(self.prefix, akey)
+                if decoded is not None:
+                    namespaces.add(decoded[0])
+                else:
+                    snap = self._read(view, akey)
+                    if snap is not None:
+                        namespaces.add(snap[1].namespace)
+        selected = [ns for ns in namespaces if all(namespace_matches(c, ns) for c in conditions)]
+        if op.max_depth is not None:
+            selected = sorted({ns[: op.max_depth] for ns in selected})
+        else:
+            selected = sorted(selected)
+        return selected[op.offset : op.offset + op.limit]
+
+    def _namespaces_by_agent(self, conditions: tuple[Any, ...]) -> set[tuple[str, ...]]:
+        """``agent_from_namespace`` listings: every namespace as the agent the prefix names
+        sees it, or, when none is named, under the agent that wrote it."""
+        agent = next(
+            (
+                c.path[0]
+                for c in conditions
+                if c.match_type == "prefix" and len(c.path) > 0 and c.path[0] != "*"
+            ),
+            None,
+        )
+        keys = self.segment.list(self.prefix)
+        namespaces: set[tuple[str, ...]] = set()
+        if agent is not None:
+            view = self._view(agent)
+            for akey in keys:
+                decoded = decode(self.prefix, akey)
+                if decoded is not None:
+                    namespaces.add((agent,) + decoded[0])
+                elif (snap := self._read(view, akey)) is not None:
+                    namespaces.add((agent,) + snap[1].namespace)
+            return namespaces
+        with self._observed() as observer:
+            for akey in keys:
+                try:
+                    doc = self._codec.decode(observer.get(akey).bytes)
+                except NotFound:
+                    continue
+                namespaces.add((doc.writer,) + doc.namespace)
+        return namespaces
+
+    @contextmanager
+    def _observed(self) -> Iterator[Agent]:
+        """The observer agent for one operation: the process's attachment if it has one,
+        else attached for the operation (waiting up to 5 s for another process using it)."""
+        if _agents.attached(self.segment, self.observer):
+            agent = _agents.acquire(self.segment, self.observer, self.strategy)
+            try:
+                yield agent
+            finally:
+                _agents.release(self.segment, self.observer)
+            return
+        deadline = time.monotonic() + _OBSERVER_WAIT
+        pause = 0.0005
+        while True:
+            try:
+                agent = _agents.acquire(self.segment, self.observer, self.strategy)
+                break
+            except AgentBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        try:
+            yield agent
+        finally:
+            _agents.release(self.segment, self.observer)
+
+    # ---------------------------------------------------------------- writes
+
+    def _put(
+        self,
+        view: _View,
+        scope: tuple[str, ...],
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        vectors: bytes | None,
+    ) -> None:
+        akey = self._akey(scope, key)
+        agent = view.agent
+        now_ns = _stamp()
+        now = now_ns // 1000
+        created, item_order = now, now_ns
+        expected: int | None = None  # None: the core's own view-conditional put
+        entry = view.entries.get(akey)
+        if entry is not None and entry.tomb:
+            # This agent saw the item deleted: re-create it on that deletion, unless a peer
+            # wrote since (then Conflict).
+            expected = entry.tomb
+        elif entry is not None and entry.snap is not None:
+            # The version this agent last read or wrote through this store: write on exactly
+            # that version, keeping its creation; a peer's newer write makes this a Conflict.
+            expected, doc = entry.snap[0], entry.snap[1]
+            created, item_order = doc.created_us, doc.item_order
+        else:
+            check = agent.check(akey)
+            if check.current == 0:
+                expected = 0
+            elif check.held is None or check.is_current:
+                # Never read by this agent (the core admits such a first write), or read
+                # through another store of the process: carry the current version's creation
+                # over and write on it.
+                try:
+                    doc = self._codec.decode(agent.get(akey).bytes)
+                    created, item_order = doc.created_us, doc.item_order
+                except NotFound:
+                    pass  # the current version is a deletion
+                expected = agent.check(akey).current
+            # else: a stale view; the core refuses the put below with Conflict.
+        ns_order = self._namespace_order(view, scope, now_ns)
+        data = self._codec.encode(
+            scope, key, view.name, created, now, ns_order, item_order, value, vectors
+        )
+        try:
+            if expected is None:
+                version = agent.put(akey, data)
+            else:
+                version = agent.put_if(akey, expected, data)
+        except Conflict as error:
+            if entry is not None and entry.snap is not None and agent.check(akey).is_current:
+                # As in _rewrite: the agent's view, through another store, is current.
+                entry.snap = None
+                self._put(view, scope, namespace, key, value, vectors)
+                return
+            raise _conflict(error, namespace, key, view.name) from None
+        except CoherenceError as error:
+            error.namespace = namespace  # type: ignore[attr-defined]
+            error.item_key = key  # type: ignore[attr-defined]
+            raise
+        if entry is None:
+            entry = _Entry(view)
+            view.entries[akey] = entry
+        entry.tomb = 0
+        if entry.cached is None:
+            entry.cached = agent.cached(akey)
+        # The version just written is what this agent holds: its next read fetches the bytes
+        # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
+        entry.snap = (
+            version,
+            make_doc(
+                (FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)
+            ),
+            None,
+        )
+
+    def _rewrite(
+        self,
+        view: _View,
+        entry: _Entry,
+        akey: str,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        vectors: bytes | None,
+    ) -> None:
+        """``_put``'s first case alone (the agent wrote or read the item through this store):
+        write on exactly the version it holds, keeping the item's creation and places."""
+        version, doc, _ = entry.snap  # type: ignore[misc]
+        now = _stamp() // 1000
+        data = self._codec.encode(
+            namespace,
+            key,
+            view.name,
+            doc.created_us,
+            now,
+            doc.ns_order,
+            doc.item_order,
+            value,
+            vectors,
+        )
+        try:
+            version = view.agent.put_if(akey, version, data)
+        except Conflict as error:
+            if view.agent.check(akey).is_current:
+                # Another store of this process, acting as the same agent, read or wrote a
+                # newer version: the agent's view is current, so the write is not stale.
+                entry.snap = None
+                self._put(view, namespace, namespace, key, value, vectors)
+                return
+            raise _conflict(error, namespace, key, view.name) from None
+        entry.snap = (
+            version,
+            make_doc(
+                (
+                    FORMAT,
+                    namespace,
+                    key,
+                    view.name,
+                    doc.created_us,
+                    now,
+                    doc.ns_order,
+                    doc.item_order,
+                    value,
+                    vectors,
+                )
+            ),
+            None,
+        )
+
+    def _namespace_order(self, view: _View, scope: tuple[str, ...], now: int) -> int:
+        """The insertion stamp of namespace ``scope``: that of its items if it has any (known
+        to this process or read from one of them), ``now`` for a new namespace."""
+        known = self._ns_order.get(scope)
+        if known is not None:
+            return known
+        text = scope_text(self.prefix, scope)
+        for akey in self.segment.list(text):
+            decoded = decode(self.prefix, akey)
+            if decoded is not None and decoded[0] != scope:
+                continue
+            snap = self._read(view, akey)
+            if snap is not None and snap[1].namespace == scope:
+                return self._ns_order.setdefault(scope, snap[1].ns_order)
+        self._ns_order[scope] = now
+        return now
+
+    def _delete(
+        self, view: _View, scope: tuple[str, ...], namespace: tuple[str, ...], key: str
+    ) -> None:
+        akey = self._akey(scope, key)
+        try:
+            version = view.agent.delete(akey)
+        except NotFound:
+            return  # never written, or deleted already: nothing to do (as InMemoryStore)
+        except Conflict as error:
+            raise _conflict(error, namespace, key, view.name) from None
+        entry = view.entries.get(akey)
+        if entry is None:
+            entry = _Entry(view)
+            view.entries[akey] = entry
+        entry.snap = None
+        entry.tomb = version
+
+
+def _conflict(error: Conflict, namespace: tuple[str, ...], key: str, agent: str) -> Conflict:
+    """The core's ``Conflict`` restated for the store: it names the namespace and key."""
+    current, yours = getattr(error, "current", None), getattr(error, "yours", None)
+    conflict = Conflict(
+        f"item {key!r} in namespace {namespace!r} was written by another agent (now version "
+        f"{current}) since agent {agent!r} read version {yours}; nothing was written. Read the "
+        "item again (get) and write on what it holds now."
+    )
+    conflict.key = getattr(error, "key", None)  # type: ignore[attr-defined]
+    conflict.current = current  # type: ignore[attr-defined]
+    conflict.yours = yours  # type: ignore[attr-defined]
+    conflict.namespace = namespace  # type: ignore[attr-defined]
+    conflict.item_key = key  # type: ignore[attr-defined]
+    return conflict
