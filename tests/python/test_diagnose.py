@@ -110,6 +110,7 @@ SUB = "subgraph.py"
 H = "hidden_store.py"
 C = "command_lambda.py"
 HE = "helpers.py"
+FN = "factory_nodes.py"
 
 EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     "refactor_safe.py": set(),
@@ -253,6 +254,18 @@ EXPECTED: dict[str, set[tuple[Any, ...]]] = {
             "store:specs/core/current",
             site("scout", HE, "get_store().get(ns"),
             site("editor", HE, "get_store().put("),
+            None,
+            None,
+            None,
+            ("static",),
+        ),
+    },
+    FN: {
+        (
+            "parallel-read-write",
+            "state:plan",
+            site("review", FN, "return {target:"),
+            site("draft", FN, "return {target:"),
             None,
             None,
             None,

@@ -9,8 +9,8 @@ The analysis walks the function's syntax tree (``ast``), never runs it:
 - the store is a parameter named ``store`` (or annotated ``BaseStore``), ``runtime.store``,
   ``config["store"]`` or a name bound to ``get_store()``; ``get``/``search`` read and
   ``put``/``delete`` write (``a``-prefixed async forms too). A namespace element or key that
-  is not a literal, a local bound to one or a module constant is ``*`` (a namespace that is
-  not even a tuple literal is ``**``, any number of elements);
+  is not a literal, a local bound to one, a module constant or a closure variable is ``*`` (a
+  namespace that is not even a tuple literal is ``**``, any number of elements);
 - a call to one of the user's own plain functions (not the standard library's, an installed
   package's or a method) is followed, up to `MAX_DEPTH` calls deep, with the state and store
   bound to the parameters they are passed as: its reads and store writes are the node's, and
@@ -142,6 +142,8 @@ class _Visitor(ast.NodeVisitor):
             if n.id in self.locals:
                 return self.locals[n.id]
             value = self.globals.get(n.id)
+            if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+                return None
             return value if isinstance(value, (str, tuple)) else None
         if isinstance(n, (ast.Tuple, ast.List)):
             return tuple(self.const(e) for e in n.elts)
@@ -319,6 +321,17 @@ class _Visitor(ast.NodeVisitor):
     # Nested functions and lambdas are part of the node's code: they are visited too.
 
 
+def _names(func: Any) -> dict[str, Any]:
+    """The module globals and closure variables ``func`` sees (a node made by a factory reads
+    the channel names it was made with from its closure)."""
+    names = dict(getattr(func, "__globals__", {}))
+    try:
+        names.update(inspect.getclosurevars(func).nonlocals)
+    except (TypeError, ValueError):
+        pass
+    return names
+
+
 def _call_name(n: ast.Call) -> str | None:
     if isinstance(n.func, ast.Name):
         return n.func.id
@@ -371,7 +384,7 @@ def _analyse(
             annotation = ast.unparse(a.annotation) if a.annotation is not None else ""
             if a.arg == "store" or "BaseStore" in annotation:
                 store_params.add(a.arg)
-    visitor = _Visitor(node, file, offset, state, getattr(func, "__globals__", {}))
+    visitor = _Visitor(node, file, offset, state, _names(func))
     visitor.store_names |= store_params
     visitor.depth, visitor.seen = depth, seen
     visitor.visit(tree)
