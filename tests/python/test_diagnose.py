@@ -112,167 +112,71 @@ C = "command_lambda.py"
 HE = "helpers.py"
 FN = "factory_nodes.py"
 
+def risk(
+    kind: str,
+    artifact: str,
+    *,
+    writer: str,
+    reader: str | None = None,
+    earlier: str | None = None,
+    via: str | None = None,
+    consumer: str | None = None,
+    found_by: tuple[str, ...] = ("static",),
+) -> tuple[Any, ...]:
+    """One expected finding, in the shape `findings` gives."""
+    return (kind, artifact, reader, writer, earlier, via, consumer, found_by)
+
+
+PRW, STALE, BLIND = "parallel-read-write", "stale-use", "blind-overwrite"
+COUNT = 'return {"count": state["count"]'  # the worker's read and write of the count
+FIRST, LAM, SECOND = "return Command(update=", "lambda s: {", 'return {"b": state["a"]}'
+
 EXPECTED: dict[str, set[tuple[Any, ...]]] = {
     "refactor_safe.py": set(),
     "router_safe.py": set(),
     F: {
-        (
-            "parallel-read-write",
-            "state:draft",
-            site("reviewer", F, "reviewed {state['draft']}"),
-            site("editor", F, 'return {"draft": state["draft"] + ", edited"}'),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
+        risk(PRW, "state:draft", reader=site("reviewer", F, "reviewed {state['draft']}"),
+             writer=site("editor", F, 'return {"draft": state["draft"] + ", edited"}')),
     },
     S: {
-        (
-            "parallel-read-write",
-            "state:count",
-            site("worker", S, 'return {"count": state["count"]'),
-            site("worker", S, 'return {"count": state["count"]'),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
-        (
-            "blind-overwrite",
-            "state:count",
-            None,
-            site("worker", S, 'return {"count": state["count"]'),
-            site("worker", S, 'return {"count": state["count"]'),
-            None,
-            None,
-            ("static",),
-        ),
+        risk(PRW, "state:count", reader=site("worker", S, COUNT), writer=site("worker", S, COUNT)),
+        risk(BLIND, "state:count", writer=site("worker", S, COUNT),
+             earlier=site("worker", S, COUNT)),
     },
     T: {
-        (
-            "stale-use",
-            "store:task/spec",
-            site("read_spec", T, 'get_store().get(TASK, "spec")'),
-            site("revise", T, "get_store().put(TASK"),
-            None,
-            "state:plan",
-            site("commit", T, "committed {state['plan']}"),
-            ("static",),
-        ),
+        risk(STALE, "store:task/spec", reader=site("read_spec", T, 'get_store().get(TASK, "spec")'),
+             writer=site("revise", T, "get_store().put(TASK"), via="state:plan",
+             consumer=site("commit", T, "committed {state['plan']}")),
     },
     B: {
-        (
-            "blind-overwrite",
-            "state:summary",
-            None,
-            site("polish", B, "a polished note"),
-            site("draft", B, 'return {"summary": f"about'),
-            None,
-            None,
-            ("static",),
-        ),
+        risk(BLIND, "state:summary", writer=site("polish", B, "a polished note"),
+             earlier=site("draft", B, 'return {"summary": f"about')),
     },
     SUB: {
-        (
-            "parallel-read-write",
-            "state:brief",
-            site("research", SUB, "facts for {state['brief']}"),
-            site("rewrite", SUB, 'return {"brief"'),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
+        risk(PRW, "state:brief", reader=site("research", SUB, "facts for {state['brief']}"),
+             writer=site("rewrite", SUB, 'return {"brief"')),
         # Inside the subgraph, its nodes named parent/child.
-        (
-            "blind-overwrite",
-            "state:facts",
-            None,
-            site("research/tally", SUB, '"facts": "counted"'),
-            site("research/gather", SUB, "facts for {state['brief']}"),
-            None,
-            None,
-            ("static",),
-        ),
+        risk(BLIND, "state:facts", writer=site("research/tally", SUB, '"facts": "counted"'),
+             earlier=site("research/gather", SUB, "facts for {state['brief']}")),
     },
     C: {
-        (
-            "parallel-read-write",
-            "state:a",
-            site("lam", C, "lambda s: {"),
-            site("first", C, "return Command(update="),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
-        (
-            "parallel-read-write",
-            "state:b",
-            site("first", C, "return Command(update="),
-            site("lam", C, "lambda s: {"),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
-        (
-            "blind-overwrite",
-            "state:b",
-            None,
-            site("second", C, 'return {"b": state["a"]}'),
-            site("lam", C, "lambda s: {"),
-            None,
-            None,
-            ("static",),
-        ),
-        (
-            "stale-use",
-            "state:b",
-            site("first", C, "return Command(update="),
-            site("lam", C, "lambda s: {"),
-            None,
-            "state:a",
-            site("second", C, 'return {"b": state["a"]}'),
-            ("static",),
-        ),
+        risk(PRW, "state:a", reader=site("lam", C, LAM), writer=site("first", C, FIRST)),
+        risk(PRW, "state:b", reader=site("first", C, FIRST), writer=site("lam", C, LAM)),
+        risk(BLIND, "state:b", writer=site("second", C, SECOND), earlier=site("lam", C, LAM)),
+        risk(STALE, "state:b", reader=site("first", C, FIRST), writer=site("lam", C, LAM),
+             via="state:a", consumer=site("second", C, SECOND)),
     },
     HE: {
-        (
-            "parallel-read-write",
-            "state:draft",
-            site("scout", HE, "draft: {s['draft']}"),
-            site("editor", HE, 'return {"draft"'),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
-        (
-            "parallel-read-write",
-            "store:specs/core/current",
-            site("scout", HE, "get_store().get(ns"),
-            site("editor", HE, "get_store().put("),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
+        risk(PRW, "state:draft", reader=site("scout", HE, "draft: {s['draft']}"),
+             writer=site("editor", HE, 'return {"draft"')),
+        risk(PRW, "store:specs/core/current", reader=site("scout", HE, "get_store().get(ns"),
+             writer=site("editor", HE, "get_store().put(")),
     },
     FN: {
-        (
-            "parallel-read-write",
-            "state:plan",
-            site("review", FN, "return {target:"),
-            site("draft", FN, "return {target:"),
-            None,
-            None,
-            None,
-            ("static",),
-        ),
+        risk(PRW, "state:plan", reader=site("review", FN, "return {target:"),
+             writer=site("draft", FN, "return {target:")),
     },
-    H: set(),  # the read goes through a helper the source analysis does not follow
+    H: set(),  # the reads go through methods, which the source analysis does not follow
 }
 
 
@@ -302,26 +206,11 @@ def test_the_run_sees_what_the_source_hides(tmp_path: Path) -> None:
     status, report, _ = run_json(tmp_path, f"{H}:build_graph", "--input", '{"team": "core"}')
     assert status == 1 and report["dynamic"] is True
     assert findings(report) == {
-        (
-            "parallel-read-write",
-            "store:specs/core/current",
-            site("scout", H, 'return store.get(ns, "current")'),
-            site("planner", H, "get_store().put("),
-            None,
-            None,
-            None,
-            ("dynamic",),
-        ),
-        (
-            "parallel-read-write",
-            "state:notes",
-            site("scout", H, 'return state.get("notes", "")'),
-            site("planner", H, 'return {"notes"'),
-            None,
-            None,
-            None,
-            ("dynamic",),
-        ),
+        risk(PRW, "store:specs/core/current",
+             reader=site("scout", H, 'return store.get(ns, "current")'),
+             writer=site("planner", H, "get_store().put("), found_by=("dynamic",)),
+        risk(PRW, "state:notes", reader=site("scout", H, 'return state.get("notes", "")'),
+             writer=site("planner", H, 'return {"notes"'), found_by=("dynamic",)),
     }
 
 
