@@ -137,6 +137,11 @@ pub enum Command {
     /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
     #[command(hide = true)]
     DemoRole(crate::commands::demo::RoleArgs),
+    /// Keep coding-agent sessions (Claude Code, Codex CLI) coherent on the files they edit:
+    /// `ccs hook install`, then every session's edit from a stale read is denied.
+    ///
+    /// See docs/coding-agents.md.
+    Hook(crate::hook::HookArgs),
 }
 
 /// `ccs watch`.
