@@ -602,3 +602,22 @@ fn install_merges_with_existing_settings() {
     .expect("JSON");
     assert_eq!(after, original);
 }
+
+#[test]
+fn bench_hook_runs_the_story() {
+    let out = Command::new(CCS)
+        .args(["bench", "hook", "--rounds", "2"])
+        .output()
+        .expect("run ccs bench hook");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ccs hook claude-code"))
+        .unwrap_or_else(|| panic!("no result line in {text}"));
+    assert!(line.contains(" 14 ") && line.ends_with("2/2"), "{line}");
+}
