@@ -105,6 +105,57 @@ fn call(command: &mut Command, event: &Value) -> Result<(u64, String), CliError>
     Ok((elapsed, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
+/// The hook points of the story, as each side names its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Point {
+    PreRead,
+    PostRead,
+    PreEdit,
+    PostEdit,
+}
+
+impl Point {
+    fn event(self, scratch: &Scratch, session: &str) -> Value {
+        let (name, tool) = match self {
+            Point::PreRead => ("PreToolUse", "Read"),
+            Point::PostRead => ("PostToolUse", "Read"),
+            Point::PreEdit => ("PreToolUse", "Edit"),
+            Point::PostEdit => ("PostToolUse", "Edit"),
+        };
+        scratch.event(session, name, tool)
+    }
+}
+
+/// Run the story `rounds` times; `hook` makes the command for a hook point (`None`: the side
+/// has no hook there). Returns the samples and how many of the stale edits were denied.
+fn story(
+    scratch: &Scratch,
+    rounds: u32,
+    hook: impl Fn(Point) -> Option<Command>,
+) -> Result<(Vec<u64>, u32), CliError> {
+    let mut samples = Vec::new();
+    let mut denials = 0;
+    let mut run = |point: Point, session: &str| -> Result<String, CliError> {
+        let Some(mut command) = hook(point) else {
+            return Ok(String::new());
+        };
+        let (ns, out) = call(&mut command, &point.event(scratch, session))?;
+        samples.push(ns);
+        Ok(out)
+    };
+    for round in 0..rounds {
+        for session in ["executor", "planner"] {
+            run(Point::PreRead, session)?;
+            run(Point::PostRead, session)?;
+        }
+        run(Point::PreEdit, "planner")?;
+        scratch.write(&format!("fn sign_in_{round}() {{}}\n"))?;
+        run(Point::PostEdit, "planner")?;
+        denials += u32::from(run(Point::PreEdit, "executor")?.contains("\"deny\""));
+    }
+    Ok((samples, denials))
+}
+
 /// One side's result.
 struct Side {
     name: &'static str,
@@ -128,35 +179,9 @@ fn native(rounds: u32) -> Result<Side, CliError> {
             .env("CCS_HOOK_SEGMENT", &segment);
         command
     };
-    let mut samples = Vec::new();
-    let mut denials = 0;
-    let result = (|| {
-        for round in 0..rounds {
-            for session in ["executor", "planner"] {
-                for name in ["PreToolUse", "PostToolUse"] {
-                    samples.push(call(&mut hook(), &scratch.event(session, name, "Read"))?.0);
-                }
-            }
-            samples.push(call(&mut hook(), &scratch.event("planner", "PreToolUse", "Edit"))?.0);
-            scratch.write(&format!("fn sign_in_{round}() {{}}\n"))?;
-            samples.push(
-                call(
-                    &mut hook(),
-                    &scratch.event("planner", "PostToolUse", "Edit"),
-                )?
-                .0,
-            );
-            let (ns, out) = call(
-                &mut hook(),
-                &scratch.event("executor", "PreToolUse", "Edit"),
-            )?;
-            samples.push(ns);
-            denials += u32::from(out.contains("\"deny\""));
-        }
-        Ok::<(), CliError>(())
-    })();
+    let result = story(&scratch, rounds, |_| Some(hook()));
     let _ = agent_coherence::Segment::destroy(&segment);
-    result?;
+    let (mut samples, denials) = result?;
     Ok(Side {
         name: "ccs hook claude-code",
         summary: summarize(&mut samples),
@@ -192,28 +217,17 @@ fn python(bin: &Path, rounds: u32) -> Result<Side, CliError> {
         command.arg(subcommand).current_dir(&scratch.root);
         command
     };
-    let mut samples = Vec::new();
-    let mut denials = 0;
-    let result = (|| {
-        for round in 0..rounds {
-            for session in ["executor", "planner"] {
-                let read = scratch.event(session, "PreToolUse", "Read");
-                samples.push(call(&mut client("pre-read"), &read)?.0);
-            }
-            let edit = scratch.event("planner", "PreToolUse", "Edit");
-            samples.push(call(&mut client("pre-edit"), &edit)?.0);
-            scratch.write(&format!("fn sign_in_{round}() {{}}\n"))?;
-            let post = scratch.event("planner", "PostToolUse", "Edit");
-            samples.push(call(&mut client("post-edit"), &post)?.0);
-            let stale = scratch.event("executor", "PreToolUse", "Edit");
-            let (ns, out) = call(&mut client("pre-edit"), &stale)?;
-            samples.push(ns);
-            denials += u32::from(out.contains("\"deny\""));
-        }
-        Ok::<(), CliError>(())
-    })();
+    let result = story(&scratch, rounds, |point| {
+        let subcommand = match point {
+            Point::PreRead => "pre-read",
+            Point::PostRead => return None,
+            Point::PreEdit => "pre-edit",
+            Point::PostEdit => "post-edit",
+        };
+        Some(client(subcommand))
+    });
     stop_coordinator(&scratch.root);
-    result?;
+    let (mut samples, denials) = result?;
     Ok(Side {
         name: "agent-coherence hook client + coordinator",
         summary: summarize(&mut samples),
