@@ -621,3 +621,60 @@ fn bench_hook_runs_the_story() {
         .unwrap_or_else(|| panic!("no result line in {text}"));
     assert!(line.contains(" 14 ") && line.ends_with("2/2"), "{line}");
 }
+
+#[test]
+fn worktrees_of_one_repository_share_the_segment_not_the_files() {
+    let repo = Repo::new("worktrees");
+    repo.write("src/a.rs", "main\n");
+    // A linked worktree as `git worktree add` lays it out.
+    let linked = repo.root.join("linked");
+    std::fs::create_dir_all(repo.path(".git/worktrees/feature")).expect("gitdir");
+    std::fs::write(repo.path(".git/worktrees/feature/commondir"), "../..\n").expect("commondir");
+    std::fs::create_dir_all(linked.join("src")).expect("worktree");
+    let gitdir = format!(
+        "gitdir: {}\n",
+        repo.path(".git/worktrees/feature").display()
+    );
+    std::fs::write(linked.join(".git"), gitdir).expect(".git file");
+    std::fs::write(linked.join("src/a.rs"), "feature\n").expect("file");
+
+    repo.read_as("s-main", None, "src/a.rs");
+    repo.read_as("s-feature", None, "linked/src/a.rs");
+    repo.edit_as("s-feature", None, "linked/src/a.rs", "feature, edited\n");
+    // The main worktree's file is another file: its reader may still edit it.
+    assert_eq!(repo.try_edit("s-main", None, "Edit", "src/a.rs"), None);
+    let list = repo.ccs(&["list", &repo.segment]);
+    assert_eq!(list, "@feature/src/a.rs\nsrc/a.rs\n");
+    let out = Command::new(CCS)
+        .args(["hook", "where"])
+        .current_dir(&linked)
+        .output()
+        .expect("ccs hook where");
+    let main = Command::new(CCS)
+        .args(["hook", "where"])
+        .current_dir(&repo.root)
+        .output()
+        .expect("ccs hook where");
+    assert!(out.status.success() && !out.stdout.is_empty());
+    assert_eq!(out.stdout, main.stdout, "one segment per repository");
+}
+
+#[test]
+fn codex_apply_patch_is_checked_like_an_edit() {
+    let repo = Repo::new("codex");
+    repo.write("src/a.rs", "a\n");
+    repo.read_as("claude", None, "src/a.rs");
+    repo.edit_as("claude", None, "src/a.rs", "a, edited\n");
+    let patch = |body: &str| {
+        json!({ "session_id": "codex-1", "cwd": repo.root, "hook_event_name": "PreToolUse",
+                "tool_name": "apply_patch",
+                "tool_input": { "command": format!("*** Begin Patch\n{body}*** End Patch\n") } })
+    };
+    let update = repo.hook(&patch("*** Update File: src/a.rs\n@@\n-a\n+b\n"));
+    assert_eq!(
+        update.denial().as_deref(),
+        Some("ccs: src/a.rs was not read in this session. Read it first, then make the edit.")
+    );
+    repo.hook(&patch("*** Add File: src/new.rs\n+new\n"))
+        .quiet();
+}
