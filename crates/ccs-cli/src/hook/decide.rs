@@ -177,7 +177,7 @@ pub fn after_read(agent: &Agent, key: &str, path: &Path, file: &str) -> Result<O
         if recorded.is_some_and(|r| r.state.same_content(&disk)) {
             return Ok(Outcome::Quiet);
         }
-    } else if check.held.is_none() && check.current == 0 {
+    } else if check.held.is_none() {
         // No PreToolUse for this read (only PostToolUse installed): take it as read now.
         sync(agent, key, &disk)?;
         return Ok(Outcome::Quiet);

@@ -309,27 +309,11 @@ fn session_workspace(event: &Event) -> Result<Option<(Workspace, Config, String)
     Ok(Some((workspace, config, location)))
 }
 
-/// `SessionEnd` / `SubagentStop`: the agent attaches once more and detaches (both in the
-/// operation log); its state stays in the segment for `ccs status`.
-fn detach(event: &Event) -> Answer {
-    let done = session_workspace(event).and_then(|found| {
-        let Some((_, _, location)) = found else {
-            return Ok(());
-        };
-        let segment = segment::open(&location).map_err(|source| HookError::Segment {
-            segment: location.clone(),
-            source,
-        })?;
-        segment::attach(&segment, &event.agent)
-            .map(drop)
-            .map_err(|source| HookError::Segment {
-                segment: location,
-                source,
-            })
-    });
-    if let Err(error) = done {
-        note(&format!("ccs hook: {}: {error}", event.event_name));
-    }
+/// `SessionEnd` / `SubagentStop`: nothing to do. Every hook call attaches and detaches, so
+/// the agent is already detached, and its state stays in the segment for `ccs status`.
+/// (Attaching here would register, for good, an agent slot for a session that touched no
+/// file.)
+fn detach(_event: &Event) -> Answer {
     Answer::default()
 }
 
