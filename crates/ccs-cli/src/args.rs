@@ -137,6 +137,11 @@ pub enum Command {
     /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
     #[command(hide = true)]
     DemoRole(crate::commands::demo::RoleArgs),
+    /// Keep coding-agent sessions (Claude Code, Codex CLI) coherent on the files they edit:
+    /// `ccs hook install`, then every session's edit from a stale read is denied.
+    ///
+    /// See docs/coding-agents.md.
+    Hook(crate::hook::HookArgs),
 }
 
 /// `ccs watch`.
@@ -472,6 +477,10 @@ pub enum BenchCommand {
     /// Conflicting puts are counted, not retried.
     #[command(after_long_help = crate::bench::SCALE_SCHEMA_HELP)]
     Scale(ScaleArgs),
+    /// A `ccs hook claude-code` call end to end (process start to answer), over a story of
+    /// two sessions reading and editing one file; with --python-bin, the same story through
+    /// the Python package agent-coherence's hook client and coordinator, in the same run.
+    Hook(crate::bench::hook::HookBenchArgs),
 }
 
 /// How readers notice an invalidation.

@@ -48,6 +48,7 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Switch(args) => crate::observe::switch(&args),
         Command::Demo(args) => demo::run(&args),
         Command::DemoRole(args) => demo::run_role(args),
+        Command::Hook(args) => crate::hook::run(&args),
     }
 }
 

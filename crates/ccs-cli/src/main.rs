@@ -13,6 +13,7 @@ mod bench;
 mod commands;
 mod error;
 mod fsck;
+mod hook;
 mod mcp;
 mod observe;
 mod size;

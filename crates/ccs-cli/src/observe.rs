@@ -6,7 +6,7 @@ use std::io::{BufWriter, Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agent_coherence::trace::{self, LogOp, LogRecord};
+use agent_coherence::trace::{self, LogOp, LogOutcome, LogRecord, WriteMode};
 use agent_coherence::{Segment, Strategy};
 use serde_json::json;
 
@@ -222,12 +222,32 @@ pub fn diagnose(args: &DiagnoseArgs) -> Result<u8, CliError> {
 pub fn stats(args: &StatsArgs) -> Result<u8, CliError> {
     let records = records_of(&args.input, args.allow_other_owner)?;
     let stats = trace::stats(&records);
+    let prevented = stale_edits_prevented(&records);
     if args.json {
-        print(&format!("{:#}\n", stats_json(&stats)))?;
+        let mut json = stats_json(&stats);
+        json["stale_edits_prevented"] = prevented.into();
+        print(&format!("{json:#}\n"))?;
     } else {
-        print(&render_stats(&stats))?;
+        print(&format!(
+            "{}stale edits prevented: {prevented} (writes refused because they were made at a \
+             version no longer current: put_if conflicts, among them every edit `ccs hook` denied)\n",
+            render_stats(&stats)
+        ))?;
     }
     Ok(EXIT_OK)
+}
+
+/// Writes refused because they named a version that was no longer current (`put_if`
+/// conflicts): each is an edit made from a stale read that did not happen. `ccs hook` records
+/// every denial so.
+fn stale_edits_prevented(records: &[LogRecord]) -> u64 {
+    records
+        .iter()
+        .filter(|r| {
+            r.op == LogOp::Put && r.outcome == LogOutcome::Conflict && r.mode == Some(WriteMode::If)
+        })
+        .map(|r| r.count)
+        .sum()
 }
 
 /// `ccs switch`: set and show the segment's switches.

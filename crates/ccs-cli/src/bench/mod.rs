@@ -25,6 +25,7 @@
 //! then the bench's own fields, given in [`INVALIDATION_SCHEMA_HELP`], [`OPS_SCHEMA_HELP`] and
 //! [`SCALE_SCHEMA_HELP`] (also printed by `ccs bench <name> --help`).
 
+pub mod hook;
 pub mod invalidation;
 pub mod ops;
 pub mod scale;
@@ -63,6 +64,7 @@ pub fn run(command: BenchCommand) -> Result<u8, CliError> {
         BenchCommand::Invalidation(args) => invalidation::run(&args)?,
         BenchCommand::Ops(args) => ops::run(&args)?,
         BenchCommand::Scale(args) => scale::run(&args)?,
+        BenchCommand::Hook(args) => hook::run(&args)?,
     }
     Ok(EXIT_OK)
 }

@@ -1,11 +1,19 @@
 //! `--mirror DIR`: a copy of each artifact this server wrote or read, as DIR/<key>, for tools
 //! that work on files. The server remembers the version and SHA-256 of what it last wrote to
 //! each file, so an edit made outside the server is noticed and never silently overwritten.
+//!
+//! Paths under DIR are resolved one component at a time from a descriptor of DIR
+//! (`openat`/`mkdirat`/`renameat` with `O_NOFOLLOW`), so a symbolic link planted inside DIR
+//! (`DIR/notes -> /etc`) is refused instead of followed: the server never reads or writes
+//! outside DIR. (DIR itself may be a link: the user named it.)
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use rustix::fs::{CWD, Mode, OFlags};
 
 use sha2::{Digest as _, Sha256};
 
@@ -74,20 +82,72 @@ impl Mirror {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The directory holding `key`'s file and the file's name, walked from DIR without
+    /// following links; `None` if a directory on the way does not exist (and `create` is off).
+    fn parent_of<'k>(
+        &self,
+        key: &'k str,
+        create: bool,
+    ) -> std::io::Result<Option<(OwnedFd, &'k str)>> {
+        let mut parts: Vec<&str> = key.split('/').collect();
+        let name = parts.pop().unwrap_or(key);
+        if create {
+            std::fs::create_dir_all(&self.dir)?;
+        }
+        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut dir = match rustix::fs::openat(CWD, &self.dir, directory, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) if !create => return Ok(None),
+            Err(errno) => return Err(errno.into()),
+        };
+        for part in parts {
+            let next =
+                match rustix::fs::openat(&dir, part, directory | OFlags::NOFOLLOW, Mode::empty()) {
+                    Err(rustix::io::Errno::NOENT) if create => {
+                        match rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)) {
+                            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                            Err(errno) => return Err(errno.into()),
+                        }
+                        rustix::fs::openat(&dir, part, directory | OFlags::NOFOLLOW, Mode::empty())
+                    }
+                    other => other,
+                };
+            dir = match next {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => return Ok(None),
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                    return Err(not_followed(part));
+                }
+                Err(errno) => return Err(errno.into()),
+            };
+        }
+        Ok(Some((dir, name)))
+    }
+
     /// Compare the file at `path` with what the server last wrote for `key`.
     pub fn state(&self, key: &str, path: &Path) -> Result<FileState, Refusal> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(FileState::Missing);
-            }
-            Err(error) => {
-                return Err(Refusal::new(
-                    "internal",
-                    format!("cannot read mirror file `{}`: {error}", path.display()),
-                ));
-            }
+        let cannot = |error: std::io::Error| {
+            let link = error.get_ref().is_some_and(|e| e.is::<LinkRefused>());
+            let kind = if link { "mirror_link" } else { "internal" };
+            Refusal::new(
+                kind,
+                format!("cannot read mirror file `{}`: {error}", path.display()),
+            )
         };
+        let Some((dir, name)) = self.parent_of(key, false).map_err(cannot)? else {
+            return Ok(FileState::Missing);
+        };
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(FileState::Missing),
+            Err(rustix::io::Errno::LOOP) => return Err(cannot(not_followed(name))),
+            Err(errno) => return Err(cannot(errno.into())),
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::from(file)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
         let hash = sha256(&bytes);
         Ok(match self.lock().get(key) {
             Some(written) if written.hash == hash => FileState::Ours(written.version),
@@ -131,7 +191,7 @@ impl Mirror {
     }
 
     /// Write `content` (version `version` of `key`) to `path` atomically: a temporary file in
-    /// the same directory, then a rename.
+    /// the same directory, then a rename (which replaces a link at the name, never follows it).
     pub fn store(
         &self,
         key: &str,
@@ -139,20 +199,26 @@ impl Mirror {
         version: u64,
         content: &[u8],
     ) -> Result<(), String> {
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = parent.join(format!(".{name}.ccs-mcp-{}.tmp", std::process::id()));
-        let written = std::fs::File::create(&temp)
-            .and_then(|mut file| file.write_all(content).and_then(|()| file.sync_all()))
-            .and_then(|()| std::fs::rename(&temp, path));
+        let cannot = |error: std::io::Error| format!("cannot write `{}`: {error}", path.display());
+        let (dir, name) = self
+            .parent_of(key, true)
+            .map_err(cannot)?
+            .ok_or_else(|| cannot(std::io::ErrorKind::NotFound.into()))?;
+        let temp = format!(".{name}.ccs-mcp-{}.tmp", std::process::id());
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let written = rustix::fs::openat(&dir, temp.as_str(), flags, Mode::from_raw_mode(0o644))
+            .map_err(std::io::Error::from)
+            .and_then(|fd| {
+                let mut file = std::fs::File::from(fd);
+                file.write_all(content).and_then(|()| file.sync_all())
+            })
+            .and_then(|()| {
+                rustix::fs::renameat(&dir, temp.as_str(), &dir, name).map_err(Into::into)
+            });
         if let Err(error) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(format!("cannot write `{}`: {error}", path.display()));
+            let _ = rustix::fs::unlinkat(&dir, temp.as_str(), rustix::fs::AtFlags::empty());
+            return Err(cannot(error));
         }
         self.lock().insert(
             key.to_owned(),
@@ -163,6 +229,19 @@ impl Mirror {
         );
         Ok(())
     }
+}
+
+/// A link met inside the mirror directory, and not followed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is a symbolic link (or not a directory) inside the mirror directory; the mirror never \
+     follows links out of its directory"
+)]
+struct LinkRefused(String);
+
+/// The I/O error for a link met inside the mirror directory.
+fn not_followed(part: &str) -> std::io::Error {
+    std::io::Error::other(LinkRefused(part.to_owned()))
 }
 
 #[cfg(test)]
@@ -182,6 +261,27 @@ mod tests {
             assert!(mirror.path(bad).is_err(), "{bad}");
         }
         assert!(mirror.path("notes/plan.md").is_ok());
+    }
+
+    #[test]
+    fn links_inside_the_directory_are_not_followed() -> Result<(), String> {
+        let dir = temp_dir("links");
+        let outside = temp_dir("links-outside");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(&outside, dir.join("notes")).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(outside.join("f"), dir.join("f")).map_err(|e| e.to_string())?;
+        let mirror = Mirror::new(dir.clone());
+        let path = mirror.path("notes/plan").map_err(|r| r.message)?;
+        assert!(mirror.store("notes/plan", &path, 1, b"x").is_err());
+        assert!(mirror.state("notes/plan", &path).is_err());
+        // A link at the file's own name is replaced by the rename, not written through.
+        let path = mirror.path("f").map_err(|r| r.message)?;
+        mirror.store("f", &path, 1, b"y")?;
+        assert!(!outside.join("f").exists() && !outside.join("plan").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&outside);
+        Ok(())
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! The server ends when stdin closes: it releases the holds it kept (dropping the guards), lets
 //! waits in flight notice within [`WAIT_SLICE`], and detaches the agent.
 
+mod arguments;
 mod mirror;
 mod reply;
 
@@ -39,6 +40,10 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 /// How often a blocked `wait_changed` checks whether its caller went away.
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 
+/// How often a wait on a key that does not exist yet looks again, where the backend cannot
+/// sleep until its first write.
+const FIRST_WRITE_POLL: Duration = Duration::from_millis(20);
+
 /// What the server tells the model when it connects.
 const INSTRUCTIONS: &str = "\
 Shared artifacts with cache coherence: several agents read and write the same keys, and every \
@@ -63,11 +68,11 @@ pub fn run(args: &McpArgs) -> Result<u8, CliError> {
         closing: AtomicU32::new(0),
         agent,
     });
-    eprintln!(
-        "ccs mcp: serving segment `{}` as agent `{}` on stdio",
+    log(&format!(
+        "serving segment `{}` as agent `{}` on stdio",
         segment.location(),
         args.agent
-    );
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -88,11 +93,13 @@ pub fn run(args: &McpArgs) -> Result<u8, CliError> {
             Ok(running) => running
                 .waiting()
                 .await
-                .map(|reason| eprintln!("ccs mcp: session ended ({reason:?})"))
+                .map(|reason| log(&format!("session ended ({reason:?})")))
                 .map_err(|e| e.to_string()),
             // A client that goes away before initializing is an ordinary end of a session.
             Err(rmcp::service::ServerInitializeError::ConnectionClosed(why)) => {
-                eprintln!("ccs mcp: the client closed the connection before initializing ({why})");
+                log(&format!(
+                    "the client closed the connection before initializing ({why})"
+                ));
                 Ok(())
             }
             Err(error) => Err(error.to_string()),
@@ -107,6 +114,14 @@ pub fn run(args: &McpArgs) -> Result<u8, CliError> {
         Ok(()) => Ok(EXIT_OK),
         Err(message) => Err(CliError::Usage(format!("mcp: {message}"))),
     }
+}
+
+/// Say something to a person on stderr, prefixed `ccs mcp: `. Never fails: the client may
+/// have closed the server's stderr (a `eprintln!` would then panic on EPIPE, and the call being
+/// answered would never be), and logging must never take the server down.
+pub(crate) fn log(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "ccs mcp: {text}");
 }
 
 /// What every request shares: the agent, its holds, the mirror.
@@ -169,7 +184,7 @@ impl State {
         if let (Some(mirror), Some(path)) = (&self.mirror, path)
             && let Err(error) = mirror.store(key, path, version, bytes)
         {
-            eprintln!("ccs mcp: mirror: {error}");
+            log(&format!("mirror: {error}"));
             reply["mirror"] = json!({ "path": path.display().to_string(), "error": error });
         }
         reply
@@ -210,7 +225,7 @@ impl State {
                 FileState::Ours(version) if version >= read.version => {}
                 FileState::Missing | FileState::Ours(_) => {
                     if let Err(error) = mirror.store(key, &path, read.version, &read.bytes) {
-                        eprintln!("ccs mcp: mirror: {error}");
+                        log(&format!("mirror: {error}"));
                         reply["mirror"] =
                             json!({ "path": path.display().to_string(), "error": error });
                     }
@@ -257,11 +272,23 @@ impl State {
         cancelled: &AtomicU32,
     ) -> Result<Value, Refusal> {
         let deadline = Instant::now() + timeout;
+        // Resolving the key gives a never-written key its directory entry (on shared memory),
+        // so that the wait sleeps until the first write instead of failing with `not_found`: a
+        // sub-agent may wait for a spec its planner has not written yet.
+        let artifact = self.agent.key(key)?;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let slice = left.min(WAIT_SLICE);
-            if let Some(version) = self.agent.wait_changed(key, since, Some(slice))? {
-                return Ok(json!({ "key": key, "changed": true, "version": version }));
+            match self.agent.wait_changed(&artifact, since, Some(slice)) {
+                Ok(Some(version)) => {
+                    return Ok(json!({ "key": key, "changed": true, "version": version }));
+                }
+                Ok(None) => {}
+                // A backend that knows no key before its first write (etcd): look again.
+                Err(agent_coherence::Error::NotFound { .. }) => {
+                    std::thread::sleep(slice.min(FIRST_WRITE_POLL));
+                }
+                Err(error) => return Err(error.into()),
             }
             let stop =
                 self.closing.load(Ordering::Relaxed) != 0 || cancelled.load(Ordering::Relaxed) != 0;
@@ -460,7 +487,7 @@ impl Server {
     }
 
     #[tool(
-        description = "Block until an artifact's version exceeds since_version or timeout_ms passes (at most 10 minutes); returns whether it changed and the version. Use it to wait for another agent's write instead of polling."
+        description = "Block until an artifact's version exceeds since_version or timeout_ms passes (at most 10 minutes); returns whether it changed and the version. A key nobody has written yet is waited on until its first write (since_version 0). Use it to wait for another agent's write instead of polling."
     )]
     async fn wait_changed(&self, Parameters(p): Parameters<WaitParams>) -> CallToolResult {
         let state = Arc::clone(&self.state);
@@ -502,6 +529,23 @@ impl Server {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
+    /// Check the call first ([`arguments`]), so that a refusal names the unknown tool or the
+    /// argument of the wrong type; then run it through the router.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let tools = self.tool_router.list_all();
+        if let Some(problem) = arguments::problem(&tools, &request.name, request.arguments.as_ref())
+        {
+            log(&format!("refused (bad_request): {problem}"));
+            return Err(rmcp::ErrorData::invalid_params(problem, None));
+        }
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(

@@ -115,7 +115,7 @@ pub fn finish(outcome: Result<Value, Refusal>) -> CallToolResult {
     match outcome {
         Ok(value) => success(&value),
         Err(refusal) => {
-            eprintln!("ccs mcp: refused ({}): {}", refusal.kind, refusal.message);
+            super::log(&format!("refused ({}): {}", refusal.kind, refusal.message));
             refused(&refusal)
         }
     }
