@@ -71,6 +71,15 @@ def test_cached_copy(seg: Segment) -> None:
         planner.put("plan", b"v2")
         assert plan.refresh() is False
         assert plan.data == b"v2"
+        # update(): poll() and, on a MISS, the new version's (version, data) in one call.
+        assert plan.update() == 2
+        planner.put("plan", b"v3")
+        version, data = plan.update()
+        assert (version, data) == (3, b"v3") and data is plan.data
+        assert plan.update() == 3 and plan.poll() == 3
+        planner.delete("plan")
+        with pytest.raises(ccs.NotFound):
+            plan.update()
 
 
 def test_write_guard_commit_release_renew(seg: Segment) -> None:

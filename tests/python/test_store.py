@@ -258,3 +258,45 @@ def test_threads_never_see_an_item_older_than_one_they_saw(store: ShmStore) -> N
         t.join(60)
     assert not errors
     assert store.get(("executor", "s"), "n").value == {"n": last}
+
+
+def test_a_read_decodes_its_value_on_first_access(seg_name: Callable[[], str]) -> None:
+    """A MISS returns before it decodes the value; the value, read later, is exactly what was
+    written (plain, with LangGraph's extension types, with non-string keys); an item pickles
+    and copies as the plain Item it stands for; a value that does not decode raises
+    CoherenceError when it is read, not before."""
+    import copy
+    import pickle
+    import uuid
+
+    import ormsgpack
+
+    name = seg_name()
+    writer = ShmStore(name, agent="planner", **SMALL)
+    reader = ShmStore(name, agent="executor")
+    try:
+        values = {
+            "plain": {"n": 1, "s": "x" * 100, "l": [1, 2.5, None]},
+            "ext": {"t": (1, ("a",)), "u": uuid.UUID(int=7), "d": {"nan": float("nan")}},
+            "keys": {1: "int key", (2, 3): "tuple key"},
+        }
+        for key, value in values.items():
+            writer.put(("s",), key, value)
+        for key, value in values.items():
+            item = reader.get(("s",), key)
+            assert item is not None
+            assert item._raw is not None  # not decoded yet
+            restored = pickle.loads(pickle.dumps(reader.get(("s",), key)))
+            assert type(restored).__name__ == "Item" and restored.key == key
+            assert repr(restored.value) == repr(value)  # NaN != NaN: compare the text
+            assert repr(copy.deepcopy(item).value) == repr(value)
+            assert repr(item.value) == repr(value) and item.value is item.value
+        bad = ormsgpack.packb([2, ["s"], "bad", "planner", 1, 1, 1, 1, b"\xc1", None, 0])
+        writer.agent().put(artifact_key("lg/", ("s",), "bad"), bad)
+        item = reader.get(("s",), "bad")
+        assert item is not None and item.key == "bad"
+        with pytest.raises(ccs.CoherenceError, match="does not decode"):
+            item.value
+    finally:
+        reader.close()
+        writer.close(destroy=True)

@@ -468,6 +468,22 @@ impl Cached {
         Ok(0)
     }
 
+    /// `poll()` and, on a MISS, what a cache keyed by version reads next, in one call: the
+    /// version held (an `int`) if it was a HIT, else `(version, data)` of the version just
+    /// fetched.
+    fn update(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let hit = self.agent.refresh(&mut state.cached).or_raise(py)?;
+        let version = state.cached.version();
+        if hit {
+            return Ok(version.into_pyobject(py)?.into_any().unbind());
+        }
+        let bytes = PyBytes::new(py, state.cached.bytes()).unbind();
+        state.bytes = Some(bytes.clone_ref(py));
+        Ok((version, bytes).into_pyobject(py)?.into_any().unbind())
+    }
+
     /// The bytes of the version held (empty before the first refresh).
     #[getter]
     fn data(&self, py: Python<'_>) -> Py<PyBytes> {

@@ -10,30 +10,37 @@ as an extension type of its own and comes back a tuple, so values round-trip exa
 Envelope (a msgpack array)::
 
     [FORMAT, namespace labels, key, writer, created_us, updated_us, ns_order, item_order,
-     value, vectors]
+     value bytes, vectors, value kind]
 
 ``created_us``/``updated_us`` are microseconds since the Unix epoch (UTC); ``ns_order`` and
 ``item_order`` are the nanosecond stamps search orders by (insertion order, as
 ``InMemoryStore``); ``vectors`` is ``None`` or the item's embeddings, little-endian ``f32``.
-With a serializer other than ``JsonPlusSerializer`` the value slot holds
-``[type, bytes]`` from its ``dumps_typed`` instead.
+The value is msgpack of its own inside the envelope (a ``bin``), so that the envelope decodes
+without the value: a read decodes the value on first access of ``Doc.value`` (or the item's
+``value``). Its kind: ``PLAIN`` (no extension type inside: decoded without LangGraph's
+extension hook), ``EXT`` (LangGraph's extension types, decoded with its hook), or ``TYPED``
+(a serializer other than ``JsonPlusSerializer``: ``[type, bytes]`` from its ``dumps_typed``).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable
 
 import ormsgpack
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from agent_coherence_shm._native import CoherenceError
 
 try:  # the encoder's default hook of LangGraph's msgpack format
     from langgraph.checkpoint.serde.jsonplus import _msgpack_default
 except ImportError:  # pragma: no cover - a LangGraph that moved it: use dumps_typed
     _msgpack_default = None
 
-FORMAT = 1
+FORMAT = 2
 #: Extension type code of a plain tuple (LangGraph's own codes are 0-7).
 EXT_TUPLE = 64
+#: Value kinds (the envelope's last slot).
+PLAIN, EXT, TYPED = 0, 1, 2
 _OPTIONS = (
     ormsgpack.OPT_NON_STR_KEYS
     | ormsgpack.OPT_PASSTHROUGH_DATACLASS
@@ -42,32 +49,26 @@ _OPTIONS = (
     | ormsgpack.OPT_PASSTHROUGH_UUID
     | ormsgpack.OPT_PASSTHROUGH_TUPLE
 )
+_packb = ormsgpack.packb
+_unpackb = ormsgpack.unpackb
+_NON_STR_KEYS = ormsgpack.OPT_NON_STR_KEYS
 
 
-class Doc(NamedTuple):
-    """A decoded item (its fields in envelope order, after the format)."""
-
-    format: int
-    namespace: tuple[str, ...]
-    key: str
-    writer: str
-    created_us: int
-    updated_us: int
-    ns_order: int
-    item_order: int
-    value: Any
-    vectors: bytes | None
-
-
-#: A Doc from its fields in order (``Doc._make``: no keyword handling).
-make_doc = Doc._make
+#: Slots of a ``Doc``, the decoded envelope: a list in envelope order (a list, not a named
+#: tuple, because a read builds one per MISS and a named tuple costs several times as much).
+NAMESPACE, KEY, WRITER, CREATED, UPDATED, NS_ORDER, ITEM_ORDER, BODY, VECTORS, KIND = range(1, 11)
+#: A decoded item: ``[FORMAT, namespace (a tuple), key, writer, created_us, updated_us,
+#: ns_order, item_order, body, vectors, kind]``: ``body`` is the value's bytes as stored, of
+#: kind ``PLAIN``, ``EXT`` or ``TYPED``, or (kind ``VALUE``, an item this process wrote) the
+#: value itself. ``Codec.decoders[kind]`` decodes a body.
+Doc = list
+#: The kind of a Doc whose body is the value itself.
+VALUE = -1
 
 
 def _default(obj: Any) -> Any:
     if type(obj) is tuple:
-        return ormsgpack.Ext(
-            EXT_TUPLE, ormsgpack.packb(list(obj), default=_default, option=_OPTIONS)
-        )
+        return ormsgpack.Ext(EXT_TUPLE, _packb(list(obj), default=_default, option=_OPTIONS))
     return _msgpack_default(obj)  # type: ignore[misc]
 
 
@@ -84,53 +85,67 @@ class Codec:
 
         def hook(code: int, data: bytes) -> Any:
             if code == EXT_TUPLE:
-                return tuple(
-                    ormsgpack.unpackb(data, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS)
-                )
+                return tuple(_unpackb(data, ext_hook=hook, option=_NON_STR_KEYS))
             return outer(code, data)  # type: ignore[misc]
 
-        self._hook = hook
+        def plain(raw: bytes) -> Any:
+            try:
+                return _unpackb(raw, option=_NON_STR_KEYS)
+            except ormsgpack.MsgpackDecodeError as error:
+                raise _undecodable(error) from None
 
-    def encode(
-        self,
-        namespace: tuple[str, ...],
-        key: str,
-        writer: str,
-        created_us: int,
-        updated_us: int,
-        ns_order: int,
-        item_order: int,
-        value: Any,
-        vectors: bytes | None,
-    ) -> bytes:
-        if not self._inline:
-            value = list(self.serde.dumps_typed(value))
-        return ormsgpack.packb(
-            [
-                FORMAT,
-                list(namespace),
-                key,
-                writer,
-                created_us,
-                updated_us,
-                ns_order,
-                item_order,
-                value,
-                vectors,
-            ],
-            default=_default,
-            option=_OPTIONS,
-        )
+        def extended(raw: bytes) -> Any:
+            try:
+                return _unpackb(raw, ext_hook=hook, option=_NON_STR_KEYS)
+            except (ormsgpack.MsgpackDecodeError, ValueError, TypeError) as error:
+                raise _undecodable(error) from None
+
+        def typed(raw: bytes) -> Any:
+            try:
+                kind, data = _unpackb(raw)
+                return self.serde.loads_typed((kind, data))
+            except (ormsgpack.MsgpackDecodeError, ValueError, TypeError) as error:
+                raise _undecodable(error) from None
+
+        #: The function that decodes a body of each kind (``PLAIN``, ``EXT``, ``TYPED``):
+        #: bytes to the value; ``CoherenceError`` if they do not decode.
+        self.decoders: tuple[Callable[[bytes], Any], ...] = (plain, extended, typed)
+
+    def encode(self, doc: Doc) -> bytes:
+        """The bytes of the item ``doc`` (of kind ``VALUE``: its body is the value itself)."""
+        value = doc[BODY]
+        if self._inline:
+            try:  # a plain value (no type LangGraph writes as an extension) in one pass
+                raw, kind = _packb(value, option=_OPTIONS), PLAIN
+            except TypeError:
+                raw, kind = _packb(value, default=_default, option=_OPTIONS), EXT
+        else:
+            raw, kind = _packb(list(self.serde.dumps_typed(value))), TYPED
+        envelope = doc.copy()
+        envelope[NAMESPACE] = list(doc[NAMESPACE])
+        envelope[BODY] = raw
+        envelope[KIND] = kind
+        return _packb(envelope)
+
 
     def decode(self, data: bytes) -> Doc:
-        """The item in ``data``; ``ValueError`` if it is not an item of this format."""
+        """The item in ``data``, its value left undecoded (``value()`` decodes it);
+        ``ValueError`` if it is not an item of this format."""
         try:
-            doc = ormsgpack.unpackb(data, ext_hook=self._hook, option=ormsgpack.OPT_NON_STR_KEYS)
+            doc = _unpackb(data)
         except ormsgpack.MsgpackDecodeError as error:
             raise ValueError(f"not a ShmStore item ({error})") from None
-        if type(doc) is not list or len(doc) != 10 or doc[0] != FORMAT:
-            raise ValueError("not a ShmStore item of format 1")
-        doc[1] = tuple(doc[1])
-        if not self._inline:
-            doc[8] = self.serde.loads_typed((doc[8][0], doc[8][1]))
-        return make_doc(doc)
+        if (
+            type(doc) is not list
+            or len(doc) != 11
+            or doc[0] != FORMAT
+            or type(doc[BODY]) is not bytes
+            or doc[KIND] not in (PLAIN, EXT, TYPED)
+        ):
+            raise ValueError(f"not a ShmStore item of format {FORMAT}")
+        doc[NAMESPACE] = tuple(doc[NAMESPACE])
+        return doc
+
+
+def _undecodable(error: Exception) -> CoherenceError:
+    return CoherenceError(f"a stored value does not decode: {error}")

@@ -46,7 +46,22 @@ from agent_coherence_shm._native import (
     Segment,
 )
 from agent_coherence_shm.langgraph import _agents
-from agent_coherence_shm.langgraph._codec import FORMAT, Codec, Doc, make_doc
+from agent_coherence_shm.langgraph._codec import (
+    BODY,
+    CREATED,
+    FORMAT,
+    ITEM_ORDER,
+    KEY,
+    NAMESPACE,
+    NS_ORDER,
+    UPDATED,
+    VECTORS,
+    WRITER,
+    KIND,
+    VALUE,
+    Codec,
+    Doc,
+)
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
 from agent_coherence_shm.langgraph._index import Index, pack, rank
 from agent_coherence_shm.langgraph._keys import (
@@ -97,26 +112,66 @@ class _Timestamp:
         setattr(item, self.made, value)
 
 
+class _Value:
+    """An item's ``value``, decoded from the stored bytes (slot ``_raw``) by ``_decode`` on
+    first access and kept in slot ``_body``, so that a read returns before it decodes."""
+
+    def __get__(self, item: Any, owner: Any = None) -> Any:
+        if item is None:
+            return self
+        raw = item._raw
+        if raw is not None:
+            item._body = item._decode(raw)
+            item._raw = None
+        return item._body
+
+    def __set__(self, item: Any, value: Any) -> None:
+        item._body = value
+        item._raw = None
+
+
 class _StoredItem(Item):
-    """An ``Item`` whose ``created_at``/``updated_at`` are made from the stored microseconds
-    on first access (a MISS need not build two datetimes nobody may read); otherwise an Item.
-    The descriptors shadow ``Item``'s two slots, which stay unused."""
+    """An ``Item`` whose ``value`` is decoded, and whose ``created_at``/``updated_at`` are made
+    from the stored microseconds, on first access (a MISS need not decode a value nor build two
+    datetimes nobody may read); otherwise an Item. The descriptors shadow ``Item``'s slots,
+    which stay unused."""
 
-    __slots__ = ("_created_us", "_updated_us", "_created", "_updated")
+    __slots__ = ("_body", "_raw", "_decode", "_created_us", "_updated_us", "_created", "_updated")
 
+    value = _Value()  # type: ignore[assignment]
     created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
     updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and copied as the plain Item it stands for (its value decoded): the
+        # undecoded value holds the store's decoder, which does not pickle.
+        return (_plain_item, (self.value, self.key, self.namespace, self.created_at, self.updated_at))
 
-def _item(doc: Doc, namespace: tuple[str, ...], created: datetime | None = None) -> _StoredItem:
+
+def _plain_item(
+    value: Any, key: str, namespace: tuple[str, ...], created_at: datetime, updated_at: datetime
+) -> Item:
+    return Item(
+        value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at
+    )
+
+
+def _item(
+    doc: Doc, namespace: tuple[str, ...], codec: Codec, created: datetime | None = None
+) -> _StoredItem:
     """The Item of a stored version, its attributes set directly (what ``Item.__init__``
-    stores after normalising). ``created``: ``created_at`` if already made."""
+    stores after normalising), its value decoded on first access. ``created``:
+    ``created_at`` if already made."""
     item = _StoredItem.__new__(_StoredItem)
-    item.value = doc.value
-    item.key = doc.key
+    kind = doc[KIND]
+    if kind == VALUE:
+        item._body, item._raw = doc[BODY], None
+    else:
+        item._raw, item._decode = doc[BODY], codec.decoders[kind]
+    item.key = doc[KEY]
     item.namespace = namespace
-    item._created_us = doc.created_us
-    item._updated_us = doc.updated_us
+    item._created_us = doc[CREATED]
+    item._updated_us = doc[UPDATED]
     item._created = created
     item._updated = None
     return item
@@ -212,6 +267,7 @@ class ShmStore(BaseStore):
         self.observer = observer
         self.strategy = strategy
         self._codec = Codec(serde)
+        self._decoders = self._codec.decoders
         self._index = Index(index) if index else None
         self.index_config = self._index.config if self._index else None
         self.embeddings = self._index.embeddings if self._index else None
@@ -331,8 +387,9 @@ class ShmStore(BaseStore):
         refresh_ttl: bool | None = None,
     ) -> Item | None:
         """The item at ``(namespace, key)``, or ``None``. A HIT (the agent's copy is current)
-        returns the decoded item after two atomic loads; a MISS fetches and decodes the
-        current version. Same contract as ``BaseStore.get``."""
+        returns the decoded item after two atomic loads; a MISS fetches the current version
+        and returns its item, whose ``value`` is decoded on first access (``CoherenceError``
+        then if it does not decode). Same contract as ``BaseStore.get``."""
         try:
             entry = self._hot.get((namespace, key))
         except TypeError:  # an unhashable (list) namespace
@@ -341,14 +398,16 @@ class ShmStore(BaseStore):
             cached, snap = entry.cached, entry.snap
             if cached is not None and snap is not None:
                 try:
-                    version = cached.poll()  # lock-free HIT: one native call
-                    if version == snap[0] and snap[2] is not None:
+                    # Lock-free HIT: one native call; a MISS fetches the current version
+                    # into the copy and returns it with its bytes in the same call.
+                    got = cached.update()
+                    if got == snap[0] and snap[2] is not None:
                         return snap[2]
-                    with self._lock:  # a MISS fetched the current version into the copy
+                    with self._lock:
                         if entry.snap is snap and not self._closed:
-                            found = self._snap(entry.view, entry, version or cached.version)
+                            found = self._snap(entry.view, entry, got)
                             scope = namespace[1:] if self.agent_from_namespace else namespace
-                            if found[1].namespace == scope and found[1].key == key:
+                            if found[1][NAMESPACE] == scope and found[1][KEY] == key:
                                 return found[2]
                 except NotFound:
                     pass  # deleted: handled below
@@ -566,41 +625,56 @@ class ShmStore(BaseStore):
             entry.cached = view.agent.cached(akey)
         cached = entry.cached
         try:
-            version = cached.poll() or cached.version
+            got = cached.update()
         except NotFound:
             entry.snap = None
             entry.tomb = view.agent.check(akey).current
             return None
-        return self._snap(view, entry, version)
+        return self._snap(view, entry, got)
 
-    def _snap(self, view: _View, entry: _Entry, version: int) -> tuple[int, Doc, Item]:
-        """The entry's (version, doc, item) for ``version``, the version its copy holds:
-        decoded only if it is not the one decoded or written last."""
+    def _snap(
+        self, view: _View, entry: _Entry, got: int | tuple[int, bytes]
+    ) -> tuple[int, Doc, Item]:
+        """The entry's (version, doc, item) for the version its copy holds (``got``, from
+        ``Cached.update()``: the version, or ``(version, bytes)`` of one just fetched): decoded
+        only if it is not the one decoded or written last."""
+        if type(got) is int:
+            version, data = got, None
+        else:
+            version, data = got  # type: ignore[misc]
         snap = entry.snap
         if snap is not None and snap[0] == version:
             if snap[2] is not None:
                 return snap  # type: ignore[return-value]
             doc = snap[1]
-            done = (version, doc, _item(doc, self._shown(view, doc.namespace)))
+            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
             entry.snap = done
             return done
         cached = entry.cached
         assert cached is not None
         try:
-            doc = self._codec.decode(cached.data)
+            doc = self._codec.decode(cached.data if data is None else data)
         except ValueError as error:
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
             ) from None
-        created = None  # the same life as the version decoded before: its created_at, if made
-        if snap is not None and snap[2] is not None and snap[1].created_us == doc.created_us:
-            created = snap[2]._created  # type: ignore[union-attr]
-        shown = (view.name,) + doc.namespace if self.agent_from_namespace else doc.namespace
-        done = (version, doc, _item(doc, shown, created))
-        entry.snap = done
+        # _item(), inline: this is most of a MISS.
+        namespace = doc[NAMESPACE]
+        item = _StoredItem.__new__(_StoredItem)
+        item._raw = doc[BODY]
+        item._decode = self._decoders[doc[KIND]]
+        item.key = doc[KEY]
+        item.namespace = (view.name,) + namespace if self.agent_from_namespace else namespace
+        item._created_us = created = doc[CREATED]
+        item._updated_us = doc[UPDATED]
+        # The same life as the version decoded before: its created_at, if made.
+        old = snap[2] if snap is not None else None
+        item._created = old._created if old is not None and old._created_us == created else None
+        item._updated = None
+        done = entry.snap = (version, doc, item)
         entry.tomb = 0
-        if doc.namespace not in self._ns_order:
-            self._ns_order[doc.namespace] = doc.ns_order
+        if namespace not in self._ns_order:
+            self._ns_order[namespace] = doc[NS_ORDER]
         return done
 
     def _get(self, view: _View, scope: tuple[str, ...], key: str) -> Item | None:
@@ -609,9 +683,9 @@ class ShmStore(BaseStore):
         if snap is None:
             return None
         doc = snap[1]
-        if (doc.namespace, doc.key) != (scope, key):
+        if (doc[NAMESPACE], doc[KEY]) != (scope, key):
             raise CoherenceError(
-                f"artifact {akey!r} holds item {doc.key!r} of namespace {doc.namespace!r}, not "
+                f"artifact {akey!r} holds item {doc[KEY]!r} of namespace {doc[NAMESPACE]!r}, not "
                 f"{key!r} of {scope!r}: a key-hash collision or a foreign writer"
             )
         if self._hot_ok:
@@ -644,7 +718,7 @@ class ShmStore(BaseStore):
             if snap is None:
                 continue
             doc = snap[1]
-            if doc.namespace[: len(scope)] != scope or not matches(doc.value, op.filter):
+            if doc[NAMESPACE][: len(scope)] != scope or not matches(snap[2].value, op.filter):
                 continue
             found.append((doc, snap[2]))
         return self._page(found, op, query)
@@ -659,8 +733,9 @@ class ShmStore(BaseStore):
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                if matches(doc.value, op.filter):
-                    found.append((doc, _item(doc, (doc.writer,) + doc.namespace)))
+                item = _item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
+                if matches(item.value, op.filter):
+                    found.append((doc, item))
         return self._page(found, op, None)
 
     def _page(
@@ -672,10 +747,10 @@ class ShmStore(BaseStore):
         ns_order = self._ns_order
         found.sort(
             key=lambda pair: (
-                ns_order.get(pair[0].namespace, pair[0].ns_order),
-                pair[0].namespace,
-                pair[0].item_order,
-                pair[0].key,
+                ns_order.get(pair[0][NAMESPACE], pair[0][NS_ORDER]),
+                pair[0][NAMESPACE],
+                pair[0][ITEM_ORDER],
+                pair[0][KEY],
             )
         )
         items = [
@@ -683,7 +758,7 @@ class ShmStore(BaseStore):
         ]
         if query is not None and self._index is not None:
             return rank(
-                query, list(zip(items, (doc.vectors for doc, _ in found))), op.offset, op.limit
+                query, list(zip(items, (doc[VECTORS] for doc, _ in found))), op.offset, op.limit
             )
         return items[op.offset : op.offset + op.limit]
 
@@ -701,7 +776,7 @@ class ShmStore(BaseStore):
                 else:
                     snap = self._read(view, akey)
                     if snap is not None:
-                        namespaces.add(snap[1].namespace)
+                        namespaces.add(snap[1][NAMESPACE])
         selected = [ns for ns in namespaces if all(namespace_matches(c, ns) for c in conditions)]
         if op.max_depth is not None:
             selected = sorted({ns[: op.max_depth] for ns in selected})
@@ -729,7 +804,7 @@ class ShmStore(BaseStore):
                 if decoded is not None:
                     namespaces.add((agent,) + decoded[0])
                 elif (snap := self._read(view, akey)) is not None:
-                    namespaces.add((agent,) + snap[1].namespace)
+                    namespaces.add((agent,) + snap[1][NAMESPACE])
             return namespaces
         with self._observed() as observer:
             for akey in keys:
@@ -737,7 +812,7 @@ class ShmStore(BaseStore):
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                namespaces.add((doc.writer,) + doc.namespace)
+                namespaces.add((doc[WRITER],) + doc[NAMESPACE])
         return namespaces
 
     @contextmanager
@@ -793,7 +868,7 @@ class ShmStore(BaseStore):
             # The version this agent last read or wrote through this store: write on exactly
             # that version, keeping its creation; a peer's newer write makes this a Conflict.
             expected, doc = entry.snap[0], entry.snap[1]
-            created, item_order = doc.created_us, doc.item_order
+            created, item_order = doc[CREATED], doc[ITEM_ORDER]
         else:
             check = agent.check(akey)
             if check.current == 0:
@@ -804,15 +879,14 @@ class ShmStore(BaseStore):
                 # over and write on it.
                 try:
                     doc = self._codec.decode(agent.get(akey).bytes)
-                    created, item_order = doc.created_us, doc.item_order
+                    created, item_order = doc[CREATED], doc[ITEM_ORDER]
                 except NotFound:
                     pass  # the current version is a deletion
                 expected = agent.check(akey).current
             # else: a stale view; the core refuses the put below with Conflict.
         ns_order = self._namespace_order(view, scope, now_ns)
-        data = self._codec.encode(
-            scope, key, view.name, created, now, ns_order, item_order, value, vectors
-        )
+        doc = [FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors, VALUE]
+        data = self._codec.encode(doc)
         try:
             if expected is None:
                 version = agent.put(akey, data)
@@ -837,13 +911,7 @@ class ShmStore(BaseStore):
             entry.cached = agent.cached(akey)
         # The version just written is what this agent holds: its next read fetches the bytes
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
-        entry.snap = (
-            version,
-            make_doc(
-                (FORMAT, scope, key, view.name, created, now, ns_order, item_order, value, vectors)
-            ),
-            None,
-        )
+        entry.snap = (version, doc, None)
 
     def _rewrite(
         self,
@@ -857,19 +925,21 @@ class ShmStore(BaseStore):
     ) -> None:
         """``_put``'s first case alone (the agent wrote or read the item through this store):
         write on exactly the version it holds, keeping the item's creation and places."""
-        version, doc, _ = entry.snap  # type: ignore[misc]
-        now = _stamp() // 1000
-        data = self._codec.encode(
+        version, held, _ = entry.snap  # type: ignore[misc]
+        doc = [
+            FORMAT,
             namespace,
             key,
             view.name,
-            doc.created_us,
-            now,
-            doc.ns_order,
-            doc.item_order,
+            held[CREATED],
+            _stamp() // 1000,
+            held[NS_ORDER],
+            held[ITEM_ORDER],
             value,
             vectors,
-        )
+            VALUE,
+        ]
+        data = self._codec.encode(doc)
         try:
             version = view.agent.put_if(akey, version, data)
         except Conflict as error:
@@ -880,24 +950,7 @@ class ShmStore(BaseStore):
                 self._put(view, namespace, namespace, key, value, vectors)
                 return
             raise _conflict(error, namespace, key, view.name) from None
-        entry.snap = (
-            version,
-            make_doc(
-                (
-                    FORMAT,
-                    namespace,
-                    key,
-                    view.name,
-                    doc.created_us,
-                    now,
-                    doc.ns_order,
-                    doc.item_order,
-                    value,
-                    vectors,
-                )
-            ),
-            None,
-        )
+        entry.snap = (version, doc, None)
 
     def _namespace_order(self, view: _View, scope: tuple[str, ...], now: int) -> int:
         """The insertion stamp of namespace ``scope``: that of its items if it has any (known
@@ -911,8 +964,8 @@ class ShmStore(BaseStore):
             if decoded is not None and decoded[0] != scope:
                 continue
             snap = self._read(view, akey)
-            if snap is not None and snap[1].namespace == scope:
-                return self._ns_order.setdefault(scope, snap[1].ns_order)
+            if snap is not None and snap[1][NAMESPACE] == scope:
+                return self._ns_order.setdefault(scope, snap[1][NS_ORDER])
         self._ns_order[scope] = now
         return now
 
