@@ -178,7 +178,15 @@ impl<E: Env> Directory<E> {
             }
             taken.sort_unstable();
             for (_, slot) in taken {
-                if claim(slot)? {
+                // The mutant takes over a live agent's slot (loom: `live_agent_never_evicted`).
+                #[cfg(ccs_mutant = "evict_live")]
+                let claimed = {
+                    let _ = &mut claim;
+                    true
+                };
+                #[cfg(not(ccs_mutant = "evict_live"))]
+                let claimed = claim(slot)?;
+                if claimed {
                     #[cfg(not(ccs_mutant = "reuse_zeroed_views"))]
                     self.words.at(H_AGENT_DROPS)?.fetch_add(1, Ordering::AcqRel);
                     self.release_dead_slot(slot)?;
@@ -275,6 +283,7 @@ impl<E: Env> Directory<E> {
             } else {
                 0
             };
+            // The mutant clears the views, as if "never read" (loom: `dropped_view_refuses_stale_write`).
             #[cfg(ccs_mutant = "reuse_zeroed_views")]
             let view = {
                 let _ = dropped;
