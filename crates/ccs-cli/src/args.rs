@@ -93,6 +93,10 @@ pub enum Command {
     /// its header is invalid.
     #[command(after_long_help = crate::fsck::JSON_SCHEMA_HELP)]
     Fsck(FsckArgs),
+    /// List a segment's agents: live or dead, last seen, views held; --forget NAME frees a
+    /// dead or detached agent's slot. (A dead agent's slot is also reused automatically when
+    /// the table is full.)
+    Agents(crate::commands::agents::AgentsArgs),
     /// Internal: one child process of `ccs bench` (re-executed by it; not for direct use).
     #[command(hide = true)]
     BenchChild(BenchChildArgs),
