@@ -476,6 +476,12 @@ pub enum BenchCommand {
     /// Conflicting puts are counted, not retried.
     #[command(after_long_help = crate::bench::SCALE_SCHEMA_HELP)]
     Scale(ScaleArgs),
+    /// An orchestrator's life in one fixed-size segment: workers with unique names come and
+    /// go, tasks create and delete keys, payloads of 64 B to 1 MiB, optional kills. Reports
+    /// operations, peak live bytes, arena bytes ever touched, capacity errors by resource, and
+    /// throughput.
+    #[command(after_long_help = crate::bench::soak::SOAK_SCHEMA_HELP)]
+    Soak(crate::bench::soak::SoakArgs),
 }
 
 /// How readers notice an invalidation.
