@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccs_os::{Access, Location, LockFile, Mapping, OsError};
-use ccs_protocol::{Config, Directory, Geometry, ProtocolError, Switches, Words};
+use ccs_protocol::{Config, Directory, Env as _, Geometry, ProtocolError, Switches, Words};
 
 use crate::error::{Error, Result};
 use crate::segment::OpenOptions;
@@ -165,9 +165,18 @@ impl Shared {
                 .register_agent_claiming(name, |slot| claim(&lock, slot))
                 .map_err(|e| self.general(e))?;
             let locked = lock.try_lock(AGENT_LOCK_BASE + u64::from(slot))?;
-            // Once locked, nobody can take the slot over: its name is stable.
-            let still_ours =
-                self.dir.agent_name(slot).map_err(|e| self.general(e))? == Some(name.to_owned());
+            // Once locked, nobody can take the slot over: its name is stable. If another process
+            // holds the lock, it may be taking the slot over right now: a takeover holds the
+            // structure lock throughout, so read the name once that lock is free.
+            let current = if locked {
+                self.dir.agent_name(slot)
+            } else {
+                self.dir
+                    .env()
+                    .with_structure_lock(|| self.dir.agent_name(slot))
+                    .and_then(|name| name)
+            };
+            let still_ours = current.map_err(|e| self.general(e))? == Some(name.to_owned());
             if !still_ours {
                 if locked {
                     lock.unlock(AGENT_LOCK_BASE + u64::from(slot))?;

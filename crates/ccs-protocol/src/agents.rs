@@ -253,6 +253,9 @@ impl<E: Env> Directory<E> {
     /// Release what the dead agent of `slot` held (its holds and pins: its successor must not
     /// inherit them), then reset its coherence state.
     fn release_dead_slot(&self, slot: u32) -> Result<()> {
+        // Lookups skip the slot from now on. Pairs with the Acquire load in `slot_state`.
+        self.agent_at(slot, A_STATE)?
+            .store(FORGOTTEN, Ordering::Release);
         let generation = self
             .agent_at(slot, A_GEN)?
             .fetch_add(1, Ordering::AcqRel)
