@@ -58,6 +58,16 @@ pub enum Error {
         /// The pid recorded for it.
         pid: u32,
     },
+    /// An agent to forget is attached by a live process.
+    #[error(
+        "agent `{name}` is attached by live process {pid}; only a dead or detached agent can be forgotten: stop that process first"
+    )]
+    AgentAlive {
+        /// The agent's name.
+        name: String,
+        /// The pid recorded for it.
+        pid: u32,
+    },
     /// A segment name or path that cannot name a segment.
     #[error("`{location}` cannot name a segment: {reason}")]
     BadLocation {
@@ -126,7 +136,8 @@ pub enum Error {
     },
     /// A fixed-size resource of the segment is exhausted.
     #[error(
-        "segment is full: {what} (limit {limit}); delete unused artifacts or create the segment with larger limits"
+        "segment is full: {what} (limit {limit}); {}",
+        ccs_protocol::capacity_remedy(what)
     )]
     CapacityExceeded {
         /// Which resource.
@@ -223,7 +234,12 @@ impl Error {
             ProtocolError::Conflict { current, yours } => Error::Conflict {
                 key,
                 current: u64::from(current),
-                yours: u64::from(yours),
+                // A dropped view (see `ccs_protocol::DROPPED_VIEW`) holds no known version.
+                yours: if yours == ccs_protocol::DROPPED_VIEW {
+                    0
+                } else {
+                    u64::from(yours)
+                },
             },
             ProtocolError::Held { by } => Error::Held {
                 key,

@@ -60,5 +60,5 @@ pub use error::{Error, Result};
 pub use events::{ChangeEvent, Events};
 pub use guard::{ReadGuard, WriteGuard};
 pub use segment::{Backend, DEFAULT_MODE, FsckReport, OpenOptions, Segment, Switches};
-pub use status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
+pub use status::{AgentSlot, AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
 pub use strategy::Strategy;

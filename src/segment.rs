@@ -407,10 +407,27 @@ impl Segment {
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         self.shm("fsck", NO_FSCK)?.fsck(repair)
     }
+
+    /// The agent table: every registered agent, live or dead, with when it was last seen and
+    /// how many views it holds. Shared memory only.
+    pub fn agent_slots(&self) -> Result<Vec<crate::AgentSlot>> {
+        self.shm("agent slots", NO_SLOTS)?.agent_slots()
+    }
+
+    /// Free the slot of agent `name` (dead or detached) for the next new name, with its views,
+    /// holds and pins; `Ok(false)` if no such agent. A live agent is refused
+    /// ([`Error::AgentAlive`]). If the name attaches again it starts with dropped views: a
+    /// conditional write to an artifact it has not read since is refused. Shared memory only.
+    pub fn forget_agent(&self, name: &str) -> Result<bool> {
+        self.shm("forgetting an agent", NO_SLOTS)?
+            .forget_agent(name)
+    }
 }
 
 const NO_SWITCHES: &str =
     "the switches are words in a shared-memory segment; an etcd cluster has none";
+const NO_SLOTS: &str = "agent slots are a shared-memory segment's table; on etcd an agent is a \
+     session lease that ends with its process";
 const NO_FSCK: &str = "fsck checks a shared-memory segment's structures; etcd members check \
      their own data (`etcdctl check`, `etcdutl`)";
 

@@ -53,6 +53,29 @@ pub struct AgentStatus {
     pub subscriptions: Vec<String>,
 }
 
+/// One slot of a shared-memory segment's agent table, from [`crate::Segment::agent_slots`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSlot {
+    /// Index in the agent table.
+    pub slot: u32,
+    /// The agent's name.
+    pub name: String,
+    /// A live process is attached (its kernel lock is held). A dead agent's slot is taken
+    /// over by the next new name when the table is full.
+    pub alive: bool,
+    /// Pid of the attached process (`None`: detached).
+    pub pid: Option<u32>,
+    /// Attach generation (grows by one per attach or takeover).
+    pub generation: u64,
+    /// Milliseconds since its last attach or detach (`None`: never recorded).
+    pub last_seen_ms_ago: Option<u64>,
+    /// Artifacts it holds a view of (read or wrote a known version).
+    pub views_held: u64,
+    /// Artifacts whose view it holds as dropped: it must read them before a conditional write
+    /// (see docs/protocol.md, "Agent slots").
+    pub views_dropped: u64,
+}
+
 /// One agent's standing on one artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentState {

@@ -125,7 +125,9 @@ impl Agent {
             .check(self.id, line)
             .map_err(self.fail(artifact))?;
         Ok(Check {
-            held: (view.held != 0).then_some(u64::from(view.held)),
+            // A dropped view (`ccs_protocol::DROPPED_VIEW`) holds no known version.
+            held: (view.held != 0 && view.held != ccs_protocol::DROPPED_VIEW)
+                .then_some(u64::from(view.held)),
             current: u64::from(view.current),
             valid: view.valid,
         })

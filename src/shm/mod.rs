@@ -7,6 +7,7 @@
 //! hold these types in their shared-memory variants.
 
 mod agent;
+mod agents;
 mod events;
 mod fsck;
 mod guard;

@@ -7,13 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccs_os::{Access, Location, LockFile, Mapping, OsError};
-use ccs_protocol::{Config, Directory, Geometry, ProtocolError, Switches, Words};
+use ccs_protocol::{Config, Directory, Env as _, Geometry, ProtocolError, Switches, Words};
 
 use crate::error::{Error, Result};
 use crate::segment::OpenOptions;
 use crate::shm::agent::Agent;
+use crate::shm::agents::claim;
 use crate::shm::os_env::{AGENT_LOCK_BASE, OsEnv};
 use crate::strategy::Strategy;
+
+/// Lookups an attach makes before giving up on a slot that keeps being taken over.
+const ATTACH_ATTEMPTS: u32 = 8;
 
 /// How long an opener waits for a segment's creator to finish initialising it.
 const INIT_WAIT: Duration = Duration::from_secs(2);
@@ -64,7 +68,7 @@ impl Shared {
         Ok(version)
     }
 
-    fn access(&self) -> Access {
+    pub(crate) fn access(&self) -> Access {
         access(&self.options)
     }
 
@@ -148,23 +152,54 @@ impl Shared {
         self.mapping.flush().map_err(Error::Os)
     }
 
-    /// Register (on first use) and attach agent `name`, taking its kernel liveness lock.
+    /// Register (on first use; taking over the slot of the agent dead longest when the table
+    /// is full) and attach agent `name`, taking its kernel liveness lock.
     pub(crate) fn attach_with(self: &Arc<Shared>, name: &str, strategy: Strategy) -> Result<Agent> {
         let wire = strategy.to_wire()?;
-        let slot = self.dir.register_agent(name).map_err(|e| self.general(e))?;
         let lock = LockFile::open_with(&self.location, self.access()).map_err(os_error)?;
-        if !lock.try_lock(AGENT_LOCK_BASE + u64::from(slot))? {
-            let (pid, _) = self.dir.agent_process(slot).map_err(|e| self.general(e))?;
-            return Err(Error::AgentBusy {
-                name: name.to_owned(),
-                pid,
-            });
+        // A lookup runs without the structure lock, so the slot found may be taken over for
+        // another name before this process locks it: then look again.
+        for _ in 0..ATTACH_ATTEMPTS {
+            let slot = self
+                .dir
+                .register_agent_claiming(name, |slot| claim(&lock, slot))
+                .map_err(|e| self.general(e))?;
+            let locked = lock.try_lock(AGENT_LOCK_BASE + u64::from(slot))?;
+            // Once locked, nobody can take the slot over: its name is stable. If another process
+            // holds the lock, it may be taking the slot over right now: a takeover holds the
+            // structure lock throughout, so read the name once that lock is free.
+            let current = if locked {
+                self.dir.agent_name(slot)
+            } else {
+                self.dir
+                    .env()
+                    .with_structure_lock(|| self.dir.agent_name(slot))
+                    .and_then(|name| name)
+            };
+            let still_ours = current.map_err(|e| self.general(e))? == Some(name.to_owned());
+            if !still_ours {
+                if locked {
+                    lock.unlock(AGENT_LOCK_BASE + u64::from(slot))?;
+                }
+                continue;
+            }
+            if !locked {
+                let (pid, _) = self.dir.agent_process(slot).map_err(|e| self.general(e))?;
+                return Err(Error::AgentBusy {
+                    name: name.to_owned(),
+                    pid,
+                });
+            }
+            let id = self
+                .dir
+                .begin_attach_with(slot, ccs_os::current_pid(), wire)
+                .map_err(|e| self.general(e))?;
+            return Ok(Agent::new(Arc::clone(self), id, lock));
         }
-        let id = self
-            .dir
-            .begin_attach_with(slot, ccs_os::current_pid(), wire)
-            .map_err(|e| self.general(e))?;
-        Ok(Agent::new(Arc::clone(self), id, lock))
+        Err(Error::AgentBusy {
+            name: name.to_owned(),
+            pid: 0,
+        })
     }
 
     pub(crate) fn switches(&self) -> Result<Switches> {

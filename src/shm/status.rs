@@ -44,7 +44,8 @@ impl Shared {
                 states.push(AgentState {
                     agent: agent.name.clone(),
                     state: cell.state.into(),
-                    held: (cell.held != 0).then_some(u64::from(cell.held)),
+                    held: (cell.held != 0 && cell.held != ccs_protocol::DROPPED_VIEW)
+                        .then_some(u64::from(cell.held)),
                 });
             }
             artifacts.push(ArtifactStatus {

@@ -93,6 +93,10 @@ pub enum Command {
     /// its header is invalid.
     #[command(after_long_help = crate::fsck::JSON_SCHEMA_HELP)]
     Fsck(FsckArgs),
+    /// List a segment's agents: live or dead, last seen, views held; --forget NAME frees a
+    /// dead or detached agent's slot. (A dead agent's slot is also reused automatically when
+    /// the table is full.)
+    Agents(crate::commands::agents::AgentsArgs),
     /// Internal: one child process of `ccs bench` (re-executed by it; not for direct use).
     #[command(hide = true)]
     BenchChild(BenchChildArgs),
@@ -481,6 +485,12 @@ pub enum BenchCommand {
     /// two sessions reading and editing one file; with --python-bin, the same story through
     /// the Python package agent-coherence's hook client and coordinator, in the same run.
     Hook(crate::bench::hook::HookBenchArgs),
+    /// An orchestrator's life in one fixed-size segment: workers with unique names come and
+    /// go, tasks create and delete keys, payloads of 64 B to 1 MiB, optional kills. Reports
+    /// operations, peak live bytes, arena bytes ever touched, capacity errors by resource, and
+    /// throughput.
+    #[command(after_long_help = crate::bench::soak::SOAK_SCHEMA_HELP)]
+    Soak(crate::bench::soak::SoakArgs),
 }
 
 /// How readers notice an invalidation.

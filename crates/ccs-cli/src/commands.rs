@@ -22,6 +22,10 @@ pub(crate) mod torture;
 #[path = "demo.rs"]
 pub(crate) mod demo;
 
+/// `ccs agents` (declared here so that `main.rs` needs no change).
+#[path = "agents.rs"]
+pub(crate) mod agents;
+
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<u8, CliError> {
     match command {
@@ -36,6 +40,7 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::List(args) => list(&args),
         Command::Wait(args) => wait(&args),
         Command::Fsck(args) => crate::fsck::run(&args),
+        Command::Agents(args) => agents::run(&args),
         Command::Bench(args) => crate::bench::run(args.command),
         Command::BenchChild(args) => crate::bench::run_child(&args),
         Command::Torture(args) => torture::run(&args),

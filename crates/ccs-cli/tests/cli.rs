@@ -531,3 +531,49 @@ fn wait_wakes_on_a_write_from_another_process() {
     assert_eq!(run.ok(), "2\n");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// The first story: 8 agent slots, more short-lived workers than that, one `ccs put`
+/// each. Dead workers' slots are reused; `ccs agents` lists them; `--forget` frees one and
+/// refuses nothing here (all are dead); a returning name must re-read before its write.
+#[test]
+fn short_lived_workers_reuse_dead_agents_slots() {
+    let seg = Seg::init("agent-churn");
+    ccs_in(&["put", seg.as_str(), "shared", "--agent", "lead"], b"v1").ok();
+    for n in 1..=12 {
+        let worker = format!("worker-{n}");
+        let key = format!("task/{n}");
+        ccs_in(&["put", seg.as_str(), &key, "--agent", &worker], b"done").ok();
+    }
+    let table = ccs(&["agents", seg.as_str()]).ok();
+    assert!(table.starts_with("8 agents of 8"), "{table}");
+    assert!(
+        table.contains("worker-12") && table.contains("dead"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ccs(&["agents", seg.as_str(), "--json"]).ok()).expect("JSON");
+    assert_eq!(json["agents"].as_array().map(Vec::len), Some(8));
+
+    // worker-12's slot is freed; the name comes back with dropped views.
+    let forgot = ccs(&["agents", seg.as_str(), "--forget", "worker-12"]).ok();
+    assert!(forgot.contains("forgot agent `worker-12`"), "{forgot}");
+    ccs(&["agents", seg.as_str(), "--forget", "worker-12"])
+        .code
+        .map_or_else(
+            || panic!("killed"),
+            |code| assert_eq!(code, 1, "a second forget finds no such agent"),
+        );
+    let stale = ccs_in(
+        &["put", seg.as_str(), "task/12", "--agent", "worker-12"],
+        b"again",
+    );
+    stale.fails(3);
+    assert!(stale.stderr.contains("your view is version 0"), "{stale:?}");
+    ccs(&["get", seg.as_str(), "task/12", "--agent", "worker-12"]).ok();
+    ccs_in(
+        &["put", seg.as_str(), "task/12", "--agent", "worker-12"],
+        b"again",
+    )
+    .ok();
+    assert!(ccs(&["fsck", seg.as_str()]).ok().contains("clean"));
+}

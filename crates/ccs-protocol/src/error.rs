@@ -32,9 +32,7 @@ pub enum ProtocolError {
     )]
     Uninitialised,
     /// A fixed-size table or the payload arena is full.
-    #[error(
-        "segment is full: {what} (limit {limit}); delete unused artifacts or create the segment with a larger limit"
-    )]
+    #[error("segment is full: {what} (limit {limit}); {}", capacity_remedy(what))]
     CapacityExceeded {
         /// Which resource ran out.
         what: &'static str,
@@ -50,6 +48,14 @@ pub enum ProtocolError {
         current: u32,
         /// The version the write was conditional on.
         yours: u32,
+    },
+    /// The agent to forget is attached by a live process.
+    #[error(
+        "agent slot {slot} is attached by a live process; detach it (or stop the process) first"
+    )]
+    AgentAlive {
+        /// Its slot.
+        slot: u32,
     },
     /// Another live agent holds the artifact exclusively.
     #[error("artifact is held exclusively by agent slot {by}; retry after it commits or releases")]
@@ -97,6 +103,32 @@ pub enum ProtocolError {
     /// The operating-system side of the environment failed (lock, liveness probe).
     #[error("operating system: {0}")]
     Os(String),
+}
+
+/// What frees `what` once a segment has run out of it: the remedy that actually works today
+/// (see docs/capacity.md), for the messages of [`ProtocolError::CapacityExceeded`] and the
+/// facade's error of the same name.
+pub fn capacity_remedy(what: &str) -> &'static str {
+    match what {
+        "agents" => {
+            "every slot belongs to a live agent (a dead agent's slot is reused automatically); detach some agents or create the segment with more --agents"
+        }
+        "artifacts" => {
+            "a deleted artifact's line is not reused yet, so deleting frees none; create the segment with more --artifacts"
+        }
+        "payload arena bytes" => {
+            "delete or shrink payloads (freed blocks are reused for payloads of the same size class, never merged), run `ccs fsck --repair` on an idle segment to recover blocks leaked by killed writers, or create the segment with a larger --arena"
+        }
+        "versions alive at once (slot descriptors)" => {
+            "release pinned reads (guards) and let readers finish, or create the segment with more --artifacts (descriptors scale with it)"
+        }
+        "pins of one version" => "drop some read guards of this version",
+        "subscriptions of one agent" => "unsubscribe from a prefix first",
+        "versions of one artifact" => {
+            "this key can take no more writes (versions are 32-bit in the segment today); write under a new key"
+        }
+        _ => "create the segment with a larger limit",
+    }
 }
 
 impl ProtocolError {

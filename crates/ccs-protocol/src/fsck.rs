@@ -66,9 +66,9 @@ use crate::error::{ProtocolError, Result};
 use crate::freshness::Strategy;
 use crate::layout::{
     A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
-    D_OWNER, D_WRITER, GRANULE, Geometry, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
-    H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK,
-    L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
+    D_OWNER, D_WRITER, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP,
+    H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE,
+    L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
 };
 use crate::oplog::RecordRead;
 use crate::packing::{Head, desc_state, unpack_owner};
@@ -594,7 +594,7 @@ impl<E: Env> Directory<E> {
             );
             granule_bump = granules;
         }
-        let unused = (H_SWITCHES + 1..H_KEY_COUNT)
+        let unused = (H_SWITCHES + 1..H_AGENT_DROPS)
             .chain(H_ARENA_BUMP + 1..H_ARENA_FREE)
             .chain(H_ARENA_FREE + self.geo.classes..HEADER_WORDS);
         for index in unused {
@@ -636,6 +636,7 @@ impl<E: Env> Directory<E> {
             }
             match self.agent_name(slot) {
                 Ok(Some(name)) if registered.is_none() => names.push(name),
+                Ok(None) if registered.is_none() => names.push(format!("#{slot} (forgotten)")),
                 Ok(_) => {}
                 Err(error) => {
                     pass.add(FsckKind::Agent, subject, problem_text(&error));
@@ -894,7 +895,10 @@ impl<E: Env> Directory<E> {
                         subject,
                         format!("view word {view:#x} is not a version"),
                     );
-                } else if view as u32 > fact.version && !fact.held {
+                } else if view as u32 > fact.version
+                    && view as u32 != crate::agents::DROPPED_VIEW
+                    && !fact.held
+                {
                     pass.add(
                         FsckKind::View,
                         subject,

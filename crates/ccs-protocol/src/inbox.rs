@@ -158,6 +158,32 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// Forget every subscription of `slot` and skip its inbox to the end: a new name taking
+    /// the slot over starts with neither (see `agents.rs`). The slot is unattached.
+    pub(crate) fn drop_subscriptions(&self, slot: u32) -> Result<()> {
+        if self.geo.inbox_words == 0 {
+            return Ok(());
+        }
+        for index in 0..MAX_SUBSCRIPTIONS {
+            // Pairs with the Acquire load in `subscription`.
+            self.words
+                .at(self.geo.sub_word(slot, index))?
+                .store(0, Ordering::Release);
+        }
+        for line in 0..self.geo.lines as u32 {
+            self.set_subscriber(slot, line, false)?;
+        }
+        let tail = self
+            .words
+            .at(self.geo.inbox_word(slot, I_TAIL))?
+            .load(Ordering::Acquire);
+        // Only the owner moves the head, and there is none.
+        self.words
+            .at(self.geo.inbox_word(slot, I_HEAD))?
+            .store(tail, Ordering::Release);
+        Ok(())
+    }
+
     fn subscriber_word(&self, slot: u32, line: u32) -> Result<(&AtomicU64, u64)> {
         let index = L_MASK + self.geo.mask_words + slot as usize / 64;
         Ok((

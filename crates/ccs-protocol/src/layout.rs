@@ -89,6 +89,9 @@ pub(crate) const SWITCH_LOG_OFF: u64 = 1;
 /// Writers do not clear peers' valid bits: the demonstration of what goes wrong without
 /// coherence. Never set it on a segment that matters.
 pub(crate) const SWITCH_NO_INVALIDATION: u64 = 2;
+/// Agents whose slot was taken over or forgotten so far (see `agents.rs`): once non-zero, a
+/// newly registered name may be a returning one, so it starts with dropped views.
+pub(crate) const H_AGENT_DROPS: usize = 15;
 /// Keys in the directory (only grows: lines are never reused for another key).
 pub(crate) const H_KEY_COUNT: usize = 16;
 /// Descriptors handed out by bump allocation so far.
@@ -104,12 +107,15 @@ pub(crate) const HEADER_WORDS: usize = H_ARENA_FREE + MAX_CLASSES;
 
 // Agent slot words.
 pub(crate) const AGENT_WORDS: usize = 32;
-pub(crate) const A_STATE: usize = 0; // 0 free; else REGISTERED | name_len
+pub(crate) const A_STATE: usize = 0; // 0 never used; FORGOTTEN; else REGISTERED | name_len
 pub(crate) const A_GEN: usize = 1;
 pub(crate) const A_PID: usize = 2;
 pub(crate) const A_ATTACHED_MS: usize = 3;
 /// The freshness strategy chosen at attach (see `freshness.rs`).
 pub(crate) const A_STRATEGY: usize = 4;
+/// When the agent was last seen leaving (monotonic ms, stored at detach; 0: never detached):
+/// with the attach time, the "last seen" that orders dead slots for reuse.
+pub(crate) const A_DETACHED_MS: usize = 5;
 pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
 /// The agent's pin records: `desc + 1` of each version a zero-copy guard of its process pins
 /// (0: free), so that whoever next holds the agent's lock can release a dead process's pins.

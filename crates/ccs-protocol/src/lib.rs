@@ -57,10 +57,10 @@ mod wait;
 mod words;
 mod write;
 
-pub use agents::validate_name;
+pub use agents::{DROPPED_VIEW, SlotState, validate_name};
 pub use directory::{AgentId, Directory, Switches};
 pub use env::Env;
-pub use error::{ProtocolError, Result};
+pub use error::{ProtocolError, Result, capacity_remedy};
 pub use freshness::Strategy;
 #[cfg(not(loom))]
 pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};

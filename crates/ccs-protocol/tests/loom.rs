@@ -635,3 +635,75 @@ fn log_record_whole() {
         }
     });
 }
+
+// =============================================================================================
+// Agent slot reuse (issue 20). Kept in one block, apart from the models above.
+//
+// | test | invariant | proves | mutant caught |
+// |------|-----------|--------|---------------|
+// | `dropped_view_refuses_stale_write` | 5 | a name whose slot was taken over, returning with a decision built on an old version, has its conditional write refused, while a peer's write races the takeover | `reuse_zeroed_views` |
+// | `live_agent_never_evicted` | 3, 7 | a new name finding the table full of live agents is refused, and never fences a live agent's racing write | `evict_live` |
+
+/// Mark `slot` alive (its new process attached) or dead (its process exited).
+fn set_alive(f: &Fixture, slot: u32, alive: bool) {
+    f.dir.env().set_alive(slot, alive);
+}
+
+/// w reads v1 and exits; y takes over w's slot while x publishes v2; y exits; w returns (into
+/// y's slot) and writes conditionally on its view, as it would with a decision built on v1.
+/// Dropped views make that write a conflict; views reset to "never read" would admit it.
+#[test]
+#[cfg_attr(ccs_mutant = "reuse_zeroed_views", should_panic)]
+fn dropped_view_refuses_stale_write() {
+    model(|| {
+        let f = Fixture::new(2);
+        let x = f.agent("x", 1);
+        let w = f.agent("w", 2);
+        assert_eq!(f.put(x, 1, Condition::Blind), Ok(1));
+        assert_eq!(f.read(w).unwrap().version, 1);
+        f.dir.detach(w).unwrap();
+        set_alive(&f, w.slot, false);
+
+        let fx = f.clone();
+        let writer = thread::spawn(move || fx.put(x, 2, Condition::Blind));
+        let y = f.agent("y", 3); // the table is full: takes over the dead w's slot
+        assert_eq!(y.slot, w.slot);
+        set_alive(&f, y.slot, true);
+        assert_eq!(writer.join().unwrap(), Ok(2));
+
+        f.dir.detach(y).unwrap();
+        set_alive(&f, y.slot, false);
+        let back = f.agent("w", 4);
+        set_alive(&f, back.slot, true);
+        match f.put(back, 9, Condition::View) {
+            Err(ProtocolError::Conflict { current: 2, .. }) => {}
+            other => panic!("a returning name's stale write was not refused: {other:?}"),
+        }
+        // Reading the current version restores its right to write conditionally.
+        assert_eq!(f.read(back).unwrap().version, 2);
+        assert_eq!(f.put(back, 3, Condition::View), Ok(3));
+    });
+}
+
+/// x and w are alive; y registers while w writes. y must be refused (the table is full of
+/// live agents) and w's write must land.
+#[test]
+#[cfg_attr(ccs_mutant = "evict_live", should_panic)]
+fn live_agent_never_evicted() {
+    model(|| {
+        let f = Fixture::new(2);
+        let _x = f.agent("x", 1);
+        let w = f.agent("w", 2);
+        let fw = f.clone();
+        let writer = thread::spawn(move || fw.put(w, 1, Condition::Blind));
+        let refused = f.dir.register_agent("y");
+        assert_eq!(writer.join().unwrap(), Ok(1));
+        assert!(
+            matches!(
+                refused,
+                Err(ProtocolError::CapacityExceeded { what: "agents", .. })
+            ),
+            "a live agent's slot was taken: {refused:?}"
+        );
+    });
+}

@@ -4,7 +4,8 @@
 //!   `is_valid`, or block in `wait_changed`) and holding the new payload, next to the machine's
 //!   floor for the same handoff (a raw cache-line handoff, or a raw futex wake);
 //! - [`ops`]: the in-process cost of each operation, median and p90 ns/op;
-//! - [`scale`]: the aggregate throughput of P processes on a shared set of artifacts.
+//! - [`scale`]: the aggregate throughput of P processes on a shared set of artifacts;
+//! - [`soak`]: an orchestrator's life in one fixed-size segment, counting capacity errors.
 //!
 //! Every run creates its own segment (and a small side mapping for coordination) under a
 //! unique /dev/shm name and destroys both at the end, on error, and on Ctrl-C. Children are
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod scale;
 pub mod side;
 pub mod signal;
+pub mod soak;
 pub mod stats;
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -65,6 +67,7 @@ pub fn run(command: BenchCommand) -> Result<u8, CliError> {
         BenchCommand::Ops(args) => ops::run(&args)?,
         BenchCommand::Scale(args) => scale::run(&args)?,
         BenchCommand::Hook(args) => hook::run(&args)?,
+        BenchCommand::Soak(args) => soak::run(&args)?,
     }
     Ok(EXIT_OK)
 }
@@ -77,6 +80,7 @@ pub fn run_child(args: &BenchChildArgs) -> Result<u8, CliError> {
     match args.role.as_str() {
         "reader" => invalidation::child(args)?,
         "worker" => scale::child(args)?,
+        "soak-victim" => soak::victim(args)?,
         other => {
             return Err(CliError::Usage(format!(
                 "unknown bench-child role `{other}`"

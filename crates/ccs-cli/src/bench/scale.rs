@@ -280,11 +280,12 @@ fn table(report: &Report) -> String {
     out
 }
 
-/// xorshift64*: a tiny, seedable generator; statistical quality is ample for picking keys.
-struct Rng(u64);
+/// xorshift64*: a tiny, seedable generator; statistical quality is ample for picking keys
+/// (seed it with a non-zero value).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -1,0 +1,98 @@
+//! `ccs agents`: the agent table of a shared-memory segment (live or dead, last seen, views
+//! held), and `--forget NAME` to free a dead or detached agent's slot.
+//!
+//! A dead agent's slot is taken over automatically by the next new name when the table is
+//! full (docs/protocol.md, "Agent slots"); forgetting frees one at once and drops its views.
+
+use clap::Args;
+use serde_json::json;
+
+use crate::commands::open;
+use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
+
+/// `ccs agents`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// Segment: a name under /dev/shm or a path containing '/'.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
+    /// Free this agent's slot (refused while a live process is attached as it). If the name
+    /// attaches again, its conditional writes are refused until it re-reads each artifact.
+    #[arg(long, value_name = "NAME")]
+    pub forget: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Open the segment even if another user owns it (refused by default).
+    #[arg(long)]
+    pub allow_other_owner: bool,
+}
+
+/// Run `ccs agents`.
+pub fn run(args: &AgentsArgs) -> Result<u8, CliError> {
+    let segment = open(&args.seg, args.allow_other_owner)?;
+    if let Some(name) = &args.forget {
+        if segment.forget_agent(name)? {
+            crate::commands::print(&format!("forgot agent `{name}`\n"))?;
+            return Ok(EXIT_OK);
+        }
+        eprintln!("ccs: no agent `{name}` in {}", segment.location());
+        return Ok(EXIT_FAILURE);
+    }
+    let slots = segment.agent_slots()?;
+    let text = if args.json {
+        let agents: Vec<_> = slots
+            .iter()
+            .map(|s| {
+                json!({
+                    "slot": s.slot,
+                    "name": s.name,
+                    "alive": s.alive,
+                    "pid": s.pid,
+                    "generation": s.generation,
+                    "last_seen_ms_ago": s.last_seen_ms_ago,
+                    "views_held": s.views_held,
+                    "views_dropped": s.views_dropped,
+                })
+            })
+            .collect();
+        let value = json!({
+            "segment": segment.location(),
+            "max_agents": segment.config().max_agents,
+            "agents": agents,
+        });
+        let mut text = serde_json::to_string_pretty(&value).map_err(CliError::Json)?;
+        text.push('\n');
+        text
+    } else {
+        let mut text = format!(
+            "{} agents of {} in {}\n{:>5}  {:<24} {:<5} {:>8} {:>12} {:>6} {:>8}\n",
+            slots.len(),
+            segment.config().max_agents,
+            segment.location(),
+            "SLOT",
+            "NAME",
+            "STATE",
+            "PID",
+            "LAST SEEN",
+            "VIEWS",
+            "DROPPED"
+        );
+        for s in &slots {
+            text.push_str(&format!(
+                "{:>5}  {:<24} {:<5} {:>8} {:>12} {:>6} {:>8}\n",
+                s.slot,
+                s.name,
+                if s.alive { "live" } else { "dead" },
+                s.pid.map_or("-".to_owned(), |p| p.to_string()),
+                s.last_seen_ms_ago
+                    .map_or("-".to_owned(), |ms| format!("{:.1}s ago", ms as f64 / 1e3)),
+                s.views_held,
+                s.views_dropped
+            ));
+        }
+        text
+    };
+    crate::commands::print(&text)?;
+    Ok(EXIT_OK)
+}
