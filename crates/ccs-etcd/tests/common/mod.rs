@@ -48,11 +48,19 @@ pub fn endpoints() -> Option<String> {
         .clone()
 }
 
-/// Start a private cluster owned by this process (on ports derived from the pid unless
-/// `base` is given; below the ephemeral port range, where outgoing connections would collide).
-/// Returns (endpoints, data dir, port base).
+/// `CCS_ETCD_PORT_BASE`, if set: the start of a port range of this run's own (the shared test
+/// cluster takes base..base+2 and base+100..base+102; the fault tests' clusters lie above).
+pub fn port_base() -> Option<u16> {
+    std::env::var("CCS_ETCD_PORT_BASE").ok()?.parse().ok()
+}
+
+/// Start a private cluster owned by this process (on `CCS_ETCD_PORT_BASE`, or ports derived
+/// from the pid, unless `base` is given; below the ephemeral port range, where outgoing
+/// connections would collide). Returns (endpoints, data dir, port base).
 pub fn start_private(base: Option<u16>) -> (String, String, u16) {
-    let base = base.unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
+    let base = base
+        .or_else(port_base)
+        .unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
     let out = Command::new(script())
         .args(["start", "--owner", &std::process::id().to_string()])
         .env("CCS_ETCD_PORT_BASE", base.to_string())
