@@ -19,9 +19,10 @@
 
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Agent, Backend, Error, Key, Segment};
+use agent_coherence::{Agent, Backend, Cached, Error, Key, Segment};
 use ccs_protocol::sync::{AtomicU64, Ordering};
 
+use super::history::{self, Args, Outcome, Recorder};
 use super::layout::{
     ATTACH_RETRIES, FAIL_ARTIFACT, FAIL_EXPECTED, FAIL_KIND, FAIL_SEEN, IN_WRITE, INJECTED, Layout,
     STOP,
@@ -50,7 +51,8 @@ const ATTACH_PATIENCE_ETCD: Duration = Duration::from_secs(15);
 pub enum Op {
     /// `get_into` of a payload, checked.
     Get,
-    /// Zero-copy `read` of a payload, checked in place.
+    /// Zero-copy `read` of a payload, checked in place; or `refresh` of the worker's cached
+    /// copy of it (a HIT keeps the bytes it holds), checked.
     Read,
     /// `put_blind` of a new payload.
     PutBlind,
@@ -205,9 +207,96 @@ struct Worker<'a> {
     max_payload: usize,
     seq: u64,
     inject: Option<Fault>,
+    /// The history recorder (`--history`).
+    hist: Option<Recorder>,
+    /// Cached copies of payloads, for `refresh`.
+    cached: Vec<Option<Cached>>,
+}
+
+/// An operation being recorded in the history.
+struct Pending {
+    at: (u64, u64),
+    kind: &'static str,
+    a: usize,
+    args: Args,
+}
+
+/// The history's outcome of an error.
+fn failed(error: &Error) -> Outcome {
+    let (name, version) = match error {
+        Error::Conflict { current, .. } => ("conflict".to_owned(), Some(*current)),
+        Error::Held { .. } => ("held".to_owned(), None),
+        Error::NotFound { .. } => ("not_found".to_owned(), None),
+        Error::Fenced { .. } => ("fenced".to_owned(), None),
+        other => (other.to_string(), None),
+    };
+    Outcome {
+        ok: false,
+        version,
+        error: Some(name),
+        ..Outcome::default()
+    }
+}
+
+fn wrote(version: u64) -> Outcome {
+    Outcome {
+        ok: true,
+        version: Some(version),
+        ..Outcome::default()
+    }
+}
+
+fn read_as(version: u64, bytes: &[u8], hit: Option<bool>) -> Outcome {
+    Outcome {
+        ok: true,
+        version: Some(version),
+        checksum: Some(history::checksum(bytes)),
+        hit,
+        ..Outcome::default()
+    }
 }
 
 impl Worker<'_> {
+    /// Start recording an operation; a write (`checksum` of the bytes it publishes) is
+    /// recorded at once, so that a kill inside it leaves its invocation in the history.
+    fn begin(
+        &mut self,
+        kind: &'static str,
+        a: usize,
+        expected: Option<u64>,
+        checksum: Option<String>,
+    ) -> Step<Option<Pending>> {
+        let key = self.key_name(a);
+        let Some(hist) = self.hist.as_mut() else {
+            return Ok(None);
+        };
+        let pending = Pending {
+            at: hist.start(),
+            kind,
+            a,
+            args: Args { expected, checksum },
+        };
+        if pending.args.checksum.is_some() {
+            hist.record(pending.at, kind, &key, pending.args.clone(), None)?;
+        }
+        Ok(Some(pending))
+    }
+
+    /// Record how an operation ended.
+    fn end(&mut self, pending: Option<Pending>, outcome: impl FnOnce() -> Outcome) -> Step {
+        let Some(p) = pending else { return Ok(()) };
+        let key = self.key_name(p.a);
+        if let Some(hist) = self.hist.as_mut() {
+            hist.record(p.at, p.kind, &key, p.args, Some(outcome()))?;
+        }
+        Ok(())
+    }
+
+    /// The checksum of the bytes about to be written, when recording.
+    fn out_sum(&self, bytes: &[u8]) -> Option<String> {
+        self.hist.as_ref().map(|_| history::checksum(bytes))
+    }
+
     fn word(&self, line: usize) -> Step<&AtomicU64> {
         Ok(self.side.word(line)?)
     }
@@ -334,7 +423,14 @@ impl Worker<'_> {
     /// `get_into` a payload and check it. `None`: deleted.
     fn get(&mut self, agent: &Agent, a: usize) -> Step<Option<u64>> {
         self.count(Op::Get)?;
-        match agent.get_into(&self.keys[a], &mut self.buf) {
+        let p = self.begin("get", a, None, None)?;
+        let got = agent.get_into(&self.keys[a], &mut self.buf);
+        let outcome = p.is_some().then(|| match &got {
+            Ok((v, hit)) => read_as(*v, &self.buf, Some(*hit)),
+            Err(e) => failed(e),
+        });
+        self.end(p, || outcome.unwrap_or_default())?;
+        match got {
             Ok((v, _hit)) => {
                 self.observe(a, v)?;
                 verify_payload(&self.buf, a as u32).map_err(|why| self.checksum(a, v, why))?;
@@ -348,7 +444,13 @@ impl Worker<'_> {
     /// Zero-copy `read` of a payload, checked in place while pinned.
     fn read(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Read)?;
-        match agent.read(&self.keys[a]) {
+        let p = self.begin("read", a, None, None)?;
+        let read = agent.read(&self.keys[a]);
+        self.end(p, || match &read {
+            Ok(guard) => read_as(guard.version(), guard.bytes(), Some(guard.hit())),
+            Err(e) => failed(e),
+        })?;
+        match read {
             Ok(guard) => {
                 let v = guard.version();
                 self.observe(a, v)?;
@@ -360,10 +462,42 @@ impl Worker<'_> {
         }
     }
 
+    /// `refresh` the worker's cached copy of a payload and check it. A HIT returns the bytes
+    /// the copy already holds: only invalidation keeps them current.
+    fn refresh(&mut self, agent: &Agent, a: usize) -> Step {
+        self.count(Op::Read)?;
+        let mut cached = match self.cached.get_mut(a).and_then(Option::take) {
+            Some(cached) => cached,
+            None => Cached::new(self.keys[a].clone()),
+        };
+        let p = self.begin("refresh", a, None, None)?;
+        let got = agent.refresh(&mut cached);
+        let outcome = p.is_some().then(|| match &got {
+            Ok(hit) => read_as(cached.version(), cached.bytes(), Some(*hit)),
+            Err(e) => failed(e),
+        });
+        self.end(p, || outcome.unwrap_or_default())?;
+        match got {
+            Ok(_) => {
+                let v = cached.version();
+                self.observe(a, v)?;
+                verify_payload(cached.bytes(), a as u32).map_err(|why| self.checksum(a, v, why))?;
+                if let Some(slot) = self.cached.get_mut(a) {
+                    *slot = Some(cached);
+                }
+                self.count(Op::Verified)
+            }
+            Err(e) => self.refused(a, e),
+        }
+    }
+
     fn put_blind(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::PutBlind)?;
         self.new_payload(a);
-        match self.writing(|| agent.put_blind(&self.keys[a], &self.out))? {
+        let p = self.begin("put_blind", a, None, self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put_blind(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, None),
             Err(e) => self.refused(a, e),
         }
@@ -373,7 +507,10 @@ impl Worker<'_> {
         let read = self.get(agent, a)?;
         self.count(Op::Put)?;
         self.new_payload(a);
-        match self.writing(|| agent.put(&self.keys[a], &self.out))? {
+        let p = self.begin("put", a, read, self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, read.map(|r| r + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -383,7 +520,10 @@ impl Worker<'_> {
         self.count(Op::PutIf)?;
         let expected = self.last[a];
         self.new_payload(a);
-        match self.writing(|| agent.put_if(&self.keys[a], expected, &self.out))? {
+        let p = self.begin("put_if", a, Some(expected), self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put_if(&self.keys[a], expected, &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, Some(expected + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -391,14 +531,23 @@ impl Worker<'_> {
 
     fn acquire_commit(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::AcquireCommit)?;
-        let guard = match agent.acquire(&self.keys[a], LEASE) {
+        let p = self.begin("acquire", a, None, None)?;
+        let acquired = agent.acquire(&self.keys[a], LEASE);
+        self.end(p, || match &acquired {
+            Ok(guard) => wrote(guard.version()),
+            Err(e) => failed(e),
+        })?;
+        let guard = match acquired {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
         let held = guard.version();
         self.observe(a, held)?;
         self.new_payload(a);
-        match self.writing(|| guard.commit(&self.out))? {
+        let p = self.begin("commit", a, Some(held), self.out_sum(&self.out))?;
+        let commit = self.writing(|| guard.commit(&self.out))?;
+        self.end(p, || commit.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match commit {
             Ok(v) => self.observe_write(a, v, Some(held + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -407,13 +556,20 @@ impl Worker<'_> {
     fn delete_recreate(&mut self, agent: &Agent, a: usize) -> Step {
         let read = self.get(agent, a)?;
         self.count(Op::DeleteRecreate)?;
-        let tombstone = match self.writing(|| agent.delete(&self.keys[a]))? {
+        // A delete publishes no bytes: an empty checksum marks it a write in the history.
+        let p = self.begin("delete", a, read, self.hist.as_ref().map(|_| String::new()))?;
+        let deleted = self.writing(|| agent.delete(&self.keys[a]))?;
+        self.end(p, || deleted.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        let tombstone = match deleted {
             Ok(t) => t,
             Err(e) => return self.refused(a, e),
         };
         self.observe_write(a, tombstone, read.map(|r| r + 1))?;
         self.new_payload(a);
-        match self.writing(|| agent.put(&self.keys[a], &self.out))? {
+        let p = self.begin("put", a, Some(tombstone), self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, Some(tombstone + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -421,7 +577,14 @@ impl Worker<'_> {
 
     /// Read counter `a` and check it: its checksum, and value = version − 1.
     fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<(u64, CounterValue)> {
-        let v = match agent.get_into(&self.keys[a], &mut self.buf) {
+        let p = self.begin("get", a, None, None)?;
+        let got = agent.get_into(&self.keys[a], &mut self.buf);
+        let outcome = p.is_some().then(|| match &got {
+            Ok((v, hit)) => read_as(*v, &self.buf, Some(*hit)),
+            Err(e) => failed(e),
+        });
+        self.end(p, || outcome.unwrap_or_default())?;
+        let v = match got {
             Ok((v, _hit)) => v,
             Err(e) => {
                 return Err(Failure::unexpected(
@@ -489,7 +652,10 @@ impl Worker<'_> {
         self.count(Op::Increment)?;
         let (v, counter) = self.get_counter(agent, a)?;
         let (bytes, injected) = self.next_counter(a, counter)?;
-        match self.writing(|| agent.put(&self.keys[a], &bytes))? {
+        let p = self.begin("put", a, Some(v), self.out_sum(&bytes))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &bytes))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |w| wrote(*w)))?;
+        match put {
             Ok(w) => {
                 self.observe_write(a, w, Some(v + 1))?;
                 self.won(a, injected)
@@ -501,7 +667,13 @@ impl Worker<'_> {
     /// `acquire` → `get` (must return the held version) → value + 1 → `commit`.
     fn increment_acquire(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
-        let guard = match agent.acquire(&self.keys[a], LEASE) {
+        let p = self.begin("acquire", a, None, None)?;
+        let acquired = agent.acquire(&self.keys[a], LEASE);
+        self.end(p, || match &acquired {
+            Ok(guard) => wrote(guard.version()),
+            Err(e) => failed(e),
+        })?;
+        let guard = match acquired {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
@@ -521,7 +693,10 @@ impl Worker<'_> {
             });
         }
         let (bytes, injected) = self.next_counter(a, counter)?;
-        match self.writing(|| guard.commit(&bytes))? {
+        let p = self.begin("commit", a, Some(held), self.out_sum(&bytes))?;
+        let commit = self.writing(|| guard.commit(&bytes))?;
+        self.end(p, || commit.as_ref().map_or_else(failed, |w| wrote(*w)))?;
+        match commit {
             Ok(w) => {
                 self.observe_write(a, w, Some(held + 1))?;
                 self.won(a, injected)
@@ -576,7 +751,8 @@ impl Worker<'_> {
         let a = self.rng.range(0, self.payloads as u64 - 1) as usize;
         match r % 82 {
             0..20 => self.get(agent, a).map(drop),
-            20..35 => self.read(agent, a),
+            20..28 => self.read(agent, a),
+            28..35 => self.refresh(agent, a),
             35..45 => self.put_blind(agent, a),
             45..60 => self.put_view(agent, a),
             60..70 => self.put_if(agent, a),
@@ -668,6 +844,12 @@ pub fn run(args: &WorkerArgs) -> Result<u8, CliError> {
         max_payload: usize::try_from(args.max_payload).unwrap_or(usize::MAX),
         seq: args.life << 40,
         inject: args.inject_fault,
+        hist: args
+            .history
+            .as_deref()
+            .map(|dir| Recorder::open(dir, &name, args.life))
+            .transpose()?,
+        cached: (0..args.artifacts).map(|_| None).collect(),
     };
     let stop = side.word(STOP)?;
     let mut steps: u64 = 0;
