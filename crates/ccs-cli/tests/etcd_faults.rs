@@ -227,3 +227,100 @@ fn without_quorum_ccs_wait_and_ccs_mcp_exit_within_their_bounds() {
     assert!(took < Duration::from_secs(6), "{took:?}");
     cluster(base, &["stop"]);
 }
+
+/// `ccs torture --history` on etcd under faults beyond kills: the leader paused for 3 s, then
+/// two of three members killed for 2 s (no quorum) and revived, while workers are SIGKILLed
+/// every 3-4 s. Every check passes, the history's included: linearizability per key, no stale
+/// HIT, one winner, fencing.
+#[test]
+fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
+    if !etcd_installed() {
+        return;
+    }
+    let base = match std::env::var("CCS_ETCD_PORT_BASE")
+        .ok()
+        .and_then(|b| b.parse::<u16>().ok())
+    {
+        Some(base) => base + 450,
+        None => 30600 + (std::process::id() % 100) as u16 * 4,
+    };
+    let exports = cluster(base, &["start", "--owner", &std::process::id().to_string()]);
+    let endpoints = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
+        .expect("endpoints");
+    let hosts: Vec<&str> = endpoints
+        .split(',')
+        .map(|e| e.trim_start_matches("http://"))
+        .collect();
+    let url = format!(
+        "etcd://{}/torture-history-{}?session_ttl=2s&request_timeout=1s",
+        hosts.join(","),
+        std::process::id()
+    );
+    let file = std::env::temp_dir().join(format!("ccs-etcd-history-{}.jsonl", std::process::id()));
+    let path = file.display().to_string();
+    let torture = Reaped(
+        Command::new(CCS)
+            .args([
+                "torture",
+                &url,
+                "--workers",
+                "3",
+                "--seconds",
+                "12",
+                "--kill-interval-ms",
+                "3000-4000",
+                "--history",
+                &path,
+                "--json",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ccs torture"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let leader = cluster(base, &["leader"]).trim().to_owned();
+    cluster(base, &["pause", &leader]);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster(base, &["resume", &leader]);
+    std::thread::sleep(Duration::from_secs(1));
+    let leader = cluster(base, &["leader"]).trim().to_owned();
+    let others: Vec<&str> = ["0", "1", "2"]
+        .into_iter()
+        .filter(|n| *n != leader)
+        .collect();
+    for n in &others {
+        cluster(base, &["kill", n]);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &others {
+        cluster(base, &["revive", n]);
+    }
+    let mut torture = torture;
+    let stdout = torture.0.stdout.take().expect("stdout");
+    let report: serde_json::Value = serde_json::from_reader(stdout).expect("a JSON report");
+    let status = torture.0.wait().expect("wait for ccs torture");
+    let checks = report["checks"].as_array().expect("checks").clone();
+    for c in &checks {
+        assert_ne!(c["status"], "failed", "{c}");
+    }
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
+    for name in [
+        "history: linearizability",
+        "history: no stale HIT",
+        "history: one winner",
+        "history: fencing",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    assert!(status.success(), "{report}");
+    eprintln!(
+        "etcd torture under pause and quorum loss: {} operations issued, {} unavailable, {} kills; history checked",
+        report["operations"]["total"], report["operations"]["unavailable"], report["kills"]
+    );
+    let _ = std::fs::remove_file(&file);
+    cluster(base, &["stop"]);
+}

@@ -20,8 +20,8 @@
 //! zero-copy read), `refresh` (of the worker's cached copy: a HIT returns the bytes it holds),
 //! `acquire` (version held), `put_blind`, `put` (`expected`: the version of
 //! the worker's last read, when it made one), `put_if`, `commit` (`expected`: the version held),
-//! `delete`. Errors: `conflict` (with the current version), `held`, `not_found`, `fenced`, or
-//! the error's text. Times are `CLOCK_MONOTONIC`, one clock for every process of the machine.
+//! `delete`. Errors: `conflict` (with the current version), `held`, `not_found`, `fenced`,
+//! `unavailable` (a write of unknown effect, like one cut short by a kill), or the error's text. Times are `CLOCK_MONOTONIC`, one clock for every process of the machine.
 //!
 //! # Checking
 //!
@@ -249,6 +249,16 @@ fn note(list: &mut Vec<String>, what: impl FnOnce() -> String) {
     }
 }
 
+/// A failed write whose effect is unknown (the cluster did not answer: it may have applied
+/// it), as opposed to a refusal, which wrote nothing.
+fn indeterminate(r: &Outcome) -> bool {
+    !r.ok
+        && !matches!(
+            r.error.as_deref(),
+            Some("conflict" | "held" | "not_found" | "fenced")
+        )
+}
+
 fn is_write(op: &HistOp) -> bool {
     matches!(
         op.kind.as_str(),
@@ -377,7 +387,7 @@ fn check_key(ops: &[&HistOp], found: &mut Anomalies) {
             w.invoke_ns < done
                 && match &w.result {
                     None => true,
-                    Some(wr) => wr.ok && wr.version == Some(v),
+                    Some(wr) => (wr.ok && wr.version == Some(v)) || indeterminate(wr),
                 }
         });
         if !explained {

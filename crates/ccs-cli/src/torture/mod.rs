@@ -78,7 +78,7 @@
 //!   "duration_ms": u64,
 //!   "operations": { "total": u64, "get", "read", "put_blind", "put", "put_if",
 //!                   "acquire_commit", "delete_recreate", "increment", "increment_won",
-//!                   "conflict", "held", "not_found", "verified": u64 },
+//!                   "conflict", "held", "not_found", "verified", "unavailable": u64 },
 //!   "kills": u64, "kills_in_write": u64, "replacements": u64, "attach_retries": u64,
 //!   "counters": [ { "key": string, "version": u64, "value": u64, "acknowledged": u64 } ],
 //!   "checks": [ { "name": string, "status": "passed"|"failed"|"skipped", "detail": string } ],
@@ -973,7 +973,9 @@ fn verify(
                         read.saturating_sub(1)
                     ));
                 }
-                if counter.value < acknowledged || counter.value - acknowledged > tally.kills {
+                // A write that answered Unavailable may have been applied, like a killed one.
+                let unknown = tally.kills + operations.get("unavailable").copied().unwrap_or(0);
+                if counter.value < acknowledged || counter.value - acknowledged > unknown {
                     counters.push(format!(
                         "`{key}` has value {} but {acknowledged} increments were acknowledged \
                          and {} workers killed",

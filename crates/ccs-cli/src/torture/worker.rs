@@ -76,11 +76,14 @@ pub enum Op {
     NotFound,
     /// Payloads and counters read and verified.
     Verified,
+    /// A refusal: `Unavailable` (etcd without quorum, or a stopped member): a write may or
+    /// may not have taken effect.
+    Unavailable,
 }
 
 impl Op {
     /// Every op, in `repr` order.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Get,
         Op::Read,
         Op::PutBlind,
@@ -94,6 +97,7 @@ impl Op {
         Op::Held,
         Op::NotFound,
         Op::Verified,
+        Op::Unavailable,
     ];
 
     /// The first eight are operations issued; the rest are outcomes.
@@ -115,6 +119,7 @@ impl Op {
             Op::Held => "held",
             Op::NotFound => "not_found",
             Op::Verified => "verified",
+            Op::Unavailable => "unavailable",
         }
     }
 }
@@ -228,6 +233,7 @@ fn failed(error: &Error) -> Outcome {
         Error::Held { .. } => ("held".to_owned(), None),
         Error::NotFound { .. } => ("not_found".to_owned(), None),
         Error::Fenced { .. } => ("fenced".to_owned(), None),
+        Error::Unavailable { .. } => ("unavailable".to_owned(), None),
         other => (other.to_string(), None),
     };
     Outcome {
@@ -389,6 +395,9 @@ impl Worker<'_> {
             }
             Error::Held { .. } => self.count(Op::Held),
             Error::NotFound { .. } if a < self.payloads => self.count(Op::NotFound),
+            // Under injected faults (a paused member, a lost quorum); the history records the
+            // write as of unknown effect.
+            Error::Unavailable { .. } => self.count(Op::Unavailable),
             other => Err(Failure::unexpected(
                 a,
                 format!("`{}`: {other}", self.key_name(a)),
@@ -576,7 +585,7 @@ impl Worker<'_> {
     }
 
     /// Read counter `a` and check it: its checksum, and value = version − 1.
-    fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<(u64, CounterValue)> {
+    fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<Option<(u64, CounterValue)>> {
         let p = self.begin("get", a, None, None)?;
         let got = agent.get_into(&self.keys[a], &mut self.buf);
         let outcome = p.is_some().then(|| match &got {
@@ -586,6 +595,7 @@ impl Worker<'_> {
         self.end(p, || outcome.unwrap_or_default())?;
         let v = match got {
             Ok((v, _hit)) => v,
+            Err(Error::Unavailable { .. }) => return self.count(Op::Unavailable).map(|()| None),
             Err(e) => {
                 return Err(Failure::unexpected(
                     a,
@@ -613,7 +623,7 @@ impl Worker<'_> {
                 ),
             });
         }
-        Ok((v, counter))
+        Ok(Some((v, counter)))
     }
 
     /// The payload of an increment of counter `a` from `counter`. With `--inject-fault
@@ -650,7 +660,9 @@ impl Worker<'_> {
     /// `get` → value + 1 → `put` conditional on the view of that `get`.
     fn increment_put(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
-        let (v, counter) = self.get_counter(agent, a)?;
+        let Some((v, counter)) = self.get_counter(agent, a)? else {
+            return Ok(());
+        };
         let (bytes, injected) = self.next_counter(a, counter)?;
         let p = self.begin("put", a, Some(v), self.out_sum(&bytes))?;
         let put = self.writing(|| agent.put(&self.keys[a], &bytes))?;
@@ -679,7 +691,9 @@ impl Worker<'_> {
         };
         let held = guard.version();
         self.observe(a, held)?;
-        let (v, counter) = self.get_counter(agent, a)?;
+        let Some((v, counter)) = self.get_counter(agent, a)? else {
+            return Ok(());
+        };
         if v != held {
             return Err(Failure {
                 kind: Kind::VersionStep,
@@ -790,7 +804,11 @@ fn attach(seg: &Segment, name: &str, retries: &AtomicU64) -> Result<Agent, CliEr
     };
     loop {
         match seg.attach(name) {
-            Err(Error::AgentBusy { .. }) if started.elapsed() < patience => {
+            // Busy: the killed predecessor's session (etcd) lives on; unavailable: a fault
+            // injected in the cluster.
+            Err(Error::AgentBusy { .. } | Error::Unavailable { .. })
+                if started.elapsed() < patience =>
+            {
                 retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }
