@@ -46,6 +46,16 @@ fn cluster(base: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Start a private cluster on `base`, stopped when this process exits: its `host:port,...`.
+fn start(base: u16) -> String {
+    let exports = cluster(base, &["start", "--owner", &std::process::id().to_string()]);
+    let endpoints = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
+        .expect("endpoints");
+    endpoints.replace("http://", "")
+}
+
 /// Run `ccs args` to the end: (exit code, stderr, how long it took).
 fn ccs(args: &[&str]) -> (i32, String, Duration) {
     let started = Instant::now();
@@ -127,17 +137,9 @@ fn without_quorum_ccs_wait_and_ccs_mcp_exit_within_their_bounds() {
         return;
     }
     let base = port_base();
-    let exports = cluster(base, &["start", "--owner", &std::process::id().to_string()]);
-    let endpoints = exports
-        .lines()
-        .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
-        .expect("endpoints");
-    let hosts: Vec<&str> = endpoints
-        .split(',')
-        .map(|e| e.trim_start_matches("http://"))
-        .collect();
+    let hosts = start(base);
     // Default options: 10 s per operation, 2 s to detach.
-    let url = format!("etcd://{}/quorum-{}", hosts.join(","), std::process::id());
+    let url = format!("etcd://{}/quorum-{}", hosts, std::process::id());
     let (code, stderr, _) = {
         let started = Instant::now();
         let mut put = Command::new(CCS)
@@ -244,18 +246,10 @@ fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
         Some(base) => base + 450,
         None => 30600 + (std::process::id() % 100) as u16 * 4,
     };
-    let exports = cluster(base, &["start", "--owner", &std::process::id().to_string()]);
-    let endpoints = exports
-        .lines()
-        .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
-        .expect("endpoints");
-    let hosts: Vec<&str> = endpoints
-        .split(',')
-        .map(|e| e.trim_start_matches("http://"))
-        .collect();
+    let hosts = start(base);
     let url = format!(
         "etcd://{}/torture-history-{}?session_ttl=2s&request_timeout=1s",
-        hosts.join(","),
+        hosts,
         std::process::id()
     );
     let file = std::env::temp_dir().join(format!("ccs-etcd-history-{}.jsonl", std::process::id()));

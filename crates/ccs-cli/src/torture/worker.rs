@@ -79,11 +79,14 @@ pub enum Op {
     /// A refusal: `Unavailable` (etcd without quorum, or a stopped member): a write may or
     /// may not have taken effect.
     Unavailable,
+    /// A refusal: `Fenced` (etcd: the agent's session expired during a cluster fault and its
+    /// hold was reclaimed; the history checks that nothing was published).
+    Fenced,
 }
 
 impl Op {
     /// Every op, in `repr` order.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::Get,
         Op::Read,
         Op::PutBlind,
@@ -98,6 +101,7 @@ impl Op {
         Op::NotFound,
         Op::Verified,
         Op::Unavailable,
+        Op::Fenced,
     ];
 
     /// The first eight are operations issued; the rest are outcomes.
@@ -120,6 +124,7 @@ impl Op {
             Op::NotFound => "not_found",
             Op::Verified => "verified",
             Op::Unavailable => "unavailable",
+            Op::Fenced => "fenced",
         }
     }
 }
@@ -398,6 +403,7 @@ impl Worker<'_> {
             // Under injected faults (a paused member, a lost quorum); the history records the
             // write as of unknown effect.
             Error::Unavailable { .. } => self.count(Op::Unavailable),
+            Error::Fenced { .. } => self.count(Op::Fenced),
             other => Err(Failure::unexpected(
                 a,
                 format!("`{}`: {other}", self.key_name(a)),
@@ -429,9 +435,8 @@ impl Worker<'_> {
         make_payload(&mut self.out, seed, a as u32, self.index as u32, len);
     }
 
-    /// `get_into` a payload and check it. `None`: deleted.
-    fn get(&mut self, agent: &Agent, a: usize) -> Step<Option<u64>> {
-        self.count(Op::Get)?;
+    /// `get_into` artifact `a` into `self.buf`, recorded in the history.
+    fn get_into(&mut self, agent: &Agent, a: usize) -> Step<Result<(u64, bool), Error>> {
         let p = self.begin("get", a, None, None)?;
         let got = agent.get_into(&self.keys[a], &mut self.buf);
         let outcome = p.is_some().then(|| match &got {
@@ -439,7 +444,13 @@ impl Worker<'_> {
             Err(e) => failed(e),
         });
         self.end(p, || outcome.unwrap_or_default())?;
-        match got {
+        Ok(got)
+    }
+
+    /// `get_into` a payload and check it. `None`: deleted.
+    fn get(&mut self, agent: &Agent, a: usize) -> Step<Option<u64>> {
+        self.count(Op::Get)?;
+        match self.get_into(agent, a)? {
             Ok((v, _hit)) => {
                 self.observe(a, v)?;
                 verify_payload(&self.buf, a as u32).map_err(|why| self.checksum(a, v, why))?;
@@ -586,14 +597,7 @@ impl Worker<'_> {
 
     /// Read counter `a` and check it: its checksum, and value = version − 1.
     fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<Option<(u64, CounterValue)>> {
-        let p = self.begin("get", a, None, None)?;
-        let got = agent.get_into(&self.keys[a], &mut self.buf);
-        let outcome = p.is_some().then(|| match &got {
-            Ok((v, hit)) => read_as(*v, &self.buf, Some(*hit)),
-            Err(e) => failed(e),
-        });
-        self.end(p, || outcome.unwrap_or_default())?;
-        let v = match got {
+        let v = match self.get_into(agent, a)? {
             Ok((v, _hit)) => v,
             Err(Error::Unavailable { .. }) => return self.count(Op::Unavailable).map(|()| None),
             Err(e) => {
