@@ -66,6 +66,12 @@
 //!   no bytes beyond what live versions use ([`fsck_check`]). The figures report what the kills
 //!   leaked.
 //!
+//! * **History** (`--history FILE`): every operation recorded as JSON lines and checked at the
+//!   end per key — linearizability of versions and conditional writes, no stale HIT after a
+//!   returned write, one winner per version, fencing ([`history`]). On etcd, `Unavailable`
+//!   (a cluster fault) is a write of unknown effect and `Fenced` (a session expired during a
+//!   fault) a refusal: both are counted, neither fails the run; the history judges them.
+//!
 //! Exit codes: 0 every check passed, 1 a check failed (or the run could not be carried out),
 //! 2 bad arguments.
 //!
