@@ -298,6 +298,9 @@ fn with_no_quorum_every_call_answers_within_its_bound_and_the_quorum_returns() {
 /// else a follower) for `pause`, with a reader checking after each write that it sees it (no
 /// stale read); return the longest time between two successive acknowledged writes.
 fn longest_gap_through_a_pause(slot: u16, leader: bool, pause: Duration) -> Duration {
+    // One pause test at a time: they measure stalls, on a machine the other tests load.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let base = base(slot);
     let (endpoints, _dir, _) = start_private(Some(base));
     let p = Prefix::on(
@@ -371,12 +374,12 @@ fn a_paused_leader_does_not_stall_writes_for_the_pause() {
         return;
     }
     // With one bound per request (the operation timeout, 10 s) a request sent to the paused
-    // leader stalled for the pause. Now: about two request timeouts (~3 s here, ~5 s under
-    // load).
-    let pause = Duration::from_secs(10);
+    // leader stalled for 10-12 s. Now: about two request timeouts (~3 s here, up to ~5 s
+    // under load).
+    let pause = Duration::from_secs(12);
     let longest = longest_gap_through_a_pause(3, true, pause);
     assert!(
-        longest < Duration::from_secs(7),
+        longest < Duration::from_secs(8),
         "writes stalled for {longest:?}"
     );
 }
@@ -387,11 +390,11 @@ fn a_paused_follower_does_not_stall_writes() {
         return;
     }
     // A reader whose watch is on the paused member cannot acknowledge: the writer waited for
-    // its ack timeout (10 s). Its watcher now notices the silent member and watches elsewhere.
-    let pause = Duration::from_secs(10);
+    // its ack timeout (10 s; measured 10.1 s). Its watcher now notices the silent member and watches elsewhere.
+    let pause = Duration::from_secs(12);
     let longest = longest_gap_through_a_pause(4, false, pause);
     assert!(
-        longest < Duration::from_secs(7),
+        longest < Duration::from_secs(8),
         "writes stalled for {longest:?}"
     );
 }
