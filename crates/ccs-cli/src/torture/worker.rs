@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Agent, Backend, Cached, Error, Key, Segment};
+use agent_coherence::{Agent, Backend, Cached, Error, Key, Segment, WriteGuard};
 use ccs_protocol::sync::{AtomicU64, Ordering};
 
 use super::history::{self, Args, Outcome, Recorder};
@@ -549,15 +549,24 @@ impl Worker<'_> {
         }
     }
 
-    fn acquire_commit(&mut self, agent: &Agent, a: usize) -> Step {
-        self.count(Op::AcquireCommit)?;
+    /// `acquire` artifact `a`, recorded in the history.
+    fn acquire<'g>(
+        &mut self,
+        agent: &'g Agent,
+        a: usize,
+    ) -> Step<Result<WriteGuard<&'g Agent>, Error>> {
         let p = self.begin("acquire", a, None, None)?;
         let acquired = agent.acquire(&self.keys[a], LEASE);
         self.end(p, || match &acquired {
             Ok(guard) => wrote(guard.version()),
             Err(e) => failed(e),
         })?;
-        let guard = match acquired {
+        Ok(acquired)
+    }
+
+    fn acquire_commit(&mut self, agent: &Agent, a: usize) -> Step {
+        self.count(Op::AcquireCommit)?;
+        let guard = match self.acquire(agent, a)? {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
@@ -683,13 +692,7 @@ impl Worker<'_> {
     /// `acquire` → `get` (must return the held version) → value + 1 → `commit`.
     fn increment_acquire(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
-        let p = self.begin("acquire", a, None, None)?;
-        let acquired = agent.acquire(&self.keys[a], LEASE);
-        self.end(p, || match &acquired {
-            Ok(guard) => wrote(guard.version()),
-            Err(e) => failed(e),
-        })?;
-        let guard = match acquired {
+        let guard = match self.acquire(agent, a)? {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
