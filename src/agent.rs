@@ -267,6 +267,26 @@ impl Agent {
         }
     }
 
+    /// A linearizable read, on etcd: as [`Agent::get`], but the artifact's current revision
+    /// is first confirmed by the cluster (one round trip even for a HIT), so the version
+    /// returned was the current one at a moment during the call. A plain `get` only promises
+    /// no stale HIT once a write has *returned*; while a write waits for acknowledgements a
+    /// holder may still HIT the previous version after another agent read the new one
+    /// (`docs/protocol-etcd.md`, "What a read promises"). [`Error::Unsupported`] on shared
+    /// memory, whose reads have the same window and no cluster to confirm with.
+    ///
+    /// [`Error::Unsupported`]: crate::Error::Unsupported
+    pub fn get_linearizable(&self, artifact: impl ArtifactRef) -> Result<Read> {
+        match &self.engine {
+            Engine::Shm(_) => Err(crate::Error::Unsupported {
+                what: "a linearizable read (get_linearizable)",
+                backend: crate::Backend::SharedMemory,
+                why: "a shared-memory HIT is served from the segment with no authority to confirm the current version with; use get",
+            }),
+            Engine::Etcd(a) => a.get_linearizable(artifact.key_str()),
+        }
+    }
+
     /// [`Agent::get`] into a caller's buffer (reused across calls to avoid allocation).
     /// Returns (version, hit).
     #[inline]

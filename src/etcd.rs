@@ -299,6 +299,17 @@ impl Agent {
         })
     }
 
+    /// A read whose version the cluster confirmed current during the call.
+    pub(crate) fn get_linearizable(&self, key: &str) -> Result<Read> {
+        check_key(key)?;
+        let read = off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())?;
+        Ok(Read {
+            bytes: read.bytes,
+            version: read.version,
+            hit: read.hit,
+        })
+    }
+
     pub(crate) fn get_into(&self, key: &str, buffer: &mut Vec<u8>) -> Result<(Version, bool)> {
         let read = self.get(key)?;
         *buffer = read.bytes;

@@ -101,6 +101,10 @@ impl Agent {
         match *self {}
     }
 
+    pub(crate) fn get_linearizable(&self, _: &str) -> Result<Read> {
+        match *self {}
+    }
+
     pub(crate) fn get_into(&self, _: &str, _: &mut Vec<u8>) -> Result<(Version, bool)> {
         match *self {}
     }

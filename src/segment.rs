@@ -27,8 +27,10 @@ pub use ccs_protocol::{FsckReport, Switches};
 /// Mode of newly created segments: owner read and write only.
 pub const DEFAULT_MODE: u32 = 0o600;
 
-/// How a location names an etcd cluster.
-const ETCD_SCHEME: &str = "etcd://";
+/// How a location names an etcd cluster: its scheme, compared case-insensitively, with the
+/// colon (so that `etcd:/host/x`, a malformed URL, is refused by the URL parser with a reason
+/// instead of being taken for a shared-memory path).
+const ETCD_SCHEME: &str = "etcd:";
 
 /// Where a segment's directory lives: the engine behind the facade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,17 +45,21 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend that `location` names: [`Backend::Etcd`] for an `etcd://` URL, else
-    /// [`Backend::SharedMemory`].
+    /// The backend that `location` names: [`Backend::Etcd`] for a location starting with
+    /// the scheme `etcd:` in any case (`etcd://…`, `ETCD://…`; a malformed one such as
+    /// `etcd:/h/x` is then refused as a bad URL), else [`Backend::SharedMemory`].
     ///
     /// ```
     /// use agent_coherence::Backend;
     /// assert_eq!(Backend::of("team-42"), Backend::SharedMemory);
     /// assert_eq!(Backend::of("/var/lib/ccs/team-42"), Backend::SharedMemory);
     /// assert_eq!(Backend::of("etcd://10.0.0.1:2379,10.0.0.2:2379/team-42"), Backend::Etcd);
+    /// assert_eq!(Backend::of("ETCD://10.0.0.1:2379/team-42"), Backend::Etcd);
+    /// assert_eq!(Backend::of("etcd:/10.0.0.1:2379/team-42"), Backend::Etcd); // refused later
     /// ```
     pub fn of(location: &str) -> Backend {
-        if location.starts_with(ETCD_SCHEME) {
+        let scheme = location.get(..ETCD_SCHEME.len());
+        if scheme.is_some_and(|s| s.eq_ignore_ascii_case(ETCD_SCHEME)) {
             Backend::Etcd
         } else {
             Backend::SharedMemory

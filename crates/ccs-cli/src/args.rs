@@ -12,8 +12,9 @@ An agent's identity (what it read, which copies are valid) persists in the segme
 invocations: run each command with the same --agent NAME to act as the same agent. (On etcd a
 copy lives in the process that read it: `get` from a new process is a MISS, and `check`
 compares the version the agent last read with the current one.) fsck and switch are for
-shared-memory segments and exit 2 on etcd; bench, torture and demo make their own shared-memory
-segments (docs/backends.md).
+shared-memory segments and exit 2 on etcd; torture and bench ops (--on) run on either, demo
+makes its own shared-memory segments (docs/backends.md). An etcd URL's query sets the engine's
+options: etcd://h:2379/team?session_ttl=2s&timeout=3s.
 
 Exit codes:
   0  success

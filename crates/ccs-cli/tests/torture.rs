@@ -201,3 +201,131 @@ fn bad_arguments_exit_2_and_an_existing_segment_is_refused() {
     );
     assert!(!Path::new("/dev/shm").join(&seg).exists());
 }
+
+/// The history file of a run: one JSON object per line with every field the checker reads.
+fn history_lines(file: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn history_checks(v: &Value) -> Vec<(String, String)> {
+    v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("checks: {v}"))
+        .iter()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?;
+            name.starts_with("history").then(|| {
+                (
+                    name.to_owned(),
+                    c["status"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorded_history_has_every_operation_and_passes_the_checker() {
+    let file = std::env::temp_dir().join(format!("ccs-test-history-{}.jsonl", std::process::id()));
+    let mut args = TINY.to_vec();
+    let path = file.display().to_string();
+    args.extend(["--history", &path]);
+    let (out, _) = run("history", &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let v = json(&out);
+    let checks = history_checks(&v);
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    for (name, status) in &checks {
+        assert_eq!(status, "passed", "{name}");
+    }
+    let lines = history_lines(&file);
+    assert!(
+        !Path::new(&format!("{path}.parts")).exists(),
+        "parts left behind"
+    );
+    let issued = num(&v, &["operations", "total"]);
+    // Every issued operation is at least one history line (a compound one is several).
+    assert!(
+        lines.len() as u64 >= issued,
+        "{} lines, {issued} operations",
+        lines.len()
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    for l in &lines {
+        for field in [
+            "process",
+            "agent",
+            "life",
+            "seq",
+            "kind",
+            "key",
+            "args",
+            "invoke_ns",
+        ] {
+            assert!(!l[field].is_null(), "{field} missing: {l}");
+        }
+        kinds.insert(l["kind"].as_str().unwrap_or("").to_owned());
+        if let Some(done) = l["complete_ns"].as_u64() {
+            assert!(done >= num(l, &["invoke_ns"]), "{l}");
+            assert!(l["result"]["ok"].is_boolean(), "{l}");
+        } else {
+            // Cut short by a kill: a write whose outcome is unknown.
+            assert!(
+                l["result"].is_null() && l["args"]["checksum"].is_string(),
+                "{l}"
+            );
+        }
+    }
+    for kind in [
+        "get",
+        "read",
+        "refresh",
+        "put_blind",
+        "put",
+        "put_if",
+        "acquire",
+        "commit",
+        "delete",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// A broken run: invalidation switched off on the segment, so writers leave other workers'
+/// cached copies valid and `refresh` HITs stale bytes. The history checker must say so.
+#[test]
+fn the_history_checker_catches_stale_hits_when_invalidation_is_off() {
+    let file =
+        std::env::temp_dir().join(format!("ccs-test-history-off-{}.jsonl", std::process::id()));
+    let path = file.display().to_string();
+    let args = [
+        "--workers",
+        "3",
+        "--seconds",
+        "2",
+        "--kills",
+        "1000000",
+        "--kill-interval-ms",
+        "5000",
+        "--json",
+        "--no-invalidation",
+        "--history",
+        &path,
+    ];
+    let (out, _) = run("history-off", &args);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let checks = history_checks(&v);
+    assert!(
+        checks
+            .iter()
+            .any(|(name, status)| name == "history: no stale HIT" && status == "failed"),
+        "{checks:?}"
+    );
+    let _ = std::fs::remove_file(&file);
+}

@@ -2,6 +2,7 @@
 //! Every call is synchronous; it runs on the cluster handle's runtime and is bounded by
 //! `Options::op_timeout` per request.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,17 @@ impl EtcdAgent {
         }
         self.usable()?;
         self.cluster.run(read::miss(&self.core, key))
+    }
+
+    /// A linearizable read: as [`EtcdAgent::get`], but the artifact's current revision is
+    /// first confirmed by the cluster (one round trip, even for a HIT), so the version
+    /// returned was the current one at some moment during the call. A plain `get` promises
+    /// less while a write is waiting for acknowledgements: see `docs/protocol-etcd.md`,
+    /// "What a read promises".
+    pub fn get_linearizable(&self, key: &str) -> Result<Read> {
+        check_key(key)?;
+        self.usable()?;
+        self.cluster.run(read::linearizable(&self.core, key))
     }
 
     /// Whether this agent's copy is current (reads the current version from the cluster).
@@ -255,7 +267,16 @@ impl EtcdAgent {
 }
 
 impl Drop for EtcdAgent {
+    /// Detach within `Options::detach_timeout` whatever the cluster's state: the last log
+    /// records and the revocation of the session lease are attempted until then (with no
+    /// quorum they fail, and the lease expires on the cluster's side after its TTL).
     fn drop(&mut self) {
+        let deadline = Instant::now() + self.core.net.options.detach_timeout;
+        // Stop the background tasks first: a flush in the flusher's hands (waiting for a
+        // cluster that does not answer) must not hold the final flush up.
+        for task in &self.tasks {
+            task.abort();
+        }
         if self.core.log_on {
             // The last record, then everything still buffered, while the session holds the
             // name (the flusher's transactions require it).
@@ -263,7 +284,7 @@ impl Drop for EtcdAgent {
             let core = Arc::clone(&self.core);
             let _ = self
                 .cluster
-                .run(async move { ship::flush_all(&core).await });
+                .run(async move { bounded(deadline, ship::flush_until(&core, deadline)).await });
         }
         let lease = {
             let mut state = self.core.lock();
@@ -272,13 +293,23 @@ impl Drop for EtcdAgent {
             state.session.lease
         };
         self.core.changed.notify_all();
-        for task in &self.tasks {
-            task.abort();
-        }
         // Detach: revoking the lease removes `s/<name>` and every registration at once.
         let net = self.core.net.clone();
-        let _ = self.cluster.run(async move { net.revoke(lease).await });
+        let _ = self
+            .cluster
+            .run(async move { bounded(deadline, net.revoke(lease)).await });
     }
+}
+
+/// `fut`, or [`Error::Unavailable`] once `deadline` passes.
+async fn bounded<T>(deadline: Instant, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout_at(deadline.into(), fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable(
+                "no answer before the detach deadline".to_owned(),
+            ))
+        })
 }
 
 impl std::fmt::Debug for EtcdAgent {

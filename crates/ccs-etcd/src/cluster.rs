@@ -31,11 +31,13 @@ impl Cluster {
         Cluster::connect_with(url, Options::default())
     }
 
-    /// Connect with explicit [`Options`].
+    /// Connect with explicit [`Options`]; the URL's query options (`?session_ttl=2s`, see
+    /// [`url`]) are applied over them.
     pub fn connect_with(url: &str, options: Options) -> Result<Cluster> {
+        let target = url::parse(url)?;
+        let options = target.options(options)?;
         options.check()?;
         not_in_runtime()?;
-        let target = url::parse(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ccs-etcd")
@@ -43,8 +45,12 @@ impl Cluster {
             .build()
             .map_err(|e| Error::Unavailable(format!("cannot start the I/O runtime: {e}")))?;
         let connect = ConnectOptions::new()
-            .with_connect_timeout(options.op_timeout)
-            .with_keep_alive(options.session_ttl / 3, options.session_ttl / 3)
+            // A member that accepts no connection, or stops answering HTTP/2 pings (a stopped
+            // process, a cut link), is dropped from the balancer within about a request
+            // timeout, so requests go to the members that answer.
+            .with_connect_timeout(options.request_timeout)
+            .with_keep_alive(options.request_timeout, options.request_timeout)
+            .with_keep_alive_while_idle(true)
             .with_require_leader(true);
         let client = runtime
             .block_on(async {

@@ -90,6 +90,7 @@ async fn try_acquire(
             if let Some(holder) = plan.reclaimed() {
                 log_reclaim(core, key, holder, snap.current(), revision(&resp));
             }
+            core.seen_newer(key, snap.meta_rev());
             return Ok(Hold {
                 key: key.to_owned(),
                 token: revision(&resp),

@@ -68,9 +68,10 @@ async fn wait_for_acks(
     });
     let mut from = read_at + 1;
     while !stale.is_empty() {
-        let message = tokio::time::timeout_at(deadline.into(), stream.message()).await;
+        let message =
+            tokio::time::timeout_at(deadline.into(), core.net.next_message(&mut stream)).await;
         let resp = match message {
-            Ok(Ok(Some(resp))) if resp.canceled() && resp.compact_revision() > 0 => {
+            Ok(Some(resp)) if resp.canceled() && resp.compact_revision() > 0 => {
                 // History from `from` is compacted: read what is there now instead.
                 let (now, rev) = core.net.range(&layout.copies(key)).await?;
                 stale.retain(|agent, _| {
@@ -83,9 +84,10 @@ async fn wait_for_acks(
                 stream = core.net.watch(&layout.copies(key), true, from).await?;
                 continue;
             }
-            Ok(Ok(Some(resp))) => resp,
-            Ok(_) => {
-                // The stream broke (a member died): watch again from where it stood.
+            Ok(Some(resp)) => resp,
+            Ok(None) => {
+                // The stream broke (a member died or stopped answering): watch again from
+                // where it stood.
                 stream = core.net.watch(&layout.copies(key), true, from).await?;
                 continue;
             }

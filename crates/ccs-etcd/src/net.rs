@@ -5,7 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, GetOptions, KeyValue, Txn, TxnOpResponse, TxnResponse, WatchOptions, WatchStream,
+    Client, GetOptions, KeyValue, Txn, TxnOpResponse, TxnResponse, WatchOptions, WatchResponse,
+    WatchStream,
 };
 
 use crate::error::{Error, Result};
@@ -26,8 +27,19 @@ pub struct Options {
     /// How long a writer waits for a registered holder's acknowledgement before it revokes
     /// that holder's session (and then waits out its TTL).
     pub ack_timeout: Duration,
-    /// Bound on any single request to the cluster.
+    /// Bound on any single request to the cluster, retries through other members included
+    /// (URL option `timeout`).
     pub op_timeout: Duration,
+    /// Bound on one attempt of a request at one member. A member that does not answer within
+    /// it (stopped, paused, cut off) is left: a read is sent again (the client's balancer
+    /// favours the members that answer), a write fails with [`crate::Error::Unavailable`] (it
+    /// may have been applied; the caller judges) instead of stalling for as long as the member
+    /// is stopped. Longer than any answer of a healthy cluster (etcd's default election is 1 s).
+    pub request_timeout: Duration,
+    /// Bound on detaching an agent (flushing its last log records and revoking its session
+    /// lease) when it is dropped: with no quorum, a process exits after this long, and its
+    /// session lease expires on the cluster's side anyway.
+    pub detach_timeout: Duration,
     /// Operation-log records kept in the cluster per agent (a ring: the newest are kept);
     /// 0: agents attached through this handle log nothing. See docs/protocol-etcd.md,
     /// "Operation log".
@@ -45,6 +57,8 @@ impl Default for Options {
             safety_margin: Duration::from_millis(250),
             ack_timeout: Duration::from_secs(10),
             op_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(2),
+            detach_timeout: Duration::from_secs(2),
             log_records: 1024,
             log_buffer: 4096,
         }
@@ -76,10 +90,13 @@ impl Options {
                 "log_buffer must be at least 1 record when logging (log_records > 0)".to_owned(),
             ));
         }
-        if self.op_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "op_timeout must not be zero".to_owned(),
-            ));
+        for (name, value) in [
+            ("op_timeout", self.op_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidConfig(format!("{name} must not be zero")));
+            }
         }
         Ok(())
     }
@@ -148,19 +165,24 @@ impl Net {
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        let deadline = tokio::time::Instant::now() + self.options.op_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.options.op_timeout;
         let mut pause = Duration::from_millis(10);
         loop {
-            let attempt = tokio::time::timeout_at(deadline, request(self.client.clone())).await;
+            let bound = deadline.min(tokio::time::Instant::now() + self.options.request_timeout);
+            let attempt = tokio::time::timeout_at(bound, request(self.client.clone())).await;
             let error = match attempt {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                Err(_) => {
+                // A write that was sent may have been applied: not retried. A read is sent
+                // again while the operation timeout lasts.
+                Err(_) if retry == Retry::NotSent || tokio::time::Instant::now() >= deadline => {
                     return Err(Error::Unavailable(format!(
                         "{what}: no answer within {:?}",
-                        self.options.op_timeout
+                        started.elapsed()
                     )));
                 }
+                Err(_) => continue,
             };
             let retryable = match retry {
                 Retry::Idempotent => unavailable(&error),
@@ -273,6 +295,28 @@ impl Net {
                 "watch: not confirmed within {:?}",
                 self.options.op_timeout
             ))),
+        }
+    }
+
+    /// The next message of a watch, or `None` once the stream broke or its member stopped
+    /// answering: nothing for half a request timeout, then no answer to a progress request
+    /// (which any live member answers at once) within the other half. A paused member otherwise keeps a
+    /// watch silent, and its watcher deaf, for as long as it is paused; the caller watches
+    /// again, through a member that answers.
+    pub(crate) async fn next_message(&self, stream: &mut WatchStream) -> Option<WatchResponse> {
+        let quiet = self.options.request_timeout / 2;
+        let mut asked = false;
+        loop {
+            // `message` is cancel-safe: a timed-out call loses nothing.
+            match tokio::time::timeout(quiet, stream.message()).await {
+                Ok(Ok(Some(resp))) => return Some(resp),
+                Ok(_) => return None,
+                Err(_) if asked => return None,
+                Err(_) => {
+                    stream.request_progress().await.ok()?;
+                    asked = true;
+                }
+            }
         }
     }
 

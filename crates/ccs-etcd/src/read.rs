@@ -182,3 +182,36 @@ pub(crate) fn lost_lease(core: &Core, lease: i64) {
         state.lose_session();
     }
 }
+
+/// A linearizable read: the artifact's current revision is first confirmed by the cluster
+/// (an etcd read, which goes through the Raft leader), then the local copy is served if it is
+/// that revision and still valid (a HIT, one round trip), else it is fetched (a MISS).
+///
+/// A plain `get` serves a valid copy with no round trip; while a write waits for its
+/// acknowledgements (it is committed in etcd but has not returned), a holder that has not yet
+/// processed the invalidation still HITs the previous version, even after another agent has
+/// read the new one. That is within the promise "no stale HIT once a write has returned", but
+/// not linearizable. Here the read's linearization point is the confirming read: a version
+/// confirmed then is the current one at a moment within the call.
+pub(crate) async fn linearizable(core: &Core, key: &str) -> Result<Read> {
+    let (kv, _) = core.net.get(&core.net.layout.meta(key)).await?;
+    let Some(kv) = kv else {
+        return Err(Error::NotFound {
+            key: key.to_owned(),
+        });
+    };
+    let confirmed = kv.mod_revision();
+    let held = core.lock().entries.get(key).map(|e| e.meta_rev);
+    if held == Some(confirmed)
+        && let Some((bytes, version)) = core.try_hit(key)
+        && core.lock().entries.get(key).map(|e| e.meta_rev) == Some(confirmed)
+    {
+        return Ok(Read {
+            bytes,
+            version,
+            hit: true,
+        });
+    }
+    // Read at a revision at or after the confirming one: current within the call too.
+    miss(core, key).await
+}

@@ -206,6 +206,20 @@ impl Core {
         Some((bytes, version))
     }
 
+    /// This agent was told (a conflict, an acquire) that `key` was written at revision `rev`:
+    /// a copy of an older revision stops being a HIT now rather than when the watcher delivers
+    /// that write, so the agent's own reads never go back behind a version it was told of.
+    /// (The watcher still acknowledges the write when it arrives.)
+    pub(crate) fn seen_newer(&self, key: &str, rev: i64) {
+        let mut state = self.lock();
+        if let Some(entry) = state.entries.get_mut(key) {
+            entry.latest_rev = entry.latest_rev.max(rev);
+            if rev > entry.meta_rev {
+                entry.valid = false;
+            }
+        }
+    }
+
     /// Record an operation in the agent's log (nothing if it does not log).
     pub(crate) fn log(&self, rec: Rec) {
         if !self.log_on {

@@ -11,12 +11,37 @@ use crate::layout::Meta;
 use crate::state::{Core, Sub};
 use crate::types::{Events, Strategy, Version, WaitResult};
 
-/// Wait until `key`'s version exceeds `since`, or `timeout` passes.
+/// Wait until `key`'s version exceeds `since`, or `timeout` passes: the answer comes at the
+/// timeout whatever the cluster's state (every request inside is cut off there). At the
+/// timeout the result is `TimedOut` with the last version read, or, if the cluster never
+/// answered, [`Error::Unavailable`].
 pub(crate) async fn wait_changed(
     core: &Core,
     key: &str,
     since: Version,
     timeout: Option<Duration>,
+) -> Result<WaitResult> {
+    let Some(timeout) = timeout else {
+        return wait_inner(core, key, since, &mut None).await;
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = None;
+    match tokio::time::timeout_at(deadline, wait_inner(core, key, since, &mut seen)).await {
+        Ok(result) => result,
+        Err(_) => match seen {
+            Some(version) => Ok(WaitResult::TimedOut(version)),
+            None => Err(Error::Unavailable(format!(
+                "no answer about `{key}` within the wait's timeout ({timeout:?})"
+            ))),
+        },
+    }
+}
+
+async fn wait_inner(
+    core: &Core,
+    key: &str,
+    since: Version,
+    seen: &mut Option<Version>,
 ) -> Result<WaitResult> {
     let l = &core.net.layout;
     let (kv, _) = core.net.get(&l.meta(key)).await?;
@@ -26,10 +51,10 @@ pub(crate) async fn wait_changed(
         });
     };
     let mut current = Meta::decode(kv.value())?.version;
+    *seen = Some(current);
     if current > since {
         return Ok(WaitResult::Changed(current));
     }
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     // Watch from now, then read again: a write before the watch is seen by the read, a
     // later one by the watch.
     let mut stream = core.net.watch_now(&l.meta(key), false).await?;
@@ -40,20 +65,14 @@ pub(crate) async fn wait_changed(
         });
     };
     current = Meta::decode(kv.value())?.version;
+    *seen = Some(current);
     if current > since {
         return Ok(WaitResult::Changed(current));
     }
     let mut next = rev + 1;
     loop {
-        loop {
-            let message = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, stream.message()).await {
-                    Ok(m) => m,
-                    Err(_) => return Ok(WaitResult::TimedOut(current)),
-                },
-                None => stream.message().await,
-            };
-            let Ok(Some(resp)) = message else { break };
+        // Until the stream breaks, or its member stops answering.
+        while let Some(resp) = core.net.next_message(&mut stream).await {
             if resp.canceled() {
                 break;
             }
@@ -66,13 +85,11 @@ pub(crate) async fn wait_changed(
                     });
                 }
                 current = Meta::decode(kv.value())?.version;
+                *seen = Some(current);
                 if current > since {
                     return Ok(WaitResult::Changed(current));
                 }
             }
-        }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            return Ok(WaitResult::TimedOut(current));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         // The stream broke: watch again from the next revision not seen.

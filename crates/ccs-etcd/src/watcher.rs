@@ -34,11 +34,11 @@ pub(crate) async fn run(core: Arc<Core>, start: i64) {
             }
         };
         loop {
-            let resp = match stream.message().await {
-                Ok(Some(resp)) => resp,
-                // The member went away or the stream broke: watch again from `next`, which
-                // loses nothing unless etcd compacted past it (then `canceled` says so).
-                _ => break,
+            let Some(resp) = net.next_message(&mut stream).await else {
+                // The member went away, stopped answering, or the stream broke: watch again
+                // from `next`, which loses nothing unless etcd compacted past it (then
+                // `canceled` says so).
+                break;
             };
             if resp.canceled() {
                 if resp.compact_revision() > 0 {

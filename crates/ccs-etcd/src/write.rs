@@ -419,7 +419,10 @@ async fn write_inner(
     };
     probe.held = held(snap.view);
     for _ in 0..MAX_ATTEMPTS {
-        check_condition(key, &snap, cond, payload.is_none())?;
+        if let Err(e) = check_condition(key, &snap, cond, payload.is_none()) {
+            core.seen_newer(key, snap.meta_rev());
+            return Err(e);
+        }
         let plan = plan_hold(core, key, &snap).await?;
         let version = snap
             .current()

@@ -12,6 +12,41 @@ use ccs_etcd::{Cluster, Condition, Error, Mesi, WaitResult};
 use common::Prefix;
 
 #[test]
+fn a_linearizable_read_confirms_the_version_with_the_cluster() {
+    let Some(p) = Prefix::new("linearizable") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let w = cluster.attach("w").unwrap();
+    let r = cluster.attach("r").unwrap();
+    assert!(matches!(
+        r.get_linearizable("k"),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(w.put("k", b"v1", Condition::View).unwrap(), 1);
+    let read = r.get_linearizable("k").unwrap();
+    assert_eq!(
+        (read.bytes.as_slice(), read.version, read.hit),
+        (&b"v1"[..], 1, false)
+    );
+    // Confirmed current: the local copy is served (a HIT after one round trip).
+    let read = r.get_linearizable("k").unwrap();
+    assert_eq!((read.version, read.hit), (1, true));
+    assert_eq!(w.put("k", b"v2", Condition::View).unwrap(), 2);
+    let read = r.get_linearizable("k").unwrap();
+    assert_eq!(
+        (read.bytes.as_slice(), read.version, read.hit),
+        (&b"v2"[..], 2, false)
+    );
+    assert!(r.get("k").unwrap().hit);
+    assert_eq!(w.delete("k", Condition::View).unwrap(), 3);
+    assert!(matches!(
+        r.get_linearizable("k"),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
 fn miss_hit_invalidate_conflict() {
     let Some(p) = Prefix::new("story") else {
         return;

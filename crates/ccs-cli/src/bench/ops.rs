@@ -148,7 +148,13 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
     let names = Names::new("ops");
     let location = match &args.on {
         Some(url) if Backend::of(url) == Backend::Etcd => {
-            format!("{}/{}", url.trim_end_matches('/'), names.seg)
+            // The sub-prefix goes before any ?options, which then apply to it too.
+            match url.split_once('?') {
+                Some((base, query)) => {
+                    format!("{}/{}?{query}", base.trim_end_matches('/'), names.seg)
+                }
+                None => format!("{}/{}", url.trim_end_matches('/'), names.seg),
+            }
         }
         Some(other) => {
             return Err(CliError::Usage(format!(

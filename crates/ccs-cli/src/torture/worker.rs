@@ -19,9 +19,10 @@
 
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Agent, Backend, Error, Key, Segment};
+use agent_coherence::{Agent, Backend, Cached, Error, Key, Segment, WriteGuard};
 use ccs_protocol::sync::{AtomicU64, Ordering};
 
+use super::history::{self, Args, Outcome, Recorder};
 use super::layout::{
     ATTACH_RETRIES, FAIL_ARTIFACT, FAIL_EXPECTED, FAIL_KIND, FAIL_SEEN, IN_WRITE, INJECTED, Layout,
     STOP,
@@ -50,7 +51,8 @@ const ATTACH_PATIENCE_ETCD: Duration = Duration::from_secs(15);
 pub enum Op {
     /// `get_into` of a payload, checked.
     Get,
-    /// Zero-copy `read` of a payload, checked in place.
+    /// Zero-copy `read` of a payload, checked in place; or `refresh` of the worker's cached
+    /// copy of it (a HIT keeps the bytes it holds), checked.
     Read,
     /// `put_blind` of a new payload.
     PutBlind,
@@ -74,11 +76,17 @@ pub enum Op {
     NotFound,
     /// Payloads and counters read and verified.
     Verified,
+    /// A refusal: `Unavailable` (etcd without quorum, or a stopped member): a write may or
+    /// may not have taken effect.
+    Unavailable,
+    /// A refusal: `Fenced` (etcd: the agent's session expired during a cluster fault and its
+    /// hold was reclaimed; the history checks that nothing was published).
+    Fenced,
 }
 
 impl Op {
     /// Every op, in `repr` order.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 15] = [
         Op::Get,
         Op::Read,
         Op::PutBlind,
@@ -92,6 +100,8 @@ impl Op {
         Op::Held,
         Op::NotFound,
         Op::Verified,
+        Op::Unavailable,
+        Op::Fenced,
     ];
 
     /// The first eight are operations issued; the rest are outcomes.
@@ -113,6 +123,8 @@ impl Op {
             Op::Held => "held",
             Op::NotFound => "not_found",
             Op::Verified => "verified",
+            Op::Unavailable => "unavailable",
+            Op::Fenced => "fenced",
         }
     }
 }
@@ -205,9 +217,97 @@ struct Worker<'a> {
     max_payload: usize,
     seq: u64,
     inject: Option<Fault>,
+    /// The history recorder (`--history`).
+    hist: Option<Recorder>,
+    /// Cached copies of payloads, for `refresh`.
+    cached: Vec<Option<Cached>>,
+}
+
+/// An operation being recorded in the history.
+struct Pending {
+    at: (u64, u64),
+    kind: &'static str,
+    a: usize,
+    args: Args,
+}
+
+/// The history's outcome of an error.
+fn failed(error: &Error) -> Outcome {
+    let (name, version) = match error {
+        Error::Conflict { current, .. } => ("conflict".to_owned(), Some(*current)),
+        Error::Held { .. } => ("held".to_owned(), None),
+        Error::NotFound { .. } => ("not_found".to_owned(), None),
+        Error::Fenced { .. } => ("fenced".to_owned(), None),
+        Error::Unavailable { .. } => ("unavailable".to_owned(), None),
+        other => (other.to_string(), None),
+    };
+    Outcome {
+        ok: false,
+        version,
+        error: Some(name),
+        ..Outcome::default()
+    }
+}
+
+fn wrote(version: u64) -> Outcome {
+    Outcome {
+        ok: true,
+        version: Some(version),
+        ..Outcome::default()
+    }
+}
+
+fn read_as(version: u64, bytes: &[u8], hit: Option<bool>) -> Outcome {
+    Outcome {
+        ok: true,
+        version: Some(version),
+        checksum: Some(history::checksum(bytes)),
+        hit,
+        ..Outcome::default()
+    }
 }
 
 impl Worker<'_> {
+    /// Start recording an operation; a write (`checksum` of the bytes it publishes) is
+    /// recorded at once, so that a kill inside it leaves its invocation in the history.
+    fn begin(
+        &mut self,
+        kind: &'static str,
+        a: usize,
+        expected: Option<u64>,
+        checksum: Option<String>,
+    ) -> Step<Option<Pending>> {
+        let key = self.key_name(a);
+        let Some(hist) = self.hist.as_mut() else {
+            return Ok(None);
+        };
+        let pending = Pending {
+            at: hist.start(),
+            kind,
+            a,
+            args: Args { expected, checksum },
+        };
+        if pending.args.checksum.is_some() {
+            hist.record(pending.at, kind, &key, pending.args.clone(), None)?;
+        }
+        Ok(Some(pending))
+    }
+
+    /// Record how an operation ended.
+    fn end(&mut self, pending: Option<Pending>, outcome: impl FnOnce() -> Outcome) -> Step {
+        let Some(p) = pending else { return Ok(()) };
+        let key = self.key_name(p.a);
+        if let Some(hist) = self.hist.as_mut() {
+            hist.record(p.at, p.kind, &key, p.args, Some(outcome()))?;
+        }
+        Ok(())
+    }
+
+    /// The checksum of the bytes about to be written, when recording.
+    fn out_sum(&self, bytes: &[u8]) -> Option<String> {
+        self.hist.as_ref().map(|_| history::checksum(bytes))
+    }
+
     fn word(&self, line: usize) -> Step<&AtomicU64> {
         Ok(self.side.word(line)?)
     }
@@ -300,6 +400,10 @@ impl Worker<'_> {
             }
             Error::Held { .. } => self.count(Op::Held),
             Error::NotFound { .. } if a < self.payloads => self.count(Op::NotFound),
+            // Under injected faults (a paused member, a lost quorum); the history records the
+            // write as of unknown effect.
+            Error::Unavailable { .. } => self.count(Op::Unavailable),
+            Error::Fenced { .. } => self.count(Op::Fenced),
             other => Err(Failure::unexpected(
                 a,
                 format!("`{}`: {other}", self.key_name(a)),
@@ -331,10 +435,22 @@ impl Worker<'_> {
         make_payload(&mut self.out, seed, a as u32, self.index as u32, len);
     }
 
+    /// `get_into` artifact `a` into `self.buf`, recorded in the history.
+    fn get_into(&mut self, agent: &Agent, a: usize) -> Step<Result<(u64, bool), Error>> {
+        let p = self.begin("get", a, None, None)?;
+        let got = agent.get_into(&self.keys[a], &mut self.buf);
+        let outcome = p.is_some().then(|| match &got {
+            Ok((v, hit)) => read_as(*v, &self.buf, Some(*hit)),
+            Err(e) => failed(e),
+        });
+        self.end(p, || outcome.unwrap_or_default())?;
+        Ok(got)
+    }
+
     /// `get_into` a payload and check it. `None`: deleted.
     fn get(&mut self, agent: &Agent, a: usize) -> Step<Option<u64>> {
         self.count(Op::Get)?;
-        match agent.get_into(&self.keys[a], &mut self.buf) {
+        match self.get_into(agent, a)? {
             Ok((v, _hit)) => {
                 self.observe(a, v)?;
                 verify_payload(&self.buf, a as u32).map_err(|why| self.checksum(a, v, why))?;
@@ -348,7 +464,13 @@ impl Worker<'_> {
     /// Zero-copy `read` of a payload, checked in place while pinned.
     fn read(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Read)?;
-        match agent.read(&self.keys[a]) {
+        let p = self.begin("read", a, None, None)?;
+        let read = agent.read(&self.keys[a]);
+        self.end(p, || match &read {
+            Ok(guard) => read_as(guard.version(), guard.bytes(), Some(guard.hit())),
+            Err(e) => failed(e),
+        })?;
+        match read {
             Ok(guard) => {
                 let v = guard.version();
                 self.observe(a, v)?;
@@ -360,10 +482,42 @@ impl Worker<'_> {
         }
     }
 
+    /// `refresh` the worker's cached copy of a payload and check it. A HIT returns the bytes
+    /// the copy already holds: only invalidation keeps them current.
+    fn refresh(&mut self, agent: &Agent, a: usize) -> Step {
+        self.count(Op::Read)?;
+        let mut cached = match self.cached.get_mut(a).and_then(Option::take) {
+            Some(cached) => cached,
+            None => Cached::new(self.keys[a].clone()),
+        };
+        let p = self.begin("refresh", a, None, None)?;
+        let got = agent.refresh(&mut cached);
+        let outcome = p.is_some().then(|| match &got {
+            Ok(hit) => read_as(cached.version(), cached.bytes(), Some(*hit)),
+            Err(e) => failed(e),
+        });
+        self.end(p, || outcome.unwrap_or_default())?;
+        match got {
+            Ok(_) => {
+                let v = cached.version();
+                self.observe(a, v)?;
+                verify_payload(cached.bytes(), a as u32).map_err(|why| self.checksum(a, v, why))?;
+                if let Some(slot) = self.cached.get_mut(a) {
+                    *slot = Some(cached);
+                }
+                self.count(Op::Verified)
+            }
+            Err(e) => self.refused(a, e),
+        }
+    }
+
     fn put_blind(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::PutBlind)?;
         self.new_payload(a);
-        match self.writing(|| agent.put_blind(&self.keys[a], &self.out))? {
+        let p = self.begin("put_blind", a, None, self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put_blind(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, None),
             Err(e) => self.refused(a, e),
         }
@@ -373,7 +527,10 @@ impl Worker<'_> {
         let read = self.get(agent, a)?;
         self.count(Op::Put)?;
         self.new_payload(a);
-        match self.writing(|| agent.put(&self.keys[a], &self.out))? {
+        let p = self.begin("put", a, read, self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, read.map(|r| r + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -383,22 +540,43 @@ impl Worker<'_> {
         self.count(Op::PutIf)?;
         let expected = self.last[a];
         self.new_payload(a);
-        match self.writing(|| agent.put_if(&self.keys[a], expected, &self.out))? {
+        let p = self.begin("put_if", a, Some(expected), self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put_if(&self.keys[a], expected, &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, Some(expected + 1)),
             Err(e) => self.refused(a, e),
         }
     }
 
+    /// `acquire` artifact `a`, recorded in the history.
+    fn acquire<'g>(
+        &mut self,
+        agent: &'g Agent,
+        a: usize,
+    ) -> Step<Result<WriteGuard<&'g Agent>, Error>> {
+        let p = self.begin("acquire", a, None, None)?;
+        let acquired = agent.acquire(&self.keys[a], LEASE);
+        self.end(p, || match &acquired {
+            Ok(guard) => wrote(guard.version()),
+            Err(e) => failed(e),
+        })?;
+        Ok(acquired)
+    }
+
     fn acquire_commit(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::AcquireCommit)?;
-        let guard = match agent.acquire(&self.keys[a], LEASE) {
+        let guard = match self.acquire(agent, a)? {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
         let held = guard.version();
         self.observe(a, held)?;
         self.new_payload(a);
-        match self.writing(|| guard.commit(&self.out))? {
+        let p = self.begin("commit", a, Some(held), self.out_sum(&self.out))?;
+        let commit = self.writing(|| guard.commit(&self.out))?;
+        self.end(p, || commit.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match commit {
             Ok(v) => self.observe_write(a, v, Some(held + 1)),
             Err(e) => self.refused(a, e),
         }
@@ -407,22 +585,30 @@ impl Worker<'_> {
     fn delete_recreate(&mut self, agent: &Agent, a: usize) -> Step {
         let read = self.get(agent, a)?;
         self.count(Op::DeleteRecreate)?;
-        let tombstone = match self.writing(|| agent.delete(&self.keys[a]))? {
+        // A delete publishes no bytes: an empty checksum marks it a write in the history.
+        let p = self.begin("delete", a, read, self.hist.as_ref().map(|_| String::new()))?;
+        let deleted = self.writing(|| agent.delete(&self.keys[a]))?;
+        self.end(p, || deleted.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        let tombstone = match deleted {
             Ok(t) => t,
             Err(e) => return self.refused(a, e),
         };
         self.observe_write(a, tombstone, read.map(|r| r + 1))?;
         self.new_payload(a);
-        match self.writing(|| agent.put(&self.keys[a], &self.out))? {
+        let p = self.begin("put", a, Some(tombstone), self.out_sum(&self.out))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &self.out))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |v| wrote(*v)))?;
+        match put {
             Ok(v) => self.observe_write(a, v, Some(tombstone + 1)),
             Err(e) => self.refused(a, e),
         }
     }
 
     /// Read counter `a` and check it: its checksum, and value = version − 1.
-    fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<(u64, CounterValue)> {
-        let v = match agent.get_into(&self.keys[a], &mut self.buf) {
+    fn get_counter(&mut self, agent: &Agent, a: usize) -> Step<Option<(u64, CounterValue)>> {
+        let v = match self.get_into(agent, a)? {
             Ok((v, _hit)) => v,
+            Err(Error::Unavailable { .. }) => return self.count(Op::Unavailable).map(|()| None),
             Err(e) => {
                 return Err(Failure::unexpected(
                     a,
@@ -450,7 +636,7 @@ impl Worker<'_> {
                 ),
             });
         }
-        Ok((v, counter))
+        Ok(Some((v, counter)))
     }
 
     /// The payload of an increment of counter `a` from `counter`. With `--inject-fault
@@ -487,9 +673,14 @@ impl Worker<'_> {
     /// `get` → value + 1 → `put` conditional on the view of that `get`.
     fn increment_put(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
-        let (v, counter) = self.get_counter(agent, a)?;
+        let Some((v, counter)) = self.get_counter(agent, a)? else {
+            return Ok(());
+        };
         let (bytes, injected) = self.next_counter(a, counter)?;
-        match self.writing(|| agent.put(&self.keys[a], &bytes))? {
+        let p = self.begin("put", a, Some(v), self.out_sum(&bytes))?;
+        let put = self.writing(|| agent.put(&self.keys[a], &bytes))?;
+        self.end(p, || put.as_ref().map_or_else(failed, |w| wrote(*w)))?;
+        match put {
             Ok(w) => {
                 self.observe_write(a, w, Some(v + 1))?;
                 self.won(a, injected)
@@ -501,13 +692,15 @@ impl Worker<'_> {
     /// `acquire` → `get` (must return the held version) → value + 1 → `commit`.
     fn increment_acquire(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
-        let guard = match agent.acquire(&self.keys[a], LEASE) {
+        let guard = match self.acquire(agent, a)? {
             Ok(guard) => guard,
             Err(e) => return self.refused(a, e),
         };
         let held = guard.version();
         self.observe(a, held)?;
-        let (v, counter) = self.get_counter(agent, a)?;
+        let Some((v, counter)) = self.get_counter(agent, a)? else {
+            return Ok(());
+        };
         if v != held {
             return Err(Failure {
                 kind: Kind::VersionStep,
@@ -521,7 +714,10 @@ impl Worker<'_> {
             });
         }
         let (bytes, injected) = self.next_counter(a, counter)?;
-        match self.writing(|| guard.commit(&bytes))? {
+        let p = self.begin("commit", a, Some(held), self.out_sum(&bytes))?;
+        let commit = self.writing(|| guard.commit(&bytes))?;
+        self.end(p, || commit.as_ref().map_or_else(failed, |w| wrote(*w)))?;
+        match commit {
             Ok(w) => {
                 self.observe_write(a, w, Some(held + 1))?;
                 self.won(a, injected)
@@ -576,7 +772,8 @@ impl Worker<'_> {
         let a = self.rng.range(0, self.payloads as u64 - 1) as usize;
         match r % 82 {
             0..20 => self.get(agent, a).map(drop),
-            20..35 => self.read(agent, a),
+            20..28 => self.read(agent, a),
+            28..35 => self.refresh(agent, a),
             35..45 => self.put_blind(agent, a),
             45..60 => self.put_view(agent, a),
             60..70 => self.put_if(agent, a),
@@ -614,7 +811,11 @@ fn attach(seg: &Segment, name: &str, retries: &AtomicU64) -> Result<Agent, CliEr
     };
     loop {
         match seg.attach(name) {
-            Err(Error::AgentBusy { .. }) if started.elapsed() < patience => {
+            // Busy: the killed predecessor's session (etcd) lives on; unavailable: a fault
+            // injected in the cluster.
+            Err(Error::AgentBusy { .. } | Error::Unavailable { .. })
+                if started.elapsed() < patience =>
+            {
                 retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -668,6 +869,12 @@ pub fn run(args: &WorkerArgs) -> Result<u8, CliError> {
         max_payload: usize::try_from(args.max_payload).unwrap_or(usize::MAX),
         seq: args.life << 40,
         inject: args.inject_fault,
+        hist: args
+            .history
+            .as_deref()
+            .map(|dir| Recorder::open(dir, &name, args.life))
+            .transpose()?,
+        cached: (0..args.artifacts).map(|_| None).collect(),
     };
     let stop = side.word(STOP)?;
     let mut steps: u64 = 0;

@@ -18,7 +18,7 @@
 //! and reports it as lost).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 
@@ -59,7 +59,12 @@ pub(crate) async fn run(core: Arc<Core>) {
 
 /// Flush everything recorded so far, retrying for up to the operation timeout.
 pub(crate) async fn flush_all(core: &Core) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + core.net.options.op_timeout;
+    flush_until(core, Instant::now() + core.net.options.op_timeout).await
+}
+
+/// Flush everything recorded so far, retrying until `deadline`.
+pub(crate) async fn flush_until(core: &Core, deadline: Instant) -> Result<()> {
+    let deadline = tokio::time::Instant::from_std(deadline);
     loop {
         match ship(core).await {
             Ok(()) => return Ok(()),

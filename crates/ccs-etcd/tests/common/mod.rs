@@ -48,11 +48,20 @@ pub fn endpoints() -> Option<String> {
         .clone()
 }
 
-/// Start a private cluster owned by this process (on ports derived from the pid unless
-/// `base` is given; below the ephemeral port range, where outgoing connections would collide).
-/// Returns (endpoints, data dir, port base).
+/// `CCS_ETCD_PORT_BASE`, if set: the start of a port range of this run's own (the shared test
+/// cluster takes base..base+2 and base+100..base+102; the fault tests' clusters lie above).
+pub fn port_base() -> Option<u16> {
+    std::env::var("CCS_ETCD_PORT_BASE").ok()?.parse().ok()
+}
+
+/// Start a private cluster owned by this process (on `CCS_ETCD_PORT_BASE`, or ports derived
+/// from the pid, unless `base` is given; below the ephemeral port range, where outgoing
+/// connections would collide). Returns (endpoints, data dir, port base).
 pub fn start_private(base: Option<u16>) -> (String, String, u16) {
-    let base = base.unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
+    let base = base
+        .or_else(port_base)
+        .unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
+    wait_for_stop(base);
     let out = Command::new(script())
         .args(["start", "--owner", &std::process::id().to_string()])
         .env("CCS_ETCD_PORT_BASE", base.to_string())
@@ -69,6 +78,19 @@ pub fn start_private(base: Option<u16>) -> (String, String, u16) {
             .to_owned()
     };
     (get("CCS_ETCD_ENDPOINTS"), get("CCS_ETCD_DIR"), base)
+}
+
+/// Wait (up to 20 s) until the cluster an earlier test process ran on `base` is stopped: its
+/// watchdog removes the state file last. With a fixed `CCS_ETCD_PORT_BASE` every test binary
+/// uses the same ports, one after the other; starting over a cluster being stopped would
+/// reuse its data directory and lose the new members to the old watchdog.
+pub fn wait_for_stop(base: u16) {
+    let dir = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".to_owned());
+    let state = PathBuf::from(dir).join(format!("ccs-etcd-{base}.dir"));
+    let started = std::time::Instant::now();
+    while state.exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Run the script with a private cluster's port base.
