@@ -64,12 +64,17 @@ impl<E: Env> Directory<E> {
 
     /// [`Directory::create`] on heap storage (tests, loom models, examples), which the
     /// directory owns: its words cannot outlive it.
-    #[allow(unsafe_code)] // a view of storage the directory owns
     pub fn create_on_heap(heap: HeapWords, config: Config, env: E) -> Result<Self> {
+        Self::owning(heap, |words| Directory::create(words, config, env))
+    }
+
+    /// The directory `build` makes of `heap`'s words, owning `heap`.
+    #[allow(unsafe_code)] // a view of storage the directory owns
+    fn owning(heap: HeapWords, build: impl FnOnce(Words<'static>) -> Result<Self>) -> Result<Self> {
         // SAFETY: the directory owns `heap` (moved into it below; its buffers do not move) and
         // hands out views of its words only borrowed from itself (`words`, `&self` methods).
         let words = unsafe { heap.words_unbounded() };
-        let mut dir = Directory::create(words, config, env)?;
+        let mut dir = build(words)?;
         dir.heap = Some(heap);
         Ok(dir)
     }
@@ -87,13 +92,8 @@ impl<E: Env> Directory<E> {
     }
 
     /// [`Directory::open`] on heap storage, which the directory owns.
-    #[allow(unsafe_code)] // a view of storage the directory owns
     pub fn open_on_heap(heap: HeapWords, len_bytes: u64, env: E) -> Result<Self> {
-        // SAFETY: as in `create_on_heap`.
-        let words = unsafe { heap.words_unbounded() };
-        let mut dir = Directory::open(words, len_bytes, env)?;
-        dir.heap = Some(heap);
-        Ok(dir)
+        Self::owning(heap, |words| Directory::open(words, len_bytes, env))
     }
 
     /// The segment's geometry.
