@@ -304,14 +304,26 @@ impl Agent {
     /// Read an artifact without copying it (on shared memory): the guard pins that version,
     /// which stays intact and readable while the guard lives, even if newer versions are
     /// written meanwhile. On etcd the guard owns a copy of the bytes.
-    pub fn read(&self, artifact: impl ArtifactRef) -> Result<ReadGuard> {
+    ///
+    /// The guard borrows the agent: the pin is recorded under it, and must not outlive it
+    /// (see [`ReadGuard`]). [`Agent::read_owned`] gives a guard that keeps the agent instead.
+    pub fn read(&self, artifact: impl ArtifactRef) -> Result<ReadGuard<'_>> {
         match &self.engine {
-            Engine::Shm(a) => Ok(ReadGuard::pinned(a.read(&artifact)?)),
+            Engine::Shm(a) => Ok(ReadGuard::pinned(self, a.read(&artifact)?)),
             Engine::Etcd(a) => {
                 let read = a.get(artifact.key_str())?;
-                Ok(ReadGuard::owned(read))
+                Ok(ReadGuard::owned(self, read))
             }
         }
+    }
+
+    /// [`Agent::read`] for a guard that must outlive the borrow: it keeps the agent alive
+    /// through the `Arc` (for example a buffer lent to Python).
+    pub fn read_owned(
+        self: &std::sync::Arc<Self>,
+        artifact: impl ArtifactRef,
+    ) -> Result<ReadGuard<'static>> {
+        Ok(self.read(artifact)?.keeping(std::sync::Arc::clone(self)))
     }
 
     /// Whether this agent's copy is current, without reading the artifact's bytes.

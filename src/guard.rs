@@ -1,6 +1,8 @@
 //! Guards: one version's bytes held for reading, and an exclusive hold on an artifact.
 
+use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, Engine, Hold, Read, Version};
@@ -12,8 +14,32 @@ use crate::shm::PinnedRead;
 /// the guard owns a copy of them.
 ///
 /// Newer versions can be written meanwhile; this one stays intact until the guard drops.
-pub struct ReadGuard {
+///
+/// The pin is recorded under the agent, and an agent that is gone (dropped, then attached
+/// again under its name, or repaired by `fsck`) has its pins released as a dead holder's: so
+/// the guard keeps its agent. From [`Agent::read`] it borrows it (`'a`, the way crossbeam-epoch's
+/// `Shared<'g>` borrows its guard), so the agent cannot be dropped while the guard lives:
+///
+/// ```compile_fail,E0505
+/// use agent_coherence::{Config, Segment};
+/// # let name = format!("doc-readguard-{}", std::process::id());
+/// let seg = Segment::create(&name, Config::default())?;
+/// let agent = seg.attach("a")?;
+/// agent.put("k", b"v1")?;
+/// let guard = agent.read("k")?;
+/// drop(agent); // error: `agent` is borrowed by `guard`
+/// assert_eq!(&*guard, b"v1");
+/// # Ok::<(), agent_coherence::Error>(())
+/// ```
+///
+/// [`Agent::read_owned`] gives a `ReadGuard<'static>` that holds the agent through an `Arc`
+/// instead (a buffer handed to another language, a server's response).
+pub struct ReadGuard<'a> {
+    // Declared first, so the pin is released before the agent the guard may own goes.
     inner: ReadInner,
+    /// Never read: it is here to be dropped after `inner`.
+    _owner: Option<Arc<Agent>>,
+    agent: PhantomData<&'a Agent>,
 }
 
 enum ReadInner {
@@ -21,16 +47,29 @@ enum ReadInner {
     Owned(Read),
 }
 
-impl ReadGuard {
-    pub(crate) fn pinned(pin: PinnedRead) -> ReadGuard {
+impl<'a> ReadGuard<'a> {
+    pub(crate) fn pinned(_agent: &'a Agent, pin: PinnedRead) -> ReadGuard<'a> {
         ReadGuard {
             inner: ReadInner::Pinned(pin),
+            _owner: None,
+            agent: PhantomData,
         }
     }
 
-    pub(crate) fn owned(read: Read) -> ReadGuard {
+    pub(crate) fn owned(_agent: &'a Agent, read: Read) -> ReadGuard<'a> {
         ReadGuard {
             inner: ReadInner::Owned(read),
+            _owner: None,
+            agent: PhantomData,
+        }
+    }
+
+    /// This guard, holding `agent` alive instead of borrowing it.
+    pub(crate) fn keeping(self, agent: Arc<Agent>) -> ReadGuard<'static> {
+        ReadGuard {
+            inner: self.inner,
+            _owner: Some(agent),
+            agent: PhantomData,
         }
     }
 
@@ -59,14 +98,14 @@ impl ReadGuard {
     }
 }
 
-impl std::ops::Deref for ReadGuard {
+impl std::ops::Deref for ReadGuard<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.bytes()
     }
 }
 
-impl std::fmt::Debug for ReadGuard {
+impl std::fmt::Debug for ReadGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let len = match &self.inner {
             ReadInner::Pinned(pin) => pin.len(),

@@ -148,3 +148,33 @@ fn a_holder_past_its_lease_is_reclaimed_and_fenced() {
     drop(segment);
     guard.finish();
 }
+
+/// A zero-copy guard keeps its agent: while it lives the name cannot be attached again (an
+/// attach releases the agent's recorded pins as a dead holder's, which would free the slot
+/// under the guard's bytes), and those bytes stay put through later writes that reuse slots.
+/// `Agent::read` borrows the agent (dropping the agent first does not compile: `ReadGuard`'s
+/// doc test); `Agent::read_owned`, tested here, holds it.
+#[test]
+fn a_read_guard_keeps_its_agent_attached() {
+    let guard = SegGuard::shm("guardkeeps");
+    let segment = Segment::create(&guard.name, small_config()).unwrap();
+    let reader = std::sync::Arc::new(segment.attach("reader").unwrap());
+    let writer = segment.attach("writer").unwrap();
+    writer.put("doc", &[1; 100]).unwrap();
+    let pinned = reader.read_owned("doc").unwrap();
+    drop(reader);
+    match segment.attach("reader") {
+        Err(Error::AgentBusy { .. }) => {}
+        other => panic!("re-attached under a live guard: {other:?}"),
+    }
+    for version in 2..=8u8 {
+        writer.put("doc", &[version; 100]).unwrap();
+    }
+    assert_eq!(pinned.version(), 1);
+    assert!(pinned.iter().all(|&b| b == 1), "pinned bytes changed");
+    drop(pinned);
+    let again = segment.attach("reader").unwrap();
+    let now = again.read("doc").unwrap();
+    assert_eq!(now.version(), 8);
+    assert!(now.iter().all(|&b| b == 8));
+}

@@ -82,7 +82,7 @@ fn reader(seg: &str, name: &str) {
         see(guard.version(), "read");
         // A guard kept across later writes still holds its version, intact.
         if let Some(old) = kept.take() {
-            let old: agent_coherence::ReadGuard = old;
+            let old: agent_coherence::ReadGuard<'_> = old;
             verify(&old).unwrap_or_else(|e| {
                 panic!(
                     "{name}: pinned v{} changed under its guard: {e}",

@@ -46,7 +46,7 @@ impl Shared {
         Error::from_protocol(error, &self.name, key, |slot| self.agent_name(slot))
     }
 
-    pub(crate) fn dir_words(&self) -> &Words {
+    pub(crate) fn dir_words(&self) -> Words<'_> {
         self.dir.words()
     }
 
@@ -261,9 +261,10 @@ fn parse_location(location: &str) -> Result<Location> {
     })
 }
 
-fn words_of(mapping: &Mapping) -> Words {
+fn words_of(mapping: &Mapping) -> Words<'static> {
     // SAFETY: the mapping is page-aligned, `len` bytes long, and lives in `Shared` beside the
-    // directory that uses these words, dropped after it; every process touches it only through
-    // atomics (the protocol's rule).
+    // directory that uses these words, dropped after it (so `'static` is never observed: the
+    // directory lends its words only borrowed from itself); every process touches it only
+    // through atomics (the protocol's rule).
     unsafe { Words::from_mapping(mapping.as_ptr(), mapping.len()) }
 }

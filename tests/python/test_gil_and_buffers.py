@@ -118,3 +118,24 @@ def test_buffer_refuses_writable_requests_and_copies(seg: Segment) -> None:
         assert bytes(memoryview(a.read("empty"))) == b""
         with pytest.raises(ccs.NotFound):
             a.read("missing")
+
+
+def test_a_live_buffer_keeps_its_agent_attached(seg: Segment) -> None:
+    # The buffer's pin is recorded under its agent, and re-attaching a name releases the
+    # previous holder's pins: so a buffer keeps its agent attached even after `close()`.
+    writer = seg.attach("writer")
+    reader = seg.attach("reader")
+    writer.put("doc", b"version one")
+    view = memoryview(reader.read("doc"))
+    reader.close()
+    with pytest.raises(ccs.AgentBusy):
+        seg.attach("reader")
+    for i in range(20):
+        writer.put("doc", b"version %d" % (i + 2) + b"." * 1000)
+    assert bytes(view) == b"version one"
+    view.release()
+    gc.collect()
+    again = seg.attach("reader")
+    assert again.get("doc").version == 21
+    again.close()
+    writer.close()

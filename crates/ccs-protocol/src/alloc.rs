@@ -18,14 +18,16 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{
-    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_WRITER, D_WRITTEN_MS, DESC_WORDS,
+    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
     H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
-use crate::packing::{desc_state, free_head, owner};
+use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner};
 use crate::sync::{AtomicU64, Ordering, fence};
 
 /// Descriptor flag: the version is a deletion (tombstone), with no payload.
 pub(crate) const FLAG_DELETED: u64 = 1;
+/// The flag bits of `D_FLAGS` (the writer's slot is above them).
+pub(crate) const FLAGS_MASK: u64 = 0xffff_ffff;
 /// `D_BLOCK` of a descriptor without a block.
 pub(crate) const NO_BLOCK: u64 = u64::MAX;
 
@@ -174,7 +176,17 @@ impl<E: Env> Directory<E> {
                         "free block at granule {granule} overruns the arena"
                     )));
                 }
-                // Split: keep the first 2^class granules, give back the halves above it.
+                // Split: keep the first 2^class granules, give back the halves above it. Each
+                // give-back stores a free-list link into a half, which a reader still copying
+                // the block's previous version may read. Seqlock write side for those links: a
+                // reader that sees one also sees, after its Acquire fence, the previous owner's
+                // tag changed in `release_desc`, which the Acquire pop above made visible here
+                // (the freeing thread's own Release fence does not cover this thread's stores).
+                // Pairs with the Acquire fence in `copy_validated`.
+                #[cfg(not(ccs_mutant = "split_after_fence"))]
+                if source > class {
+                    fence(Ordering::Release);
+                }
                 for half in class..source {
                     self.free_block(granule + (1 << half), half)?;
                 }
@@ -232,23 +244,22 @@ impl<E: Env> Directory<E> {
             fence(Ordering::Release);
             self.words.copy_in(self.geo.granule_word(granule), bytes)?;
         }
-        self.desc_at(desc, D_LEN)?
-            .store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
-        self.desc_at(desc, D_WRITER)?
-            .store(u64::from(writer), Ordering::Relaxed);
-        self.desc_at(desc, D_WRITTEN_MS)?
-            .store(self.env.now_ms(), Ordering::Relaxed);
-        self.desc_at(desc, D_FLAGS)?.store(
-            if payload.is_none() { FLAG_DELETED } else { 0 },
-            Ordering::Relaxed,
-        );
+        let d = self.desc_words(desc)?;
+        d[D_LEN].store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
+        d[D_VERSION].store(u64::from(version), Ordering::Relaxed);
+        d[D_WRITTEN_MS].store(self.env.now_ms(), Ordering::Relaxed);
+        let flags = if payload.is_none() { FLAG_DELETED } else { 0 };
+        d[D_FLAGS].store(u64::from(writer) << 32 | flags, Ordering::Relaxed);
         // The owner tag goes on last, once every field and byte is in place: it is the seqlock
-        // sequence, so while the descriptor fills it reads 0 (left so by `release_desc`) and a
-        // reader holding a stale head discards the descriptor instead of copying a half-written
-        // version of its own line. Pairs with the Acquire loads of the owner in
-        // `copy_validated`, `current` and `pin`.
-        self.desc_at(desc, D_OWNER)?
-            .store(owner(line, version), Ordering::Release);
+        // sequence, so while the descriptor fills its line field reads 0 (left so by
+        // `release_desc`) and a reader holding a stale head discards the descriptor instead of
+        // copying a half-written version of its own line. The incarnation is the one
+        // `release_desc` left (this writer owns the descriptor: it popped it, Acquire, after
+        // that store), so the tag differs from every tag this descriptor carried before
+        // (`packing.rs`). Pairs with the Acquire loads of the owner in `copy_validated`,
+        // `current` and `pin`.
+        let freed = d[D_OWNER].load(Ordering::Relaxed);
+        d[D_OWNER].store(owner(line, incarnation(freed)), Ordering::Release);
         // Pairs with the Acquire compare-exchange in `pin`: a pinner sees the owner tag.
         self.desc_at(desc, D_CTL)?
             .store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
@@ -317,9 +328,14 @@ impl<E: Env> Directory<E> {
     /// Return a descriptor (now FREE) and its block to the free lists.
     pub(crate) fn release_desc(&self, desc: u32) -> Result<()> {
         self.desc_at(desc, D_CTL)?.store(0, Ordering::Relaxed);
-        // The owner tag goes before the block is reusable: the seqlock readers' proof (see
-        // `new_slot`) needs it cleared before the Release push below.
-        self.desc_at(desc, D_OWNER)?.store(0, Ordering::Relaxed);
+        // The owner tag changes before the block is reusable: the seqlock readers' proof (see
+        // `fill_slot`) needs it changed before the Release push below. It moves to the next
+        // incarnation, never back to a value a reader may have seen (`packing.rs`).
+        let owner_word = self.desc_at(desc, D_OWNER)?;
+        owner_word.store(
+            freed_owner(owner_word.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         // Seqlock write side: a reader that sees the cleared block field, or the free-list link
         // written into the block's first word below, also sees the owner tag cleared after its
         // Acquire fence, and discards its copy. Pairs with the Acquire fence in
@@ -343,12 +359,18 @@ impl<E: Env> Directory<E> {
 
     /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.
     pub(crate) fn slot_info(&self, desc: u32, owner_word: u64) -> Result<SlotInfo> {
-        let (_, version) = crate::packing::unpack_owner(owner_word)
-            .ok_or_else(|| ProtocolError::corrupt(format!("slot descriptor {desc} is free")))?;
+        if crate::packing::unpack_owner(owner_word).is_none() {
+            return Err(ProtocolError::corrupt(format!(
+                "slot descriptor {desc} is free"
+            )));
+        }
         let d = self.desc_words(desc)?;
+        let version = u32::try_from(d[D_VERSION].load(Ordering::Relaxed)).map_err(|_| {
+            ProtocolError::corrupt(format!("slot descriptor {desc} has a version beyond 2^32"))
+        })?;
         let len = d[D_LEN].load(Ordering::Relaxed);
         let block = d[D_BLOCK].load(Ordering::Relaxed);
-        let flags = d[D_FLAGS].load(Ordering::Relaxed);
+        let flags = d[D_FLAGS].load(Ordering::Relaxed) & FLAGS_MASK;
         let deleted = flags & FLAG_DELETED != 0;
         let first_word = if block == NO_BLOCK {
             if len != 0 {
@@ -381,7 +403,7 @@ impl<E: Env> Directory<E> {
     /// Who wrote a pinned descriptor's version, and when (monotonic ms): for status only, so
     /// kept off the read path.
     pub(crate) fn slot_writer(&self, desc: u32) -> Result<(u32, u64)> {
-        let writer = self.desc_at(desc, D_WRITER)?.load(Ordering::Relaxed);
+        let writer = self.desc_at(desc, D_FLAGS)?.load(Ordering::Relaxed) >> 32;
         let written_ms = self.desc_at(desc, D_WRITTEN_MS)?.load(Ordering::Relaxed);
         Ok((u32::try_from(writer).unwrap_or(u32::MAX), written_ms))
     }
@@ -416,7 +438,7 @@ impl<E: Env> Directory<E> {
                     limit: desc_state::PINS,
                 });
             }
-            // Pairs with the Release store of LIVE in `new_slot`.
+            // Pairs with the Release store of LIVE in `fill_slot`.
             match ctl.compare_exchange_weak(
                 current,
                 current + 1,
@@ -445,8 +467,33 @@ impl<E: Env> Directory<E> {
     }
 
     /// Drop one pin; the last pin of a RETIRED (or discarded) descriptor frees it.
+    ///
+    /// Checked: a descriptor with no pins is left as it is and the call is refused, so a stray
+    /// unpin can never borrow from the state bits (LIVE|0 - 1 would read FILLING with every pin
+    /// bit set: a descriptor no reader could use and no one would free).
     pub(crate) fn unpin(&self, desc: u32) -> Result<()> {
-        let before = self.desc_at(desc, D_CTL)?.fetch_sub(1, Ordering::AcqRel);
+        let ctl = self.desc_at(desc, D_CTL)?;
+        #[cfg(ccs_mutant = "unchecked_unpin")]
+        let before = ctl.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(not(ccs_mutant = "unchecked_unpin"))]
+        let before = {
+            let mut current = ctl.load(Ordering::Relaxed);
+            loop {
+                if current & desc_state::PINS == 0 {
+                    break current;
+                }
+                // AcqRel: the pinner's reads of the block happen before whoever frees it.
+                match ctl.compare_exchange_weak(
+                    current,
+                    current - 1,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break current,
+                    Err(seen) => current = seen,
+                }
+            }
+        };
         if before & desc_state::PINS == 0 {
             return Err(ProtocolError::corrupt(format!(
                 "slot descriptor {desc} unpinned more than pinned"

@@ -11,7 +11,7 @@ use crate::layout::{
     SWITCH_NO_INVALIDATION,
 };
 use crate::sync::{AtomicU64, Ordering};
-use crate::words::Words;
+use crate::words::{HeapWords, Words};
 
 /// An agent as the protocol knows it: its slot and the generation it attached at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,24 +35,65 @@ pub struct Switches {
 
 /// A segment's directory, reached through atomics only.
 pub struct Directory<E: Env> {
-    pub(crate) words: Words,
+    /// `'static` as far as the type goes; really as long as `heap` (for a heap segment) or the
+    /// mapping its creator keeps alive (contract of [`Words::from_mapping`]).
+    pub(crate) words: Words<'static>,
     pub(crate) geo: Geometry,
     pub(crate) env: E,
+    /// The storage of a heap segment, owned so the words cannot outlive it.
+    heap: Option<HeapWords>,
 }
 
 impl<E: Env> Directory<E> {
     /// Lay out a fresh, zero-filled segment for `config`. The caller must be its only user
     /// (it was just created with `O_EXCL`).
-    pub fn create(words: Words, config: Config, env: E) -> Result<Self> {
+    ///
+    /// `words` must stay valid as long as the directory (a mapping its owner keeps: the
+    /// unsafe constructors of [`Words`] say so); a heap segment goes through
+    /// [`Directory::create_on_heap`], which owns its storage.
+    pub fn create(words: Words<'static>, config: Config, env: E) -> Result<Self> {
         let geo = Geometry::new(config)?;
         geo.initialise(&words, env.now_ms())?;
-        Ok(Directory { words, geo, env })
+        Ok(Directory {
+            words,
+            geo,
+            env,
+            heap: None,
+        })
     }
 
-    /// Validate and adopt an initialised segment of `len_bytes` bytes.
-    pub fn open(words: Words, len_bytes: u64, env: E) -> Result<Self> {
+    /// [`Directory::create`] on heap storage (tests, loom models, examples), which the
+    /// directory owns: its words cannot outlive it.
+    pub fn create_on_heap(heap: HeapWords, config: Config, env: E) -> Result<Self> {
+        Self::owning(heap, |words| Directory::create(words, config, env))
+    }
+
+    /// The directory `build` makes of `heap`'s words, owning `heap`.
+    #[allow(unsafe_code)] // a view of storage the directory owns
+    fn owning(heap: HeapWords, build: impl FnOnce(Words<'static>) -> Result<Self>) -> Result<Self> {
+        // SAFETY: the directory owns `heap` (moved into it below; its buffers do not move) and
+        // hands out views of its words only borrowed from itself (`words`, `&self` methods).
+        let words = unsafe { heap.words_unbounded() };
+        let mut dir = build(words)?;
+        dir.heap = Some(heap);
+        Ok(dir)
+    }
+
+    /// Validate and adopt an initialised segment of `len_bytes` bytes; `words` as for
+    /// [`Directory::create`].
+    pub fn open(words: Words<'static>, len_bytes: u64, env: E) -> Result<Self> {
         let geo = Geometry::read(&words, len_bytes)?;
-        Ok(Directory { words, geo, env })
+        Ok(Directory {
+            words,
+            geo,
+            env,
+            heap: None,
+        })
+    }
+
+    /// [`Directory::open`] on heap storage, which the directory owns.
+    pub fn open_on_heap(heap: HeapWords, len_bytes: u64, env: E) -> Result<Self> {
+        Self::owning(heap, |words| Directory::open(words, len_bytes, env))
     }
 
     /// The segment's geometry.
@@ -60,9 +101,14 @@ impl<E: Env> Directory<E> {
         &self.geo
     }
 
-    /// The segment's words.
-    pub fn words(&self) -> &Words {
-        &self.words
+    /// The segment's words, borrowed from the directory.
+    pub fn words(&self) -> Words<'_> {
+        self.words
+    }
+
+    /// Whether the directory owns heap storage (from [`Directory::create_on_heap`]).
+    pub fn on_heap(&self) -> bool {
+        self.heap.is_some()
     }
 
     /// The segment's run-time switches.

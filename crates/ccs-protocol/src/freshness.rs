@@ -12,7 +12,9 @@
 //!
 //! The expiry state lives in the upper half of the agent's view word (the lower half is the
 //! version): the fetch time in milliseconds since the segment was created (lease), or the HITs
-//! served since the fetch (access count). Only the agent itself writes its view words.
+//! served since the fetch (access count). Only the agent itself writes its view words, but an
+//! agent may be used by several threads at once: every update is a read-modify-write, and the
+//! version in a view word never goes back (see [`Directory::advance_view`]).
 
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
@@ -93,6 +95,34 @@ impl<E: Env> Directory<E> {
         Ok(u64::from(stamp) << 32 | u64::from(version))
     }
 
+    /// Record in `view` that `agent` read or wrote `version`, with a fresh expiry stamp. The
+    /// version never goes back: two threads of one agent may finish reads of v1 and v2 in
+    /// either order, and a late "v1" must not sit under a valid bit set for v2 (a stale HIT).
+    /// A read-modify-write, so no thread's update is lost between another's load and store.
+    pub(crate) fn advance_view(
+        &self,
+        agent: AgentId,
+        view: &AtomicU64,
+        version: u32,
+    ) -> Result<()> {
+        let fresh = self.fresh_view(agent, version)?;
+        #[cfg(ccs_mutant = "plain_view_store")]
+        {
+            view.store(fresh, Ordering::Relaxed);
+            return Ok(());
+        }
+        // Relaxed: the view is ordered for other threads of the agent by the SeqCst valid-bit
+        // operations that follow it (`read.rs`, `write.rs`).
+        let mut current = view.load(Ordering::Relaxed);
+        while current as u32 <= version {
+            match view.compare_exchange_weak(current, fresh, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a valid copy whose view word is `view` may still be served as a HIT, counting
     /// the HIT for an access-count strategy. Lazy and eager agents pay nothing here.
     #[inline]
@@ -109,9 +139,11 @@ impl<E: Env> Directory<E> {
                 if served >= hits {
                     return Ok(false);
                 }
-                // Only this agent writes its view words.
-                view.store(seen + (1 << 32), Ordering::Relaxed);
-                Ok(true)
+                // Another thread of this agent may update the word meanwhile: count this HIT
+                // only on the word as seen, else serve a MISS (never a HIT past the count).
+                Ok(view
+                    .compare_exchange(seen, seen + (1 << 32), Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
             }
         }
     }

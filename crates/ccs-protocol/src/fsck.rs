@@ -47,7 +47,7 @@
 //! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024,
 //!                        write_lease_ms: 1000, log_records: 64, inbox_events: 16 };
 //! let heap = HeapWords::new(Geometry::new(config)?.total_bytes as usize);
-//! let dir = Directory::create(heap.words(), config, MemEnv::new(4))?;
+//! let dir = Directory::create_on_heap(heap, config, MemEnv::new(4))?;
 //! let planner = dir.begin_attach(dir.register_agent("planner")?, 1)?;
 //! dir.put(planner, dir.find_or_insert_key("task/spec")?, b"v1", Condition::View)?;
 //! let report = dir.fsck()?;
@@ -59,16 +59,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::alloc::{FLAG_DELETED, NO_BLOCK};
+use crate::alloc::{FLAG_DELETED, FLAGS_MASK, NO_BLOCK};
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::freshness::Strategy;
 use crate::layout::{
     A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
-    D_OWNER, D_WRITER, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP,
-    H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE,
-    L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
+    D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
+    H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK,
+    L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
 };
 use crate::oplog::RecordRead;
 use crate::packing::{Head, desc_state, unpack_owner};
@@ -763,12 +763,13 @@ impl<E: Env> Directory<E> {
             } else {
                 let d = self.desc_words(desc)?;
                 let state = d[D_CTL].load(Ordering::Acquire) >> desc_state::SHIFT;
+                let version = u32::try_from(d[D_VERSION].load(Ordering::Acquire)).unwrap_or(0);
                 match unpack_owner(d[D_OWNER].load(Ordering::Acquire)) {
-                    Some((owner, version)) if owner == line && version > 0 => {
+                    Some((owner, _)) if owner == line && version > 0 => {
                         fact.version = version;
                         fact.head_desc = Some(desc);
                     }
-                    Some((owner, version)) => pass.add(
+                    Some((owner, _)) => pass.add(
                         FsckKind::Line,
                         label,
                         format!("head points at descriptor {desc} owned by line {owner} (version {version})"),
@@ -1147,8 +1148,9 @@ impl<E: Env> Directory<E> {
         let subject = format!("descriptor {desc}");
         let d = self.desc_words(desc)?;
         let published = state == desc_state::LIVE || state == desc_state::RETIRED;
+        let version = u32::try_from(d[D_VERSION].load(Ordering::Relaxed)).unwrap_or(0);
         match unpack_owner(owner_word) {
-            Some((line, version)) => match lines.get(line as usize) {
+            Some((line, _)) => match lines.get(line as usize) {
                 None => pass.add(
                     FsckKind::Descriptor,
                     subject.clone(),
@@ -1185,8 +1187,8 @@ impl<E: Env> Directory<E> {
             None => {}
         }
         let len = d[D_LEN].load(Ordering::Relaxed);
-        let flags = d[D_FLAGS].load(Ordering::Relaxed);
-        let writer = d[D_WRITER].load(Ordering::Relaxed);
+        let flags_word = d[D_FLAGS].load(Ordering::Relaxed);
+        let (flags, writer) = (flags_word & FLAGS_MASK, flags_word >> 32);
         if published {
             if flags > FLAG_DELETED {
                 pass.add(

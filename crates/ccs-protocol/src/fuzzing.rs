@@ -76,10 +76,9 @@ fn run_raw(data: &[u8]) {
         return;
     };
     let env = MemEnv::new(geometry.config.max_agents);
-    if let Ok(dir) = Directory::open(words, bytes as u64, env) {
+    if let Ok(dir) = Directory::open_on_heap(heap, bytes as u64, env) {
         exercise(&dir);
     }
-    // `dir` is gone before `heap` is dropped here.
 }
 
 /// A small geometry chosen by bytes 0..4: 1–4 agents, 1–8 artifacts, a 64 B – 8 KiB arena.
@@ -125,7 +124,7 @@ fn run_overlay(config: Config, rest: &[u8]) {
         }
     }
     let env = MemEnv::new(config.max_agents);
-    if let Ok(dir) = Directory::open(words, geometry.total_bytes, env) {
+    if let Ok(dir) = Directory::open_on_heap(heap, geometry.total_bytes, env) {
         exercise(&dir);
     }
 }
@@ -134,7 +133,7 @@ fn run_patched(config: Config, rest: &[u8]) {
     let Some((heap, geometry)) = fresh(config) else {
         return;
     };
-    let Ok(dir) = Directory::create(heap.words(), config, MemEnv::new(config.max_agents)) else {
+    let Ok(dir) = Directory::create_on_heap(heap, config, MemEnv::new(config.max_agents)) else {
         return;
     };
     // An honest history; steps that do not fit the geometry just fail.

@@ -257,12 +257,8 @@ impl<E: Env> Directory<E> {
 
     fn wake_inbox(&self, slot: u32) -> Result<()> {
         let base = self.geo.inbox_word(slot, I_WAIT) * 2;
-        let change = self.words.at32(base)?;
-        change.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the waiter's SeqCst increment in `wait_events`, as in `wait.rs`.
-        if self.words.at32(base + 1)?.load(Ordering::SeqCst) != 0 {
-            self.env.wake(change);
-        }
+        // The handshake of `wait.rs`, with `wait_events`.
+        self.bump_and_wake(self.words.at32(base)?, self.words.at32(base + 1)?);
         Ok(())
     }
 
@@ -333,14 +329,12 @@ impl<E: Env> Directory<E> {
                 }
                 None => None,
             };
-            let waiters = self.words.at32(base + 1)?;
-            // Pairs with the SeqCst load of the waiter count in `wake_inbox`.
-            waiters.fetch_add(1, Ordering::SeqCst);
+            // The handshake of `wait.rs`, with `wake_inbox`; `seen` was loaded before the
+            // poll above, which is this side's last check.
+            crate::wait::raise_waiter_flag(self.words.at32(base + 1)?);
             // A half-written event wakes nobody when it is finished, so poll again soon.
             let nap = remaining.map_or(ABANDONED_MS / 4, |r| r.min(ABANDONED_MS / 4));
-            let result = self.env.wait(change, seen, Some(nap));
-            waiters.fetch_sub(1, Ordering::SeqCst);
-            result?;
+            self.env.wait(change, seen, Some(nap))?;
         }
     }
 

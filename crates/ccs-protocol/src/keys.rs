@@ -5,7 +5,8 @@
 //! [`Directory::find_key`]), so a reader never sees a half-written key. Inserts are rare and
 //! serialised by the environment's structural lock. A line, once given a key, keeps it for the
 //! life of the segment (a delete leaves a tombstone version); so a process may cache the
-//! key → line mapping forever, and a descriptor's (line, version) owner tag is never reused.
+//! key → line mapping forever. (A descriptor's owner tag does not rely on this: it carries an
+//! incarnation counter, see `packing.rs`.)
 
 use crate::directory::Directory;
 use crate::env::Env;

@@ -15,7 +15,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -127,7 +127,7 @@ pub(crate) const PIN_RECORDS: usize = 16;
 pub(crate) const L_KEYMETA: usize = 0;
 pub(crate) const L_HEAD: usize = 1;
 pub(crate) const L_LEASE: usize = 2;
-/// Two 32-bit words: the futex word (changes counter) and the waiter count.
+/// Two 32-bit words: the futex word (changes counter) and the waiter flag (`wait.rs`).
 pub(crate) const L_WAIT: usize = 3;
 /// The slot the holder is filling: `(desc + 1) << 32 | epoch`, so the reclaimer of a dead
 /// holder can free it.
@@ -152,7 +152,7 @@ pub(crate) const INBOX_HEADER_WORDS: usize = 8;
 pub(crate) const I_TAIL: usize = 0;
 /// Events consumed so far (the owner only).
 pub(crate) const I_HEAD: usize = 1;
-/// Two 32-bit words: the futex word (events counter) and the waiter count.
+/// Two 32-bit words: the futex word (events counter) and the waiter flag (`wait.rs`).
 pub(crate) const I_WAIT: usize = 2;
 /// The event a reader found half-written, and since when: `n << 32 | ms` (both truncated).
 pub(crate) const I_STUCK: usize = 3;
@@ -167,9 +167,11 @@ pub(crate) const D_CTL: usize = 0;
 pub(crate) const D_OWNER: usize = 1;
 pub(crate) const D_BLOCK: usize = 2;
 pub(crate) const D_LEN: usize = 3;
-pub(crate) const D_WRITER: usize = 4;
+/// The version the descriptor holds (64 bits; the API's versions are 32 bits for now).
+pub(crate) const D_VERSION: usize = 4;
 pub(crate) const D_NEXT: usize = 5;
 pub(crate) const D_WRITTEN_MS: usize = 6;
+/// `writer slot:32 | flags:32`.
 pub(crate) const D_FLAGS: usize = 7;
 
 /// Where everything is, in words, for one configuration.

@@ -13,7 +13,7 @@
 //! let config = Config { max_agents: 4, max_artifacts: 8, arena_bytes: 1 << 16, max_payload: 1024,
 //!                        write_lease_ms: 1000, log_records: 64, inbox_events: 16 };
 //! let heap = HeapWords::new(Geometry::new(config)?.total_bytes as usize);
-//! let dir = Directory::create(heap.words(), config, MemEnv::new(4))?;
+//! let dir = Directory::create_on_heap(heap, config, MemEnv::new(4))?;
 //! let planner = dir.begin_attach(dir.register_agent("planner")?, 1)?;
 //! let executor = dir.begin_attach(dir.register_agent("executor")?, 2)?;
 //! let spec = dir.find_or_insert_key("task/spec")?;

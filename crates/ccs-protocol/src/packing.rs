@@ -7,8 +7,13 @@
 //!   reclaimed (its epoch is gone) can never publish: that is the fence.
 //! * A line's **lease**: `deadline_ms:38 | exclusive:1 | spare:1 | epoch:24`, written by the
 //!   holder right after it wins the head; trusted only while its epoch matches the head's.
-//! * A descriptor's **owner**: `(line + 1):32 | version:32`; unique forever, because lines are
-//!   never reused for another key and versions only grow.
+//! * A descriptor's **owner**: `(line + 1):32 | incarnation:32`, the seqlock sequence of the
+//!   descriptor. `incarnation` counts how often the descriptor was freed: `release_desc` bumps it
+//!   (and zeroes the line field), `fill_slot` keeps it. So the owner word of one descriptor never
+//!   takes the same value twice in two different uses (until 2^32 reuses of that one descriptor
+//!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
+//!   two writers that both took the line at the same version. The version is not in the tag: it
+//!   has its own word (`D_VERSION`), which leaves room for 64-bit versions.
 //! * A descriptor's **control** word: `state:2 | pins:62`.
 
 /// Fields of a line's head word.
@@ -92,15 +97,29 @@ impl Lease {
     }
 }
 
-/// Pack a descriptor owner word.
-pub fn owner(line: u32, version: u32) -> u64 {
-    (u64::from(line + 1) << 32) | u64::from(version)
+/// Pack a descriptor owner word: `line` claims the descriptor in its `incarnation`.
+pub fn owner(line: u32, incarnation: u32) -> u64 {
+    (u64::from(line + 1) << 32) | u64::from(incarnation)
 }
 
-/// Unpack a descriptor owner word into (line, version); `None` for a free descriptor.
+/// Unpack a descriptor owner word into (line, incarnation); `None` for a free descriptor.
 pub fn unpack_owner(word: u64) -> Option<(u32, u32)> {
     let line = (word >> 32) as u32;
     line.checked_sub(1).map(|line| (line, word as u32))
+}
+
+/// The incarnation of a descriptor whose owner word is `word`.
+pub fn incarnation(word: u64) -> u32 {
+    word as u32
+}
+
+/// The owner word of a descriptor just freed, whose owner word was `word`: no line, and the
+/// next incarnation, so no later fill can give it back a value a reader saw before.
+pub fn freed_owner(word: u64) -> u64 {
+    #[cfg(ccs_mutant = "reused_tags")]
+    return u64::from(incarnation(word));
+    #[cfg(not(ccs_mutant = "reused_tags"))]
+    u64::from(incarnation(word).wrapping_add(1))
 }
 
 /// Descriptor states (the top two bits of its control word).
@@ -162,5 +181,9 @@ mod tests {
     fn owner_round_trips() {
         assert_eq!(unpack_owner(owner(7, 9)), Some((7, 9)));
         assert_eq!(unpack_owner(0), None);
+        let freed = freed_owner(owner(7, 9));
+        assert_eq!(unpack_owner(freed), None);
+        assert_eq!(incarnation(freed), 10);
+        assert_ne!(owner(7, incarnation(freed)), owner(7, 9));
     }
 }

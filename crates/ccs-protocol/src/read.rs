@@ -23,7 +23,7 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{A_PINS, D_OWNER, PIN_RECORDS};
+use crate::layout::{A_PINS, D_FLAGS, D_OWNER, D_VERSION, PIN_RECORDS};
 use crate::opcodes::{LogOp, LogOutcome};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, unpack_owner};
@@ -130,9 +130,18 @@ impl<E: Env> Directory<E> {
         let first = self.geo.agent_word(agent.slot, A_PINS);
         for (offset, record) in self.words.slice(first, PIN_RECORDS)?.iter().enumerate() {
             // Only this agent's process writes its records (the agent lock makes it the only
-            // one), except its next attach, which first takes that lock.
-            if record.load(Ordering::Relaxed) == 0 {
+            // one), except its next attach, which first takes that lock; but several threads of
+            // the agent may record at once, so a record is claimed with a compare-and-swap.
+            #[cfg(ccs_mutant = "plain_view_store")]
+            let claimed = record.load(Ordering::Relaxed) == 0 && {
                 record.store(u64::from(desc) + 1, Ordering::Release);
+                true
+            };
+            #[cfg(not(ccs_mutant = "plain_view_store"))]
+            let claimed = record
+                .compare_exchange(0, u64::from(desc) + 1, Ordering::Release, Ordering::Relaxed)
+                .is_ok();
+            if claimed {
                 return Ok(Some(first + offset));
             }
         }
@@ -244,6 +253,8 @@ impl<E: Env> Directory<E> {
         }
 
         let mut attempt = 0;
+        // The head of the last attempt that found its descriptor moved on.
+        let mut moved_from = None;
         loop {
             attempt += 1;
             let raw = if attempt == 1 {
@@ -261,12 +272,12 @@ impl<E: Env> Directory<E> {
             let (version, pin) = match self.take(line, head, take)? {
                 Taken::Got { version, pin } => (version, pin),
                 Taken::Absent => return Err(ProtocolError::NotFound),
-                Taken::Moved if attempt < 64 => continue,
                 Taken::Moved => {
-                    return Err(ProtocolError::corrupt("line's descriptor keeps changing"));
+                    moved_before(&mut moved_from, raw, attempt)?;
+                    continue;
                 }
             };
-            view.store(self.fresh_view(agent, version)?, Ordering::Relaxed);
+            self.advance_view(agent, view, version)?;
             if head.holder != 0 {
                 // A writer holds the line: it may clear masks at any moment, so do not claim S.
                 return Ok((ReadInfo::miss(version, false), pin));
@@ -387,7 +398,7 @@ impl<E: Env> Directory<E> {
             }
             Ok(info)
         });
-        // Pairs with the Release fence in `new_slot`: if any byte copied came from a later
+        // Pairs with the Release fences in `alloc_slot`, `fill_slot` and `release_desc`: if any byte copied came from a later
         // writer of the block, the owner tag is seen changed below.
         fence(Ordering::Acquire);
         #[cfg(not(ccs_mutant = "no_seqlock_validate"))]
@@ -408,6 +419,7 @@ impl<E: Env> Directory<E> {
     /// what a HIT costs before the copy; a spinning reader watches it to see an invalidation.
     #[inline]
     pub fn is_valid(&self, agent: AgentId, line: u32) -> Result<bool> {
+        self.check_line(line)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         // Pairs with the SeqCst swap that clears the masks in `write.rs`.
         Ok(mask.load(Ordering::SeqCst) & bit != 0)
@@ -425,6 +437,7 @@ impl<E: Env> Directory<E> {
         version: u32,
         bytes: u64,
     ) -> Result<bool> {
+        self.check_line(line)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         let view = self.view(agent.slot, line)?;
         // Pairs with the SeqCst swap that clears the masks in `write.rs`; the view is this
@@ -443,10 +456,13 @@ impl<E: Env> Directory<E> {
     /// The agent's view of `line` without reading the payload: a single load decides the HIT.
     pub fn check(&self, agent: AgentId, line: u32) -> Result<ViewCheck> {
         self.check_line(line)?;
-        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
-        // Pairs with the SeqCst swap that clears the masks in `write.rs`.
-        let valid = held != 0 && mask.load(Ordering::SeqCst) & bit != 0;
+        // Pairs with the SeqCst swap that clears the masks in `write.rs`, and with the SeqCst
+        // `fetch_or` that set the bit after its view (another thread of this agent): the view
+        // is loaded after the bit, so it is at least the version the bit was set for.
+        let bit_set = mask.load(Ordering::SeqCst) & bit != 0;
+        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+        let valid = held != 0 && bit_set;
         let current = self.current(line)?.version;
         Ok(ViewCheck {
             held,
@@ -459,7 +475,8 @@ impl<E: Env> Directory<E> {
     pub(crate) fn current(&self, line: u32) -> Result<Current> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
-        for attempt in 0..64 {
+        let mut moved_from = None;
+        for attempt in 0u32.. {
             // Pairs with the publishing compare-exchange in `write.rs`. A retry reads the newest
             // head with a read-modify-write (see `read_with`).
             let raw = if attempt == 0 {
@@ -475,22 +492,26 @@ impl<E: Env> Directory<E> {
                     head,
                 });
             };
-            let owner_word = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
+            let d = self.desc_words(desc)?;
+            let owner_word = d[D_OWNER].load(Ordering::Acquire);
             match unpack_owner(owner_word) {
-                Some((owner_line, version)) if owner_line == line => {
-                    let flags = self
-                        .desc_at(desc, crate::layout::D_FLAGS)?
-                        .load(Ordering::Relaxed);
-                    // Seqlock read: pairs with the Release fences in `new_slot` and
-                    // `release_desc` (a flag from a reuse shows as a changed owner tag).
+                Some((owner_line, _)) if owner_line == line => {
+                    let flags = d[D_FLAGS].load(Ordering::Relaxed);
+                    let version = d[D_VERSION].load(Ordering::Relaxed);
+                    // Seqlock read: pairs with the Release fences in `alloc_slot`, `fill_slot`
+                    // and `release_desc` (a field from a reuse shows as a changed owner tag).
                     fence(Ordering::Acquire);
                     // The head still pointing at the descriptor proves it was published (not a
                     // slot being filled that a stale head reached) and not reused meanwhile.
-                    let unchanged =
-                        self.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed) == owner_word;
+                    let unchanged = d[D_OWNER].load(Ordering::Relaxed) == owner_word;
                     #[cfg(not(ccs_mutant = "no_publish_check"))]
                     let unchanged = unchanged && head_word.load(Ordering::Relaxed) == raw;
                     if unchanged {
+                        let version = u32::try_from(version).map_err(|_| {
+                            ProtocolError::corrupt(format!(
+                                "slot descriptor {desc} has a version beyond 2^32"
+                            ))
+                        })?;
                         let deleted = flags & crate::alloc::FLAG_DELETED != 0;
                         return Ok(Current {
                             version,
@@ -501,9 +522,14 @@ impl<E: Env> Directory<E> {
                 }
                 _ => {}
             }
+            moved_before(&mut moved_from, raw, attempt).map_err(|_| {
+                ProtocolError::corrupt(format!(
+                    "line {line} points at a descriptor it does not own"
+                ))
+            })?;
         }
         Err(ProtocolError::corrupt(format!(
-            "line {line} points at a descriptor it does not own"
+            "line {line}: no consistent head in 2^32 attempts"
         )))
     }
 
@@ -511,6 +537,23 @@ impl<E: Env> Directory<E> {
     pub fn version(&self, line: u32) -> Result<u32> {
         Ok(self.current(line)?.version)
     }
+}
+
+/// A read found the descriptor of head `raw` moved on. Under heavy writing that is normal, and
+/// the read starts over from the newest head (each retry reads it with a read-modify-write, so
+/// it follows a write that really completed), yielding now and then so the writers can finish.
+/// Only the same head failing twice is corruption: a head no writer changes points at a
+/// descriptor it does not own (a published descriptor stays LIVE and tagged for its line until
+/// the head has moved past it).
+fn moved_before(moved_from: &mut Option<u64>, raw: u64, attempt: u32) -> Result<()> {
+    if *moved_from == Some(raw) {
+        return Err(ProtocolError::corrupt("line's descriptor keeps changing"));
+    }
+    *moved_from = Some(raw);
+    if attempt.is_multiple_of(64) {
+        crate::sync::yield_now();
+    }
+    Ok(())
 }
 
 /// A line's current version, read consistently.

@@ -10,7 +10,7 @@
 #![allow(clippy::disallowed_types)] // the one module allowed to name std's atomics
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+pub use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(not(loom))]
 pub use std::sync::atomic::{Ordering, fence};
@@ -84,6 +84,43 @@ macro_rules! atomic_wrapper {
             }
         }
     };
+}
+
+/// A `std` atomic flag behind the loom switch (same layout, same operations).
+#[cfg(not(loom))]
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub struct AtomicBool(std::sync::atomic::AtomicBool);
+
+#[cfg(not(loom))]
+#[allow(missing_docs)]
+impl AtomicBool {
+    #[inline]
+    pub const fn new(value: bool) -> Self {
+        Self(std::sync::atomic::AtomicBool::new(value))
+    }
+    #[inline]
+    pub fn load(&self, order: Ordering) -> bool {
+        self.0.load(order)
+    }
+    #[inline]
+    pub fn store(&self, value: bool, order: Ordering) {
+        self.0.store(value, order)
+    }
+    #[inline]
+    pub fn swap(&self, value: bool, order: Ordering) -> bool {
+        self.0.swap(value, order)
+    }
+    #[inline]
+    pub fn compare_exchange(
+        &self,
+        current: bool,
+        new: bool,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<bool, bool> {
+        self.0.compare_exchange(current, new, success, failure)
+    }
 }
 
 #[cfg(not(loom))]

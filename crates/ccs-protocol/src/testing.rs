@@ -15,6 +15,7 @@ pub struct MemEnv {
     dead: Vec<AtomicU64>,
     clock_ms: AtomicU64,
     ticks: AtomicU64,
+    wakes: AtomicU64,
     lock: Mutex<()>,
 }
 
@@ -27,6 +28,7 @@ impl MemEnv {
                 .collect(),
             clock_ms: AtomicU64::new(1),
             ticks: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
             lock: Mutex::new(()),
         }
     }
@@ -41,6 +43,11 @@ impl MemEnv {
                 word.fetch_or(bit, Ordering::SeqCst);
             }
         }
+    }
+
+    /// How many wake calls writers have made (each a system call on a real segment).
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::SeqCst)
     }
 
     /// Move the clock forward.
@@ -68,7 +75,9 @@ impl Env for MemEnv {
         Ok(word.load(Ordering::SeqCst) & (1u64 << (slot % 64)) == 0)
     }
 
-    fn wake(&self, _word: &AtomicU32) {}
+    fn wake(&self, _word: &AtomicU32) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
 
     fn wait(&self, _word: &AtomicU32, _expected: u32, _timeout_ms: Option<u64>) -> Result<()> {
         // No kernel here: let the writer run, and move time so timeouts end.

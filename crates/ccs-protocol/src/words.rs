@@ -10,30 +10,35 @@
 
 #![allow(unsafe_code)] // raw views of the mapping; each use says why it is sound
 
+use core::marker::PhantomData;
+
 use crate::error::{ProtocolError, Result};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-/// A view of a segment as atomic words. Cheap to copy; does not own the memory.
+/// A view of a segment as atomic words, valid for `'a`. Cheap to copy; does not own the memory.
+/// The lifetime is the storage's: a view of [`HeapWords`] borrows it; a view of a mapping made
+/// with the unsafe constructors has whatever lifetime their caller vouches for.
 #[derive(Clone, Copy)]
-pub struct Words {
+pub struct Words<'a> {
     w64: *const AtomicU64,
     n64: usize,
     w32: *const AtomicU32,
     n32: usize,
+    storage: PhantomData<&'a [AtomicU64]>,
 }
 
 // SAFETY: `Words` only hands out shared references to atomics, which are `Sync`; the memory it
 // points at is kept alive by its owner for as long as any copy exists (contract of `from_raw`).
-unsafe impl Send for Words {}
+unsafe impl Send for Words<'_> {}
 // SAFETY: as for `Send`: all access is through atomics.
-unsafe impl Sync for Words {}
+unsafe impl Sync for Words<'_> {}
 
-impl Words {
+impl<'a> Words<'a> {
     /// A view of `n64` 64-bit words at `w64` and `n32` 32-bit words at `w32`.
     ///
     /// # Safety
     /// Both ranges must be valid, suitably aligned memory that stays mapped (or allocated) for
-    /// as long as this value or any copy of it is used, and that is only ever accessed
+    /// `'a` (as long as this value or any copy of it is used), and that is only ever accessed
     /// atomically. The two ranges may overlap (in a mapped segment they are the same bytes)
     /// provided no address is used at both widths; the layout guarantees that.
     pub unsafe fn from_raw(
@@ -41,22 +46,29 @@ impl Words {
         n64: usize,
         w32: *const AtomicU32,
         n32: usize,
-    ) -> Words {
-        Words { w64, n64, w32, n32 }
+    ) -> Words<'a> {
+        Words {
+            w64,
+            n64,
+            w32,
+            n32,
+            storage: PhantomData,
+        }
     }
 
     /// A view of a mapped region of `len` bytes at `base`, as both widths.
     ///
     /// # Safety
-    /// `base` must be 8-byte aligned, `len` bytes long, and stay mapped while the view is used;
-    /// all access to it from every process must be atomic (the protocol's rule).
+    /// `base` must be 8-byte aligned, `len` bytes long, and stay mapped for `'a` (while the view
+    /// is used); all access to it from every process must be atomic (the protocol's rule).
     #[cfg(not(loom))]
-    pub unsafe fn from_mapping(base: *mut u8, len: usize) -> Words {
+    pub unsafe fn from_mapping(base: *mut u8, len: usize) -> Words<'a> {
         Words {
             w64: base.cast::<AtomicU64>(),
             n64: len / 8,
             w32: base.cast::<AtomicU32>(),
             n32: len / 4,
+            storage: PhantomData,
         }
     }
 
@@ -72,7 +84,7 @@ impl Words {
 
     /// The 64-bit word at `index`, or a corruption error if it is out of range.
     #[inline]
-    pub fn at(&self, index: usize) -> Result<&AtomicU64> {
+    pub fn at(&self, index: usize) -> Result<&'a AtomicU64> {
         if index < self.n64 {
             // SAFETY: in bounds (checked above) of memory valid for the view's lifetime, aligned
             // and only accessed atomically (contract of the constructors).
@@ -84,7 +96,7 @@ impl Words {
 
     /// The 32-bit word at 32-bit `index`, or a corruption error if it is out of range.
     #[inline]
-    pub fn at32(&self, index: usize) -> Result<&AtomicU32> {
+    pub fn at32(&self, index: usize) -> Result<&'a AtomicU32> {
         if index < self.n32 {
             // SAFETY: as in `at`.
             Ok(unsafe { &*self.w32.add(index) })
@@ -114,7 +126,7 @@ impl Words {
 
     /// The `count` words starting at `first`, bounds-checked once.
     #[inline]
-    pub fn slice(&self, first: usize, count: usize) -> Result<&[AtomicU64]> {
+    pub fn slice(&self, first: usize, count: usize) -> Result<&'a [AtomicU64]> {
         self.range(first, count)?;
         // SAFETY: the range is in bounds (checked above) of memory valid for the view's
         // lifetime, aligned, and only accessed atomically (contract of the constructors); a
@@ -125,7 +137,7 @@ impl Words {
     /// The `N` words starting at `first`, bounds-checked once, as an array whose constant
     /// indices need no further checks.
     #[inline]
-    pub fn array<const N: usize>(&self, first: usize) -> Result<&[AtomicU64; N]> {
+    pub fn array<const N: usize>(&self, first: usize) -> Result<&'a [AtomicU64; N]> {
         self.slice(first, N)?
             .try_into()
             .map_err(|_| ProtocolError::corrupt("word array length"))
@@ -179,7 +191,7 @@ impl Words {
     /// The words must be a pinned, published payload slot: no protocol-abiding process writes
     /// them until the pin is dropped, and the returned slice must not outlive that pin.
     #[cfg(not(loom))]
-    pub unsafe fn pinned_bytes(&self, first: usize, len: usize) -> Result<&[u8]> {
+    pub unsafe fn pinned_bytes(&self, first: usize, len: usize) -> Result<&'a [u8]> {
         self.range(first, len.div_ceil(8))?;
         // SAFETY: the range is in bounds (checked above); the caller guarantees the bytes are
         // immutable while the slice lives (pinned published slot).
@@ -203,10 +215,21 @@ impl HeapWords {
         }
     }
 
-    /// A view of this storage. The storage must outlive every use of the view.
-    pub fn words(&self) -> Words {
-        // SAFETY: both vectors are allocated, aligned for their element types, live as long as
-        // `self` (the caller keeps `self` alive while using the view), and hold only atomics.
+    /// A view of this storage, borrowing it.
+    pub fn words(&self) -> Words<'_> {
+        // SAFETY: both vectors are allocated, aligned for their element types and hold only
+        // atomics; the view borrows `self`, so it cannot outlive them.
+        unsafe { self.words_unbounded() }
+    }
+
+    /// A view of this storage with any lifetime.
+    ///
+    /// # Safety
+    /// The view and its copies must not be used after `self` is dropped. Moving `self` is
+    /// fine: the words live in the vectors' heap buffers, which do not move.
+    pub(crate) unsafe fn words_unbounded<'a>(&self) -> Words<'a> {
+        // SAFETY: both vectors are allocated, aligned for their element types and hold only
+        // atomics; the caller keeps them alive while the view is used.
         unsafe {
             Words::from_raw(
                 self.w64.as_ptr(),

@@ -616,8 +616,7 @@ impl<E: Env> Directory<E> {
 
     /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.
     fn adopt(&self, agent: AgentId, line: u32, published: Head, version: u32) -> Result<()> {
-        self.view(agent.slot, line)?
-            .store(self.fresh_view(agent, version)?, Ordering::Relaxed);
+        self.advance_view(agent, self.view(agent.slot, line)?, version)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         mask.fetch_or(bit, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -631,13 +630,7 @@ impl<E: Env> Directory<E> {
     /// Bump the line's change counter and wake waiters, if any.
     fn notify(&self, line: u32) -> Result<()> {
         let base = self.geo.line_word(line, L_WAIT) * 2;
-        let change = self.words.at32(base)?;
-        change.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the waiter's SeqCst increment of the waiter count in `wait.rs`: either it
-        // sees the new change count, or this load sees it waiting.
-        if self.words.at32(base + 1)?.load(Ordering::SeqCst) != 0 {
-            self.env.wake(change);
-        }
+        self.bump_and_wake(self.words.at32(base)?, self.words.at32(base + 1)?);
         Ok(())
     }
 }

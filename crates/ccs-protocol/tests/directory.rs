@@ -334,7 +334,7 @@ fn hostile_words_give_errors_not_panics() {
             let word: &AtomicU64 = f.dir.words().at(index).expect("in range");
             word.store(hostile, Ordering::Relaxed);
             f.dir.env().set_alive(a.slot, false);
-            let _ = Geometry::read(f.dir.words(), geometry.total_bytes);
+            let _ = Geometry::read(&f.dir.words(), geometry.total_bytes);
             let _ = f.dir.artifact_rows();
             let _ = f.dir.agent_rows();
             let Ok(b) = f

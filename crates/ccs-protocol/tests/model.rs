@@ -370,9 +370,8 @@ impl Model {
 // The system under test, driven in lockstep.
 
 struct System {
-    // `dir` borrows `heap`'s memory through raw words: declared first, dropped first.
+    /// Owns its heap storage.
     dir: Directory<MemEnv>,
-    _heap: HeapWords,
     /// Every handle of each agent, first attach first.
     ids: Vec<Vec<AgentId>>,
     lines: Vec<u32>,
@@ -396,7 +395,7 @@ fn run(agents: usize, keys: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let config = config();
     let geometry = Geometry::new(config).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let heap = HeapWords::new(geometry.total_bytes as usize);
-    let dir = Directory::create(heap.words(), config, MemEnv::new(config.max_agents))
+    let dir = Directory::create_on_heap(heap, config, MemEnv::new(config.max_agents))
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let key_names: Vec<String> = (0..keys).map(|k| format!("key/{k}")).collect();
     let mut ids = Vec::new();
@@ -413,7 +412,6 @@ fn run(agents: usize, keys: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         .collect();
     let mut sys = System {
         dir,
-        _heap: heap,
         ids,
         lines,
         holds: Vec::new(),

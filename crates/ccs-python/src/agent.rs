@@ -125,7 +125,7 @@ impl Agent {
     /// `memoryview`) over that version, which stays pinned, intact and readable while the
     /// object or any view of it lives, even if newer versions are written meanwhile.
     fn read(&self, py: Python<'_>, key: &str) -> PyResult<ReadBuffer> {
-        let guard = self.agent()?.read(key).or_raise(py)?;
+        let guard = self.agent()?.read_owned(key).or_raise(py)?;
         Ok(ReadBuffer::new(guard))
     }
 

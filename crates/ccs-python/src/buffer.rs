@@ -24,11 +24,13 @@ use pyo3::types::PyBytes;
 /// memory, `bytes(buf)` copies it. The pin is released when the object and all views are gone.
 #[pyclass(frozen, module = "agent_coherence_shm")]
 pub(crate) struct ReadBuffer {
-    guard: ReadGuard,
+    // A guard that owns its agent (`Agent::read_owned`): closing the Python agent while a
+    // buffer lives leaves the agent attached, and its pin valid, until the buffer goes.
+    guard: ReadGuard<'static>,
 }
 
 impl ReadBuffer {
-    pub(crate) fn new(guard: ReadGuard) -> ReadBuffer {
+    pub(crate) fn new(guard: ReadGuard<'static>) -> ReadBuffer {
         ReadBuffer { guard }
     }
 }

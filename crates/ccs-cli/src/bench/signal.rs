@@ -3,14 +3,14 @@
 
 #![allow(unsafe_code)] // installing a signal handler, in `install`
 
-use ccs_protocol::sync::{AtomicU32, Ordering};
+use ccs_protocol::sync::{AtomicBool, Ordering};
 
 /// Set to 1 by the SIGINT/SIGTERM handler.
-static INTERRUPTED: AtomicU32 = AtomicU32::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_signal: libc::c_int) {
     // Async-signal-safe: one atomic store. Relaxed: `interrupted` only polls for it.
-    INTERRUPTED.store(1, Ordering::Relaxed);
+    INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
 /// Route SIGINT and SIGTERM to the flag (once per process; idempotent).
@@ -30,5 +30,5 @@ pub fn install() {
 
 /// Whether a SIGINT or SIGTERM arrived since `install`.
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed) != 0
+    INTERRUPTED.load(Ordering::Relaxed)
 }

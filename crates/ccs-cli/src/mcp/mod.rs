@@ -13,7 +13,7 @@ mod arguments;
 mod mirror;
 mod reply;
 
-use ccs_protocol::sync::{AtomicU32, Ordering};
+use ccs_protocol::sync::{AtomicBool, Ordering};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ pub fn run(args: &McpArgs) -> Result<u8, CliError> {
         max_content: args.max_content.unwrap_or(max_payload),
         mirror: args.mirror.clone().map(Mirror::new),
         holds: Mutex::new(HashMap::new()),
-        closing: AtomicU32::new(0),
+        closing: AtomicBool::new(false),
         agent,
     });
     log(&format!(
@@ -106,7 +106,7 @@ pub fn run(args: &McpArgs) -> Result<u8, CliError> {
         }
     });
     // Let blocked waits return (they poll `closing`), release the holds, then detach.
-    state.closing.store(1, Ordering::Relaxed);
+    state.closing.store(true, Ordering::Relaxed);
     state.holds().clear();
     runtime.shutdown_timeout(WAIT_SLICE * 5);
     drop(state);
@@ -134,7 +134,7 @@ struct State {
     /// 1 once the session ends (stdin closed), so that waits in flight stop. A stop flag only:
     /// no data is published through it, so `Relaxed` stores and loads suffice (the wait polls
     /// it every [`WAIT_SLICE`]).
-    closing: AtomicU32,
+    closing: AtomicBool,
 }
 
 impl State {
@@ -269,7 +269,7 @@ impl State {
         key: &str,
         since: u64,
         timeout: Duration,
-        cancelled: &AtomicU32,
+        cancelled: &AtomicBool,
     ) -> Result<Value, Refusal> {
         let deadline = Instant::now() + timeout;
         // Resolving the key gives a never-written key its directory entry (on shared memory),
@@ -290,8 +290,7 @@ impl State {
                 }
                 Err(error) => return Err(error.into()),
             }
-            let stop =
-                self.closing.load(Ordering::Relaxed) != 0 || cancelled.load(Ordering::Relaxed) != 0;
+            let stop = self.closing.load(Ordering::Relaxed) || cancelled.load(Ordering::Relaxed);
             if left <= slice || stop {
                 let version = self.agent.check(key)?.current;
                 return Ok(json!({ "key": key, "changed": false, "version": version }));
@@ -358,18 +357,18 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofSignal<R> {
         if let std::task::Poll::Ready(result) = &polled
             && (result.is_err() || eof)
         {
-            self.state.closing.store(1, Ordering::Relaxed);
+            self.state.closing.store(true, Ordering::Relaxed);
         }
         polled
     }
 }
 
 /// Sets its flag when dropped: tells a blocking wait that its request future went away.
-struct CancelOnDrop(Arc<AtomicU32>);
+struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.store(1, Ordering::Relaxed);
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -491,7 +490,7 @@ impl Server {
     )]
     async fn wait_changed(&self, Parameters(p): Parameters<WaitParams>) -> CallToolResult {
         let state = Arc::clone(&self.state);
-        let cancelled = Arc::new(AtomicU32::new(0));
+        let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel = CancelOnDrop(Arc::clone(&cancelled));
         let timeout = Duration::from_millis(p.timeout_ms).min(MAX_WAIT);
         let waited = tokio::task::spawn_blocking(move || {

@@ -7,9 +7,8 @@ use ccs_protocol::{AgentId, Config, Directory, Geometry, HeapWords};
 
 /// A directory on a heap layout with an in-memory environment.
 pub struct Fixture {
-    // `dir` borrows `heap`'s memory through raw words: declared first, dropped first.
+    /// Owns its heap storage.
     pub dir: Directory<MemEnv>,
-    _heap: HeapWords,
 }
 
 /// 8 agents, 16 artifacts, a 64 KiB arena of payloads up to 8 KiB.
@@ -29,8 +28,8 @@ pub fn config() -> Config {
 pub fn fixture(config: Config) -> Fixture {
     let heap = HeapWords::new(Geometry::new(config).expect("config").total_bytes as usize);
     let dir =
-        Directory::create(heap.words(), config, MemEnv::new(config.max_agents)).expect("create");
-    Fixture { dir, _heap: heap }
+        Directory::create_on_heap(heap, config, MemEnv::new(config.max_agents)).expect("create");
+    Fixture { dir }
 }
 
 /// Register (if new) and attach `name`.
