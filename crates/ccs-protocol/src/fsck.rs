@@ -66,9 +66,9 @@ use crate::error::{ProtocolError, Result};
 use crate::freshness::Strategy;
 use crate::layout::{
     A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
-    D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
-    H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK,
-    L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
+    D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP,
+    H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE,
+    L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
 };
 use crate::oplog::RecordRead;
 use crate::packing::{Head, desc_state, unpack_owner};
