@@ -16,6 +16,7 @@
 //! agent may be used by several threads at once: every update is a read-modify-write, and the
 //! version in a view word never goes back (see [`Directory::advance_view`]).
 
+use crate::agents::DROPPED_VIEW;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
@@ -113,8 +114,9 @@ impl<E: Env> Directory<E> {
         }
         // Relaxed: the view is ordered for other threads of the agent by the SeqCst valid-bit
         // operations that follow it (`read.rs`, `write.rs`).
+        // A dropped view (`DROPPED_VIEW`, a re-used slot's "no view") is below every version.
         let mut current = view.load(Ordering::Relaxed);
-        while current as u32 <= version {
+        while current as u32 <= version || current as u32 == DROPPED_VIEW {
             match view.compare_exchange_weak(current, fresh, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(seen) => current = seen,
