@@ -7,25 +7,15 @@
 mod common;
 
 use agent_coherence::{Config, Error, Segment};
-use common::{SegGuard, ask, say};
+use common::{SegGuard, ask};
 
 #[test]
 fn child_entry() {
     common::child_main(|role, seg, args| match role {
         "agent" => common::scripted_agent(seg, &args[0]),
-        "try_attach" => try_attach(seg, &args[0]),
+        "try_attach" => common::try_attach(seg, &args[0]),
         other => panic!("unknown role {other}"),
     });
-}
-
-/// Attach once; report `ATTACHED`, `FULL <message>` or `ERR <error>`.
-fn try_attach(seg: &str, name: &str) {
-    let segment = Segment::open(seg).unwrap();
-    match segment.attach(name) {
-        Ok(_agent) => say("ATTACHED"),
-        Err(e @ Error::CapacityExceeded { .. }) => say(format!("FULL {e}")),
-        Err(e) => say(format!("ERR {e:?}")),
-    }
 }
 
 fn two_agents() -> Config {

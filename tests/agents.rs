@@ -9,25 +9,15 @@ mod common;
 use std::time::Duration;
 
 use agent_coherence::{Error, Segment};
-use common::{SegGuard, ask, say, small_config};
+use common::{SegGuard, ask, small_config};
 
 #[test]
 fn child_entry() {
     common::child_main(|role, seg, args| match role {
         "agent" => common::scripted_agent(seg, &args[0]),
-        "try_attach" => try_attach(seg, &args[0]),
+        "try_attach" => common::try_attach(seg, &args[0]),
         other => panic!("unknown role {other}"),
     });
-}
-
-/// Attach once, without retrying; report `ATTACHED`, `BUSY <pid>` or `ERR <error>`.
-fn try_attach(seg: &str, name: &str) {
-    let segment = Segment::open(seg).unwrap();
-    match segment.attach(name) {
-        Ok(_agent) => say("ATTACHED"),
-        Err(Error::AgentBusy { pid, .. }) => say(format!("BUSY {pid}")),
-        Err(e) => say(format!("ERR {e:?}")),
-    }
 }
 
 #[test]

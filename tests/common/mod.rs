@@ -436,6 +436,20 @@ pub fn verify(bytes: &[u8]) -> Result<u64, String> {
     Ok(seed)
 }
 
+/// The child role `try_attach`: attach once, without retrying; report `ATTACHED`,
+/// `BUSY <pid>` (another live process holds the name), `FULL <message>` (no slot free) or
+/// `ERR <debug>`.
+#[allow(dead_code)] // not every test binary uses every role
+pub fn try_attach(seg: &str, name: &str) {
+    let segment = agent_coherence::Segment::open(seg).unwrap();
+    match segment.attach(name) {
+        Ok(_agent) => say("ATTACHED"),
+        Err(agent_coherence::Error::AgentBusy { pid, .. }) => say(format!("BUSY {pid}")),
+        Err(e @ agent_coherence::Error::CapacityExceeded { .. }) => say(format!("FULL {e}")),
+        Err(e) => say(format!("ERR {e:?}")),
+    }
+}
+
 /// In a child: attach to `seg` as `name`, report `READY <pid>`, then run commands read from
 /// stdin until `quit` (or EOF), answering each with one line:
 ///
