@@ -262,9 +262,10 @@ fn parse_location(location: &str) -> Result<Location> {
 }
 
 fn words_of(mapping: &Mapping) -> Words<'static> {
-    // SAFETY: the mapping is page-aligned, `len` bytes long, and lives in `Shared` beside the
-    // directory that uses these words, dropped after it (so `'static` is never observed: the
-    // directory lends its words only borrowed from itself); every process touches it only
-    // through atomics (the protocol's rule).
+    // The mapping lives in `Shared` beside the directory that uses these words and is dropped
+    // after it, so `'static` is never observed: the directory lends its words only borrowed
+    // from itself.
+    // SAFETY: the mapping is page-aligned and `len` bytes long, outlives every use of the
+    // words (above), and every process touches it only through atomics (the protocol's rule).
     unsafe { Words::from_mapping(mapping.as_ptr(), mapping.len()) }
 }
