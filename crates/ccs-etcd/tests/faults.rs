@@ -370,7 +370,11 @@ fn write_through(etcd: &TestCluster, fault: Fault, leader: bool, length: Duratio
             assert_eq!(read.version, i, "stale read after an acknowledged put");
             assert_eq!(read.bytes, i.to_string().as_bytes());
             if let Some(end) = ended.get() {
-                on = false;
+                if on {
+                    // The time from the last acknowledged write to the fault's end counts too.
+                    longest_gap = longest_gap.max(end.saturating_duration_since(last));
+                    on = false;
+                }
                 if end.elapsed() > Duration::from_secs(1) {
                     eprintln!(
                         "{name} (m{victim}) for {length:?}: {i} writes, {during} of them \
