@@ -44,6 +44,7 @@ from agent_coherence_shm._native import (
     Conflict,
     NotFound,
     Segment,
+    StoreEntry,
 )
 from agent_coherence_shm.langgraph import _agents
 from agent_coherence_shm.langgraph._codec import (
@@ -177,20 +178,12 @@ def _item(
     return item
 
 
-class _Entry:
-    """One agent's cached view of one item: the native copy and what it decodes to."""
-
-    __slots__ = ("view", "cached", "snap", "tomb")
-
-    def __init__(self, view: "_View") -> None:
-        self.view = view  # the agent whose view of the item this is
-        self.cached: Cached | None = None
-        # (version, doc, item) of the version decoded (or written) last: one attribute, so
-        # that a lock-free reader never pairs a version with another version's item. The item
-        # is made on the first read after a write (None until then).
-        self.snap: tuple[int, Doc, Item | None] | None = None
-        # The deletion version this agent saw (a read found the item deleted), else 0.
-        self.tomb = 0
+#: One agent's cached view of one item (``view``, ``cached``, ``snap``, ``tomb``): native, with
+#: the hot paths of ``get`` and of a rewrite (``crates/ccs-python/src/store_entry.rs``). ``snap``
+#: is ``None`` or ``(version, doc, item)`` of the version decoded (or written) last: one
+#: attribute, so that a reader never pairs a version with another version's item; the item is
+#: made on the first read after a write (``None`` until then).
+_Entry = StoreEntry
 
 
 class _View:
@@ -302,6 +295,8 @@ class ShmStore(BaseStore):
             self._hot.clear()
             self._own = None
             for view in self._views.values():
+                for entry in view.entries.values():
+                    entry.snap = None  # a get() holding an entry takes the checked path
                 view.entries.clear()
                 _agents.release(self.segment, view.name)
             self._views.clear()
@@ -395,22 +390,14 @@ class ShmStore(BaseStore):
         except TypeError:  # an unhashable (list) namespace
             entry = None
         if entry is not None:
-            cached, snap = entry.cached, entry.snap
-            if cached is not None and snap is not None:
-                try:
-                    # Lock-free HIT: one native call; a MISS fetches the current version
-                    # into the copy and returns it with its bytes in the same call.
-                    got = cached.update()
-                    if got == snap[0] and snap[2] is not None:
-                        return snap[2]
-                    with self._lock:
-                        if entry.snap is snap and not self._closed:
-                            found = self._snap(entry.view, entry, got)
-                            scope = namespace[1:] if self.agent_from_namespace else namespace
-                            if found[1][NAMESPACE] == scope and found[1][KEY] == key:
-                                return found[2]
-                except NotFound:
-                    pass  # deleted: handled below
+            try:
+                # One native call: a HIT returns the item held; a MISS fetches the current
+                # version and returns its new item (None: this path cannot answer).
+                item = entry.get()
+                if item is not None:
+                    return item
+            except NotFound:
+                pass  # deleted: handled below
         with self._lock:
             self._open()
             namespace = tuple(namespace)
@@ -451,10 +438,9 @@ class ShmStore(BaseStore):
             own = self._own
             if own is not None:
                 # The common rewrite: the store's agent holds this item through this store.
-                akey = self._keys.get((namespace, key))
-                entry = own.entries.get(akey) if akey is not None else None
+                entry = self._hot.get((namespace, key))
                 if entry is not None and entry.snap is not None and not entry.tomb:
-                    self._rewrite(own, entry, akey, namespace, key, value, vectors)  # type: ignore[arg-type]
+                    self._rewrite(own, entry, namespace, key, value, vectors)
                     return
             view, scope = self._address(namespace)
             self._put(view, scope, namespace, key, value, vectors)
@@ -689,11 +675,17 @@ class ShmStore(BaseStore):
                 f"{key!r} of {scope!r}: a key-hash collision or a foreign writer"
             )
         if self._hot_ok:
-            shown = self._shown(view, scope)
-            if len(self._hot) > 100_000:
-                self._hot.clear()
-            self._hot[(shown, key)] = view.entries[akey]
+            self._make_hot(view, view.entries[akey], scope, key)
         return snap[2]
+
+    def _make_hot(self, view: _View, entry: _Entry, scope: tuple[str, ...], key: str) -> None:
+        """Serve ``get(namespace, key)`` from ``entry`` without the lock (and, for the store's
+        own agent, ``put`` without the lookups): bound to its item, in ``_hot``."""
+        shown = self._shown(view, scope)
+        entry.bind(view.agent, view.name, scope, key, shown, self._decoders, _StoredItem)
+        if len(self._hot) > 100_000:
+            self._hot.clear()
+        self._hot[(shown, key)] = entry
 
     def _candidates(self, scope: tuple[str, ...]) -> list[str]:
         """Artifact keys that may hold items of namespaces starting with ``scope``."""
@@ -912,38 +904,43 @@ class ShmStore(BaseStore):
         # The version just written is what this agent holds: its next read fetches the bytes
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
         entry.snap = (version, doc, None)
+        if view is self._own and self._hot_ok:
+            self._make_hot(view, entry, scope, key)
 
     def _rewrite(
         self,
         view: _View,
         entry: _Entry,
-        akey: str,
         namespace: tuple[str, ...],
         key: str,
         value: Mapping[str, Any],
         vectors: bytes | None,
     ) -> None:
-        """``_put``'s first case alone (the agent wrote or read the item through this store):
-        write on exactly the version it holds, keeping the item's creation and places."""
-        version, held, _ = entry.snap  # type: ignore[misc]
-        doc = [
-            FORMAT,
-            namespace,
-            key,
-            view.name,
-            held[CREATED],
-            _stamp() // 1000,
-            held[NS_ORDER],
-            held[ITEM_ORDER],
-            value,
-            vectors,
-            VALUE,
-        ]
-        data = self._codec.encode(doc)
+        """``_put``'s first case alone (the agent wrote or read the item through this store,
+        which bound ``entry`` to it): write on exactly the version it holds, keeping the item's
+        creation and places. A plain value is encoded and written natively
+        (``entry.rewrite``); others through the codec."""
         try:
-            version = view.agent.put_if(akey, version, data)
+            if entry.rewrite(value, vectors):
+                return
+            version, held, _ = entry.snap
+            doc = [
+                FORMAT,
+                namespace,
+                key,
+                view.name,
+                held[CREATED],
+                _stamp() // 1000,
+                held[NS_ORDER],
+                held[ITEM_ORDER],
+                value,
+                vectors,
+                VALUE,
+            ]
+            data = self._codec.encode(doc)
+            version = view.agent.put_if(self._akey(namespace, key), version, data)
         except Conflict as error:
-            if view.agent.check(akey).is_current:
+            if view.agent.check(self._akey(namespace, key)).is_current:
                 # Another store of this process, acting as the same agent, read or wrote a
                 # newer version: the agent's view is current, so the write is not stale.
                 entry.snap = None
