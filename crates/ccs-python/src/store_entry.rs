@@ -22,6 +22,7 @@
 //! Both run with the GIL held from start to end except for the write itself, and keep no borrow
 //! of the entry across it, so the entry is never seen half-updated by another Python thread.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::IntoPyObjectExt;
@@ -55,8 +56,8 @@ struct Binding {
     agent: Py<Agent>,
     /// Its name: an item's writer.
     writer: Py<PyString>,
-    /// The artifact, resolved.
-    artifact: agent_coherence::Key,
+    /// The artifact, resolved (shared: a write takes it along with the GIL released).
+    artifact: Arc<agent_coherence::Key>,
     /// The namespace as stored and the item's key: every version read must carry them.
     scope: Py<PyTuple>,
     key: Py<PyString>,
@@ -220,7 +221,7 @@ impl StoreEntry {
                 "a store entry is bound once its copy exists",
             ));
         };
-        let artifact = cached.get().resolved_key();
+        let artifact = Arc::new(cached.get().resolved_key());
         let new_item = item_class
             .bind(py)
             .getattr(pyo3::intern!(py, "__new__"))?
@@ -325,7 +326,7 @@ impl StoreEntry {
     /// Write `value` (with `vectors`, `bytes` or `None`) as the next version of the item,
     /// conditional on the version held, keeping its creation and insertion stamps; `True`
     /// once written. `False`, nothing done, if the value is not plain or the entry holds no
-    /// version. `Conflict` if another agent wrote since.
+    /// version (unbound, no snapshot, or a deletion seen). `Conflict` if another agent wrote since.
     fn rewrite(
         slf: &Bound<'_, Self>,
         value: &Bound<'_, PyAny>,
@@ -336,6 +337,9 @@ impl StoreEntry {
         let Some(binding) = &entry.binding else {
             return Ok(false);
         };
+        if entry.tomb != 0 {
+            return Ok(false);
+        }
         let Ok(snap) = entry.snap.bind(py).cast_exact::<PyTuple>().cloned() else {
             return Ok(false);
         };
@@ -351,7 +355,7 @@ impl StoreEntry {
         let item_order = old.get_item(ITEM_ORDER)?;
         let now = now_micros()?;
         let agent = binding.agent.get().agent()?;
-        let artifact = binding.artifact.clone();
+        let artifact = Arc::clone(&binding.artifact);
         let scope = binding.scope.bind(py).clone();
         let key = binding.key.bind(py).clone();
         let writer = binding.writer.bind(py).clone();
@@ -388,7 +392,7 @@ impl StoreEntry {
                 return Ok(None);
             }
             let envelope: &[u8] = envelope;
-            py.detach(|| agent.put_if(&artifact, held, envelope))
+            py.detach(|| agent.put_if(&*artifact, held, envelope))
                 .or_raise(py)
                 .map(Some)
         })?;

@@ -432,12 +432,26 @@ class ShmStore(BaseStore):
                 vectors = pack(embedded)
         if type(key) is not str:
             key = str(key)
+        if self._own is not None and not self._closed:
+            # The common rewrite, without the lock: the store's agent holds the item through
+            # this store (a bound entry), and a plain value is encoded and written on exactly
+            # the version held in one native call, which also takes the new version into the
+            # entry (atomically under the GIL). Anything else, a Conflict included, is decided
+            # under the lock below, as every other write.
+            entry = self._hot.get((namespace, key))
+            if entry is not None:
+                try:
+                    if entry.rewrite(value, vectors):
+                        return
+                except Conflict:
+                    pass
         with self._lock:
             if self._closed:
                 raise RuntimeError("this ShmStore was closed")
             own = self._own
             if own is not None:
-                # The common rewrite: the store's agent holds this item through this store.
+                # The store's agent holds this item through this store: a value that is not
+                # plain (or a conflict) takes the codec's path.
                 entry = self._hot.get((namespace, key))
                 if entry is not None and entry.snap is not None and not entry.tomb:
                     self._rewrite(own, entry, namespace, key, value, vectors)
@@ -917,12 +931,10 @@ class ShmStore(BaseStore):
         vectors: bytes | None,
     ) -> None:
         """``_put``'s first case alone (the agent wrote or read the item through this store,
-        which bound ``entry`` to it): write on exactly the version it holds, keeping the item's
-        creation and places. A plain value is encoded and written natively
-        (``entry.rewrite``); others through the codec."""
+        which bound ``entry`` to it), encoded by the codec (``put`` writes plain values with
+        ``entry.rewrite``): write on exactly the version it holds, keeping the item's creation
+        and places."""
         try:
-            if entry.rewrite(value, vectors):
-                return
             version, held, _ = entry.snap
             doc = [
                 FORMAT,
