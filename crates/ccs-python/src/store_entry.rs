@@ -61,6 +61,12 @@ struct Binding {
     /// The namespace as stored and the item's key: every version read must carry them.
     scope: Py<PyTuple>,
     key: Py<PyString>,
+    /// The same as text, to check a version's envelope against without making objects.
+    labels: Vec<String>,
+    key_text: String,
+    /// The envelope's first slots, the same in every version this agent writes: its header,
+    /// format, namespace, key and writer.
+    head: Vec<u8>,
     /// The namespace items show (the scope, or `(agent,) + scope` in `agent_from_namespace`).
     shown: Py<PyTuple>,
     /// The store's decoder of each stored kind, and the item class with its `__new__`.
@@ -89,9 +95,8 @@ pub(crate) struct StoreEntry {
 
 /// A version just fetched, read from the copy: its text and bytes as Python objects (made
 /// under the copy's lock: none of them is tracked by the garbage collector), the rest numbers.
+/// Its namespace and key are the bound ones (checked as read): the binding's objects serve.
 struct Fetched {
-    namespace: Vec<Py<PyString>>,
-    key: Py<PyString>,
     writer: Py<PyString>,
     times: [i64; 4],
     body: Py<PyBytes>,
@@ -99,21 +104,21 @@ struct Fetched {
     kind: i64,
 }
 
-/// The envelope in `data` (format 2, see `_codec`); `None` if it is anything else.
-fn fetch(py: Python<'_>, data: &[u8]) -> Option<Fetched> {
+/// The envelope in `data` (format 2, see `_codec`) if it holds item `key` of namespace
+/// `labels`; `None` if it is anything else.
+fn fetch(py: Python<'_>, data: &[u8], labels: &[String], key: &str) -> Option<Fetched> {
     let mut r = Reader::new(data);
-    if r.array()? != SLOTS || r.int()? != FORMAT {
+    if r.array()? != SLOTS || r.int()? != FORMAT || r.array()? != labels.len() {
         return None;
     }
-    let labels = r.array()?;
-    if labels > data.len() {
-        return None; // each label takes a byte at least
+    for label in labels {
+        if r.str()? != label {
+            return None;
+        }
     }
-    let mut namespace = Vec::with_capacity(labels);
-    for _ in 0..labels {
-        namespace.push(PyString::new(py, r.str()?).unbind());
+    if r.str()? != key {
+        return None;
     }
-    let key = PyString::new(py, r.str()?).unbind();
     let writer = PyString::new(py, r.str()?).unbind();
     let times = [r.int()?, r.int()?, r.int()?, r.int()?];
     let body = PyBytes::new(py, r.bin()?).unbind();
@@ -123,8 +128,6 @@ fn fetch(py: Python<'_>, data: &[u8]) -> Option<Fetched> {
         return None;
     }
     Some(Fetched {
-        namespace,
-        key,
         writer,
         times,
         body,
@@ -226,12 +229,34 @@ impl StoreEntry {
             .bind(py)
             .getattr(pyo3::intern!(py, "__new__"))?
             .unbind();
+        let labels = scope.bind(py).extract::<Vec<String>>()?;
+        let key_text = key.bind(py).to_str()?.to_owned();
+        let mut head = Vec::new();
+        let mut w = Writer(&mut head);
+        let written = (|| {
+            w.array(SLOTS)?;
+            w.int(FORMAT);
+            w.array(labels.len())?;
+            for label in &labels {
+                w.str(label)?;
+            }
+            w.str(&key_text)?;
+            w.str(writer.bind(py).to_str().ok()?)
+        })();
+        if written.is_none() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a namespace, key or agent name too long for MessagePack",
+            ));
+        }
         self.binding = Some(Binding {
             agent,
             writer,
             artifact,
             scope,
             key,
+            labels,
+            key_text,
+            head,
             shown,
             decoders,
             item_class,
@@ -261,14 +286,17 @@ impl StoreEntry {
         };
         let held: u64 = snap.get_item(0)?.extract()?;
         let old_item = snap.get_item(2)?;
-        let (version, fetched) = cached.get().refresh_with(py, |version, data| match data {
-            Some(data) if version != held => (version, Some(fetch(py, data))),
-            _ => (version, None),
-        })?;
         let entry = slf.borrow();
         let Some(binding) = &entry.binding else {
             return Ok(none);
         };
+        let (version, fetched) = cached.get().refresh_with(py, |version, data| match data {
+            Some(data) if version != held => (
+                version,
+                Some(fetch(py, data, &binding.labels, &binding.key_text)),
+            ),
+            _ => (version, None),
+        })?;
         let (doc, created) = match fetched {
             // The version held: its item, or (a version this agent wrote) made from its doc.
             None if version == held => {
@@ -278,15 +306,16 @@ impl StoreEntry {
                 let doc = snap.get_item(1)?.cast_into_exact::<PyList>()?;
                 (doc, py.None().into_bound(py))
             }
+            // Not an item this can read (another format, namespace or key): the store's
+            // path says what it is.
             None | Some(None) => return Ok(none),
             Some(Some(f)) => {
-                let namespace = PyTuple::new(py, f.namespace)?;
                 let doc = PyList::new(
                     py,
                     [
                         FORMAT.into_bound_py_any(py)?,
-                        namespace.into_any(),
-                        f.key.into_bound(py).into_any(),
+                        binding.scope.bind(py).clone().into_any(),
+                        binding.key.bind(py).clone().into_any(),
                         f.writer.into_bound(py).into_any(),
                         f.times[0].into_bound_py_any(py)?,
                         f.times[1].into_bound_py_any(py)?,
@@ -312,7 +341,7 @@ impl StoreEntry {
             }
         };
         if !Self::is_bound_item(binding, &doc)? {
-            return Ok(none); // the store's path names the collision
+            return Ok(none); // a version this agent wrote elsewhere: the store's path checks it
         }
         let item = Self::item(py, binding, &doc, created)?;
         drop(entry);
@@ -359,23 +388,17 @@ impl StoreEntry {
         let scope = binding.scope.bind(py).clone();
         let key = binding.key.bind(py).clone();
         let writer = binding.writer.bind(py).clone();
-        drop(entry);
         let written = BUFFERS.with_borrow_mut(|(raw, envelope)| -> PyResult<Option<u64>> {
             raw.clear();
             if !plain_value::encode(value, raw) {
                 return Ok(None);
             }
             envelope.clear();
+            if let Some(binding) = &entry.binding {
+                envelope.extend_from_slice(&binding.head);
+            }
             let mut w = Writer(&mut *envelope);
             let fits = (|| {
-                w.array(SLOTS)?;
-                w.int(FORMAT);
-                w.array(scope.len())?;
-                for label in scope.iter() {
-                    w.str(label.cast_exact::<PyString>().ok()?.to_str().ok()?)?;
-                }
-                w.str(key.to_str().ok()?)?;
-                w.str(writer.to_str().ok()?)?;
                 w.int(created.extract().ok()?);
                 w.int(now);
                 w.int(ns_order.extract().ok()?);
@@ -391,6 +414,8 @@ impl StoreEntry {
             if fits.is_none() {
                 return Ok(None);
             }
+            // No borrow of the entry while the GIL is released: other threads may use it.
+            drop(entry);
             let envelope: &[u8] = envelope;
             py.detach(|| agent.put_if(&*artifact, held, envelope))
                 .or_raise(py)
