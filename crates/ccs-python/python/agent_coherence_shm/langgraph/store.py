@@ -13,13 +13,10 @@ any other, one label is enough, and the number of namespaces is bounded only by 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import warnings
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from langgraph.store.base import (
     NOT_PROVIDED,
@@ -38,8 +35,6 @@ from langgraph.store.base import (
 
 from agent_coherence_shm._native import (
     Agent,
-    AgentBusy,
-    Cached,
     CoherenceError,
     Conflict,
     NotFound,
@@ -63,8 +58,10 @@ from agent_coherence_shm.langgraph._codec import (
     Codec,
     Doc,
 )
+from agent_coherence_shm.langgraph._conflicts import restated
 from agent_coherence_shm.langgraph._filters import matches, namespace_matches
-from agent_coherence_shm.langgraph._index import Index, pack, rank
+from agent_coherence_shm.langgraph._index import Index, aembed_ops, embed_ops, pack, rank
+from agent_coherence_shm.langgraph._items import StoredItem, plain_item, stored_item
 from agent_coherence_shm.langgraph._keys import (
     HASHED_BUDGET,
     artifact_key,
@@ -81,101 +78,11 @@ DEFAULT_AGENT = "langgraph"
 #: namespace names no agent.
 OBSERVER = "shmstore-observer"
 
-_OBSERVER_WAIT = 5.0  # seconds to wait for another process's observer to finish
-_UTC = timezone.utc
 #: Insertion stamps: nanoseconds since the epoch (a put takes far longer than the clock's
 #: resolution, so one thread's stamps increase; ties sort by key).
 _stamp = time.time_ns
-
-
-def _datetime(micros: int) -> datetime:
-    # Exact: a double resolves 0.24 us at today's epoch seconds, fromtimestamp rounds to 1 us.
-    return datetime.fromtimestamp(micros / 1_000_000, _UTC)
-
-
-class _Timestamp:
-    """A datetime attribute made from stored microseconds (slot ``micros``) on first access
-    and kept in slot ``made``."""
-
-    def __init__(self, micros: str, made: str) -> None:
-        self.micros, self.made = micros, made
-
-    def __get__(self, item: Any, owner: Any = None) -> Any:
-        if item is None:
-            return self
-        made = getattr(item, self.made)
-        if made is None:
-            made = _datetime(getattr(item, self.micros))
-            setattr(item, self.made, made)
-        return made
-
-    def __set__(self, item: Any, value: datetime) -> None:
-        setattr(item, self.made, value)
-
-
-class _Value:
-    """An item's ``value``, decoded from the stored bytes (slot ``_raw``) by ``_decode`` on
-    first access and kept in slot ``_body``, so that a read returns before it decodes."""
-
-    def __get__(self, item: Any, owner: Any = None) -> Any:
-        if item is None:
-            return self
-        raw = item._raw
-        if raw is not None:
-            item._body = item._decode(raw)
-            item._raw = None
-        return item._body
-
-    def __set__(self, item: Any, value: Any) -> None:
-        item._body = value
-        item._raw = None
-
-
-class _StoredItem(Item):
-    """An ``Item`` whose ``value`` is decoded, and whose ``created_at``/``updated_at`` are made
-    from the stored microseconds, on first access (a MISS need not decode a value nor build two
-    datetimes nobody may read); otherwise an Item. The descriptors shadow ``Item``'s slots,
-    which stay unused."""
-
-    __slots__ = ("_body", "_raw", "_decode", "_created_us", "_updated_us", "_created", "_updated")
-
-    value = _Value()  # type: ignore[assignment]
-    created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
-    updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled and copied as the plain Item it stands for (its value decoded): the
-        # undecoded value holds the store's decoder, which does not pickle.
-        return (_plain_item, (self.value, self.key, self.namespace, self.created_at, self.updated_at))
-
-
-def _plain_item(
-    value: Any, key: str, namespace: tuple[str, ...], created_at: datetime, updated_at: datetime
-) -> Item:
-    return Item(
-        value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at
-    )
-
-
-def _item(
-    doc: Doc, namespace: tuple[str, ...], codec: Codec, created: datetime | None = None
-) -> _StoredItem:
-    """The Item of a stored version, its attributes set directly (what ``Item.__init__``
-    stores after normalising), its value decoded on first access. ``created``:
-    ``created_at`` if already made."""
-    item = _StoredItem.__new__(_StoredItem)
-    kind = doc[KIND]
-    if kind == VALUE:
-        item._body, item._raw = doc[BODY], None
-    else:
-        item._raw, item._decode = doc[BODY], codec.decoders[kind]
-    item.key = doc[KEY]
-    item.namespace = namespace
-    item._created_us = doc[CREATED]
-    item._updated_us = doc[UPDATED]
-    item._created = created
-    item._updated = None
-    return item
+#: Items pickled before ``_items`` existed name this.
+_plain_item = plain_item
 
 
 #: One agent's cached view of one item (``view``, ``cached``, ``snap``, ``tomb``): native, with
@@ -364,14 +271,14 @@ class ShmStore(BaseStore):
         order against the state before the batch, then its writes (the last write of an item
         wins)."""
         ops = list(ops)
-        queries, vectors = self._embed(ops)
+        queries, vectors = embed_ops(self._index, ops)
         return self._run(ops, queries, vectors)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """``batch`` with the embeddings' async API; the store's own work is a few
         microseconds of lock-free reads per item, run inline."""
         ops = list(ops)
-        queries, vectors = await self._aembed(ops)
+        queries, vectors = await aembed_ops(self._index, ops)
         return self._run(ops, queries, vectors)
 
     def get(
@@ -468,49 +375,6 @@ class ShmStore(BaseStore):
             self._delete(view, scope, namespace, str(key))
 
     # ---------------------------------------------------------------- batches
-
-    def _embed(self, ops: list[Op]) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
-        if self._index is None:
-            return {}, {}
-        embeddings = self._index.embeddings
-        queries = {q: embeddings.embed_query(q) for q in self._queries(ops)}
-        vectors = {}
-        for i, texts in self._texts(ops).items():
-            embedded = embeddings.embed_documents(texts)
-            self._index.check(embedded)
-            vectors[i] = pack(embedded)
-        return queries, vectors
-
-    async def _aembed(
-        self, ops: list[Op]
-    ) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
-        if self._index is None:
-            return {}, {}
-        embeddings = self._index.embeddings
-        wanted = list(self._queries(ops))
-        embedded_queries = await asyncio.gather(*(embeddings.aembed_query(q) for q in wanted))
-        queries = dict(zip(wanted, embedded_queries))
-        vectors = {}
-        for i, texts in self._texts(ops).items():
-            embedded = await embeddings.aembed_documents(texts)
-            self._index.check(embedded)
-            vectors[i] = pack(embedded)
-        return queries, vectors
-
-    @staticmethod
-    def _queries(ops: list[Op]) -> set[str]:
-        return {op.query for op in ops if isinstance(op, SearchOp) and op.query}
-
-    def _texts(self, ops: list[Op]) -> dict[int, list[str]]:
-        """The texts to embed, by the index of the put that writes them."""
-        assert self._index is not None
-        texts = {}
-        for i, op in enumerate(ops):
-            if isinstance(op, PutOp) and op.value is not None:
-                found = self._index.texts(op.value, op.index)
-                if found:
-                    texts[i] = found
-        return texts
 
     def _run(
         self,
@@ -647,7 +511,7 @@ class ShmStore(BaseStore):
             if snap[2] is not None:
                 return snap  # type: ignore[return-value]
             doc = snap[1]
-            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
+            done = (version, doc, stored_item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
             entry.snap = done
             return done
         cached = entry.cached
@@ -658,9 +522,9 @@ class ShmStore(BaseStore):
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
             ) from None
-        # _item(), inline: this is most of a MISS.
+        # stored_item(), inline: this is most of a MISS on the store's Python path.
         namespace = doc[NAMESPACE]
-        item = _StoredItem.__new__(_StoredItem)
+        item = StoredItem.__new__(StoredItem)
         item._raw = doc[BODY]
         item._decode = self._decoders[doc[KIND]]
         item.key = doc[KEY]
@@ -696,7 +560,7 @@ class ShmStore(BaseStore):
         """Serve ``get(namespace, key)`` from ``entry`` without the lock (and, for the store's
         own agent, ``put`` without the lookups): bound to its item, in ``_hot``."""
         shown = self._shown(view, scope)
-        entry.bind(view.agent, view.name, scope, key, shown, self._decoders, _StoredItem)
+        entry.bind(view.agent, view.name, scope, key, shown, self._decoders, StoredItem)
         if len(self._hot) > 100_000:
             self._hot.clear()
         self._hot[(shown, key)] = entry
@@ -733,13 +597,13 @@ class ShmStore(BaseStore):
         """A search of every namespace in ``agent_from_namespace`` mode: read by the observer,
         each item under the agent that wrote it."""
         found: list[tuple[Doc, Item]] = []
-        with self._observed() as observer:
+        with _agents.observed(self.segment, self.observer, self.strategy) as observer:
             for akey in self._candidates(()):
                 try:
                     doc = self._codec.decode(observer.get(akey).bytes)
                 except NotFound:
                     continue
-                item = _item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
+                item = stored_item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
                 if matches(item.value, op.filter):
                     found.append((doc, item))
         return self._page(found, op, None)
@@ -812,7 +676,7 @@ class ShmStore(BaseStore):
                 elif (snap := self._read(view, akey)) is not None:
                     namespaces.add((agent,) + snap[1][NAMESPACE])
             return namespaces
-        with self._observed() as observer:
+        with _agents.observed(self.segment, self.observer, self.strategy) as observer:
             for akey in keys:
                 try:
                     doc = self._codec.decode(observer.get(akey).bytes)
@@ -820,33 +684,6 @@ class ShmStore(BaseStore):
                     continue
                 namespaces.add((doc[WRITER],) + doc[NAMESPACE])
         return namespaces
-
-    @contextmanager
-    def _observed(self) -> Iterator[Agent]:
-        """The observer agent for one operation: the process's attachment if it has one,
-        else attached for the operation (waiting up to 5 s for another process using it)."""
-        if _agents.attached(self.segment, self.observer):
-            agent = _agents.acquire(self.segment, self.observer, self.strategy)
-            try:
-                yield agent
-            finally:
-                _agents.release(self.segment, self.observer)
-            return
-        deadline = time.monotonic() + _OBSERVER_WAIT
-        pause = 0.0005
-        while True:
-            try:
-                agent = _agents.acquire(self.segment, self.observer, self.strategy)
-                break
-            except AgentBusy:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        try:
-            yield agent
-        finally:
-            _agents.release(self.segment, self.observer)
 
     # ---------------------------------------------------------------- writes
 
@@ -904,7 +741,7 @@ class ShmStore(BaseStore):
                 entry.snap = None
                 self._put(view, scope, namespace, key, value, vectors)
                 return
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         except CoherenceError as error:
             error.namespace = namespace  # type: ignore[attr-defined]
             error.item_key = key  # type: ignore[attr-defined]
@@ -958,7 +795,7 @@ class ShmStore(BaseStore):
                 entry.snap = None
                 self._put(view, namespace, namespace, key, value, vectors)
                 return
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         entry.snap = (version, doc, None)
 
     def _namespace_order(self, view: _View, scope: tuple[str, ...], now: int) -> int:
@@ -987,26 +824,10 @@ class ShmStore(BaseStore):
         except NotFound:
             return  # never written, or deleted already: nothing to do (as InMemoryStore)
         except Conflict as error:
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         entry = view.entries.get(akey)
         if entry is None:
             entry = _Entry(view)
             view.entries[akey] = entry
         entry.snap = None
         entry.tomb = version
-
-
-def _conflict(error: Conflict, namespace: tuple[str, ...], key: str, agent: str) -> Conflict:
-    """The core's ``Conflict`` restated for the store: it names the namespace and key."""
-    current, yours = getattr(error, "current", None), getattr(error, "yours", None)
-    conflict = Conflict(
-        f"item {key!r} in namespace {namespace!r} was written by another agent (now version "
-        f"{current}) since agent {agent!r} read version {yours}; nothing was written. Read the "
-        "item again (get) and write on what it holds now."
-    )
-    conflict.key = getattr(error, "key", None)  # type: ignore[attr-defined]
-    conflict.current = current  # type: ignore[attr-defined]
-    conflict.yours = yours  # type: ignore[attr-defined]
-    conflict.namespace = namespace  # type: ignore[attr-defined]
-    conflict.item_key = key  # type: ignore[attr-defined]
-    return conflict
