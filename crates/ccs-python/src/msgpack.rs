@@ -27,44 +27,41 @@ impl Writer<'_> {
     }
 
     pub(crate) fn uint(&mut self, value: u64) {
-        let out = &mut *self.0;
         if value < 0x80 {
-            out.push(value as u8);
+            self.0.push(value as u8); // positive fixint
         } else if let Ok(v) = u8::try_from(value) {
-            out.extend_from_slice(&[0xcc, v]);
+            self.marked(0xcc, &[v]);
         } else if let Ok(v) = u16::try_from(value) {
-            out.push(0xcd);
-            out.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xcd, &v.to_be_bytes());
         } else if let Ok(v) = u32::try_from(value) {
-            out.push(0xce);
-            out.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xce, &v.to_be_bytes());
         } else {
-            out.push(0xcf);
-            out.extend_from_slice(&value.to_be_bytes());
+            self.marked(0xcf, &value.to_be_bytes());
         }
     }
 
     fn negative(&mut self, value: i64) {
-        let out = &mut *self.0;
         if value >= -32 {
-            out.push(value as u8); // negative fixint: the two's complement byte
+            self.0.push(value as u8); // negative fixint: the two's complement byte
         } else if let Ok(v) = i8::try_from(value) {
-            out.extend_from_slice(&[0xd0, v as u8]);
+            self.marked(0xd0, &v.to_be_bytes());
         } else if let Ok(v) = i16::try_from(value) {
-            out.push(0xd1);
-            out.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xd1, &v.to_be_bytes());
         } else if let Ok(v) = i32::try_from(value) {
-            out.push(0xd2);
-            out.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xd2, &v.to_be_bytes());
         } else {
-            out.push(0xd3);
-            out.extend_from_slice(&value.to_be_bytes());
+            self.marked(0xd3, &value.to_be_bytes());
         }
     }
 
+    /// A marker byte and what follows it.
+    fn marked(&mut self, marker: u8, bytes: &[u8]) {
+        self.0.push(marker);
+        self.0.extend_from_slice(bytes);
+    }
+
     pub(crate) fn f64(&mut self, value: f64) {
-        self.0.push(0xcb);
-        self.0.extend_from_slice(&value.to_be_bytes());
+        self.marked(0xcb, &value.to_be_bytes());
     }
 
     /// A str header and the text. `None` if it is longer than MessagePack allows (4 GiB).
@@ -100,11 +97,9 @@ impl Writer<'_> {
         if len < 16 {
             self.0.push(fix | len as u8);
         } else if let Ok(v) = u16::try_from(len) {
-            self.0.push(m16);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(m16, &v.to_be_bytes());
         } else {
-            self.0.push(m32);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(m32, &len.to_be_bytes());
         }
         Some(())
     }
@@ -112,13 +107,11 @@ impl Writer<'_> {
     /// An 8-, 16- or 32-bit length header (str 8/16/32, bin 8/16/32).
     fn header(&mut self, len: u32, [m8, m16, m32]: [u8; 3]) {
         if let Ok(v) = u8::try_from(len) {
-            self.0.extend_from_slice(&[m8, v]);
+            self.marked(m8, &[v]);
         } else if let Ok(v) = u16::try_from(len) {
-            self.0.push(m16);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(m16, &v.to_be_bytes());
         } else {
-            self.0.push(m32);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(m32, &len.to_be_bytes());
         }
     }
 }
