@@ -367,3 +367,37 @@ def test_native_encoding_is_the_serializers(seg_name: Callable[[], str]) -> None
     finally:
         reader.close()
         writer.close(destroy=True)
+
+
+def test_rewrites_without_reads_keep_creation_and_place(seg_name: Callable[[], str]) -> None:
+    """Puts of held items one after another (the native rewrite, whose snapshot is made only
+    when read) keep each item's created_at and search place; reads, searches and a peer see
+    the last value."""
+    name = seg_name()
+    store = ShmStore(name, agent="planner", **SMALL)
+    peer = ShmStore(name, agent="executor")
+    try:
+        for key in ("a", "b", "c"):
+            store.put(("s",), key, {"n": 0})
+        first = {key: store.get(("s",), key) for key in ("a", "b", "c")}
+        for n in range(1, 20):
+            for key in ("b", "a"):
+                store.put(("s",), key, {"n": n})
+        for key in ("a", "b"):
+            item = store.get(("s",), key)
+            assert item.value == {"n": 19}
+            assert item.created_at == first[key].created_at < item.updated_at
+            assert peer.get(("s",), key).value == {"n": 19}
+        assert [(i.key, i.value["n"]) for i in store.search(("s",))] == [("a", 19), ("b", 19), ("c", 0)]
+        store.put(("s",), "a", {"n": 20})
+        store.put(("s",), "a", {"n": 21})
+        assert [i.value["n"] for i in peer.search(("s",))] == [21, 19, 0]
+        peer.put(("s",), "a", {"n": 22})
+        with pytest.raises(ccs.Conflict):
+            store.put(("s",), "a", {"n": 23})  # stale: the peer wrote since
+        assert store.get(("s",), "a").value == {"n": 22}
+        store.put(("s",), "a", {"n": 24})
+        assert peer.get(("s",), "a").value == {"n": 24}
+    finally:
+        peer.close()
+        store.close(destroy=True)

@@ -4,7 +4,7 @@
 //! The Python store (`agent_coherence_shm.langgraph.store`) keeps one entry per (agent, item)
 //! and reads and sets its attributes (`view`, `cached`, `snap`, `tomb`) as it did when the entry
 //! was a Python object; `snap` is `None` or `(version, doc, item)`, the version decoded or
-//! written last, `doc` the item's envelope as a list (`_codec.Doc`: slot 8 the value's bytes, or
+//! written last (a version `rewrite` wrote is kept in parts until `snap` is read), `doc` the item's envelope as a list (`_codec.Doc`: slot 8 the value's bytes, or
 //! the value itself when slot 10, the kind, is `VALUE`), `item` its `Item` (`None` until read).
 //! Once the store `bind`s an entry to its item, `get()` and `rewrite()` do in one native call
 //! what the store's Python did in many:
@@ -84,13 +84,28 @@ pub(crate) struct StoreEntry {
     /// The agent's private copy of the artifact, once read or written.
     #[pyo3(get, set)]
     cached: Option<Py<Cached>>,
-    /// `None` or `(version, doc, item)`: the version decoded or written last.
-    #[pyo3(get, set)]
+    /// `None` or `(version, doc, item)`: the version decoded or written last (read through
+    /// the `snap` getter, which makes it from `written` first).
     snap: Py<PyAny>,
+    /// The version `rewrite` wrote last, if it is the last: the snapshot in parts, its doc
+    /// made only when asked for (a put that nobody reads back makes none).
+    written: Option<Written>,
     /// The deletion version this agent saw (a read found the item deleted), else 0.
     #[pyo3(get, set)]
     tomb: u64,
     binding: Option<Binding>,
+}
+
+/// A version `rewrite` wrote: what its snapshot's doc holds besides the bound namespace, key
+/// and writer.
+struct Written {
+    version: u64,
+    created: Py<PyAny>,
+    updated: i64,
+    ns_order: Py<PyAny>,
+    item_order: Py<PyAny>,
+    value: Py<PyAny>,
+    vectors: Py<PyAny>,
 }
 
 /// A version just fetched, read from the copy: its text and bytes as Python objects (made
@@ -152,6 +167,31 @@ thread_local! {
 }
 
 impl StoreEntry {
+    /// The snapshot (`None` or `(version, doc, item)`), made from `written` if the last
+    /// version is one `rewrite` wrote.
+    fn snapshot(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let (Some(binding), Some(w)) = (&self.binding, self.written.take()) {
+            let doc = PyList::new(
+                py,
+                [
+                    FORMAT.into_bound_py_any(py)?,
+                    binding.scope.bind(py).clone().into_any(),
+                    binding.key.bind(py).clone().into_any(),
+                    binding.writer.bind(py).clone().into_any(),
+                    w.created.into_bound(py),
+                    w.updated.into_bound_py_any(py)?,
+                    w.ns_order.into_bound(py),
+                    w.item_order.into_bound(py),
+                    w.value.into_bound(py),
+                    w.vectors.into_bound(py),
+                    VALUE.into_bound_py_any(py)?,
+                ],
+            )?;
+            self.snap = (w.version, doc, py.None()).into_py_any(py)?;
+        }
+        Ok(self.snap.clone_ref(py))
+    }
+
     /// The `Item` of `doc` (built as the store's `_item()` builds it), `created` its
     /// `created_at` if already made.
     fn item<'py>(
@@ -193,12 +233,25 @@ impl StoreEntry {
 
 #[pymethods]
 impl StoreEntry {
+    /// `None` or `(version, doc, item)`: the version decoded or written last.
+    #[getter]
+    fn snap(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.snapshot(py)
+    }
+
+    #[setter]
+    fn set_snap(&mut self, snap: Py<PyAny>) {
+        self.snap = snap;
+        self.written = None;
+    }
+
     #[new]
     fn new(py: Python<'_>, view: Py<PyAny>) -> StoreEntry {
         StoreEntry {
             view,
             cached: None,
             snap: py.None(),
+            written: None,
             tomb: 0,
             binding: None,
         }
@@ -273,13 +326,12 @@ impl StoreEntry {
         let py = slf.py();
         let none = py.None();
         let (cached, snap) = {
-            let entry = slf.borrow();
-            match (&entry.cached, entry.binding.is_some()) {
-                (Some(cached), true) if !entry.snap.is_none(py) => {
-                    (cached.clone_ref(py), entry.snap.clone_ref(py))
-                }
+            let mut entry = slf.borrow_mut();
+            let cached = match (&entry.cached, entry.binding.is_some()) {
+                (Some(cached), true) => cached.clone_ref(py),
                 _ => return Ok(none),
-            }
+            };
+            (cached, entry.snapshot(py)?)
         };
         let Ok(snap) = snap.bind(py).cast_exact::<PyTuple>().cloned() else {
             return Ok(none);
@@ -369,25 +421,34 @@ impl StoreEntry {
         if entry.tomb != 0 {
             return Ok(false);
         }
-        let Ok(snap) = entry.snap.bind(py).cast_exact::<PyTuple>().cloned() else {
-            return Ok(false);
+        let (held, created, ns_order, item_order) = match &entry.written {
+            Some(w) => (
+                w.version,
+                w.created.bind(py).clone(),
+                w.ns_order.bind(py).clone(),
+                w.item_order.bind(py).clone(),
+            ),
+            None => {
+                let Ok(snap) = entry.snap.bind(py).cast_exact::<PyTuple>().cloned() else {
+                    return Ok(false);
+                };
+                let old = snap.get_item(1)?.cast_into_exact::<PyList>()?;
+                (
+                    snap.get_item(0)?.extract()?,
+                    old.get_item(CREATED)?,
+                    old.get_item(NS_ORDER)?,
+                    old.get_item(ITEM_ORDER)?,
+                )
+            }
         };
         let vectors_bytes = if vectors.is_none() {
             None
         } else {
             Some(vectors.cast_exact::<PyBytes>()?.clone())
         };
-        let held: u64 = snap.get_item(0)?.extract()?;
-        let old = snap.get_item(1)?.cast_into_exact::<PyList>()?;
-        let created = old.get_item(CREATED)?;
-        let ns_order = old.get_item(NS_ORDER)?;
-        let item_order = old.get_item(ITEM_ORDER)?;
         let now = now_micros()?;
         let agent = binding.agent.get().agent()?;
         let artifact = Arc::clone(&binding.artifact);
-        let scope = binding.scope.bind(py).clone();
-        let key = binding.key.bind(py).clone();
-        let writer = binding.writer.bind(py).clone();
         let written = BUFFERS.with_borrow_mut(|(raw, envelope)| -> PyResult<Option<u64>> {
             raw.clear();
             if !plain_value::encode(value, raw) {
@@ -424,24 +485,17 @@ impl StoreEntry {
         let Some(version) = written else {
             return Ok(false);
         };
-        let doc = PyList::new(
-            py,
-            [
-                FORMAT.into_bound_py_any(py)?,
-                scope.into_any(),
-                key.into_any(),
-                writer.into_any(),
-                created,
-                now.into_bound_py_any(py)?,
-                ns_order,
-                item_order,
-                value.clone(),
-                vectors.clone(),
-                VALUE.into_bound_py_any(py)?,
-            ],
-        )?;
-        let snap = (version, doc, py.None()).into_py_any(py)?;
-        slf.borrow_mut().snap = snap;
+        let mut entry = slf.borrow_mut();
+        entry.written = Some(Written {
+            version,
+            created: created.unbind(),
+            updated: now,
+            ns_order: ns_order.unbind(),
+            item_order: item_order.unbind(),
+            value: value.clone().unbind(),
+            vectors: vectors.clone().unbind(),
+        });
+        entry.snap = py.None();
         Ok(true)
     }
 }
