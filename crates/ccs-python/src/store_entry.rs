@@ -90,6 +90,8 @@ pub(crate) struct StoreEntry {
     /// The version `rewrite` wrote last, if it is the last: the snapshot in parts, its doc
     /// made only when asked for (a put that nobody reads back makes none).
     written: Option<Written>,
+    /// The version of `snap` and its item, when the item is made: a HIT needs no more.
+    current: Option<(u64, Py<PyAny>)>,
     /// The deletion version this agent saw (a read found the item deleted), else 0.
     #[pyo3(get, set)]
     tomb: u64,
@@ -240,9 +242,16 @@ impl StoreEntry {
     }
 
     #[setter]
-    fn set_snap(&mut self, snap: Py<PyAny>) {
+    fn set_snap(&mut self, py: Python<'_>, snap: Py<PyAny>) -> PyResult<()> {
+        self.current = match snap.bind(py).cast_exact::<PyTuple>() {
+            Ok(t) if t.len() == 3 && !t.get_item(2)?.is_none() => {
+                Some((t.get_item(0)?.extract()?, t.get_item(2)?.unbind()))
+            }
+            _ => None,
+        };
         self.snap = snap;
         self.written = None;
+        Ok(())
     }
 
     #[new]
@@ -252,6 +261,7 @@ impl StoreEntry {
             cached: None,
             snap: py.None(),
             written: None,
+            current: None,
             tomb: 0,
             binding: None,
         }
@@ -325,21 +335,22 @@ impl StoreEntry {
     fn get(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let none = py.None();
-        let (cached, snap) = {
+        // The version held and its item (None until made), and the snapshot if it was needed.
+        let (held, old_item, snap) = {
             let mut entry = slf.borrow_mut();
-            let cached = match (&entry.cached, entry.binding.is_some()) {
-                (Some(cached), true) => cached.clone_ref(py),
-                _ => return Ok(none),
-            };
-            (cached, entry.snapshot(py)?)
+            match &entry.current {
+                Some((version, item)) => (*version, item.bind(py).clone(), None),
+                None => {
+                    let snap = entry.snapshot(py)?;
+                    let Ok(snap) = snap.bind(py).cast_exact::<PyTuple>().cloned() else {
+                        return Ok(none);
+                    };
+                    (snap.get_item(0)?.extract()?, snap.get_item(2)?, Some(snap))
+                }
+            }
         };
-        let Ok(snap) = snap.bind(py).cast_exact::<PyTuple>().cloned() else {
-            return Ok(none);
-        };
-        let held: u64 = snap.get_item(0)?.extract()?;
-        let old_item = snap.get_item(2)?;
         let entry = slf.borrow();
-        let Some(binding) = &entry.binding else {
+        let (Some(cached), Some(binding)) = (&entry.cached, &entry.binding) else {
             return Ok(none);
         };
         let (version, fetched) = cached.get().refresh_with(py, |version, data| match data {
@@ -355,6 +366,9 @@ impl StoreEntry {
                 if !old_item.is_none() {
                     return Ok(old_item.unbind());
                 }
+                let Some(snap) = snap else {
+                    return Ok(none);
+                };
                 let doc = snap.get_item(1)?.cast_into_exact::<PyList>()?;
                 (doc, py.None().into_bound(py))
             }
@@ -400,6 +414,7 @@ impl StoreEntry {
         let snap = (version, doc, item.clone()).into_py_any(py)?;
         let mut entry = slf.borrow_mut();
         entry.snap = snap;
+        entry.current = Some((version, item.clone().unbind()));
         entry.tomb = 0;
         Ok(item.unbind())
     }
@@ -496,6 +511,7 @@ impl StoreEntry {
             vectors: vectors.clone().unbind(),
         });
         entry.snap = py.None();
+        entry.current = None;
         Ok(true)
     }
 }
