@@ -15,7 +15,8 @@ as a named agent; a write from an agent whose copy is stale is refused with ``Co
 {'rename': 'validateUser'}
 >>> executor.close(); planner.close(destroy=True)
 
-Modules: ``store`` (``ShmStore``: addressing, reads, writes, batches), ``_keys`` (artifact keys),
+Modules: ``store`` (``ShmStore``: addressing, reads, writes, batches), ``_queries`` (its
+searches and namespace listings), ``_keys`` (artifact keys),
 ``_codec`` (item bytes, LangGraph's serializer), ``_items`` (the ``Item``s returned, decoded on
 first access), ``_filters`` (filters and namespace conditions), ``_index`` (vector search and a
 batch's embeddings), ``_agents`` (one attachment per agent per process; the observer),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from langgraph.store.base import (
     NOT_PROVIDED,
@@ -28,7 +28,6 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
-    SearchItem,
     SearchOp,
     _validate_namespace,
 )
@@ -51,24 +50,16 @@ from agent_coherence_shm.langgraph._codec import (
     NAMESPACE,
     NS_ORDER,
     UPDATED,
-    VECTORS,
-    WRITER,
     KIND,
     VALUE,
     Codec,
     Doc,
 )
 from agent_coherence_shm.langgraph._conflicts import restated
-from agent_coherence_shm.langgraph._filters import matches, namespace_matches
-from agent_coherence_shm.langgraph._index import Index, aembed_ops, embed_ops, pack, rank
+from agent_coherence_shm.langgraph._index import Index, aembed_ops, embed_ops, pack
 from agent_coherence_shm.langgraph._items import StoredItem, plain_item, stored_item
-from agent_coherence_shm.langgraph._keys import (
-    HASHED_BUDGET,
-    artifact_key,
-    decode,
-    kept_labels,
-    scope_text,
-)
+from agent_coherence_shm.langgraph._keys import artifact_key, decode, scope_text
+from agent_coherence_shm.langgraph._queries import Queries
 
 #: Prefix of every artifact key the store writes (``ShmStore(prefix=...)`` changes it).
 DEFAULT_PREFIX = "lg/"
@@ -104,7 +95,7 @@ class _View:
         self.entries: dict[str, _Entry] = {}
 
 
-class ShmStore(BaseStore):
+class ShmStore(Queries, BaseStore):
     """A LangGraph store in an agent-coherence segment, shared by every process that opens it.
 
     ``segment``: a segment name (under /dev/shm) or path, opened or created with the sizes in
@@ -564,126 +555,6 @@ class ShmStore(BaseStore):
         if len(self._hot) > 100_000:
             self._hot.clear()
         self._hot[(shown, key)] = entry
-
-    def _candidates(self, scope: tuple[str, ...]) -> list[str]:
-        """Artifact keys that may hold items of namespaces starting with ``scope``."""
-        text = scope_text(self.prefix, scope)
-        keys = self.segment.list(text)
-        if len(text.encode()) > HASHED_BUDGET:
-            hashed = self.segment.list(kept_labels(self.prefix, scope) + "#")
-            keys = sorted(set(keys) | set(hashed))
-        return keys
-
-    def _search(self, op: SearchOp, query: Sequence[float] | None) -> list[SearchItem]:
-        prefix = tuple(op.namespace_prefix)
-        if self.agent_from_namespace and not prefix:
-            return self._search_observed(op)
-        if self.agent_from_namespace:  # (agent,) alone searches every scope as that agent
-            view, scope = self._view(prefix[0]), prefix[1:]
-        else:
-            view, scope = self._address(prefix)
-        found: list[tuple[Doc, Item]] = []
-        for akey in self._candidates(scope):
-            snap = self._read(view, akey)
-            if snap is None:
-                continue
-            doc = snap[1]
-            if doc[NAMESPACE][: len(scope)] != scope or not matches(snap[2].value, op.filter):
-                continue
-            found.append((doc, snap[2]))
-        return self._page(found, op, query)
-
-    def _search_observed(self, op: SearchOp) -> list[SearchItem]:
-        """A search of every namespace in ``agent_from_namespace`` mode: read by the observer,
-        each item under the agent that wrote it."""
-        found: list[tuple[Doc, Item]] = []
-        with _agents.observed(self.segment, self.observer, self.strategy) as observer:
-            for akey in self._candidates(()):
-                try:
-                    doc = self._codec.decode(observer.get(akey).bytes)
-                except NotFound:
-                    continue
-                item = stored_item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
-                if matches(item.value, op.filter):
-                    found.append((doc, item))
-        return self._page(found, op, None)
-
-    def _page(
-        self, found: list[tuple[Doc, Item]], op: SearchOp, query: Sequence[float] | None
-    ) -> list[SearchItem]:
-        """One page of the matches, in insertion order (namespaces in the order they were
-        first written, items in the order they were created, as ``InMemoryStore``), or ranked
-        by similarity to ``query``."""
-        ns_order = self._ns_order
-        found.sort(
-            key=lambda pair: (
-                ns_order.get(pair[0][NAMESPACE], pair[0][NS_ORDER]),
-                pair[0][NAMESPACE],
-                pair[0][ITEM_ORDER],
-                pair[0][KEY],
-            )
-        )
-        items = [
-            SearchItem(i.namespace, i.key, i.value, i.created_at, i.updated_at) for _, i in found
-        ]
-        if query is not None and self._index is not None:
-            return rank(
-                query, list(zip(items, (doc[VECTORS] for doc, _ in found))), op.offset, op.limit
-            )
-        return items[op.offset : op.offset + op.limit]
-
-    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        conditions = tuple(op.match_conditions or ())
-        namespaces: set[tuple[str, ...]] = set()
-        if self.agent_from_namespace:
-            namespaces = self._namespaces_by_agent(conditions)
-        else:
-            view = self._view(self._acting())
-            for akey in self.segment.list(self.prefix):
-                decoded = decode(self.prefix, akey)
-                if decoded is not None:
-                    namespaces.add(decoded[0])
-                else:
-                    snap = self._read(view, akey)
-                    if snap is not None:
-                        namespaces.add(snap[1][NAMESPACE])
-        selected = [ns for ns in namespaces if all(namespace_matches(c, ns) for c in conditions)]
-        if op.max_depth is not None:
-            selected = sorted({ns[: op.max_depth] for ns in selected})
-        else:
-            selected = sorted(selected)
-        return selected[op.offset : op.offset + op.limit]
-
-    def _namespaces_by_agent(self, conditions: tuple[Any, ...]) -> set[tuple[str, ...]]:
-        """``agent_from_namespace`` listings: every namespace as the agent the prefix names
-        sees it, or, when none is named, under the agent that wrote it."""
-        agent = next(
-            (
-                c.path[0]
-                for c in conditions
-                if c.match_type == "prefix" and len(c.path) > 0 and c.path[0] != "*"
-            ),
-            None,
-        )
-        keys = self.segment.list(self.prefix)
-        namespaces: set[tuple[str, ...]] = set()
-        if agent is not None:
-            view = self._view(agent)
-            for akey in keys:
-                decoded = decode(self.prefix, akey)
-                if decoded is not None:
-                    namespaces.add((agent,) + decoded[0])
-                elif (snap := self._read(view, akey)) is not None:
-                    namespaces.add((agent,) + snap[1][NAMESPACE])
-            return namespaces
-        with _agents.observed(self.segment, self.observer, self.strategy) as observer:
-            for akey in keys:
-                try:
-                    doc = self._codec.decode(observer.get(akey).bytes)
-                except NotFound:
-                    continue
-                namespaces.add((doc[WRITER],) + doc[NAMESPACE])
-        return namespaces
 
     # ---------------------------------------------------------------- writes
 
