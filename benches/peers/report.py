@@ -14,8 +14,10 @@ with it; --svg writes the plot of delivery latency against payload size (standar
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -206,7 +208,11 @@ def main() -> int:
         print(f"plot: {a.svg}", file=sys.stderr)
     if a.doc:
         doc = a.doc.read_text()
-        block = f"{BEGIN}\nMeasured at `{a.commit}` by `benches/peers/run --doc`:\n\n{text}{END}"
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        block = (
+            f"{BEGIN}\nMeasured {datetime.date.today()} at `{a.commit}` by `benches/peers/run --doc`"
+            f" (load average at the end: {load}):\n\n{text}{END}"
+        )
         if BEGIN in doc and END in doc:
             doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
         else:
