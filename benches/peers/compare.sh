@@ -2,7 +2,7 @@
 # One run, side by side: our `ccs bench ops` and the Python package agent-coherence 0.15.0.
 #
 # Usage: benches/peers/compare.sh [PAYLOAD ...]      (default: 64 4096 65536)
-# Environment: as run.sh (PEER_BATCHES, PEER_BATCH_MS, PEER_HTTP=0, ...); OPS_ARGS adds
+# Environment: as python.sh (PEER_BATCHES, PEER_BATCH_MS, PEER_HTTP=0, ...); OPS_ARGS adds
 #   arguments to `ccs bench ops` (e.g. "--samples 500" for a quick run).
 # If `ccs bench ops` is missing or fails, the table falls back to criterion's results in
 # target/criterion (from `cargo bench --bench ops`) for the same ops and payloads.
@@ -35,7 +35,7 @@ for p in "${payloads[@]}"; do
     fi
 done
 
-"$here/run.sh" "$out/peer.json"
+"$here/python.sh" "$out/peer.json"
 echo "python: $("$root/target/peers/venv/bin/python" --version 2>&1), agent-coherence $("$root/target/peers/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("agent-coherence"))')"
 echo
 python3 "$here/compare.py" --peer "$out/peer.json" "${ours[@]}" --criterion "$root/target/criterion"

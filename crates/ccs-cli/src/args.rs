@@ -503,6 +503,15 @@ pub enum Wake {
     Futex,
 }
 
+/// How an invalidation bench reader takes the new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadMode {
+    /// `get_into`: copy the payload into the reader's buffer.
+    Copy,
+    /// `read`: pin the new version and borrow its bytes in place.
+    ZeroCopy,
+}
+
 /// `ccs bench invalidation`.
 #[derive(Debug, Args)]
 pub struct InvalidationArgs {
@@ -515,6 +524,9 @@ pub struct InvalidationArgs {
     /// How readers wait for the change.
     #[arg(long, value_enum, default_value_t = Wake::Spin)]
     pub wake: Wake,
+    /// How readers take the new version: a copy, or a pinned borrow of it in place.
+    #[arg(long, value_enum, default_value_t = ReadMode::Copy)]
+    pub read: ReadMode,
     /// Recorded iterations per phase [default: 10000 for spin, 2000 for futex].
     #[arg(long, value_name = "N")]
     pub iterations: Option<u32>,
@@ -598,6 +610,9 @@ pub struct BenchChildArgs {
     /// Wake mode (reader).
     #[arg(long, value_enum, default_value_t = Wake::Spin)]
     pub wake: Wake,
+    /// Read mode (reader).
+    #[arg(long, value_enum, default_value_t = ReadMode::Copy)]
+    pub read: ReadMode,
     /// Floor steps, warm-up included (reader).
     #[arg(long, default_value_t = 0)]
     pub floor_steps: u64,

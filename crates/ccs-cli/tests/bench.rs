@@ -77,7 +77,7 @@ fn check_common(v: &Value, bench: &str) {
     assert!(v["machine"]["cpu_model"].is_string());
 }
 
-fn check_invalidation(wake: &str, readers: &str) {
+fn check_invalidation(wake: &str, readers: &str, read: &str) {
     let args = [
         "bench",
         "invalidation",
@@ -85,6 +85,8 @@ fn check_invalidation(wake: &str, readers: &str) {
         wake,
         "--readers",
         readers,
+        "--read",
+        read,
         "--iterations",
         "200",
     ];
@@ -102,6 +104,7 @@ fn check_invalidation(wake: &str, readers: &str) {
     check_common(&v, "invalidation");
     let p = &v["params"];
     assert_eq!(p["wake"], wake);
+    assert_eq!(p["read"], read);
     assert_eq!(u(p, "readers").to_string(), readers);
     assert_eq!(u(p, "iterations"), 200);
     assert!(p.get("warmup").is_some() && p.get("cpus").is_some() && p.get("pause_ns").is_some());
@@ -123,12 +126,17 @@ fn check_invalidation(wake: &str, readers: &str) {
 
 #[test]
 fn invalidation_spin_one_reader() {
-    check_invalidation("spin", "1");
+    check_invalidation("spin", "1", "copy");
+}
+
+#[test]
+fn invalidation_spin_zero_copy() {
+    check_invalidation("spin", "1", "zero-copy");
 }
 
 #[test]
 fn invalidation_futex_two_readers() {
-    check_invalidation("futex", "2");
+    check_invalidation("futex", "2", "copy");
 }
 
 #[test]
@@ -160,6 +168,7 @@ fn ops_reports_every_op() {
     let expected = [
         "get_hit_key",
         "get_hit_handle",
+        "private_hash_memcpy",
         "is_valid",
         "get_hit_cached",
         "read_zero_copy",
@@ -222,9 +231,11 @@ fn scale_two_procs() {
             "{p}"
         );
         assert_eq!(u(p, "gets"), u(p, "hits") + u(p, "misses"), "{p}");
+        assert!(u(p, "cpu_ns") > 0, "{p}");
     }
     let t = &v["total"];
     assert!(u(t, "ops") > 0 && f(t, "ops_per_s") > 0.0, "{t}");
+    assert!(f(t, "cpu_ns_per_op") > 0.0, "{t}");
     assert_eq!(u(t, "ops"), procs.iter().map(|p| u(p, "ops")).sum::<u64>());
 }
 
@@ -235,6 +246,7 @@ fn bad_arguments_exit_2() {
         &["bench", "invalidation", "--payload", "8"],
         &["bench", "invalidation", "--payload", "lots"],
         &["bench", "invalidation", "--wake", "doze"],
+        &["bench", "invalidation", "--read", "peek"],
         &["bench", "invalidation", "--iterations", "0"],
         &["bench", "invalidation", "--cpus", "x"],
         &["bench", "ops", "--agents", "0"],

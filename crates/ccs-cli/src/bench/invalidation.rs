@@ -21,14 +21,14 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Agent, Config, Key, Segment};
+use agent_coherence::{Agent, Config, Key, ReadGuard, Segment};
 use ccs_protocol::sync::{AtomicU64, Ordering, spin_hint};
 use serde::Serialize;
 
 use super::side::{HANDOFF, PER_CHILD, Side};
 use super::stats::{Summary, summarize};
 use super::{Children, Machine, Names, Progress, SCHEMA, STALL, parse_cpus, payload_arg, pin_to};
-use crate::args::{BenchChildArgs, InvalidationArgs, Wake};
+use crate::args::{BenchChildArgs, InvalidationArgs, ReadMode, Wake};
 use crate::commands::print;
 use crate::error::CliError;
 
@@ -48,11 +48,19 @@ fn wake_name(wake: Wake) -> &'static str {
     }
 }
 
+fn read_name(read: ReadMode) -> &'static str {
+    match read {
+        ReadMode::Copy => "copy",
+        ReadMode::ZeroCopy => "zero-copy",
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Params {
     readers: u32,
     payload: u64,
     wake: &'static str,
+    read: &'static str,
     iterations: u64,
     warmup: u64,
     cpus: Option<Vec<usize>>,
@@ -145,6 +153,8 @@ pub fn run(args: &InvalidationArgs) -> Result<(), CliError> {
                 payload.to_string(),
                 "--wake".to_owned(),
                 wake_name(args.wake).to_owned(),
+                "--read".to_owned(),
+                read_name(args.read).to_owned(),
                 "--floor-steps".to_owned(),
                 steps.to_string(),
                 "--steps".to_owned(),
@@ -246,6 +256,7 @@ pub fn run(args: &InvalidationArgs) -> Result<(), CliError> {
             readers,
             payload,
             wake: wake_name(args.wake),
+            read: read_name(args.read),
             iterations,
             warmup,
             cpus,
@@ -266,10 +277,11 @@ fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "invalidation: {} reader process(es), payload {} B, wake {}, {} iterations (+{} warm-up) per phase{}",
+        "invalidation: {} reader process(es), payload {} B, wake {}, read {}, {} iterations (+{} warm-up) per phase{}",
         p.readers,
         p.payload,
         p.wake,
+        p.read,
         p.iterations,
         p.warmup,
         p.cpus
@@ -397,22 +409,43 @@ impl Reader {
         }
     }
 
-    /// Read until the payload carries `step`; its put-start timestamp.
-    fn fetch(&mut self, step: u64) -> Result<u64, CliError> {
+    /// Take the new version (`read`: a copy or a pinned borrow) once it carries `step`; its
+    /// put-start timestamp, and the pin when zero-copy (the caller drops it after timing).
+    ///
+    /// Between seeing its copy invalid and the new version's publication the reader polls
+    /// `check` (the published version: a few loads of the line's head and descriptor) rather
+    /// than copying the old version again and again: the writer is still filling the new slot.
+    fn fetch(
+        &mut self,
+        step: u64,
+        read: ReadMode,
+    ) -> Result<(u64, Option<ReadGuard<'_>>), CliError> {
         let mut polls: u64 = 0;
         loop {
-            let (version, _hit) = self.agent.get_into(&self.key, &mut self.buf)?;
-            let (t0, seen) = read_stamp(&self.buf).ok_or_else(|| {
-                CliError::Bench("reader: payload shorter than its stamp".to_owned())
-            })?;
-            if seen == step {
-                self.since = version;
-                return Ok(t0);
-            }
-            if seen > step {
-                return Err(CliError::Bench(format!(
-                    "reader: expected step {step}, read {seen}"
-                )));
+            if self.agent.check(&self.key)?.current != self.since {
+                let taken = match read {
+                    ReadMode::Copy => {
+                        let (version, _hit) = self.agent.get_into(&self.key, &mut self.buf)?;
+                        read_stamp(&self.buf).map(|(t0, seen)| (t0, seen, version, None))
+                    }
+                    ReadMode::ZeroCopy => {
+                        let guard = self.agent.read(&self.key)?;
+                        read_stamp(&guard)
+                            .map(|(t0, seen)| (t0, seen, guard.version(), Some(guard)))
+                    }
+                };
+                let (t0, seen, version, guard) = taken.ok_or_else(|| {
+                    CliError::Bench("reader: payload shorter than its stamp".to_owned())
+                })?;
+                if seen == step {
+                    self.since = version;
+                    return Ok((t0, guard));
+                }
+                if seen > step {
+                    return Err(CliError::Bench(format!(
+                        "reader: expected step {step}, read {seen}"
+                    )));
+                }
             }
             // Invalidated but not yet published: the writer is between the two.
             spin_hint();
@@ -486,8 +519,9 @@ pub fn child(args: &BenchChildArgs) -> Result<(), CliError> {
         let step = 1 + args.floor_steps + k;
         reader.notice(args.wake)?;
         let t1 = ccs_os::monotonic_ns();
-        let t0 = reader.fetch(step)?;
+        let (t0, guard) = reader.fetch(step, args.read)?;
         let t2 = ccs_os::monotonic_ns();
+        drop(guard);
         if k > args.warmup {
             invalid.push(t1.saturating_sub(t0));
             hold.push(t2.saturating_sub(t0));

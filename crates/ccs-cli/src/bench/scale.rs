@@ -36,13 +36,23 @@ struct Counts {
     puts: u64,
     conflicts: u64,
     elapsed_ns: u64,
+    /// CPU time the worker spent in the loop: with more processes than CPUs the wall clock
+    /// measures time-slicing, this the cost of each operation itself.
+    cpu_ns: u64,
 }
 
 impl Counts {
     fn line(&self) -> String {
         format!(
-            "ops {} gets {} hits {} misses {} puts {} conflicts {} elapsed_ns {}\n",
-            self.ops, self.gets, self.hits, self.misses, self.puts, self.conflicts, self.elapsed_ns
+            "ops {} gets {} hits {} misses {} puts {} conflicts {} elapsed_ns {} cpu_ns {}\n",
+            self.ops,
+            self.gets,
+            self.hits,
+            self.misses,
+            self.puts,
+            self.conflicts,
+            self.elapsed_ns,
+            self.cpu_ns
         )
     }
 
@@ -60,6 +70,7 @@ impl Counts {
             puts: get("puts")?,
             conflicts: get("conflicts")?,
             elapsed_ns: get("elapsed_ns")?,
+            cpu_ns: get("cpu_ns")?,
         })
     }
 
@@ -85,6 +96,9 @@ struct Total {
     misses: u64,
     puts: u64,
     conflicts: u64,
+    /// CPU time per operation over every worker (sum of CPU time / sum of operations): flat
+    /// in the process count when operations do not slow each other down.
+    cpu_ns_per_op: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -219,6 +233,7 @@ pub fn run(args: &ScaleArgs) -> Result<(), CliError> {
         misses: sum(|c| c.misses),
         puts: sum(|c| c.puts),
         conflicts: sum(|c| c.conflicts),
+        cpu_ns_per_op: sum(|c| c.cpu_ns) as f64 / sum(|c| c.ops).max(1) as f64,
     };
     let report = Report {
         schema: SCHEMA,
@@ -277,6 +292,11 @@ fn table(report: &Report) -> String {
         t.ops_per_s,
         [t.hits, t.misses, t.puts, t.conflicts],
     );
+    let _ = writeln!(
+        out,
+        "CPU time per operation: {:.1} ns (every worker's CPU time / operations)",
+        t.cpu_ns_per_op
+    );
     out
 }
 
@@ -325,6 +345,7 @@ pub fn child(args: &BenchChildArgs) -> Result<(), CliError> {
     }
     let t0 = ccs_os::monotonic_ns();
     let deadline = t0 + u64::from(args.seconds) * 1_000_000_000;
+    let cpu0 = cpu_ns();
     let mut c = Counts::default();
     let mut now = t0;
     while now < deadline {
@@ -359,7 +380,14 @@ pub fn child(args: &BenchChildArgs) -> Result<(), CliError> {
         now = ccs_os::monotonic_ns();
     }
     c.elapsed_ns = now - t0;
+    c.cpu_ns = cpu_ns().saturating_sub(cpu0);
     print(&c.line())
+}
+
+/// This process's CPU time, ns.
+fn cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -376,6 +404,7 @@ mod tests {
             puts: 2,
             conflicts: 1,
             elapsed_ns: 1_000_000_000,
+            cpu_ns: 900_000_000,
         };
         assert_eq!(Counts::parse(&c.line()), Some(c));
         assert!((c.per_second() - 10.0).abs() < 1e-9);

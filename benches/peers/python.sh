@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time the Python package `agent-coherence` 0.15.0 (import `ccs`), the nearest existing tool.
 #
-# Usage: benches/peers/run.sh [OUT.json]
+# Usage: benches/peers/python.sh [OUT.json]
 #   Creates a virtual environment under target/peers/ (not committed), installs
 #   agent-coherence[langgraph]==0.15.0 (the langgraph extra is what its CCSStore imports), and
 #   runs bench_peer.py; JSON goes to OUT.json or stdout, progress to stderr.
