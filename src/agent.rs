@@ -10,40 +10,7 @@ use crate::etcd;
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::segment::{Inner, Segment};
 use crate::shm;
-use crate::strategy::Strategy;
-
-/// An artifact version: starts at 1 and grows by exactly 1 per write (a delete counts as one).
-pub type Version = u64;
-
-/// The result of [`Agent::get`]: the bytes, their version, and whether the agent's copy was
-/// already current (a HIT) or had to be fetched (a MISS).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
-    /// The payload.
-    pub bytes: Vec<u8>,
-    /// Its version.
-    pub version: Version,
-    /// The agent already held this version.
-    pub hit: bool,
-}
-
-/// The agent's standing on one artifact, from [`Agent::check`], without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Check {
-    /// The version the agent last read or wrote; `None` if it never did.
-    pub held: Option<Version>,
-    /// The artifact's current version (0: never written).
-    pub current: Version,
-    /// The agent's copy is current: its next read would be a HIT.
-    pub valid: bool,
-}
-
-impl Check {
-    /// Whether the agent holds the current version.
-    pub fn is_current(&self) -> bool {
-        self.valid && self.held == Some(self.current)
-    }
-}
+use crate::{Check, Read, Strategy, Version};
 
 /// A pre-resolved artifact key: reads and writes through it skip the key lookup (on shared
 /// memory, the directory line is resolved once; on etcd a key is just its text).

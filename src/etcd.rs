@@ -1,10 +1,10 @@
 //! The etcd backend: the facade's calls on `ccs_etcd`, for a segment at an `etcd://` URL.
 //!
 //! `ccs_etcd` is the coherence engine on an etcd cluster (`docs/protocol-etcd.md`); this
-//! module only adapts it to the facade: its values become the facade's ([`Read`], [`Check`],
-//! [`Events`], [`Status`]), its errors the facade's [`Error`] (with the cluster URL as the
-//! location), and keys and names are held to the shared-memory limits so that a key valid on
-//! one backend is valid on the other. `docs/backends.md` lists what differs.
+//! module only adapts it to the facade: its values are `ccs_types`' and pass through as they
+//! are, its errors become the facade's [`Error`] (with the cluster URL as the location), its
+//! status gains the facade's backend-neutral agent rows, and keys and names are held to the
+//! shared-memory limits so that a key valid on one backend is valid on the other. `docs/backends.md` lists what differs.
 //!
 //! The engine's calls block on its own runtime and refuse to run inside another async
 //! runtime; [`off_runtime`] moves a call made from inside one (the `ccs mcp` server) to a
@@ -16,13 +16,12 @@ use std::time::Duration;
 use ccs_etcd::{Cluster, EtcdAgent, WaitResult};
 use ccs_protocol::{Config, MAX_KEY_BYTES, MAX_NAME_BYTES};
 
-use crate::agent::{Cached, Check, Read, Version};
+use crate::agent::Cached;
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, Events};
 use crate::segment::Backend;
-use crate::status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
-use crate::strategy::Strategy;
+use crate::status::{AgentStatus, Status};
 use crate::trace::{LogBatch, LogRecord};
+use crate::{Check, Events, Read, Strategy, Version};
 
 pub(crate) use ccs_etcd::Hold;
 
@@ -134,35 +133,6 @@ fn session_pid(session: &str) -> (Option<String>, Option<u32>) {
     }
 }
 
-fn to_engine(strategy: Strategy) -> Result<ccs_etcd::Strategy> {
-    // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
-    strategy.to_wire()?;
-    Ok(match strategy {
-        Strategy::Lazy => ccs_etcd::Strategy::Lazy,
-        Strategy::Eager => ccs_etcd::Strategy::Eager,
-        Strategy::Lease(d) => ccs_etcd::Strategy::Lease(d),
-        Strategy::AccessCount(n) => ccs_etcd::Strategy::AccessCount(n),
-    })
-}
-
-fn from_engine(strategy: ccs_etcd::Strategy) -> Strategy {
-    match strategy {
-        ccs_etcd::Strategy::Lazy => Strategy::Lazy,
-        ccs_etcd::Strategy::Eager => Strategy::Eager,
-        ccs_etcd::Strategy::Lease(d) => Strategy::Lease(d),
-        ccs_etcd::Strategy::AccessCount(n) => Strategy::AccessCount(n),
-    }
-}
-
-fn mesi(state: ccs_etcd::Mesi) -> Mesi {
-    match state {
-        ccs_etcd::Mesi::Modified => Mesi::Modified,
-        ccs_etcd::Mesi::Exclusive => Mesi::Exclusive,
-        ccs_etcd::Mesi::Shared => Mesi::Shared,
-        ccs_etcd::Mesi::Invalid => Mesi::Invalid,
-    }
-}
-
 /// A connection to a cluster and one prefix in it.
 pub(crate) struct Segment {
     cluster: Cluster,
@@ -185,7 +155,8 @@ impl Segment {
 
     pub(crate) fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
         check_name(name)?;
-        let strategy = to_engine(strategy)?;
+        // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
+        let strategy = strategy.validate().map_err(Error::InvalidConfig)?;
         let agent = off_runtime(|| self.cluster.attach_with(name, strategy))
             .map_err(|e| error(e, self.url()))?;
         Ok(Agent {
@@ -201,9 +172,7 @@ impl Segment {
     }
 
     pub(crate) fn log_records(&self) -> Result<Vec<LogRecord>> {
-        let records =
-            off_runtime(|| self.cluster.log_records()).map_err(|e| error(e, self.url()))?;
-        Ok(records.into_iter().map(record).collect())
+        off_runtime(|| self.cluster.log_records()).map_err(|e| error(e, self.url()))
     }
 
     pub(crate) fn log_follow(&self) -> Result<LogFollower> {
@@ -236,33 +205,12 @@ impl Segment {
                 }
             })
             .collect();
-        let artifacts = status
-            .artifacts
-            .into_iter()
-            .map(|artifact| ArtifactStatus {
-                key: artifact.key,
-                version: artifact.version,
-                size: artifact.size,
-                writer: Some(artifact.writer).filter(|w| !w.is_empty()),
-                deleted: artifact.deleted,
-                holder: artifact.holder,
-                states: artifact
-                    .states
-                    .into_iter()
-                    .map(|s| AgentState {
-                        agent: s.agent,
-                        state: mesi(s.state),
-                        held: s.held,
-                    })
-                    .collect(),
-            })
-            .collect();
         Ok(Status {
             backend: Backend::Etcd,
             config: config(),
             revision: Some(status.revision),
             agents,
-            artifacts,
+            artifacts: status.artifacts,
         })
     }
 }
@@ -281,7 +229,7 @@ impl Agent {
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
-        from_engine(self.agent.strategy())
+        self.agent.strategy()
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
@@ -291,23 +239,13 @@ impl Agent {
     /// A HIT is served from this process (no round trip); a MISS fetches and registers.
     pub(crate) fn get(&self, key: &str) -> Result<Read> {
         check_key(key)?;
-        let read = off_runtime(|| self.agent.get(key)).map_err(self.fail())?;
-        Ok(Read {
-            bytes: read.bytes,
-            version: read.version,
-            hit: read.hit,
-        })
+        off_runtime(|| self.agent.get(key)).map_err(self.fail())
     }
 
     /// A read whose version the cluster confirmed current during the call.
     pub(crate) fn get_linearizable(&self, key: &str) -> Result<Read> {
         check_key(key)?;
-        let read = off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())?;
-        Ok(Read {
-            bytes: read.bytes,
-            version: read.version,
-            hit: read.hit,
-        })
+        off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())
     }
 
     pub(crate) fn get_into(&self, key: &str, buffer: &mut Vec<u8>) -> Result<(Version, bool)> {
@@ -318,12 +256,7 @@ impl Agent {
 
     pub(crate) fn check(&self, key: &str) -> Result<Check> {
         check_key(key)?;
-        let check = off_runtime(|| self.agent.check(key)).map_err(self.fail())?;
-        Ok(Check {
-            held: check.held,
-            current: check.current,
-            valid: check.valid,
-        })
+        off_runtime(|| self.agent.check(key)).map_err(self.fail())
     }
 
     /// A HIT when the agent's copy is valid (a local check, counted by its strategy like any
@@ -431,7 +364,7 @@ impl Agent {
 
     /// As on shared memory, only an eager agent has an inbox.
     fn require_eager(&self) -> Result<()> {
-        if self.agent.strategy() != ccs_etcd::Strategy::Eager {
+        if self.agent.strategy() != Strategy::Eager {
             return Err(Error::InvalidConfig(
                 "only an eager agent has an inbox: attach it with the eager strategy".into(),
             ));
@@ -441,28 +374,12 @@ impl Agent {
 
     pub(crate) fn try_events(&self, max: usize) -> Result<Events> {
         self.require_eager()?;
-        Ok(events(self.agent.try_events(max)))
+        Ok(self.agent.try_events(max))
     }
 
     pub(crate) fn wait_events(&self, max: usize, timeout: Option<Duration>) -> Result<Events> {
         self.require_eager()?;
-        Ok(events(self.agent.wait_events(max, timeout)))
-    }
-}
-
-fn events(events: ccs_etcd::Events) -> Events {
-    Events {
-        events: events
-            .events
-            .into_iter()
-            .map(|e| ChangeEvent {
-                key: e.key,
-                version: e.version,
-                writer: e.writer,
-                deleted: e.deleted,
-            })
-            .collect(),
-        lost: events.lost,
+        Ok(self.agent.wait_events(max, timeout))
     }
 }
 
@@ -480,32 +397,6 @@ impl LogFollower {
 
     pub(crate) fn poll(&mut self) -> Result<LogBatch> {
         let LogFollower { follower, location } = self;
-        let batch = off_runtime(|| follower.poll()).map_err(|e| error(e, location))?;
-        Ok(LogBatch {
-            records: batch.records.into_iter().map(record).collect(),
-            missed: batch.missed,
-            malformed: batch.malformed,
-        })
-    }
-}
-
-/// The facade's record of an engine record: the same fields, but versions are the shared-memory
-/// log's `u32` (an etcd version beyond it, after four billion writes of one key, reads as
-/// `u32::MAX`).
-fn record(r: ccs_etcd::LogRecord) -> LogRecord {
-    LogRecord {
-        seq: r.seq,
-        t_ns: r.t_ns,
-        agent: r.agent,
-        op: r.op,
-        outcome: r.outcome,
-        key: r.key,
-        version: u32::try_from(r.version).unwrap_or(u32::MAX),
-        held: u32::try_from(r.held).unwrap_or(u32::MAX),
-        count: r.count,
-        bytes: r.bytes,
-        other: r.other,
-        mode: r.mode,
-        revision: r.revision,
+        off_runtime(|| follower.poll()).map_err(|e| error(e, location))
     }
 }

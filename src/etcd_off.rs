@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use ccs_protocol::Config;
 
-use crate::agent::{Cached, Check, Read, Version};
+use crate::agent::Cached;
 use crate::error::{Error, Result};
-use crate::events::Events;
 use crate::status::Status;
-use crate::strategy::Strategy;
 use crate::trace::{LogBatch, LogRecord};
+use crate::{Check, Events, Read, Strategy, Version};
 
 fn disabled(url: &str) -> Error {
     Error::BadLocation {

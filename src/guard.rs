@@ -5,9 +5,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{Agent, Engine, Hold, Read, Version};
+use crate::agent::{Agent, Engine, Hold};
 use crate::error::{Error, Result};
 use crate::shm::PinnedRead;
+use crate::{Read, Version};
 
 /// One version of an artifact, from [`Agent::read`]. On shared memory the version's slot is
 /// pinned in the segment while the guard lives and its bytes are lent without copying; on etcd

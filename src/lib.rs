@@ -50,15 +50,16 @@ mod guard;
 mod segment;
 mod shm;
 mod status;
-mod strategy;
 pub mod trace;
 
-pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
+pub use agent::{Agent, ArtifactRef, Cached, Key};
 pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
+/// The values every backend speaks, defined once in `ccs-types`.
+pub use ccs_types::{
+    AgentState, ArtifactStatus, ChangeEvent, Check, Events, Mesi, Read, Strategy, Version,
+};
 pub use error::{Error, Result};
-pub use events::{ChangeEvent, Events};
 pub use guard::{ReadGuard, WriteGuard};
 pub use segment::{Backend, DEFAULT_MODE, FsckReport, OpenOptions, Segment, Switches};
-pub use status::{AgentSlot, AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
-pub use strategy::Strategy;
+pub use status::{AgentSlot, AgentStatus, Status};

@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use ccs_protocol::Config;
 
+use crate::Strategy;
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::etcd;
 use crate::shm::Shared;
 use crate::status::Status;
-use crate::strategy::Strategy;
 use crate::trace::{LogReader, LogRecord};
 
 pub use ccs_protocol::{FsckReport, Switches};

@@ -7,11 +7,12 @@ use std::time::Duration;
 use ccs_os::LockFile;
 use ccs_protocol::{AgentId, Condition, Hold, ProtocolError, WaitResult};
 
-use crate::agent::{ArtifactRef, Cached, Check, Version};
+use crate::agent::{ArtifactRef, Cached};
 use crate::error::{Error, Result};
 use crate::shm::guard::PinnedRead;
 use crate::shm::segment::Shared;
-use crate::strategy::Strategy;
+use crate::shm::strategy;
+use crate::{Check, Strategy, Version};
 
 /// An agent attached to a shared-memory segment by this process. Detaches when dropped; its
 /// coherence state stays in the segment for its next attach.
@@ -32,7 +33,7 @@ impl Agent {
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
-        Strategy::from_wire(self.id.strategy)
+        strategy::from_wire(self.id.strategy)
     }
 
     /// Resolve `key` to its directory line, creating the entry if needed.

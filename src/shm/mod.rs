@@ -14,6 +14,7 @@ mod guard;
 mod os_env;
 mod segment;
 mod status;
+mod strategy;
 
 pub(crate) use agent::Agent;
 pub(crate) use guard::PinnedRead;

@@ -1,6 +1,6 @@
 //! Reading the operation log of a live segment: on shared memory every agent's ring in the
 //! segment, merged by time; on etcd the records the agents flushed to the cluster, merged by
-//! `ccs_protocol::merge_order` (time, except that each key's writes keep their revision order).
+//! `ccs_types::merge_order` (time, except that each key's writes keep their revision order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,25 +11,11 @@ use ccs_protocol::{RawRecord, RecordRead};
 use crate::error::Result;
 use crate::etcd;
 use crate::shm::Shared;
-use crate::trace::record::{LogOp, LogOutcome, LogRecord};
+use crate::trace::{LogBatch, LogOp, LogOutcome, LogRecord};
 
 /// How long a claimed record may stay unwritten before the reader skips it as lost (its
 /// writer died between claiming and stamping it).
 const ABANDONED: Duration = Duration::from_secs(1);
-
-/// What one [`LogReader::poll`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogBatch {
-    /// New records, merged by time (then agent, then sequence number; on etcd, each key's
-    /// writes in revision order). A run of HITs read earlier that has grown since comes again
-    /// with its `seq` and the additional `count`. Gaps come as [`LogOp::Lost`] records.
-    pub records: Vec<LogRecord>,
-    /// Records overwritten before they were read, in all.
-    pub missed: u64,
-    /// Values in the log that were not valid records, skipped (etcd; always 0 on shared
-    /// memory, where a record that fails validation is an error).
-    pub malformed: u64,
-}
 
 /// A cursor over a segment's log. A reader never slows an agent down: one that falls behind by
 /// more than a ring is told how many records it missed.
@@ -232,8 +218,8 @@ impl ShmLog {
             op: entry.op,
             outcome: entry.outcome,
             key,
-            version: entry.version,
-            held: entry.held,
+            version: u64::from(entry.version),
+            held: u64::from(entry.held),
             count: raw.count,
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),

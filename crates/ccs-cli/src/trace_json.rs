@@ -52,8 +52,8 @@ struct JsonRecord<'a> {
     op: &'static str,
     outcome: &'static str,
     key: Option<&'a str>,
-    version: u32,
-    held: u32,
+    version: u64,
+    held: u64,
     count: u64,
     bytes: u64,
     other: Option<&'a str>,
@@ -216,8 +216,8 @@ pub fn from_json_value(value: &Value) -> Result<LogRecord, BadRecord> {
         outcome: LogOutcome::from_name(outcome)
             .ok_or_else(|| BadRecord::UnknownOutcome(outcome.into()))?,
         key: opt_str_field(obj, "key")?.map(str::to_owned),
-        version: u32_field(obj, "version")?,
-        held: u32_field(obj, "held")?,
+        version: u64_field(obj, "version")?,
+        held: u64_field(obj, "held")?,
         count: u64_field(obj, "count")?,
         bytes: u64_field(obj, "bytes")?,
         other: opt_str_field(obj, "other")?.map(str::to_owned),
@@ -245,13 +245,6 @@ fn u64_field(obj: &Map<String, Value>, name: &'static str) -> Result<u64, BadRec
     let v = field(obj, name)?;
     v.as_u64()
         .ok_or_else(|| bad_field(name, "an integer from 0 to 2^64-1", v))
-}
-
-fn u32_field(obj: &Map<String, Value>, name: &'static str) -> Result<u32, BadRecord> {
-    let v = field(obj, name)?;
-    v.as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| bad_field(name, "an integer from 0 to 2^32-1", v))
 }
 
 fn str_field<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v str, BadRecord> {
@@ -556,7 +549,7 @@ mod tests {
         }
         let mut big = record(LogOp::Lost, LogOutcome::Ok);
         (big.seq, big.t_ns, big.count, big.bytes) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
-        (big.version, big.held) = (u32::MAX, u32::MAX);
+        (big.version, big.held) = (u64::MAX, u64::MAX);
         records.push(big);
         records
     }
@@ -645,7 +638,7 @@ mod tests {
         );
         assert_eq!(bad(&without("seq")), (3, BadRecord::MissingField("seq")));
         assert!(matches!(
-            bad(&with("version", json!(1u64 << 32))),
+            bad(&with("version", json!(-1))),
             (
                 2,
                 BadRecord::BadField {
