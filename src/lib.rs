@@ -39,20 +39,16 @@
 #![warn(missing_docs)]
 
 mod agent;
+mod backend;
 mod error;
-#[cfg(feature = "etcd")]
-mod etcd;
-#[cfg(not(feature = "etcd"))]
-#[path = "etcd_off.rs"]
-mod etcd;
 mod events;
 mod guard;
 mod segment;
-mod shm;
 mod status;
 pub mod trace;
 
 pub use agent::{Agent, ArtifactRef, Cached, Key};
+use backend::{etcd, shm};
 pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 /// The values every backend speaks, defined once in `ccs-types`.
