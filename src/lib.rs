@@ -48,7 +48,6 @@ mod status;
 pub mod trace;
 
 pub use agent::{Agent, ArtifactRef, Cached, Key};
-use backend::{etcd, shm};
 pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 /// The values every backend speaks, defined once in `ccs-types`.

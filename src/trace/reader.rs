@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use ccs_protocol::{RawRecord, RecordRead};
 
+use crate::backend::etcd;
+use crate::backend::shm::Shared;
 use crate::error::Result;
-use crate::etcd;
-use crate::shm::Shared;
 use crate::trace::{LogBatch, LogOp, LogOutcome, LogRecord};
 
 /// How long a claimed record may stay unwritten before the reader skips it as lost (its

@@ -10,20 +10,20 @@
 //! runtime; [`off_runtime`] moves a call made from inside one (the `ccs mcp` server) to a
 //! scoped thread, so the facade stays callable from anywhere.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ccs_etcd::{Cluster, EtcdAgent, WaitResult};
 use ccs_protocol::{Config, MAX_KEY_BYTES, MAX_NAME_BYTES};
 
-use crate::agent::Cached;
+use crate::agent::{ArtifactRef, Cached};
+use crate::backend;
 use crate::error::{Error, Result};
+use crate::guard::ReadInner;
 use crate::segment::Backend;
 use crate::status::{AgentStatus, Status};
 use crate::trace::{LogBatch, LogRecord};
 use crate::{Check, Events, Read, Strategy, Version};
-
-pub(crate) use ccs_etcd::Hold;
 
 /// Change events an etcd agent's inbox keeps (`ccs_etcd`'s inbox capacity).
 const INBOX_EVENTS: u32 = 4096;
@@ -153,6 +153,16 @@ impl Segment {
         self.cluster.url()
     }
 
+    /// The cluster URL with its prefix, as the user named it.
+    pub(crate) fn location(&self) -> &str {
+        self.url()
+    }
+
+    /// The engine's limits, as a [`Config`].
+    pub(crate) fn config(&self) -> Config {
+        config()
+    }
+
     pub(crate) fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
         check_name(name)?;
         // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
@@ -160,7 +170,7 @@ impl Segment {
         let agent = off_runtime(|| self.cluster.attach_with(name, strategy))
             .map_err(|e| error(e, self.url()))?;
         Ok(Agent {
-            agent,
+            agent: Arc::new(agent),
             location: self.url().to_owned(),
             subscriptions: Mutex::new(Vec::new()),
         })
@@ -217,7 +227,8 @@ impl Segment {
 
 /// An agent attached to a cluster prefix by this process.
 pub(crate) struct Agent {
-    agent: EtcdAgent,
+    /// Shared with the holds it grants, which commit through it.
+    agent: Arc<EtcdAgent>,
     location: String,
     /// The prefixes subscribed through this handle (the engine keeps them in its watcher).
     subscriptions: Mutex<Vec<String>>,
@@ -232,29 +243,43 @@ impl Agent {
         self.agent.strategy()
     }
 
-    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
-        check_key(key)
+    /// A key on etcd is only its text: checked, nothing to resolve.
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<u32>> {
+        check_key(key)?;
+        Ok(None)
     }
 
     /// A HIT is served from this process (no round trip); a MISS fetches and registers.
-    pub(crate) fn get(&self, key: &str) -> Result<Read> {
+    pub(crate) fn get(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        let key = artifact.key_str();
         check_key(key)?;
         off_runtime(|| self.agent.get(key)).map_err(self.fail())
     }
 
     /// A read whose version the cluster confirmed current during the call.
-    pub(crate) fn get_linearizable(&self, key: &str) -> Result<Read> {
+    pub(crate) fn get_linearizable(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        let key = artifact.key_str();
         check_key(key)?;
         off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())
     }
 
-    pub(crate) fn get_into(&self, key: &str, buffer: &mut Vec<u8>) -> Result<(Version, bool)> {
-        let read = self.get(key)?;
+    pub(crate) fn get_into(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        buffer: &mut Vec<u8>,
+    ) -> Result<(Version, bool)> {
+        let read = self.get(artifact)?;
         *buffer = read.bytes;
         Ok((read.version, read.hit))
     }
 
-    pub(crate) fn check(&self, key: &str) -> Result<Check> {
+    /// The guard owns a copy of the bytes: there is no slot to pin.
+    pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
+        self.get(artifact).map(ReadInner::Owned)
+    }
+
+    pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
+        let key = artifact.key_str();
         check_key(key)?;
         off_runtime(|| self.agent.check(key)).map_err(self.fail())
     }
@@ -262,7 +287,7 @@ impl Agent {
     /// A HIT when the agent's copy is valid (a local check, counted by its strategy like any
     /// HIT) and `cached` holds that version; the bytes are then left where they are.
     pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
-        let read = self.get(cached.key.as_str())?;
+        let read = self.get(&cached.key)?;
         if read.hit && read.version == cached.version {
             return Ok(true);
         }
@@ -271,12 +296,19 @@ impl Agent {
         Ok(false)
     }
 
-    pub(crate) fn is_valid(&self, key: &str) -> Result<bool> {
+    pub(crate) fn is_valid(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let key = artifact.key_str();
         check_key(key)?;
         self.agent.is_valid(key).map_err(self.fail())
     }
 
-    fn write(&self, key: &str, bytes: Option<&[u8]>, cond: ccs_etcd::Condition) -> Result<Version> {
+    fn write(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: Option<&[u8]>,
+        cond: ccs_etcd::Condition,
+    ) -> Result<Version> {
+        let key = artifact.key_str();
         check_key(key)?;
         off_runtime(|| match bytes {
             Some(bytes) => self.agent.put(key, bytes, cond),
@@ -285,45 +317,61 @@ impl Agent {
         .map_err(self.fail())
     }
 
-    pub(crate) fn put(&self, key: &str, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::View)
+    pub(crate) fn put(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, Some(bytes), ccs_etcd::Condition::View)
     }
 
-    pub(crate) fn put_if(&self, key: &str, expected: Version, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::Version(expected))
+    pub(crate) fn put_if(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        expected: Version,
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(
+            artifact,
+            Some(bytes),
+            ccs_etcd::Condition::Version(expected),
+        )
     }
 
-    pub(crate) fn put_blind(&self, key: &str, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::Blind)
+    pub(crate) fn put_blind(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, Some(bytes), ccs_etcd::Condition::Blind)
     }
 
-    pub(crate) fn delete(&self, key: &str) -> Result<Version> {
-        self.write(key, None, ccs_etcd::Condition::View)
+    pub(crate) fn delete(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
+        self.write(artifact, None, ccs_etcd::Condition::View)
     }
 
-    pub(crate) fn acquire(&self, key: &str, lease: Duration) -> Result<Hold> {
+    pub(crate) fn acquire(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        lease: Duration,
+    ) -> Result<backend::Hold> {
+        let key = artifact.key_str();
         check_key(key)?;
-        off_runtime(|| self.agent.acquire(key, lease)).map_err(self.fail())
-    }
-
-    pub(crate) fn commit(&self, hold: Hold, bytes: &[u8]) -> Result<Version> {
-        off_runtime(|| self.agent.commit(hold, bytes)).map_err(self.fail())
-    }
-
-    pub(crate) fn release(&self, hold: Hold) -> Result<()> {
-        off_runtime(|| self.agent.release(hold)).map_err(self.fail())
-    }
-
-    pub(crate) fn renew(&self, hold: &mut Hold, lease: Duration) -> Result<()> {
-        off_runtime(|| self.agent.renew(hold, lease)).map_err(self.fail())
+        let hold = off_runtime(|| self.agent.acquire(key, lease)).map_err(self.fail())?;
+        Ok(backend::Hold::Etcd(Hold {
+            agent: Arc::clone(&self.agent),
+            location: self.location.clone(),
+            hold,
+        }))
     }
 
     pub(crate) fn wait_changed(
         &self,
-        key: &str,
+        artifact: &(impl ArtifactRef + ?Sized),
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
+        let key = artifact.key_str();
         check_key(key)?;
         match off_runtime(|| self.agent.wait_changed(key, since, timeout)).map_err(self.fail())? {
             WaitResult::Changed(version) => Ok(Some(version)),
@@ -380,6 +428,46 @@ impl Agent {
     pub(crate) fn wait_events(&self, max: usize, timeout: Option<Duration>) -> Result<Events> {
         self.require_eager()?;
         Ok(self.agent.wait_events(max, timeout))
+    }
+}
+
+/// An exclusive hold on etcd, with the agent that took it (its commit is that agent's write).
+pub(crate) struct Hold {
+    agent: Arc<EtcdAgent>,
+    location: String,
+    hold: ccs_etcd::Hold,
+}
+
+impl Hold {
+    pub(crate) fn version(&self) -> Version {
+        self.hold.version()
+    }
+
+    pub(crate) fn commit(self, bytes: &[u8]) -> Result<Version> {
+        let Hold {
+            agent,
+            location,
+            hold,
+        } = self;
+        off_runtime(|| agent.commit(hold, bytes)).map_err(|e| error(e, &location))
+    }
+
+    pub(crate) fn release(self) -> Result<()> {
+        let Hold {
+            agent,
+            location,
+            hold,
+        } = self;
+        off_runtime(|| agent.release(hold)).map_err(|e| error(e, &location))
+    }
+
+    pub(crate) fn renew(&mut self, lease: std::time::Duration) -> Result<()> {
+        let Hold {
+            agent,
+            hold,
+            location,
+        } = self;
+        off_runtime(|| agent.renew(hold, lease)).map_err(|e| error(e, location))
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::backend::shm::agent::Agent;
 use crate::error::Result;
-use crate::shm::agent::Agent;
 use crate::{ChangeEvent, Events, Version};
 
 impl Agent {

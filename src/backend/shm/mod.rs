@@ -11,6 +11,7 @@ mod agents;
 mod events;
 mod fsck;
 mod guard;
+mod hold;
 mod os_env;
 mod segment;
 mod status;
@@ -18,4 +19,5 @@ mod strategy;
 
 pub(crate) use agent::Agent;
 pub(crate) use guard::PinnedRead;
+pub(crate) use hold::Hold;
 pub(crate) use segment::Shared;

@@ -10,12 +10,12 @@ use ccs_os::{Access, Location, LockFile, Mapping, OsError};
 use ccs_protocol::{Config, Directory, Env as _, Geometry, ProtocolError, Switches, Words};
 
 use crate::Strategy;
+use crate::backend::shm::agent::Agent;
+use crate::backend::shm::agents::claim;
+use crate::backend::shm::os_env::{AGENT_LOCK_BASE, OsEnv};
+use crate::backend::shm::strategy;
 use crate::error::{Error, Result};
 use crate::segment::OpenOptions;
-use crate::shm::agent::Agent;
-use crate::shm::agents::claim;
-use crate::shm::os_env::{AGENT_LOCK_BASE, OsEnv};
-use crate::shm::strategy;
 
 /// Lookups an attach makes before giving up on a slot that keeps being taken over.
 const ATTACH_ATTEMPTS: u32 = 8;
@@ -213,6 +213,11 @@ impl Shared {
 
     pub(crate) fn set_invalidation(&self, on: bool) -> Result<()> {
         self.dir.set_invalidation(on).map_err(|e| self.general(e))
+    }
+
+    /// Where the segment lives, as the user named it.
+    pub(crate) fn location(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn config(&self) -> Config {

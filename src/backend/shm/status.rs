@@ -1,9 +1,9 @@
 //! The status snapshot of a shared-memory segment: agent rows, artifact rows and every
 //! agent's cell on every artifact, read row by row from the directory.
 
+use crate::backend::shm::segment::Shared;
+use crate::backend::shm::strategy;
 use crate::error::Result;
-use crate::shm::segment::Shared;
-use crate::shm::strategy;
 use crate::status::{AgentStatus, Status};
 use crate::{AgentState, ArtifactStatus, Backend};
 
