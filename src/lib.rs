@@ -29,11 +29,12 @@
 //! `etcd://host1:2379,host2:2379/prefix` instead of a name or path ([`Backend`];
 //! `docs/backends.md` lists the few differences and the shared-memory-only operations).
 //!
-//! The layers: this crate is the facade, one `match` per call over the two backends (no
-//! `unsafe` but in `shm`: viewing the mapping as atomic words, and the zero-copy lend of a
-//! pinned slot); `ccs-protocol` holds the shared-memory layout and lock-free algorithms
-//! (loom-checked); `ccs-os` the mapping, kernel-released locks and futexes; `ccs-etcd` the
-//! engine on etcd. See `docs/protocol.md`, `docs/layout.md` and `docs/protocol-etcd.md`.
+//! The layers: this crate is the facade, one `match` per call over the backends side by side
+//! in `backend/` (no `unsafe` but in `backend/shm`: viewing the mapping as atomic words, and
+//! the zero-copy lend of a pinned slot); `ccs-types` the values every backend speaks;
+//! `ccs-protocol` the shared-memory layout and lock-free algorithms (loom-checked); `ccs-os`
+//! the mapping, kernel-released locks and futexes; `ccs-etcd` the engine on etcd. See
+//! `docs/architecture.md`, `docs/protocol.md`, `docs/layout.md` and `docs/protocol-etcd.md`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
