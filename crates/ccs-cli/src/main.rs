@@ -8,9 +8,11 @@
 
 #![deny(unsafe_code)]
 
+mod agents;
 mod args;
 mod bench;
 mod commands;
+mod demo;
 mod error;
 mod fsck;
 mod hook;
@@ -18,6 +20,7 @@ mod mcp;
 mod observe;
 mod size;
 mod status_view;
+mod torture;
 mod trace_json;
 
 use std::io::Write as _;

@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(5);
 /// `ccs watch`: follow the log (or, with --subscribe, an eager agent's events) until Ctrl-C,
 /// --count records or --duration-ms.
 pub fn watch(args: &WatchArgs) -> Result<u8, CliError> {
-    let seg = open(&args.seg, args.allow_other_owner)?;
+    let seg = args.segment.open()?;
     signal::install();
     let deadline = args
         .duration_ms
@@ -142,7 +142,7 @@ fn emit(out: &mut impl std::io::Write, line: &str) -> Result<(), CliError> {
 
 /// `ccs log`: every record the log holds, as JSON lines (or --text), to stdout or --out.
 pub fn log(args: &LogArgs) -> Result<u8, CliError> {
-    let seg = open(&args.seg, args.allow_other_owner)?;
+    let seg = args.segment.open()?;
     let records = seg.log_records()?;
     let write = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
         if args.text {
@@ -252,7 +252,7 @@ fn stale_edits_prevented(records: &[LogRecord]) -> u64 {
 
 /// `ccs switch`: set and show the segment's switches.
 pub fn switch(args: &SwitchArgs) -> Result<u8, CliError> {
-    let seg: Segment = open(&args.seg, args.allow_other_owner)?;
+    let seg: Segment = args.segment.open()?;
     if let Some(on) = args.logging {
         seg.set_logging(on.into())?;
     }
