@@ -21,7 +21,7 @@ mod observe;
 mod size;
 mod status_view;
 mod torture;
-mod trace_json;
+mod trace_file;
 
 use std::io::Write as _;
 use std::process::ExitCode;

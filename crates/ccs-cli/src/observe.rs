@@ -1,5 +1,5 @@
 //! `ccs watch`, `ccs log`, `ccs diagnose`, `ccs stats` and `ccs switch`: the operation log
-//! and the segment's switches from the shell. Formats are in `trace_json` and
+//! and the segment's switches from the shell. Formats are in `trace_file`, `report` and
 //! `docs/observability.md`.
 
 use std::io::{BufWriter, Read as _, Write as _};
@@ -14,7 +14,7 @@ use crate::args::{DiagnoseArgs, LogArgs, StatsArgs, SwitchArgs, WatchArgs};
 use crate::bench::signal;
 use crate::commands::{open, print};
 use crate::error::{CliError, EXIT_OK};
-use crate::trace_json::{
+use crate::trace_file::{
     self, EXIT_UNREADABLE, diagnose_exit_code, diagnosis_json, format_offset, format_record,
     render_diagnosis, render_stats, stats_json, to_json_value, write_jsonl,
 };
@@ -181,7 +181,7 @@ pub fn log(args: &LogArgs) -> Result<u8, CliError> {
 /// Records from a trace file, or from a live segment's log.
 fn records_of(input: &str, allow_other_owner: bool) -> Result<Vec<LogRecord>, CliError> {
     if is_trace_file(Path::new(input)) {
-        return trace_json::read_jsonl(input).map_err(|error| CliError::Trace(error.to_string()));
+        return trace_file::read_jsonl(input).map_err(|error| CliError::Trace(error.to_string()));
     }
     Ok(open(input, allow_other_owner)?.log_records()?)
 }
