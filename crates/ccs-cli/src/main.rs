@@ -18,8 +18,10 @@ mod fsck;
 mod hook;
 mod mcp;
 mod observe;
+mod report;
 mod size;
 mod status_view;
+mod table;
 mod torture;
 mod trace_file;
 

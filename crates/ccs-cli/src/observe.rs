@@ -14,10 +14,10 @@ use crate::args::{DiagnoseArgs, LogArgs, StatsArgs, SwitchArgs, WatchArgs};
 use crate::bench::signal;
 use crate::commands::{open, print};
 use crate::error::{CliError, EXIT_OK};
-use crate::trace_file::{
-    self, EXIT_UNREADABLE, diagnose_exit_code, diagnosis_json, format_offset, format_record,
-    render_diagnosis, render_stats, stats_json, to_json_value, write_jsonl,
+use crate::report::{
+    EXIT_UNREADABLE, diagnose_exit_code, diagnosis_json, render_diagnosis, render_stats, stats_json,
 };
+use crate::trace_file::{self, format_offset, format_record, to_json_value, write_jsonl};
 
 /// How often `watch` polls the rings when nothing is new.
 const POLL: Duration = Duration::from_millis(5);
