@@ -13,30 +13,40 @@
 //! Reading, `key`, `other` and `mode` may be absent (read as null), unknown fields are ignored,
 //! blank lines are skipped; anything else wrong names its line.
 
+use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use agent_coherence::trace::{LogOp, LogOutcome, LogRecord, WriteMode};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::error::Category;
 
-/// One record as a JSON line, fields in schema order.
-#[derive(Serialize)]
+/// One record as a JSON line, fields in schema order; read with serde, borrowing the line's
+/// strings where they need no unescaping. `key`, `other` and `mode` may be absent (read as
+/// null); unknown fields are ignored.
+#[derive(Serialize, Deserialize)]
 struct JsonRecord<'a> {
     seq: u64,
     t_ns: u64,
-    agent: &'a str,
-    op: &'static str,
-    outcome: &'static str,
-    key: Option<&'a str>,
+    #[serde(borrow)]
+    agent: Cow<'a, str>,
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
     version: u64,
     held: u64,
     count: u64,
     bytes: u64,
-    other: Option<&'a str>,
-    mode: Option<&'static str>,
+    #[serde(default, borrow)]
+    other: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    mode: Option<Cow<'a, str>>,
     /// Only records of the etcd engine have one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     revision: Option<u64>,
 }
 
@@ -45,18 +55,46 @@ impl<'a> JsonRecord<'a> {
         JsonRecord {
             seq: r.seq,
             t_ns: r.t_ns,
-            agent: &r.agent,
-            op: r.op.name(),
-            outcome: r.outcome.name(),
-            key: r.key.as_deref(),
+            agent: Cow::Borrowed(&r.agent),
+            op: Cow::Borrowed(r.op.name()),
+            outcome: Cow::Borrowed(r.outcome.name()),
+            key: r.key.as_deref().map(Cow::Borrowed),
             version: r.version,
             held: r.held,
             count: r.count,
             bytes: r.bytes,
-            other: r.other.as_deref(),
-            mode: r.mode.map(WriteMode::name),
+            other: r.other.as_deref().map(Cow::Borrowed),
+            mode: r.mode.map(|m| Cow::Borrowed(m.name())),
             revision: r.revision,
         }
+    }
+
+    /// The record, once its names are known ones.
+    fn into_record(self) -> Result<LogRecord, BadRecord> {
+        let op = LogOp::from_name(&self.op).ok_or_else(|| BadRecord::UnknownOp(self.op.into()))?;
+        let outcome = LogOutcome::from_name(&self.outcome)
+            .ok_or_else(|| BadRecord::UnknownOutcome(self.outcome.into()))?;
+        let mode = match self.mode {
+            None => None,
+            Some(m) => {
+                Some(WriteMode::from_name(&m).ok_or_else(|| BadRecord::UnknownMode(m.into()))?)
+            }
+        };
+        Ok(LogRecord {
+            seq: self.seq,
+            t_ns: self.t_ns,
+            agent: self.agent.into_owned(),
+            op,
+            outcome,
+            key: self.key.map(Cow::into_owned),
+            version: self.version,
+            held: self.held,
+            count: self.count,
+            bytes: self.bytes,
+            other: self.other.map(Cow::into_owned),
+            mode,
+            revision: self.revision,
+        })
     }
 }
 
@@ -86,16 +124,14 @@ pub enum BadRecord {
     NotObject,
     /// A required field is absent.
     #[error("missing field `{0}`")]
-    MissingField(&'static str),
+    MissingField(String),
     /// A field has the wrong type or is out of range.
-    #[error("field `{field}`: expected {expected}, found {found}")]
+    #[error("field `{field}`: {reason}")]
     BadField {
         /// The field.
-        field: &'static str,
-        /// What it should be.
-        expected: &'static str,
-        /// What it is (as JSON).
-        found: String,
+        field: String,
+        /// What is wrong with its value (serde's words: what it is, what was expected).
+        reason: String,
     },
     /// `op` is not a known operation.
     #[error("unknown op `{0}`")]
@@ -170,73 +206,40 @@ pub fn parse_jsonl(mut input: impl BufRead, path: &Path) -> Result<Vec<LogRecord
         if text.trim().is_empty() {
             continue;
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| bad(BadRecord::NotJson(e.to_string())))?;
-        records.push(from_json_value(&value).map_err(bad)?);
+        records.push(parse_record(text).map_err(bad)?);
     }
 }
 
-/// A record from its JSON object.
-pub fn from_json_value(value: &Value) -> Result<LogRecord, BadRecord> {
-    let obj = value.as_object().ok_or(BadRecord::NotObject)?;
-    let op = str_field(obj, "op")?;
-    let outcome = str_field(obj, "outcome")?;
-    let mode = match opt_str_field(obj, "mode")? {
-        None => None,
-        Some(m) => Some(WriteMode::from_name(m).ok_or_else(|| BadRecord::UnknownMode(m.into()))?),
-    };
-    Ok(LogRecord {
-        seq: u64_field(obj, "seq")?,
-        t_ns: u64_field(obj, "t_ns")?,
-        agent: str_field(obj, "agent")?.to_owned(),
-        op: LogOp::from_name(op).ok_or_else(|| BadRecord::UnknownOp(op.into()))?,
-        outcome: LogOutcome::from_name(outcome)
-            .ok_or_else(|| BadRecord::UnknownOutcome(outcome.into()))?,
-        key: opt_str_field(obj, "key")?.map(str::to_owned),
-        version: u64_field(obj, "version")?,
-        held: u64_field(obj, "held")?,
-        count: u64_field(obj, "count")?,
-        bytes: u64_field(obj, "bytes")?,
-        other: opt_str_field(obj, "other")?.map(str::to_owned),
-        mode,
-        revision: match obj.get("revision") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(u64_field(obj, "revision")?),
-        },
-    })
+/// A record from one line of JSON.
+pub fn parse_record(line: &str) -> Result<LogRecord, BadRecord> {
+    let mut json = serde_json::Deserializer::from_str(line);
+    let record: JsonRecord = serde_path_to_error::deserialize(&mut json).map_err(bad_record)?;
+    json.end().map_err(|e| BadRecord::NotJson(e.to_string()))?;
+    record.into_record()
 }
 
-fn field<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v Value, BadRecord> {
-    obj.get(name).ok_or(BadRecord::MissingField(name))
-}
-
-fn bad_field(field: &'static str, expected: &'static str, found: &Value) -> BadRecord {
-    BadRecord::BadField {
-        field,
-        expected,
-        found: found.to_string(),
+/// What serde found wrong, as a [`BadRecord`]: a syntax error is not JSON; a data error names
+/// the field it is in, or (at the top) is a missing field or a value that is not an object.
+fn bad_record(error: serde_path_to_error::Error<serde_json::Error>) -> BadRecord {
+    let field = error.path().to_string();
+    let error = error.into_inner();
+    if error.classify() != Category::Data {
+        return BadRecord::NotJson(error.to_string());
     }
-}
-
-fn u64_field(obj: &Map<String, Value>, name: &'static str) -> Result<u64, BadRecord> {
-    let v = field(obj, name)?;
-    v.as_u64()
-        .ok_or_else(|| bad_field(name, "an integer from 0 to 2^64-1", v))
-}
-
-fn str_field<'v>(obj: &'v Map<String, Value>, name: &'static str) -> Result<&'v str, BadRecord> {
-    let v = field(obj, name)?;
-    v.as_str().ok_or_else(|| bad_field(name, "a string", v))
-}
-
-fn opt_str_field<'v>(
-    obj: &'v Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'v str>, BadRecord> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(bad_field(name, "a string or null", v)),
+    if field != "." {
+        return BadRecord::BadField {
+            field,
+            reason: error.to_string(),
+        };
+    }
+    // serde's words for a missing field (`de::Error::missing_field`).
+    let message = error.to_string();
+    match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((name, _)) => BadRecord::MissingField(name.to_owned()),
+        None => BadRecord::NotObject,
     }
 }
 
@@ -318,7 +321,7 @@ mod tests {
         for (line, r) in text.lines().zip(&records) {
             let value: Value = serde_json::from_str(line).unwrap();
             assert_eq!(value, to_json_value(r));
-            assert_eq!(from_json_value(&value).unwrap(), *r);
+            assert_eq!(parse_record(line).unwrap(), *r);
         }
         let path = temp("round-trip.jsonl", &out);
         assert_eq!(read_jsonl(&path).unwrap(), records);
@@ -382,27 +385,25 @@ mod tests {
         );
         assert_eq!(
             bad(&without("agent")),
-            (3, BadRecord::MissingField("agent"))
+            (3, BadRecord::MissingField("agent".into()))
         );
-        assert_eq!(bad(&without("seq")), (3, BadRecord::MissingField("seq")));
-        assert!(matches!(
-            bad(&with("version", json!(-1))),
-            (
-                2,
-                BadRecord::BadField {
-                    field: "version",
-                    ..
-                }
-            )
-        ));
-        assert!(matches!(
-            bad(&with("count", json!(-1))),
-            (2, BadRecord::BadField { field: "count", .. })
-        ));
-        assert!(matches!(
-            bad(&with("key", json!(7))),
-            (2, BadRecord::BadField { field: "key", .. })
-        ));
+        assert_eq!(
+            bad(&without("seq")),
+            (3, BadRecord::MissingField("seq".into()))
+        );
+        for (field, value) in [
+            ("version", json!(-1)),
+            ("count", json!(-1)),
+            ("key", json!(7)),
+        ] {
+            assert!(
+                matches!(
+                    bad(&with(field, value)),
+                    (2, BadRecord::BadField { field: ref f, .. }) if f == field
+                ),
+                "{field}"
+            );
+        }
         assert!(matches!(bad("{\"seq\":"), (1, BadRecord::NotJson(_))));
         assert!(matches!(bad("[1,2]"), (1, BadRecord::NotObject)));
         assert!(matches!(
@@ -417,7 +418,7 @@ mod tests {
         };
         assert_eq!(error.to_string(), "t.jsonl:2: unknown op `fetch`");
         assert_eq!(
-            BadRecord::MissingField("agent").to_string(),
+            BadRecord::MissingField("agent".into()).to_string(),
             "missing field `agent`"
         );
     }
