@@ -3,19 +3,16 @@
 //! cluster. A test takes a [`Place`] (its segment's location, destroyed afterwards) and uses
 //! only the facade, so the same code checks that the guarantee holds twice.
 //!
-//! The etcd variants use the cluster `CCS_ETCD_ENDPOINTS` names; without it they start a
-//! private three-member cluster with `scripts/etcd-cluster start --owner <this process>`,
-//! which stops when the test process exits. If etcd is not installed and no cluster is named,
-//! they fail: a conformance test never passes without running. The few operations that exist
-//! on shared memory only are checked here to fail with `Error::Unsupported` on etcd
-//! (`docs/backends.md`).
+//! The etcd variants use the etcd test kit's cluster (`ccs-etcd-testkit`): the one
+//! `CCS_ETCD_ENDPOINTS` names, or a private three-member cluster that stops when the test
+//! process exits. If etcd is not installed and no cluster is named, they fail: a conformance
+//! test never passes without running. The few operations that exist on shared memory only are
+//! checked here to fail with `Error::Unsupported` on etcd (`docs/backends.md`).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use agent_coherence::trace::{self, FindingKind, LogOp, LogOutcome, LogRecord, WriteMode};
@@ -96,13 +93,10 @@ impl Place {
 
     #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     fn etcd(test: &str) -> Place {
-        let hosts: Vec<&str> = etcd_endpoints()
-            .split(',')
-            .map(|e| e.trim().trim_start_matches("http://").trim_end_matches('/'))
-            .collect();
+        let hosts = ccs_etcd_testkit::hosts(etcd_endpoints());
         let prefix = format!("ccs-conformance/{}", common::unique_name(test));
         Place {
-            guard: SegGuard::at(format!("etcd://{}/{prefix}", hosts.join(","))),
+            guard: SegGuard::at(format!("etcd://{hosts}/{prefix}")),
             backend: Backend::Etcd,
         }
     }
@@ -123,37 +117,14 @@ impl Place {
     }
 }
 
-/// The endpoints of the test cluster: `CCS_ETCD_ENDPOINTS`, or a private cluster owned by
-/// this process. Panics (the test fails) if neither can be had.
+/// The endpoints of the etcd test kit's shared cluster (`CCS_ETCD_ENDPOINTS`, or a private
+/// cluster of this process). Panics (the test fails) if neither can be had.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 fn etcd_endpoints() -> &'static str {
-    static ENDPOINTS: OnceLock<String> = OnceLock::new();
-    ENDPOINTS.get_or_init(|| {
-        if let Ok(endpoints) = std::env::var("CCS_ETCD_ENDPOINTS") {
-            return endpoints;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-cluster");
-        // Below the kernel's ephemeral ports (32768 and up), clear of the defaults (23790) and
-        // of the ccs-etcd tests' private clusters (30000 to 32100).
-        let base = 26000 + (std::process::id() % 400) * 4;
-        let out = Command::new(script)
-            .args(["start", "--owner", &std::process::id().to_string()])
-            .env("CCS_ETCD_PORT_BASE", base.to_string())
-            .env_remove("CCS_ETCD_DIR")
-            .output()
-            .unwrap_or_else(|e| panic!("running {script}: {e}"));
-        assert!(
-            out.status.success(),
-            "the etcd conformance tests need a cluster: set CCS_ETCD_ENDPOINTS, or install etcd \
-             (scripts/deps) so that {script} can start one; it said: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
-            .expect("etcd-cluster printed no CCS_ETCD_ENDPOINTS")
-            .to_owned()
-    })
+    ccs_etcd_testkit::shared_endpoints().expect(
+        "the etcd conformance tests need a cluster: set CCS_ETCD_ENDPOINTS, or install etcd \
+         (scripts/deps)",
+    )
 }
 
 /// Retry `f` until it returns `Some`, for at most `patience`.

@@ -300,3 +300,104 @@ def test_a_read_decodes_its_value_on_first_access(seg_name: Callable[[], str]) -
     finally:
         reader.close()
         writer.close(destroy=True)
+
+
+def test_native_encoding_is_the_serializers(seg_name: Callable[[], str]) -> None:
+    """A rewrite of an item the agent holds encodes a plain value natively: its bytes are
+    those LangGraph's serializer (ormsgpack under its options) writes, at every size and width
+    the wire format distinguishes; a value that is not plain takes the serializer's path. Either
+    way a peer's MISS (read natively) returns exactly the value written, types included."""
+    import math
+    import uuid
+    from datetime import datetime
+
+    import ormsgpack
+
+    from agent_coherence_shm.langgraph._codec import _OPTIONS
+
+    def same(a: object, b: object) -> bool:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, float):
+            return a == b or (math.isnan(a) and math.isnan(b)) and math.copysign(1, a) == math.copysign(1, b)
+        if isinstance(a, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) for k in a)  # type: ignore[index]
+        if isinstance(a, (list, tuple)):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+        return a == b
+
+    ints = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1]
+    ints += [-1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)]
+    nested: object = "leaf"
+    for _ in range(300):  # deeper than ormsgpack's limit
+        nested = [nested]
+    plain = {
+        "ints": ints,
+        "floats": [0.0, -0.0, 1.5, float("inf"), float("-inf"), float("nan"), 1e308],
+        "text": ["", "é✓", "x" * 31, "x" * 32, "x" * 255, "x" * 256, "x" * 65535, "x" * 65536],
+        "bytes": [b"", b"\x00" * 255, b"\x01" * 256, b"\x02" * 65536],
+        "flags": [True, False, None],
+        "wide": {f"k{i}": i for i in range(70000)},
+        "long": list(range(20)),
+        "empty": [{}, []],
+    }
+    not_plain = {
+        "tuple": {"t": (1, ("a",))},
+        "keys": {1: "int key", True: "bool key"},
+        "types": {"u": uuid.UUID(int=7), "d": datetime(2026, 1, 2, 3, 4, 5)},
+    }
+    name = seg_name()
+    writer = ShmStore(name, agent="planner", **{**SMALL, "max_payload": 4 << 20, "arena_bytes": 32 << 20})
+    reader = ShmStore(name, agent="executor")
+    try:
+        for key, value in {**plain, **not_plain}.items():
+            writer.put(("s",), key, {"first": True})
+            writer.get(("s",), key)
+            writer.put(("s",), key, {"v": value})  # the rewrite: native for plain values
+            item = reader.get(("s",), key)
+            assert item is not None
+            if key in plain:
+                assert item._raw == ormsgpack.packb({"v": value}, option=_OPTIONS), key
+            assert same(item.value, {"v": value}), key
+            assert same(writer.get(("s",), key).value, {"v": value}), key
+        for refused in (nested, 2**64, -(2**63) - 1):  # as the serializer refuses them
+            with pytest.raises(TypeError):
+                writer.put(("s",), "long", {"v": refused})
+        assert same(reader.get(("s",), "long").value, {"v": plain["long"]})
+    finally:
+        reader.close()
+        writer.close(destroy=True)
+
+
+def test_rewrites_without_reads_keep_creation_and_place(seg_name: Callable[[], str]) -> None:
+    """Puts of held items one after another (the native rewrite, whose snapshot is made only
+    when read) keep each item's created_at and search place; reads, searches and a peer see
+    the last value."""
+    name = seg_name()
+    store = ShmStore(name, agent="planner", **SMALL)
+    peer = ShmStore(name, agent="executor")
+    try:
+        for key in ("a", "b", "c"):
+            store.put(("s",), key, {"n": 0})
+        first = {key: store.get(("s",), key) for key in ("a", "b", "c")}
+        for n in range(1, 20):
+            for key in ("b", "a"):
+                store.put(("s",), key, {"n": n})
+        for key in ("a", "b"):
+            item = store.get(("s",), key)
+            assert item.value == {"n": 19}
+            assert item.created_at == first[key].created_at < item.updated_at
+            assert peer.get(("s",), key).value == {"n": 19}
+        assert [(i.key, i.value["n"]) for i in store.search(("s",))] == [("a", 19), ("b", 19), ("c", 0)]
+        store.put(("s",), "a", {"n": 20})
+        store.put(("s",), "a", {"n": 21})
+        assert [i.value["n"] for i in peer.search(("s",))] == [21, 19, 0]
+        peer.put(("s",), "a", {"n": 22})
+        with pytest.raises(ccs.Conflict):
+            store.put(("s",), "a", {"n": 23})  # stale: the peer wrote since
+        assert store.get(("s",), "a").value == {"n": 22}
+        store.put(("s",), "a", {"n": 24})
+        assert peer.get(("s",), "a").value == {"n": 24}
+    finally:
+        peer.close()
+        store.close(destroy=True)

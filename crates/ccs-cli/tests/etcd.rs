@@ -3,42 +3,20 @@
 //! the etcd engine keeps), and the commands that exist only for shared-memory segments (`fsck`,
 //! `switch`) fail with a clear message and exit 2.
 //!
-//! The cluster is the one `CCS_ETCD_ENDPOINTS` names, or a private one started with
-//! `scripts/etcd-cluster start --owner <this process>`; without either the tests fail.
+//! The cluster is the etcd test kit's (`ccs-etcd-testkit`): the one `CCS_ETCD_ENDPOINTS`
+//! names, or a private one of this process; without either the tests fail.
 
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 const CCS: &str = env!("CARGO_BIN_EXE_ccs");
 
+/// The test kit's shared cluster; the tests fail without one.
 fn endpoints() -> &'static str {
-    static ENDPOINTS: OnceLock<String> = OnceLock::new();
-    ENDPOINTS.get_or_init(|| {
-        if let Ok(endpoints) = std::env::var("CCS_ETCD_ENDPOINTS") {
-            return endpoints;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/etcd-cluster");
-        // Below the kernel's ephemeral ports, clear of the other tests' private clusters.
-        let base = 27600 + (std::process::id() % 100) * 4;
-        let out = Command::new(script)
-            .args(["start", "--owner", &std::process::id().to_string()])
-            .env("CCS_ETCD_PORT_BASE", base.to_string())
-            .env_remove("CCS_ETCD_DIR")
-            .output()
-            .unwrap_or_else(|e| panic!("running {script}: {e}"));
-        assert!(
-            out.status.success(),
-            "these tests need an etcd cluster: set CCS_ETCD_ENDPOINTS, or install etcd so that \
-             {script} can start one; it said: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
-            .expect("etcd-cluster printed no CCS_ETCD_ENDPOINTS")
-            .to_owned()
-    })
+    ccs_etcd_testkit::shared_endpoints().expect(
+        "these tests need an etcd cluster: set CCS_ETCD_ENDPOINTS, or install etcd (scripts/deps)",
+    )
 }
 
 /// A prefix unique to this test on the cluster; destroyed on drop.
@@ -52,13 +30,9 @@ impl Url {
             *c += 1;
             *c
         };
-        let hosts: Vec<&str> = endpoints()
-            .split(',')
-            .map(|e| e.trim().trim_start_matches("http://"))
-            .collect();
         Url(format!(
             "etcd://{}/ccs-cli-test/{tag}-{}-{n}",
-            hosts.join(","),
+            ccs_etcd_testkit::hosts(endpoints()),
             std::process::id()
         ))
     }

@@ -4,58 +4,16 @@
 //! of its input) exit within their bounds: the wait's timeout, then the detach timeout (2 s
 //! by default), not the 10 s operation timeout once per request.
 //!
-//! The cluster is private (members are killed): ports from `CCS_ETCD_PORT_BASE` + 400 when
-//! that variable is set, else from the pid (31700-32099, clear of the other tests' clusters
-//! and below the ephemeral range).
+//! The clusters are private (members are killed, paused, cut off), from the etcd test kit
+//! (`ccs-etcd-testkit`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ccs_etcd_testkit::{TestCluster, installed as etcd_installed};
+
 const CCS: &str = env!("CARGO_BIN_EXE_ccs");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/etcd-cluster");
-
-fn etcd_installed() -> bool {
-    let ok = Command::new("etcd").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("\n*** SKIPPING: etcd is not installed ***\n");
-    }
-    ok
-}
-
-fn port_base() -> u16 {
-    match std::env::var("CCS_ETCD_PORT_BASE")
-        .ok()
-        .and_then(|b| b.parse::<u16>().ok())
-    {
-        Some(base) => base + 400,
-        None => 31700 + (std::process::id() % 100) as u16 * 4,
-    }
-}
-
-/// `scripts/etcd-cluster args` on this test's port base; its stdout.
-fn cluster(base: u16, args: &[&str]) -> String {
-    let out = Command::new(SCRIPT)
-        .args(args)
-        .env("CCS_ETCD_PORT_BASE", base.to_string())
-        .env_remove("CCS_ETCD_DIR")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/etcd-cluster");
-    assert!(out.status.success(), "scripts/etcd-cluster {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Start a private cluster on `base`, stopped when this process exits: its `host:port,...`.
-fn start(base: u16) -> String {
-    let exports = cluster(base, &["start", "--owner", &std::process::id().to_string()]);
-    let endpoints = exports
-        .lines()
-        .find_map(|l| l.strip_prefix("export CCS_ETCD_ENDPOINTS="))
-        .expect("endpoints");
-    endpoints.replace("http://", "")
-}
-
 /// Run `ccs args` to the end: (exit code, stderr, how long it took).
 fn ccs(args: &[&str]) -> (i32, String, Duration) {
     let started = Instant::now();
@@ -136,8 +94,8 @@ fn without_quorum_ccs_wait_and_ccs_mcp_exit_within_their_bounds() {
     if !etcd_installed() {
         return;
     }
-    let base = port_base();
-    let hosts = start(base);
+    let etcd = TestCluster::start();
+    let hosts = etcd.hosts();
     // Default options: 10 s per operation, 2 s to detach.
     let url = format!("etcd://{}/quorum-{}", hosts, std::process::id());
     let (code, stderr, _) = {
@@ -208,9 +166,8 @@ fn without_quorum_ccs_wait_and_ccs_mcp_exit_within_their_bounds() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let leader = cluster(base, &["leader"]).trim().to_owned();
-    for n in ["0", "1", "2"].into_iter().filter(|n| *n != leader) {
-        cluster(base, &["kill", n]);
+    for n in TestCluster::others(&etcd.leader()) {
+        etcd.kill(&n);
     }
     // The wait's 3 s, then the detach timeout, then process exit: well under the 42-52 s
     // it took when each of the last flush and the revoke waited a full operation timeout.
@@ -227,34 +184,25 @@ fn without_quorum_ccs_wait_and_ccs_mcp_exit_within_their_bounds() {
     eprintln!("no quorum: ccs mcp exited {code} {took:?} after the end of its input");
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(6), "{took:?}");
-    cluster(base, &["stop"]);
 }
 
-/// `ccs torture --history` on etcd under faults beyond kills: the leader paused for 3 s, then
-/// two of three members killed for 2 s (no quorum) and revived, while workers are SIGKILLed
-/// every 3-4 s. Every check passes, the history's included: linearizability per key, no stale
-/// HIT, one winner, fencing.
-#[test]
-fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
-    if !etcd_installed() {
-        return;
-    }
-    let base = match std::env::var("CCS_ETCD_PORT_BASE")
-        .ok()
-        .and_then(|b| b.parse::<u16>().ok())
-    {
-        Some(base) => base + 450,
-        None => 30600 + (std::process::id() % 100) as u16 * 4,
-    };
-    let hosts = start(base);
+/// Run `ccs torture --history` on `etcd` for `seconds` (3 workers, a worker SIGKILLed every
+/// 3-4 s) while `faults` runs; require every check to pass, the four history checks included
+/// (linearizability per key, no stale HIT, one winner, fencing). `what` names the run.
+fn torture_checks_clean(etcd: &TestCluster, what: &str, seconds: u32, faults: impl FnOnce()) {
     let url = format!(
-        "etcd://{}/torture-history-{}?session_ttl=2s&request_timeout=1s",
-        hosts,
+        "etcd://{}/torture-history-{}-{}?session_ttl=2s&request_timeout=1s",
+        etcd.hosts(),
+        what.replace(' ', "-"),
         std::process::id()
     );
-    let file = std::env::temp_dir().join(format!("ccs-etcd-history-{}.jsonl", std::process::id()));
+    let file = std::env::temp_dir().join(format!(
+        "ccs-etcd-history-{}-{}.jsonl",
+        what.replace(' ', "-"),
+        std::process::id()
+    ));
     let path = file.display().to_string();
-    let torture = Reaped(
+    let mut torture = Reaped(
         Command::new(CCS)
             .args([
                 "torture",
@@ -262,7 +210,7 @@ fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
                 "--workers",
                 "3",
                 "--seconds",
-                "12",
+                &seconds.to_string(),
                 "--kill-interval-ms",
                 "3000-4000",
                 "--history",
@@ -275,28 +223,11 @@ fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
             .spawn()
             .expect("spawn ccs torture"),
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let leader = cluster(base, &["leader"]).trim().to_owned();
-    cluster(base, &["pause", &leader]);
-    std::thread::sleep(Duration::from_secs(3));
-    cluster(base, &["resume", &leader]);
-    std::thread::sleep(Duration::from_secs(1));
-    let leader = cluster(base, &["leader"]).trim().to_owned();
-    let others: Vec<&str> = ["0", "1", "2"]
-        .into_iter()
-        .filter(|n| *n != leader)
-        .collect();
-    for n in &others {
-        cluster(base, &["kill", n]);
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    for n in &others {
-        cluster(base, &["revive", n]);
-    }
-    let mut torture = torture;
+    faults();
     let stdout = torture.0.stdout.take().expect("stdout");
     let report: serde_json::Value = serde_json::from_reader(stdout).expect("a JSON report");
     let status = torture.0.wait().expect("wait for ccs torture");
+    let _ = std::fs::remove_file(&file);
     let checks = report["checks"].as_array().expect("checks").clone();
     for c in &checks {
         assert_ne!(c["status"], "failed", "{c}");
@@ -312,9 +243,64 @@ fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
     }
     assert!(status.success(), "{report}");
     eprintln!(
-        "etcd torture under pause and quorum loss: {} operations issued, {} unavailable, {} kills; history checked",
+        "etcd torture under {what}: {} operations issued, {} unavailable, {} kills; history checked",
         report["operations"]["total"], report["operations"]["unavailable"], report["kills"]
     );
-    let _ = std::fs::remove_file(&file);
-    cluster(base, &["stop"]);
+}
+
+/// `ccs torture --history` on etcd under faults beyond kills: the leader paused for 3 s, then
+/// two of three members killed for 2 s (no quorum) and revived, while workers are SIGKILLed
+/// every 3-4 s. Every check passes, the history's included.
+#[test]
+fn a_torture_history_on_etcd_under_pause_and_quorum_loss_checks_clean() {
+    if !etcd_installed() {
+        return;
+    }
+    let etcd = TestCluster::start();
+    torture_checks_clean(&etcd, "pause and quorum loss", 12, || {
+        std::thread::sleep(Duration::from_secs(3));
+        let leader = etcd.leader();
+        etcd.pause(&leader);
+        std::thread::sleep(Duration::from_secs(3));
+        etcd.resume(&leader);
+        std::thread::sleep(Duration::from_secs(1));
+        let others = TestCluster::others(&etcd.leader());
+        for n in &others {
+            etcd.kill(n);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        for n in &others {
+            etcd.revive(n);
+        }
+    });
+}
+
+/// `ccs torture --history` on etcd under network partitions (members in network namespaces,
+/// packets dropped between them): the leader cut off from the other two for 3 s, then a
+/// follower for 2 s, then the two followers from each other (the leader still sees both) for
+/// 2 s, while workers are SIGKILLed every 3-4 s. Every check passes, the history's included.
+#[test]
+fn a_torture_history_on_etcd_under_network_partitions_checks_clean() {
+    if !etcd_installed() {
+        return;
+    }
+    let Some(etcd) = TestCluster::start_partitionable() else {
+        return;
+    };
+    torture_checks_clean(&etcd, "network partitions", 12, || {
+        std::thread::sleep(Duration::from_secs(2));
+        etcd.isolate(&etcd.leader());
+        std::thread::sleep(Duration::from_secs(3));
+        etcd.heal();
+        std::thread::sleep(Duration::from_secs(1));
+        let leader = etcd.leader();
+        let followers = TestCluster::others(&leader);
+        etcd.isolate(&followers[0]);
+        std::thread::sleep(Duration::from_secs(2));
+        etcd.heal();
+        std::thread::sleep(Duration::from_secs(1));
+        etcd.cut(&followers[0], &followers[1]);
+        std::thread::sleep(Duration::from_secs(2));
+        etcd.heal();
+    });
 }

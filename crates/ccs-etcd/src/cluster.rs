@@ -10,7 +10,7 @@ use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
 use crate::agent::EtcdAgent;
 use crate::error::{Error, Result};
 use crate::layout::{HoldValue, Layout, Meta, check_key, check_name, decode_version};
-use crate::net::{Net, Options, got};
+use crate::net::{Members, Net, Options, got};
 use crate::oplog::{self, LogFollower, LogOp, LogOutcome, LogRecord, Rec};
 use crate::state::Core;
 use crate::types::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status, Strategy};
@@ -46,18 +46,23 @@ impl Cluster {
             .map_err(|e| Error::Unavailable(format!("cannot start the I/O runtime: {e}")))?;
         let connect = ConnectOptions::new()
             // A member that accepts no connection, or stops answering HTTP/2 pings (a stopped
-            // process, a cut link), is dropped from the balancer within about a request
-            // timeout, so requests go to the members that answer.
+            // process, a cut link), fails its requests within about a request timeout; a
+            // member without a leader refuses them at once. Either way `Net::call` moves on.
             .with_connect_timeout(options.request_timeout)
             .with_keep_alive(options.request_timeout, options.request_timeout)
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
-        let client = runtime
+        // One client per member (connections are made lazily, so a member that is down now
+        // costs nothing here); processes start at different members to spread the load.
+        let clients = runtime
             .block_on(async {
-                tokio::time::timeout(
-                    options.op_timeout,
-                    Client::connect(&target.endpoints, Some(connect)),
-                )
+                tokio::time::timeout(options.op_timeout, async {
+                    let mut clients = Vec::with_capacity(target.endpoints.len());
+                    for endpoint in &target.endpoints {
+                        clients.push(Client::connect([endpoint], Some(connect.clone())).await?);
+                    }
+                    Ok::<_, etcd_client::Error>(clients)
+                })
                 .await
             })
             .map_err(|_| {
@@ -67,10 +72,11 @@ impl Cluster {
                 ))
             })?
             .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
+        let first = std::process::id() as usize;
         Ok(Cluster {
             runtime: Arc::new(runtime),
             net: Net {
-                client,
+                members: Arc::new(Members::new(clients, first)),
                 layout: Layout::new(&target.prefix),
                 options,
             },

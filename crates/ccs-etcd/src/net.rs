@@ -2,6 +2,7 @@
 //! tasks, with the engine's settings and small async helpers over `etcd-client`.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
@@ -31,8 +32,7 @@ pub struct Options {
     /// (URL option `timeout`).
     pub op_timeout: Duration,
     /// Bound on one attempt of a request at one member. A member that does not answer within
-    /// it (stopped, paused, cut off) is left: a read is sent again (the client's balancer
-    /// favours the members that answer), a write fails with [`crate::Error::Unavailable`] (it
+    /// it (stopped, paused, cut off) is left for the next member: a read is sent again, a write fails with [`crate::Error::Unavailable`] (it
     /// may have been applied; the caller judges) instead of stalling for as long as the member
     /// is stopped. Longer than any answer of a healthy cluster (etcd's default election is 1 s).
     pub request_timeout: Duration,
@@ -109,9 +109,45 @@ impl Options {
 /// Client, key layout and settings: cheap to clone, owned by background tasks too.
 #[derive(Clone)]
 pub(crate) struct Net {
-    pub(crate) client: Client,
+    pub(crate) members: Arc<Members>,
     pub(crate) layout: Layout,
     pub(crate) options: Options,
+}
+
+/// The cluster's members, a client each, and the one requests go to. A request that finds its
+/// member hung (no answer within the request timeout) or unable to serve (unreachable, or no
+/// leader: cut off from the majority) moves every later request to the next member, as etcd's
+/// own client pins one endpoint and leaves it on failure. A balancer over all members instead
+/// sends about one request in three to a hung member for as long as it is hung, each costing a
+/// request timeout.
+pub(crate) struct Members {
+    clients: Vec<Client>,
+    preferred: Mutex<usize>,
+}
+
+impl Members {
+    /// `clients`: at least one; requests start at `first` (modulo their number).
+    pub(crate) fn new(clients: Vec<Client>, first: usize) -> Members {
+        let first = first % clients.len().max(1);
+        Members {
+            clients,
+            preferred: Mutex::new(first),
+        }
+    }
+
+    /// The member requests go to now: its index and client.
+    pub(crate) fn pick(&self) -> (usize, Client) {
+        let index = *self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        (index, self.clients[index].clone())
+    }
+
+    /// Leave member `index` for the next one, unless a request has already left it.
+    pub(crate) fn leave(&self, index: usize) {
+        let mut preferred = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        if *preferred == index {
+            *preferred = (index + 1) % self.clients.len();
+        }
+    }
 }
 
 /// Which failures of a request may be retried.
@@ -170,20 +206,27 @@ impl Net {
         let mut pause = Duration::from_millis(10);
         loop {
             let bound = deadline.min(tokio::time::Instant::now() + self.options.request_timeout);
-            let attempt = tokio::time::timeout_at(bound, request(self.client.clone())).await;
+            let (member, client) = self.members.pick();
+            let attempt = tokio::time::timeout_at(bound, request(client)).await;
             let error = match attempt {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                // A write that was sent may have been applied: not retried. A read is sent
-                // again while the operation timeout lasts.
-                Err(_) if retry == Retry::NotSent || tokio::time::Instant::now() >= deadline => {
-                    return Err(Error::Unavailable(format!(
-                        "{what}: no answer within {:?}",
-                        started.elapsed()
-                    )));
+                Err(_) => {
+                    self.members.leave(member);
+                    // A write that was sent may have been applied: not retried. A read is sent
+                    // again (to the next member) while the operation timeout lasts.
+                    if retry == Retry::NotSent || tokio::time::Instant::now() >= deadline {
+                        return Err(Error::Unavailable(format!(
+                            "{what}: no answer within {:?}",
+                            started.elapsed()
+                        )));
+                    }
+                    continue;
                 }
-                Err(_) => continue,
             };
+            if unavailable(&error) {
+                self.members.leave(member);
+            }
             let retryable = match retry {
                 Retry::Idempotent => unavailable(&error),
                 Retry::NotSent => never_sent(&error),

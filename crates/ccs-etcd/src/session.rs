@@ -132,8 +132,18 @@ pub(crate) async fn keep_alive(core: Arc<Core>) {
 
 async fn renew_until_stopped(core: &Core, lease: i64) -> Stop {
     let net = &core.net;
+    let (member, client) = net.members.pick();
+    let stop = renew_through(core, lease, client).await;
+    if matches!(stop, Stop::Transport) && !core.lock().closed {
+        // The member did not keep the lease alive: the next round goes to the next one.
+        net.members.leave(member);
+    }
+    stop
+}
+
+async fn renew_through(core: &Core, lease: i64, mut client: etcd_client::Client) -> Stop {
+    let net = &core.net;
     let period = net.options.session_ttl / 3;
-    let mut client = net.client.clone();
     let sent = Instant::now();
     let (mut keeper, mut stream) =
         match tokio::time::timeout(period, client.lease_keep_alive(lease)).await {

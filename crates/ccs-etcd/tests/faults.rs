@@ -3,11 +3,11 @@
 //! the whole cluster killed and restarted from its data directory (versions continue, an
 //! agent that lived through the outage serves no HIT from before it), the quorum lost and
 //! returned (every call answers within its bound meanwhile, detaching included), and the
-//! leader or a follower paused with SIGSTOP (writes go on through the others: no stall for the
-//! length of the pause, no stale read).
+//! leader or a follower paused with SIGSTOP, and the leader cut off from the other members by a
+//! network partition (writes go on through the others: no stall for the length of the fault,
+//! no stale read).
 //!
-//! Ports: `CCS_ETCD_PORT_BASE` + 8 × (slot + 1) when that variable is set (a private range per
-//! developer or CI job), else derived from the pid as below.
+//! Clusters and their ports come from the etcd test kit (`ccs-etcd-testkit`).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -16,35 +16,30 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ccs_etcd::{Cluster, Condition, Error, LogOp, LogOutcome};
-use common::{Prefix, cluster_cmd, start_private};
-
-/// Ports of this process's fault cluster `slot`: apart from the other tests' (24000-26501)
-/// and below the ephemeral range (32768 on).
-fn base(slot: u16) -> u16 {
-    match common::port_base() {
-        Some(base) => base + 8 * (slot + 1),
-        None => 26600 + slot * 2600 + (std::process::id() % 300) as u16 * 8,
-    }
-}
-
-fn etcd_installed() -> bool {
-    let ok = std::process::Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !ok {
-        eprintln!("\n*** SKIPPING fault tests: etcd is not installed ***\n");
-    }
-    ok
-}
+use ccs_etcd_testkit::{TestCluster, installed as etcd_installed};
+use common::Prefix;
 
 /// Write `value` as version `expected + 1`, retrying through an election. A retried write whose
 /// first attempt was applied but not answered shows up as a conflict naming exactly the version
 /// it would have written: it is in the cluster, so it counts as written.
 fn put_through_faults(agent: &ccs_etcd::EtcdAgent, key: &str, expected: u64, value: &[u8]) -> u64 {
+    put_timing_attempts(agent, key, expected, value, |_| {})
+}
+
+/// [`put_through_faults`], telling `attempt` how long each call of `put_if` took.
+fn put_timing_attempts(
+    agent: &ccs_etcd::EtcdAgent,
+    key: &str,
+    expected: u64,
+    value: &[u8],
+    mut attempt: impl FnMut(Duration),
+) -> u64 {
     let started = Instant::now();
     loop {
-        match agent.put_if(key, expected, value) {
+        let call = Instant::now();
+        let result = agent.put_if(key, expected, value);
+        attempt(call.elapsed());
+        match result {
             Ok(v) => return v,
             Err(Error::Conflict { current, .. }) if current == expected + 1 => return current,
             Err(Error::Unavailable(why)) => {
@@ -81,9 +76,8 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     if !etcd_installed() {
         return;
     }
-    let base = base(0);
-    let (endpoints, _dir, _) = start_private(Some(base));
-    let p = Prefix::on(&endpoints, "leader");
+    let etcd = TestCluster::start();
+    let p = Prefix::on(etcd.endpoints(), "leader");
     let writer = Cluster::connect_with(&p.url, common::options()).unwrap();
     let reader = Cluster::connect_with(&p.url, common::options()).unwrap();
     let w = writer.attach("writer").unwrap();
@@ -92,8 +86,8 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     let mut killed = None;
     for i in 1..=N {
         if i == N / 3 {
-            let leader = cluster_cmd(base, &["leader"]).trim().to_owned();
-            cluster_cmd(base, &["kill", &leader]);
+            let leader = etcd.leader();
+            etcd.kill(&leader);
             killed = Some((leader, Instant::now()));
         }
         let v = put_through_faults(&w, "k", i - 1, i.to_string().as_bytes());
@@ -146,7 +140,7 @@ fn killing_the_leader_loses_no_acknowledged_write() {
         "log after the leader kill: {} records, {errors} of failed attempts, none missing",
         records.len()
     );
-    cluster_cmd(base, &["revive", &leader]);
+    etcd.revive(&leader);
 }
 
 #[test]
@@ -154,9 +148,8 @@ fn a_restarted_cluster_continues_versions() {
     if !etcd_installed() {
         return;
     }
-    let base = base(1);
-    let (endpoints, _dir, _) = start_private(Some(base));
-    let p = Prefix::on(&endpoints, "restart");
+    let etcd = TestCluster::start();
+    let p = Prefix::on(etcd.endpoints(), "restart");
     let cluster = Cluster::connect_with(&p.url, common::options()).unwrap();
     let a = cluster.attach("a").unwrap();
     let b = cluster.attach("b").unwrap();
@@ -173,14 +166,14 @@ fn a_restarted_cluster_continues_versions() {
     assert!(b.get("k").unwrap().hit);
 
     for n in ["0", "1", "2"] {
-        cluster_cmd(base, &["kill", n]);
+        etcd.kill(n);
     }
     let down = Instant::now();
     // With the cluster down, the reader's copy stops being a HIT once its lease deadline
     // passes (a get then fails: nothing can be fetched).
     std::thread::sleep(Duration::from_secs(3));
     assert!(!b.is_valid("k").unwrap());
-    cluster_cmd(base, &["start"]);
+    etcd.restart();
     eprintln!("cluster restarted from its data after {:?}", down.elapsed());
 
     // Its session lease outlived the outage (etcd keeps leases across restarts and extends
@@ -220,9 +213,8 @@ fn with_no_quorum_every_call_answers_within_its_bound_and_the_quorum_returns() {
     if !etcd_installed() {
         return;
     }
-    let base = base(2);
-    let (endpoints, _dir, _) = start_private(Some(base));
-    let p = Prefix::on(&endpoints, "quorum");
+    let etcd = TestCluster::start();
+    let p = Prefix::on(etcd.endpoints(), "quorum");
     let options = short();
     let cluster = Cluster::connect_with(&p.url, options).unwrap();
     let a = cluster.attach("a").unwrap();
@@ -230,14 +222,9 @@ fn with_no_quorum_every_call_answers_within_its_bound_and_the_quorum_returns() {
     assert_eq!(a.put("k", b"1", Condition::View).unwrap(), 1);
     assert!(!b.get("k").unwrap().hit);
 
-    let leader = cluster_cmd(base, &["leader"]).trim().to_owned();
-    let killed: Vec<String> = ["0", "1", "2"]
-        .into_iter()
-        .filter(|n| *n != leader)
-        .map(str::to_owned)
-        .collect();
+    let killed = TestCluster::others(&etcd.leader());
     for n in &killed {
-        cluster_cmd(base, &["kill", n]);
+        etcd.kill(n);
     }
     let slack = Duration::from_millis(1500);
     // A plain read of a valid copy is served locally (until the session's lease deadline); a
@@ -277,7 +264,7 @@ fn with_no_quorum_every_call_answers_within_its_bound_and_the_quorum_returns() {
     // The quorum returns: versions continue, b's copy of version 1 is still the current one
     // (nothing was written), and a new write invalidates it before it returns.
     for n in &killed {
-        cluster_cmd(base, &["revive", n]);
+        etcd.revive(n);
     }
     let back = Instant::now();
     let c = cluster.attach("c").unwrap_or_else(|_| {
@@ -294,109 +281,174 @@ fn with_no_quorum_every_call_answers_within_its_bound_and_the_quorum_returns() {
     );
 }
 
-/// Write version after version through a SIGSTOP of one member (`leader`: the Raft leader,
-/// else a follower) for `pause`, with a reader checking after each write that it sees it (no
-/// stale read); return the longest time between two successive acknowledged writes.
-fn longest_gap_through_a_pause(slot: u16, leader: bool, pause: Duration) -> Duration {
-    // One pause test at a time: they measure stalls, on a machine the other tests load.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let base = base(slot);
-    let (endpoints, _dir, _) = start_private(Some(base));
-    let p = Prefix::on(
-        &endpoints,
-        if leader {
-            "pause-leader"
-        } else {
-            "pause-follower"
-        },
-    );
-    // The default operation timeout (10 s): only the request timeout bounds a stall.
-    let options = ccs_etcd::Options {
+/// A fault of one member that lasts a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGSTOP, then SIGCONT: a hung server whose sockets stay open.
+    Pause,
+    /// A network partition between the member and the other two (clients still reach it).
+    Isolate,
+}
+
+/// What writing through a fault showed.
+#[derive(Debug)]
+struct Through {
+    /// Writes acknowledged while the fault lasted.
+    during: u64,
+    /// The longest single call of `put_if` made while the fault lasted.
+    longest_call: Duration,
+}
+
+/// Options of the stall tests. A stall used to last a whole bound: a write sent to a hung
+/// leader waited for the operation timeout, a writer whose reader watched through a hung member
+/// waited for the acknowledgement timeout (10 s each here). Now a request to a hung member
+/// costs a request timeout (1 s), and a watch through it about as much.
+fn stall_options() -> ccs_etcd::Options {
+    ccs_etcd::Options {
         op_timeout: Duration::from_secs(10),
+        ack_timeout: Duration::from_secs(10),
         ..short()
-    };
-    let writer = Cluster::connect_with(&p.url, options).unwrap();
-    let reader = Cluster::connect_with(&p.url, options).unwrap();
+    }
+}
+
+/// Write version after version while one member (`leader`: the Raft leader, else a follower)
+/// suffers `fault` for `length`, with a reader checking after each write that it sees it (no
+/// stale read); go on for a second after the fault.
+fn write_through(etcd: &TestCluster, fault: Fault, leader: bool, length: Duration) -> Through {
+    let name = format!("{fault:?}-{}", if leader { "leader" } else { "follower" });
+    let p = Prefix::on(etcd.endpoints(), &name.to_lowercase());
+    let writer = Cluster::connect_with(&p.url, stall_options()).unwrap();
+    let reader = Cluster::connect_with(&p.url, stall_options()).unwrap();
     let w = writer.attach("writer").unwrap();
     let r = reader.attach("reader").unwrap();
-    let current = cluster_cmd(base, &["leader"]).trim().to_owned();
+    let current = etcd.leader();
     let victim = if leader {
         current
     } else {
-        ["0", "1", "2"]
-            .into_iter()
-            .find(|n| *n != current)
-            .unwrap()
-            .to_owned()
+        TestCluster::others(&current).remove(0)
     };
-    let mut resumer: Option<std::thread::JoinHandle<()>> = None;
-    let mut longest = Duration::ZERO;
-    let mut last = Instant::now();
-    let mut paused_at = None;
-    let mut i = 0u64;
-    loop {
-        i += 1;
-        if i == 10 {
-            cluster_cmd(base, &["pause", &victim]);
-            paused_at = Some(Instant::now());
-            let victim = victim.clone();
-            resumer = Some(std::thread::spawn(move || {
-                std::thread::sleep(pause);
-                cluster_cmd(base, &["resume", &victim]);
-            }));
+    let ended: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    std::thread::scope(|scope| {
+        let mut on = false;
+        let mut during = 0;
+        let mut longest_call = Duration::ZERO;
+        let mut longest_gap = Duration::ZERO;
+        let mut last = Instant::now();
+        let mut i = 0u64;
+        loop {
+            i += 1;
+            if i == 10 {
+                match fault {
+                    Fault::Pause => etcd.pause(&victim),
+                    Fault::Isolate => etcd.isolate(&victim),
+                }
+                on = true;
+                last = Instant::now();
+                let (victim, ended) = (&victim, &ended);
+                scope.spawn(move || {
+                    std::thread::sleep(length);
+                    match fault {
+                        Fault::Pause => etcd.resume(victim),
+                        Fault::Isolate => etcd.heal(),
+                    }
+                    ended.set(Instant::now()).unwrap();
+                });
+            }
+            let v = put_timing_attempts(&w, "k", i - 1, i.to_string().as_bytes(), |took| {
+                if on {
+                    longest_call = longest_call.max(took);
+                }
+            });
+            assert_eq!(v, i);
+            // Acknowledged while the fault lasted if it had not ended after the ack.
+            if on && ended.get().is_none() {
+                during += 1;
+                longest_gap = longest_gap.max(last.elapsed());
+                last = Instant::now();
+            }
+            let read = get_through_faults(&r, "k");
+            assert_eq!(read.version, i, "stale read after an acknowledged put");
+            assert_eq!(read.bytes, i.to_string().as_bytes());
+            if let Some(end) = ended.get() {
+                if on {
+                    // The time from the last acknowledged write to the fault's end counts too.
+                    longest_gap = longest_gap.max(end.saturating_duration_since(last));
+                    on = false;
+                }
+                if end.elapsed() > Duration::from_secs(1) {
+                    eprintln!(
+                        "{name} (m{victim}) for {length:?}: {i} writes, {during} of them \
+                         during the fault; the longest put_if call during it {longest_call:?}, \
+                         the longest time without an acknowledged write {longest_gap:?}"
+                    );
+                    return Through {
+                        during,
+                        longest_call,
+                    };
+                }
+            }
         }
-        let v = put_through_faults(&w, "k", i - 1, i.to_string().as_bytes());
-        assert_eq!(v, i);
-        let now = Instant::now();
-        longest = longest.max(now - last);
-        last = now;
-        let read = get_through_faults(&r, "k");
-        assert_eq!(read.version, i, "stale read after an acknowledged put");
-        assert_eq!(read.bytes, i.to_string().as_bytes());
-        if resumer.as_ref().is_some_and(|t| t.is_finished())
-            && paused_at.is_some_and(|t| t.elapsed() > pause + Duration::from_secs(1))
-        {
-            break;
-        }
-    }
-    resumer.unwrap().join().unwrap();
-    eprintln!(
-        "{} m{victim} paused for {pause:?}: {i} writes, longest gap between writes {longest:?}",
-        if leader { "leader" } else { "follower" }
+    })
+}
+
+/// The claims of the stall tests: writes were acknowledged while the member was hung or cut
+/// off (failover: a paused or isolated leader commits nothing, so a new leader took them), and
+/// no call waited for the bound it used to wait for (which it did by construction: a request
+/// bound by the operation timeout, a wait for an acknowledgement bound by its timeout; the
+/// fault lasts 2 s longer than that bound).
+fn assert_no_stall(through: &Through) {
+    let options = stall_options();
+    let bound = options.op_timeout.min(options.ack_timeout);
+    assert!(
+        through.during >= 1,
+        "no write acknowledged during the fault"
     );
-    longest
+    assert!(
+        through.longest_call < bound,
+        "a put_if call took {:?}: it waited for the {bound:?} a stall used to last",
+        through.longest_call
+    );
+}
+
+/// Long enough that a stall for the whole fault exceeds the bound of [`assert_no_stall`].
+const FAULT_LENGTH: Duration = Duration::from_secs(12);
+
+/// Write through `fault` of the leader or a follower, on a cluster of its own, and check the
+/// claims of [`assert_no_stall`].
+fn no_stall_through(fault: Fault, leader: bool) {
+    if !etcd_installed() {
+        return;
+    }
+    let etcd = match fault {
+        Fault::Pause => TestCluster::start(),
+        Fault::Isolate => match TestCluster::start_partitionable() {
+            Some(etcd) => etcd,
+            None => return,
+        },
+    };
+    assert_no_stall(&write_through(&etcd, fault, leader, FAULT_LENGTH));
 }
 
 #[test]
-#[ignore = "a wall-clock gap bound on a shared 2-core machine is flaky in CI (8.2 s once against 8 s): run with --ignored, see docs/reliability.md"]
 fn a_paused_leader_does_not_stall_writes_for_the_pause() {
-    if !etcd_installed() {
-        return;
-    }
     // With one bound per request (the operation timeout, 10 s) a request sent to the paused
-    // leader stalled for 10-12 s. Now: about two request timeouts (~3 s here, up to ~5 s
-    // under load).
-    let pause = Duration::from_secs(12);
-    let longest = longest_gap_through_a_pause(3, true, pause);
-    assert!(
-        longest < Duration::from_secs(8),
-        "writes stalled for {longest:?}"
-    );
+    // leader hung for 10 s; now for a request timeout (1 s).
+    no_stall_through(Fault::Pause, true);
 }
 
 #[test]
-#[ignore = "a wall-clock gap bound on a shared 2-core machine is flaky in CI (8.2 s once against 8 s): run with --ignored, see docs/reliability.md"]
 fn a_paused_follower_does_not_stall_writes() {
-    if !etcd_installed() {
-        return;
-    }
     // A reader whose watch is on the paused member cannot acknowledge: the writer waited for
-    // its ack timeout (10 s; measured 10.1 s). Its watcher now notices the silent member and watches elsewhere.
-    let pause = Duration::from_secs(12);
-    let longest = longest_gap_through_a_pause(4, false, pause);
-    assert!(
-        longest < Duration::from_secs(8),
-        "writes stalled for {longest:?}"
-    );
+    // its ack timeout (10 s; measured 10.1 s). Its watcher now notices the silent member and
+    // watches elsewhere.
+    no_stall_through(Fault::Pause, false);
+}
+
+#[test]
+fn an_isolated_leader_does_not_stall_writes_nor_serve_stale_reads() {
+    // The leader cut off from the other members (a network partition; it still answers
+    // clients, and steps down once it hears from no majority): writes go on through the
+    // majority's new leader, and a reader never sees an older version than the last write
+    // returned.
+    no_stall_through(Fault::Isolate, true);
 }

@@ -77,7 +77,7 @@ impl Agent {
         }
     }
 
-    fn agent(&self) -> PyResult<Arc<agent_coherence::Agent>> {
+    pub(crate) fn agent(&self) -> PyResult<Arc<agent_coherence::Agent>> {
         lock(&self.inner).clone().ok_or_else(|| {
             PyRuntimeError::new_err(format!("agent `{}` was closed; attach it again", self.name))
         })
@@ -440,6 +440,32 @@ struct CachedState {
 pub(crate) struct Cached {
     agent: Arc<agent_coherence::Agent>,
     state: Mutex<CachedState>,
+}
+
+impl Cached {
+    /// `refresh()` for native callers: `seen` gets the version now held and, on a MISS, the
+    /// bytes just fetched (`None` on a HIT). It runs under the copy's lock: it must not run
+    /// Python code (creating `bytes`, `str` or `int` objects is fine: they are not tracked by
+    /// the garbage collector, whose finalizers could).
+    pub(crate) fn refresh_with<R>(
+        &self,
+        py: Python<'_>,
+        seen: impl FnOnce(u64, Option<&[u8]>) -> R,
+    ) -> PyResult<R> {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let hit = self.agent.refresh(&mut state.cached).or_raise(py)?;
+        if hit {
+            return Ok(seen(state.cached.version(), None));
+        }
+        state.bytes = None;
+        Ok(seen(state.cached.version(), Some(state.cached.bytes())))
+    }
+
+    /// The artifact's key, resolved (writes through it skip the key lookup).
+    pub(crate) fn resolved_key(&self) -> agent_coherence::Key {
+        lock(&self.state).cached.key().clone()
+    }
 }
 
 #[pymethods]

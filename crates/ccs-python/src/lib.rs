@@ -15,6 +15,7 @@
 //! | `Cached` | [`agent_coherence::Cached`] with [`agent_coherence::Agent::refresh`] |
 //! | `WriteGuard` | [`agent_coherence::WriteGuard`] over an `Arc<Agent>` |
 //! | `CoherenceError` and subclasses | every variant of [`agent_coherence::Error`] |
+//! | `StoreEntry` | `ShmStore`'s entry of one item: its native get and rewrite |
 //! | `max_cosine` | cosine similarity over `f32` vectors, for `ShmStore`'s vector search |
 //!
 //! The GIL: calls that can block (waiting, writes that may meet a stuck writer, opening a
@@ -36,8 +37,11 @@
 mod agent;
 mod buffer;
 mod errors;
+mod msgpack;
+mod plain_value;
 mod segment;
 mod similarity;
+mod store_entry;
 
 use pyo3::prelude::*;
 
@@ -55,6 +59,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agent::Cached>()?;
     m.add_class::<agent::WriteGuard>()?;
     m.add_class::<buffer::ReadBuffer>()?;
+    m.add_class::<store_entry::StoreEntry>()?;
     m.add_function(wrap_pyfunction!(similarity::max_cosine, m)?)?;
     errors::register(m)?;
     Ok(())

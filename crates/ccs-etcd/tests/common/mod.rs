@@ -1,16 +1,14 @@
-//! Shared plumbing of the ccs-etcd tests: a real etcd cluster (the one `CCS_ETCD_ENDPOINTS`
-//! names, or a private three-member cluster started with `scripts/etcd-cluster start --owner`
-//! that stops when this test process exits), a unique prefix per test that is destroyed
+//! Shared plumbing of the ccs-etcd tests: a real etcd cluster (from the etcd test kit,
+//! `ccs-etcd-testkit`), a unique prefix per test that is destroyed
 //! afterwards, and child processes: the test binary re-executes itself in a named role
 //! (`CCS_ETCD_ROLE`), reports with lines starting `CCS> ` and takes orders on stdin.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of this module
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use ccs_etcd::{Cluster, Options};
@@ -22,88 +20,11 @@ pub const PREFIX: &str = "CCS> ";
 /// Bound on every wait for a child, only to avoid hanging forever.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-pub fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/etcd-cluster")
-}
-
-/// Endpoints of the cluster the tests use; `None` (with a loud message) only if etcd is not
+/// Endpoints of the cluster the tests share (the test kit's: `CCS_ETCD_ENDPOINTS`, or a
+/// private cluster of this process); `None` (with a loud message) only if etcd is not
 /// installed and no cluster was named.
 pub fn endpoints() -> Option<String> {
-    static ENDPOINTS: OnceLock<Option<String>> = OnceLock::new();
-    ENDPOINTS
-        .get_or_init(|| {
-            if let Ok(e) = std::env::var("CCS_ETCD_ENDPOINTS") {
-                return Some(e);
-            }
-            let installed = Command::new("etcd").arg("--version").output().is_ok();
-            if !installed {
-                eprintln!(
-                    "\n*** SKIPPING: etcd is not installed and CCS_ETCD_ENDPOINTS is unset; \
-                     apt-get install etcd-server etcd-client to run the ccs-etcd tests ***\n"
-                );
-                return None;
-            }
-            Some(start_private(None).0)
-        })
-        .clone()
-}
-
-/// `CCS_ETCD_PORT_BASE`, if set: the start of a port range of this run's own (the shared test
-/// cluster takes base..base+2 and base+100..base+102; the fault tests' clusters lie above).
-pub fn port_base() -> Option<u16> {
-    std::env::var("CCS_ETCD_PORT_BASE").ok()?.parse().ok()
-}
-
-/// Start a private cluster owned by this process (on `CCS_ETCD_PORT_BASE`, or ports derived
-/// from the pid, unless `base` is given; below the ephemeral port range, where outgoing
-/// connections would collide). Returns (endpoints, data dir, port base).
-pub fn start_private(base: Option<u16>) -> (String, String, u16) {
-    let base = base
-        .or_else(port_base)
-        .unwrap_or(24000 + (std::process::id() % 300) as u16 * 8);
-    wait_for_stop(base);
-    let out = Command::new(script())
-        .args(["start", "--owner", &std::process::id().to_string()])
-        .env("CCS_ETCD_PORT_BASE", base.to_string())
-        .env_remove("CCS_ETCD_DIR")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/etcd-cluster start failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let get = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .to_owned()
-    };
-    (get("CCS_ETCD_ENDPOINTS"), get("CCS_ETCD_DIR"), base)
-}
-
-/// Wait (up to 20 s) until the cluster an earlier test process ran on `base` is stopped: its
-/// watchdog removes the state file last. With a fixed `CCS_ETCD_PORT_BASE` every test binary
-/// uses the same ports, one after the other; starting over a cluster being stopped would
-/// reuse its data directory and lose the new members to the old watchdog.
-pub fn wait_for_stop(base: u16) {
-    let dir = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".to_owned());
-    let state = PathBuf::from(dir).join(format!("ccs-etcd-{base}.dir"));
-    let started = std::time::Instant::now();
-    while state.exists() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Run the script with a private cluster's port base.
-pub fn cluster_cmd(base: u16, args: &[&str]) -> String {
-    let out = Command::new(script())
-        .args(args)
-        .env("CCS_ETCD_PORT_BASE", base.to_string())
-        .env_remove("CCS_ETCD_DIR")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/etcd-cluster {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
+    ccs_etcd_testkit::shared_endpoints().map(str::to_owned)
 }
 
 /// Options for tests: a 2 s session so that dead or stopped agents are noticed quickly.

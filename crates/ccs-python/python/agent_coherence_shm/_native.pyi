@@ -1,7 +1,7 @@
 """Type stubs of the native module (Rust, PyO3): see crates/ccs-python/src."""
 
 from types import TracebackType
-from typing import Iterator, Literal, TypedDict
+from typing import Any, Iterator, Literal, TypedDict
 
 __version__: str
 MAX_KEY_BYTES: int
@@ -290,6 +290,26 @@ class Cached:
     def version(self) -> int: ...
     @property
     def key(self) -> str: ...
+
+class StoreEntry:
+    """``ShmStore``'s cached view of one item for one agent (internal to the LangGraph store)."""
+    view: Any
+    cached: Cached | None
+    snap: tuple[int, list[Any], Any] | None
+    tomb: int
+    def __init__(self, view: Any) -> None: ...
+    def bind(
+        self,
+        agent: Agent,
+        writer: str,
+        scope: tuple[str, ...],
+        key: str,
+        shown: tuple[str, ...],
+        decoders: tuple[Any, ...],
+        item_class: type,
+    ) -> None: ...
+    def get(self) -> Any | None: ...
+    def rewrite(self, value: Any, vectors: bytes | None) -> bool: ...
 
 class ReadBuffer:
     """A zero-copy read: a read-only buffer over one pinned version (buffer protocol)."""

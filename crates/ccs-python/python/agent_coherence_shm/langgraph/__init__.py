@@ -15,9 +15,13 @@ as a named agent; a write from an agent whose copy is stale is refused with ``Co
 {'rename': 'validateUser'}
 >>> executor.close(); planner.close(destroy=True)
 
-Modules: ``store`` (``ShmStore``), ``_keys`` (artifact keys), ``_codec`` (item bytes, LangGraph's
-serializer), ``_filters`` (filters and namespace conditions), ``_index`` (vector search),
-``_agents`` (one attachment per agent per process). See ``docs/python.md``.
+Modules: ``store`` (``ShmStore``: addressing, reads, writes, batches), ``_queries`` (its
+searches and namespace listings), ``_keys`` (artifact keys),
+``_codec`` (item bytes, LangGraph's serializer), ``_items`` (the ``Item``s returned, decoded on
+first access), ``_filters`` (filters and namespace conditions), ``_index`` (vector search and a
+batch's embeddings), ``_agents`` (one attachment per agent per process; the observer),
+``_conflicts`` (conflicts named by namespace and key); the native ``StoreEntry`` does ``get`` and
+the rewrite of a held item in one call each. See ``docs/python.md``.
 """
 
 from agent_coherence_shm.langgraph._keys import artifact_key

@@ -9,9 +9,14 @@ it detaches when the last of them closes.
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from agent_coherence_shm._native import Agent, Segment
+from agent_coherence_shm._native import Agent, AgentBusy, Segment
+
+#: Seconds ``observed`` waits for another process's use of the agent to end.
+OBSERVER_WAIT = 5.0
 
 _lock = threading.Lock()
 _attached: dict[tuple[str, str], list[Any]] = {}  # (location, name) -> [agent, users]
@@ -47,3 +52,31 @@ def attached(segment: Segment, name: str) -> bool:
     with _lock:
         entry = _attached.get((segment.location, name))
         return entry is not None and not entry[0].closed
+
+
+@contextmanager
+def observed(segment: Segment, name: str, strategy: Any = None) -> Iterator[Agent]:
+    """Agent ``name`` for one operation: the process's attachment if it has one, else attached
+    for the operation (waiting up to ``OBSERVER_WAIT`` seconds for another process using it)."""
+    if attached(segment, name):
+        agent = acquire(segment, name, strategy)
+        try:
+            yield agent
+        finally:
+            release(segment, name)
+        return
+    deadline = time.monotonic() + OBSERVER_WAIT
+    pause = 0.0005
+    while True:
+        try:
+            agent = acquire(segment, name, strategy)
+            break
+        except AgentBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+    try:
+        yield agent
+    finally:
+        release(segment, name)

@@ -12,13 +12,17 @@ then, if the page is not full, items without vectors with score ``None``.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from array import array
 from typing import Any, Sequence
 
 from langgraph.store.base import (
     IndexConfig,
+    Op,
+    PutOp,
     SearchItem,
+    SearchOp,
     ensure_embeddings,
     get_text_at_path,
     tokenize_path,
@@ -97,3 +101,51 @@ def rank(
         scoreless = [item for score, (item, _) in zip(scores, candidates) if score is None]
         page.extend(scoreless[: limit - len(page)])
     return page
+
+
+def embed_ops(index: Index | None, ops: list[Op]) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
+    """The embeddings a batch needs: its search queries' (by query) and its puts' vectors (by
+    the put's position in ``ops``); none without an index."""
+    if index is None:
+        return {}, {}
+    embeddings = index.embeddings
+    queries = {q: embeddings.embed_query(q) for q in _queries(ops)}
+    vectors = {}
+    for i, texts in _texts(index, ops).items():
+        embedded = embeddings.embed_documents(texts)
+        index.check(embedded)
+        vectors[i] = pack(embedded)
+    return queries, vectors
+
+
+async def aembed_ops(
+    index: Index | None, ops: list[Op]
+) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
+    """``embed_ops`` with the embeddings' async API."""
+    if index is None:
+        return {}, {}
+    embeddings = index.embeddings
+    wanted = list(_queries(ops))
+    embedded_queries = await asyncio.gather(*(embeddings.aembed_query(q) for q in wanted))
+    queries = dict(zip(wanted, embedded_queries))
+    vectors = {}
+    for i, texts in _texts(index, ops).items():
+        embedded = await embeddings.aembed_documents(texts)
+        index.check(embedded)
+        vectors[i] = pack(embedded)
+    return queries, vectors
+
+
+def _queries(ops: list[Op]) -> set[str]:
+    return {op.query for op in ops if isinstance(op, SearchOp) and op.query}
+
+
+def _texts(index: Index, ops: list[Op]) -> dict[int, list[str]]:
+    """The texts to embed, by the position of the put that writes them."""
+    texts = {}
+    for i, op in enumerate(ops):
+        if isinstance(op, PutOp) and op.value is not None:
+            found = index.texts(op.value, op.index)
+            if found:
+                texts[i] = found
+    return texts

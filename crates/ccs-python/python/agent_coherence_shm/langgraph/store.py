@@ -13,13 +13,10 @@ any other, one label is enough, and the number of namespaces is bounded only by 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import warnings
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from langgraph.store.base import (
     NOT_PROVIDED,
@@ -31,19 +28,17 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
-    SearchItem,
     SearchOp,
     _validate_namespace,
 )
 
 from agent_coherence_shm._native import (
     Agent,
-    AgentBusy,
-    Cached,
     CoherenceError,
     Conflict,
     NotFound,
     Segment,
+    StoreEntry,
 )
 from agent_coherence_shm.langgraph import _agents
 from agent_coherence_shm.langgraph._codec import (
@@ -55,22 +50,16 @@ from agent_coherence_shm.langgraph._codec import (
     NAMESPACE,
     NS_ORDER,
     UPDATED,
-    VECTORS,
-    WRITER,
     KIND,
     VALUE,
     Codec,
     Doc,
 )
-from agent_coherence_shm.langgraph._filters import matches, namespace_matches
-from agent_coherence_shm.langgraph._index import Index, pack, rank
-from agent_coherence_shm.langgraph._keys import (
-    HASHED_BUDGET,
-    artifact_key,
-    decode,
-    kept_labels,
-    scope_text,
-)
+from agent_coherence_shm.langgraph._conflicts import restated
+from agent_coherence_shm.langgraph._index import Index, aembed_ops, embed_ops, pack
+from agent_coherence_shm.langgraph._items import StoredItem, plain_item, stored_item
+from agent_coherence_shm.langgraph._keys import artifact_key, decode, scope_text
+from agent_coherence_shm.langgraph._queries import Queries
 
 #: Prefix of every artifact key the store writes (``ShmStore(prefix=...)`` changes it).
 DEFAULT_PREFIX = "lg/"
@@ -80,117 +69,19 @@ DEFAULT_AGENT = "langgraph"
 #: namespace names no agent.
 OBSERVER = "shmstore-observer"
 
-_OBSERVER_WAIT = 5.0  # seconds to wait for another process's observer to finish
-_UTC = timezone.utc
 #: Insertion stamps: nanoseconds since the epoch (a put takes far longer than the clock's
 #: resolution, so one thread's stamps increase; ties sort by key).
 _stamp = time.time_ns
+#: Items pickled before ``_items`` existed name this.
+_plain_item = plain_item
 
 
-def _datetime(micros: int) -> datetime:
-    # Exact: a double resolves 0.24 us at today's epoch seconds, fromtimestamp rounds to 1 us.
-    return datetime.fromtimestamp(micros / 1_000_000, _UTC)
-
-
-class _Timestamp:
-    """A datetime attribute made from stored microseconds (slot ``micros``) on first access
-    and kept in slot ``made``."""
-
-    def __init__(self, micros: str, made: str) -> None:
-        self.micros, self.made = micros, made
-
-    def __get__(self, item: Any, owner: Any = None) -> Any:
-        if item is None:
-            return self
-        made = getattr(item, self.made)
-        if made is None:
-            made = _datetime(getattr(item, self.micros))
-            setattr(item, self.made, made)
-        return made
-
-    def __set__(self, item: Any, value: datetime) -> None:
-        setattr(item, self.made, value)
-
-
-class _Value:
-    """An item's ``value``, decoded from the stored bytes (slot ``_raw``) by ``_decode`` on
-    first access and kept in slot ``_body``, so that a read returns before it decodes."""
-
-    def __get__(self, item: Any, owner: Any = None) -> Any:
-        if item is None:
-            return self
-        raw = item._raw
-        if raw is not None:
-            item._body = item._decode(raw)
-            item._raw = None
-        return item._body
-
-    def __set__(self, item: Any, value: Any) -> None:
-        item._body = value
-        item._raw = None
-
-
-class _StoredItem(Item):
-    """An ``Item`` whose ``value`` is decoded, and whose ``created_at``/``updated_at`` are made
-    from the stored microseconds, on first access (a MISS need not decode a value nor build two
-    datetimes nobody may read); otherwise an Item. The descriptors shadow ``Item``'s slots,
-    which stay unused."""
-
-    __slots__ = ("_body", "_raw", "_decode", "_created_us", "_updated_us", "_created", "_updated")
-
-    value = _Value()  # type: ignore[assignment]
-    created_at = _Timestamp("_created_us", "_created")  # type: ignore[assignment]
-    updated_at = _Timestamp("_updated_us", "_updated")  # type: ignore[assignment]
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled and copied as the plain Item it stands for (its value decoded): the
-        # undecoded value holds the store's decoder, which does not pickle.
-        return (_plain_item, (self.value, self.key, self.namespace, self.created_at, self.updated_at))
-
-
-def _plain_item(
-    value: Any, key: str, namespace: tuple[str, ...], created_at: datetime, updated_at: datetime
-) -> Item:
-    return Item(
-        value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at
-    )
-
-
-def _item(
-    doc: Doc, namespace: tuple[str, ...], codec: Codec, created: datetime | None = None
-) -> _StoredItem:
-    """The Item of a stored version, its attributes set directly (what ``Item.__init__``
-    stores after normalising), its value decoded on first access. ``created``:
-    ``created_at`` if already made."""
-    item = _StoredItem.__new__(_StoredItem)
-    kind = doc[KIND]
-    if kind == VALUE:
-        item._body, item._raw = doc[BODY], None
-    else:
-        item._raw, item._decode = doc[BODY], codec.decoders[kind]
-    item.key = doc[KEY]
-    item.namespace = namespace
-    item._created_us = doc[CREATED]
-    item._updated_us = doc[UPDATED]
-    item._created = created
-    item._updated = None
-    return item
-
-
-class _Entry:
-    """One agent's cached view of one item: the native copy and what it decodes to."""
-
-    __slots__ = ("view", "cached", "snap", "tomb")
-
-    def __init__(self, view: "_View") -> None:
-        self.view = view  # the agent whose view of the item this is
-        self.cached: Cached | None = None
-        # (version, doc, item) of the version decoded (or written) last: one attribute, so
-        # that a lock-free reader never pairs a version with another version's item. The item
-        # is made on the first read after a write (None until then).
-        self.snap: tuple[int, Doc, Item | None] | None = None
-        # The deletion version this agent saw (a read found the item deleted), else 0.
-        self.tomb = 0
+#: One agent's cached view of one item (``view``, ``cached``, ``snap``, ``tomb``): native, with
+#: the hot paths of ``get`` and of a rewrite (``crates/ccs-python/src/store_entry.rs``). ``snap``
+#: is ``None`` or ``(version, doc, item)`` of the version decoded (or written) last: one
+#: attribute, so that a reader never pairs a version with another version's item; the item is
+#: made on the first read after a write (``None`` until then).
+_Entry = StoreEntry
 
 
 class _View:
@@ -204,7 +95,7 @@ class _View:
         self.entries: dict[str, _Entry] = {}
 
 
-class ShmStore(BaseStore):
+class ShmStore(Queries, BaseStore):
     """A LangGraph store in an agent-coherence segment, shared by every process that opens it.
 
     ``segment``: a segment name (under /dev/shm) or path, opened or created with the sizes in
@@ -302,6 +193,8 @@ class ShmStore(BaseStore):
             self._hot.clear()
             self._own = None
             for view in self._views.values():
+                for entry in view.entries.values():
+                    entry.snap = None  # a get() holding an entry takes the checked path
                 view.entries.clear()
                 _agents.release(self.segment, view.name)
             self._views.clear()
@@ -369,14 +262,14 @@ class ShmStore(BaseStore):
         order against the state before the batch, then its writes (the last write of an item
         wins)."""
         ops = list(ops)
-        queries, vectors = self._embed(ops)
+        queries, vectors = embed_ops(self._index, ops)
         return self._run(ops, queries, vectors)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """``batch`` with the embeddings' async API; the store's own work is a few
         microseconds of lock-free reads per item, run inline."""
         ops = list(ops)
-        queries, vectors = await self._aembed(ops)
+        queries, vectors = await aembed_ops(self._index, ops)
         return self._run(ops, queries, vectors)
 
     def get(
@@ -395,22 +288,14 @@ class ShmStore(BaseStore):
         except TypeError:  # an unhashable (list) namespace
             entry = None
         if entry is not None:
-            cached, snap = entry.cached, entry.snap
-            if cached is not None and snap is not None:
-                try:
-                    # Lock-free HIT: one native call; a MISS fetches the current version
-                    # into the copy and returns it with its bytes in the same call.
-                    got = cached.update()
-                    if got == snap[0] and snap[2] is not None:
-                        return snap[2]
-                    with self._lock:
-                        if entry.snap is snap and not self._closed:
-                            found = self._snap(entry.view, entry, got)
-                            scope = namespace[1:] if self.agent_from_namespace else namespace
-                            if found[1][NAMESPACE] == scope and found[1][KEY] == key:
-                                return found[2]
-                except NotFound:
-                    pass  # deleted: handled below
+            try:
+                # One native call: a HIT returns the item held; a MISS fetches the current
+                # version and returns its new item (None: this path cannot answer).
+                item = entry.get()
+                if item is not None:
+                    return item
+            except NotFound:
+                pass  # deleted: handled below
         with self._lock:
             self._open()
             namespace = tuple(namespace)
@@ -445,16 +330,29 @@ class ShmStore(BaseStore):
                 vectors = pack(embedded)
         if type(key) is not str:
             key = str(key)
+        if self._own is not None and not self._closed:
+            # The common rewrite, without the lock: the store's agent holds the item through
+            # this store (a bound entry), and a plain value is encoded and written on exactly
+            # the version held in one native call, which also takes the new version into the
+            # entry (atomically under the GIL). Anything else, a Conflict included, is decided
+            # under the lock below, as every other write.
+            entry = self._hot.get((namespace, key))
+            if entry is not None:
+                try:
+                    if entry.rewrite(value, vectors):
+                        return
+                except Conflict:
+                    pass
         with self._lock:
             if self._closed:
                 raise RuntimeError("this ShmStore was closed")
             own = self._own
             if own is not None:
-                # The common rewrite: the store's agent holds this item through this store.
-                akey = self._keys.get((namespace, key))
-                entry = own.entries.get(akey) if akey is not None else None
+                # The store's agent holds this item through this store: a value that is not
+                # plain (or a conflict) takes the codec's path.
+                entry = self._hot.get((namespace, key))
                 if entry is not None and entry.snap is not None and not entry.tomb:
-                    self._rewrite(own, entry, akey, namespace, key, value, vectors)  # type: ignore[arg-type]
+                    self._rewrite(own, entry, namespace, key, value, vectors)
                     return
             view, scope = self._address(namespace)
             self._put(view, scope, namespace, key, value, vectors)
@@ -468,49 +366,6 @@ class ShmStore(BaseStore):
             self._delete(view, scope, namespace, str(key))
 
     # ---------------------------------------------------------------- batches
-
-    def _embed(self, ops: list[Op]) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
-        if self._index is None:
-            return {}, {}
-        embeddings = self._index.embeddings
-        queries = {q: embeddings.embed_query(q) for q in self._queries(ops)}
-        vectors = {}
-        for i, texts in self._texts(ops).items():
-            embedded = embeddings.embed_documents(texts)
-            self._index.check(embedded)
-            vectors[i] = pack(embedded)
-        return queries, vectors
-
-    async def _aembed(
-        self, ops: list[Op]
-    ) -> tuple[dict[str, list[float]], dict[int, bytes | None]]:
-        if self._index is None:
-            return {}, {}
-        embeddings = self._index.embeddings
-        wanted = list(self._queries(ops))
-        embedded_queries = await asyncio.gather(*(embeddings.aembed_query(q) for q in wanted))
-        queries = dict(zip(wanted, embedded_queries))
-        vectors = {}
-        for i, texts in self._texts(ops).items():
-            embedded = await embeddings.aembed_documents(texts)
-            self._index.check(embedded)
-            vectors[i] = pack(embedded)
-        return queries, vectors
-
-    @staticmethod
-    def _queries(ops: list[Op]) -> set[str]:
-        return {op.query for op in ops if isinstance(op, SearchOp) and op.query}
-
-    def _texts(self, ops: list[Op]) -> dict[int, list[str]]:
-        """The texts to embed, by the index of the put that writes them."""
-        assert self._index is not None
-        texts = {}
-        for i, op in enumerate(ops):
-            if isinstance(op, PutOp) and op.value is not None:
-                found = self._index.texts(op.value, op.index)
-                if found:
-                    texts[i] = found
-        return texts
 
     def _run(
         self,
@@ -647,7 +502,7 @@ class ShmStore(BaseStore):
             if snap[2] is not None:
                 return snap  # type: ignore[return-value]
             doc = snap[1]
-            done = (version, doc, _item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
+            done = (version, doc, stored_item(doc, self._shown(view, doc[NAMESPACE]), self._codec))
             entry.snap = done
             return done
         cached = entry.cached
@@ -658,9 +513,9 @@ class ShmStore(BaseStore):
             raise CoherenceError(
                 f"artifact {cached.key!r} does not hold a store item: {error}"
             ) from None
-        # _item(), inline: this is most of a MISS.
+        # stored_item(), inline: this is most of a MISS on the store's Python path.
         namespace = doc[NAMESPACE]
-        item = _StoredItem.__new__(_StoredItem)
+        item = StoredItem.__new__(StoredItem)
         item._raw = doc[BODY]
         item._decode = self._decoders[doc[KIND]]
         item.key = doc[KEY]
@@ -689,158 +544,17 @@ class ShmStore(BaseStore):
                 f"{key!r} of {scope!r}: a key-hash collision or a foreign writer"
             )
         if self._hot_ok:
-            shown = self._shown(view, scope)
-            if len(self._hot) > 100_000:
-                self._hot.clear()
-            self._hot[(shown, key)] = view.entries[akey]
+            self._make_hot(view, view.entries[akey], scope, key)
         return snap[2]
 
-    def _candidates(self, scope: tuple[str, ...]) -> list[str]:
-        """Artifact keys that may hold items of namespaces starting with ``scope``."""
-        text = scope_text(self.prefix, scope)
-        keys = self.segment.list(text)
-        if len(text.encode()) > HASHED_BUDGET:
-            hashed = self.segment.list(kept_labels(self.prefix, scope) + "#")
-            keys = sorted(set(keys) | set(hashed))
-        return keys
-
-    def _search(self, op: SearchOp, query: Sequence[float] | None) -> list[SearchItem]:
-        prefix = tuple(op.namespace_prefix)
-        if self.agent_from_namespace and not prefix:
-            return self._search_observed(op)
-        if self.agent_from_namespace:  # (agent,) alone searches every scope as that agent
-            view, scope = self._view(prefix[0]), prefix[1:]
-        else:
-            view, scope = self._address(prefix)
-        found: list[tuple[Doc, Item]] = []
-        for akey in self._candidates(scope):
-            snap = self._read(view, akey)
-            if snap is None:
-                continue
-            doc = snap[1]
-            if doc[NAMESPACE][: len(scope)] != scope or not matches(snap[2].value, op.filter):
-                continue
-            found.append((doc, snap[2]))
-        return self._page(found, op, query)
-
-    def _search_observed(self, op: SearchOp) -> list[SearchItem]:
-        """A search of every namespace in ``agent_from_namespace`` mode: read by the observer,
-        each item under the agent that wrote it."""
-        found: list[tuple[Doc, Item]] = []
-        with self._observed() as observer:
-            for akey in self._candidates(()):
-                try:
-                    doc = self._codec.decode(observer.get(akey).bytes)
-                except NotFound:
-                    continue
-                item = _item(doc, (doc[WRITER],) + doc[NAMESPACE], self._codec)
-                if matches(item.value, op.filter):
-                    found.append((doc, item))
-        return self._page(found, op, None)
-
-    def _page(
-        self, found: list[tuple[Doc, Item]], op: SearchOp, query: Sequence[float] | None
-    ) -> list[SearchItem]:
-        """One page of the matches, in insertion order (namespaces in the order they were
-        first written, items in the order they were created, as ``InMemoryStore``), or ranked
-        by similarity to ``query``."""
-        ns_order = self._ns_order
-        found.sort(
-            key=lambda pair: (
-                ns_order.get(pair[0][NAMESPACE], pair[0][NS_ORDER]),
-                pair[0][NAMESPACE],
-                pair[0][ITEM_ORDER],
-                pair[0][KEY],
-            )
-        )
-        items = [
-            SearchItem(i.namespace, i.key, i.value, i.created_at, i.updated_at) for _, i in found
-        ]
-        if query is not None and self._index is not None:
-            return rank(
-                query, list(zip(items, (doc[VECTORS] for doc, _ in found))), op.offset, op.limit
-            )
-        return items[op.offset : op.offset + op.limit]
-
-    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        conditions = tuple(op.match_conditions or ())
-        namespaces: set[tuple[str, ...]] = set()
-        if self.agent_from_namespace:
-            namespaces = self._namespaces_by_agent(conditions)
-        else:
-            view = self._view(self._acting())
-            for akey in self.segment.list(self.prefix):
-                decoded = decode(self.prefix, akey)
-                if decoded is not None:
-                    namespaces.add(decoded[0])
-                else:
-                    snap = self._read(view, akey)
-                    if snap is not None:
-                        namespaces.add(snap[1][NAMESPACE])
-        selected = [ns for ns in namespaces if all(namespace_matches(c, ns) for c in conditions)]
-        if op.max_depth is not None:
-            selected = sorted({ns[: op.max_depth] for ns in selected})
-        else:
-            selected = sorted(selected)
-        return selected[op.offset : op.offset + op.limit]
-
-    def _namespaces_by_agent(self, conditions: tuple[Any, ...]) -> set[tuple[str, ...]]:
-        """``agent_from_namespace`` listings: every namespace as the agent the prefix names
-        sees it, or, when none is named, under the agent that wrote it."""
-        agent = next(
-            (
-                c.path[0]
-                for c in conditions
-                if c.match_type == "prefix" and len(c.path) > 0 and c.path[0] != "*"
-            ),
-            None,
-        )
-        keys = self.segment.list(self.prefix)
-        namespaces: set[tuple[str, ...]] = set()
-        if agent is not None:
-            view = self._view(agent)
-            for akey in keys:
-                decoded = decode(self.prefix, akey)
-                if decoded is not None:
-                    namespaces.add((agent,) + decoded[0])
-                elif (snap := self._read(view, akey)) is not None:
-                    namespaces.add((agent,) + snap[1][NAMESPACE])
-            return namespaces
-        with self._observed() as observer:
-            for akey in keys:
-                try:
-                    doc = self._codec.decode(observer.get(akey).bytes)
-                except NotFound:
-                    continue
-                namespaces.add((doc[WRITER],) + doc[NAMESPACE])
-        return namespaces
-
-    @contextmanager
-    def _observed(self) -> Iterator[Agent]:
-        """The observer agent for one operation: the process's attachment if it has one,
-        else attached for the operation (waiting up to 5 s for another process using it)."""
-        if _agents.attached(self.segment, self.observer):
-            agent = _agents.acquire(self.segment, self.observer, self.strategy)
-            try:
-                yield agent
-            finally:
-                _agents.release(self.segment, self.observer)
-            return
-        deadline = time.monotonic() + _OBSERVER_WAIT
-        pause = 0.0005
-        while True:
-            try:
-                agent = _agents.acquire(self.segment, self.observer, self.strategy)
-                break
-            except AgentBusy:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        try:
-            yield agent
-        finally:
-            _agents.release(self.segment, self.observer)
+    def _make_hot(self, view: _View, entry: _Entry, scope: tuple[str, ...], key: str) -> None:
+        """Serve ``get(namespace, key)`` from ``entry`` without the lock (and, for the store's
+        own agent, ``put`` without the lookups): bound to its item, in ``_hot``."""
+        shown = self._shown(view, scope)
+        entry.bind(view.agent, view.name, scope, key, shown, self._decoders, StoredItem)
+        if len(self._hot) > 100_000:
+            self._hot.clear()
+        self._hot[(shown, key)] = entry
 
     # ---------------------------------------------------------------- writes
 
@@ -898,7 +612,7 @@ class ShmStore(BaseStore):
                 entry.snap = None
                 self._put(view, scope, namespace, key, value, vectors)
                 return
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         except CoherenceError as error:
             error.namespace = namespace  # type: ignore[attr-defined]
             error.item_key = key  # type: ignore[attr-defined]
@@ -912,44 +626,47 @@ class ShmStore(BaseStore):
         # The version just written is what this agent holds: its next read fetches the bytes
         # into the copy (a MISS of the copy, not of the agent) and needs no decoding.
         entry.snap = (version, doc, None)
+        if view is self._own and self._hot_ok:
+            self._make_hot(view, entry, scope, key)
 
     def _rewrite(
         self,
         view: _View,
         entry: _Entry,
-        akey: str,
         namespace: tuple[str, ...],
         key: str,
         value: Mapping[str, Any],
         vectors: bytes | None,
     ) -> None:
-        """``_put``'s first case alone (the agent wrote or read the item through this store):
-        write on exactly the version it holds, keeping the item's creation and places."""
-        version, held, _ = entry.snap  # type: ignore[misc]
-        doc = [
-            FORMAT,
-            namespace,
-            key,
-            view.name,
-            held[CREATED],
-            _stamp() // 1000,
-            held[NS_ORDER],
-            held[ITEM_ORDER],
-            value,
-            vectors,
-            VALUE,
-        ]
-        data = self._codec.encode(doc)
+        """``_put``'s first case alone (the agent wrote or read the item through this store,
+        which bound ``entry`` to it), encoded by the codec (``put`` writes plain values with
+        ``entry.rewrite``): write on exactly the version it holds, keeping the item's creation
+        and places."""
         try:
-            version = view.agent.put_if(akey, version, data)
+            version, held, _ = entry.snap
+            doc = [
+                FORMAT,
+                namespace,
+                key,
+                view.name,
+                held[CREATED],
+                _stamp() // 1000,
+                held[NS_ORDER],
+                held[ITEM_ORDER],
+                value,
+                vectors,
+                VALUE,
+            ]
+            data = self._codec.encode(doc)
+            version = view.agent.put_if(self._akey(namespace, key), version, data)
         except Conflict as error:
-            if view.agent.check(akey).is_current:
+            if view.agent.check(self._akey(namespace, key)).is_current:
                 # Another store of this process, acting as the same agent, read or wrote a
                 # newer version: the agent's view is current, so the write is not stale.
                 entry.snap = None
                 self._put(view, namespace, namespace, key, value, vectors)
                 return
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         entry.snap = (version, doc, None)
 
     def _namespace_order(self, view: _View, scope: tuple[str, ...], now: int) -> int:
@@ -978,26 +695,10 @@ class ShmStore(BaseStore):
         except NotFound:
             return  # never written, or deleted already: nothing to do (as InMemoryStore)
         except Conflict as error:
-            raise _conflict(error, namespace, key, view.name) from None
+            raise restated(error, namespace, key, view.name) from None
         entry = view.entries.get(akey)
         if entry is None:
             entry = _Entry(view)
             view.entries[akey] = entry
         entry.snap = None
         entry.tomb = version
-
-
-def _conflict(error: Conflict, namespace: tuple[str, ...], key: str, agent: str) -> Conflict:
-    """The core's ``Conflict`` restated for the store: it names the namespace and key."""
-    current, yours = getattr(error, "current", None), getattr(error, "yours", None)
-    conflict = Conflict(
-        f"item {key!r} in namespace {namespace!r} was written by another agent (now version "
-        f"{current}) since agent {agent!r} read version {yours}; nothing was written. Read the "
-        "item again (get) and write on what it holds now."
-    )
-    conflict.key = getattr(error, "key", None)  # type: ignore[attr-defined]
-    conflict.current = current  # type: ignore[attr-defined]
-    conflict.yours = yours  # type: ignore[attr-defined]
-    conflict.namespace = namespace  # type: ignore[attr-defined]
-    conflict.item_key = key  # type: ignore[attr-defined]
-    return conflict
