@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use ccs_protocol::{RawRecord, RecordRead};
 
-use crate::backend::etcd;
 use crate::backend::shm::Shared;
+use crate::backend::{dispatch, etcd};
 use crate::error::Result;
 use crate::trace::{LogBatch, LogOp, LogOutcome, LogRecord};
 
@@ -45,20 +45,14 @@ impl LogReader {
 
     /// Skip everything logged so far: the next poll returns only newer records.
     pub fn skip_to_end(&mut self) -> Result<()> {
-        match &mut self.source {
-            Source::Shm(log) => log.skip_to_end(),
-            Source::Etcd(log) => log.skip_to_end(),
-        }
+        dispatch!(Source, &mut self.source, log => log.skip_to_end())
     }
 
     /// Everything logged since the last poll. On etcd, the first poll reads everything the
     /// log holds and later ones wait for nothing: what an agent made in its last few tens of
     /// milliseconds may still be in its process.
     pub fn poll(&mut self) -> Result<LogBatch> {
-        match &mut self.source {
-            Source::Shm(log) => log.poll(),
-            Source::Etcd(log) => log.poll(),
-        }
+        dispatch!(Source, &mut self.source, log => log.poll())
     }
 }
 
