@@ -3,47 +3,11 @@
 
 use std::time::Duration;
 
-use ccs_protocol::Condition;
-
+use crate::backend::{Engine, Hold, dispatch};
 use crate::error::Result;
-use crate::etcd;
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::segment::{Inner, Segment};
-use crate::shm;
-use crate::strategy::Strategy;
-
-/// An artifact version: starts at 1 and grows by exactly 1 per write (a delete counts as one).
-pub type Version = u64;
-
-/// The result of [`Agent::get`]: the bytes, their version, and whether the agent's copy was
-/// already current (a HIT) or had to be fetched (a MISS).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
-    /// The payload.
-    pub bytes: Vec<u8>,
-    /// Its version.
-    pub version: Version,
-    /// The agent already held this version.
-    pub hit: bool,
-}
-
-/// The agent's standing on one artifact, from [`Agent::check`], without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Check {
-    /// The version the agent last read or wrote; `None` if it never did.
-    pub held: Option<Version>,
-    /// The artifact's current version (0: never written).
-    pub current: Version,
-    /// The agent's copy is current: its next read would be a HIT.
-    pub valid: bool,
-}
-
-impl Check {
-    /// Whether the agent holds the current version.
-    pub fn is_current(&self) -> bool {
-        self.valid && self.held == Some(self.current)
-    }
-}
+use crate::{Check, Read, Strategy, Version};
 
 /// A pre-resolved artifact key: reads and writes through it skip the key lookup (on shared
 /// memory, the directory line is resolved once; on etcd a key is just its text).
@@ -189,19 +153,6 @@ pub struct Agent {
     pub(crate) engine: Engine,
 }
 
-/// The backend behind an [`Agent`]: every per-agent call is one `match` on it, a predictable
-/// branch, so the shared-memory HIT path keeps its cost (no virtual call, no allocation).
-pub(crate) enum Engine {
-    Shm(shm::Agent),
-    Etcd(Box<etcd::Agent>),
-}
-
-/// An exclusive hold as the backend knows it; see [`crate::WriteGuard`].
-pub(crate) enum Hold {
-    Shm(ccs_protocol::Hold),
-    Etcd(etcd::Hold),
-}
-
 impl Agent {
     pub(crate) fn attach(segment: &Segment, name: &str, strategy: Strategy) -> Result<Agent> {
         let engine = match &segment.inner {
@@ -217,10 +168,7 @@ impl Agent {
 
     /// The freshness strategy it attached with.
     pub fn strategy(&self) -> Strategy {
-        match &self.engine {
-            Engine::Shm(a) => a.strategy(),
-            Engine::Etcd(a) => a.strategy(),
-        }
+        dispatch!(Engine, &self.engine, a => a.strategy())
     }
 
     /// The agent's name.
@@ -236,13 +184,7 @@ impl Agent {
     /// Resolve `key` once, for repeated use. On shared memory this creates its directory entry
     /// if needed (a slot of `max_artifacts`); on etcd it only checks the key.
     pub fn key(&self, key: &str) -> Result<Key> {
-        let line = match &self.engine {
-            Engine::Shm(a) => Some(a.key(key)?),
-            Engine::Etcd(a) => {
-                a.check_key(key)?;
-                None
-            }
-        };
+        let line = dispatch!(Engine, &self.engine, a => a.resolve(key))?;
         Ok(Key {
             line,
             key: key.to_owned(),
@@ -253,18 +195,7 @@ impl Agent {
     /// A HIT takes no lock, no system call and no round trip. After a MISS the agent holds the
     /// version read.
     pub fn get(&self, artifact: impl ArtifactRef) -> Result<Read> {
-        match &self.engine {
-            Engine::Shm(a) => {
-                let mut bytes = Vec::new();
-                let (version, hit) = a.get_into(&artifact, &mut bytes)?;
-                Ok(Read {
-                    bytes,
-                    version,
-                    hit,
-                })
-            }
-            Engine::Etcd(a) => a.get(artifact.key_str()),
-        }
+        dispatch!(Engine, &self.engine, a => a.get(&artifact))
     }
 
     /// A linearizable read, on etcd: as [`Agent::get`], but the artifact's current revision
@@ -277,14 +208,7 @@ impl Agent {
     ///
     /// [`Error::Unsupported`]: crate::Error::Unsupported
     pub fn get_linearizable(&self, artifact: impl ArtifactRef) -> Result<Read> {
-        match &self.engine {
-            Engine::Shm(_) => Err(crate::Error::Unsupported {
-                what: "a linearizable read (get_linearizable)",
-                backend: crate::Backend::SharedMemory,
-                why: "a shared-memory HIT is served from the segment with no authority to confirm the current version with; use get",
-            }),
-            Engine::Etcd(a) => a.get_linearizable(artifact.key_str()),
-        }
+        dispatch!(Engine, &self.engine, a => a.get_linearizable(&artifact))
     }
 
     /// [`Agent::get`] into a caller's buffer (reused across calls to avoid allocation).
@@ -295,10 +219,7 @@ impl Agent {
         artifact: impl ArtifactRef,
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
-        match &self.engine {
-            Engine::Shm(a) => a.get_into(&artifact, buffer),
-            Engine::Etcd(a) => a.get_into(artifact.key_str(), buffer),
-        }
+        dispatch!(Engine, &self.engine, a => a.get_into(&artifact, buffer))
     }
 
     /// Read an artifact without copying it (on shared memory): the guard pins that version,
@@ -308,13 +229,8 @@ impl Agent {
     /// The guard borrows the agent: the pin is recorded under it, and must not outlive it
     /// (see [`ReadGuard`]). [`Agent::read_owned`] gives a guard that keeps the agent instead.
     pub fn read(&self, artifact: impl ArtifactRef) -> Result<ReadGuard<'_>> {
-        match &self.engine {
-            Engine::Shm(a) => Ok(ReadGuard::pinned(self, a.read(&artifact)?)),
-            Engine::Etcd(a) => {
-                let read = a.get(artifact.key_str())?;
-                Ok(ReadGuard::owned(self, read))
-            }
-        }
+        let inner = dispatch!(Engine, &self.engine, a => a.read(&artifact))?;
+        Ok(ReadGuard::new(self, inner))
     }
 
     /// [`Agent::read`] for a guard that must outlive the borrow: it keeps the agent alive
@@ -328,10 +244,7 @@ impl Agent {
 
     /// Whether this agent's copy is current, without reading the artifact's bytes.
     pub fn check(&self, artifact: impl ArtifactRef) -> Result<Check> {
-        match &self.engine {
-            Engine::Shm(a) => a.check(&artifact),
-            Engine::Etcd(a) => a.check(artifact.key_str()),
-        }
+        dispatch!(Engine, &self.engine, a => a.check(&artifact))
     }
 
     /// Bring a private copy up to date. A HIT (`Ok(true)`) when this agent's copy is still
@@ -340,10 +253,7 @@ impl Agent {
     /// current version is fetched into `cached`, reusing its buffer.
     #[inline]
     pub fn refresh(&self, cached: &mut Cached) -> Result<bool> {
-        match &self.engine {
-            Engine::Shm(a) => a.refresh(cached),
-            Engine::Etcd(a) => a.refresh(cached),
-        }
+        dispatch!(Engine, &self.engine, a => a.refresh(cached))
     }
 
     /// Whether this agent's copy is current, from local state alone (on shared memory its
@@ -351,10 +261,7 @@ impl Agent {
     /// reader can spin on it to notice an invalidation. `false` for an unknown key.
     #[inline]
     pub fn is_valid(&self, artifact: impl ArtifactRef) -> Result<bool> {
-        match &self.engine {
-            Engine::Shm(a) => a.is_valid(&artifact),
-            Engine::Etcd(a) => a.is_valid(artifact.key_str()),
-        }
+        dispatch!(Engine, &self.engine, a => a.is_valid(&artifact))
     }
 
     /// Write an artifact, conditional on this agent's own view: refused with
@@ -362,10 +269,7 @@ impl Agent {
     /// write, or a write by an agent that never read the artifact, is admitted. Returns the new
     /// version; every other agent's copy is invalid before this returns.
     pub fn put(&self, artifact: impl ArtifactRef, bytes: &[u8]) -> Result<Version> {
-        match &self.engine {
-            Engine::Shm(a) => a.put(&artifact, bytes, Condition::View),
-            Engine::Etcd(a) => a.put(artifact.key_str(), bytes),
-        }
+        dispatch!(Engine, &self.engine, a => a.put(&artifact, bytes))
     }
 
     /// Write only if the artifact is at version `expected` (0: never written): compare-and-set.
@@ -375,27 +279,18 @@ impl Agent {
         expected: Version,
         bytes: &[u8],
     ) -> Result<Version> {
-        match &self.engine {
-            Engine::Shm(a) => a.put_if(&artifact, expected, bytes),
-            Engine::Etcd(a) => a.put_if(artifact.key_str(), expected, bytes),
-        }
+        dispatch!(Engine, &self.engine, a => a.put_if(&artifact, expected, bytes))
     }
 
     /// Overwrite whatever version is there. Use sparingly: this is the write that loses updates.
     pub fn put_blind(&self, artifact: impl ArtifactRef, bytes: &[u8]) -> Result<Version> {
-        match &self.engine {
-            Engine::Shm(a) => a.put(&artifact, bytes, Condition::Blind),
-            Engine::Etcd(a) => a.put_blind(artifact.key_str(), bytes),
-        }
+        dispatch!(Engine, &self.engine, a => a.put_blind(&artifact, bytes))
     }
 
     /// Delete an artifact, conditional on this agent's view like [`Agent::put`]. The deletion is
     /// a version of its own; a later write continues from it.
     pub fn delete(&self, artifact: impl ArtifactRef) -> Result<Version> {
-        match &self.engine {
-            Engine::Shm(a) => a.delete(&artifact),
-            Engine::Etcd(a) => a.delete(artifact.key_str()),
-        }
+        dispatch!(Engine, &self.engine, a => a.delete(&artifact))
     }
 
     /// Take the artifact exclusively (E) for `lease`: no one else can write it until this
@@ -427,10 +322,7 @@ impl Agent {
     }
 
     fn take(&self, artifact: &impl ArtifactRef, lease: Duration) -> Result<Hold> {
-        match &self.engine {
-            Engine::Shm(a) => a.acquire(artifact, lease).map(Hold::Shm),
-            Engine::Etcd(a) => a.acquire(artifact.key_str(), lease).map(Hold::Etcd),
-        }
+        dispatch!(Engine, &self.engine, a => a.acquire(artifact, lease))
     }
 
     /// Block until the artifact's version exceeds `since`, or `timeout` passes (`None`:
@@ -443,10 +335,7 @@ impl Agent {
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
-        match &self.engine {
-            Engine::Shm(a) => a.wait_changed(&artifact, since, timeout),
-            Engine::Etcd(a) => a.wait_changed(artifact.key_str(), since, timeout),
-        }
+        dispatch!(Engine, &self.engine, a => a.wait_changed(&artifact, since, timeout))
     }
 
     /// Keys of existing artifacts starting with `prefix`, sorted.

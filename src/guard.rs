@@ -5,9 +5,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{Agent, Engine, Hold, Read, Version};
+use crate::agent::Agent;
+use crate::backend::Hold;
+use crate::backend::shm::PinnedRead;
 use crate::error::{Error, Result};
-use crate::shm::PinnedRead;
+use crate::{Read, Version};
 
 /// One version of an artifact, from [`Agent::read`]. On shared memory the version's slot is
 /// pinned in the segment while the guard lives and its bytes are lent without copying; on etcd
@@ -42,23 +44,18 @@ pub struct ReadGuard<'a> {
     agent: PhantomData<&'a Agent>,
 }
 
-enum ReadInner {
+/// What a backend's read leaves the guard: a pinned slot (shared memory) or a copy (etcd).
+pub(crate) enum ReadInner {
     Pinned(PinnedRead),
+    // Without the `etcd` feature only the uninhabited stand-in would make one.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     Owned(Read),
 }
 
 impl<'a> ReadGuard<'a> {
-    pub(crate) fn pinned(_agent: &'a Agent, pin: PinnedRead) -> ReadGuard<'a> {
+    pub(crate) fn new(_agent: &'a Agent, inner: ReadInner) -> ReadGuard<'a> {
         ReadGuard {
-            inner: ReadInner::Pinned(pin),
-            _owner: None,
-            agent: PhantomData,
-        }
-    }
-
-    pub(crate) fn owned(_agent: &'a Agent, read: Read) -> ReadGuard<'a> {
-        ReadGuard {
-            inner: ReadInner::Owned(read),
+            inner,
             _owner: None,
             agent: PhantomData,
         }
@@ -137,7 +134,9 @@ impl std::fmt::Debug for ReadGuard<'_> {
 /// ```
 ///
 /// `A` is how the guard reaches its agent: `&Agent` from [`Agent::acquire`], or `Arc<Agent>`
-/// from [`Agent::acquire_owned`] for a hold kept across calls (a server's session).
+/// from [`Agent::acquire_owned`] for a hold kept across calls (a server's session). The guard
+/// keeps its agent attached while it lives; the hold itself belongs to the backend that
+/// granted it and commits through that backend alone.
 pub struct WriteGuard<A: Deref<Target = Agent>> {
     agent: A,
     hold: Option<Hold>,
@@ -161,38 +160,28 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
 
     /// The artifact's version when the hold was taken (0: never written).
     pub fn version(&self) -> Version {
-        match &self.hold {
-            Some(Hold::Shm(hold)) => u64::from(hold.version),
-            Some(Hold::Etcd(hold)) => hold.version(),
-            None => 0,
-        }
+        self.hold.as_ref().map_or(0, Hold::version)
     }
 
     /// Publish `bytes` as the next version and give the hold up. Refused with
     /// [`Error::Fenced`] if the hold was reclaimed (lease expired): nothing is written then.
     pub fn commit(mut self, bytes: &[u8]) -> Result<Version> {
         let hold = self.hold.take().ok_or_else(|| self.fenced())?;
-        match (&self.agent.engine, hold) {
-            (Engine::Shm(a), Hold::Shm(hold)) => a.commit(hold, bytes, &self.key),
-            (Engine::Etcd(a), Hold::Etcd(hold)) => a.commit(hold, bytes),
-            // A hold is only ever made by its own agent's backend.
-            _ => Err(self.fenced()),
-        }
+        hold.commit(bytes)
     }
 
     /// Give the hold up without writing. [`Error::Fenced`] if it had been reclaimed already.
     pub fn release(mut self) -> Result<()> {
         let hold = self.hold.take().ok_or_else(|| self.fenced())?;
-        release(&self.agent, hold, &self.key)
+        hold.release()
     }
 
     /// Extend the lease to `lease` from now. [`Error::Fenced`] if it had been reclaimed.
     /// On etcd the lease is rounded up to whole seconds.
     pub fn renew(&mut self, lease: Duration) -> Result<()> {
-        match (&self.agent.engine, &mut self.hold) {
-            (Engine::Shm(a), Some(Hold::Shm(hold))) => a.renew(*hold, lease, &self.key),
-            (Engine::Etcd(a), Some(Hold::Etcd(hold))) => a.renew(hold, lease),
-            _ => Err(self.fenced()),
+        match &mut self.hold {
+            Some(hold) => hold.renew(lease),
+            None => Err(self.fenced()),
         }
     }
 
@@ -207,20 +196,10 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
     }
 }
 
-fn release(agent: &Agent, hold: Hold, key: &str) -> Result<()> {
-    match (&agent.engine, hold) {
-        (Engine::Shm(a), Hold::Shm(hold)) => a.release(hold, key),
-        (Engine::Etcd(a), Hold::Etcd(hold)) => a.release(hold),
-        _ => Err(Error::Fenced {
-            key: key.to_owned(),
-        }),
-    }
-}
-
 impl<A: Deref<Target = Agent>> Drop for WriteGuard<A> {
     fn drop(&mut self) {
         if let Some(hold) = self.hold.take() {
-            let _ = release(&self.agent, hold, &self.key);
+            let _ = hold.release();
         }
     }
 }

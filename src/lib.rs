@@ -29,36 +29,33 @@
 //! `etcd://host1:2379,host2:2379/prefix` instead of a name or path ([`Backend`];
 //! `docs/backends.md` lists the few differences and the shared-memory-only operations).
 //!
-//! The layers: this crate is the facade, one `match` per call over the two backends (no
-//! `unsafe` but in `shm`: viewing the mapping as atomic words, and the zero-copy lend of a
-//! pinned slot); `ccs-protocol` holds the shared-memory layout and lock-free algorithms
-//! (loom-checked); `ccs-os` the mapping, kernel-released locks and futexes; `ccs-etcd` the
-//! engine on etcd. See `docs/protocol.md`, `docs/layout.md` and `docs/protocol-etcd.md`.
+//! The layers: this crate is the facade, one `match` per call over the backends side by side
+//! in `backend/` (no `unsafe` but in `backend/shm`: viewing the mapping as atomic words, and
+//! the zero-copy lend of a pinned slot); `ccs-types` the values every backend speaks;
+//! `ccs-protocol` the shared-memory layout and lock-free algorithms (loom-checked); `ccs-os`
+//! the mapping, kernel-released locks and futexes; `ccs-etcd` the engine on etcd. See
+//! `docs/architecture.md`, `docs/protocol.md`, `docs/layout.md` and `docs/protocol-etcd.md`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod agent;
+mod backend;
 mod error;
-#[cfg(feature = "etcd")]
-mod etcd;
-#[cfg(not(feature = "etcd"))]
-#[path = "etcd_off.rs"]
-mod etcd;
 mod events;
 mod guard;
 mod segment;
-mod shm;
 mod status;
-mod strategy;
 pub mod trace;
 
-pub use agent::{Agent, ArtifactRef, Cached, Check, Key, Read, Version};
+pub use agent::{Agent, ArtifactRef, Cached, Key};
 pub use ccs_protocol::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem};
 pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
+/// The values every backend speaks, defined once in `ccs-types`.
+pub use ccs_types::{
+    AgentState, ArtifactStatus, ChangeEvent, Check, Events, Mesi, Read, Strategy, Version,
+};
 pub use error::{Error, Result};
-pub use events::{ChangeEvent, Events};
 pub use guard::{ReadGuard, WriteGuard};
 pub use segment::{Backend, DEFAULT_MODE, FsckReport, OpenOptions, Segment, Switches};
-pub use status::{AgentSlot, AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
-pub use strategy::Strategy;
+pub use status::{AgentSlot, AgentStatus, Status};

@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use ccs_protocol::Config;
 
+use crate::Strategy;
 use crate::agent::Agent;
+use crate::backend::shm::Shared;
+use crate::backend::{dispatch, etcd};
 use crate::error::{Error, Result};
-use crate::etcd;
-use crate::shm::Shared;
 use crate::status::Status;
-use crate::strategy::Strategy;
 use crate::trace::{LogReader, LogRecord};
 
 pub use ccs_protocol::{FsckReport, Switches};
@@ -357,34 +357,22 @@ impl Segment {
     /// are 0 (no fixed limit), `log_records` 0 (no operation log) and `write_lease_ms` 0
     /// (a write is one transaction: there is no transient hold to reclaim).
     pub fn config(&self) -> Config {
-        match &self.inner {
-            Inner::Shm(shared) => shared.config(),
-            Inner::Etcd(_) => etcd::config(),
-        }
+        dispatch!(Inner, &self.inner, segment => segment.config())
     }
 
     /// Where the segment lives, as the user named it.
     pub fn location(&self) -> &str {
-        match &self.inner {
-            Inner::Shm(shared) => &shared.name,
-            Inner::Etcd(segment) => segment.url(),
-        }
+        dispatch!(Inner, &self.inner, segment => segment.location())
     }
 
     /// A snapshot of agents, artifacts and every agent's MESI state on every artifact.
     pub fn status(&self) -> Result<Status> {
-        match &self.inner {
-            Inner::Shm(shared) => shared.status(),
-            Inner::Etcd(segment) => segment.status(),
-        }
+        dispatch!(Inner, &self.inner, segment => segment.status())
     }
 
     /// Keys of existing artifacts starting with `prefix`, sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        match &self.inner {
-            Inner::Shm(shared) => shared.list(prefix),
-            Inner::Etcd(segment) => segment.list(prefix),
-        }
+        dispatch!(Inner, &self.inner, segment => segment.list(prefix))
     }
 
     /// Check every structure of the segment; with `repair`, also repair what is safe.

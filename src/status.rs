@@ -2,33 +2,8 @@
 
 use ccs_protocol::Config;
 
+use crate::ArtifactStatus;
 use crate::segment::Backend;
-
-/// An agent's coherence state on one artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mesi {
-    /// Modified: the agent is writing a new version right now (a `put` in progress; never
-    /// seen on etcd, where a write is one transaction).
-    Modified,
-    /// Exclusive: the agent holds the artifact's single-writer right (`acquire`).
-    Exclusive,
-    /// Shared: the agent's copy is the current version.
-    Shared,
-    /// Invalid: the agent never read it, or a newer version exists.
-    Invalid,
-}
-
-impl Mesi {
-    /// One letter: M, E, S or I.
-    pub fn letter(self) -> char {
-        match self {
-            Mesi::Modified => 'M',
-            Mesi::Exclusive => 'E',
-            Mesi::Shared => 'S',
-            Mesi::Invalid => 'I',
-        }
-    }
-}
 
 /// One registered agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,36 +49,6 @@ pub struct AgentSlot {
     /// Artifacts whose view it holds as dropped: it must read them before a conditional write
     /// (see docs/protocol.md, "Agent slots").
     pub views_dropped: u64,
-}
-
-/// One agent's standing on one artifact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentState {
-    /// The agent.
-    pub agent: String,
-    /// Its MESI state.
-    pub state: Mesi,
-    /// The version it last read or wrote (`None`: never).
-    pub held: Option<u64>,
-}
-
-/// One artifact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArtifactStatus {
-    /// Its key.
-    pub key: String,
-    /// Current version (0: created, never written).
-    pub version: u64,
-    /// Bytes of the current version.
-    pub size: u64,
-    /// Who wrote the current version.
-    pub writer: Option<String>,
-    /// The current version is a deletion.
-    pub deleted: bool,
-    /// Who holds its single-writer right now, if anyone.
-    pub holder: Option<String>,
-    /// Every registered agent's state on it, in agent order.
-    pub states: Vec<AgentState>,
 }
 
 /// A snapshot of a segment. On shared memory each row is read consistently and the whole is

@@ -665,7 +665,7 @@ fn the_operation_log_records_operations(place: &Place) {
         conflict(reader.put("plan", b"on v1"));
         writer.put_blind("plan", b"v3").unwrap();
     } // detached: an etcd agent flushes what it still buffers
-    let interesting = |records: &[LogRecord]| -> Vec<(String, LogOp, LogOutcome, u32, u32)> {
+    let interesting = |records: &[LogRecord]| -> Vec<(String, LogOp, LogOutcome, u64, u64)> {
         records
             .iter()
             .filter(|r| r.key.as_deref() == Some("plan"))

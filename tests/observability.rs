@@ -346,7 +346,7 @@ fn the_log_under_concurrent_writer_processes_has_no_torn_record_keeps_order_and_
         // No torn record: every put says consistently which put it was.
         let mut puts = 0;
         for record in records.iter().filter(|r| r.op == LogOp::Put) {
-            let i = u64::from(record.version) - 1;
+            let i = record.version - 1;
             assert_eq!(record.bytes, i % 997 + 1, "{record:?}");
             assert_eq!(record.key.as_deref(), Some(format!("own/{name}").as_str()));
             assert_eq!(record.outcome, LogOutcome::Ok);

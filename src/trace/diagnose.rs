@@ -32,7 +32,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::record::{LogOp, LogOutcome, LogRecord, WriteMode};
+use super::{LogOp, LogOutcome, LogRecord, WriteMode};
+use crate::Version;
 
 /// What a [`Finding`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,7 +156,7 @@ pub fn diagnose(records: &[LogRecord]) -> Diagnosis {
     let duplicates = before - unique.len();
     // By time, but each agent's records in seq order and each key's writes in revision order
     // where records carry one (etcd: hosts' clocks differ).
-    let sorted = ccs_protocol::merge_order(unique);
+    let sorted = ccs_types::merge_order(unique);
 
     let first_t_ns = sorted.first().map_or(0, |r| r.t_ns);
     let coverage = Coverage::of(&sorted);
@@ -317,7 +318,7 @@ struct View<'a> {
     /// Its latest read of the key.
     read: &'a LogRecord,
     /// The newest version it has read or written.
-    version: u32,
+    version: Version,
     /// The first write by another agent of a version newer than `version`, not yet re-read.
     pending: Option<&'a LogRecord>,
 }
@@ -793,8 +794,8 @@ mod tests {
             op: LogOp,
             outcome: LogOutcome,
             key: Option<&str>,
-            version: u32,
-            held: u32,
+            version: Version,
+            held: Version,
         ) -> &mut LogRecord {
             let seq = self.seqs.entry(agent.to_owned()).or_default();
             let mode =
@@ -817,7 +818,7 @@ mod tests {
             *seq += 1;
             self.records.last_mut().unwrap()
         }
-        fn get(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn get(&mut self, t: u64, agent: &str, key: &str, version: Version, held: Version) {
             let outcome = if version == held {
                 LogOutcome::Hit
             } else {
@@ -825,7 +826,7 @@ mod tests {
             };
             self.rec(t, agent, LogOp::Get, outcome, Some(key), version, held);
         }
-        fn put(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn put(&mut self, t: u64, agent: &str, key: &str, version: Version, held: Version) {
             self.rec(
                 t,
                 agent,
@@ -836,7 +837,7 @@ mod tests {
                 held,
             );
         }
-        fn blind(&mut self, t: u64, agent: &str, key: &str, version: u32, held: u32) {
+        fn blind(&mut self, t: u64, agent: &str, key: &str, version: Version, held: Version) {
             self.rec(
                 t,
                 agent,
@@ -854,7 +855,7 @@ mod tests {
             agent: &str,
             op: LogOp,
             key: &str,
-            version: u32,
+            version: Version,
         ) -> &mut LogRecord {
             self.rec(t, agent, op, LogOutcome::Ok, Some(key), version, 0)
         }
@@ -1072,7 +1073,7 @@ mod tests {
 
     /// The landing page's story: the executor works from the spec it read, the planner
     /// changes the spec, the executor commits its code.
-    fn stale_story(reread: Option<u32>) -> Trace {
+    fn stale_story(reread: Option<Version>) -> Trace {
         let mut t = Trace::default();
         t.put(1, "planner", "task/spec", 1, 0);
         t.get(2, "executor", "task/spec", 1, 0);

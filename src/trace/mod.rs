@@ -2,10 +2,9 @@
 
 mod diagnose;
 mod reader;
-mod record;
 mod stats;
 
+pub use ccs_types::{LogBatch, LogOp, LogOutcome, LogRecord, WriteMode, format_offset};
 pub use diagnose::{Diagnosis, Finding, FindingKind, diagnose};
-pub use reader::{LogBatch, LogReader};
-pub use record::{LogOp, LogOutcome, LogRecord, WriteMode, format_offset};
+pub use reader::LogReader;
 pub use stats::{BYTES_PER_TOKEN, Stats, StatsWindow, Usage, UsageRow, stats};

@@ -1,6 +1,6 @@
 //! Reading the operation log of a live segment: on shared memory every agent's ring in the
 //! segment, merged by time; on etcd the records the agents flushed to the cluster, merged by
-//! `ccs_protocol::merge_order` (time, except that each key's writes keep their revision order).
+//! `ccs_types::merge_order` (time, except that each key's writes keep their revision order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,28 +8,14 @@ use std::time::{Duration, Instant};
 
 use ccs_protocol::{RawRecord, RecordRead};
 
+use crate::backend::shm::Shared;
+use crate::backend::{dispatch, etcd};
 use crate::error::Result;
-use crate::etcd;
-use crate::shm::Shared;
-use crate::trace::record::{LogOp, LogOutcome, LogRecord};
+use crate::trace::{LogBatch, LogOp, LogOutcome, LogRecord};
 
 /// How long a claimed record may stay unwritten before the reader skips it as lost (its
 /// writer died between claiming and stamping it).
 const ABANDONED: Duration = Duration::from_secs(1);
-
-/// What one [`LogReader::poll`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogBatch {
-    /// New records, merged by time (then agent, then sequence number; on etcd, each key's
-    /// writes in revision order). A run of HITs read earlier that has grown since comes again
-    /// with its `seq` and the additional `count`. Gaps come as [`LogOp::Lost`] records.
-    pub records: Vec<LogRecord>,
-    /// Records overwritten before they were read, in all.
-    pub missed: u64,
-    /// Values in the log that were not valid records, skipped (etcd; always 0 on shared
-    /// memory, where a record that fails validation is an error).
-    pub malformed: u64,
-}
 
 /// A cursor over a segment's log. A reader never slows an agent down: one that falls behind by
 /// more than a ring is told how many records it missed.
@@ -59,20 +45,14 @@ impl LogReader {
 
     /// Skip everything logged so far: the next poll returns only newer records.
     pub fn skip_to_end(&mut self) -> Result<()> {
-        match &mut self.source {
-            Source::Shm(log) => log.skip_to_end(),
-            Source::Etcd(log) => log.skip_to_end(),
-        }
+        dispatch!(Source, &mut self.source, log => log.skip_to_end())
     }
 
     /// Everything logged since the last poll. On etcd, the first poll reads everything the
     /// log holds and later ones wait for nothing: what an agent made in its last few tens of
     /// milliseconds may still be in its process.
     pub fn poll(&mut self) -> Result<LogBatch> {
-        match &mut self.source {
-            Source::Shm(log) => log.poll(),
-            Source::Etcd(log) => log.poll(),
-        }
+        dispatch!(Source, &mut self.source, log => log.poll())
     }
 }
 
@@ -232,8 +212,8 @@ impl ShmLog {
             op: entry.op,
             outcome: entry.outcome,
             key,
-            version: entry.version,
-            held: entry.held,
+            version: u64::from(entry.version),
+            held: u64::from(entry.held),
             count: raw.count,
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),

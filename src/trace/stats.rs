@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::record::{LogOp, LogOutcome, LogRecord};
+use super::{LogOp, LogOutcome, LogRecord};
 
 /// Bytes per token assumed by [`Usage::tokens_saved_estimate`].
 pub const BYTES_PER_TOKEN: u64 = 4;

@@ -7,15 +7,15 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::commands::open;
+use crate::args::SegmentArgs;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
 
 /// `ccs agents`.
 #[derive(Debug, Args)]
 pub struct AgentsArgs {
-    /// Segment: a name under /dev/shm or a path containing '/'.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Free this agent's slot (refused while a live process is attached as it). If the name
     /// attaches again, its conditional writes are refused until it re-reads each artifact.
     #[arg(long, value_name = "NAME")]
@@ -23,14 +23,11 @@ pub struct AgentsArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// Run `ccs agents`.
 pub fn run(args: &AgentsArgs) -> Result<u8, CliError> {
-    let segment = open(&args.seg, args.allow_other_owner)?;
+    let segment = args.segment.open()?;
     if let Some(name) = &args.forget {
         if segment.forget_agent(name)? {
             crate::commands::print(&format!("forgot agent `{name}`\n"))?;

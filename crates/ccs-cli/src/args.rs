@@ -97,17 +97,17 @@ pub enum Command {
     /// List a segment's agents: live or dead, last seen, views held; --forget NAME frees a
     /// dead or detached agent's slot. (A dead agent's slot is also reused automatically when
     /// the table is full.)
-    Agents(crate::commands::agents::AgentsArgs),
+    Agents(crate::agents::AgentsArgs),
     /// Internal: one child process of `ccs bench` (re-executed by it; not for direct use).
     #[command(hide = true)]
     BenchChild(BenchChildArgs),
     /// Crash-torture a fresh segment: K workers do random checked operations while random
     /// workers are SIGKILLed and replaced; then check checksums, counters, version order,
     /// fsck and arena leaks. Exit 0 all checks passed, 1 a check failed, 2 bad arguments.
-    Torture(crate::commands::torture::TortureArgs),
+    Torture(crate::torture::TortureArgs),
     /// Internal: one worker of `ccs torture` (re-executed by it; not for direct use).
     #[command(hide = true)]
-    TortureWorker(crate::commands::torture::WorkerArgs),
+    TortureWorker(crate::torture::WorkerArgs),
     /// Serve the segment to a model over MCP (stdio) as one agent, until stdin closes.
     ///
     /// Stdout carries the protocol; messages go to stderr. Tools: read, write, check, list,
@@ -138,10 +138,10 @@ pub enum Command {
     /// invalidation off is for demonstrations of what goes wrong without it).
     Switch(SwitchArgs),
     /// Run a demo across real processes: `ccs demo refactor` (see `ccs demo refactor --help`).
-    Demo(crate::commands::demo::DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
     #[command(hide = true)]
-    DemoRole(crate::commands::demo::RoleArgs),
+    DemoRole(crate::demo::RoleArgs),
     /// Keep coding-agent sessions (Claude Code, Codex CLI) coherent on the files they edit:
     /// `ccs hook install`, then every session's edit from a stale read is denied.
     ///
@@ -152,10 +152,9 @@ pub enum Command {
 /// `ccs watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Only this agent's operations (with --subscribe: the eager agent to attach as).
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
@@ -177,27 +176,20 @@ pub struct WatchArgs {
     /// Stop after MS milliseconds.
     #[arg(long, value_name = "MS")]
     pub duration_ms: Option<u64>,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Write to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// The human one-line format of `watch` instead of JSON lines.
     #[arg(long)]
     pub text: bool,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs diagnose`.
@@ -246,22 +238,31 @@ impl From<OnOff> for bool {
 /// `ccs switch`.
 #[derive(Debug, Args)]
 pub struct SwitchArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Record operations in the log, or pause it.
     #[arg(long, value_name = "on|off")]
     pub logging: Option<OnOff>,
     /// Writers invalidate peers' copies (on), or not (off: demonstrations only).
     #[arg(long, value_name = "on|off")]
     pub invalidation: Option<OnOff>,
+}
+
+/// The segment a command works on, and the owner policy it is opened with: flattened into
+/// every command that opens an existing segment.
+#[derive(Debug, Args)]
+pub struct SegmentArgs {
+    /// Segment: a name under /dev/shm, a path containing '/', or
+    /// etcd://host:port[,host:port...]/prefix.
+    #[arg(value_name = "SEG")]
+    pub seg: String,
     /// Open the segment even if another user owns it (refused by default).
     #[arg(long)]
     pub allow_other_owner: bool,
 }
 
-/// The segment argument alone.
+/// The segment argument alone (commands that create or remove one).
 #[derive(Debug, Args)]
 pub struct SegArgs {
     /// Segment: a name under /dev/shm, a path containing '/', or
@@ -273,10 +274,9 @@ pub struct SegArgs {
 /// `ccs mcp`.
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// The agent this server acts as, attached for the server's lifetime.
     #[arg(long, value_name = "NAME")]
     pub agent: String,
@@ -286,21 +286,14 @@ pub struct McpArgs {
     /// Refuse content larger than BYTES [default: the segment's max payload].
     #[arg(long, value_name = "BYTES")]
     pub max_content: Option<u64>,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
 }
 
 /// `ccs init`.
@@ -342,19 +335,15 @@ pub struct InitArgs {
 /// A segment, a key and the agent acting on it.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Artifact key (1 to 256 bytes of UTF-8).
     #[arg(value_name = "KEY")]
     pub key: String,
     /// The agent acting (registered on first use; its state persists between invocations).
     #[arg(long, value_name = "NAME")]
     pub agent: String,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs put`.
@@ -407,31 +396,23 @@ pub struct FsckArgs {
 /// `ccs status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Segment: a name under /dev/shm, a path containing '/', or
-    /// etcd://host:port[,host:port...]/prefix.
-    #[arg(value_name = "SEG")]
-    pub seg: String,
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
     /// Only keys starting with P.
     #[arg(long, value_name = "P", default_value = "")]
     pub prefix: String,
-    /// Open the segment even if another user owns it (refused by default).
-    #[arg(long)]
-    pub allow_other_owner: bool,
 }
 
 /// `ccs wait`.

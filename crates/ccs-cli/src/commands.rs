@@ -8,23 +8,12 @@ use std::time::Duration;
 use agent_coherence::{Agent, Backend, Check, Config, Error, OpenOptions, Segment};
 
 use crate::args::{
-    Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, StatusArgs, SyncArgs, WaitArgs,
+    Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, SegmentArgs, StatusArgs,
+    SyncArgs, WaitArgs,
 };
 use crate::error::{CliError, EXIT_OK, EXIT_STALE, EXIT_TIMEOUT};
 use crate::size::{format_size, parse_size};
 use crate::status_view;
-
-/// `ccs torture` (declared here so that `main.rs` needs no change).
-#[path = "torture/mod.rs"]
-pub(crate) mod torture;
-
-/// `ccs demo` (declared here so that `main.rs` needs no change).
-#[path = "demo.rs"]
-pub(crate) mod demo;
-
-/// `ccs agents` (declared here so that `main.rs` needs no change).
-#[path = "agents.rs"]
-pub(crate) mod agents;
 
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<u8, CliError> {
@@ -40,19 +29,19 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::List(args) => list(&args),
         Command::Wait(args) => wait(&args),
         Command::Fsck(args) => crate::fsck::run(&args),
-        Command::Agents(args) => agents::run(&args),
+        Command::Agents(args) => crate::agents::run(&args),
         Command::Bench(args) => crate::bench::run(args.command),
         Command::BenchChild(args) => crate::bench::run_child(&args),
-        Command::Torture(args) => torture::run(&args),
-        Command::TortureWorker(args) => torture::run_worker(&args),
+        Command::Torture(args) => crate::torture::run(&args),
+        Command::TortureWorker(args) => crate::torture::run_worker(&args),
         Command::Mcp(args) => crate::mcp::run(&args),
         Command::Watch(args) => crate::observe::watch(&args),
         Command::Log(args) => crate::observe::log(&args),
         Command::Diagnose(args) => crate::observe::diagnose(&args),
         Command::Stats(args) => crate::observe::stats(&args),
         Command::Switch(args) => crate::observe::switch(&args),
-        Command::Demo(args) => demo::run(&args),
-        Command::DemoRole(args) => demo::run_role(args),
+        Command::Demo(args) => crate::demo::run(&args),
+        Command::DemoRole(args) => crate::demo::run_role(args),
         Command::Hook(args) => crate::hook::run(&args),
     }
 }
@@ -101,6 +90,13 @@ pub(crate) fn open(seg: &str, allow_other_owner: bool) -> Result<Segment, CliErr
         .open(seg)?)
 }
 
+impl SegmentArgs {
+    /// Open the segment named, with the owner policy asked for.
+    pub(crate) fn open(&self) -> Result<Segment, CliError> {
+        open(&self.seg, self.allow_other_owner)
+    }
+}
+
 /// Parse `--mode`: octal permission bits (`0660`, `660` or `0o660`) within 0o777.
 fn parse_mode(text: &str) -> Result<u32, CliError> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -113,12 +109,12 @@ fn parse_mode(text: &str) -> Result<u32, CliError> {
 }
 
 fn sync(args: &SyncArgs) -> Result<u8, CliError> {
-    open(&args.seg, args.allow_other_owner)?.flush()?;
+    args.segment.open()?.flush()?;
     Ok(EXIT_OK)
 }
 
 fn attach(target: &KeyArgs) -> Result<(Segment, Agent), CliError> {
-    let segment = open(&target.seg, target.allow_other_owner)?;
+    let segment = target.segment.open()?;
     let agent = segment.attach(&target.agent)?;
     Ok((segment, agent))
 }
@@ -293,7 +289,7 @@ fn check(args: &KeyArgs) -> Result<u8, CliError> {
 }
 
 fn status(args: &StatusArgs) -> Result<u8, CliError> {
-    let segment = open(&args.seg, args.allow_other_owner)?;
+    let segment = args.segment.open()?;
     let status = segment.status()?;
     let text = if args.json {
         let json = status_view::to_json(segment.location(), &status);
@@ -320,7 +316,7 @@ fn delete(args: &KeyArgs) -> Result<u8, CliError> {
 }
 
 fn list(args: &ListArgs) -> Result<u8, CliError> {
-    let segment = open(&args.seg, args.allow_other_owner)?;
+    let segment = args.segment.open()?;
     let mut text = String::new();
     for key in segment.list(&args.prefix)? {
         text.push_str(&key);

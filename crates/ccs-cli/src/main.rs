@@ -8,17 +8,22 @@
 
 #![deny(unsafe_code)]
 
+mod agents;
 mod args;
 mod bench;
 mod commands;
+mod demo;
 mod error;
 mod fsck;
 mod hook;
 mod mcp;
 mod observe;
+mod report;
 mod size;
 mod status_view;
-mod trace_json;
+mod table;
+mod torture;
+mod trace_file;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
 //! `ccs watch`, `ccs log`, `ccs diagnose`, `ccs stats` and `ccs switch`: the operation log
-//! and the segment's switches from the shell. Formats are in `trace_json` and
+//! and the segment's switches from the shell. Formats are in `trace_file`, `report` and
 //! `docs/observability.md`.
 
 use std::io::{BufWriter, Read as _, Write as _};
@@ -14,10 +14,10 @@ use crate::args::{DiagnoseArgs, LogArgs, StatsArgs, SwitchArgs, WatchArgs};
 use crate::bench::signal;
 use crate::commands::{open, print};
 use crate::error::{CliError, EXIT_OK};
-use crate::trace_json::{
-    self, EXIT_UNREADABLE, diagnose_exit_code, diagnosis_json, format_offset, format_record,
-    render_diagnosis, render_stats, stats_json, to_json_value, write_jsonl,
+use crate::report::{
+    EXIT_UNREADABLE, diagnose_exit_code, diagnosis_json, render_diagnosis, render_stats, stats_json,
 };
+use crate::trace_file::{self, format_offset, format_record, to_json_value, write_jsonl};
 
 /// How often `watch` polls the rings when nothing is new.
 const POLL: Duration = Duration::from_millis(5);
@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(5);
 /// `ccs watch`: follow the log (or, with --subscribe, an eager agent's events) until Ctrl-C,
 /// --count records or --duration-ms.
 pub fn watch(args: &WatchArgs) -> Result<u8, CliError> {
-    let seg = open(&args.seg, args.allow_other_owner)?;
+    let seg = args.segment.open()?;
     signal::install();
     let deadline = args
         .duration_ms
@@ -142,7 +142,7 @@ fn emit(out: &mut impl std::io::Write, line: &str) -> Result<(), CliError> {
 
 /// `ccs log`: every record the log holds, as JSON lines (or --text), to stdout or --out.
 pub fn log(args: &LogArgs) -> Result<u8, CliError> {
-    let seg = open(&args.seg, args.allow_other_owner)?;
+    let seg = args.segment.open()?;
     let records = seg.log_records()?;
     let write = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
         if args.text {
@@ -181,7 +181,7 @@ pub fn log(args: &LogArgs) -> Result<u8, CliError> {
 /// Records from a trace file, or from a live segment's log.
 fn records_of(input: &str, allow_other_owner: bool) -> Result<Vec<LogRecord>, CliError> {
     if is_trace_file(Path::new(input)) {
-        return trace_json::read_jsonl(input).map_err(|error| CliError::Trace(error.to_string()));
+        return trace_file::read_jsonl(input).map_err(|error| CliError::Trace(error.to_string()));
     }
     Ok(open(input, allow_other_owner)?.log_records()?)
 }
@@ -252,7 +252,7 @@ fn stale_edits_prevented(records: &[LogRecord]) -> u64 {
 
 /// `ccs switch`: set and show the segment's switches.
 pub fn switch(args: &SwitchArgs) -> Result<u8, CliError> {
-    let seg: Segment = open(&args.seg, args.allow_other_owner)?;
+    let seg: Segment = args.segment.open()?;
     if let Some(on) = args.logging {
         seg.set_logging(on.into())?;
     }

@@ -10,6 +10,7 @@ use agent_coherence::{AgentStatus, ArtifactStatus, Backend, Config, Status};
 use serde::Serialize;
 
 use crate::size::format_size;
+use crate::table::{self, Align};
 
 /// The JSON schema of `ccs status --json`, as shown in its `--help`.
 pub const JSON_SCHEMA_HELP: &str = include_str!("status_schema.txt");
@@ -168,35 +169,6 @@ pub fn to_json<'a>(segment: &'a str, status: &'a Status) -> JsonStatus<'a> {
     }
 }
 
-/// Lay out rows of cells as left-aligned columns two spaces apart, without trailing spaces.
-fn columns(rows: &[Vec<String>]) -> String {
-    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..width)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
@@ -267,7 +239,7 @@ pub fn to_table(segment: &str, status: &Status) -> String {
             }));
             rows.push(row);
         }
-        out.push_str(&columns(&rows));
+        out.push_str(&table::render(&rows, |_| Align::Left));
     }
     out.push('\n');
     if status.agents.is_empty() {
@@ -299,7 +271,7 @@ pub fn to_table(segment: &str, status: &Status) -> String {
                 ]
             });
         }
-        out.push_str(&columns(&rows));
+        out.push_str(&table::render(&rows, |_| Align::Left));
     }
     out
 }

@@ -295,7 +295,7 @@ impl Cluster {
                     key: key.to_owned(),
                     version: meta.version,
                     size: meta.len,
-                    writer: meta.writer,
+                    writer: Some(meta.writer).filter(|w| !w.is_empty()),
                     deleted: meta.deleted,
                     holder,
                     states,

@@ -208,8 +208,8 @@ fn names_are_exclusive_and_status_shows_states() {
     assert!(status.agents.iter().all(|s| s.alive));
     let x = &status.artifacts[0];
     assert_eq!(
-        (x.key.as_str(), x.version, x.writer.as_str()),
-        ("x", 1, "a")
+        (x.key.as_str(), x.version, x.writer.as_deref()),
+        ("x", 1, Some("a"))
     );
     let letters: String = x.states.iter().map(|s| s.state.letter()).collect();
     assert_eq!(letters, "SS");

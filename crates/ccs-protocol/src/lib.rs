@@ -45,8 +45,11 @@ pub mod fuzzing;
 mod inbox;
 mod keys;
 mod layout;
-mod merge;
-mod opcodes;
+/// The log's operation names live in `ccs-types`, shared with every backend's log; this crate
+/// stores their codes.
+mod opcodes {
+    pub(crate) use ccs_types::{LogOp, LogOutcome, WriteMode};
+}
 mod oplog;
 mod packing;
 mod read;
@@ -58,6 +61,7 @@ mod words;
 mod write;
 
 pub use agents::{DROPPED_VIEW, SlotState, validate_name};
+pub use ccs_types::{LogOp, LogOutcome, Mesi, WriteMode};
 pub use directory::{AgentId, Directory, Switches};
 pub use env::Env;
 pub use error::{ProtocolError, Result, capacity_remedy};
@@ -70,11 +74,9 @@ pub use layout::{
     Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_INBOX_EVENTS, MAX_KEY_BYTES,
     MAX_LOG_RECORDS, MAX_NAME_BYTES, MAX_SUBSCRIPTIONS,
 };
-pub use merge::{Mergeable, merge_order};
-pub use opcodes::{LogOp, LogOutcome, WriteMode};
 pub use oplog::{LogEntry, RawRecord, RecordRead};
 pub use read::{Pinned, ReadInfo, ViewCheck};
-pub use status::{AgentRow, ArtifactRow, Cell, Mesi};
+pub use status::{AgentRow, ArtifactRow, Cell};
 pub use wait::WaitResult;
 pub use words::{HeapWords, Words};
 pub use write::{Condition, Hold, StopAt};

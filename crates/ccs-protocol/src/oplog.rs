@@ -330,7 +330,7 @@ fn decode(fields: &[u64; 5], lines: u32, agents: u32) -> Option<LogEntry> {
         held: versions as u32,
         other,
         bytes,
-        mode: WriteMode::from_code((what >> 8) as u8).ok()?,
+        mode: WriteMode::from_code((what >> 8) as u8)?,
         t_ns: Some(t_ns),
     })
 }

@@ -57,8 +57,8 @@ JSON object; a refusal has an `error` kind and a `message` saying what to do.";
 /// Run `ccs mcp` until stdin closes.
 pub fn run(args: &McpArgs) -> Result<u8, CliError> {
     let segment = OpenOptions::new()
-        .allow_other_owner(args.allow_other_owner)
-        .open(&args.seg)?;
+        .allow_other_owner(args.segment.allow_other_owner)
+        .open(&args.segment.seg)?;
     let max_payload = segment.config().max_payload;
     let agent = Arc::new(segment.attach(&args.agent)?);
     let state = Arc::new(State {

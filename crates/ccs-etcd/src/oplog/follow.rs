@@ -18,25 +18,10 @@ use super::{LogOp, LogOutcome, LogRecord};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::net::{Net, Retry};
-use ccs_protocol::merge_order;
+use ccs_types::{LogBatch, merge_order};
 
 /// Keys per page of the initial read.
 const PAGE: i64 = 1000;
-
-/// What one [`LogFollower::poll`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogBatch {
-    /// New records in the readers' order ([`super::merge_order`]): by time, each agent's in
-    /// seq order, each key's successful writes in revision order. A HIT run returned earlier
-    /// that has grown comes again with its seq and the additional count. Gaps in an agent's
-    /// seq come as [`LogOp::Lost`] records.
-    pub records: Vec<LogRecord>,
-    /// Records lost in gaps, in all (the sum of the `lost` records' counts the reader made;
-    /// `lost` records written by agents for their own drops are among `records`).
-    pub missed: u64,
-    /// Values under the log's prefix that are not records this engine writes: skipped.
-    pub malformed: u64,
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Cursor {

@@ -1,9 +1,11 @@
 //! One operation as the log holds it, decoded: what `ccs watch`, `ccs log`, `ccs diagnose` and
-//! `ccs stats` work on, whether it came from a live segment or from a `trace.jsonl` file.
+//! `ccs stats` work on, whether it came from a live segment (on either backend) or from a
+//! `trace.jsonl` file.
 
 use std::fmt::Write as _;
 
-pub use ccs_protocol::{LogOp, LogOutcome, WriteMode};
+use crate::Version;
+use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 
 /// One decoded log record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +27,11 @@ pub struct LogRecord {
     /// The artifact, if the operation had one.
     pub key: Option<String>,
     /// The version involved: returned by a read, created by a write, or the current version
-    /// that refused a write.
-    pub version: u32,
+    /// that refused a write (0 for other refusals).
+    pub version: Version,
     /// The version the agent held before the operation (its view; for `put_if`, the version
-    /// it named); 0 if it held none.
-    pub held: u32,
+    /// it named; for holds, the version at acquire); 0 if it held none.
+    pub held: Version,
     /// How many identical operations this record stands for: consecutive HITs of one agent on
     /// one version are counted in one record; 1 otherwise (for `Lost`, the records missed).
     pub count: u64,
@@ -45,29 +47,20 @@ pub struct LogRecord {
     pub revision: Option<u64>,
 }
 
-impl ccs_protocol::Mergeable for LogRecord {
-    fn agent(&self) -> &str {
-        &self.agent
-    }
-
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn t_ns(&self) -> u64 {
-        self.t_ns
-    }
-
-    fn is_lost(&self) -> bool {
-        self.op == LogOp::Lost
-    }
-
-    fn write_revision(&self) -> Option<(&str, u64)> {
-        match (self.is_successful_write(), &self.key, self.revision) {
-            (true, Some(key), Some(revision)) => Some((key, revision)),
-            _ => None,
-        }
-    }
+/// What one poll of a log reader found (on either backend).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBatch {
+    /// New records in the readers' order ([`crate::merge_order`]; on shared memory, by time,
+    /// then agent, then seq). A run of HITs returned earlier that has grown since comes again
+    /// with its `seq` and the additional `count`. Gaps come as [`LogOp::Lost`] records.
+    pub records: Vec<LogRecord>,
+    /// Records overwritten before they were read, in all (on etcd, the sum of the `lost`
+    /// records' counts the reader made; `lost` records agents wrote for their own drops are
+    /// among `records`).
+    pub missed: u64,
+    /// Values in the log that were not valid records, skipped (etcd; always 0 on shared
+    /// memory, where a record that fails validation is an error).
+    pub malformed: u64,
 }
 
 impl LogRecord {

@@ -15,18 +15,19 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
-/// What the merge needs to know of a record.
-pub trait Mergeable {
-    /// The agent's name.
-    fn agent(&self) -> &str;
-    /// The agent's sequence number for it.
-    fn seq(&self) -> u64;
-    /// Its time, in nanoseconds.
-    fn t_ns(&self) -> u64;
-    /// Whether it is a `lost` marker (which goes before a record of the same seq).
-    fn is_lost(&self) -> bool;
-    /// For a successful write with a revision: its key and revision.
-    fn write_revision(&self) -> Option<(&str, u64)>;
+use crate::opcodes::LogOp;
+use crate::record::LogRecord;
+
+/// For a successful write with a revision: its key and revision (a link of its key's chain).
+fn write_revision(record: &LogRecord) -> Option<(&str, u64)> {
+    match (record.is_successful_write(), &record.key, record.revision) {
+        (true, Some(key), Some(revision)) => Some((key, revision)),
+        _ => None,
+    }
+}
+
+fn is_lost(record: &LogRecord) -> bool {
+    record.op == LogOp::Lost
 }
 
 /// Sort key: time, agent (by name rank), seq, a `lost` marker before the record it precedes,
@@ -35,24 +36,24 @@ type Prio = (u64, usize, u64, bool, usize);
 
 /// `records` (of any agents, in any order) in the readers' order: each agent's in seq order,
 /// each key's successful writes in revision order, otherwise by time.
-pub fn merge_order<R: Mergeable>(records: Vec<R>) -> Vec<R> {
+pub fn merge_order(records: Vec<LogRecord>) -> Vec<LogRecord> {
     let n = records.len();
-    let mut names: Vec<&str> = records.iter().map(|r| r.agent()).collect();
+    let mut names: Vec<&str> = records.iter().map(|r| r.agent.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     let rank: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let prio = |i: usize| -> Prio {
         let r = &records[i];
-        (r.t_ns(), rank[r.agent()], r.seq(), !r.is_lost(), i)
+        (r.t_ns, rank[r.agent.as_str()], r.seq, !is_lost(r), i)
     };
 
     // Agent chains, in seq order.
     let mut queues: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
     for (i, r) in records.iter().enumerate() {
-        queues[rank[r.agent()]].push(i);
+        queues[rank[r.agent.as_str()]].push(i);
     }
     for q in &mut queues {
-        q.sort_by_key(|&i| (records[i].seq(), !records[i].is_lost(), i));
+        q.sort_by_key(|&i| (records[i].seq, !is_lost(&records[i]), i));
         q.reverse(); // pop from the back
     }
 
@@ -61,7 +62,7 @@ pub fn merge_order<R: Mergeable>(records: Vec<R>) -> Vec<R> {
     let mut chains: Vec<Vec<usize>> = Vec::new();
     let mut chain_of: Vec<Option<usize>> = vec![None; n];
     for (i, r) in records.iter().enumerate() {
-        if let Some((key, _)) = r.write_revision() {
+        if let Some((key, _)) = write_revision(r) {
             let id = *chain_ids.entry(key).or_insert_with(|| {
                 chains.push(Vec::new());
                 chains.len() - 1
@@ -71,7 +72,7 @@ pub fn merge_order<R: Mergeable>(records: Vec<R>) -> Vec<R> {
         }
     }
     for chain in &mut chains {
-        chain.sort_by_key(|&i| (records[i].write_revision().map(|(_, rev)| rev), i));
+        chain.sort_by_key(|&i| (write_revision(&records[i]).map(|(_, rev)| rev), i));
     }
     let mut chain_at = vec![0usize; chains.len()];
 
@@ -123,52 +124,21 @@ pub fn merge_order<R: Mergeable>(records: Vec<R>) -> Vec<R> {
                 ready.push(Reverse(prio(j)));
             }
         }
-        let q = &mut queues[rank[records[i].agent()]];
+        let q = &mut queues[rank[records[i].agent.as_str()]];
         q.pop();
         if let Some(&h) = q.last() {
             admit(h, &mut is_head, &mut ready, &mut blocked, &chain_at);
         }
     }
 
-    let mut slots: Vec<Option<R>> = records.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<LogRecord>> = records.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::opcodes::LogOp;
-
-    #[derive(Debug, Clone, PartialEq)]
-    struct LogRecord {
-        seq: u64,
-        t_ns: u64,
-        agent: String,
-        op: LogOp,
-        key: Option<String>,
-        revision: Option<u64>,
-    }
-
-    impl Mergeable for LogRecord {
-        fn agent(&self) -> &str {
-            &self.agent
-        }
-        fn seq(&self) -> u64 {
-            self.seq
-        }
-        fn t_ns(&self) -> u64 {
-            self.t_ns
-        }
-        fn is_lost(&self) -> bool {
-            self.op == LogOp::Lost
-        }
-        fn write_revision(&self) -> Option<(&str, u64)> {
-            match (self.op, &self.key, self.revision) {
-                (LogOp::Put, Some(key), Some(rev)) => Some((key, rev)),
-                _ => None,
-            }
-        }
-    }
+    use crate::opcodes::LogOutcome;
 
     fn rec(agent: &str, seq: u64, t_ns: u64, op: LogOp, key: &str, rev: Option<u64>) -> LogRecord {
         LogRecord {
@@ -176,7 +146,14 @@ mod tests {
             t_ns,
             agent: agent.to_owned(),
             op,
+            outcome: LogOutcome::Ok,
             key: Some(key.to_owned()),
+            version: 0,
+            held: 0,
+            count: 1,
+            bytes: 0,
+            other: None,
+            mode: None,
             revision: rev,
         }
     }

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use ccs_os::{Access, Location, LockFile, Mapping, OsError};
 use ccs_protocol::{Config, Directory, Env as _, Geometry, ProtocolError, Switches, Words};
 
+use crate::Strategy;
+use crate::backend::shm::agent::Agent;
+use crate::backend::shm::agents::claim;
+use crate::backend::shm::os_env::{AGENT_LOCK_BASE, OsEnv};
+use crate::backend::shm::strategy;
 use crate::error::{Error, Result};
 use crate::segment::OpenOptions;
-use crate::shm::agent::Agent;
-use crate::shm::agents::claim;
-use crate::shm::os_env::{AGENT_LOCK_BASE, OsEnv};
-use crate::strategy::Strategy;
 
 /// Lookups an attach makes before giving up on a slot that keeps being taken over.
 const ATTACH_ATTEMPTS: u32 = 8;
@@ -155,7 +156,7 @@ impl Shared {
     /// Register (on first use; taking over the slot of the agent dead longest when the table
     /// is full) and attach agent `name`, taking its kernel liveness lock.
     pub(crate) fn attach_with(self: &Arc<Shared>, name: &str, strategy: Strategy) -> Result<Agent> {
-        let wire = strategy.to_wire()?;
+        let wire = strategy::to_wire(strategy)?;
         let lock = LockFile::open_with(&self.location, self.access()).map_err(os_error)?;
         // A lookup runs without the structure lock, so the slot found may be taken over for
         // another name before this process locks it: then look again.
@@ -212,6 +213,11 @@ impl Shared {
 
     pub(crate) fn set_invalidation(&self, on: bool) -> Result<()> {
         self.dir.set_invalidation(on).map_err(|e| self.general(e))
+    }
+
+    /// Where the segment lives, as the user named it.
+    pub(crate) fn location(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn config(&self) -> Config {

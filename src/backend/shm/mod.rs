@@ -11,10 +11,13 @@ mod agents;
 mod events;
 mod fsck;
 mod guard;
+mod hold;
 mod os_env;
 mod segment;
 mod status;
+mod strategy;
 
 pub(crate) use agent::Agent;
 pub(crate) use guard::PinnedRead;
+pub(crate) use hold::Hold;
 pub(crate) use segment::Shared;

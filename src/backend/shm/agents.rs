@@ -5,9 +5,9 @@
 use ccs_os::LockFile;
 use ccs_protocol::{Env, ProtocolError};
 
+use crate::backend::shm::os_env::AGENT_LOCK_BASE;
+use crate::backend::shm::segment::{Shared, os_error};
 use crate::error::{Error, Result};
-use crate::shm::os_env::AGENT_LOCK_BASE;
-use crate::shm::segment::{Shared, os_error};
 use crate::status::AgentSlot;
 
 impl Shared {

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use crate::agent::Version;
+use crate::backend::shm::agent::Agent;
 use crate::error::Result;
-use crate::events::{ChangeEvent, Events};
-use crate::shm::agent::Agent;
+use crate::{ChangeEvent, Events, Version};
 
 impl Agent {
     pub(crate) fn subscribe(&self, prefix: &str) -> Result<()> {

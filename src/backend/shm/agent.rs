@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ccs_os::LockFile;
-use ccs_protocol::{AgentId, Condition, Hold, ProtocolError, WaitResult};
+use ccs_protocol::{AgentId, Condition, ProtocolError, WaitResult};
 
-use crate::agent::{ArtifactRef, Cached, Check, Version};
+use crate::agent::{ArtifactRef, Cached};
+use crate::backend::Hold;
+use crate::backend::shm::guard::PinnedRead;
+use crate::backend::shm::hold::{self, lease_ms};
+use crate::backend::shm::segment::Shared;
+use crate::backend::shm::strategy;
 use crate::error::{Error, Result};
-use crate::shm::guard::PinnedRead;
-use crate::shm::segment::Shared;
-use crate::strategy::Strategy;
+use crate::guard::ReadInner;
+use crate::{Check, Read, Strategy, Version};
 
 /// An agent attached to a shared-memory segment by this process. Detaches when dropped; its
 /// coherence state stays in the segment for its next attach.
@@ -32,11 +36,15 @@ impl Agent {
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
-        Strategy::from_wire(self.id.strategy)
+        strategy::from_wire(self.id.strategy)
     }
 
     /// Resolve `key` to its directory line, creating the entry if needed.
-    pub(crate) fn key(&self, key: &str) -> Result<u32> {
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<u32>> {
+        self.key(key).map(Some)
+    }
+
+    fn key(&self, key: &str) -> Result<u32> {
         self.shared
             .dir
             .find_or_insert_key(key)
@@ -97,14 +105,34 @@ impl Agent {
         Ok((u64::from(info.version), info.hit))
     }
 
-    pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<PinnedRead> {
+    pub(crate) fn get(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        let mut bytes = Vec::new();
+        let (version, hit) = self.get_into(artifact, &mut bytes)?;
+        Ok(Read {
+            bytes,
+            version,
+            hit,
+        })
+    }
+
+    pub(crate) fn get_linearizable(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        Err(Error::Unsupported {
+            what: "a linearizable read (get_linearizable)",
+            backend: crate::Backend::SharedMemory,
+            why: "a shared-memory HIT is served from the segment with no authority to confirm the current version with; use get",
+        })
+    }
+
+    /// A zero-copy read: the version's slot stays pinned while the guard lives.
+    pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         let line = self.existing_line(artifact)?;
         let (info, pin) = self
             .shared
             .dir
             .read_pinned(self.id, line)
             .map_err(self.fail(artifact))?;
-        Ok(PinnedRead::new(Arc::clone(&self.shared), info, pin))
+        let pinned = PinnedRead::new(Arc::clone(&self.shared), info, pin);
+        Ok(ReadInner::Pinned(pinned))
     }
 
     pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
@@ -169,6 +197,22 @@ impl Agent {
         &self,
         artifact: &(impl ArtifactRef + ?Sized),
         bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, bytes, Condition::View)
+    }
+
+    pub(crate) fn put_blind(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, bytes, Condition::Blind)
+    }
+
+    fn write(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
         condition: Condition,
     ) -> Result<Version> {
         let line = self.line_for_write(artifact)?;
@@ -187,7 +231,7 @@ impl Agent {
         bytes: &[u8],
     ) -> Result<Version> {
         match u32::try_from(expected) {
-            Ok(expected) => self.put(artifact, bytes, Condition::Version(expected)),
+            Ok(expected) => self.write(artifact, bytes, Condition::Version(expected)),
             // No version this segment can hold: the compare fails as it would in the directory.
             Err(_) => Err(Error::Conflict {
                 key: artifact.key_str().to_owned(),
@@ -213,34 +257,16 @@ impl Agent {
         lease: Duration,
     ) -> Result<Hold> {
         let line = self.line_for_write(artifact)?;
-        self.shared
-            .dir
-            .acquire(self.id, line, lease_ms(lease))
-            .map_err(self.fail(artifact))
-    }
-
-    pub(crate) fn commit(&self, hold: Hold, bytes: &[u8], key: &str) -> Result<Version> {
-        let version = self
+        let hold = self
             .shared
             .dir
-            .commit(hold, bytes)
-            .map(u64::from)
-            .map_err(|e| self.shared.error(e, key))?;
-        self.shared.written(key, version)
-    }
-
-    pub(crate) fn release(&self, hold: Hold, key: &str) -> Result<()> {
-        self.shared
-            .dir
-            .release(hold)
-            .map_err(|e| self.shared.error(e, key))
-    }
-
-    pub(crate) fn renew(&self, hold: Hold, lease: Duration, key: &str) -> Result<()> {
-        self.shared
-            .dir
-            .renew(hold, lease_ms(lease))
-            .map_err(|e| self.shared.error(e, key))
+            .acquire(self.id, line, lease_ms(lease))
+            .map_err(self.fail(artifact))?;
+        Ok(Hold::Shm(hold::Hold {
+            shared: Arc::clone(&self.shared),
+            hold,
+            key: artifact.key_str().to_owned(),
+        }))
     }
 
     pub(crate) fn wait_changed(
@@ -262,11 +288,6 @@ impl Agent {
             WaitResult::TimedOut(_) => Ok(None),
         }
     }
-}
-
-/// A lease in whole milliseconds, at least 1.
-fn lease_ms(lease: Duration) -> u64 {
-    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Drop for Agent {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ccs_protocol::{Pinned, ReadInfo};
 
-use crate::shm::segment::Shared;
+use crate::backend::shm::segment::Shared;
 
 /// A pinned, published slot of the segment.
 pub(crate) struct PinnedRead {

@@ -1,11 +1,8 @@
 //! Freshness strategies, chosen per agent when it attaches: how long a valid copy is served as
-//! a HIT. Writers' invalidation applies to all of them; see `docs/observability.md`.
+//! a HIT. Writers' invalidation applies to all of them; see `docs/observability.md`. Every
+//! backend takes the same strategies, with the same limits ([`Strategy::validate`]).
 
 use std::time::Duration;
-
-use ccs_protocol::Strategy as Wire;
-
-use crate::error::{Error, Result};
 
 /// How long an agent's valid copy is served as a HIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -14,7 +11,7 @@ pub enum Strategy {
     #[default]
     Lazy,
     /// As lazy, and the agent receives change events for the prefixes it subscribes to
-    /// ([`crate::Agent::subscribe`]).
+    /// (`Agent::subscribe`).
     Eager,
     /// Until a peer writes, or for at most this long after the fetch (1 ms to 24 days).
     Lease(Duration),
@@ -22,33 +19,23 @@ pub enum Strategy {
     AccessCount(u32),
 }
 
-impl Strategy {
-    pub(crate) fn to_wire(self) -> Result<Wire> {
-        let wire = match self {
-            Strategy::Lazy => Wire::Lazy,
-            Strategy::Eager => Wire::Eager,
-            Strategy::Lease(duration) => Wire::Lease {
-                ms: u32::try_from(duration.as_millis())
-                    .ok()
-                    .filter(|ms| (1..=1 << 31).contains(ms))
-                    .ok_or_else(|| {
-                        Error::InvalidConfig(format!(
-                            "a lease strategy's lifetime must be 1 ms to 24 days, not {duration:?}"
-                        ))
-                    })?,
-            },
-            Strategy::AccessCount(hits) => Wire::AccessCount { hits },
-        };
-        wire.validate()
-            .map_err(|e| Error::InvalidConfig(e.to_string()))
-    }
+/// The longest lease a [`Strategy::Lease`] may have, in whole milliseconds: 2^31, about 24 days.
+pub const MAX_LEASE_MS: u128 = 1 << 31;
 
-    pub(crate) fn from_wire(wire: Wire) -> Strategy {
-        match wire {
-            Wire::Lazy => Strategy::Lazy,
-            Wire::Eager => Strategy::Eager,
-            Wire::Lease { ms } => Strategy::Lease(Duration::from_millis(u64::from(ms))),
-            Wire::AccessCount { hits } => Strategy::AccessCount(hits),
+impl Strategy {
+    /// `self` if every backend can apply it; otherwise why not: a lease must last 1 ms to
+    /// [`MAX_LEASE_MS`] (whole milliseconds), an access count must be at least 1.
+    pub fn validate(self) -> Result<Strategy, String> {
+        match self {
+            Strategy::Lease(duration) if !(1..=MAX_LEASE_MS).contains(&duration.as_millis()) => {
+                Err(format!(
+                    "a lease strategy's lifetime must be 1 ms to 24 days, not {duration:?}"
+                ))
+            }
+            Strategy::AccessCount(0) => {
+                Err("an access-count strategy needs at least 1 HIT per fetch".to_owned())
+            }
+            valid => Ok(valid),
         }
     }
 
@@ -122,7 +109,7 @@ mod tests {
         ] {
             assert_eq!(Strategy::parse(bad), None, "{bad}");
         }
-        assert!(Strategy::Lease(Duration::ZERO).to_wire().is_err());
-        assert!(Strategy::AccessCount(0).to_wire().is_err());
+        assert!(Strategy::Lease(Duration::ZERO).validate().is_err());
+        assert!(Strategy::AccessCount(0).validate().is_err());
     }
 }

@@ -13,9 +13,9 @@ use ccs_os::LockFile;
 
 use ccs_protocol::FsckReport;
 
+use crate::backend::shm::os_env::{AGENT_LOCK_BASE, STRUCTURE_LOCK};
+use crate::backend::shm::segment::Shared;
 use crate::error::Result;
-use crate::shm::os_env::{AGENT_LOCK_BASE, STRUCTURE_LOCK};
-use crate::shm::segment::Shared;
 
 /// Pause between a pass that found problems and the pass that confirms them, so that writers
 /// finish the few instructions in which their slots look leaked.

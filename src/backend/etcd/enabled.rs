@@ -1,30 +1,29 @@
 //! The etcd backend: the facade's calls on `ccs_etcd`, for a segment at an `etcd://` URL.
 //!
 //! `ccs_etcd` is the coherence engine on an etcd cluster (`docs/protocol-etcd.md`); this
-//! module only adapts it to the facade: its values become the facade's ([`Read`], [`Check`],
-//! [`Events`], [`Status`]), its errors the facade's [`Error`] (with the cluster URL as the
-//! location), and keys and names are held to the shared-memory limits so that a key valid on
-//! one backend is valid on the other. `docs/backends.md` lists what differs.
+//! module only adapts it to the facade: its values are `ccs_types`' and pass through as they
+//! are, its errors become the facade's [`Error`] (with the cluster URL as the location), its
+//! status gains the facade's backend-neutral agent rows, and keys and names are held to the
+//! shared-memory limits so that a key valid on one backend is valid on the other. `docs/backends.md` lists what differs.
 //!
 //! The engine's calls block on its own runtime and refuse to run inside another async
 //! runtime; [`off_runtime`] moves a call made from inside one (the `ccs mcp` server) to a
 //! scoped thread, so the facade stays callable from anywhere.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ccs_etcd::{Cluster, EtcdAgent, WaitResult};
 use ccs_protocol::{Config, MAX_KEY_BYTES, MAX_NAME_BYTES};
 
-use crate::agent::{Cached, Check, Read, Version};
+use crate::agent::{ArtifactRef, Cached};
+use crate::backend;
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, Events};
+use crate::guard::ReadInner;
 use crate::segment::Backend;
-use crate::status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
-use crate::strategy::Strategy;
+use crate::status::{AgentStatus, Status};
 use crate::trace::{LogBatch, LogRecord};
-
-pub(crate) use ccs_etcd::Hold;
+use crate::{Check, Events, Read, Strategy, Version};
 
 /// Change events an etcd agent's inbox keeps (`ccs_etcd`'s inbox capacity).
 const INBOX_EVENTS: u32 = 4096;
@@ -134,35 +133,6 @@ fn session_pid(session: &str) -> (Option<String>, Option<u32>) {
     }
 }
 
-fn to_engine(strategy: Strategy) -> Result<ccs_etcd::Strategy> {
-    // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
-    strategy.to_wire()?;
-    Ok(match strategy {
-        Strategy::Lazy => ccs_etcd::Strategy::Lazy,
-        Strategy::Eager => ccs_etcd::Strategy::Eager,
-        Strategy::Lease(d) => ccs_etcd::Strategy::Lease(d),
-        Strategy::AccessCount(n) => ccs_etcd::Strategy::AccessCount(n),
-    })
-}
-
-fn from_engine(strategy: ccs_etcd::Strategy) -> Strategy {
-    match strategy {
-        ccs_etcd::Strategy::Lazy => Strategy::Lazy,
-        ccs_etcd::Strategy::Eager => Strategy::Eager,
-        ccs_etcd::Strategy::Lease(d) => Strategy::Lease(d),
-        ccs_etcd::Strategy::AccessCount(n) => Strategy::AccessCount(n),
-    }
-}
-
-fn mesi(state: ccs_etcd::Mesi) -> Mesi {
-    match state {
-        ccs_etcd::Mesi::Modified => Mesi::Modified,
-        ccs_etcd::Mesi::Exclusive => Mesi::Exclusive,
-        ccs_etcd::Mesi::Shared => Mesi::Shared,
-        ccs_etcd::Mesi::Invalid => Mesi::Invalid,
-    }
-}
-
 /// A connection to a cluster and one prefix in it.
 pub(crate) struct Segment {
     cluster: Cluster,
@@ -183,13 +153,24 @@ impl Segment {
         self.cluster.url()
     }
 
+    /// The cluster URL with its prefix, as the user named it.
+    pub(crate) fn location(&self) -> &str {
+        self.url()
+    }
+
+    /// The engine's limits, as a [`Config`].
+    pub(crate) fn config(&self) -> Config {
+        config()
+    }
+
     pub(crate) fn attach_with(&self, name: &str, strategy: Strategy) -> Result<Agent> {
         check_name(name)?;
-        let strategy = to_engine(strategy)?;
+        // The same limits as on shared memory (1 ms to 24 days, at least 1 hit).
+        let strategy = strategy.validate().map_err(Error::InvalidConfig)?;
         let agent = off_runtime(|| self.cluster.attach_with(name, strategy))
             .map_err(|e| error(e, self.url()))?;
         Ok(Agent {
-            agent,
+            agent: Arc::new(agent),
             location: self.url().to_owned(),
             subscriptions: Mutex::new(Vec::new()),
         })
@@ -201,9 +182,7 @@ impl Segment {
     }
 
     pub(crate) fn log_records(&self) -> Result<Vec<LogRecord>> {
-        let records =
-            off_runtime(|| self.cluster.log_records()).map_err(|e| error(e, self.url()))?;
-        Ok(records.into_iter().map(record).collect())
+        off_runtime(|| self.cluster.log_records()).map_err(|e| error(e, self.url()))
     }
 
     pub(crate) fn log_follow(&self) -> Result<LogFollower> {
@@ -236,40 +215,20 @@ impl Segment {
                 }
             })
             .collect();
-        let artifacts = status
-            .artifacts
-            .into_iter()
-            .map(|artifact| ArtifactStatus {
-                key: artifact.key,
-                version: artifact.version,
-                size: artifact.size,
-                writer: Some(artifact.writer).filter(|w| !w.is_empty()),
-                deleted: artifact.deleted,
-                holder: artifact.holder,
-                states: artifact
-                    .states
-                    .into_iter()
-                    .map(|s| AgentState {
-                        agent: s.agent,
-                        state: mesi(s.state),
-                        held: s.held,
-                    })
-                    .collect(),
-            })
-            .collect();
         Ok(Status {
             backend: Backend::Etcd,
             config: config(),
             revision: Some(status.revision),
             agents,
-            artifacts,
+            artifacts: status.artifacts,
         })
     }
 }
 
 /// An agent attached to a cluster prefix by this process.
 pub(crate) struct Agent {
-    agent: EtcdAgent,
+    /// Shared with the holds it grants, which commit through it.
+    agent: Arc<EtcdAgent>,
     location: String,
     /// The prefixes subscribed through this handle (the engine keeps them in its watcher).
     subscriptions: Mutex<Vec<String>>,
@@ -281,55 +240,54 @@ impl Agent {
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
-        from_engine(self.agent.strategy())
+        self.agent.strategy()
     }
 
-    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
-        check_key(key)
+    /// A key on etcd is only its text: checked, nothing to resolve.
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<u32>> {
+        check_key(key)?;
+        Ok(None)
     }
 
     /// A HIT is served from this process (no round trip); a MISS fetches and registers.
-    pub(crate) fn get(&self, key: &str) -> Result<Read> {
+    pub(crate) fn get(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        let key = artifact.key_str();
         check_key(key)?;
-        let read = off_runtime(|| self.agent.get(key)).map_err(self.fail())?;
-        Ok(Read {
-            bytes: read.bytes,
-            version: read.version,
-            hit: read.hit,
-        })
+        off_runtime(|| self.agent.get(key)).map_err(self.fail())
     }
 
     /// A read whose version the cluster confirmed current during the call.
-    pub(crate) fn get_linearizable(&self, key: &str) -> Result<Read> {
+    pub(crate) fn get_linearizable(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
+        let key = artifact.key_str();
         check_key(key)?;
-        let read = off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())?;
-        Ok(Read {
-            bytes: read.bytes,
-            version: read.version,
-            hit: read.hit,
-        })
+        off_runtime(|| self.agent.get_linearizable(key)).map_err(self.fail())
     }
 
-    pub(crate) fn get_into(&self, key: &str, buffer: &mut Vec<u8>) -> Result<(Version, bool)> {
-        let read = self.get(key)?;
+    pub(crate) fn get_into(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        buffer: &mut Vec<u8>,
+    ) -> Result<(Version, bool)> {
+        let read = self.get(artifact)?;
         *buffer = read.bytes;
         Ok((read.version, read.hit))
     }
 
-    pub(crate) fn check(&self, key: &str) -> Result<Check> {
+    /// The guard owns a copy of the bytes: there is no slot to pin.
+    pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
+        self.get(artifact).map(ReadInner::Owned)
+    }
+
+    pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
+        let key = artifact.key_str();
         check_key(key)?;
-        let check = off_runtime(|| self.agent.check(key)).map_err(self.fail())?;
-        Ok(Check {
-            held: check.held,
-            current: check.current,
-            valid: check.valid,
-        })
+        off_runtime(|| self.agent.check(key)).map_err(self.fail())
     }
 
     /// A HIT when the agent's copy is valid (a local check, counted by its strategy like any
     /// HIT) and `cached` holds that version; the bytes are then left where they are.
     pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
-        let read = self.get(cached.key.as_str())?;
+        let read = self.get(&cached.key)?;
         if read.hit && read.version == cached.version {
             return Ok(true);
         }
@@ -338,12 +296,19 @@ impl Agent {
         Ok(false)
     }
 
-    pub(crate) fn is_valid(&self, key: &str) -> Result<bool> {
+    pub(crate) fn is_valid(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let key = artifact.key_str();
         check_key(key)?;
         self.agent.is_valid(key).map_err(self.fail())
     }
 
-    fn write(&self, key: &str, bytes: Option<&[u8]>, cond: ccs_etcd::Condition) -> Result<Version> {
+    fn write(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: Option<&[u8]>,
+        cond: ccs_etcd::Condition,
+    ) -> Result<Version> {
+        let key = artifact.key_str();
         check_key(key)?;
         off_runtime(|| match bytes {
             Some(bytes) => self.agent.put(key, bytes, cond),
@@ -352,45 +317,61 @@ impl Agent {
         .map_err(self.fail())
     }
 
-    pub(crate) fn put(&self, key: &str, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::View)
+    pub(crate) fn put(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, Some(bytes), ccs_etcd::Condition::View)
     }
 
-    pub(crate) fn put_if(&self, key: &str, expected: Version, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::Version(expected))
+    pub(crate) fn put_if(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        expected: Version,
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(
+            artifact,
+            Some(bytes),
+            ccs_etcd::Condition::Version(expected),
+        )
     }
 
-    pub(crate) fn put_blind(&self, key: &str, bytes: &[u8]) -> Result<Version> {
-        self.write(key, Some(bytes), ccs_etcd::Condition::Blind)
+    pub(crate) fn put_blind(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Version> {
+        self.write(artifact, Some(bytes), ccs_etcd::Condition::Blind)
     }
 
-    pub(crate) fn delete(&self, key: &str) -> Result<Version> {
-        self.write(key, None, ccs_etcd::Condition::View)
+    pub(crate) fn delete(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
+        self.write(artifact, None, ccs_etcd::Condition::View)
     }
 
-    pub(crate) fn acquire(&self, key: &str, lease: Duration) -> Result<Hold> {
+    pub(crate) fn acquire(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        lease: Duration,
+    ) -> Result<backend::Hold> {
+        let key = artifact.key_str();
         check_key(key)?;
-        off_runtime(|| self.agent.acquire(key, lease)).map_err(self.fail())
-    }
-
-    pub(crate) fn commit(&self, hold: Hold, bytes: &[u8]) -> Result<Version> {
-        off_runtime(|| self.agent.commit(hold, bytes)).map_err(self.fail())
-    }
-
-    pub(crate) fn release(&self, hold: Hold) -> Result<()> {
-        off_runtime(|| self.agent.release(hold)).map_err(self.fail())
-    }
-
-    pub(crate) fn renew(&self, hold: &mut Hold, lease: Duration) -> Result<()> {
-        off_runtime(|| self.agent.renew(hold, lease)).map_err(self.fail())
+        let hold = off_runtime(|| self.agent.acquire(key, lease)).map_err(self.fail())?;
+        Ok(backend::Hold::Etcd(Hold {
+            agent: Arc::clone(&self.agent),
+            location: self.location.clone(),
+            hold,
+        }))
     }
 
     pub(crate) fn wait_changed(
         &self,
-        key: &str,
+        artifact: &(impl ArtifactRef + ?Sized),
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
+        let key = artifact.key_str();
         check_key(key)?;
         match off_runtime(|| self.agent.wait_changed(key, since, timeout)).map_err(self.fail())? {
             WaitResult::Changed(version) => Ok(Some(version)),
@@ -431,7 +412,7 @@ impl Agent {
 
     /// As on shared memory, only an eager agent has an inbox.
     fn require_eager(&self) -> Result<()> {
-        if self.agent.strategy() != ccs_etcd::Strategy::Eager {
+        if self.agent.strategy() != Strategy::Eager {
             return Err(Error::InvalidConfig(
                 "only an eager agent has an inbox: attach it with the eager strategy".into(),
             ));
@@ -441,28 +422,52 @@ impl Agent {
 
     pub(crate) fn try_events(&self, max: usize) -> Result<Events> {
         self.require_eager()?;
-        Ok(events(self.agent.try_events(max)))
+        Ok(self.agent.try_events(max))
     }
 
     pub(crate) fn wait_events(&self, max: usize, timeout: Option<Duration>) -> Result<Events> {
         self.require_eager()?;
-        Ok(events(self.agent.wait_events(max, timeout)))
+        Ok(self.agent.wait_events(max, timeout))
     }
 }
 
-fn events(events: ccs_etcd::Events) -> Events {
-    Events {
-        events: events
-            .events
-            .into_iter()
-            .map(|e| ChangeEvent {
-                key: e.key,
-                version: e.version,
-                writer: e.writer,
-                deleted: e.deleted,
-            })
-            .collect(),
-        lost: events.lost,
+/// An exclusive hold on etcd, with the agent that took it (its commit is that agent's write).
+pub(crate) struct Hold {
+    agent: Arc<EtcdAgent>,
+    location: String,
+    hold: ccs_etcd::Hold,
+}
+
+impl Hold {
+    pub(crate) fn version(&self) -> Version {
+        self.hold.version()
+    }
+
+    pub(crate) fn commit(self, bytes: &[u8]) -> Result<Version> {
+        let Hold {
+            agent,
+            location,
+            hold,
+        } = self;
+        off_runtime(|| agent.commit(hold, bytes)).map_err(|e| error(e, &location))
+    }
+
+    pub(crate) fn release(self) -> Result<()> {
+        let Hold {
+            agent,
+            location,
+            hold,
+        } = self;
+        off_runtime(|| agent.release(hold)).map_err(|e| error(e, &location))
+    }
+
+    pub(crate) fn renew(&mut self, lease: std::time::Duration) -> Result<()> {
+        let Hold {
+            agent,
+            hold,
+            location,
+        } = self;
+        off_runtime(|| agent.renew(hold, lease)).map_err(|e| error(e, location))
     }
 }
 
@@ -480,32 +485,6 @@ impl LogFollower {
 
     pub(crate) fn poll(&mut self) -> Result<LogBatch> {
         let LogFollower { follower, location } = self;
-        let batch = off_runtime(|| follower.poll()).map_err(|e| error(e, location))?;
-        Ok(LogBatch {
-            records: batch.records.into_iter().map(record).collect(),
-            missed: batch.missed,
-            malformed: batch.malformed,
-        })
-    }
-}
-
-/// The facade's record of an engine record: the same fields, but versions are the shared-memory
-/// log's `u32` (an etcd version beyond it, after four billion writes of one key, reads as
-/// `u32::MAX`).
-fn record(r: ccs_etcd::LogRecord) -> LogRecord {
-    LogRecord {
-        seq: r.seq,
-        t_ns: r.t_ns,
-        agent: r.agent,
-        op: r.op,
-        outcome: r.outcome,
-        key: r.key,
-        version: u32::try_from(r.version).unwrap_or(u32::MAX),
-        held: u32::try_from(r.held).unwrap_or(u32::MAX),
-        count: r.count,
-        bytes: r.bytes,
-        other: r.other,
-        mode: r.mode,
-        revision: r.revision,
+        off_runtime(|| follower.poll()).map_err(|e| error(e, location))
     }
 }

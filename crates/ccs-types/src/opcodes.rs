@@ -1,5 +1,6 @@
-//! The names of logged operations and their outcomes, shared by the log's writer (here) and
-//! its readers (the facade's `trace` module, the `ccs` tools).
+//! The names of logged operations and their outcomes, shared by the logs' writers (the
+//! shared-memory directory, the etcd engine) and their readers (the facade's `trace` module,
+//! the `ccs` tools). The codes are how the shared-memory log stores them.
 
 use std::fmt;
 
@@ -107,43 +108,45 @@ names!(WriteMode { View => "view", If => "if", Blind => "blind" });
 
 impl LogOp {
     /// The code stored in a record.
-    pub(crate) fn code(self) -> u8 {
+    #[doc(hidden)]
+    pub fn code(self) -> u8 {
         self as u8
     }
 
     /// Decode a stored code.
-    pub(crate) fn from_code(code: u8) -> Option<LogOp> {
+    #[doc(hidden)]
+    pub fn from_code(code: u8) -> Option<LogOp> {
         LogOp::ALL.get(usize::from(code)).copied()
     }
 }
 
 impl LogOutcome {
     /// The code stored in a record.
-    pub(crate) fn code(self) -> u8 {
+    #[doc(hidden)]
+    pub fn code(self) -> u8 {
         self as u8
     }
 
     /// Decode a stored code.
-    pub(crate) fn from_code(code: u8) -> Option<LogOutcome> {
+    #[doc(hidden)]
+    pub fn from_code(code: u8) -> Option<LogOutcome> {
         LogOutcome::ALL.get(usize::from(code)).copied()
     }
 }
 
 impl WriteMode {
     /// The code stored in a record (0 is "no mode").
-    pub(crate) fn code(mode: Option<WriteMode>) -> u8 {
+    #[doc(hidden)]
+    pub fn code(mode: Option<WriteMode>) -> u8 {
         mode.map_or(0, |m| m as u8 + 1)
     }
 
-    /// Decode a stored code; `Err` if it is not one.
-    pub(crate) fn from_code(code: u8) -> Result<Option<WriteMode>, ()> {
+    /// Decode a stored code: `Some(None)` for "no mode", `None` if it is not a code.
+    #[doc(hidden)]
+    pub fn from_code(code: u8) -> Option<Option<WriteMode>> {
         match code {
-            0 => Ok(None),
-            n => WriteMode::ALL
-                .get(usize::from(n - 1))
-                .copied()
-                .map(Some)
-                .ok_or(()),
+            0 => Some(None),
+            n => WriteMode::ALL.get(usize::from(n - 1)).copied().map(Some),
         }
     }
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use ccs_protocol::Config;
 
-use crate::agent::{Cached, Check, Read, Version};
+use crate::agent::{ArtifactRef, Cached};
+use crate::backend;
 use crate::error::{Error, Result};
-use crate::events::Events;
+use crate::guard::ReadInner;
 use crate::status::Status;
-use crate::strategy::Strategy;
 use crate::trace::{LogBatch, LogRecord};
+use crate::{Check, Events, Read, Strategy, Version};
 
 fn disabled(url: &str) -> Error {
     Error::BadLocation {
@@ -19,11 +20,6 @@ fn disabled(url: &str) -> Error {
         reason: "this build of agent-coherence has no etcd backend (enable its `etcd` feature)"
             .to_owned(),
     }
-}
-
-/// Never called: no etcd segment can exist in this build.
-pub(crate) fn config() -> Config {
-    Config::default()
 }
 
 /// No value: there is no etcd segment in this build.
@@ -39,6 +35,18 @@ impl Hold {
     pub(crate) fn version(&self) -> Version {
         match *self {}
     }
+
+    pub(crate) fn commit(self, _: &[u8]) -> Result<Version> {
+        match self {}
+    }
+
+    pub(crate) fn release(self) -> Result<()> {
+        match self {}
+    }
+
+    pub(crate) fn renew(&mut self, _: Duration) -> Result<()> {
+        match *self {}
+    }
 }
 
 impl Segment {
@@ -50,7 +58,11 @@ impl Segment {
         Err(disabled(url))
     }
 
-    pub(crate) fn url(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
+        match *self {}
+    }
+
+    pub(crate) fn config(&self) -> Config {
         match *self {}
     }
 
@@ -93,23 +105,31 @@ impl Agent {
         match *self {}
     }
 
-    pub(crate) fn check_key(&self, _: &str) -> Result<()> {
+    pub(crate) fn resolve(&self, _: &str) -> Result<Option<u32>> {
         match *self {}
     }
 
-    pub(crate) fn get(&self, _: &str) -> Result<Read> {
+    pub(crate) fn get(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
         match *self {}
     }
 
-    pub(crate) fn get_linearizable(&self, _: &str) -> Result<Read> {
+    pub(crate) fn get_linearizable(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
         match *self {}
     }
 
-    pub(crate) fn get_into(&self, _: &str, _: &mut Vec<u8>) -> Result<(Version, bool)> {
+    pub(crate) fn get_into(
+        &self,
+        _: &(impl ArtifactRef + ?Sized),
+        _: &mut Vec<u8>,
+    ) -> Result<(Version, bool)> {
         match *self {}
     }
 
-    pub(crate) fn check(&self, _: &str) -> Result<Check> {
+    pub(crate) fn read(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
+        match *self {}
+    }
+
+    pub(crate) fn check(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
         match *self {}
     }
 
@@ -117,45 +137,42 @@ impl Agent {
         match *self {}
     }
 
-    pub(crate) fn is_valid(&self, _: &str) -> Result<bool> {
+    pub(crate) fn is_valid(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
         match *self {}
     }
 
-    pub(crate) fn put(&self, _: &str, _: &[u8]) -> Result<Version> {
+    pub(crate) fn put(&self, _: &(impl ArtifactRef + ?Sized), _: &[u8]) -> Result<Version> {
         match *self {}
     }
 
-    pub(crate) fn put_if(&self, _: &str, _: Version, _: &[u8]) -> Result<Version> {
+    pub(crate) fn put_if(
+        &self,
+        _: &(impl ArtifactRef + ?Sized),
+        _: Version,
+        _: &[u8],
+    ) -> Result<Version> {
         match *self {}
     }
 
-    pub(crate) fn put_blind(&self, _: &str, _: &[u8]) -> Result<Version> {
+    pub(crate) fn put_blind(&self, _: &(impl ArtifactRef + ?Sized), _: &[u8]) -> Result<Version> {
         match *self {}
     }
 
-    pub(crate) fn delete(&self, _: &str) -> Result<Version> {
+    pub(crate) fn delete(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
         match *self {}
     }
 
-    pub(crate) fn acquire(&self, _: &str, _: Duration) -> Result<Hold> {
-        match *self {}
-    }
-
-    pub(crate) fn commit(&self, _: Hold, _: &[u8]) -> Result<Version> {
-        match *self {}
-    }
-
-    pub(crate) fn release(&self, _: Hold) -> Result<()> {
-        match *self {}
-    }
-
-    pub(crate) fn renew(&self, _: &mut Hold, _: Duration) -> Result<()> {
+    pub(crate) fn acquire(
+        &self,
+        _: &(impl ArtifactRef + ?Sized),
+        _: Duration,
+    ) -> Result<backend::Hold> {
         match *self {}
     }
 
     pub(crate) fn wait_changed(
         &self,
-        _: &str,
+        _: &(impl ArtifactRef + ?Sized),
         _: Version,
         _: Option<Duration>,
     ) -> Result<Option<Version>> {

@@ -1,21 +1,11 @@
 //! The status snapshot of a shared-memory segment: agent rows, artifact rows and every
 //! agent's cell on every artifact, read row by row from the directory.
 
+use crate::backend::shm::segment::Shared;
+use crate::backend::shm::strategy;
 use crate::error::Result;
-use crate::shm::segment::Shared;
-use crate::status::{AgentState, AgentStatus, ArtifactStatus, Mesi, Status};
-use crate::{Backend, Strategy};
-
-impl From<ccs_protocol::Mesi> for Mesi {
-    fn from(state: ccs_protocol::Mesi) -> Mesi {
-        match state {
-            ccs_protocol::Mesi::Modified => Mesi::Modified,
-            ccs_protocol::Mesi::Exclusive => Mesi::Exclusive,
-            ccs_protocol::Mesi::Shared => Mesi::Shared,
-            ccs_protocol::Mesi::Invalid => Mesi::Invalid,
-        }
-    }
-}
+use crate::status::{AgentStatus, Status};
+use crate::{AgentState, ArtifactStatus, Backend};
 
 impl Shared {
     pub(crate) fn status(&self) -> Result<Status> {
@@ -31,7 +21,7 @@ impl Shared {
                     host: None,
                     alive: row.alive,
                     generation: row.generation,
-                    strategy: Strategy::from_wire(dir.agent_strategy(row.slot).map_err(general)?),
+                    strategy: strategy::from_wire(dir.agent_strategy(row.slot).map_err(general)?),
                     subscriptions: dir.subscriptions(row.slot).map_err(general)?,
                 })
             })
@@ -43,7 +33,7 @@ impl Shared {
                 let cell = dir.cell(agent.slot, row.line).map_err(general)?;
                 states.push(AgentState {
                     agent: agent.name.clone(),
-                    state: cell.state.into(),
+                    state: cell.state,
                     held: (cell.held != 0 && cell.held != ccs_protocol::DROPPED_VIEW)
                         .then_some(u64::from(cell.held)),
                 });
