@@ -13,9 +13,11 @@
 //! * **views**: no agent has seen a version its line does not have yet;
 //! * **descriptors**: state, pins, owner, block, length and flags consistent with each other;
 //! * **free lists** (the descriptor list and one per size class): every entry in range, no
-//!   cycle (a walk is bounded by the table size), no duplicate;
+//!   cycle (a walk is bounded by the table size), no duplicate; a free block's block-table word
+//!   says FREE with its list's class, and the block is aligned to its size;
 //! * **arena accounting**: every granule below the bump pointer is in exactly one block of a
-//!   descriptor or on exactly one free list. Overlaps and *leaked* granules (in neither) are
+//!   descriptor (whose block-table word says USED with its class), on exactly one free list, or
+//!   held by a buddy merger (STASHED, counted as free). Overlaps and *leaked* granules (in neither) are
 //!   reported, with byte totals in [`ArenaUsage`]; likewise leaked descriptors
 //!   ([`DescriptorUsage`]). A descriptor is in use if a line's head or in-flight pending record
 //!   names it, an agent's pin record names it, or it is pinned (RETIRED or discarded with pins);
