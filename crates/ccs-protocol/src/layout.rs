@@ -212,12 +212,12 @@ pub struct Geometry {
     pub inbox_words: usize,
     /// First word of the subscription tables.
     pub subs_at: usize,
-    /// First word of the block table: one word per arena granule (`alloc.rs`, `BlockMeta`).
-    pub blocks_at: usize,
     /// First word of the arena.
     pub arena_at: usize,
     /// Total size in bytes.
     pub total_bytes: u64,
+    /// First word of the block table: one word per arena granule (`arena.rs`, `block_meta`).
+    pub blocks_at: usize,
 }
 
 fn round_up(value: usize, to: usize) -> usize {
@@ -330,9 +330,9 @@ impl Geometry {
             inboxes_at,
             inbox_words,
             subs_at,
-            blocks_at,
             arena_at,
             total_bytes: total_words as u64 * 8,
+            blocks_at,
         })
     }
 
