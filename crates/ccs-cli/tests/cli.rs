@@ -577,3 +577,38 @@ fn short_lived_workers_reuse_dead_agents_slots() {
     .ok();
     assert!(ccs(&["fsck", seg.as_str()]).ok().contains("clean"));
 }
+
+/// Issue 20's arena story with real processes: three 1 MB payloads, small-payload churn, the
+/// big keys overwritten with small values, more churn, then 1 MB payloads again. Freed blocks
+/// must merge back (before layout version 4 the third big payload was refused with about 1 MB
+/// free), and `ccs fsck` finds the segment clean.
+#[test]
+fn big_payloads_fit_again_after_small_churn() {
+    let seg = Seg::shm("arena-story");
+    ccs(&["init", seg.as_str(), "--arena", "4M", "--max-payload", "1M"]).ok();
+    let big = vec![b'B'; 1 << 20];
+    let churn = |prefix: &str| {
+        for round in 0..2 {
+            for i in 0..8 {
+                let payload = vec![b'a' + i as u8; (64 << i) + round];
+                put(&seg, &format!("{prefix}/{i}"), "worker", &payload, &[]).ok();
+            }
+        }
+    };
+    for i in 0..3 {
+        put(&seg, &format!("big/{i}"), "worker", &big, &[]).ok();
+    }
+    churn("small");
+    for i in 0..3 {
+        put(&seg, &format!("big/{i}"), "worker", b"now small", &[]).ok();
+    }
+    churn("more");
+    for i in 0..3 {
+        let run = put(&seg, &format!("big/{i}"), "worker", &big, &[]);
+        assert_eq!(run.code, Some(0), "1 MB payload {i} after churn: {run:?}");
+    }
+    let read = get(&seg, "big/2", "reader");
+    assert_eq!(read.code, Some(0), "{read:?}");
+    assert!(read.stdout == big, "big/2 read back changed");
+    ccs(&["fsck", seg.as_str()]).ok();
+}

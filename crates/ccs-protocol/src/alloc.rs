@@ -3,9 +3,8 @@
 //! A version's payload lives in an arena block described by a fixed-size descriptor. Blocks
 //! come in power-of-two size classes (64 B << k); each class and the descriptor table keep a
 //! Treiber stack of free entries whose head carries a 32-bit ABA tag, refilled by bump
-//! allocation from the untouched end, so memory in use grows with live data. A request that
-//! finds its class empty splits a block of a larger free class (buddy-style, without
-//! coalescing).
+//! allocation from the untouched end, so memory in use grows with live data. The blocks are a
+//! binary buddy system with merging (`arena.rs`).
 //!
 //! A descriptor goes FREE → FILLING → LIVE (published) → RETIRED (superseded) → FREE. Readers
 //! either copy optimistically and validate the descriptor's owner tag afterwards (a seqlock
@@ -19,7 +18,7 @@ use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
-    H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
+    H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -60,13 +59,13 @@ impl<E: Env> Directory<E> {
             .ok_or_else(|| ProtocolError::corrupt("descriptor field"))
     }
 
-    /// Pop an entry from the Treiber stack at header word `head_index`; `next_of` gives the
-    /// word holding an entry's successor. Returns the entry (index, not + 1).
-    fn pop_free(
+    /// Pop an entry from the Treiber stack at header word `head_index`; `link_of` reads an
+    /// entry's successor link. Returns the entry (index, not + 1).
+    pub(crate) fn pop_free(
         &self,
         head_index: usize,
         limit: u64,
-        next_of: impl Fn(u64) -> Result<usize>,
+        link_of: impl Fn(u64) -> Result<u64>,
     ) -> Result<Option<u64>> {
         let head = self.words.at(head_index)?;
         loop {
@@ -81,7 +80,7 @@ impl<E: Env> Directory<E> {
                     "free list head {top} out of range"
                 )));
             }
-            let next = self.words.at(next_of(top - 1)?)?.load(Ordering::Relaxed);
+            let next = link_of(top - 1)?;
             if next > limit {
                 // Either a racing pop reused the entry (the exchange below would fail) or the
                 // segment is corrupt; re-read to tell which.
@@ -103,11 +102,19 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    fn push_free(&self, head_index: usize, entry: u64, next_word: &AtomicU64) -> Result<()> {
+    /// Push `entry` on the Treiber stack at header word `head_index`, storing
+    /// `with_link(successor link)` into `next_word` first.
+    pub(crate) fn push_free(
+        &self,
+        head_index: usize,
+        entry: u64,
+        next_word: &AtomicU64,
+        with_link: impl Fn(u64) -> u64,
+    ) -> Result<()> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
-            next_word.store(current & 0xffff_ffff, Ordering::Relaxed);
+            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let tag = (current >> 32) as u32;
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
@@ -141,7 +148,10 @@ impl<E: Env> Directory<E> {
     fn alloc_desc(&self) -> Result<u32> {
         let limit = self.geo.descs as u64;
         let popped = self.pop_free(H_DESC_FREE, limit, |d| {
-            Ok(self.geo.desc_word(d as u32, D_NEXT))
+            Ok(self
+                .words
+                .at(self.geo.desc_word(d as u32, D_NEXT))?
+                .load(Ordering::Relaxed))
         })?;
         let desc = match popped {
             Some(desc) => desc,
@@ -158,51 +168,6 @@ impl<E: Env> Directory<E> {
             )));
         }
         Ok(desc)
-    }
-
-    fn block_next_word(&self, granule: u64) -> Result<usize> {
-        Ok(self.geo.granule_word(granule))
-    }
-
-    /// A block of class `class`: its first granule.
-    fn alloc_block(&self, class: usize) -> Result<u64> {
-        let granules = self.geo.arena_granules();
-        for source in class..self.geo.classes {
-            let popped =
-                self.pop_free(H_ARENA_FREE + source, granules, |g| self.block_next_word(g))?;
-            if let Some(granule) = popped {
-                if granule + (1 << source) > granules {
-                    return Err(ProtocolError::corrupt(format!(
-                        "free block at granule {granule} overruns the arena"
-                    )));
-                }
-                // Split: keep the first 2^class granules, give back the halves above it. Each
-                // give-back stores a free-list link into a half, which a reader still copying
-                // the block's previous version may read. Seqlock write side for those links: a
-                // reader that sees one also sees, after its Acquire fence, the previous owner's
-                // tag changed in `release_desc`, which the Acquire pop above made visible here
-                // (the freeing thread's own Release fence does not cover this thread's stores).
-                // Pairs with the Acquire fence in `copy_validated`.
-                #[cfg(not(ccs_mutant = "split_after_fence"))]
-                if source > class {
-                    fence(Ordering::Release);
-                }
-                for half in class..source {
-                    self.free_block(granule + (1 << half), half)?;
-                }
-                return Ok(granule);
-            }
-        }
-        self.bump(H_ARENA_BUMP, 1 << class, granules)?
-            .ok_or(ProtocolError::CapacityExceeded {
-                what: "payload arena bytes",
-                limit: self.geo.config.arena_bytes,
-            })
-    }
-
-    pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
-        let next = self.words.at(self.block_next_word(granule)?)?;
-        self.push_free(H_ARENA_FREE + class, granule, next)
     }
 
     /// A fresh descriptor for a new version, in state FILLING with no block: reachable by no
@@ -336,10 +301,11 @@ impl<E: Env> Directory<E> {
             freed_owner(owner_word.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        // Seqlock write side: a reader that sees the cleared block field, or the free-list link
-        // written into the block's first word below, also sees the owner tag cleared after its
-        // Acquire fence, and discards its copy. Pairs with the Acquire fence in
-        // `copy_validated`.
+        // Seqlock write side: a reader that sees the cleared block field below also sees the
+        // owner tag cleared after its Acquire fence, and discards its copy; and whoever pops
+        // the block (Acquire, after the Release push below, directly or through a split or a
+        // merge) and fills it does so after this store, so a reader that copies its bytes sees
+        // the tag changed too. Pairs with the Acquire fence in `copy_validated`.
         fence(Ordering::Release);
         let block = self
             .desc_at(desc, D_BLOCK)?
@@ -351,10 +317,11 @@ impl<E: Env> Directory<E> {
                     "slot descriptor {desc} has a bad block"
                 )));
             }
+            self.check_used_block(granule, class)?;
             self.free_block(granule, class)?;
         }
         let next = self.desc_at(desc, D_NEXT)?;
-        self.push_free(H_DESC_FREE, u64::from(desc), next)
+        self.push_free(H_DESC_FREE, u64::from(desc), next, |link| link)
     }
 
     /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.

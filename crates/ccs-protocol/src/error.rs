@@ -117,7 +117,7 @@ pub fn capacity_remedy(what: &str) -> &'static str {
             "a deleted artifact's line is not reused yet, so deleting frees none; create the segment with more --artifacts"
         }
         "payload arena bytes" => {
-            "delete or shrink payloads (freed blocks are reused for payloads of the same size class, never merged), run `ccs fsck --repair` on an idle segment to recover blocks leaked by killed writers, or create the segment with a larger --arena"
+            "delete or shrink payloads (freed blocks merge with their free buddies into larger ones when an allocation needs it), run `ccs fsck --repair` on an idle segment to recover blocks leaked by killed writers, or create the segment with a larger --arena (docs/layout.md §7: how large never refuses a payload)"
         }
         "versions alive at once (slot descriptors)" => {
             "release pinned reads (guards) and let readers finish, or create the segment with more --artifacts (descriptors scale with it)"

@@ -13,9 +13,11 @@
 //! * **views**: no agent has seen a version its line does not have yet;
 //! * **descriptors**: state, pins, owner, block, length and flags consistent with each other;
 //! * **free lists** (the descriptor list and one per size class): every entry in range, no
-//!   cycle (a walk is bounded by the table size), no duplicate;
+//!   cycle (a walk is bounded by the table size), no duplicate; a free block's block-table word
+//!   says FREE with its list's class, and the block is aligned to its size;
 //! * **arena accounting**: every granule below the bump pointer is in exactly one block of a
-//!   descriptor or on exactly one free list. Overlaps and *leaked* granules (in neither) are
+//!   descriptor (whose block-table word says USED with its class), on exactly one free list, or
+//!   held by a buddy merger (STASHED, counted as free). Overlaps and *leaked* granules (in neither) are
 //!   reported, with byte totals in [`ArenaUsage`]; likewise leaked descriptors
 //!   ([`DescriptorUsage`]). A descriptor is in use if a line's head or in-flight pending record
 //!   names it, an agent's pin record names it, or it is pinned (RETIRED or discarded with pins);
@@ -60,15 +62,17 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::alloc::{FLAG_DELETED, FLAGS_MASK, NO_BLOCK};
+use crate::arena::block_meta;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::freshness::Strategy;
 use crate::layout::{
     A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
-    D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_DESC_BUMP,
-    H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD, I_TAIL, L_HEAD, L_KEYMETA, L_LEASE,
-    L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF, SWITCH_NO_INVALIDATION, class_bytes,
+    D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE,
+    H_ARENA_MERGING, H_DESC_BUMP, H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD,
+    I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF,
+    SWITCH_NO_INVALIDATION, class_bytes,
 };
 use crate::oplog::RecordRead;
 use crate::packing::{Head, desc_state, unpack_owner};
@@ -426,14 +430,12 @@ impl<E: Env> Directory<E> {
             self.release_desc(desc)?;
         }
         for &(first, count) in &pass.leaked_runs {
-            let (mut granule, end) = (first, first + count);
-            while granule < end {
-                let remaining = end - granule;
-                let class = (63 - remaining.leading_zeros() as usize).min(self.geo.classes - 1);
-                self.free_block(granule, class)?;
-                granule += 1 << class;
-                bytes += class_bytes(class);
+            // The run's old block words go: it is freed as the aligned blocks that tile it.
+            for granule in first..first + count {
+                self.block_meta(granule)?.store(0, Ordering::Relaxed);
             }
+            self.free_run(first, first + count)?;
+            bytes += count * GRANULE;
         }
         Ok((pass.leaked_descs.len() as u64, bytes))
     }
@@ -595,7 +597,7 @@ impl<E: Env> Directory<E> {
             granule_bump = granules;
         }
         let unused = (H_SWITCHES + 1..H_AGENT_DROPS)
-            .chain(H_ARENA_BUMP + 1..H_ARENA_FREE)
+            .chain(H_ARENA_MERGING + 1..H_ARENA_FREE)
             .chain(H_ARENA_FREE + self.geo.classes..HEADER_WORDS);
         for index in unused {
             let value = self.load(index)?;
@@ -983,7 +985,7 @@ impl<E: Env> Directory<E> {
         let mut on_free = vec![false; descs];
         let free_descs =
             self.walk_free(pass, H_DESC_FREE, "descriptor free list", desc_bump, |d| {
-                geo.desc_word(d as u32, D_NEXT)
+                self.load(geo.desc_word(d as u32, D_NEXT))
             })?;
         for &desc in &free_descs {
             on_free[desc as usize] = true;
@@ -1110,10 +1112,24 @@ impl<E: Env> Directory<E> {
         for class in 0..geo.classes {
             let name = format!("free list of class {class}");
             let entries = self.walk_free(pass, H_ARENA_FREE + class, &name, granule_bump, |g| {
-                geo.granule_word(g)
+                Ok(self.load(geo.block_word(g))? & block_meta::LINK)
             })?;
             for granule in entries {
                 let end = granule + (1 << class);
+                let meta = self.load(geo.block_word(granule))?;
+                if block_meta::state(meta) != block_meta::FREE
+                    || block_meta::class(meta) != class
+                    || granule % (1 << class) != 0
+                {
+                    pass.add(
+                        FsckKind::FreeList,
+                        name.clone(),
+                        format!(
+                            "block at granule {granule} is not an aligned free block of this \
+                             class (block word {meta:#x})"
+                        ),
+                    );
+                }
                 if end > granule_bump {
                     pass.add(
                         FsckKind::FreeList,
@@ -1125,6 +1141,15 @@ impl<E: Env> Directory<E> {
                 } else {
                     claims.push((granule, end, Claim::Free(class)));
                 }
+            }
+        }
+        // Blocks a merger holds (taken off the lists; a dead merger's are given back by the next
+        // merge): free, not leaked.
+        for granule in 0..granule_bump {
+            let meta = self.load(geo.block_word(granule))?;
+            if block_meta::state(meta) == block_meta::STASHED {
+                let class = block_meta::class(meta);
+                claims.push((granule, granule + (1 << class), Claim::Free(class)));
             }
         }
         self.account(pass, claims, granule_bump);
@@ -1237,7 +1262,22 @@ impl<E: Env> Directory<E> {
             );
         }
         if published && flags & FLAG_DELETED != 0 {
-            pass.add(FsckKind::Descriptor, subject, "tombstone with a block");
+            pass.add(
+                FsckKind::Descriptor,
+                subject.clone(),
+                "tombstone with a block",
+            );
+        }
+        let meta = self.load(geo.block_word(granule))?;
+        if block_meta::state(meta) != block_meta::USED || block_meta::class(meta) != class {
+            pass.add(
+                FsckKind::Arena,
+                subject,
+                format!(
+                    "block (granule {granule}, class {class}) is not marked in use in the block \
+                     table (block word {meta:#x})"
+                ),
+            );
         }
         claims.push((granule, granule + (1 << class), Claim::Desc(desc, in_use)));
         Ok(())
@@ -1250,7 +1290,7 @@ impl<E: Env> Directory<E> {
         head_index: usize,
         name: &str,
         limit: u64,
-        next_word: impl Fn(u64) -> usize,
+        link_of: impl Fn(u64) -> Result<u64>,
     ) -> Result<Vec<u64>> {
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
@@ -1278,7 +1318,7 @@ impl<E: Env> Directory<E> {
                 break;
             }
             entries.push(entry);
-            link = self.load(next_word(entry))?;
+            link = link_of(entry)?;
             from = format!("entry {entry}");
         }
         Ok(entries)

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! header | agent table | directory lines | views (agent × line) | slot descriptors
-//!        | operation logs (one ring per agent) | inboxes (one per agent) | subscriptions | arena
+//!        | operation logs (one ring per agent) | inboxes (one per agent) | subscriptions
+//!        | block table (one word per arena granule) | arena
 //! ```
 
 use crate::error::{ProtocolError, Result};
@@ -15,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -100,6 +101,10 @@ pub(crate) const H_DESC_BUMP: usize = 17;
 pub(crate) const H_DESC_FREE: usize = 18;
 /// Granules of the arena handed out by bump allocation so far.
 pub(crate) const H_ARENA_BUMP: usize = 19;
+/// The buddy merge a process was doing when it died, if any: `(granule + 1) << 8 | class` of
+/// the lower buddy of the pair being merged (see `alloc.rs`); 0 = none. Written under the
+/// structure lock only.
+pub(crate) const H_ARENA_MERGING: usize = 20;
 /// Per-class free lists of arena blocks: tag << 32 | (granule + 1).
 pub(crate) const H_ARENA_FREE: usize = 32;
 /// Header length in words.
@@ -211,6 +216,8 @@ pub struct Geometry {
     pub arena_at: usize,
     /// Total size in bytes.
     pub total_bytes: u64,
+    /// First word of the block table: one word per arena granule (`arena.rs`, `block_meta`).
+    pub blocks_at: usize,
 }
 
 fn round_up(value: usize, to: usize) -> usize {
@@ -295,10 +302,13 @@ impl Geometry {
         };
         let subs_at = inboxes_at + agents * inbox_words;
         let subs_end = subs_at + agents * MAX_SUBSCRIPTIONS * SUB_WORDS;
+        let blocks_at = round_up(subs_end, 8);
+        let granules = usize::try_from(config.arena_bytes / GRANULE)
+            .map_err(|_| ProtocolError::InvalidConfig("arena too large for this machine".into()))?;
         // The arena starts on a page so big payloads are page-aligned too (loom models keep
         // their heap layout small instead).
         let arena_align = if cfg!(loom) { 8 } else { 512 };
-        let arena_at = round_up(subs_end, arena_align);
+        let arena_at = round_up(blocks_at + granules, arena_align);
         let arena_words = usize::try_from(config.arena_bytes.div_ceil(GRANULE) * GRANULE / 8)
             .map_err(|_| ProtocolError::InvalidConfig("arena too large for this machine".into()))?;
         let total_words = arena_at
@@ -322,6 +332,7 @@ impl Geometry {
             subs_at,
             arena_at,
             total_bytes: total_words as u64 * 8,
+            blocks_at,
         })
     }
 
@@ -370,6 +381,11 @@ impl Geometry {
     /// First word of subscription `index` of `slot`.
     pub(crate) fn sub_word(&self, slot: u32, index: usize) -> usize {
         self.subs_at + (slot as usize * MAX_SUBSCRIPTIONS + index) * SUB_WORDS
+    }
+
+    /// Word index of the block-table word of arena granule `granule`.
+    pub(crate) fn block_word(&self, granule: u64) -> usize {
+        self.blocks_at + granule as usize
     }
 
     /// Word index of arena granule `granule`.

@@ -33,6 +33,7 @@
 
 mod agents;
 mod alloc;
+mod arena;
 mod directory;
 mod env;
 mod error;

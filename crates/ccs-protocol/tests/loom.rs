@@ -20,7 +20,8 @@
 //! | `no_phantom_read` | 1, 7 | a reader with a stale head never returns a slot that was filled but never published (a dead or fenced writer's) | `no_publish_check` |
 //! | `fenced_fill_of_reused_descriptor` | 1, 7 | a fenced `commit` that pops the descriptor a reader is copying (freed by a newer version) and fills it as that very version is never returned: tags are unique per use of a descriptor | `reused_tags` |
 //! | `one_agent_two_threads` | 2 | two threads of one agent: a late view update of one never puts an old version under a valid bit set by the other | `plain_view_store` |
-//! | `split_by_another_thread` (long) | 1 | a free-list link stored by a thread splitting a block another thread freed is never returned as payload | none: `split_after_fence` is not caught (see the model) |
+//! | `split_by_another_thread` | 1 | a HIT reader copying a block that another thread freed and a third split never returns what the split stored (bound 1) | none in loom: `links_in_payload` is caught by the plain test `tests/arena.rs`: `allocator_never_writes_payload_bytes` |
+//! | `merge_races_alloc_and_free` | 1 | a buddy merge racing a free of the buddy and an allocation joins only blocks it took off the free lists: no block is handed out twice (bound 1) | `merge_listed_buddy` |
 //! | `unpin_is_checked` | 1 | a pin released twice is refused and leaves the version readable | `unchecked_unpin` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
@@ -114,9 +115,18 @@ fn model<F>(f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    model_bounded(2, f)
+}
+
+/// Run `f` under loom with at most `bound` preemptions, or `LOOM_MAX_PREEMPTIONS` if set: for
+/// models whose race needs fewer preemptions than the default and would be slow at 2.
+fn model_bounded<F>(bound: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
+        builder.preemption_bound = Some(bound);
     }
     builder.max_branches = 100_000;
     // Count the executions explored, so a run shows how much of the space it covered.
@@ -682,65 +692,142 @@ fn one_agent_two_threads() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. Splitting a block freed by another thread.
+// 1. Splitting a block freed by another thread; merging free buddies.
 
-/// Key 1's v1 fills a two-granule block; a writer of key 1 publishes v2 and frees it, while a
-/// writer of key 2 (another thread, whose descriptor came from elsewhere) splits that block
-/// and stores a free-list link into its upper half. A reader still copying v1 may read that
-/// link: it must then see v1's tag changed and discard the copy, never return the link as
-/// bytes of v1.
+/// A directory for the arena models: 3 agents, keys `names`, a 4-granule arena, payloads of up
+/// to two granules (classes 0 and 1).
+fn arena_fixture(names: &[&str]) -> (Directory<MemEnv>, Vec<u32>, [AgentId; 3]) {
+    let config = Config {
+        max_agents: 3,
+        max_artifacts: names.len() as u32,
+        arena_bytes: 256,
+        max_payload: 128,
+        write_lease_ms: 1000,
+        log_records: 0,
+        inbox_events: 0,
+    };
+    let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+    let dir = Directory::create_on_heap(heap, config, MemEnv::new(3)).unwrap();
+    let lines = names
+        .iter()
+        .map(|name| dir.find_or_insert_key(name).unwrap())
+        .collect();
+    let agent = |name: &str, pid: u32| {
+        dir.begin_attach(dir.register_agent(name).unwrap(), pid)
+            .unwrap()
+    };
+    let agents = [agent("a", 1), agent("b", 2), agent("c", 3)];
+    (dir, lines, agents)
+}
+
+/// Read `line` as `agent`: its bytes must all be `tag` and `len` long, or it is absent.
+fn expect_bytes(dir: &Directory<MemEnv>, agent: AgentId, line: u32, allowed: &[(u8, usize)]) {
+    let mut buf = Vec::new();
+    match dir.read(agent, line, &mut buf) {
+        Ok(info) => assert!(
+            allowed
+                .iter()
+                .any(|&(tag, len)| buf.len() == len && buf.iter().all(|&b| b == tag)),
+            "version {} of line {line} is torn or foreign: {buf:?}",
+            info.version
+        ),
+        Err(ProtocolError::NotFound) => {}
+        Err(e) => panic!("read failed: {e}"),
+    }
+}
+
+/// Key `one`'s v1 fills a two-granule block; a deleted key `x` left a descriptor and a
+/// one-granule block on the free lists. Thread F deletes `one` (freeing its block and v1's
+/// descriptor) and then writes key `three`, which takes v1's descriptor and x's granule;
+/// thread S, which therefore gets a fresh descriptor and never synchronises with F before its
+/// allocation's Release fence, writes key `two`, whose one-granule block comes from splitting
+/// the block F freed. A reader holding v1 (so its read is a HIT, which re-checks nothing but
+/// the owner tag) and still copying v1 must never return anything S's allocation stored into
+/// the block (in the old layout, the free-list link of the upper half, word 8 of v1) as bytes
+/// of v1. One preemption (the reader's, inside its copy) should be enough, so the model runs
+/// at a bound of 1 (6,500 executions, about 15 s).
 ///
-/// Long (about 40 s alone at a bound of 2, 18,000 executions). Loom does not find the mutant
-/// `split_after_fence` here, at a bound of 2 or 3 (159,005 executions): the race needs the
-/// splitter to pop its descriptor before the freer pushes v1's and the block after, inside the
-/// reader's copy, and the explorer never reaches that schedule with the stale owner load. The
-/// model is kept as a regression test of the fixed code; the fence's argument is in
-/// docs/protocol.md §3.3.
+/// Loom does not find the mutant `links_in_payload` (the old layout's link store) here, at a
+/// bound of 1 or 2 (152,748 executions): the schedule also needs the splitter's load of the
+/// descriptor free list to return a stale value. The layout now keeps links out of payload
+/// bytes, which the plain test `allocator_never_writes_payload_bytes` (tests/arena.rs) checks
+/// and which catches that mutant; this model stays as the regression of the race itself.
 #[test]
-#[ignore = "long: run by scripts/loom --long at LOOM_MAX_PREEMPTIONS=3"]
+#[cfg_attr(ccs_mutant = "links_in_payload", should_panic)]
 fn split_by_another_thread() {
     const BIG: usize = 72; // a class-1 block (two granules): word 8 is the upper half's first
-    model(|| {
-        let config = Config {
-            max_agents: 3,
-            max_artifacts: 2,
-            arena_bytes: 256,
-            max_payload: 128,
-            write_lease_ms: 1000,
-            log_records: 0,
-            inbox_events: 0,
-        };
-        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
-        let dir = Directory::create_on_heap(heap, config, MemEnv::new(3)).unwrap();
-        let one = dir.find_or_insert_key("one").unwrap();
-        let two = dir.find_or_insert_key("two").unwrap();
-        let agent = |name: &str, pid: u32| {
-            dir.begin_attach(dir.register_agent(name).unwrap(), pid)
-                .unwrap()
-        };
-        let (w, s, r) = (agent("w", 1), agent("s", 2), agent("r", 3));
-        assert_eq!(dir.put(w, one, &[1; BIG], Condition::Blind), Ok(1));
+    model_bounded(1, || {
+        let (dir, lines, [w, s, r]) = arena_fixture(&["one", "two", "three", "x"]);
+        let (one, two, three, x) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, one, &[1; BIG], Condition::Blind), Ok(1)); // granules 0-1
+        assert_eq!(dir.put(w, x, &[8; 8], Condition::Blind), Ok(1)); // granule 2
+        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
+        expect_bytes(&dir, r, one, &[(1, BIG)]); // r holds v1: its next read is a HIT
         let shared = Arc::new(dir);
 
         let freer = {
             let f = shared.clone();
-            thread::spawn(move || assert_eq!(f.put(w, one, &[2; 8], Condition::Blind), Ok(2)))
+            thread::spawn(move || {
+                assert_eq!(f.delete(w, one, Condition::Blind), Ok(2));
+                assert_eq!(f.put(w, three, &[9; 8], Condition::Blind), Ok(1));
+            })
         };
         let splitter = {
             let f = shared.clone();
             thread::spawn(move || assert_eq!(f.put(s, two, &[7; 8], Condition::Blind), Ok(1)))
         };
-        let mut buf = Vec::new();
-        let info = shared.read(r, one, &mut buf).unwrap();
-        let expected = if info.version == 1 { BIG } else { 8 };
-        assert_eq!(buf.len(), expected);
-        assert!(
-            buf.iter().all(|&b| u32::from(b) == info.version),
-            "torn read of version {}: {buf:?}",
-            info.version
-        );
+        expect_bytes(&shared, r, one, &[(1, BIG)]);
         freer.join().unwrap();
         splitter.join().unwrap();
+        expect_bytes(&shared, r, two, &[(7, 8)]);
+        expect_bytes(&shared, r, three, &[(9, 8)]);
+    });
+}
+
+/// Keys a and b hold one granule each (buddies), c two. b is deleted. Thread T1 rewrites c,
+/// which finds no two-granule block and merges under the structure lock; thread T2 deletes a
+/// (freeing a's granule, the buddy of b's) and writes b again, racing the merge. The merge may
+/// only join blocks it took off the free lists: never hands out a block that a free list or a
+/// payload still has, so every key reads back whole and the arena stays usable. T1 may find no
+/// room if T2's free lands after the merge took the lists (then c keeps v1).
+#[test]
+#[cfg_attr(ccs_mutant = "merge_listed_buddy", should_panic)]
+fn merge_races_alloc_and_free() {
+    model_bounded(1, || {
+        let (dir, lines, [w, t, r]) = arena_fixture(&["a", "b", "c"]);
+        let (a, b, c) = (lines[0], lines[1], lines[2]);
+        assert_eq!(dir.put(w, a, &[1; 64], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, b, &[2; 64], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, c, &[3; 128], Condition::Blind), Ok(1));
+        assert_eq!(dir.delete(w, b, Condition::Blind), Ok(2));
+        let shared = Arc::new(dir);
+
+        let merger = {
+            let f = shared.clone();
+            thread::spawn(move || match f.put(w, c, &[4; 128], Condition::Blind) {
+                Ok(version) => assert_eq!(version, 2),
+                Err(ProtocolError::CapacityExceeded { .. }) => {}
+                Err(e) => panic!("rewrite of c failed: {e}"),
+            })
+        };
+        let churn = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                assert_eq!(f.delete(t, a, Condition::Blind), Ok(2));
+                match f.put(t, b, &[6; 64], Condition::Blind) {
+                    Ok(version) => assert_eq!(version, 3),
+                    Err(ProtocolError::CapacityExceeded { .. }) => {}
+                    Err(e) => panic!("rewrite of b failed: {e}"),
+                }
+            })
+        };
+        merger.join().unwrap();
+        churn.join().unwrap();
+        // Whatever happened, the live data (at most three granules) fits the four.
+        assert!(shared.put(r, a, &[5; 64], Condition::Blind).is_ok());
+        expect_bytes(&shared, r, a, &[(5, 64)]);
+        expect_bytes(&shared, r, b, &[(6, 64)]);
+        expect_bytes(&shared, r, c, &[(3, 128), (4, 128)]);
     });
 }
 

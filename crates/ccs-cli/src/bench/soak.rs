@@ -6,11 +6,12 @@
 //! it keeps working for ever only if everything a departed worker or a deleted key used is
 //! reused. The run counts every capacity error by resource.
 //!
-//! What is reused today (docs/capacity.md): dead agents' slots, and freed payload blocks of the
-//! same size class. Not yet: a deleted key's directory line, and merged blocks. So
-//! `--churn agents` (fixed keys, fixed sizes) must run with no capacity error for ever, and
-//! `--fail-on-capacity` makes the run fail if it does not; `--churn keys` and `--churn sizes`
-//! report the capacity errors that remain until line reuse and block merging land.
+//! What is reused today (docs/capacity.md): dead agents' slots, and freed payload blocks (split
+//! and merged back, a buddy allocator). Not yet: a deleted key's directory line. So
+//! `--churn agents` and `--churn sizes` must run with no capacity error for ever while the live
+//! data fits (for sizes: an arena of about twice the peak live bytes), and `--fail-on-capacity`
+//! makes the run fail if they do not; `--churn keys` reports the capacity errors that remain
+//! until line reuse lands.
 //!
 //! The operations run in this process (in-process agents come and go exactly as processes do:
 //! each attach holds its own kernel lock, released on detach); `--kills` adds worker processes

@@ -338,7 +338,8 @@ fn plan(args: &TortureArgs) -> Result<Plan, CliError> {
 }
 
 /// The segment's sizes: room for every artifact's live version many times over, so that
-/// fragmentation (blocks are split, never coalesced) and in-flight writes never fill it.
+/// fragmentation (blocks merge back only when an allocation finds none free) and in-flight
+/// writes never fill it.
 fn segment_config(plan: &Plan) -> Result<Config, CliError> {
     let defaults = Config::default();
     let writers = u64::from(plan.artifacts) + 2 * u64::from(plan.workers);

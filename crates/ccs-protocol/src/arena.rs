@@ -1,0 +1,383 @@
+//! The payload arena: a binary buddy allocator (Knowlton 1965, "A fast storage allocator";
+//! Knuth, TAOCP vol. 1, §2.5) over 64-byte granules, lock-free to allocate and to free, with
+//! merging done lazily under the structure lock.
+//!
+//! Blocks come in power-of-two classes (64 B << k) and start on a multiple of their own size, so
+//! the buddy of the class-k block at granule g is at g ^ 2^k. Each class keeps a Treiber stack
+//! of free blocks (`alloc.rs`). An allocation pops its class, else splits the first larger free
+//! block (keeping the lower part, freeing the upper halves to their classes), else takes aligned
+//! granules from the untouched end (the bump pointer; the granules skipped to align become free
+//! blocks). A free pushes its block. Neither merges: removing a buddy from the middle of a
+//! lock-free stack is not possible without a lock, and a stale stack entry for a block that was
+//! merged away would corrupt the stack.
+//!
+//! **Merging** happens when an allocation finds no block of its class or larger and no untouched
+//! granules: that allocation takes the structure lock (one merger at a time; the kernel releases
+//! it if the merger dies), pops *every* free block off the lists, marking each `STASHED` (now
+//! owned by the merger and on no list), merges stashed buddies bottom-up over the arena, and
+//! pushes the results back. Only an allocation that would otherwise fail ever takes the lock;
+//! allocations and frees running meanwhile go on lock-free (an allocation that finds the lists
+//! drained waits for the lock and retries). docs/layout.md §7 states the fragmentation bound.
+//!
+//! **The block table.** A block's state and its free-list link live in one word per granule
+//! *outside* the arena (`BlockMeta` below), never in payload bytes: the only stores into a
+//! block's bytes are its writer's, after the Release fence that follows its pop, which is what
+//! the seqlock argument of `fill_slot` needs (a split or a merge by a thread that did not free
+//! the block writes nothing a reader of the block's previous version could copy).
+//!
+//! **A SIGKILL never wedges the allocator:** the only lock is kernel-released, and a merger that
+//! dies leaves its blocks marked `STASHED` and, in the middle of merging a pair, the pair in
+//! header word `H_ARENA_MERGING`; the next merger finishes that pair and gives every stashed
+//! block back. What a dead process can lose is the one block it had popped but not yet marked
+//! (as an allocation can today), which `ccs fsck --repair` returns.
+
+use crate::directory::Directory;
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{H_ARENA_BUMP, H_ARENA_FREE, H_ARENA_MERGING};
+use crate::sync::{AtomicU64, Ordering};
+
+/// The block-table word of a granule: `state:2 | 0:22 | class:8 | link:32`.
+///
+/// Only the word of a block's first granule means anything; the words of the other granules
+/// of a block are 0 (a merge clears the upper buddy's). `link` is the free-list successor
+/// (granule + 1, 0 = end) while the block is FREE.
+pub(crate) mod block_meta {
+    /// Not the start of a block (inside one, or never handed out).
+    pub const NONE: u64 = 0;
+    /// On the free list of its class.
+    pub const FREE: u64 = 1;
+    /// Holds a payload (or is being filled).
+    pub const USED: u64 = 2;
+    /// Taken off its free list by a merger, which owns it until it pushes it back.
+    pub const STASHED: u64 = 3;
+
+    const STATE_SHIFT: u32 = 62;
+    const CLASS_SHIFT: u32 = 32;
+    /// The free-list link field.
+    pub const LINK: u64 = 0xffff_ffff;
+
+    /// Pack a block-table word.
+    pub const fn pack(state: u64, class: usize, link: u64) -> u64 {
+        (state << STATE_SHIFT) | (((class as u64) & 0xff) << CLASS_SHIFT) | (link & LINK)
+    }
+
+    /// The state field.
+    pub const fn state(word: u64) -> u64 {
+        word >> STATE_SHIFT
+    }
+
+    /// The class field.
+    pub const fn class(word: u64) -> usize {
+        ((word >> CLASS_SHIFT) & 0xff) as usize
+    }
+}
+
+use block_meta::{FREE, LINK, NONE, STASHED, USED};
+
+/// The class of the largest aligned block that starts at `granule` and fits in `remaining`
+/// granules (`remaining` > 0), at most `top`.
+pub(crate) fn aligned_class(granule: u64, remaining: u64, top: usize) -> usize {
+    let by_alignment = if granule == 0 {
+        63
+    } else {
+        granule.trailing_zeros()
+    };
+    let by_length = 63 - remaining.leading_zeros();
+    by_alignment.min(by_length).min(top as u32) as usize
+}
+
+impl<E: Env> Directory<E> {
+    /// The block-table word of `granule`, bounds-checked.
+    pub(crate) fn block_meta(&self, granule: u64) -> Result<&AtomicU64> {
+        if granule >= self.geo.arena_granules() {
+            return Err(ProtocolError::corrupt(format!(
+                "arena granule {granule} out of range"
+            )));
+        }
+        self.words.at(self.geo.block_word(granule))
+    }
+
+    /// The free-list link of a free block (for `pop_free`).
+    fn block_link(&self, granule: u64) -> Result<u64> {
+        Ok(self.block_meta(granule)?.load(Ordering::Relaxed) & LINK)
+    }
+
+    /// A block of class `class`: its first granule. Lock-free unless the arena has no block of
+    /// that class or larger left, when it merges free buddies under the structure lock first.
+    pub(crate) fn alloc_block(&self, class: usize) -> Result<u64> {
+        if let Some(granule) = self.take_block(class)? {
+            return Ok(granule);
+        }
+        let taken = self.env.with_structure_lock(|| {
+            // A merger that held the lock before us may have made room already.
+            if let Some(granule) = self.take_block(class)? {
+                return Ok(Some(granule));
+            }
+            self.merge_free_blocks()?;
+            self.take_block(class)
+        })??;
+        taken.ok_or(ProtocolError::CapacityExceeded {
+            what: "payload arena bytes",
+            limit: self.geo.config.arena_bytes,
+        })
+    }
+
+    /// Pop a block of class `class` (splitting a larger one) or take one from the untouched end.
+    ///
+    /// Best fit by class, counting the untouched end as the partly used block of each class
+    /// that contains the bump pointer: at each class from `class` up, the untouched part of
+    /// that block is used before a whole free block of the class is split. So small payloads
+    /// fill the region the bump pointer is in before they break up a large freed block.
+    fn take_block(&self, class: usize) -> Result<Option<u64>> {
+        for source in class..self.geo.classes {
+            if source > class
+                && let Some(granule) = self.bump_block(class, source)?
+            {
+                return Ok(Some(granule));
+            }
+            if let Some(granule) = self.pop_block(source)? {
+                // The pop made this thread the block's only owner: no list holds it any more.
+                self.block_meta(granule)?
+                    .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
+                // Split: keep the lower 2^class granules, free the upper halves. Only their
+                // block-table words are written, never their bytes, which a reader of the
+                // block's previous version may still be copying (see the module doc).
+                for half in class..source {
+                    self.free_block(granule + (1 << half), half)?;
+                }
+                return Ok(Some(granule));
+            }
+        }
+        self.bump_block(class, usize::MAX)
+    }
+
+    /// Pop the free list of `class`, checking the block's table word.
+    fn pop_block(&self, class: usize) -> Result<Option<u64>> {
+        let granules = self.geo.arena_granules();
+        let popped = self.pop_free(H_ARENA_FREE + class, granules, |g| self.block_link(g))?;
+        let Some(granule) = popped else {
+            return Ok(None);
+        };
+        let meta = self.block_meta(granule)?.load(Ordering::Relaxed);
+        if granule % (1 << class) != 0
+            || granule + (1 << class) > granules
+            || block_meta::state(meta) != FREE
+            || block_meta::class(meta) != class
+        {
+            return Err(ProtocolError::corrupt(format!(
+                "free block at granule {granule} of class {class} is not a free block of that \
+                 class (block word {meta:#x})"
+            )));
+        }
+        Ok(Some(granule))
+    }
+
+    /// Take an aligned block of class `class` from the untouched end of the arena, if it lies
+    /// in the same aligned region of class `within` as the bump pointer (`usize::MAX`: any).
+    fn bump_block(&self, class: usize, within: usize) -> Result<Option<u64>> {
+        let size = 1u64 << class;
+        let granules = self.geo.arena_granules();
+        let bump = self.words.at(H_ARENA_BUMP)?;
+        let mut current = bump.load(Ordering::Relaxed);
+        let start = loop {
+            let start = current.div_ceil(size) * size;
+            if current > granules || start > granules || granules - start < size {
+                return Ok(None);
+            }
+            if within < 63 && (start + size - 1) >> within != current >> within {
+                return Ok(None);
+            }
+            // Relaxed: untouched granules hold no bytes anyone reads.
+            match bump.compare_exchange_weak(
+                current,
+                start + size,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break start,
+                Err(seen) => current = seen,
+            }
+        };
+        self.block_meta(start)?
+            .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
+        // The granules skipped to align the block become free blocks.
+        self.free_run(current, start)?;
+        Ok(Some(start))
+    }
+
+    /// Free granules `first..end` as the largest aligned blocks that tile them.
+    pub(crate) fn free_run(&self, first: u64, end: u64) -> Result<()> {
+        let mut granule = first;
+        while granule < end {
+            let class = aligned_class(granule, end - granule, self.geo.classes - 1);
+            self.free_block(granule, class)?;
+            granule += 1 << class;
+        }
+        Ok(())
+    }
+
+    /// Push the block of class `class` at `granule` on its free list.
+    pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
+        let meta = self.block_meta(granule)?;
+        #[cfg(ccs_mutant = "links_in_payload")]
+        let first_word = self.words.at(self.geo.granule_word(granule))?;
+        self.push_free(H_ARENA_FREE + class, granule, meta, |link| {
+            // The old layout: the link in the block's first payload word.
+            #[cfg(ccs_mutant = "links_in_payload")]
+            first_word.store(link, Ordering::Relaxed);
+            block_meta::pack(FREE, class, link)
+        })
+    }
+
+    /// Check that the block of a descriptor being freed is in use, so a block freed twice is
+    /// reported instead of corrupting a free list.
+    pub(crate) fn check_used_block(&self, granule: u64, class: usize) -> Result<()> {
+        let meta = self.block_meta(granule)?.load(Ordering::Relaxed);
+        if block_meta::state(meta) != USED || block_meta::class(meta) != class {
+            return Err(ProtocolError::corrupt(format!(
+                "block at granule {granule} of class {class} is freed but not in use (block \
+                 word {meta:#x})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Merge every pair of free buddies. The caller holds the structure lock.
+    fn merge_free_blocks(&self) -> Result<()> {
+        self.finish_dead_merge()?;
+        let granules = self.geo.arena_granules();
+        // Take every free block off its list: from here on this thread owns them and no list
+        // holds them, so a merged-away block leaves no stale list entry. Frees running
+        // meanwhile push on the emptied lists and are merged next time. Bounded, in case frees
+        // keep coming.
+        for class in 0..self.geo.classes {
+            for _ in 0..(granules >> class) {
+                let Some(granule) = self.pop_block(class)? else {
+                    break;
+                };
+                self.block_meta(granule)?
+                    .store(block_meta::pack(STASHED, class, 0), Ordering::Relaxed);
+            }
+        }
+        let top = self.geo.classes - 1;
+        let end = self
+            .words
+            .at(H_ARENA_BUMP)?
+            .load(Ordering::Relaxed)
+            .min(granules);
+        let mut region = 0;
+        while region < end {
+            if self.coalesce(region, top, end)? {
+                self.free_block(region, top)?;
+            }
+            region += 1 << top;
+        }
+        Ok(())
+    }
+
+    /// Whether the aligned region of class `class` at `granule` is one stashed block, after
+    /// merging the stashed buddies inside it; the stashed blocks inside a region that does not
+    /// become one are pushed back on their lists.
+    ///
+    /// Blocks this merger did not stash may change under it (other threads allocate, split and
+    /// free lock-free): their words only ever make it answer "not one stashed block", and
+    /// STASHED words belong to this merger alone.
+    fn coalesce(&self, granule: u64, class: usize, end: u64) -> Result<bool> {
+        if granule >= end {
+            return Ok(false);
+        }
+        let meta = self.block_meta(granule)?.load(Ordering::Relaxed);
+        let (state, found) = (block_meta::state(meta), block_meta::class(meta));
+        // The bug the drain prevents: joining a buddy that is still on a free list.
+        #[cfg(ccs_mutant = "merge_listed_buddy")]
+        if state == FREE && found == class {
+            return Ok(true);
+        }
+        match state {
+            STASHED if found == class => return Ok(true),
+            STASHED if found > class => {
+                return Err(ProtocolError::corrupt(format!(
+                    "stashed block at granule {granule} of class {found} is not aligned"
+                )));
+            }
+            // Inside a block that covers the region.
+            NONE => return Ok(false),
+            FREE | USED if found >= class => return Ok(false),
+            _ => {}
+        }
+        if class == 0 {
+            return Ok(false);
+        }
+        let upper = granule + (1 << (class - 1));
+        let lower_whole = self.coalesce(granule, class - 1, end)?;
+        let upper_whole = self.coalesce(upper, class - 1, end)?;
+        if lower_whole && upper_whole {
+            self.merge_pair(granule, class - 1)?;
+            return Ok(true);
+        }
+        if lower_whole {
+            self.free_block(granule, class - 1)?;
+        }
+        if upper_whole {
+            self.free_block(upper, class - 1)?;
+        }
+        Ok(false)
+    }
+
+    /// Merge the stashed buddies of class `class` at `lower` and `lower + 2^class` into one
+    /// stashed block of class `class + 1`. Recorded first, so that the next merger finishes it
+    /// if this process dies between the two stores.
+    fn merge_pair(&self, lower: u64, class: usize) -> Result<()> {
+        let merging = self.words.at(H_ARENA_MERGING)?;
+        merging.store(((lower + 1) << 8) | class as u64, Ordering::Relaxed);
+        self.block_meta(lower + (1 << class))?
+            .store(NONE, Ordering::Relaxed);
+        self.block_meta(lower)?
+            .store(block_meta::pack(STASHED, class + 1, 0), Ordering::Relaxed);
+        merging.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Finish the pair merge a dead merger left half-done (see `merge_pair`).
+    fn finish_dead_merge(&self) -> Result<()> {
+        let merging = self.words.at(H_ARENA_MERGING)?;
+        let record = merging.load(Ordering::Relaxed);
+        if record == 0 {
+            return Ok(());
+        }
+        let (lower, class) = ((record >> 8).wrapping_sub(1), (record & 0xff) as usize);
+        let size = 1u64 << class.min(63);
+        if class + 1 >= self.geo.classes
+            || lower % (2 * size) != 0
+            || lower >= self.geo.arena_granules()
+            || self.geo.arena_granules() - lower < 2 * size
+        {
+            return Err(ProtocolError::corrupt(format!(
+                "header word {H_ARENA_MERGING} records a merge of a bad pair ({record:#x})"
+            )));
+        }
+        let lower_meta = self.block_meta(lower)?;
+        if lower_meta.load(Ordering::Relaxed) == block_meta::pack(STASHED, class, 0)
+            && self.block_meta(lower + size)?.load(Ordering::Relaxed) == NONE
+        {
+            lower_meta.store(block_meta::pack(STASHED, class + 1, 0), Ordering::Relaxed);
+        }
+        merging.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::aligned_class;
+
+    #[test]
+    fn aligned_runs_tile_with_aligned_blocks() {
+        assert_eq!(aligned_class(0, 5, 20), 2);
+        assert_eq!(aligned_class(4, 1, 20), 0);
+        assert_eq!(aligned_class(6, 10, 20), 1);
+        assert_eq!(aligned_class(8, 64, 2), 2);
+        assert_eq!(aligned_class(0, u64::MAX, 31), 31);
+    }
+}

@@ -1,0 +1,206 @@
+//! The payload arena's buddy allocator on a heap layout: freed space merges back (issue 20's
+//! story), the allocator never writes into payload bytes (issue 13, hole 4), and a merge a dead
+//! process left half-done is finished by the next one.
+
+#![cfg(not(loom))]
+
+mod common;
+
+use ccs_protocol::sync::Ordering;
+use ccs_protocol::testing::MemEnv;
+use ccs_protocol::{Condition, Config, Directory, FsckReport, ProtocolError};
+use common::{agent, fixture};
+
+const MIB: usize = 1 << 20;
+
+fn assert_clean(report: &FsckReport) {
+    assert!(report.is_clean(), "{:#?}", report.problems);
+}
+
+/// `ccs init S --arena 4M --max-payload 1M` with the other limits at a small size.
+fn story_config() -> Config {
+    Config {
+        max_agents: 4,
+        max_artifacts: 256,
+        arena_bytes: 4 << 20,
+        max_payload: 1 << 20,
+        write_lease_ms: 1000,
+        log_records: 0,
+        inbox_events: 0,
+    }
+}
+
+/// Small-payload churn: `rounds` writes of 64 B .. 8 KiB payloads to `keys` rotating keys.
+fn churn(dir: &Directory<MemEnv>, who: ccs_protocol::AgentId, prefix: &str, rounds: usize) {
+    let keys = 64;
+    for i in 0..rounds {
+        let line = dir
+            .find_or_insert_key(&format!("{prefix}/{}", i % keys))
+            .expect("key");
+        let len = 64 << (i % 8);
+        dir.put(who, line, &vec![(i % 251) as u8; len], Condition::Blind)
+            .expect("small put");
+    }
+}
+
+/// Issue 20's third story: three 1 MB payloads, small churn, the big keys overwritten with
+/// small values, more churn, then 1 MB payloads again. Without merging the third big payload
+/// was refused with about 1 MB free.
+#[test]
+fn big_payloads_fit_again_after_small_churn() {
+    let f = fixture(story_config());
+    let dir = &f.dir;
+    let a = agent(dir, "orchestrator");
+    let big: Vec<u32> = (0..3)
+        .map(|i| dir.find_or_insert_key(&format!("big/{i}")).expect("key"))
+        .collect();
+    for &line in &big {
+        dir.put(a, line, &vec![1; MIB], Condition::Blind)
+            .expect("first 1 MB payloads");
+    }
+    churn(dir, a, "small", 2000);
+    for &line in &big {
+        dir.put(a, line, &[2; 100], Condition::Blind)
+            .expect("big key made small");
+    }
+    churn(dir, a, "more", 2000);
+    for (i, &line) in big.iter().enumerate() {
+        dir.put(a, line, &vec![3; MIB], Condition::Blind)
+            .unwrap_or_else(|e| panic!("1 MB payload {i} after churn: {e}"));
+    }
+    let mut buf = Vec::new();
+    for &line in &big {
+        dir.read(a, line, &mut buf).expect("read");
+        assert!(buf.len() == MIB && buf.iter().all(|&b| b == 3));
+    }
+    assert_clean(&dir.fsck().expect("fsck"));
+}
+
+/// Churn across every size class in a segment whose live data always fits: no capacity error,
+/// and the accounting stays exact.
+#[test]
+fn size_churn_never_runs_out_while_live_data_fits() {
+    let f = fixture(story_config());
+    let dir = &f.dir;
+    let a = agent(dir, "churner");
+    let keys: Vec<u32> = (0..4)
+        .map(|i| dir.find_or_insert_key(&format!("k/{i}")).expect("key"))
+        .collect();
+    // At most four live payloads of at most 512 KiB each (2 MiB live of a 4 MiB arena), sizes
+    // from 64 B upwards in a pattern that defeats size-class reuse without merging.
+    let mut seed = 12345u64;
+    for round in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = 64usize << (seed % 14);
+        let line = keys[round % keys.len()];
+        dir.put(a, line, &vec![round as u8; len], Condition::Blind)
+            .unwrap_or_else(|e| panic!("round {round}, {len} bytes: {e}"));
+    }
+    assert_clean(&dir.fsck().expect("fsck"));
+}
+
+/// Issue 13, hole 4, at the root: no allocator path (bump, split, free, merge) stores into a
+/// block's bytes, so nothing but a writer's own copy (after its Release fence) can reach a
+/// reader copying the block's previous version. A payload's bytes stay as written after it is
+/// freed, split into small blocks, freed again and merged.
+#[test]
+#[cfg_attr(ccs_mutant = "links_in_payload", should_panic)]
+fn allocator_never_writes_payload_bytes() {
+    let f = fixture(story_config());
+    let dir = &f.dir;
+    let a = agent(dir, "writer");
+    let geo = *dir.geometry();
+    let big = dir.find_or_insert_key("big").expect("key");
+    // Fill the whole arena with four 1 MB payloads of 0xAB, then free them all.
+    let lines: Vec<u32> = (0..4)
+        .map(|i| dir.find_or_insert_key(&format!("fill/{i}")).expect("key"))
+        .collect();
+    for &line in &lines {
+        dir.put(a, line, &vec![0xAB; MIB], Condition::Blind)
+            .expect("fill");
+    }
+    for &line in &lines {
+        dir.delete(a, line, Condition::Blind).expect("free");
+    }
+    // Splits down to 64 B blocks, frees, and a merge (the 1 MB put finds no free 1 MB block).
+    let small = dir.find_or_insert_key("small").expect("key");
+    for len in [64, 128, 4096, 65536, 64] {
+        dir.put(a, small, &vec![0xCD; len], Condition::Blind)
+            .expect("small");
+    }
+    dir.delete(a, small, Condition::Blind).expect("delete");
+    for _ in 0..4 {
+        dir.put(a, big, &vec![0xEF; MIB], Condition::Blind)
+            .expect("big after merge");
+    }
+    // Every arena byte is one some payload wrote: 0xAB, 0xCD or 0xEF, never a link.
+    let words = dir.words();
+    for granule in 0..geo.config.arena_bytes / 64 {
+        let first = geo.arena_at + granule as usize * 8;
+        for index in first..first + 8 {
+            let word = words.at(index).expect("arena").load(Ordering::Relaxed);
+            let byte = word.to_le_bytes()[0];
+            assert!(
+                [0xAB, 0xCD, 0xEF].contains(&byte) && word == u64::from_le_bytes([byte; 8]),
+                "arena word {index} (granule {granule}) holds {word:#x}: not payload bytes"
+            );
+        }
+    }
+}
+
+/// A merger killed between its two stores of a pair merge (the upper buddy cleared, the lower
+/// not yet grown) leaves the pair recorded in the header; the next allocation that merges
+/// finishes it, and nothing is lost.
+#[test]
+fn a_dead_mergers_half_done_pair_is_finished() {
+    let config = Config {
+        arena_bytes: 256,
+        max_payload: 128,
+        ..story_config()
+    };
+    let f = fixture(config);
+    let dir = &f.dir;
+    let a = agent(dir, "writer");
+    let geo = *dir.geometry();
+    let lines: Vec<u32> = (0..3)
+        .map(|i| dir.find_or_insert_key(&format!("k/{i}")).expect("key"))
+        .collect();
+    dir.put(a, lines[0], &[1; 64], Condition::Blind)
+        .expect("g0");
+    dir.put(a, lines[1], &[2; 64], Condition::Blind)
+        .expect("g1");
+    dir.put(a, lines[2], &[3; 128], Condition::Blind)
+        .expect("g2-3");
+    dir.delete(a, lines[0], Condition::Blind).expect("free g0");
+    dir.delete(a, lines[1], Condition::Blind).expect("free g1");
+    // What the dead merger left: both granules off the free list (head 32 = class 0), g0
+    // stashed at class 0, g1 already cleared, the pair recorded in header word 20.
+    let poke = |index: usize, value: u64| {
+        dir.words()
+            .at(index)
+            .expect("in range")
+            .store(value, Ordering::Relaxed)
+    };
+    let blocks_at = geo.blocks_at;
+    poke(32, 7 << 32); // empty, tag 7
+    poke(blocks_at, 3 << 62); // STASHED, class 0
+    poke(blocks_at + 1, 0);
+    poke(20, 1 << 8); // granule 0 + 1, class 0
+    // A two-granule payload needs the merge: it must get granules 0-1.
+    dir.put(a, lines[1], &[4; 128], Condition::Blind)
+        .expect("merged block");
+    assert_eq!(
+        dir.words().at(20).expect("header").load(Ordering::Relaxed),
+        0
+    );
+    let report = dir.fsck().expect("fsck");
+    assert_clean(&report);
+    assert_eq!(report.arena.leaked_bytes, 0);
+    // And the arena is full again, not corrupt.
+    assert!(matches!(
+        dir.put(a, lines[0], &[5; 64], Condition::Blind),
+        Err(ProtocolError::CapacityExceeded { .. })
+    ));
+}
