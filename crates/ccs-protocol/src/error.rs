@@ -68,6 +68,12 @@ pub enum ProtocolError {
         "ownership was reclaimed (lease expired or the agent re-attached elsewhere); nothing was written: acquire again"
     )]
     Fenced,
+    /// The key's directory line was given to another key since the key was resolved
+    /// (a [`crate::LineRef`] checked on use); nothing was read or written.
+    #[error(
+        "the key's directory line was reused for another key since the key was resolved; resolve the key again"
+    )]
+    LineReused,
     /// The key has never been written, or was deleted.
     #[error("no such artifact")]
     NotFound,
