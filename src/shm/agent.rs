@@ -46,7 +46,8 @@ impl Agent {
 
     /// Run `op` on `artifact`'s line (created if `create`). If the line was given to another
     /// key since it was resolved (`LineReused`: nothing was read or written), resolve the key
-    /// again by its text and retry: a [`crate::Key`] never reaches another key's data.
+    /// again by its text and retry: a [`crate::Key`] never reaches another key's data. The
+    /// first attempt is all a HIT runs; retries and errors are out of line.
     #[inline]
     fn on_line<T>(
         &self,
@@ -54,25 +55,41 @@ impl Agent {
         create: bool,
         mut op: impl FnMut(LineRef) -> Result<T, ProtocolError>,
     ) -> Result<T> {
-        let mut at = if create {
+        let at = if create {
             self.line_for_write(artifact)?
         } else {
             self.existing_line(artifact)?
         };
-        let mut attempts = 0;
-        loop {
+        match op(at) {
+            Ok(value) => Ok(value),
+            Err(error) => self.on_line_again(artifact, create, op, error),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_line_again<T>(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        create: bool,
+        mut op: impl FnMut(LineRef) -> Result<T, ProtocolError>,
+        mut error: ProtocolError,
+    ) -> Result<T> {
+        for _ in 0..MAX_RESOLVES {
+            if error != ProtocolError::LineReused {
+                break;
+            }
+            let at = if create {
+                self.key(artifact.key_str())?
+            } else {
+                self.find_line(artifact.key_str())?
+            };
             match op(at) {
-                Err(ProtocolError::LineReused) if attempts < MAX_RESOLVES => {
-                    attempts += 1;
-                    at = if create {
-                        self.key(artifact.key_str())?
-                    } else {
-                        self.find_line(artifact.key_str())?
-                    };
-                }
-                other => return other.map_err(self.fail(artifact)),
+                Ok(value) => return Ok(value),
+                Err(again) => error = again,
             }
         }
+        Err(self.shared.error(error, artifact.key_str()))
     }
 
     /// The line of an existing artifact: a resolved [`crate::Key`]'s own, else a lookup.
