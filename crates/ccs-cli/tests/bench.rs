@@ -259,9 +259,9 @@ fn child_subcommand_is_hidden() {
     assert!(long.contains("\"schema\": 1"), "{long}");
 }
 
-/// `ccs bench soak`: agent churn in a 6-slot table runs with no capacity error; the full churn
-/// reports its capacity errors by resource (deleted keys' lines are not reused yet) without
-/// failing unless asked to.
+/// `ccs bench soak`: agent churn in a 6-slot table and key churn in a directory sized for the
+/// live keys run with no capacity error; the full churn reports its capacity errors by resource
+/// without failing unless asked to.
 #[test]
 fn soak_agent_churn_has_no_capacity_error() {
     let v = json(&[

@@ -120,7 +120,7 @@ pub fn capacity_remedy(what: &str) -> &'static str {
             "every slot belongs to a live agent (a dead agent's slot is reused automatically); detach some agents or create the segment with more --agents"
         }
         "artifacts" => {
-            "a deleted artifact's line is not reused yet, so deleting frees none; create the segment with more --artifacts"
+            "delete artifacts that are no longer needed (their lines are reused), or create the segment with more --artifacts"
         }
         "payload arena bytes" => {
             "delete or shrink payloads (freed blocks are reused for payloads of the same size class, never merged), run `ccs fsck --repair` on an idle segment to recover blocks leaked by killed writers, or create the segment with a larger --arena"

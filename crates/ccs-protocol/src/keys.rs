@@ -15,7 +15,7 @@
 //! while it holds the line (the reuser holds the line too while it bumps the generation, so no
 //! write of the old key can land after the reuse), a reader after its read (a read that saw a
 //! version of the new key sees the new generation: the version was published after the
-//! reuser's release of the line, see docs/protocol.md §3.7).
+//! reuser's release of the line, see docs/protocol.md §3.8).
 //!
 //! **Versions never go back.** The reused line keeps its tombstone head, so the new key's
 //! versions continue above the old key's; and a line's *base* word (`L_BASE`) lifts the first

@@ -110,7 +110,7 @@ impl<E: Env> Directory<E> {
     /// line was given to another key since, whatever the read found (what it found may be the
     /// other key's). Checked after the read: a read that saw a version of a later key of the
     /// line saw the head that key's writer published after the reuser released the line, so
-    /// this load sees the reuser's generation (docs/protocol.md §3.7).
+    /// this load sees the reuser's generation (docs/protocol.md §3.8).
     #[inline]
     pub fn read_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Result<ReadInfo> {
         let result = self.read(agent, at.line, out);
