@@ -296,12 +296,13 @@ fn soak_agent_churn_has_no_capacity_error() {
     ]);
     assert_eq!(full["params"]["churn"].as_array().map(Vec::len), Some(3));
     assert!(full["capacity_errors"]["artifacts"].is_u64());
-    // Deleted keys' lines are reused: key churn runs in a directory sized for its live keys.
+    // Deleted keys' lines are reused: key churn runs in a directory sized for its live keys,
+    // also while agents come and go (a new name's dropped views are of earlier keys).
     let keys = json(&[
         "bench",
         "soak",
         "--churn",
-        "keys",
+        "agents,keys",
         "--ops",
         "20000",
         "--fail-on-capacity",

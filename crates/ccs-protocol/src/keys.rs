@@ -23,6 +23,7 @@
 //! version of any key with that home whose line was reused), so a key re-created on another
 //! line still starts above every version it had before.
 
+use crate::agents::DROPPED_VIEW;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
@@ -209,6 +210,9 @@ impl<E: Env> Directory<E> {
         let floor = self.floor_of(hash)?.load(Ordering::Relaxed);
         let base = floor.max(self.base(line)?);
         self.line_word(line, L_BASE)?.store(base, Ordering::Release);
+        if base > 0 {
+            self.undrop_views(line)?;
+        }
         self.subscribe_new_line(line, bytes)?;
         // Pairs with the Acquire load in `probe`: the key bytes (and base) are visible before
         // the meta.
@@ -277,6 +281,7 @@ impl<E: Env> Directory<E> {
         }
         let meta = match new {
             Some((bytes, hash)) => {
+                self.undrop_views(line)?;
                 self.subscribe_new_line(line, bytes)?;
                 key_meta(hash, bytes.len())
             }
@@ -314,6 +319,21 @@ impl<E: Env> Directory<E> {
             line,
             generation: odd + 1,
         }))
+    }
+
+    /// A new key on a line that had another: views dropped by a slot reset (`DROPPED_VIEW`,
+    /// "may have read the line's key") were about that earlier key, and nobody has read the
+    /// new one, so they become 0 ("never read"). Under the structure lock, which slot resets
+    /// take too; a compare-and-swap, so an agent's own concurrent read of the line wins.
+    fn undrop_views(&self, line: u32) -> Result<()> {
+        for slot in 0..self.agent_count()? {
+            let view = self.view(slot, line)?;
+            let seen = view.load(Ordering::Relaxed);
+            if seen as u32 == DROPPED_VIEW {
+                let _ = view.compare_exchange(seen, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     fn directory_full(&self) -> ProtocolError {
