@@ -195,8 +195,23 @@ impl Agent {
         Ok(false)
     }
 
+    /// One load of the valid bit; a set bit also needs the line still to be the key's (one
+    /// more load), a clear one is the answer whatever the line holds.
     #[inline]
     pub(crate) fn is_valid(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let dir = &self.shared.dir;
+        if let Some(at) = artifact.resolved_line() {
+            match dir.is_valid(self.id, at.line) {
+                Ok(false) => return Ok(false),
+                Ok(true) if dir.still_owns(at) == Ok(true) => return Ok(true),
+                _ => {}
+            }
+        }
+        self.is_valid_looked_up(artifact)
+    }
+
+    #[inline(never)]
+    fn is_valid_looked_up(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
         let dir = &self.shared.dir;
         match self.on_line(artifact, false, |at| {
             let valid = dir.is_valid(self.id, at.line)?;
