@@ -9,9 +9,10 @@
 //! **Line reuse.** A line whose key was deleted (its head publishes a tombstone) may be given to
 //! another key. The line's *generation* word (`L_GEN`) says which key owns it: even while a key
 //! does, odd while the reuser rewrites the key words. It is the sequence of a seqlock over the
-//! key words (Lamport 1977, "Concurrent reading and writing"; Boehm 2012 for the fences): a
-//! lookup loads it before and after comparing the key and trusts only an even, unchanged
-//! value, and returns it with the line as a [`LineRef`]. Every later use re-checks it: a writer
+//! key words (Lamport 1977, "Concurrent reading and writing"; Boehm 2012 for the fences):
+//! reading a key's text loads it before and after; a lookup loads it before comparing the key
+//! and returns it with the line as a [`LineRef`] (a reuse after that load is caught by the
+//! re-check at every use). Every later use re-checks it: a writer
 //! while it holds the line (the reuser holds the line too while it bumps the generation, so no
 //! write of the old key can land after the reuse), a reader after its read (a read that saw a
 //! version of the new key sees the new generation: the version was published after the
@@ -261,7 +262,7 @@ impl<E: Env> Directory<E> {
         let odd = old + 1 + (old & 1);
         gen_word.store(odd, Ordering::Relaxed);
         // Seqlock writer: the odd generation is visible before any key word changes (pairs
-        // with the Acquire fence in `probe` and `key_read`).
+        // with the Acquire fence in `key_read`).
         fence(Ordering::Release);
         let floor = match new {
             Some((bytes, hash)) => {
@@ -387,21 +388,23 @@ impl<E: Env> Directory<E> {
         let want = key_meta(hash, bytes.len());
         for step in 0..self.geo.lines {
             let line = self.probe_line(hash, step);
-            let gen_word = self.line_word(line, L_GEN)?;
-            // Pairs with the Release stores of the generation and meta in `try_reuse` and
-            // `insert_fresh`.
-            let generation = gen_word.load(Ordering::Acquire);
+            // Pairs with the Release stores of the meta in `try_reuse` and `insert_fresh`.
             let meta = self.line_word(line, L_KEYMETA)?.load(Ordering::Acquire);
             if meta == 0 {
                 return Ok(Probe::Empty(line));
             }
-            // An odd generation: the line is being given to a key not yet inserted.
-            if generation & 1 == 0 && meta == want && self.key_equals(line, bytes)? {
-                // Seqlock read: pairs with the Release fence in `try_reuse`.
-                fence(Ordering::Acquire);
-                if gen_word.load(Ordering::Relaxed) == generation {
-                    return Ok(Probe::Found(LineRef { line, generation }));
-                }
+            if meta != want {
+                continue;
+            }
+            // The generation is loaded before the key bytes (Acquire: pairs with the Release
+            // store of the even generation, so a generation after a reuse comes with the new
+            // key's bytes). A reuse after this load is caught where the result is used: every
+            // use of a `LineRef` re-checks the generation, and it only grows. So a half-new key
+            // compared here is harmless, and no second load is needed. Odd: a key not inserted
+            // yet.
+            let generation = self.line_word(line, L_GEN)?.load(Ordering::Acquire);
+            if generation & 1 == 0 && self.key_equals(line, bytes)? {
+                return Ok(Probe::Found(LineRef { line, generation }));
             }
         }
         Ok(Probe::Full)
