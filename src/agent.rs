@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use ccs_protocol::LineRef;
+
 use crate::backend::{Engine, Hold, dispatch};
 use crate::error::Result;
 use crate::guard::{ReadGuard, WriteGuard};
@@ -13,7 +15,7 @@ use crate::{Check, Read, Strategy, Version};
 /// memory, the directory line is resolved once; on etcd a key is just its text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
-    line: Option<u32>,
+    line: Option<LineRef>,
     key: String,
 }
 
@@ -81,17 +83,17 @@ impl Cached {
 pub trait ArtifactRef {
     /// The key's text.
     fn key_str(&self) -> &str;
-    /// The shared-memory directory line, if already resolved (`None`: look the key up).
-    /// Backends other than shared memory ignore it.
+    /// The shared-memory directory line and its generation, if already resolved (`None`: look
+    /// the key up). Backends other than shared memory ignore it.
     #[doc(hidden)]
-    fn resolved_line(&self) -> Option<u32>;
+    fn resolved_line(&self) -> Option<LineRef>;
 }
 
 impl ArtifactRef for str {
     fn key_str(&self) -> &str {
         self
     }
-    fn resolved_line(&self) -> Option<u32> {
+    fn resolved_line(&self) -> Option<LineRef> {
         None
     }
 }
@@ -100,7 +102,7 @@ impl ArtifactRef for String {
     fn key_str(&self) -> &str {
         self
     }
-    fn resolved_line(&self) -> Option<u32> {
+    fn resolved_line(&self) -> Option<LineRef> {
         None
     }
 }
@@ -110,7 +112,7 @@ impl ArtifactRef for Key {
         &self.key
     }
     #[inline]
-    fn resolved_line(&self) -> Option<u32> {
+    fn resolved_line(&self) -> Option<LineRef> {
         self.line
     }
 }
@@ -120,7 +122,7 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
         (**self).key_str()
     }
     #[inline]
-    fn resolved_line(&self) -> Option<u32> {
+    fn resolved_line(&self) -> Option<LineRef> {
         (**self).resolved_line()
     }
 }

@@ -61,7 +61,8 @@ struct ShmLog {
     shared: Arc<Shared>,
     cursors: Vec<Cursor>,
     names: HashMap<u32, String>,
-    keys: HashMap<u32, String>,
+    /// Each line's key, generation and base when last read.
+    keys: HashMap<u32, (String, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,7 +203,7 @@ impl ShmLog {
     fn decode(&mut self, raw: &RawRecord) -> Result<LogRecord> {
         let entry = raw.entry;
         let key = match entry.line {
-            Some(line) => Some(self.key(line)?),
+            Some(line) => Some(self.key(line, u64::from(entry.version))?),
             None => None,
         };
         Ok(LogRecord {
@@ -230,17 +231,28 @@ impl ShmLog {
             .clone()
     }
 
-    fn key(&mut self, line: u32) -> Result<String> {
-        if let Some(key) = self.keys.get(&line) {
-            return Ok(key.clone());
-        }
+    /// The key that `version` of `line` belongs to (`#lineN` if the line was reused since).
+    fn key(&mut self, line: u32, version: u64) -> Result<String> {
         let shared = &self.shared;
-        let key = shared
-            .dir
-            .key_of(line)
-            .map_err(|e| shared.general(e))?
-            .unwrap_or_else(|| format!("#line{line}"));
-        self.keys.insert(line, key.clone());
-        Ok(key)
+        let generation = shared.dir.generation(line).map_err(|e| shared.general(e))?;
+        let cached = self
+            .keys
+            .get(&line)
+            .filter(|(_, seen, _)| *seen == generation);
+        let (key, base) = match cached {
+            Some((key, _, base)) => (key.clone(), *base),
+            None => match shared.dir.key_read(line).map_err(|e| shared.general(e))? {
+                Some((key, generation, base)) => {
+                    self.keys.insert(line, (key.clone(), generation, base));
+                    (key, base)
+                }
+                None => return Ok(format!("#line{line}")),
+            },
+        };
+        Ok(if ccs_protocol::version_of_key(version, base) {
+            key
+        } else {
+            format!("#line{line}")
+        })
     }
 }

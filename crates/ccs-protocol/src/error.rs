@@ -68,6 +68,12 @@ pub enum ProtocolError {
         "ownership was reclaimed (lease expired or the agent re-attached elsewhere); nothing was written: acquire again"
     )]
     Fenced,
+    /// The key's directory line was given to another key since the key was resolved
+    /// (a [`crate::LineRef`] checked on use); nothing was read or written.
+    #[error(
+        "the key's directory line was reused for another key since the key was resolved; resolve the key again"
+    )]
+    LineReused,
     /// The key has never been written, or was deleted.
     #[error("no such artifact")]
     NotFound,
@@ -114,7 +120,7 @@ pub fn capacity_remedy(what: &str) -> &'static str {
             "every slot belongs to a live agent (a dead agent's slot is reused automatically); detach some agents or create the segment with more --agents"
         }
         "artifacts" => {
-            "a deleted artifact's line is not reused yet, so deleting frees none; create the segment with more --artifacts"
+            "delete artifacts that are no longer needed (their lines are reused), or create the segment with more --artifacts"
         }
         "payload arena bytes" => {
             "delete or shrink payloads (freed blocks merge with their free buddies into larger ones when an allocation needs it), run `ccs fsck --repair` on an idle segment to recover blocks leaked by killed writers, or create the segment with a larger --arena (docs/layout.md §7: how large never refuses a payload)"

@@ -71,7 +71,7 @@ use crate::layout::{
     A_PID, A_PINS, A_STATE, A_STRATEGY, AGENT_WORDS, D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT,
     D_OWNER, D_VERSION, GRANULE, Geometry, H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE,
     H_ARENA_MERGING, H_DESC_BUMP, H_DESC_FREE, H_KEY_COUNT, H_SWITCHES, HEADER_WORDS, I_HEAD,
-    I_TAIL, L_HEAD, L_KEYMETA, L_LEASE, L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF,
+    I_TAIL, L_BASE, L_HEAD, L_KEYMETA, L_LEASE, L_MASK, L_PENDING, PIN_RECORDS, SWITCH_LOG_OFF,
     SWITCH_NO_INVALIDATION, class_bytes,
 };
 use crate::oplog::RecordRead;
@@ -684,12 +684,21 @@ impl<E: Env> Directory<E> {
                 let masks = self
                     .words
                     .slice(geo.line_word(line, L_MASK), geo.mask_words)?;
-                if head != 0 || pending != 0 || masks.iter().any(|w| w.load(Ordering::Relaxed) != 0)
+                // A line emptied after its key's deletion keeps its head's epoch (and its
+                // generation and base words), nothing else; its base is the last version it
+                // had, which agents' views may still name.
+                let head = crate::packing::Head::unpack(head);
+                fact.version =
+                    u32::try_from(self.load(geo.line_word(line, L_BASE))?).unwrap_or(u32::MAX);
+                if head.desc != 0
+                    || head.holder != 0
+                    || pending != 0
+                    || masks.iter().any(|w| w.load(Ordering::Relaxed) != 0)
                 {
                     pass.add(
                         FsckKind::Line,
                         fact.label.clone(),
-                        "line has no key but a non-zero head, pending record or valid mask",
+                        "line has no key but a published version, holder, pending record or valid mask",
                     );
                 }
                 continue;
@@ -726,6 +735,9 @@ impl<E: Env> Directory<E> {
             }
             let label = fact.label.clone();
             self.check_head(pass, line, &label, fact, registered, names, alive)?;
+            // Views may name versions of the line's earlier keys, up to its base.
+            let base = self.load(geo.line_word(line, L_BASE))?;
+            fact.version = fact.version.max(u32::try_from(base).unwrap_or(u32::MAX));
         }
         let count = self.load(H_KEY_COUNT)?;
         if count != keyed {

@@ -93,7 +93,8 @@ pub(crate) const SWITCH_NO_INVALIDATION: u64 = 2;
 /// Agents whose slot was taken over or forgotten so far (see `agents.rs`): once non-zero, a
 /// newly registered name may be a returning one, so it starts with dropped views.
 pub(crate) const H_AGENT_DROPS: usize = 15;
-/// Keys in the directory (only grows: lines are never reused for another key).
+/// Lines ever given a key (only grows; a reused line is not counted again): while it is below
+/// `max_artifacts` a new key may take an empty line, after that only a reusable tombstone.
 pub(crate) const H_KEY_COUNT: usize = 16;
 /// Descriptors handed out by bump allocation so far.
 pub(crate) const H_DESC_BUMP: usize = 17;
@@ -137,6 +138,15 @@ pub(crate) const L_WAIT: usize = 3;
 /// The slot the holder is filling: `(desc + 1) << 32 | epoch`, so the reclaimer of a dead
 /// holder can free it.
 pub(crate) const L_PENDING: usize = 4;
+/// The line's generation: even while a key owns the line, odd while the line is being given to
+/// another key (a seqlock over the key words, see `keys.rs`); bumped twice by every reuse.
+pub(crate) const L_GEN: usize = 5;
+/// The line's base version: every version of the line's current key is above it (the version
+/// of the tombstone it was reused from, or the floor of its key's home line).
+pub(crate) const L_BASE: usize = 6;
+/// The version floor of keys whose home (first probed) line this is: the highest tombstone
+/// version of such a key whose line was reused. A new key starts above its home's floor.
+pub(crate) const L_FLOOR: usize = 7;
 pub(crate) const L_KEY: usize = 8; // 32 words = 256 bytes
 pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
 // The subscriber mask (one bit per eager agent subscribed to this key) follows the valid mask.

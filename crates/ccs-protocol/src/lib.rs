@@ -70,7 +70,7 @@ pub use freshness::Strategy;
 #[cfg(not(loom))]
 pub use fsck::{ArenaUsage, DescriptorUsage, FsckKind, FsckProblem, FsckReport};
 pub use inbox::{ChangeEvent, Delivery};
-pub use keys::validate_key;
+pub use keys::{LineRef, validate_key, version_of_key};
 pub use layout::{
     Config, Geometry, LAYOUT_VERSION, MAGIC, MAX_AGENTS_LIMIT, MAX_INBOX_EVENTS, MAX_KEY_BYTES,
     MAX_LOG_RECORDS, MAX_NAME_BYTES, MAX_SUBSCRIPTIONS,

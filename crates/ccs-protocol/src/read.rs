@@ -23,6 +23,7 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::keys::LineRef;
 use crate::layout::{A_PINS, D_FLAGS, D_OWNER, D_VERSION, PIN_RECORDS};
 use crate::opcodes::{LogOp, LogOutcome};
 use crate::oplog::LogEntry;
@@ -103,6 +104,32 @@ impl<E: Env> Directory<E> {
     pub fn read(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
         self.read_with(agent, line, Take::Copy(out))
             .map(|(info, _)| info)
+    }
+
+    /// [`Directory::read`] of a key resolved as `at`: [`ProtocolError::LineReused`] if its
+    /// line was given to another key since, whatever the read found (what it found may be the
+    /// other key's). Checked after the read: a read that saw a version of a later key of the
+    /// line saw the head that key's writer published after the reuser released the line, so
+    /// this load sees the reuser's generation (docs/protocol.md §3.8).
+    #[inline]
+    pub fn read_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Result<ReadInfo> {
+        let result = self.read(agent, at.line, out);
+        if !self.still_owns(at)? {
+            return Err(ProtocolError::LineReused);
+        }
+        result
+    }
+
+    /// [`Directory::read_pinned`] of a key resolved as `at` (see [`Directory::read_at`]).
+    pub fn read_pinned_at(&self, agent: AgentId, at: LineRef) -> Result<(ReadInfo, Pinned)> {
+        let result = self.read_pinned(agent, at.line);
+        if !self.still_owns(at)? {
+            if let Ok((_, pin)) = result {
+                self.release_pin(pin)?;
+            }
+            return Err(ProtocolError::LineReused);
+        }
+        result
     }
 
     /// Read `line` as `agent`, pinning the version instead of copying it.
@@ -462,8 +489,11 @@ impl<E: Env> Directory<E> {
         // is loaded after the bit, so it is at least the version the bit was set for.
         let bit_set = mask.load(Ordering::SeqCst) & bit != 0;
         let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+        let Current { version, base, .. } = self.current(line)?;
+        let current = version;
+        // A view at or below the base is of an earlier key of a reused line: none of this key.
+        let held = if held <= base { 0 } else { held };
         let valid = held != 0 && bit_set;
-        let current = self.current(line)?.version;
         Ok(ViewCheck {
             held,
             current,
@@ -486,11 +516,7 @@ impl<E: Env> Directory<E> {
             };
             let head = Head::unpack(raw);
             let Some(desc) = head.desc_index() else {
-                return Ok(Current {
-                    version: 0,
-                    deleted: false,
-                    head,
-                });
+                return self.above_base(line, 0, false, head);
             };
             let d = self.desc_words(desc)?;
             let owner_word = d[D_OWNER].load(Ordering::Acquire);
@@ -513,11 +539,7 @@ impl<E: Env> Directory<E> {
                             ))
                         })?;
                         let deleted = flags & crate::alloc::FLAG_DELETED != 0;
-                        return Ok(Current {
-                            version,
-                            deleted,
-                            head,
-                        });
+                        return self.above_base(line, version, deleted, head);
                     }
                 }
                 _ => {}
@@ -531,6 +553,28 @@ impl<E: Env> Directory<E> {
         Err(ProtocolError::corrupt(format!(
             "line {line}: no consistent head in 2^32 attempts"
         )))
+    }
+
+    /// The line's state given its published `version`: a key given a reused line (or one
+    /// whose home has a version floor) is absent at its base until its first write.
+    fn above_base(&self, line: u32, version: u32, deleted: bool, head: Head) -> Result<Current> {
+        let base = u32::try_from(self.base(line)?)
+            .map_err(|_| ProtocolError::corrupt(format!("line {line} has a base beyond 2^32")))?;
+        Ok(if base > version {
+            Current {
+                version: base,
+                deleted: true,
+                head,
+                base,
+            }
+        } else {
+            Current {
+                version,
+                deleted,
+                head,
+                base,
+            }
+        })
     }
 
     /// The current version of `line` (0: never written; a deleted artifact keeps its version).
@@ -562,4 +606,6 @@ pub(crate) struct Current {
     pub version: u32,
     pub deleted: bool,
     pub head: Head,
+    /// The line's base: versions at or below it are of earlier keys of the line.
+    pub base: u32,
 }

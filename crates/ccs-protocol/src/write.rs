@@ -22,6 +22,7 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::keys::LineRef;
 use crate::layout::L_WAIT;
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
@@ -52,6 +53,8 @@ pub struct Hold {
     pub version: u32,
     /// Whether the artifact was deleted (a tombstone) when taken.
     pub deleted: bool,
+    /// The line's base when taken: views at or below it are of earlier keys of the line.
+    pub(crate) base: u32,
     /// The line's pending-slot word as found right after taking the line; recording a slot
     /// compares against it, so a holder whose right was reclaimed meanwhile cannot record.
     pub(crate) pending_seen: u64,
@@ -86,18 +89,36 @@ impl<E: Env> Directory<E> {
         payload: &[u8],
         condition: Condition,
     ) -> Result<u32> {
-        self.write_logged(agent, line, Some(payload), condition)
+        self.write_logged(agent, line, None, Some(payload), condition)
+    }
+
+    /// [`Directory::put`] to a key resolved as `at`: [`ProtocolError::LineReused`] (nothing
+    /// written) if its line was given to another key since.
+    pub fn put_at(
+        &self,
+        agent: AgentId,
+        at: LineRef,
+        payload: &[u8],
+        condition: Condition,
+    ) -> Result<u32> {
+        self.write_logged(agent, at.line, Some(at), Some(payload), condition)
     }
 
     /// Delete `line` as `agent` if `condition` holds: publishes a tombstone version.
     pub fn delete(&self, agent: AgentId, line: u32, condition: Condition) -> Result<u32> {
-        self.write_logged(agent, line, None, condition)
+        self.write_logged(agent, line, None, None, condition)
+    }
+
+    /// [`Directory::delete`] of a key resolved as `at` (see [`Directory::put_at`]).
+    pub fn delete_at(&self, agent: AgentId, at: LineRef, condition: Condition) -> Result<u32> {
+        self.write_logged(agent, at.line, Some(at), None, condition)
     }
 
     fn write_logged(
         &self,
         agent: AgentId,
         line: u32,
+        at: Option<LineRef>,
         payload: Option<&[u8]>,
         condition: Condition,
     ) -> Result<u32> {
@@ -109,7 +130,7 @@ impl<E: Env> Directory<E> {
             }
         };
         let result = self
-            .write_inner(agent, line, payload, condition, StopAt::Never)
+            .write_inner(agent, line, at, payload, condition, StopAt::Never)
             .and_then(|done| done.ok_or_else(|| ProtocolError::corrupt("write stopped")));
         let op = if payload.is_some() {
             LogOp::Put
@@ -155,7 +176,7 @@ impl<E: Env> Directory<E> {
         condition: Condition,
         stop: StopAt,
     ) -> Result<Option<u32>> {
-        self.write_inner(agent, line, payload, condition, stop)
+        self.write_inner(agent, line, None, payload, condition, stop)
             .map(|done| done.map(|published| published.version))
     }
 
@@ -163,6 +184,7 @@ impl<E: Env> Directory<E> {
         &self,
         agent: AgentId,
         line: u32,
+        at: Option<LineRef>,
         payload: Option<&[u8]>,
         condition: Condition,
         stop: StopAt,
@@ -179,6 +201,7 @@ impl<E: Env> Directory<E> {
         #[cfg(ccs_mutant = "check_before_take")]
         let early = self.current(line)?.version;
         let hold = self.take_line(agent, line, false, self.geo.config.write_lease_ms)?;
+        self.still_held_for(hold, at)?;
         if stop == StopAt::Taken {
             return Ok(None);
         }
@@ -199,7 +222,9 @@ impl<E: Env> Directory<E> {
                 }),
                 Condition::View => {
                     let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
-                    if held == 0 || held == hold.version {
+                    // A view at or below the line's base is of an earlier key of the line: this
+                    // agent never read this key (as a view of 0 says).
+                    if held == 0 || held <= hold.base || held == hold.version {
                         None
                     } else {
                         Some(ProtocolError::Conflict {
@@ -219,9 +244,38 @@ impl<E: Env> Directory<E> {
 
     /// Take `line`'s single-writer right for `lease_ms` as an exclusive owner (E).
     pub fn acquire(&self, agent: AgentId, line: u32, lease_ms: u64) -> Result<Hold> {
-        let result = self
-            .check_generation(agent)
-            .and_then(|()| self.take_line(agent, line, true, lease_ms));
+        self.acquire_logged(agent, line, None, lease_ms)
+    }
+
+    /// [`Directory::acquire`] of a key resolved as `at` (see [`Directory::put_at`]).
+    pub fn acquire_at(&self, agent: AgentId, at: LineRef, lease_ms: u64) -> Result<Hold> {
+        self.acquire_logged(agent, at.line, Some(at), lease_ms)
+    }
+
+    /// With the line held: refuse (giving the right up) if `at`'s key no longer owns it. A
+    /// reuser holds the line while it changes the generation, so the check holds until the
+    /// hold ends.
+    fn still_held_for(&self, hold: Hold, at: Option<LineRef>) -> Result<()> {
+        match at {
+            Some(at) if !self.still_owns(at)? => {
+                self.unhold(hold)?;
+                Err(ProtocolError::LineReused)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn acquire_logged(
+        &self,
+        agent: AgentId,
+        line: u32,
+        at: Option<LineRef>,
+        lease_ms: u64,
+    ) -> Result<Hold> {
+        let result = self.check_generation(agent).and_then(|()| {
+            let hold = self.take_line(agent, line, true, lease_ms)?;
+            self.still_held_for(hold, at).map(|()| hold)
+        });
         if self.logging() {
             let held = self
                 .view(agent.slot, line)
@@ -290,7 +344,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Give the right up, unlogged (a refused write's own hold).
-    fn unhold(&self, hold: Hold) -> Result<()> {
+    pub(crate) fn unhold(&self, hold: Hold) -> Result<()> {
         let released = Head {
             holder: 0,
             ..hold.head
@@ -329,7 +383,13 @@ impl<E: Env> Directory<E> {
             .map_err(|_| ProtocolError::Fenced)
     }
 
-    fn take_line(&self, agent: AgentId, line: u32, exclusive: bool, lease_ms: u64) -> Result<Hold> {
+    pub(crate) fn take_line(
+        &self,
+        agent: AgentId,
+        line: u32,
+        exclusive: bool,
+        lease_ms: u64,
+    ) -> Result<Hold> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
         let mut spins = 0u32;
@@ -411,6 +471,7 @@ impl<E: Env> Directory<E> {
                 agent,
                 version: current.version,
                 deleted: current.deleted,
+                base: current.base,
                 pending_seen,
             };
             let deadline_ms = self.env.now_ms().saturating_add(lease_ms);
@@ -628,7 +689,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Bump the line's change counter and wake waiters, if any.
-    fn notify(&self, line: u32) -> Result<()> {
+    pub(crate) fn notify(&self, line: u32) -> Result<()> {
         let base = self.geo.line_word(line, L_WAIT) * 2;
         self.bump_and_wake(self.words.at32(base)?, self.words.at32(base + 1)?);
         Ok(())

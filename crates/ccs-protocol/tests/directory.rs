@@ -467,3 +467,113 @@ fn a_dead_readers_pins_are_released_by_its_next_attach() {
         Ok(version + 2)
     );
 }
+
+/// Issue 20's story in one process: 10,000 distinct keys put and deleted one after another in
+/// a directory of 16 artifacts never run out of lines (deleted keys' lines are reused).
+#[test]
+fn deleted_keys_lines_are_reused() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let mut reused = 0;
+    for i in 0..10_000 {
+        let key = format!("task/{i}");
+        let at = f.dir.insert_key(a, &key).expect("a line for a new key");
+        reused += u32::from(at.generation > 0);
+        let version = f.dir.put_at(a, at, b"x", Condition::View).expect("put");
+        assert_eq!(
+            f.dir.key_of_version(at.line, u64::from(version)),
+            Ok(Some(key))
+        );
+        f.dir.delete_at(a, at, Condition::View).expect("delete");
+    }
+    assert!(reused > 9_000, "lines reused {reused} times");
+    // Live keys still count against the limit.
+    let live: Vec<_> = (0..16)
+        .map(|i| {
+            let at = f.dir.insert_key(a, &format!("live/{i}")).expect("fits");
+            f.dir.put_at(a, at, b"x", Condition::Blind).expect("put");
+            at
+        })
+        .collect();
+    assert!(matches!(
+        f.dir.insert_key(a, "one-too-many"),
+        Err(ProtocolError::CapacityExceeded {
+            what: "artifacts",
+            ..
+        })
+    ));
+    f.dir
+        .delete_at(a, live[3], Condition::Blind)
+        .expect("delete");
+    f.dir.insert_key(a, "one-too-many").expect("room again");
+}
+
+/// A key resolved before its line was reused never reads or writes the new key's data, and a
+/// key re-created after its line went to another key starts above its old versions.
+#[test]
+fn a_reused_line_refuses_stale_references() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let b = agent(&f.dir, "b");
+    let old = f.dir.insert_key(a, "old").expect("key");
+    for payload in [&b"1"[..], b"2", b"3"] {
+        f.dir
+            .put_at(a, old, payload, Condition::Blind)
+            .expect("put");
+    }
+    assert_eq!(read(&f.dir, b, old.line).1, 3);
+    assert_eq!(f.dir.delete_at(a, old, Condition::View), Ok(4));
+    let mut i = 0;
+    while f.dir.generation(old.line).expect("generation") == old.generation {
+        let at = f.dir.insert_key(a, &format!("churn/{i}")).expect("key");
+        f.dir
+            .put_at(a, at, b"churn", Condition::Blind)
+            .expect("put");
+        if f.dir.generation(old.line).expect("generation") != old.generation {
+            break;
+        }
+        f.dir.delete_at(a, at, Condition::Blind).expect("delete");
+        i += 1;
+    }
+    let owner = f.dir.key_of(old.line).expect("key").expect("a key");
+    assert_ne!(owner, "old");
+    let (bytes, version, _) = read(&f.dir, b, old.line);
+    assert_eq!(bytes, b"churn");
+    assert!(
+        version > 4,
+        "the new key's version {version} is above the old tombstone"
+    );
+    assert_eq!(f.dir.key_of_version(old.line, 3), Ok(None));
+    let mut out = Vec::new();
+    assert_eq!(
+        f.dir.read_at(b, old, &mut out),
+        Err(ProtocolError::LineReused)
+    );
+    assert_eq!(
+        f.dir.put_at(b, old, b"stale", Condition::Blind),
+        Err(ProtocolError::LineReused)
+    );
+    assert_eq!(
+        f.dir.delete_at(b, old, Condition::Blind),
+        Err(ProtocolError::LineReused)
+    );
+    assert!(matches!(
+        f.dir.acquire_at(b, old, 100),
+        Err(ProtocolError::LineReused)
+    ));
+    assert_eq!(read(&f.dir, b, old.line).0, b"churn", "nothing was written");
+    // The old key comes back on another line, above every version it had.
+    assert_eq!(f.dir.find_key_ref("old"), Ok(None));
+    let again = f.dir.insert_key(a, "old").expect("key");
+    assert_ne!(again, old);
+    let first = f
+        .dir
+        .put_at(a, again, b"back", Condition::View)
+        .expect("put");
+    assert!(first > 4, "re-created at version {first}, not above 4");
+    // An agent's view of the line's earlier key is no view of the new key.
+    let check = f.dir.check(b, old.line).expect("check");
+    assert_eq!((check.held, check.valid), (version, true));
+    let check = f.dir.check(b, again.line).expect("check");
+    assert!(!check.valid);
+}

@@ -105,7 +105,7 @@ impl Agent {
         match *self {}
     }
 
-    pub(crate) fn resolve(&self, _: &str) -> Result<Option<u32>> {
+    pub(crate) fn resolve(&self, _: &str) -> Result<Option<ccs_protocol::LineRef>> {
         match *self {}
     }
 

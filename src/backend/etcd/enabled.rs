@@ -244,7 +244,7 @@ impl Agent {
     }
 
     /// A key on etcd is only its text: checked, nothing to resolve.
-    pub(crate) fn resolve(&self, key: &str) -> Result<Option<u32>> {
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<ccs_protocol::LineRef>> {
         check_key(key)?;
         Ok(None)
     }

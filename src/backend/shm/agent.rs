@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ccs_os::LockFile;
-use ccs_protocol::{AgentId, Condition, ProtocolError, WaitResult};
+use ccs_protocol::{AgentId, Condition, LineRef, ProtocolError, WaitResult};
 
 use crate::agent::{ArtifactRef, Cached};
 use crate::backend::Hold;
@@ -39,21 +39,70 @@ impl Agent {
         strategy::from_wire(self.id.strategy)
     }
 
-    /// Resolve `key` to its directory line, creating the entry if needed.
-    pub(crate) fn resolve(&self, key: &str) -> Result<Option<u32>> {
+    /// Resolve `key` to its directory line and the line's generation, creating the entry if
+    /// needed (on the line of a deleted key if the directory is full).
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<LineRef>> {
         self.key(key).map(Some)
     }
 
-    fn key(&self, key: &str) -> Result<u32> {
+    fn key(&self, key: &str) -> Result<LineRef> {
         self.shared
             .dir
-            .find_or_insert_key(key)
+            .insert_key(self.id, key)
             .map_err(|e| self.shared.error(e, key))
+    }
+
+    /// Run `op` on `artifact`'s line (created if `create`). If the line was given to another
+    /// key since it was resolved (`LineReused`: nothing was read or written), resolve the key
+    /// again by its text and retry: a [`crate::Key`] never reaches another key's data. The
+    /// first attempt is all a HIT runs; retries and errors are out of line.
+    #[inline]
+    fn on_line<T>(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        create: bool,
+        mut op: impl FnMut(LineRef) -> Result<T, ProtocolError>,
+    ) -> Result<T> {
+        let at = if create {
+            self.line_for_write(artifact)?
+        } else {
+            self.existing_line(artifact)?
+        };
+        match op(at) {
+            Ok(value) => Ok(value),
+            Err(error) => self.on_line_again(artifact, create, op, error),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_line_again<T>(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        create: bool,
+        mut op: impl FnMut(LineRef) -> Result<T, ProtocolError>,
+        mut error: ProtocolError,
+    ) -> Result<T> {
+        for _ in 0..MAX_RESOLVES {
+            if error != ProtocolError::LineReused {
+                break;
+            }
+            let at = if create {
+                self.key(artifact.key_str())?
+            } else {
+                self.find_line(artifact.key_str())?
+            };
+            match op(at) {
+                Ok(value) => return Ok(value),
+                Err(again) => error = again,
+            }
+        }
+        Err(self.shared.error(error, artifact.key_str()))
     }
 
     /// The line of an existing artifact: a resolved [`crate::Key`]'s own, else a lookup.
     #[inline]
-    fn existing_line(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
+    fn existing_line(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<LineRef> {
         match artifact.resolved_line() {
             Some(line) => Ok(line),
             None => self.find_line(artifact.key_str()),
@@ -64,8 +113,8 @@ impl Agent {
     /// instructions (and inline into the caller): `Key` holds an `Option` of its line, and the
     /// lookup would otherwise be compiled into every HIT path.
     #[inline(never)]
-    fn find_line(&self, key: &str) -> Result<u32> {
-        match self.shared.dir.find_key(key) {
+    fn find_line(&self, key: &str) -> Result<LineRef> {
+        match self.shared.dir.find_key_ref(key) {
             Ok(Some(line)) => Ok(line),
             Ok(None) => Err(Error::NotFound {
                 key: key.to_owned(),
@@ -74,7 +123,7 @@ impl Agent {
         }
     }
 
-    fn line_for_write(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<u32> {
+    fn line_for_write(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<LineRef> {
         match artifact.resolved_line() {
             Some(line) => Ok(line),
             None => self.key(artifact.key_str()),
@@ -96,12 +145,8 @@ impl Agent {
         artifact: &(impl ArtifactRef + ?Sized),
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
-        let line = self.existing_line(artifact)?;
-        let info = self
-            .shared
-            .dir
-            .read(self.id, line, buffer)
-            .map_err(self.fail(artifact))?;
+        let dir = &self.shared.dir;
+        let info = self.on_line(artifact, false, |at| dir.read_at(self.id, at, buffer))?;
         Ok((u64::from(info.version), info.hit))
     }
 
@@ -125,19 +170,19 @@ impl Agent {
 
     /// A zero-copy read: the version's slot stays pinned while the guard lives.
     pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
-        let line = self.existing_line(artifact)?;
-        let (info, pin) = self
-            .shared
-            .dir
-            .read_pinned(self.id, line)
-            .map_err(self.fail(artifact))?;
+        let dir = &self.shared.dir;
+        let (info, pin) = self.on_line(artifact, false, |at| dir.read_pinned_at(self.id, at))?;
         let pinned = PinnedRead::new(Arc::clone(&self.shared), info, pin);
         Ok(ReadInner::Pinned(pinned))
     }
 
     pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
-        let line = match self.existing_line(artifact) {
-            Ok(line) => line,
+        let dir = &self.shared.dir;
+        let view = match self.on_line(artifact, false, |at| {
+            let view = dir.check(self.id, at.line)?;
+            checked(dir.still_owns(at)?, view)
+        }) {
+            Ok(view) => view,
             Err(Error::NotFound { .. }) => {
                 return Ok(Check {
                     held: None,
@@ -147,11 +192,6 @@ impl Agent {
             }
             Err(e) => return Err(e),
         };
-        let view = self
-            .shared
-            .dir
-            .check(self.id, line)
-            .map_err(self.fail(artifact))?;
         Ok(Check {
             // A dropped view (`ccs_protocol::DROPPED_VIEW`) holds no known version.
             held: (view.held != 0 && view.held != ccs_protocol::DROPPED_VIEW)
@@ -162,9 +202,13 @@ impl Agent {
     }
 
     /// A HIT is two atomic loads (`serve_private`); a MISS fetches into `cached`'s buffer.
+    ///
+    /// The HIT needs no generation check: a HIT needs this agent's view of the line to equal
+    /// the copy's version, and every version of a later key of a reused line is above the
+    /// tombstone the line was reused from, itself above every version of the copy's key.
     #[inline]
     pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
-        let line = self.existing_line(&cached.key)?;
+        let line = self.existing_line(&cached.key)?.line;
         let held = u32::try_from(cached.version).unwrap_or(0);
         let dir = &self.shared.dir;
         if dir
@@ -173,24 +217,37 @@ impl Agent {
         {
             return Ok(true);
         }
-        let info = dir
-            .read(self.id, line, &mut cached.bytes)
-            .map_err(self.fail(&cached.key))?;
+        let Cached { key, bytes, .. } = cached;
+        let info = self.on_line(&*key, false, |at| dir.read_at(self.id, at, bytes))?;
         cached.version = u64::from(info.version);
         Ok(false)
     }
 
+    /// One load of the valid bit; a set bit also needs the line still to be the key's (one
+    /// more load), a clear one is the answer whatever the line holds.
     #[inline]
     pub(crate) fn is_valid(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
-        let line = match self.existing_line(artifact) {
-            Ok(line) => line,
-            Err(Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        self.shared
-            .dir
-            .is_valid(self.id, line)
-            .map_err(self.fail(artifact))
+        let dir = &self.shared.dir;
+        if let Some(at) = artifact.resolved_line() {
+            match dir.is_valid(self.id, at.line) {
+                Ok(false) => return Ok(false),
+                Ok(true) if dir.still_owns(at) == Ok(true) => return Ok(true),
+                _ => {}
+            }
+        }
+        self.is_valid_looked_up(artifact)
+    }
+
+    #[inline(never)]
+    fn is_valid_looked_up(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let dir = &self.shared.dir;
+        match self.on_line(artifact, false, |at| {
+            let valid = dir.is_valid(self.id, at.line)?;
+            checked(dir.still_owns(at)?, valid)
+        }) {
+            Err(Error::NotFound { .. }) => Ok(false),
+            other => other,
+        }
     }
 
     pub(crate) fn put(
@@ -215,12 +272,10 @@ impl Agent {
         bytes: &[u8],
         condition: Condition,
     ) -> Result<Version> {
-        let line = self.line_for_write(artifact)?;
-        let version = self
-            .shared
-            .dir
-            .put(self.id, line, bytes, condition)
-            .map_err(self.fail(artifact))?;
+        let dir = &self.shared.dir;
+        let version = self.on_line(artifact, true, |at| {
+            dir.put_at(self.id, at, bytes, condition)
+        })?;
         self.shared.written(artifact.key_str(), u64::from(version))
     }
 
@@ -242,12 +297,10 @@ impl Agent {
     }
 
     pub(crate) fn delete(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
-        let line = self.existing_line(artifact)?;
-        let version = self
-            .shared
-            .dir
-            .delete(self.id, line, Condition::View)
-            .map_err(self.fail(artifact))?;
+        let dir = &self.shared.dir;
+        let version = self.on_line(artifact, false, |at| {
+            dir.delete_at(self.id, at, Condition::View)
+        })?;
         self.shared.written(artifact.key_str(), u64::from(version))
     }
 
@@ -256,12 +309,10 @@ impl Agent {
         artifact: &(impl ArtifactRef + ?Sized),
         lease: Duration,
     ) -> Result<Hold> {
-        let line = self.line_for_write(artifact)?;
-        let hold = self
-            .shared
-            .dir
-            .acquire(self.id, line, lease_ms(lease))
-            .map_err(self.fail(artifact))?;
+        let dir = &self.shared.dir;
+        let hold = self.on_line(artifact, true, |at| {
+            dir.acquire_at(self.id, at, lease_ms(lease))
+        })?;
         Ok(Hold::Shm(hold::Hold {
             shared: Arc::clone(&self.shared),
             hold,
@@ -275,18 +326,31 @@ impl Agent {
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
-        let line = self.existing_line(artifact)?;
         let since = u32::try_from(since).unwrap_or(u32::MAX);
         let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        match self
-            .shared
-            .dir
-            .wait_changed(line, since, timeout_ms)
-            .map_err(self.fail(artifact))?
-        {
+        let dir = &self.shared.dir;
+        // A wait that ends on another key's change (its line was reused) starts over on the
+        // key's new line, with the whole timeout again (a reuse is rare).
+        match self.on_line(artifact, false, |at| {
+            let result = dir.wait_changed(at.line, since, timeout_ms)?;
+            checked(dir.still_owns(at)?, result)
+        })? {
             WaitResult::Changed(version) => Ok(Some(u64::from(version))),
             WaitResult::TimedOut(_) => Ok(None),
         }
+    }
+}
+
+/// Times an operation resolves its key again after finding its line reused (each needs a
+/// reuse of the line in between: in practice once).
+const MAX_RESOLVES: u32 = 64;
+
+/// `value` if the key still owned its line after the operation, else `LineReused`.
+fn checked<T>(owned: bool, value: T) -> Result<T, ProtocolError> {
+    if owned {
+        Ok(value)
+    } else {
+        Err(ProtocolError::LineReused)
     }
 }
 

@@ -58,7 +58,12 @@ impl Agent {
                 .events
                 .into_iter()
                 .map(|event| ChangeEvent {
-                    key: match shared.dir.key_of(event.line) {
+                    // The key that published the version: not the line's current one if the
+                    // line was reused since.
+                    key: match shared
+                        .dir
+                        .key_of_version(event.line, u64::from(event.version))
+                    {
                         Ok(Some(key)) => key,
                         _ => format!("#line{}", event.line),
                     },
