@@ -120,6 +120,7 @@ use crate::bench::side::{PER_CHILD, Side};
 use crate::bench::{Progress, signal};
 use crate::commands::size_arg;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
+use crate::table::{self, Align};
 
 /// Most workers.
 const MAX_WORKERS: u32 = 64;
@@ -183,7 +184,7 @@ pub struct TortureArgs {
     /// still varies between runs.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Print one JSON object (schema 1) instead of the table.
+    /// Print one JSON object (schema 1) instead of the human summary.
     #[arg(long)]
     pub json: bool,
     /// Destroy an existing segment of that name first.
@@ -676,7 +677,7 @@ pub fn run(args: &TortureArgs) -> Result<u8, CliError> {
         let ops = history::merge(dir, file)?;
         history_checks(&mut report, &ops, file);
     }
-    crate::bench::emit(&report, args.json, table)?;
+    crate::bench::emit(&report, args.json, human)?;
     Ok(if report.passed { EXIT_OK } else { EXIT_FAILURE })
 }
 
@@ -1108,8 +1109,15 @@ fn artifact_key(plan: &Plan, a: u64) -> String {
     }
 }
 
+/// A heading, then its table indented under it.
+fn section(out: &mut String, heading: &str, rows: &[Vec<String>], align: fn(usize) -> Align) {
+    out.push_str(heading);
+    out.push('\n');
+    out.push_str(&table::indent(&table::render(rows, align), "  "));
+}
+
 /// The human summary.
-fn table(r: &Report) -> String {
+fn human(r: &Report) -> String {
     let mut t = String::new();
     let c = &r.config;
     let _ = writeln!(
@@ -1124,41 +1132,59 @@ fn table(r: &Report) -> String {
         c.kill_interval_ms[1],
         r.seed
     );
-    let _ = writeln!(t, "duration         {:.1} s", r.duration_ms as f64 / 1000.0);
-    let _ = writeln!(
-        t,
-        "kills            {} ({} inside a write)",
-        r.kills, r.kills_in_write
-    );
-    let _ = writeln!(
-        t,
-        "replacements     {} (attach retries {})",
-        r.replacements, r.attach_retries
-    );
-    let _ = writeln!(t, "operations");
-    for op in Op::ALL {
-        let n = r.operations.get(op.name()).copied().unwrap_or(0);
-        let _ = writeln!(t, "  {:<16} {n:>12}", op.name());
-    }
+    let totals = [
+        [
+            "duration",
+            &format!("{:.1} s", r.duration_ms as f64 / 1000.0),
+        ],
+        [
+            "kills",
+            &format!("{} ({} inside a write)", r.kills, r.kills_in_write),
+        ],
+        [
+            "replacements",
+            &format!("{} (attach retries {})", r.replacements, r.attach_retries),
+        ],
+    ]
+    .map(|row| row.map(str::to_owned).to_vec());
+    t.push_str(&table::render(&totals, |_| Align::Left));
+    let mut operations: Vec<Vec<String>> = Op::ALL
+        .iter()
+        .map(|op| {
+            let n = r.operations.get(op.name()).copied().unwrap_or(0);
+            vec![op.name().to_owned(), n.to_string()]
+        })
+        .collect();
     let total = r.operations.get("total").copied().unwrap_or(0);
-    let _ = writeln!(t, "  {:<16} {total:>12}", "total issued");
-    let _ = writeln!(t, "counters");
-    for row in &r.counters {
-        let _ = writeln!(
-            t,
-            "  {:<24} version {:>8}  value {:>8}  acknowledged {:>8}",
-            row.key, row.version, row.value, row.acknowledged
-        );
-    }
-    let _ = writeln!(t, "checks");
-    for check in &r.checks {
-        let mark = match check.status {
-            "passed" => "PASS",
-            "failed" => "FAIL",
-            _ => "SKIP",
-        };
-        let _ = writeln!(t, "  {mark}  {:<10} {}", check.name, check.detail);
-    }
+    operations.push(vec!["total issued".to_owned(), total.to_string()]);
+    section(&mut t, "operations", &operations, Align::label_then_numbers);
+    let mut counters = vec![
+        ["key", "version", "value", "acknowledged"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    counters.extend(r.counters.iter().map(|row| {
+        vec![
+            row.key.clone(),
+            row.version.to_string(),
+            row.value.to_string(),
+            row.acknowledged.to_string(),
+        ]
+    }));
+    section(&mut t, "counters", &counters, Align::label_then_numbers);
+    let checks: Vec<Vec<String>> = r
+        .checks
+        .iter()
+        .map(|check| {
+            let mark = match check.status {
+                "passed" => "PASS",
+                "failed" => "FAIL",
+                _ => "SKIP",
+            };
+            vec![mark.to_owned(), check.name.to_owned(), check.detail.clone()]
+        })
+        .collect();
+    section(&mut t, "checks", &checks, |_| Align::Left);
     let passed = r.checks.iter().filter(|c| c.status == "passed").count();
     let _ = writeln!(
         t,
