@@ -6,6 +6,7 @@
 //! version from the conflict and moves on. The clock starts when the parent sets the start
 //! word in the side mapping, after every worker has attached and resolved its keys.
 
+use agent_coherence::Conflict;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -374,7 +375,7 @@ pub fn child(args: &BenchChildArgs) -> Result<(), CliError> {
                         held[k] = version;
                         c.puts += 1;
                     }
-                    Err(Error::Conflict { current, .. }) => {
+                    Err(Error::Conflict(Conflict { current, .. })) => {
                         held[k] = current;
                         c.conflicts += 1;
                     }
