@@ -294,7 +294,46 @@ pub(super) fn verify(
     let counters = run.final_sweep(count("unavailable"), &mut tally, &mut found)?;
     no_live_holder_fenced(seg, count("fenced"), &mut tally.problems);
 
-    let mut checks = vec![
+    let mut checks = run_checks(&found, &tally, lay, plan, count);
+    checks.extend(segment_checks(seg)?);
+    let mut report = Report {
+        schema: crate::bench::SCHEMA,
+        command: "torture",
+        seg: args.seg.clone(),
+        seed: plan.seed,
+        config: ConfigOut {
+            workers: plan.workers,
+            artifacts: plan.artifacts,
+            counters: plan.counters,
+            max_payload: plan.max_payload,
+            kill_interval_ms: [plan.interval.0, plan.interval.1],
+            kills: plan.kills,
+            seconds: plan.seconds,
+        },
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        operations,
+        kills: tally.kills,
+        kills_in_write: tally.kills_in_write,
+        replacements: tally.replacements,
+        attach_retries,
+        counters,
+        checks,
+        failures: 0,
+        passed: false,
+    };
+    tally_verdicts(&mut report);
+    Ok(report)
+}
+
+/// The verdicts of the checks on the run itself: checksums, counters, versions, workers.
+fn run_checks(
+    found: &Findings,
+    tally: &Tally,
+    lay: &Layout,
+    plan: &Plan,
+    count: impl Fn(&str) -> u64,
+) -> Vec<CheckOut> {
+    vec![
         CheckOut::from_problems(
             "checksums",
             format!(
@@ -331,35 +370,7 @@ pub(super) fn verify(
             ),
             &tally.problems,
         ),
-    ];
-    checks.extend(segment_checks(seg)?);
-    let mut report = Report {
-        schema: crate::bench::SCHEMA,
-        command: "torture",
-        seg: args.seg.clone(),
-        seed: plan.seed,
-        config: ConfigOut {
-            workers: plan.workers,
-            artifacts: plan.artifacts,
-            counters: plan.counters,
-            max_payload: plan.max_payload,
-            kill_interval_ms: [plan.interval.0, plan.interval.1],
-            kills: plan.kills,
-            seconds: plan.seconds,
-        },
-        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-        operations,
-        kills: tally.kills,
-        kills_in_write: tally.kills_in_write,
-        replacements: tally.replacements,
-        attach_retries,
-        counters,
-        checks,
-        failures: 0,
-        passed: false,
-    };
-    tally_verdicts(&mut report);
-    Ok(report)
+    ]
 }
 
 /// A live holder's 30 s hold is never lost on shared memory; on etcd it is when the holder's
