@@ -131,7 +131,7 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
 /// it read, which copies are valid) stays in the segment for its next attach.
 ///
 /// ```
-/// use agent_coherence::{Config, Error, Segment};
+/// use agent_coherence::{Config, Conflict, Error, Segment};
 /// # let name = format!("doc-agent-{}", std::process::id());
 /// let seg = Segment::create(&name, Config::default())?;
 /// let (planner, executor) = (seg.attach("planner")?, seg.attach("executor")?);
@@ -141,7 +141,7 @@ impl<T: ArtifactRef + ?Sized> ArtifactRef for &T {
 /// planner.put("plan", b"v2")?;                    // invalidates the executor's copy
 /// assert!(!executor.check("plan")?.is_current());
 /// match executor.put("plan", b"built on v1") {    // stale: refused, nothing written
-///     Err(Error::Conflict { current: 2, yours: 1, .. }) => {}
+///     Err(Error::Conflict(Conflict { current: 2, yours: 1, .. })) => {}
 ///     other => panic!("{other:?}"),
 /// }
 /// assert_eq!(executor.get("plan")?.bytes, b"v2"); // MISS again, now current

@@ -1,7 +1,12 @@
 //! The facade's errors: what happened, to which artifact or agent, and what to do about it.
+//!
+//! The refusals both backends share (`NotFound`, `Conflict`, `Held`, `Fenced`, `LeaseLost`)
+//! are `ccs-types`' values, carried as they are: match their fields with
+//! `Error::Conflict(Conflict { current, yours, .. })`.
 
 use ccs_os::OsError;
 use ccs_protocol::ProtocolError;
+use ccs_types::{Conflict, Fenced, Held, LeaseLost, NotFound};
 
 use crate::segment::Backend;
 
@@ -13,41 +18,17 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The artifact has never been written, or was deleted.
-    #[error("artifact `{key}` does not exist (never written, or deleted)")]
-    NotFound {
-        /// The key asked for.
-        key: String,
-    },
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// A conditional write found a newer version than the writer's view: nothing was written.
-    #[error(
-        "stale write to `{key}` refused: it is at version {current}, your view is version {yours}; read it again, then write"
-    )]
-    Conflict {
-        /// The key written.
-        key: String,
-        /// The artifact's current version (0: never written).
-        current: u64,
-        /// The version the write was conditional on.
-        yours: u64,
-    },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     /// Another live agent holds the artifact exclusively.
-    #[error(
-        "artifact `{key}` is held exclusively by agent `{by}`; retry after it commits or releases"
-    )]
-    Held {
-        /// The key.
-        key: String,
-        /// The holder's name.
-        by: String,
-    },
-    /// This agent's ownership was reclaimed (its lease expired, or it was re-attached).
-    #[error(
-        "your hold on `{key}` was reclaimed (lease expired or the agent was re-attached); nothing was written: acquire it again"
-    )]
-    Fenced {
-        /// The key.
-        key: String,
-    },
+    #[error(transparent)]
+    Held(#[from] Held),
+    /// This agent's hold was reclaimed (its lease expired, or it was re-attached).
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
     /// A live process is already attached as this agent.
     #[error(
         "agent `{name}` is already attached by live process {pid}; use another name or stop that process"
@@ -201,13 +182,8 @@ pub enum Error {
     },
     /// This agent's session lapsed (its copies were invalidated meanwhile) and its name was
     /// attached by another process: this handle can do nothing more.
-    #[error(
-        "agent `{name}` lost its session (its lease expired, so its copies were invalidated) and the name is now attached elsewhere; attach again"
-    )]
-    LeaseLost {
-        /// The agent's name.
-        name: String,
-    },
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
     /// What a backend's server holds under the segment is not what agent-coherence writes.
     #[error(
         "`{location}` holds data agent-coherence did not write ({reason}); use another prefix, or `ccs destroy {location}` if nothing there matters"
@@ -230,8 +206,8 @@ impl Error {
     ) -> Error {
         let key = key.to_owned();
         match error {
-            ProtocolError::NotFound => Error::NotFound { key },
-            ProtocolError::Conflict { current, yours } => Error::Conflict {
+            ProtocolError::NotFound => NotFound { key }.into(),
+            ProtocolError::Conflict { current, yours } => Conflict {
                 key,
                 current: u64::from(current),
                 // A dropped view (see `ccs_protocol::DROPPED_VIEW`) holds no known version.
@@ -240,12 +216,14 @@ impl Error {
                 } else {
                     u64::from(yours)
                 },
-            },
-            ProtocolError::Held { by } => Error::Held {
+            }
+            .into(),
+            ProtocolError::Held { by } => Held {
                 key,
                 by: name_of(by),
-            },
-            ProtocolError::Fenced => Error::Fenced { key },
+            }
+            .into(),
+            ProtocolError::Fenced => Fenced { key }.into(),
             other => Error::general(other, location),
         }
     }

@@ -1,5 +1,6 @@
 //! Guards: one version's bytes held for reading, and an exclusive hold on an artifact.
 
+use ccs_types::Fenced;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -153,9 +154,9 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
     }
 
     fn fenced(&self) -> Error {
-        Error::Fenced {
+        Error::Fenced(Fenced {
             key: self.key.clone(),
-        }
+        })
     }
 
     /// The artifact's version when the hold was taken (0: never written).

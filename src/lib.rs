@@ -8,7 +8,7 @@
 //! version; and a write from a stale view is refused with a typed [`Error::Conflict`].
 //!
 //! ```
-//! use agent_coherence::{Config, Error, Segment};
+//! use agent_coherence::{Config, Conflict, Error, Segment};
 //! # let name = format!("doc-lib-{}", std::process::id());
 //! let seg = Segment::open_or_create(&name, Config::default())?;
 //! let planner = seg.attach("planner")?;
@@ -19,7 +19,7 @@
 //! assert!(executor.get("task/spec")?.hit);          // HIT: a few atomic loads
 //! planner.put_if("task/spec", spec.version, b"rename foo to baz")?;
 //! let refused = executor.put("task/notes/1", b"ok").and(executor.put("task/spec", b"done, per v1"));
-//! assert!(matches!(refused, Err(Error::Conflict { current: 2, yours: 1, .. })));
+//! assert!(matches!(refused, Err(Error::Conflict(Conflict { current: 2, yours: 1, .. }))));
 //! # drop((planner, executor, seg));
 //! # Segment::destroy(&name)?;
 //! # Ok::<(), Error>(())
@@ -55,6 +55,8 @@ pub use ccs_protocol::{Config, MAX_AGENTS_LIMIT, MAX_KEY_BYTES, MAX_NAME_BYTES};
 pub use ccs_types::{
     AgentState, ArtifactStatus, ChangeEvent, Check, Events, Mesi, Read, Strategy, Version,
 };
+/// The refusals every backend shares, carried by [`Error`]'s variants of the same names.
+pub use ccs_types::{Conflict, Fenced, Held, LeaseLost, NotFound};
 pub use error::{Error, Result};
 pub use guard::{ReadGuard, WriteGuard};
 pub use segment::{Backend, DEFAULT_MODE, FsckReport, OpenOptions, Segment, Switches};

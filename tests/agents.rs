@@ -103,7 +103,7 @@ fn a_dead_holders_acquire_is_reclaimed_at_once() {
     assert_eq!(ask(&mut other, "acquire design 600000"), "HELD holder");
     assert_eq!(
         ask(&mut other, "blind design sneaking in"),
-        "ERR Held { key: \"design\", by: \"holder\" }"
+        "ERR Held(Held { key: \"design\", by: \"holder\" })"
     );
     holder.kill();
     assert_eq!(ask(&mut other, "acquire design 600000"), "ACQUIRED 0");

@@ -13,6 +13,7 @@
 
 mod common;
 
+use agent_coherence::{Conflict, Held};
 use std::time::{Duration, Instant};
 
 use agent_coherence::trace::{self, FindingKind, LogOp, LogOutcome, LogRecord, WriteMode};
@@ -141,7 +142,7 @@ fn eventually<T>(patience: Duration, mut f: impl FnMut() -> Option<T>) -> T {
 
 fn conflict(result: agent_coherence::Result<u64>) -> (u64, u64) {
     match result {
-        Err(Error::Conflict { current, yours, .. }) => (current, yours),
+        Err(Error::Conflict(Conflict { current, yours, .. })) => (current, yours),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
@@ -327,7 +328,7 @@ fn holds_exclude_other_writers(place: &Place) {
     let hold = a.acquire("design", lease).unwrap();
     assert_eq!((hold.version(), hold.key()), (1, "design"));
     match b.acquire("design", lease) {
-        Err(Error::Held { by, .. }) => assert_eq!(by, "a"),
+        Err(Error::Held(Held { by, .. })) => assert_eq!(by, "a"),
         other => panic!("expected Held, got {other:?}"),
     }
     assert!(matches!(
@@ -744,7 +745,7 @@ fn incrementer(seg: &str, name: &str, wins: u64) {
                 );
                 won += 1;
             }
-            Err(Error::Conflict { current, yours, .. }) => {
+            Err(Error::Conflict(Conflict { current, yours, .. })) => {
                 assert_eq!(yours, read.version, "the refusal names my view");
                 assert!(current > yours, "the refusal names a newer version");
                 conflicts += 1;

@@ -5,6 +5,7 @@
 
 mod common;
 
+use agent_coherence::Conflict;
 use agent_coherence::{Error, Segment};
 use common::{SegGuard, arg, say, small_config};
 
@@ -44,7 +45,7 @@ fn incrementer(seg: &str, name: &str, wins: u64) {
                 );
                 won += 1;
             }
-            Err(Error::Conflict { current, yours, .. }) => {
+            Err(Error::Conflict(Conflict { current, yours, .. })) => {
                 assert_eq!(yours, read.version, "the conflict names my view");
                 assert!(current > yours, "the conflict names a newer version");
                 conflicts += 1;

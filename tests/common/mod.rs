@@ -19,6 +19,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of this module
 
+use agent_coherence::{Conflict, Held};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -469,7 +470,9 @@ pub fn scripted_agent(seg: &str, name: &str) {
     let mut hold = None;
     let written = |result: agent_coherence::Result<u64>| match result {
         Ok(v) => format!("OK {v}"),
-        Err(Error::Conflict { current, yours, .. }) => format!("CONFLICT {current} {yours}"),
+        Err(Error::Conflict(Conflict { current, yours, .. })) => {
+            format!("CONFLICT {current} {yours}")
+        }
         Err(Error::Fenced { .. }) => "FENCED".to_owned(),
         Err(e) => format!("ERR {e:?}"),
     };
@@ -513,7 +516,7 @@ pub fn scripted_agent(seg: &str, name: &str) {
                         hold = Some(guard);
                         reply
                     }
-                    Err(Error::Held { by, .. }) => format!("HELD {by}"),
+                    Err(Error::Held(Held { by, .. })) => format!("HELD {by}"),
                     Err(e) => format!("ERR {e:?}"),
                 }
             }

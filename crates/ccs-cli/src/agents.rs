@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::args::SegmentArgs;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
+use crate::table::{self, Align};
 
 /// `ccs agents`.
 #[derive(Debug, Args)]
@@ -62,32 +63,41 @@ pub fn run(args: &AgentsArgs) -> Result<u8, CliError> {
         text.push('\n');
         text
     } else {
-        let mut text = format!(
-            "{} agents of {} in {}\n{:>5}  {:<24} {:<5} {:>8} {:>12} {:>6} {:>8}\n",
-            slots.len(),
-            segment.config().max_agents,
-            segment.location(),
-            "SLOT",
-            "NAME",
-            "STATE",
-            "PID",
-            "LAST SEEN",
-            "VIEWS",
-            "DROPPED"
-        );
+        let mut rows = vec![
+            [
+                "SLOT",
+                "NAME",
+                "STATE",
+                "PID",
+                "LAST SEEN",
+                "VIEWS",
+                "DROPPED",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
         for s in &slots {
-            text.push_str(&format!(
-                "{:>5}  {:<24} {:<5} {:>8} {:>12} {:>6} {:>8}\n",
-                s.slot,
-                s.name,
-                if s.alive { "live" } else { "dead" },
+            rows.push(vec![
+                s.slot.to_string(),
+                s.name.clone(),
+                if s.alive { "live" } else { "dead" }.to_owned(),
                 s.pid.map_or("-".to_owned(), |p| p.to_string()),
                 s.last_seen_ms_ago
                     .map_or("-".to_owned(), |ms| format!("{:.1}s ago", ms as f64 / 1e3)),
-                s.views_held,
-                s.views_dropped
-            ));
+                s.views_held.to_string(),
+                s.views_dropped.to_string(),
+            ]);
         }
+        let mut text = format!(
+            "{} agents of {} in {}\n",
+            slots.len(),
+            segment.config().max_agents,
+            segment.location(),
+        );
+        text.push_str(&table::render(&rows, |column| match column {
+            1 | 2 => Align::Left,
+            _ => Align::Right,
+        }));
         text
     };
     crate::commands::print(&text)?;

@@ -117,19 +117,20 @@ pub fn exit_code(error: &Error) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_coherence::{Conflict, Held, NotFound};
 
     #[test]
     fn facade_errors_map_to_documented_codes() {
-        let conflict = Error::Conflict {
+        let conflict = Error::Conflict(Conflict {
             key: "k".into(),
             current: 2,
             yours: 1,
-        };
+        });
         assert_eq!(exit_code(&conflict), EXIT_CONFLICT);
-        let held = Error::Held {
+        let held = Error::Held(Held {
             key: "k".into(),
             by: "a".into(),
-        };
+        });
         assert_eq!(exit_code(&held), EXIT_CONFLICT);
         assert_eq!(exit_code(&Error::BadKey { len: 300, max: 256 }), EXIT_USAGE);
         assert_eq!(exit_code(&Error::BadName { len: 0, max: 64 }), EXIT_USAGE);
@@ -149,7 +150,7 @@ mod tests {
         };
         assert_eq!(exit_code(&missing), EXIT_FAILURE);
         assert_eq!(
-            exit_code(&Error::NotFound { key: "k".into() }),
+            exit_code(&Error::NotFound(NotFound { key: "k".into() })),
             EXIT_FAILURE
         );
     }

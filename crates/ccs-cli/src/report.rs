@@ -194,13 +194,7 @@ fn usage_table(first: &str, rows: &[UsageRow], total: Option<&Usage>) -> String 
     if let Some(total) = total {
         cells.push(usage_cells("(total)", total));
     }
-    table::render(&cells, |column| {
-        if column == 0 {
-            Align::Left
-        } else {
-            Align::Right
-        }
-    })
+    table::render(&cells, Align::label_then_numbers)
 }
 
 /// The human form of `ccs stats`: the window, then a table per agent and per artifact.

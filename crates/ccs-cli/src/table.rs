@@ -9,6 +9,17 @@ pub enum Align {
     Right,
 }
 
+impl Align {
+    /// The usual layout of a table of measurements: a label column, then numbers.
+    pub fn label_then_numbers(column: usize) -> Align {
+        if column == 0 {
+            Align::Left
+        } else {
+            Align::Right
+        }
+    }
+}
+
 /// Lay out rows of cells as columns two spaces apart, without trailing spaces; `align` says
 /// how each column (by index) is padded. Rows may have fewer cells than others.
 pub fn render(rows: &[Vec<String>], align: impl Fn(usize) -> Align) -> String {
@@ -47,6 +58,15 @@ pub fn render(rows: &[Vec<String>], align: impl Fn(usize) -> Align) -> String {
     out
 }
 
+/// `table` (lines rendered by [`render`]) with `prefix` before each line: a table nested under
+/// a heading.
+pub fn indent(table: &str, prefix: &str) -> String {
+    table
+        .lines()
+        .map(|line| format!("{prefix}{line}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,12 +79,21 @@ mod tests {
             vec!["long name".to_owned()],
         ];
         assert_eq!(
-            render(&rows, |c| if c == 0 { Align::Left } else { Align::Right }),
+            render(&rows, Align::label_then_numbers),
             "NAME         N\na          100\nlong name\n"
         );
         assert_eq!(
             render(&rows, |_| Align::Left),
             "NAME       N\na          100\nlong name\n"
+        );
+    }
+
+    #[test]
+    fn an_indented_table_keeps_its_columns() {
+        let rows = vec![vec!["a".to_owned(), "1".to_owned()], vec!["bb".to_owned()]];
+        assert_eq!(
+            indent(&render(&rows, |_| Align::Left), "  "),
+            "  a   1\n  bb\n"
         );
     }
 }

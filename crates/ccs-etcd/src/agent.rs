@@ -2,6 +2,7 @@
 //! Every call is synchronous; it runs on the cluster handle's runtime and is bounded by
 //! `Options::op_timeout` per request.
 
+use ccs_types::LeaseLost;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,9 +53,9 @@ impl EtcdAgent {
 
     fn usable(&self) -> Result<()> {
         if self.core.lock().session.taken {
-            return Err(Error::LeaseLost {
+            return Err(Error::LeaseLost(LeaseLost {
                 name: self.core.name.clone(),
-            });
+            }));
         }
         Ok(())
     }

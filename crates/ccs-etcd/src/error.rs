@@ -1,4 +1,9 @@
 //! Errors of the etcd engine: what happened, to which artifact or agent, and what to do.
+//!
+//! The refusals every backend shares are `ccs-types`' values, carried as they are (the facade
+//! hands them to its caller unchanged).
+
+use ccs_types::{Conflict, Fenced, Held, LeaseLost, NotFound};
 
 /// Result alias for the etcd engine.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
@@ -8,41 +13,17 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The artifact has never been written, or its current version is a deletion.
-    #[error("artifact `{key}` does not exist (never written, or deleted)")]
-    NotFound {
-        /// The key asked for.
-        key: String,
-    },
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// A conditional write found a newer version than the writer's view: nothing was written.
-    #[error(
-        "stale write to `{key}` refused: it is at version {current}, your view is version {yours}; read it again, then write"
-    )]
-    Conflict {
-        /// The key written.
-        key: String,
-        /// The artifact's current version (0: never written).
-        current: u64,
-        /// The version the write was conditional on.
-        yours: u64,
-    },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     /// Another live agent holds the artifact exclusively (or this agent itself does).
-    #[error(
-        "artifact `{key}` is held exclusively by agent `{by}`; retry after it commits or releases"
-    )]
-    Held {
-        /// The key.
-        key: String,
-        /// The holder's name.
-        by: String,
-    },
+    #[error(transparent)]
+    Held(#[from] Held),
     /// The hold was lost (its lease expired, or it was reclaimed): nothing was written.
-    #[error(
-        "your hold on `{key}` was lost (its lease expired or it was reclaimed); nothing was written: acquire it again"
-    )]
-    Fenced {
-        /// The key.
-        key: String,
-    },
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
     /// A live session already holds this agent name.
     #[error(
         "agent `{name}` is already attached by a live session ({holder}); use another name or stop that process"
@@ -54,13 +35,8 @@ pub enum Error {
         holder: String,
     },
     /// This agent's session lease expired and its name was taken by another session meanwhile.
-    #[error(
-        "agent `{name}` lost its session (its lease expired, so its copies were invalidated) and the name is now attached elsewhere; attach again"
-    )]
-    LeaseLost {
-        /// The agent's name.
-        name: String,
-    },
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
     /// The etcd cluster did not answer in time, or refused the request.
     #[error(
         "etcd cluster unavailable: {0}; check that a majority of its members is up, then retry"

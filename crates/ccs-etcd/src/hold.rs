@@ -5,6 +5,7 @@
 //! fences with a revision the same way): commit, release and renew compare it, so a holder
 //! whose lease expired, or whose hold was reclaimed after its session died, changes nothing.
 
+use ccs_types::Fenced;
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
@@ -177,9 +178,9 @@ async fn commit_inner(
     let _ = core.net.revoke(hold.lease).await;
     *rev = revision(&resp);
     if !resp.succeeded() {
-        return Err(Error::Fenced {
+        return Err(Error::Fenced(Fenced {
             key: key.to_owned(),
-        });
+        }));
     }
     let r_w = revision(&resp);
     *t_ns = realtime_ns();
@@ -206,9 +207,9 @@ async fn release_inner(core: &Core, hold: &Hold) -> Result<i64> {
     if resp.succeeded() {
         Ok(revision(&resp))
     } else {
-        Err(Error::Fenced {
+        Err(Error::Fenced(Fenced {
             key: hold.key.clone(),
-        })
+        }))
     }
 }
 
@@ -242,9 +243,9 @@ async fn renew_inner(core: &Core, hold: &mut Hold, lease: Duration) -> Result<i6
     };
     if !resp.succeeded() {
         let _ = core.net.revoke(new_lease).await;
-        return Err(Error::Fenced {
+        return Err(Error::Fenced(Fenced {
             key: hold.key.clone(),
-        });
+        }));
     }
     hold.token = revision(&resp);
     let old = std::mem::replace(&mut hold.lease, new_lease);

@@ -51,6 +51,7 @@ mod watcher;
 mod write;
 
 pub use agent::EtcdAgent;
+pub use ccs_types::{Conflict, Fenced, Held, LeaseLost, NotFound};
 pub use cluster::Cluster;
 pub use error::{Error, Result};
 pub use net::{MAX_LOG_RECORDS, Options};

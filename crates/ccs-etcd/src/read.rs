@@ -3,6 +3,7 @@
 //! artifact's mod_revision with the one read, so a registration can never survive on a
 //! superseded version (the etcd form of the shared-memory engine's MISS re-validation).
 
+use ccs_types::NotFound;
 use std::time::Instant;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
@@ -74,16 +75,16 @@ async fn miss_inner(core: &Core, key: &str, probe: &mut Probe) -> Result<Read> {
             );
         }
         let (Some(meta_kv), data_kv) = (got_one(&resp, 0), got_one(&resp, 1)) else {
-            return Err(Error::NotFound {
+            return Err(Error::NotFound(NotFound {
                 key: key.to_owned(),
-            });
+            }));
         };
         let meta = Meta::decode(meta_kv.value())?;
         probe.version = meta.version;
         if meta.deleted {
-            return Err(Error::NotFound {
+            return Err(Error::NotFound(NotFound {
                 key: key.to_owned(),
-            });
+            }));
         }
         let r_m = meta_kv.mod_revision();
         let bytes = match data_kv {
@@ -196,9 +197,9 @@ pub(crate) fn lost_lease(core: &Core, lease: i64) {
 pub(crate) async fn linearizable(core: &Core, key: &str) -> Result<Read> {
     let (kv, _) = core.net.get(&core.net.layout.meta(key)).await?;
     let Some(kv) = kv else {
-        return Err(Error::NotFound {
+        return Err(Error::NotFound(NotFound {
             key: key.to_owned(),
-        });
+        }));
     };
     let confirmed = kv.mod_revision();
     let held = core.lock().entries.get(key).map(|e| e.meta_rev);

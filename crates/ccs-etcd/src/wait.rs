@@ -2,6 +2,7 @@
 //! the artifact's meta key from the revision it read at; subscriptions filter the agent's own
 //! meta watch (`watcher`) into a bounded inbox.
 
+use ccs_types::NotFound;
 use std::time::{Duration, Instant};
 
 use etcd_client::EventType;
@@ -46,9 +47,9 @@ async fn wait_inner(
     let l = &core.net.layout;
     let (kv, _) = core.net.get(&l.meta(key)).await?;
     let Some(kv) = kv else {
-        return Err(Error::NotFound {
+        return Err(Error::NotFound(NotFound {
             key: key.to_owned(),
-        });
+        }));
     };
     let mut current = Meta::decode(kv.value())?.version;
     *seen = Some(current);
@@ -60,9 +61,9 @@ async fn wait_inner(
     let mut stream = core.net.watch_now(&l.meta(key), false).await?;
     let (kv, rev) = core.net.get(&l.meta(key)).await?;
     let Some(kv) = kv else {
-        return Err(Error::NotFound {
+        return Err(Error::NotFound(NotFound {
             key: key.to_owned(),
-        });
+        }));
     };
     current = Meta::decode(kv.value())?.version;
     *seen = Some(current);
@@ -80,9 +81,9 @@ async fn wait_inner(
                 let Some(kv) = event.kv() else { continue };
                 next = next.max(kv.mod_revision() + 1);
                 if event.event_type() == EventType::Delete {
-                    return Err(Error::NotFound {
+                    return Err(Error::NotFound(NotFound {
                         key: key.to_owned(),
-                    });
+                    }));
                 }
                 current = Meta::decode(kv.value())?.version;
                 *seen = Some(current);

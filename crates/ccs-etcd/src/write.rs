@@ -7,6 +7,7 @@
 //! the old version is then refused with `Conflict`). This is the etcd `concurrency.STM`
 //! pattern (etcd's clientv3/concurrency, "serializable snapshot" STM) specialised to one key.
 
+use ccs_types::{Conflict, Held, NotFound};
 use std::time::Instant;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
@@ -182,9 +183,11 @@ pub(crate) async fn plan_hold(core: &Core, key: &str, snap: &Snapshot) -> Result
             expired: snap.journal.as_ref().map(|(j, _)| j.holder.clone()),
         });
     };
-    let held = || Error::Held {
-        key: key.to_owned(),
-        by: hold.holder.clone(),
+    let held = || {
+        Error::Held(Held {
+            key: key.to_owned(),
+            by: hold.holder.clone(),
+        })
     };
     if hold.holder == core.name {
         return Err(held());
@@ -221,9 +224,9 @@ pub(crate) fn check_condition(
     delete: bool,
 ) -> Result<()> {
     if delete && !snap.exists() {
-        return Err(Error::NotFound {
+        return Err(Error::NotFound(NotFound {
             key: key.to_owned(),
-        });
+        }));
     }
     let current = snap.current();
     let (ok, yours) = match cond {
@@ -237,11 +240,11 @@ pub(crate) fn check_condition(
     if ok {
         Ok(())
     } else {
-        Err(Error::Conflict {
+        Err(Error::Conflict(Conflict {
             key: key.to_owned(),
             current,
             yours,
-        })
+        }))
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod common;
 
+use ccs_etcd::Conflict;
 use std::time::{Duration, Instant};
 
 use ccs_etcd::{Cluster, Condition, Error, LogOp, LogOutcome};
@@ -41,7 +42,9 @@ fn put_timing_attempts(
         attempt(call.elapsed());
         match result {
             Ok(v) => return v,
-            Err(Error::Conflict { current, .. }) if current == expected + 1 => return current,
+            Err(Error::Conflict(Conflict { current, .. })) if current == expected + 1 => {
+                return current;
+            }
             Err(Error::Unavailable(why)) => {
                 assert!(
                     started.elapsed() < Duration::from_secs(30),

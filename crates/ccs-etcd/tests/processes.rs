@@ -7,6 +7,7 @@
 
 mod common;
 
+use ccs_etcd::{Conflict, Held};
 use std::time::{Duration, Instant};
 
 use ccs_etcd::{Cluster, Condition, Error, Strategy, WaitResult};
@@ -45,7 +46,7 @@ fn incrementer(cluster: &Cluster, name: &str, wins: u64) {
                 );
                 won += 1;
             }
-            Err(Error::Conflict { current, yours, .. }) => {
+            Err(Error::Conflict(Conflict { current, yours, .. })) => {
                 assert!(current > yours);
                 conflicts += 1;
             }
@@ -277,7 +278,7 @@ fn a_dead_holders_hold_is_reclaimed_after_its_session() {
     let holder = Proc::spawn("holder", &p.url, &["holder", "doc"]);
     holder.expect("HELD");
     match me.acquire("doc", Duration::from_secs(30)) {
-        Err(Error::Held { by, .. }) => assert_eq!(by, "holder"),
+        Err(Error::Held(Held { by, .. })) => assert_eq!(by, "holder"),
         other => panic!("{other:?}"),
     }
     holder.signal("KILL");

@@ -6,6 +6,7 @@
 
 mod common;
 
+use ccs_etcd::{Conflict, Held};
 use std::time::Duration;
 
 use ccs_etcd::{Cluster, Condition, Error, Mesi, WaitResult};
@@ -76,11 +77,11 @@ fn miss_hit_invalidate_conflict() {
         (Some(1), 2, false)
     );
     match executor.put("plan", b"built on v1", Condition::View) {
-        Err(Error::Conflict {
+        Err(Error::Conflict(Conflict {
             current: 2,
             yours: 1,
             ..
-        }) => {}
+        })) => {}
         other => panic!("{other:?}"),
     }
     let read = executor.get("plan").unwrap();
@@ -95,11 +96,11 @@ fn miss_hit_invalidate_conflict() {
 
     // put_if and blind.
     match planner.put_if("plan", 2, b"x") {
-        Err(Error::Conflict {
+        Err(Error::Conflict(Conflict {
             current: 3,
             yours: 2,
             ..
-        }) => {}
+        })) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(planner.put_if("plan", 3, b"v4").unwrap(), 4);
@@ -149,7 +150,7 @@ fn holds_leases_and_fencing() {
     let hold = a.acquire("doc", Duration::from_secs(30)).unwrap();
     assert_eq!(hold.version(), 1);
     match b.acquire("doc", Duration::from_secs(30)) {
-        Err(Error::Held { by, .. }) => assert_eq!(by, "a"),
+        Err(Error::Held(Held { by, .. })) => assert_eq!(by, "a"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
@@ -157,7 +158,7 @@ fn holds_leases_and_fencing() {
         Err(Error::Held { .. })
     ));
     match b.put("doc", b"sneak", Condition::Blind) {
-        Err(Error::Held { by, .. }) => assert_eq!(by, "a"),
+        Err(Error::Held(Held { by, .. })) => assert_eq!(by, "a"),
         other => panic!("{other:?}"),
     }
     let status = cluster.status().unwrap();

@@ -179,12 +179,14 @@ fn obj<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, value: T) -> Py<PyAny> {
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
     let message = error.to_string();
     match error {
-        Error::NotFound { key } => raise::<NotFound>(py, message, &[("key", obj(py, key))]),
-        Error::Conflict {
+        Error::NotFound(refusal) => {
+            raise::<NotFound>(py, message, &[("key", obj(py, refusal.key))])
+        }
+        Error::Conflict(agent_coherence::Conflict {
             key,
             current,
             yours,
-        } => raise::<Conflict>(
+        }) => raise::<Conflict>(
             py,
             message,
             &[
@@ -193,10 +195,10 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
                 ("yours", obj(py, yours)),
             ],
         ),
-        Error::Held { key, by } => {
+        Error::Held(agent_coherence::Held { key, by }) => {
             raise::<Held>(py, message, &[("key", obj(py, key)), ("by", obj(py, by))])
         }
-        Error::Fenced { key } => raise::<Fenced>(py, message, &[("key", obj(py, key))]),
+        Error::Fenced(refusal) => raise::<Fenced>(py, message, &[("key", obj(py, refusal.key))]),
         Error::AgentBusy { name, pid } => raise::<AgentBusy>(
             py,
             message,

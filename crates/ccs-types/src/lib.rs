@@ -1,6 +1,7 @@
 //! The values every agent-coherence backend speaks, defined once: what a read returns, an
 //! agent's standing and MESI state on an artifact, freshness strategies, change events, and
-//! the operation log's records and their merge order.
+//! the operation log's records and their merge order, and the refusals (`NotFound`,
+//! `Conflict`, `Held`, `Fenced`, `LeaseLost`) both backends answer with.
 //!
 //! The shared-memory engine (`ccs-protocol`, through the facade), the etcd engine
 //! (`ccs-etcd`) and the facade (`agent-coherence`) all use these types, so the facade hands a
@@ -16,6 +17,7 @@ mod merge;
 mod mesi;
 mod opcodes;
 mod record;
+mod refusal;
 mod status;
 mod strategy;
 mod values;
@@ -25,6 +27,7 @@ pub use merge::merge_order;
 pub use mesi::Mesi;
 pub use opcodes::{LogOp, LogOutcome, WriteMode};
 pub use record::{LogBatch, LogRecord, format_offset};
+pub use refusal::{Conflict, Fenced, Held, LeaseLost, NotFound};
 pub use status::{AgentState, ArtifactStatus};
 pub use strategy::{MAX_LEASE_MS, Strategy};
 pub use values::{Check, Read};

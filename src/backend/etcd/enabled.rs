@@ -88,23 +88,16 @@ fn error(error: ccs_etcd::Error, location: &str) -> Error {
     use ccs_etcd::Error as E;
     let location = location.to_owned();
     match error {
-        E::NotFound { key } => Error::NotFound { key },
-        E::Conflict {
-            key,
-            current,
-            yours,
-        } => Error::Conflict {
-            key,
-            current,
-            yours,
-        },
-        E::Held { key, by } => Error::Held { key, by },
-        E::Fenced { key } => Error::Fenced { key },
+        // The refusals both backends share pass through as they are.
+        E::NotFound(refusal) => Error::NotFound(refusal),
+        E::Conflict(refusal) => Error::Conflict(refusal),
+        E::Held(refusal) => Error::Held(refusal),
+        E::Fenced(refusal) => Error::Fenced(refusal),
         E::AgentBusy { name, holder } => Error::AgentBusy {
             name,
             pid: session_pid(&holder).1.unwrap_or(0),
         },
-        E::LeaseLost { name } => Error::LeaseLost { name },
+        E::LeaseLost(refusal) => Error::LeaseLost(refusal),
         E::Unavailable(reason) => Error::Unavailable { location, reason },
         E::Corrupt(reason) => Error::Corrupt { location, reason },
         E::BadUrl { url, reason } => Error::BadLocation {

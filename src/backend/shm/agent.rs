@@ -1,6 +1,7 @@
 //! A shared-memory agent: its slot in the agent table, its kernel liveness lock, and every
 //! operation on artifacts, on the segment's lock-free directory (`ccs_protocol`).
 
+use ccs_types::{Conflict, NotFound};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,9 +117,9 @@ impl Agent {
     fn find_line(&self, key: &str) -> Result<LineRef> {
         match self.shared.dir.find_key_ref(key) {
             Ok(Some(line)) => Ok(line),
-            Ok(None) => Err(Error::NotFound {
+            Ok(None) => Err(Error::NotFound(NotFound {
                 key: key.to_owned(),
-            }),
+            })),
             Err(e) => Err(self.shared.error(e, key)),
         }
     }
@@ -288,11 +289,11 @@ impl Agent {
         match u32::try_from(expected) {
             Ok(expected) => self.write(artifact, bytes, Condition::Version(expected)),
             // No version this segment can hold: the compare fails as it would in the directory.
-            Err(_) => Err(Error::Conflict {
+            Err(_) => Err(Error::Conflict(Conflict {
                 key: artifact.key_str().to_owned(),
                 current: self.check(artifact)?.current,
                 yours: expected,
-            }),
+            })),
         }
     }
 

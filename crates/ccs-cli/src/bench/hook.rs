@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::stats::{Summary, summarize};
 use crate::error::CliError;
+use crate::table::{self, Align};
 
 /// `ccs bench hook`.
 #[derive(Debug, Args)]
@@ -259,24 +260,37 @@ pub fn run(args: &HookBenchArgs) -> Result<(), CliError> {
     if let Some(bin) = &args.python_bin {
         sides.push(python(bin, args.python_rounds.max(1))?);
     }
-    let mut text = String::from(
-        "hook call, process start to answer (ms)\n\
-         side                                       calls     p50     p90     p99     max  stale edits denied\n",
-    );
+    let mut rows = vec![
+        [
+            "side",
+            "calls",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "stale edits denied",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
     for side in &sides {
         let Some(s) = side.summary else { continue };
-        text.push_str(&format!(
-            "{:<41} {:>6} {:>7} {:>7} {:>7} {:>7}  {}/{}\n",
-            side.name,
-            s.samples,
+        rows.push(vec![
+            side.name.to_owned(),
+            s.samples.to_string(),
             ms(s.p50_ns),
             ms(s.p90_ns),
             ms(s.p99_ns),
             ms(s.max_ns),
-            side.denials,
-            side.rounds
-        ));
+            format!("{}/{}", side.denials, side.rounds),
+        ]);
     }
+    let mut text = String::from("hook call, process start to answer (ms)\n");
+    // The last column is a fraction, not a measurement: left-aligned under its long heading.
+    text.push_str(&table::render(&rows, |column| match column {
+        0 | 6 => Align::Left,
+        _ => Align::Right,
+    }));
     if let [native, python] = sides.as_slice()
         && let (Some(n), Some(p)) = (native.summary, python.summary)
     {

@@ -31,6 +31,7 @@ use super::{Children, Machine, Names, Progress, SCHEMA, STALL, parse_cpus, paylo
 use crate::args::{BenchChildArgs, InvalidationArgs, ReadMode, Wake};
 use crate::commands::print;
 use crate::error::CliError;
+use crate::table::{self, Align};
 
 /// The artifact every step writes.
 const KEY: &str = "bench/invalidation";
@@ -269,10 +270,11 @@ pub fn run(args: &InvalidationArgs) -> Result<(), CliError> {
         phases,
     };
     drop((writer, seg));
-    super::emit(&report, args.json, table)
+    super::emit(&report, args.json, human)
 }
 
-fn table(report: &Report) -> String {
+/// The human form: the parameters and the machine, then one row per phase.
+fn human(report: &Report) -> String {
     let p = &report.params;
     let mut out = String::new();
     let _ = writeln!(
@@ -290,11 +292,21 @@ fn table(report: &Report) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(out, "{}", report.machine.line());
-    let _ = writeln!(
-        out,
-        "{:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "phase (ns)", "samples", "min", "p50", "p90", "p99", "p99.9", "max", "p50/floor"
-    );
+    let mut rows = vec![
+        [
+            "phase (ns)",
+            "samples",
+            "min",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "p50/floor",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
     for phase in &report.phases {
         let label = match phase.phase {
             "floor" => format!("floor ({})", report.floor_kind.replace('_', " ")),
@@ -302,19 +314,14 @@ fn table(report: &Report) -> String {
             _ => "put start -> new payload held".to_owned(),
         };
         let s = &phase.summary;
-        let _ = writeln!(
-            out,
-            "{label:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8.1}x",
-            s.samples,
-            s.min_ns,
-            s.p50_ns,
-            s.p90_ns,
-            s.p99_ns,
-            s.p999_ns,
-            s.max_ns,
-            phase.ratio_to_floor
+        let mut row = vec![label, s.samples.to_string()];
+        row.extend(
+            [s.min_ns, s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns].map(|n| n.to_string()),
         );
+        row.push(format!("{:.1}x", phase.ratio_to_floor));
+        rows.push(row);
     }
+    out.push_str(&table::render(&rows, Align::label_then_numbers));
     out
 }
 

@@ -142,12 +142,12 @@ pub fn to_json(value: &impl Serialize) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// Print `report` to stdout: as JSON with `json`, else as the human table `table` renders.
-pub fn emit<R: Serialize>(report: &R, json: bool, table: fn(&R) -> String) -> Result<(), CliError> {
+/// Print `report` to stdout: as JSON with `json`, else in the human form `human` renders.
+pub fn emit<R: Serialize>(report: &R, json: bool, human: fn(&R) -> String) -> Result<(), CliError> {
     crate::commands::print(&if json {
         to_json(report)?
     } else {
-        table(report)
+        human(report)
     })
 }
 

@@ -22,6 +22,7 @@ use super::stats::percentile;
 use super::{Machine, Names, Progress, SCHEMA, payload_arg, signal};
 use crate::args::OpsArgs;
 use crate::error::CliError;
+use crate::table::{self, Align};
 
 /// Calls per sample for the `batch` method.
 pub const BATCH: u64 = 100;
@@ -357,7 +358,7 @@ pub fn run(args: &OpsArgs) -> Result<(), CliError> {
         results,
     };
     drop((helper, peers, me, seg));
-    super::emit(&report, args.json, table)
+    super::emit(&report, args.json, human)
 }
 
 /// Removes an etcd sub-prefix the bench worked under, when dropped.
@@ -411,7 +412,8 @@ fn etcdctl_put(url: &str, bytes: &[u8]) -> Result<(), CliError> {
     }
 }
 
-fn table(report: &Report) -> String {
+/// The human form: the parameters and the machine, then one row per operation.
+fn human(report: &Report) -> String {
     let p = &report.params;
     let mut out = String::new();
     let _ = writeln!(
@@ -420,11 +422,11 @@ fn table(report: &Report) -> String {
         p.payload, p.agents, p.artifacts, p.samples
     );
     let _ = writeln!(out, "{}", report.machine.line());
-    let _ = writeln!(
-        out,
-        "{:<19} {:>10} {:>10}  method",
-        "op", "median ns", "p90 ns"
-    );
+    let mut rows = vec![
+        ["op", "median ns", "p90 ns", "method"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
     for r in &report.results {
         let method = match r.method {
             "batch" => format!("batch: mean of {} calls per sample", p.batch),
@@ -438,11 +440,17 @@ fn table(report: &Report) -> String {
         } else {
             r.op.to_owned()
         };
-        let _ = writeln!(
-            out,
-            "{op:<19} {:>10.1} {:>10.1}  {method}",
-            r.median_ns, r.p90_ns
-        );
+        rows.push(vec![
+            op,
+            format!("{:.1}", r.median_ns),
+            format!("{:.1}", r.p90_ns),
+            method,
+        ]);
     }
+    // The method is prose: it reads best as a left-aligned last column.
+    out.push_str(&table::render(&rows, |column| match column {
+        0 | 3 => Align::Left,
+        _ => Align::Right,
+    }));
     out
 }

@@ -6,6 +6,7 @@
 //! version from the conflict and moves on. The clock starts when the parent sets the start
 //! word in the side mapping, after every worker has attached and resolved its keys.
 
+use agent_coherence::Conflict;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use super::{Children, Machine, Names, Progress, SCHEMA, STALL, payload_arg};
 use crate::args::{BenchChildArgs, ScaleArgs};
 use crate::commands::print;
 use crate::error::CliError;
+use crate::table::{self, Align};
 
 /// Most worker processes.
 const MAX_PROCS: u32 = 256;
@@ -250,10 +252,11 @@ pub fn run(args: &ScaleArgs) -> Result<(), CliError> {
         total,
     };
     drop(seg);
-    super::emit(&report, args.json, table)
+    super::emit(&report, args.json, human)
 }
 
-fn table(report: &Report) -> String {
+/// The human form: the parameters and the machine, one row per process and the total.
+fn human(report: &Report) -> String {
     let p = &report.params;
     let mut out = String::new();
     let _ = writeln!(
@@ -262,36 +265,41 @@ fn table(report: &Report) -> String {
         p.procs, p.read_ratio, p.seconds, p.artifacts, p.payload
     );
     let _ = writeln!(out, "{}", report.machine.line());
-    let _ = writeln!(
-        out,
-        "{:<8} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "process", "ops", "ops/s", "hits", "misses", "puts", "conflicts"
-    );
-    let row = |out: &mut String, name: &str, ops: u64, rate: f64, c: [u64; 4]| {
-        let _ = writeln!(
-            out,
-            "{name:<8} {ops:>12} {rate:>12.0} {:>10} {:>10} {:>10} {:>10}",
-            c[0], c[1], c[2], c[3]
-        );
+    let row = |name: String, ops: u64, rate: f64, c: [u64; 4]| {
+        let mut row = vec![name, ops.to_string(), format!("{rate:.0}")];
+        row.extend(c.map(|n| n.to_string()));
+        row
     };
+    let mut rows = vec![
+        [
+            "process",
+            "ops",
+            "ops/s",
+            "hits",
+            "misses",
+            "puts",
+            "conflicts",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
     for proc in &report.processes {
         let c = &proc.counts;
-        row(
-            &mut out,
-            &proc.index.to_string(),
+        rows.push(row(
+            proc.index.to_string(),
             c.ops,
             proc.ops_per_s,
             [c.hits, c.misses, c.puts, c.conflicts],
-        );
+        ));
     }
     let t = &report.total;
-    row(
-        &mut out,
-        "total",
+    rows.push(row(
+        "total".to_owned(),
         t.ops,
         t.ops_per_s,
         [t.hits, t.misses, t.puts, t.conflicts],
-    );
+    ));
+    out.push_str(&table::render(&rows, Align::label_then_numbers));
     let _ = writeln!(
         out,
         "CPU time per operation: {:.1} ns (every worker's CPU time / operations)",
@@ -367,7 +375,7 @@ pub fn child(args: &BenchChildArgs) -> Result<(), CliError> {
                         held[k] = version;
                         c.puts += 1;
                     }
-                    Err(Error::Conflict { current, .. }) => {
+                    Err(Error::Conflict(Conflict { current, .. })) => {
                         held[k] = current;
                         c.conflicts += 1;
                     }

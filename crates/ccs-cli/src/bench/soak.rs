@@ -271,7 +271,7 @@ pub fn run(args: &SoakArgs) -> Result<(), CliError> {
         elapsed_ns,
         first_error: soak.first_error,
     };
-    super::emit(&report, args.json, table)?;
+    super::emit(&report, args.json, human)?;
     if failed && args.fail_on_capacity {
         return Err(CliError::Bench(format!(
             "{} capacity errors (see the report); the segment wore out",
@@ -510,7 +510,8 @@ pub fn victim(args: &BenchChildArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn table(report: &Report) -> String {
+/// The human form: a few lines of totals (no columns to align).
+fn human(report: &Report) -> String {
     let mut out = String::new();
     let c = &report.counts;
     let cap = &report.capacity_errors;

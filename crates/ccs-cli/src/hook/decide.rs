@@ -19,6 +19,7 @@
 //! - After a shell command, the files whose fingerprint moved are published by [`OUTSIDE`]:
 //!   nobody, not even the session that ran the command, holds what it wrote.
 
+use agent_coherence::Conflict;
 use std::path::Path;
 
 use agent_coherence::{Agent, Error, Segment, Version};
@@ -145,11 +146,11 @@ pub fn sync(agent: &Agent, key: &str, disk: &FileState) -> Result<Version, Error
             Err(error) => return Err(error),
         }
     }
-    Err(Error::Conflict {
+    Err(Error::Conflict(Conflict {
         key: key.to_owned(),
         current: agent.check(key)?.current,
         yours: 0,
-    })
+    }))
 }
 
 /// Publish `disk` as a change made outside the sessions (by [`OUTSIDE`]), invalidating every

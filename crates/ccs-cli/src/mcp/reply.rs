@@ -2,6 +2,7 @@
 //! with `isError: true` whose object is `{"error": KIND, "message": ..., ...}`.
 
 use agent_coherence::Error;
+use agent_coherence::{Conflict, Fenced, Held, NotFound};
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
@@ -72,12 +73,14 @@ impl From<Error> for Refusal {
     fn from(error: Error) -> Refusal {
         let message = error.to_string();
         match error {
-            Error::NotFound { key } => Refusal::new("not_found", message).with("key", key),
-            Error::Conflict {
+            Error::NotFound(NotFound { key }) => {
+                Refusal::new("not_found", message).with("key", key)
+            }
+            Error::Conflict(Conflict {
                 key,
                 current,
                 yours,
-            } => Refusal::new(
+            }) => Refusal::new(
                 "conflict",
                 format!(
                     "`{key}` is at version {current} but your write was based on version \
@@ -88,11 +91,11 @@ impl From<Error> for Refusal {
             .with("current_version", current)
             .with("your_version", yours)
             .with("retryable", true),
-            Error::Held { key, by } => Refusal::new("held", message)
+            Error::Held(Held { key, by }) => Refusal::new("held", message)
                 .with("key", key)
                 .with("by", by)
                 .with("retryable", true),
-            Error::Fenced { key } => Refusal::new("fenced", message).with("key", key),
+            Error::Fenced(Fenced { key }) => Refusal::new("fenced", message).with("key", key),
             Error::PayloadTooLarge { len, max } => Refusal::too_large(len, max),
             Error::BadKey { .. } => Refusal::bad_request(message),
             _ => Refusal::new("internal", message),
@@ -132,11 +135,11 @@ mod tests {
 
     #[test]
     fn conflict_has_the_contract_fields() {
-        let refusal = Refusal::from(Error::Conflict {
+        let refusal = Refusal::from(Error::Conflict(Conflict {
             key: "plan".into(),
             current: 3,
             yours: 2,
-        });
+        }));
         let json = refusal.to_json();
         assert_eq!(json["error"], "conflict");
         assert_eq!(json["current_version"], 3);
@@ -148,10 +151,10 @@ mod tests {
 
     #[test]
     fn held_names_the_holder() {
-        let json = Refusal::from(Error::Held {
+        let json = Refusal::from(Error::Held(Held {
             key: "k".into(),
             by: "bob".into(),
-        })
+        }))
         .to_json();
         assert_eq!(json["error"], "held");
         assert_eq!(json["by"], "bob");

@@ -63,7 +63,7 @@
 //!   nothing that `--repair` cannot fix; a kill in the few instructions between taking or
 //!   freeing a slot and recording that may leak the slot, which `fsck --repair` on the now
 //!   quiescent segment returns; then `fsck` must find the segment clean and the arena must hold
-//!   no bytes beyond what live versions use ([`fsck_check`]). The figures report what the kills
+//!   no bytes beyond what live versions use ([`verify`]). The figures report what the kills
 //!   leaked.
 //!
 //! * **History** (`--history FILE`): every operation recorded as JSON lines and checked at the
@@ -98,6 +98,7 @@
 pub mod history;
 mod layout;
 mod payload;
+mod verify;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -106,20 +107,20 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_coherence::{Backend, Config, Error, Segment};
+use agent_coherence::{Config, Error, Segment};
 use ccs_protocol::sync::Ordering;
 use clap::Args;
 use serde::Serialize;
 
-use self::layout::{
-    ATTACH_RETRIES, FAIL_ARTIFACT, FAIL_EXPECTED, FAIL_KIND, FAIL_SEEN, IN_WRITE, Layout, STOP,
-};
-use self::payload::{Rng, make_counter, make_payload, mix, verify_counter, verify_payload};
-use self::worker::{Kind, Op};
+use self::layout::{FAIL_KIND, IN_WRITE, Layout, STOP};
+use self::payload::{Rng, make_counter, make_payload, mix};
+use self::verify::{CheckOut, history_checks, verify};
+use self::worker::Op;
 use crate::bench::side::{PER_CHILD, Side};
 use crate::bench::{Progress, signal};
 use crate::commands::size_arg;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_OK};
+use crate::table::{self, Align};
 
 /// Most workers.
 const MAX_WORKERS: u32 = 64;
@@ -183,7 +184,7 @@ pub struct TortureArgs {
     /// still varies between runs.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Print one JSON object (schema 1) instead of the table.
+    /// Print one JSON object (schema 1) instead of the human summary.
     #[arg(long)]
     pub json: bool,
     /// Destroy an existing segment of that name first.
@@ -457,86 +458,6 @@ impl Drop for Crew {
     }
 }
 
-/// What `fsck` said about the segment after the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsckOutcome {
-    /// Problems of the first, read-only check that `--repair` cannot fix (empty: none).
-    pub unrepairable: Vec<String>,
-    /// Arena bytes and descriptors the kills leaked (found by the first check).
-    pub leaked_bytes: u64,
-    /// Descriptors the kills leaked.
-    pub leaked_descriptors: u64,
-    /// Problems left after the repair (empty: clean).
-    pub after_repair: Vec<String>,
-}
-
-fn problem_lines(report: &agent_coherence::FsckReport) -> Vec<String> {
-    report
-        .problems
-        .iter()
-        .map(|p| format!("{} {}: {}", p.kind.name(), p.subject, p.message))
-        .collect()
-}
-
-/// Check the segment after the run, with no agent attached: a read-only `fsck` first (which
-/// must find nothing `--repair` cannot fix), then `fsck --repair` (which returns what a kill
-/// in the few instructions between taking or freeing a slot and recording it leaked), then a
-/// read-only `fsck` that must find the segment clean with nothing leaked.
-fn fsck_check(seg: &Segment) -> Result<FsckOutcome, CliError> {
-    let first = seg.fsck(false)?;
-    let unrepairable = first
-        .problems
-        .iter()
-        .filter(|p| !p.repairable)
-        .map(|p| format!("{} {}: {}", p.kind.name(), p.subject, p.message))
-        .collect();
-    seg.fsck(true)?;
-    let last = seg.fsck(false)?;
-    let mut after_repair = problem_lines(&last);
-    if last.arena.leaked_bytes != 0 || last.descriptors.leaked != 0 {
-        after_repair.push(format!(
-            "{} arena bytes and {} descriptors still leaked after the repair",
-            last.arena.leaked_bytes, last.descriptors.leaked
-        ));
-    }
-    Ok(FsckOutcome {
-        unrepairable,
-        leaked_bytes: first.arena.leaked_bytes,
-        leaked_descriptors: first.descriptors.leaked,
-        after_repair,
-    })
-}
-
-/// One verdict.
-#[derive(Debug, Clone, Serialize)]
-struct CheckOut {
-    name: &'static str,
-    status: &'static str,
-    detail: String,
-}
-
-impl CheckOut {
-    fn from_problems(name: &'static str, ok_detail: String, problems: &[String]) -> CheckOut {
-        if problems.is_empty() {
-            CheckOut {
-                name,
-                status: "passed",
-                detail: ok_detail,
-            }
-        } else {
-            let mut detail = problems[..problems.len().min(5)].join("; ");
-            if problems.len() > 5 {
-                let _ = write!(detail, "; and {} more", problems.len() - 5);
-            }
-            CheckOut {
-                name,
-                status: "failed",
-                detail,
-            }
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct ConfigOut {
     workers: u32,
@@ -677,53 +598,8 @@ pub fn run(args: &TortureArgs) -> Result<u8, CliError> {
         let ops = history::merge(dir, file)?;
         history_checks(&mut report, &ops, file);
     }
-    crate::bench::emit(&report, args.json, table)?;
+    crate::bench::emit(&report, args.json, human)?;
     Ok(if report.passed { EXIT_OK } else { EXIT_FAILURE })
-}
-
-/// The history checks: one row per property (see [`history`]).
-fn history_checks(report: &mut Report, ops: &[history::HistOp], file: &std::path::Path) {
-    let found = history::check(ops);
-    let pending = ops.iter().filter(|op| op.complete_ns.is_none()).count();
-    let summary = format!(
-        "{} operations in {} ({pending} cut short by kills)",
-        ops.len(),
-        file.display()
-    );
-    for (name, what, problems) in [
-        (
-            "history: linearizability",
-            "per key, versions in real-time order, reads of published bytes, conditional writes at their version + 1",
-            &found.linearizability,
-        ),
-        (
-            "history: no stale HIT",
-            "no read after a returned write sees an older version",
-            &found.no_stale_hit,
-        ),
-        (
-            "history: one winner",
-            "one write per version",
-            &found.one_winner,
-        ),
-        (
-            "history: fencing",
-            "no read returns a fenced commit's bytes",
-            &found.fencing,
-        ),
-    ] {
-        report.checks.push(CheckOut::from_problems(
-            name,
-            format!("{summary}: {what}"),
-            problems,
-        ));
-    }
-    report.failures = report
-        .checks
-        .iter()
-        .filter(|c| c.status == "failed")
-        .count() as u64;
-    report.passed = report.failures == 0;
 }
 
 /// Version 1 of every artifact: a valid payload, and counters at value 0 (recorded in the
@@ -875,242 +751,15 @@ fn stop(side: &Side, lay: &Layout, crew: &mut Crew, tally: &mut Tally) -> Result
     Ok(())
 }
 
-/// Every end-of-run check, and the report.
-fn verify(
-    seg: &Segment,
-    side: &Side,
-    lay: &Layout,
-    plan: &Plan,
-    args: &TortureArgs,
-    mut tally: Tally,
-    duration: Duration,
-) -> Result<Report, CliError> {
-    // Relaxed loads throughout: every worker has been reaped.
-    let load =
-        |line: usize| -> Result<u64, CliError> { Ok(side.word(line)?.load(Ordering::Relaxed)) };
-
-    let mut operations = BTreeMap::new();
-    let mut total = 0;
-    for op in Op::ALL {
-        let mut sum = 0;
-        for w in 0..lay.workers {
-            sum += load(lay.op(w, op))?;
-        }
-        if (op as usize) < Op::ISSUED {
-            total += sum;
-        }
-        operations.insert(op.name(), sum);
-    }
-    operations.insert("total", total);
-    let mut attach_retries = 0;
-    for w in 0..lay.workers {
-        attach_retries += load(lay.worker(w, ATTACH_RETRIES))?;
-    }
-
-    // Failure records, sorted into the check they belong to.
-    let (mut checksums, mut counters, mut versions) = (Vec::new(), Vec::new(), Vec::new());
-    for w in 0..lay.workers {
-        let Some(kind) = Kind::from_word(load(lay.worker(w, FAIL_KIND))?) else {
-            continue;
-        };
-        let a = load(lay.worker(w, FAIL_ARTIFACT))?;
-        let key = artifact_key(plan, a);
-        let text = format!(
-            "{}: {} (`{key}`: saw {}, expected {})",
-            worker_name(w),
-            kind.describe(),
-            load(lay.worker(w, FAIL_SEEN))?,
-            load(lay.worker(w, FAIL_EXPECTED))?
-        );
-        match kind {
-            Kind::Checksum => checksums.push(text),
-            Kind::CounterRule => counters.push(text),
-            Kind::VersionDecreased | Kind::VersionStep => versions.push(text),
-            Kind::Unexpected => tally.problems.push(text),
-        }
-    }
-
-    // Re-attach every agent once: releases whatever a dead predecessor still held or pinned.
-    for w in 0..lay.workers {
-        if let Err(e) = seg.attach(&worker_name(w)) {
-            tally
-                .problems
-                .push(format!("cannot re-attach {}: {e}", worker_name(w)));
-        }
-    }
-
-    // The final sweep.
-    let checker = seg.attach("torture-check")?;
-    let mut buf = Vec::new();
-    let mut counter_rows = Vec::new();
-    for a in 0..lay.artifacts {
-        let key = artifact_key(plan, a as u64);
-        let final_version = checker.check(key.as_str())?.current;
-        for w in 0..lay.workers {
-            let seen = load(lay.last(w, a))?;
-            if seen > final_version {
-                versions.push(format!(
-                    "{} observed version {seen} of `{key}`, which ends at version {final_version}",
-                    worker_name(w)
-                ));
-            }
-        }
-        let read = match checker.get_into(key.as_str(), &mut buf) {
-            Ok((v, _)) => v,
-            Err(Error::NotFound { .. }) if a < plan.artifacts as usize => continue,
-            Err(e) => {
-                tally.problems.push(format!("final read of `{key}`: {e}"));
-                continue;
-            }
-        };
-        if a < plan.artifacts as usize {
-            if let Err(why) = verify_payload(&buf, a as u32) {
-                checksums.push(format!("final read of `{key}` version {read}: {why}"));
-            }
-            continue;
-        }
-        let c = a - plan.artifacts as usize;
-        let acknowledged = load(lay.acked(c))?;
-        match verify_counter(&buf, c as u32) {
-            Err(why) => checksums.push(format!("final read of `{key}` version {read}: {why}")),
-            Ok(counter) => {
-                if counter.value.checked_add(1) != Some(read) {
-                    counters.push(format!(
-                        "`{key}` ends at version {read} with value {} (must be {})",
-                        counter.value,
-                        read.saturating_sub(1)
-                    ));
-                }
-                // A write that answered Unavailable may have been applied, like a killed one.
-                let unknown = tally.kills + operations.get("unavailable").copied().unwrap_or(0);
-                if counter.value < acknowledged || counter.value - acknowledged > unknown {
-                    counters.push(format!(
-                        "`{key}` has value {} but {acknowledged} increments were acknowledged \
-                         and {} workers killed",
-                        counter.value, tally.kills
-                    ));
-                }
-                counter_rows.push(CounterOut {
-                    key: key.clone(),
-                    version: read,
-                    value: counter.value,
-                    acknowledged,
-                });
-            }
-        }
-    }
-    drop(checker);
-
-    // A live holder's 30 s hold is never lost on shared memory; on etcd it is when the
-    // holder's session expires during a cluster fault (the history checks it published nothing).
-    let fenced = operations.get("fenced").copied().unwrap_or(0);
-    if fenced > 0 && seg.backend() == Backend::SharedMemory {
-        tally
-            .problems
-            .push(format!("{fenced} commits of live holders were fenced"));
-    }
-    let verified = operations.get("verified").copied().unwrap_or(0);
-    let won = operations.get("increment_won").copied().unwrap_or(0);
-    let mut checks = vec![
-        CheckOut::from_problems(
-            "checksums",
-            format!(
-                "{verified} reads verified during the run, {} artifacts at the end",
-                lay.artifacts
-            ),
-            &checksums,
-        ),
-        CheckOut::from_problems(
-            "counters",
-            format!(
-                "{} counters: value = version - 1 on every read; {won} increments acknowledged, \
-                 acknowledged <= value <= acknowledged + kills",
-                plan.counters
-            ),
-            &counters,
-        ),
-        CheckOut::from_problems(
-            "versions",
-            format!(
-                "{} agents x {} artifacts: never decreasing, +1 per conditional write, none \
-                 beyond the final version",
-                lay.workers, lay.artifacts
-            ),
-            &versions,
-        ),
-        CheckOut::from_problems(
-            "workers",
-            format!(
-                "no unexpected errors or exits; {} replacements attached",
-                tally.replacements
-            ),
-            &tally.problems,
-        ),
-    ];
-    if seg.backend() == Backend::SharedMemory {
-        let fsck = fsck_check(seg)?;
-        checks.push(CheckOut::from_problems(
-            "fsck",
-            "nothing that --repair cannot fix, after every agent re-attached".to_owned(),
-            &fsck.unrepairable,
-        ));
-        checks.push(CheckOut::from_problems(
-            "arena",
-            format!(
-                "0 bytes leaked after fsck --repair (the kills had leaked {} bytes in {} slots)",
-                fsck.leaked_bytes, fsck.leaked_descriptors
-            ),
-            &fsck.after_repair,
-        ));
-    } else {
-        for name in ["fsck", "arena"] {
-            checks.push(CheckOut {
-                name,
-                status: "skipped",
-                detail: "a shared-memory structure: an etcd cluster has neither (its members \
-                         check their own data)"
-                    .to_owned(),
-            });
-        }
-    }
-    let failures = checks.iter().filter(|c| c.status == "failed").count() as u64;
-    Ok(Report {
-        schema: crate::bench::SCHEMA,
-        command: "torture",
-        seg: args.seg.clone(),
-        seed: plan.seed,
-        config: ConfigOut {
-            workers: plan.workers,
-            artifacts: plan.artifacts,
-            counters: plan.counters,
-            max_payload: plan.max_payload,
-            kill_interval_ms: [plan.interval.0, plan.interval.1],
-            kills: plan.kills,
-            seconds: plan.seconds,
-        },
-        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-        operations,
-        kills: tally.kills,
-        kills_in_write: tally.kills_in_write,
-        replacements: tally.replacements,
-        attach_retries,
-        counters: counter_rows,
-        checks,
-        failures,
-        passed: failures == 0,
-    })
-}
-
-fn artifact_key(plan: &Plan, a: u64) -> String {
-    match u32::try_from(a) {
-        Ok(a) if a < plan.artifacts => payload_key(a),
-        Ok(a) if a - plan.artifacts < plan.counters => counter_key(a - plan.artifacts),
-        _ => format!("#{a}"),
-    }
+/// A heading, then its table indented under it.
+fn section(out: &mut String, heading: &str, rows: &[Vec<String>], align: fn(usize) -> Align) {
+    out.push_str(heading);
+    out.push('\n');
+    out.push_str(&table::indent(&table::render(rows, align), "  "));
 }
 
 /// The human summary.
-fn table(r: &Report) -> String {
+fn human(r: &Report) -> String {
     let mut t = String::new();
     let c = &r.config;
     let _ = writeln!(
@@ -1125,41 +774,59 @@ fn table(r: &Report) -> String {
         c.kill_interval_ms[1],
         r.seed
     );
-    let _ = writeln!(t, "duration         {:.1} s", r.duration_ms as f64 / 1000.0);
-    let _ = writeln!(
-        t,
-        "kills            {} ({} inside a write)",
-        r.kills, r.kills_in_write
-    );
-    let _ = writeln!(
-        t,
-        "replacements     {} (attach retries {})",
-        r.replacements, r.attach_retries
-    );
-    let _ = writeln!(t, "operations");
-    for op in Op::ALL {
-        let n = r.operations.get(op.name()).copied().unwrap_or(0);
-        let _ = writeln!(t, "  {:<16} {n:>12}", op.name());
-    }
+    let totals = [
+        [
+            "duration",
+            &format!("{:.1} s", r.duration_ms as f64 / 1000.0),
+        ],
+        [
+            "kills",
+            &format!("{} ({} inside a write)", r.kills, r.kills_in_write),
+        ],
+        [
+            "replacements",
+            &format!("{} (attach retries {})", r.replacements, r.attach_retries),
+        ],
+    ]
+    .map(|row| row.map(str::to_owned).to_vec());
+    t.push_str(&table::render(&totals, |_| Align::Left));
+    let mut operations: Vec<Vec<String>> = Op::ALL
+        .iter()
+        .map(|op| {
+            let n = r.operations.get(op.name()).copied().unwrap_or(0);
+            vec![op.name().to_owned(), n.to_string()]
+        })
+        .collect();
     let total = r.operations.get("total").copied().unwrap_or(0);
-    let _ = writeln!(t, "  {:<16} {total:>12}", "total issued");
-    let _ = writeln!(t, "counters");
-    for row in &r.counters {
-        let _ = writeln!(
-            t,
-            "  {:<24} version {:>8}  value {:>8}  acknowledged {:>8}",
-            row.key, row.version, row.value, row.acknowledged
-        );
-    }
-    let _ = writeln!(t, "checks");
-    for check in &r.checks {
-        let mark = match check.status {
-            "passed" => "PASS",
-            "failed" => "FAIL",
-            _ => "SKIP",
-        };
-        let _ = writeln!(t, "  {mark}  {:<10} {}", check.name, check.detail);
-    }
+    operations.push(vec!["total issued".to_owned(), total.to_string()]);
+    section(&mut t, "operations", &operations, Align::label_then_numbers);
+    let mut counters = vec![
+        ["key", "version", "value", "acknowledged"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    counters.extend(r.counters.iter().map(|row| {
+        vec![
+            row.key.clone(),
+            row.version.to_string(),
+            row.value.to_string(),
+            row.acknowledged.to_string(),
+        ]
+    }));
+    section(&mut t, "counters", &counters, Align::label_then_numbers);
+    let checks: Vec<Vec<String>> = r
+        .checks
+        .iter()
+        .map(|check| {
+            let mark = match check.status {
+                "passed" => "PASS",
+                "failed" => "FAIL",
+                _ => "SKIP",
+            };
+            vec![mark.to_owned(), check.name.to_owned(), check.detail.clone()]
+        })
+        .collect();
+    section(&mut t, "checks", &checks, |_| Align::Left);
     let passed = r.checks.iter().filter(|c| c.status == "passed").count();
     let _ = writeln!(
         t,
@@ -1174,6 +841,7 @@ fn table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::torture::layout::{ATTACH_RETRIES, FAIL_ARTIFACT, FAIL_EXPECTED, FAIL_SEEN};
 
     #[test]
     fn intervals() {

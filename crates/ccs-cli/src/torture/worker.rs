@@ -17,6 +17,7 @@
 //! `Held`, and `NotFound` on a payload artifact that may be deleted), is recorded in the side
 //! mapping and the worker exits 1.
 
+use agent_coherence::Conflict;
 use std::time::{Duration, Instant};
 
 use agent_coherence::{Agent, Backend, Cached, Error, Key, Segment, WriteGuard};
@@ -234,7 +235,7 @@ struct Pending {
 /// The history's outcome of an error.
 fn failed(error: &Error) -> Outcome {
     let (name, version) = match error {
-        Error::Conflict { current, .. } => ("conflict".to_owned(), Some(*current)),
+        Error::Conflict(Conflict { current, .. }) => ("conflict".to_owned(), Some(*current)),
         Error::Held { .. } => ("held".to_owned(), None),
         Error::NotFound { .. } => ("not_found".to_owned(), None),
         Error::Fenced { .. } => ("fenced".to_owned(), None),
@@ -394,7 +395,7 @@ impl Worker<'_> {
     /// payload, which may be deleted), a failure otherwise.
     fn refused(&mut self, a: usize, error: Error) -> Step {
         match error {
-            Error::Conflict { current, .. } => {
+            Error::Conflict(Conflict { current, .. }) => {
                 self.count(Op::Conflict)?;
                 self.observe(a, current)
             }

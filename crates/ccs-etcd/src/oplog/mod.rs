@@ -20,6 +20,7 @@ pub(crate) use buffer::LogBuf;
 
 use crate::error::Error;
 use crate::types::{Condition, Version};
+use ccs_types::{Conflict, Held};
 
 /// A record as the agent's process holds it (its agent is the buffer's owner).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,11 +87,11 @@ impl Rec {
     pub(crate) fn refused(self, held: Version, error: &Error) -> Rec {
         let rec = self.versions(0, held);
         match error {
-            Error::Conflict { current, yours, .. } => Rec {
+            Error::Conflict(Conflict { current, yours, .. }) => Rec {
                 outcome: LogOutcome::Conflict,
                 ..rec.versions(*current, *yours)
             },
-            Error::Held { by, .. } => Rec {
+            Error::Held(Held { by, .. }) => Rec {
                 outcome: LogOutcome::Held,
                 other: Some(by.clone()),
                 ..rec
