@@ -2,6 +2,7 @@
 //! dead longest is taken over when the table is full, a live one never; forgetting; and the
 //! dropped-view rule (dropped views on written lines, 0 on lines never written).
 
+#![cfg(not(loom))] // fsck, which these tests run, is not built under loom
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
