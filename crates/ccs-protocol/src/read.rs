@@ -88,7 +88,7 @@ pub(crate) enum Take<'a> {
 enum Taken {
     /// The descriptor was reused under us; start over from the head.
     Moved,
-    /// A tombstone or nothing.
+    /// A tombstone, or no version of the line's key.
     Absent,
     /// Read, with the pin if one was taken.
     Got { version: u32, pin: Option<Pinned> },
@@ -298,7 +298,11 @@ impl<E: Env> Directory<E> {
             let head = Head::unpack(raw);
             let (version, pin) = match self.take(line, head, take)? {
                 Taken::Got { version, pin } => (version, pin),
-                Taken::Absent => return Err(ProtocolError::NotFound),
+                Taken::Absent => {
+                    // Seen absent: a ghost of the key (`ghosts.rs`) lets it be re-created.
+                    self.saw_absent_on(agent, line)?;
+                    return Err(ProtocolError::NotFound);
+                }
                 Taken::Moved => {
                     moved_before(&mut moved_from, raw, attempt)?;
                     continue;
