@@ -567,6 +567,31 @@ fn a_reused_line_refuses_stale_references() {
     assert!(!check.valid);
 }
 
+/// A deleted key's reader sees the tombstone: its next `View` write re-creates the key (before,
+/// its read of the tombstone left its view behind, and every `put` was refused for good).
+#[test]
+fn reading_a_deletion_lets_the_reader_recreate_the_key() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let b = agent(&f.dir, "b");
+    let line = f.dir.find_or_insert_key("plan").expect("key");
+    f.dir.put(a, line, b"v1", Condition::View).expect("put");
+    assert_eq!(read(&f.dir, b, line).1, 1);
+    assert_eq!(f.dir.delete(a, line, Condition::View), Ok(2));
+    assert_eq!(
+        f.dir.put(b, line, b"stale", Condition::View),
+        Err(ProtocolError::Conflict {
+            current: 2,
+            yours: 1
+        })
+    );
+    assert_eq!(
+        f.dir.read(b, line, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    assert_eq!(f.dir.put(b, line, b"again", Condition::View), Ok(3));
+}
+
 /// Put and delete other keys as `a` until `at`'s line goes to one of them (left written).
 fn churn_until_reused(f: &common::Fixture, a: AgentId, at: ccs_protocol::LineRef) {
     for i in 0.. {
