@@ -302,14 +302,20 @@ fn versions_grow_by_one_across_delete_and_recreate(place: &Place) {
     }
     assert_eq!(b.get("k").unwrap().version, 5);
     assert_eq!(a.delete("k").unwrap(), 6);
+    // b's view is 5, the deletion is 6: its write is refused.
+    assert_eq!(conflict(b.put("k", b"b on v5")), (6, 5));
+    // Reading the deletion is knowing the current version (a tombstone is a version): "read it
+    // again, then write" works for a deleted artifact too, and b re-creates it at 7.
     assert!(matches!(b.get("k"), Err(Error::NotFound { .. })));
     assert!(!b.is_valid("k").unwrap());
-    assert_eq!(b.check("k").unwrap().current, 6);
-    // b's view is 5, the deletion is 6: its write is refused, a fresh write continues at 7.
-    assert_eq!(conflict(b.put("k", b"b on v5")), (6, 5));
-    assert_eq!(a.put("k", b"again").unwrap(), 7);
-    let read = b.get("k").unwrap();
+    let check = b.check("k").unwrap();
+    assert_eq!((check.held, check.current), (Some(6), 6));
+    assert_eq!(b.put("k", b"again").unwrap(), 7);
+    // a, which wrote the deletion, did not see the re-creation.
+    assert_eq!(conflict(a.put("k", b"a on v6")), (7, 6));
+    let read = a.get("k").unwrap();
     assert_eq!((read.version, read.bytes.as_slice()), (7, &b"again"[..]));
+    assert_eq!(a.put("k", b"a on v7").unwrap(), 8);
     assert!(matches!(a.delete("never"), Err(Error::NotFound { .. })));
     let unknown = a.check("never").unwrap();
     assert_eq!(

@@ -618,6 +618,33 @@ fn big_payloads_fit_again_after_small_churn() {
 /// re-created after its line went to other keys starts above its old versions; the segment
 /// checks clean. (10,000 keys run in-process in the protocol's `deleted_keys_lines_are_reused`
 /// and in `ccs bench soak --churn keys`.)
+/// A reader's view survives its key's move to another line, with each step a separate process:
+/// `r` reads `spec`, `w` deletes it, other keys take its line, `w` re-creates it; `r`'s write
+/// from its stale read is refused until it reads again (docs/protocol.md §3.8, "Views of a
+/// moved key").
+#[test]
+fn a_moved_keys_stale_reader_is_refused_across_processes() {
+    let seg = Seg::shm("moved-key");
+    ccs(&["init", seg.as_str(), "--agents", "4", "--artifacts", "4"]).ok();
+    ccs_in(&["put", seg.as_str(), "spec", "--agent", "w"], b"v1").ok();
+    assert_eq!(get(&seg, "spec", "r").ok(), "v1");
+    ccs(&["delete", seg.as_str(), "spec", "--agent", "w"]).ok();
+    for n in 0..40 {
+        let key = format!("task/{n}");
+        ccs_in(&["put", seg.as_str(), &key, "--agent", "w"], b"x").ok();
+        ccs(&["delete", seg.as_str(), &key, "--agent", "w"]).ok();
+    }
+    ccs_in(&["put", seg.as_str(), "spec", "--agent", "w"], b"v3").ok();
+    let refused = ccs_in(&["put", seg.as_str(), "spec", "--agent", "r"], b"from v1");
+    assert!(
+        refused.fails(3).stderr.contains("stale write"),
+        "{refused:?}"
+    );
+    assert_eq!(get(&seg, "spec", "r").ok(), "v3");
+    ccs_in(&["put", seg.as_str(), "spec", "--agent", "r"], b"from v3").ok();
+    assert_eq!(get(&seg, "spec", "w").ok(), "from v3");
+}
+
 #[test]
 fn deleted_keys_lines_are_reused_across_processes() {
     let seg = Seg::shm("key-churn");

@@ -82,6 +82,11 @@ async fn miss_inner(core: &Core, key: &str, probe: &mut Probe) -> Result<Read> {
         let meta = Meta::decode(meta_kv.value())?;
         probe.version = meta.version;
         if meta.deleted {
+            // Seen deleted: a tombstone is a version, and the view records it (as on shared
+            // memory), so a write re-creating the key from it is not refused as stale.
+            let view = TxnOp::put(l.view(&core.name, key), encode_version(meta.version), None);
+            core.net.txn(Txn::new().and_then([view])).await?;
+            core.lock().views.insert(key.to_owned(), meta.version);
             return Err(Error::NotFound(NotFound {
                 key: key.to_owned(),
             }));

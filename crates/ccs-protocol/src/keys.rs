@@ -33,7 +33,7 @@ use crate::packing::Head;
 use crate::sync::{AtomicU64, Ordering, fence};
 
 const READY: u64 = 1 << 63;
-const HASH_MASK: u64 = (1 << 48) - 1;
+pub(crate) const HASH_MASK: u64 = (1 << 48) - 1;
 
 /// A key's directory line, with the generation the key was found in: the line still belongs
 /// to the key while its generation is unchanged.
@@ -280,6 +280,10 @@ impl<E: Env> Directory<E> {
             // subscribers are set below, before the key is visible.
             self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
         }
+        // The old key's views stop meaning anything here: its agents keep a ghost of it.
+        if old_meta & READY != 0 {
+            self.leave_ghosts(line, old_meta, u64::from(hold.base), hold.version)?;
+        }
         let meta = match new {
             Some((bytes, hash)) => {
                 self.undrop_views(line)?;
@@ -351,6 +355,11 @@ impl<E: Env> Directory<E> {
     /// The floor word of keys whose hash (or key meta) is `hash`: that of their home line.
     fn floor_of(&self, hash: u64) -> Result<&AtomicU64> {
         self.line_word(self.probe_line(hash, 0), L_FLOOR)
+    }
+
+    /// The home line of keys whose hash (or key meta) is `hash`: the first of their probes.
+    pub(crate) fn home_of(&self, hash: u64) -> u32 {
+        self.probe_line(hash, 0)
     }
 
     fn probe_line(&self, hash: u64, step: usize) -> u32 {

@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 4;
+pub const LAYOUT_VERSION: u64 = 5;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -210,6 +210,8 @@ pub struct Geometry {
     pub lines_at: usize,
     /// First word of the views table.
     pub views_at: usize,
+    /// First word of the ghosts table (`ghosts.rs`): one word per agent and home line.
+    pub ghosts_at: usize,
     /// First word of the descriptor table.
     pub descs_at: usize,
     /// First word of the operation log rings.
@@ -299,7 +301,8 @@ impl Geometry {
         let agents_at = round_up(HEADER_WORDS, 8);
         let lines_at = agents_at + agents * AGENT_WORDS;
         let views_at = lines_at + lines * line_words;
-        let descs_at = round_up(views_at + agents * lines, 8);
+        let ghosts_at = views_at + agents * lines;
+        let descs_at = round_up(ghosts_at + agents * lines, 8);
         let logs_at = descs_at + descs * DESC_WORDS;
         let ring_words = match config.log_records {
             0 => 0,
@@ -334,6 +337,7 @@ impl Geometry {
             agents_at,
             lines_at,
             views_at,
+            ghosts_at,
             descs_at,
             logs_at,
             ring_words,
@@ -361,6 +365,10 @@ impl Geometry {
 
     pub(crate) fn view_word(&self, slot: u32, line: u32) -> usize {
         self.views_at + slot as usize * self.lines + line as usize
+    }
+
+    pub(crate) fn ghost_word(&self, slot: u32, home: u32) -> usize {
+        self.ghosts_at + slot as usize * self.lines + home as usize
     }
 
     pub(crate) fn desc_word(&self, desc: u32, field: usize) -> usize {

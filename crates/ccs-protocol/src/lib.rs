@@ -43,6 +43,7 @@ mod fsck;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod ghosts;
 mod inbox;
 mod keys;
 mod layout;

@@ -88,8 +88,10 @@ pub(crate) enum Take<'a> {
 enum Taken {
     /// The descriptor was reused under us; start over from the head.
     Moved,
-    /// A tombstone or nothing.
+    /// No version of the line's key.
     Absent,
+    /// A tombstone: the key was deleted at `version`.
+    Deleted { version: u32 },
     /// Read, with the pin if one was taken.
     Got { version: u32, pin: Option<Pinned> },
 }
@@ -298,7 +300,17 @@ impl<E: Env> Directory<E> {
             let head = Head::unpack(raw);
             let (version, pin) = match self.take(line, head, take)? {
                 Taken::Got { version, pin } => (version, pin),
-                Taken::Absent => return Err(ProtocolError::NotFound),
+                Taken::Absent => {
+                    // Seen absent: a ghost of the key (`ghosts.rs`) lets it be re-created.
+                    self.saw_absent_on(agent, line)?;
+                    return Err(ProtocolError::NotFound);
+                }
+                // Seen deleted: a tombstone is a version (docs/protocol.md §4), and the view
+                // records it, so a write re-creating the key from it is not stale.
+                Taken::Deleted { version } => {
+                    self.advance_view(agent, view, version)?;
+                    return Err(ProtocolError::NotFound);
+                }
                 Taken::Moved => {
                     moved_before(&mut moved_from, raw, attempt)?;
                     continue;
@@ -369,7 +381,9 @@ impl<E: Env> Directory<E> {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
                 self.unpin(desc)?;
-                Ok(Taken::Absent)
+                Ok(Taken::Deleted {
+                    version: info.version,
+                })
             }
             Some(info) => Ok(Taken::Got {
                 version: info.version,
@@ -434,7 +448,9 @@ impl<E: Env> Directory<E> {
         }
         let info = copied?;
         if info.deleted {
-            return Ok(Some(Taken::Absent));
+            return Ok(Some(Taken::Deleted {
+                version: info.version,
+            }));
         }
         Ok(Some(Taken::Got {
             version: info.version,

@@ -22,6 +22,7 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::ghosts::Ghost;
 use crate::keys::LineRef;
 use crate::layout::L_WAIT;
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
@@ -223,8 +224,11 @@ impl<E: Env> Directory<E> {
                 Condition::View => {
                     let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
                     // A view at or below the line's base is of an earlier key of the line: this
-                    // agent never read this key (as a view of 0 says).
-                    if held == 0 || held <= hold.base || held == hold.version {
+                    // agent never read this key here (as a view of 0 says), but may have read
+                    // it on a line since reused (its ghost, `ghosts.rs`).
+                    if held == 0 || held <= hold.base {
+                        self.first_write(agent, hold)?
+                    } else if held == hold.version {
                         None
                     } else {
                         Some(ProtocolError::Conflict {
@@ -240,6 +244,23 @@ impl<E: Env> Directory<E> {
             return Err(error);
         }
         self.publish_stopping(hold, payload, stop)
+    }
+
+    /// The refusal, if any, of a `View`-conditional write by `agent` with no view of the key on
+    /// `hold`'s line: admitted unless a ghost says the agent knew an earlier incarnation of the
+    /// key (then it must read first, as with a dropped view, `yours` = 0), except to re-create
+    /// the key after seeing it deleted.
+    fn first_write(&self, agent: AgentId, hold: Hold) -> Result<Option<ProtocolError>> {
+        let recreating = hold.version == 0 || hold.version <= hold.base;
+        let admitted = match self.ghost(agent, hold.line)? {
+            Ghost::None => true,
+            Ghost::SawDeletion => recreating,
+            Ghost::Stale { recreate_ok } => recreate_ok && recreating,
+        };
+        Ok((!admitted).then_some(ProtocolError::Conflict {
+            current: hold.version,
+            yours: 0,
+        }))
     }
 
     /// Take `line`'s single-writer right for `lease_ms` as an exclusive owner (E).

@@ -523,18 +523,7 @@ fn a_reused_line_refuses_stale_references() {
     }
     assert_eq!(read(&f.dir, b, old.line).1, 3);
     assert_eq!(f.dir.delete_at(a, old, Condition::View), Ok(4));
-    let mut i = 0;
-    while f.dir.generation(old.line).expect("generation") == old.generation {
-        let at = f.dir.insert_key(a, &format!("churn/{i}")).expect("key");
-        f.dir
-            .put_at(a, at, b"churn", Condition::Blind)
-            .expect("put");
-        if f.dir.generation(old.line).expect("generation") != old.generation {
-            break;
-        }
-        f.dir.delete_at(a, at, Condition::Blind).expect("delete");
-        i += 1;
-    }
+    churn_until_reused(&f, a, old);
     let owner = f.dir.key_of(old.line).expect("key").expect("a key");
     assert_ne!(owner, "old");
     let (bytes, version, _) = read(&f.dir, b, old.line);
@@ -576,4 +565,127 @@ fn a_reused_line_refuses_stale_references() {
     assert_eq!((check.held, check.valid), (version, true));
     let check = f.dir.check(b, again.line).expect("check");
     assert!(!check.valid);
+}
+
+/// A deleted key's reader sees the tombstone: its next `View` write re-creates the key (before,
+/// its read of the tombstone left its view behind, and every `put` was refused for good).
+#[test]
+fn reading_a_deletion_lets_the_reader_recreate_the_key() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let b = agent(&f.dir, "b");
+    let line = f.dir.find_or_insert_key("plan").expect("key");
+    f.dir.put(a, line, b"v1", Condition::View).expect("put");
+    assert_eq!(read(&f.dir, b, line).1, 1);
+    assert_eq!(f.dir.delete(a, line, Condition::View), Ok(2));
+    assert_eq!(
+        f.dir.put(b, line, b"stale", Condition::View),
+        Err(ProtocolError::Conflict {
+            current: 2,
+            yours: 1
+        })
+    );
+    assert_eq!(
+        f.dir.read(b, line, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    assert_eq!(f.dir.put(b, line, b"again", Condition::View), Ok(3));
+}
+
+/// Put and delete other keys as `a` until `at`'s line goes to one of them (left written).
+fn churn_until_reused(f: &common::Fixture, a: AgentId, at: ccs_protocol::LineRef) {
+    for i in 0.. {
+        let churn = f.dir.insert_key(a, &format!("churn/{i}")).expect("key");
+        f.dir
+            .put_at(a, churn, b"churn", Condition::Blind)
+            .expect("put");
+        if f.dir.generation(at.line).expect("generation") != at.generation {
+            return;
+        }
+        f.dir.delete_at(a, churn, Condition::Blind).expect("delete");
+    }
+}
+
+/// Delete the key at `at` as `a`, then churn until its line goes to another key.
+fn delete_until_reused(f: &common::Fixture, a: AgentId, at: ccs_protocol::LineRef) {
+    f.dir.delete_at(a, at, Condition::Blind).expect("delete");
+    churn_until_reused(f, a, at);
+}
+
+/// An agent that read a key keeps its view across the key's move to another line: a write of
+/// the re-created key from that stale knowledge is refused until it reads the key again
+/// (without the ghost, it was admitted as a first write).
+#[test]
+fn a_moved_key_keeps_its_readers_stale_views_refused() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let b = agent(&f.dir, "b");
+    let c = agent(&f.dir, "c");
+    let old = f.dir.insert_key(a, "spec").expect("key");
+    f.dir.put_at(a, old, b"v1", Condition::View).expect("put");
+    f.dir.put_at(a, old, b"v2", Condition::View).expect("put");
+    assert_eq!(read(&f.dir, b, old.line).1, 2);
+    delete_until_reused(&f, a, old);
+    // `a` deleted it (its view is the tombstone): it may re-create the key.
+    let again = f.dir.insert_key(a, "spec").expect("key");
+    assert_ne!(again.line, old.line);
+    let created = f
+        .dir
+        .put_at(a, again, b"v3", Condition::View)
+        .expect("the deleter re-creates the key");
+    // `b` read version 2: its write is stale, and refused as a dropped view's is.
+    assert_eq!(
+        f.dir.put_at(b, again, b"from v2", Condition::View),
+        Err(ProtocolError::Conflict {
+            current: created,
+            yours: 0
+        })
+    );
+    // `c` never read the key: a first write, as always.
+    let by_c = f
+        .dir
+        .put_at(c, again, b"blind", Condition::View)
+        .expect("first write");
+    // `b` reads, then writes.
+    assert_eq!(read(&f.dir, b, again.line).1, by_c);
+    assert_eq!(
+        f.dir.put_at(b, again, b"current", Condition::View),
+        Ok(by_c + 1)
+    );
+}
+
+/// An agent that read a key which was then deleted and moved may not re-create it from its
+/// stale view; having seen it absent, it may.
+#[test]
+fn a_stale_reader_recreates_a_moved_key_only_after_seeing_it_absent() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let b = agent(&f.dir, "b");
+    let old = f.dir.insert_key(a, "spec").expect("key");
+    f.dir.put_at(a, old, b"v1", Condition::View).expect("put");
+    assert_eq!(read(&f.dir, b, old.line).1, 1);
+    delete_until_reused(&f, a, old);
+    let again = f.dir.insert_key(b, "spec").expect("key");
+    assert!(matches!(
+        f.dir.put_at(b, again, b"from v1", Condition::View),
+        Err(ProtocolError::Conflict { yours: 0, .. })
+    ));
+    assert_eq!(
+        f.dir.read_at(b, again, &mut Vec::new()),
+        Err(ProtocolError::NotFound)
+    );
+    let created = f
+        .dir
+        .put_at(b, again, b"new", Condition::View)
+        .expect("re-created after seeing it absent");
+    assert!(created > 2, "above the tombstone: {created}");
+    // The same through a lookup that finds no line at all.
+    assert_eq!(read(&f.dir, a, again.line).1, created);
+    delete_until_reused(&f, b, again);
+    assert_eq!(f.dir.find_key_ref("spec"), Ok(None));
+    f.dir.saw_absent(a, "spec").expect("saw absent");
+    let third = f.dir.insert_key(a, "spec").expect("key");
+    f.dir
+        .put_at(a, third, b"third", Condition::View)
+        .expect("re-created after seeing it absent");
 }

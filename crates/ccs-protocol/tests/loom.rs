@@ -1082,3 +1082,61 @@ fn recreated_key_starts_above_its_old_versions() {
         assert!(first > 3, "x re-created at version {first}, not above 3");
     });
 }
+
+/// "x" (version 1, read by `b`) is deleted by `a`, its line given to "a1" (same home, in a
+/// directory of 8 lines at its limit of 4 keys; "w"'s deleted line leaves room) and "x"
+/// re-created on another line at a new version, while `b` reads "x" again as the facade does
+/// (resolving again when its line was reused). Afterwards `b` writes "x" conditionally on its
+/// view: admitted exactly when `b` read the version it overwrites. Without the ghosts a `b`
+/// that read version 1 before the move is admitted as a first write.
+#[test]
+#[cfg_attr(ccs_mutant = "no_ghost_views", should_panic)]
+fn moved_key_never_admits_a_stale_write() {
+    model_bounded(1, || {
+        let (dir, a, b) = bare(4);
+        let x = dir.insert_key(a, "x").unwrap();
+        for key in ["y", "k"] {
+            dir.insert_key(a, key).unwrap();
+        }
+        let w = dir.insert_key(a, "w").unwrap();
+        dir.put_at(a, w, &payload(1), Condition::Blind).unwrap();
+        dir.delete_at(a, w, Condition::Blind).unwrap();
+        dir.put_at(a, x, &payload(1), Condition::Blind).unwrap();
+        dir.read_at(b, x, &mut Vec::new()).unwrap();
+        let writer = {
+            let dir = dir.clone();
+            thread::spawn(move || {
+                dir.delete_at(a, x, Condition::Blind).unwrap();
+                let reuser = dir.insert_key(a, "a1").unwrap();
+                assert_eq!(reuser.line, x.line, "the model needs a1 on x's line");
+                let again = dir.insert_key(a, "x").unwrap();
+                assert_ne!(again.line, x.line);
+                dir.put_at(a, again, &payload(3), Condition::Blind).unwrap()
+            })
+        };
+        // `b`'s read: the version it got, or None if it saw "x" deleted or absent.
+        let read = loop {
+            let Some(at) = dir.find_key_ref("x").unwrap() else {
+                dir.saw_absent(b, "x").unwrap();
+                break None;
+            };
+            match dir.read_at(b, at, &mut Vec::new()) {
+                Ok(info) => break Some(info.version),
+                Err(ProtocolError::NotFound) => break None,
+                Err(ProtocolError::LineReused) => continue,
+                Err(other) => panic!("read: {other:?}"),
+            }
+        };
+        let current = writer.join().unwrap();
+        let at = dir.insert_key(b, "x").unwrap();
+        let written = dir.put_at(b, at, &payload(4), Condition::View);
+        if read == Some(current) {
+            assert_eq!(written, Ok(current + 1));
+        } else {
+            assert!(
+                matches!(written, Err(ProtocolError::Conflict { .. })),
+                "b read {read:?}, x is at {current}, and b's write was {written:?}"
+            );
+        }
+    });
+}

@@ -117,9 +117,17 @@ impl Agent {
     fn find_line(&self, key: &str) -> Result<LineRef> {
         match self.shared.dir.find_key_ref(key) {
             Ok(Some(line)) => Ok(line),
-            Ok(None) => Err(Error::NotFound(NotFound {
-                key: key.to_owned(),
-            })),
+            Ok(None) => {
+                // Seen absent: the agent may now re-create the key even if it read an earlier
+                // incarnation whose line was reused (docs/protocol.md §3.8).
+                self.shared
+                    .dir
+                    .saw_absent(self.id, key)
+                    .map_err(|e| self.shared.error(e, key))?;
+                Err(Error::NotFound(NotFound {
+                    key: key.to_owned(),
+                }))
+            }
             Err(e) => Err(self.shared.error(e, key)),
         }
     }
