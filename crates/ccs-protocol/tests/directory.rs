@@ -12,7 +12,7 @@ use ccs_protocol::{
 };
 use common::{agent, config, fixture};
 
-fn read(dir: &Directory<MemEnv>, agent: AgentId, line: u32) -> (Vec<u8>, u32, bool) {
+fn read(dir: &Directory<MemEnv>, agent: AgentId, line: u32) -> (Vec<u8>, u64, bool) {
     let mut out = Vec::new();
     let info = dir.read(agent, line, &mut out).expect("read");
     (out, info.version, info.hit)
@@ -480,10 +480,7 @@ fn deleted_keys_lines_are_reused() {
         let at = f.dir.insert_key(a, &key).expect("a line for a new key");
         reused += u32::from(at.generation > 0);
         let version = f.dir.put_at(a, at, b"x", Condition::View).expect("put");
-        assert_eq!(
-            f.dir.key_of_version(at.line, u64::from(version)),
-            Ok(Some(key))
-        );
+        assert_eq!(f.dir.key_of_version(at.line, version), Ok(Some(key)));
         f.dir.delete_at(a, at, Condition::View).expect("delete");
     }
     assert!(reused > 9_000, "lines reused {reused} times");
