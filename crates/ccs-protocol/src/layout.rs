@@ -303,7 +303,7 @@ impl Geometry {
         let agents_at = round_up(HEADER_WORDS, 8);
         let lines_at = agents_at + agents * AGENT_WORDS;
         let views_at = lines_at + lines * line_words;
-        let stamps_at = views_at + agents * lines;
+        let stamps_at = round_up(views_at + agents * lines, 8);
         let descs_at = round_up(stamps_at + agents * lines, 8);
         let logs_at = descs_at + descs * DESC_WORDS;
         let ring_words = match config.log_records {
