@@ -94,6 +94,20 @@ enum Taken {
     Got { version: u64, pin: Option<Pinned> },
 }
 
+/// What one optimistic copy found: [`Taken`] without a pin, small enough to come back in
+/// registers (a `Taken` carries a `Pinned`, and copying it out of an `Option` through memory
+/// stalled the HIT path on store forwarding once versions were 64 bits).
+enum Copied {
+    /// The descriptor changed while copying: discard the copy.
+    Torn,
+    /// The descriptor was reused under us; start over from the head.
+    Moved,
+    /// A tombstone.
+    Absent,
+    /// Copied this version.
+    Got(u64),
+}
+
 /// Attempts at an optimistic copy before pinning.
 const OPTIMISTIC_COPIES: u32 = 2;
 /// Attempts at a MISS whose re-validation failed before returning the copy without a valid bit.
@@ -101,6 +115,7 @@ const MISS_ATTEMPTS: u32 = 3;
 
 impl<E: Env> Directory<E> {
     /// Read `line` as `agent` into `out`.
+    #[inline]
     pub fn read(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
         self.read_with(agent, line, Take::Copy(out))
             .map(|(info, _)| info)
@@ -194,6 +209,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// A read, logged.
+    #[inline]
     fn read_with(
         &self,
         agent: AgentId,
@@ -344,8 +360,10 @@ impl<E: Env> Directory<E> {
             Take::Copy(out) => {
                 for _ in 0..OPTIMISTIC_COPIES {
                     match self.copy_validated(line, desc, out)? {
-                        Some(taken) => return Ok(taken),
-                        None => continue,
+                        Copied::Got(version) => return Ok(Taken::Got { version, pin: None }),
+                        Copied::Moved => return Ok(Taken::Moved),
+                        Copied::Absent => return Ok(Taken::Absent),
+                        Copied::Torn => continue,
                     }
                 }
                 match self.take_pinned(line, desc)? {
@@ -394,21 +412,21 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// One optimistic copy of `desc` (seqlock read). `None`: the descriptor changed while
+    /// One optimistic copy of `desc` (seqlock read). `Torn`: the descriptor changed while
     /// copying and the copy must be discarded.
-    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Option<Taken>> {
+    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Copied> {
         let owner_word = &self.desc_words(desc)?[D_OWNER];
         // Pairs with the publishing compare-exchange (the descriptor's fields are visible).
         let before = owner_word.load(Ordering::Acquire);
         match unpack_owner(before) {
             Some((owner_line, _)) if owner_line == line => {}
-            _ => return Ok(Some(Taken::Moved)),
+            _ => return Ok(Copied::Moved),
         }
         // Inside the seqlock window: if the descriptor is reused after this check, the owner
         // re-check below fails.
         #[cfg(not(ccs_mutant = "no_publish_check"))]
         if !self.was_published(desc, line)? {
-            return Ok(Some(Taken::Moved));
+            return Ok(Copied::Moved);
         }
         let copied = self.slot_info(desc, before).and_then(|info| {
             if !info.deleted {
@@ -430,16 +448,13 @@ impl<E: Env> Directory<E> {
         fence(Ordering::Acquire);
         #[cfg(not(ccs_mutant = "no_seqlock_validate"))]
         if owner_word.load(Ordering::Relaxed) != before {
-            return Ok(None);
+            return Ok(Copied::Torn);
         }
         let info = copied?;
         if info.deleted {
-            return Ok(Some(Taken::Absent));
+            return Ok(Copied::Absent);
         }
-        Ok(Some(Taken::Got {
-            version: info.version,
-            pin: None,
-        }))
+        Ok(Copied::Got(info.version))
     }
 
     /// Whether `agent` holds the current version of `line`: its valid bit, one load. This is

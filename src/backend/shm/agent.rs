@@ -147,8 +147,12 @@ impl Agent {
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
         let dir = &self.shared.dir;
-        let info = self.on_line(artifact, false, |at| dir.read_at(self.id, at, buffer))?;
-        Ok((info.version, info.hit))
+        // The fields are taken inside the closure: copying the whole `ReadInfo` out of the
+        // protocol's result (whose fields it stores one by one) stalls on store forwarding.
+        self.on_line(artifact, false, |at| {
+            dir.read_at(self.id, at, buffer)
+                .map(|info| (info.version, info.hit))
+        })
     }
 
     pub(crate) fn get(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
