@@ -12,10 +12,9 @@ use agent_coherence::trace::{LogOp, LogOutcome};
 use agent_coherence::{Cached, Config, Error, Segment, Strategy};
 use common::SegGuard;
 
-#[test]
-fn references_to_a_reused_line_never_reach_the_new_key() {
-    let guard = SegGuard::shm("key-lines");
-    let seg = Segment::create(
+/// A segment of 4 agents and 4 artifacts (8 lines) with a log of 4096 records per agent.
+fn small_segment(guard: &SegGuard) -> Segment {
+    Segment::create(
         &guard.name,
         Config {
             max_agents: 4,
@@ -26,7 +25,13 @@ fn references_to_a_reused_line_never_reach_the_new_key() {
             ..Config::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn references_to_a_reused_line_never_reach_the_new_key() {
+    let guard = SegGuard::shm("key-lines");
+    let seg = small_segment(&guard);
     let writer = seg.attach("writer").unwrap();
     let reader = seg.attach("reader").unwrap();
     let eager = seg.attach_with("eager", Strategy::Eager).unwrap();
@@ -131,19 +136,7 @@ fn references_to_a_reused_line_never_reach_the_new_key() {
 fn a_key_is_written_across_the_old_32_bit_limit() {
     const LIMIT: u64 = 1 << 32;
     let guard = SegGuard::shm("versions64");
-    let seg = Segment::create(
-        &guard.name,
-        Config {
-            max_agents: 4,
-            max_artifacts: 4,
-            arena_bytes: 1 << 20,
-            max_payload: 4 << 10,
-            log_records: 256,
-            inbox_events: 64,
-            ..Config::default()
-        },
-    )
-    .unwrap();
+    let seg = small_segment(&guard);
     seg.raise_version_floor("hot", LIMIT - 3).unwrap();
     let writer = seg.attach("writer").unwrap();
     let reader = seg.attach("reader").unwrap();

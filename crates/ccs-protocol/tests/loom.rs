@@ -465,26 +465,38 @@ fn read_tagged(f: &Fixture, agent: AgentId) -> Option<(u64, u8)> {
 #[test]
 #[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
 fn fenced_commit_races_reclaim() {
-    model(|| {
-        let f = Fixture::new(2);
-        let a = f.agent("a", 1);
-        let b = f.agent("b", 2);
-        let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
-        f.dir.env().advance_ms(20); // A's lease is over
+    model(|| commit_races_reclaim(0));
+}
 
-        let fa = f.clone();
-        let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
-        let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
-        let rb = f.dir.commit(hold_b, &payload(TAG_B));
-        let ra = ta.join().unwrap();
-        let last = match (&ra, &rb) {
-            (Ok(1), Ok(2)) => 2,
-            (Err(ProtocolError::Fenced), Ok(1)) => 1,
-            other => panic!("fencing broken: a, b = {other:?}"),
-        };
-        assert_eq!(f.version(), last);
-        assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
-    });
+/// The model of `fenced_commit_races_reclaim` on a key whose versions start above `floor`
+/// (written once first if `floor` > 0).
+fn commit_races_reclaim(floor: u64) {
+    let f = Fixture::above_floor(2, floor);
+    let a = f.agent("a", 1);
+    let b = f.agent("b", 2);
+    let start = if floor > 0 {
+        let first = f.dir.put(a, f.line, &payload(TAG_A), Condition::Blind);
+        assert_eq!(first, Ok(floor + 1));
+        floor + 1
+    } else {
+        0
+    };
+    let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
+    assert_eq!(hold_a.version, start);
+    f.dir.env().advance_ms(20); // A's lease is over
+
+    let fa = f.clone();
+    let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
+    let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
+    let rb = f.dir.commit(hold_b, &payload(TAG_B));
+    let ra = ta.join().unwrap();
+    let last = match (&ra, &rb) {
+        (Ok(a), Ok(b)) if (*a, *b) == (start + 1, start + 2) => start + 2,
+        (Err(ProtocolError::Fenced), Ok(b)) if *b == start + 1 => start + 1,
+        other => panic!("fencing broken from v{start}: a, b = {other:?}"),
+    };
+    assert_eq!(f.version(), last);
+    assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
 }
 
 /// B has reclaimed A's expired hold; A's late `commit` races B's commit and a reader: A is
@@ -1182,29 +1194,5 @@ fn versions_cross_the_old_32_bit_limit() {
 #[test]
 #[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
 fn fencing_across_the_old_32_bit_limit() {
-    model(|| {
-        let f = Fixture::above_floor(2, LIMIT - 2);
-        let a = f.agent("a", 1);
-        let b = f.agent("b", 2);
-        let first = f
-            .dir
-            .put(a, f.line, &payload_of(LIMIT - 1), Condition::Blind);
-        assert_eq!(first, Ok(LIMIT - 1));
-        let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
-        assert_eq!(hold_a.version, LIMIT - 1);
-        f.dir.env().advance_ms(20); // A's lease is over
-
-        let fa = f.clone();
-        let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
-        let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
-        let rb = f.dir.commit(hold_b, &payload(TAG_B));
-        let ra = ta.join().unwrap();
-        let last = match (&ra, &rb) {
-            (Ok(a), Ok(b)) if (*a, *b) == (LIMIT, LIMIT + 1) => LIMIT + 1,
-            (Err(ProtocolError::Fenced), Ok(b)) if *b == LIMIT => LIMIT,
-            other => panic!("fencing broken across 2^32: a, b = {other:?}"),
-        };
-        assert_eq!(f.version(), last);
-        assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
-    });
+    model(|| commit_races_reclaim(LIMIT - 2));
 }
