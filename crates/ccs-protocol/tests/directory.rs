@@ -574,3 +574,62 @@ fn a_reused_line_refuses_stale_references() {
     let check = f.dir.check(b, again.line).expect("check");
     assert!(!check.valid);
 }
+
+/// Issue 20: a key started above 2^32 (`raise_version_floor`) with lease and access-count
+/// agents, whose expiry state lives in the stamps table beside their 64-bit views: an access
+/// count serves its n HITs per fetch then a MISS, a lease expires with the clock, and a write
+/// makes both MISS at once. Log records and events carry the whole versions.
+#[test]
+fn strategies_and_records_above_2_pow_32() {
+    const FLOOR: u64 = 5 << 32;
+    let f = fixture(config());
+    f.dir.raise_version_floor("hot", FLOOR).expect("floor");
+    let line = f.dir.find_or_insert_key("hot").expect("key");
+    let writer = agent(&f.dir, "writer");
+    let attach = |name: &str, strategy| {
+        let slot = f.dir.register_agent(name).expect("register");
+        f.dir.begin_attach_with(slot, 2, strategy).expect("attach")
+    };
+    let counted = attach("counted", ccs_protocol::Strategy::AccessCount { hits: 2 });
+    let leased = attach("leased", ccs_protocol::Strategy::Lease { ms: 100 });
+    let eager = attach("eager", ccs_protocol::Strategy::Eager);
+    f.dir.subscribe(eager, "hot").expect("subscribe");
+    assert_eq!(
+        f.dir.put(writer, line, b"v1", Condition::Blind),
+        Ok(FLOOR + 1)
+    );
+
+    let hits = |agent: AgentId, n: usize| -> Vec<(u64, bool)> {
+        (0..n)
+            .map(|_| {
+                let (_, version, hit) = read(&f.dir, agent, line);
+                (version, hit)
+            })
+            .collect()
+    };
+    let v = FLOOR + 1;
+    assert_eq!(
+        hits(counted, 4),
+        [(v, false), (v, true), (v, true), (v, false)]
+    );
+    assert_eq!(hits(leased, 2), [(v, false), (v, true)]);
+    f.dir.env().advance_ms(100);
+    assert_eq!(
+        hits(leased, 2),
+        [(v, false), (v, true)],
+        "the lease expired"
+    );
+    assert_eq!(f.dir.put(writer, line, b"v2", Condition::View), Ok(v + 1));
+    assert_eq!(hits(counted, 2), [(v + 1, false), (v + 1, true)]);
+    assert_eq!(hits(leased, 1), [(v + 1, false)]);
+
+    let events = f.dir.poll_events(eager, 8).expect("events");
+    let versions: Vec<u64> = events.events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [v, v + 1]);
+    let seq = f.dir.log_next(writer.slot).expect("log");
+    let last = match f.dir.read_record(writer.slot, seq - 1).expect("record") {
+        ccs_protocol::RecordRead::Ready(record) => record.entry,
+        other => panic!("the writer's last record: {other:?}"),
+    };
+    assert_eq!((last.version, last.held), (v + 1, v));
+}
