@@ -209,12 +209,12 @@ impl Error {
             ProtocolError::NotFound => NotFound { key }.into(),
             ProtocolError::Conflict { current, yours } => Conflict {
                 key,
-                current: u64::from(current),
+                current,
                 // A dropped view (see `ccs_protocol::DROPPED_VIEW`) holds no known version.
                 yours: if yours == ccs_protocol::DROPPED_VIEW {
                     0
                 } else {
-                    u64::from(yours)
+                    yours
                 },
             }
             .into(),

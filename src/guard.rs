@@ -82,7 +82,7 @@ impl<'a> ReadGuard<'a> {
     /// The version.
     pub fn version(&self) -> Version {
         match &self.inner {
-            ReadInner::Pinned(pin) => u64::from(pin.info.version),
+            ReadInner::Pinned(pin) => pin.info.version,
             ReadInner::Owned(read) => read.version,
         }
     }

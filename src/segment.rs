@@ -416,12 +416,27 @@ impl Segment {
         self.shm("forgetting an agent", NO_SLOTS)?
             .forget_agent(name)
     }
+
+    /// Make `key`, which must not exist yet, start above version `floor` when it is first
+    /// written (other new keys sharing its home line in the directory start above it too;
+    /// versions only ever go up). For tests that take a key across a version boundary, such as
+    /// the old 32-bit limit, without writing it 2^32 times. Shared memory only.
+    #[doc(hidden)]
+    pub fn raise_version_floor(&self, key: &str, floor: u64) -> Result<()> {
+        let shared = self.shm("raising a version floor", NO_FLOOR)?;
+        shared
+            .dir
+            .raise_version_floor(key, floor)
+            .map_err(|e| shared.error(e, key))
+    }
 }
 
 const NO_SWITCHES: &str =
     "the switches are words in a shared-memory segment; an etcd cluster has none";
 const NO_SLOTS: &str = "agent slots are a shared-memory segment's table; on etcd an agent is a \
      session lease that ends with its process";
+const NO_FLOOR: &str = "version floors are words of a shared-memory segment's directory; an etcd \
+     key's versions are the cluster's revisions";
 const NO_FSCK: &str = "fsck checks a shared-memory segment's structures; etcd members check \
      their own data (`etcdctl check`, `etcdutl`)";
 

@@ -8,13 +8,13 @@ mod common;
 
 use std::collections::HashSet;
 
+use agent_coherence::trace::{LogOp, LogOutcome};
 use agent_coherence::{Cached, Config, Error, Segment, Strategy};
 use common::SegGuard;
 
-#[test]
-fn references_to_a_reused_line_never_reach_the_new_key() {
-    let guard = SegGuard::shm("key-lines");
-    let seg = Segment::create(
+/// A segment of 4 agents and 4 artifacts (8 lines) with a log of 4096 records per agent.
+fn small_segment(guard: &SegGuard) -> Segment {
+    Segment::create(
         &guard.name,
         Config {
             max_agents: 4,
@@ -25,7 +25,13 @@ fn references_to_a_reused_line_never_reach_the_new_key() {
             ..Config::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn references_to_a_reused_line_never_reach_the_new_key() {
+    let guard = SegGuard::shm("key-lines");
+    let seg = small_segment(&guard);
     let writer = seg.attach("writer").unwrap();
     let reader = seg.attach("reader").unwrap();
     let eager = seg.attach_with("eager", Strategy::Eager).unwrap();
@@ -119,4 +125,112 @@ fn references_to_a_reused_line_never_reach_the_new_key() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     drop((writer, reader, eager, log));
     drop(seg);
+}
+
+/// Issue 20, "versions never run out": a key started just below the old 32-bit limit of the
+/// segment's versions (through the test hook `raise_version_floor`) and written across it.
+/// Versions, HIT/MISS, conditional writes (`put` on the view, `put_if`), a private copy, a
+/// pinned read, an exclusive hold, events, the log, the status and `wait_changed` all carry
+/// versions above 2^32 unchanged.
+#[test]
+fn a_key_is_written_across_the_old_32_bit_limit() {
+    const LIMIT: u64 = 1 << 32;
+    let guard = SegGuard::shm("versions64");
+    let seg = small_segment(&guard);
+    seg.raise_version_floor("hot", LIMIT - 3).unwrap();
+    let writer = seg.attach("writer").unwrap();
+    let reader = seg.attach("reader").unwrap();
+    let eager = seg.attach_with("eager", Strategy::Eager).unwrap();
+    eager.subscribe("hot").unwrap();
+    let key = writer.key("hot").unwrap();
+    assert!(
+        seg.raise_version_floor("hot", 1).is_err(),
+        "an existing key's versions cannot be moved"
+    );
+
+    assert_eq!(writer.put(&key, b"a").unwrap(), LIMIT - 2);
+    assert_eq!(writer.put(&key, b"b").unwrap(), LIMIT - 1);
+    let miss = reader.get("hot").unwrap();
+    assert_eq!((miss.version, miss.hit), (LIMIT - 1, false));
+    assert!(reader.get("hot").unwrap().hit);
+    let mut cached = Cached::new(reader.key("hot").unwrap());
+    assert!(
+        !reader.refresh(&mut cached).unwrap(),
+        "a new copy is fetched"
+    );
+    assert!(
+        reader.refresh(&mut cached).unwrap(),
+        "a HIT below the limit"
+    );
+
+    // The first version 32 bits cannot hold: the writer's view is current, so it is admitted.
+    assert_eq!(writer.put(&key, b"c").unwrap(), LIMIT);
+    assert!(!reader.refresh(&mut cached).unwrap(), "a stale copy served");
+    assert_eq!(cached.version(), LIMIT);
+    assert!(
+        reader.refresh(&mut cached).unwrap(),
+        "no HIT above the limit"
+    );
+    let check = reader.check("hot").unwrap();
+    assert_eq!(
+        (check.held, check.current, check.valid),
+        (Some(LIMIT), LIMIT, true)
+    );
+    let hit = reader.get("hot").unwrap();
+    assert_eq!(
+        (hit.version, hit.hit, hit.bytes.as_slice()),
+        (LIMIT, true, &b"c"[..])
+    );
+    assert_eq!(reader.read("hot").unwrap().version(), LIMIT);
+
+    // put_if: a stale expected version refused, the current one admitted.
+    match reader.put_if("hot", LIMIT - 1, b"stale") {
+        Err(Error::Conflict(c)) => assert_eq!((c.current, c.yours), (LIMIT, LIMIT - 1)),
+        other => panic!("put_if on a stale version: {other:?}"),
+    }
+    assert_eq!(reader.put_if("hot", LIMIT, b"d").unwrap(), LIMIT + 1);
+    // The writer's view (LIMIT) is now stale: its conditional put is refused.
+    match writer.put(&key, b"stale") {
+        Err(Error::Conflict(c)) => assert_eq!((c.current, c.yours), (LIMIT + 1, LIMIT)),
+        other => panic!("a stale view above the limit: {other:?}"),
+    }
+    assert_eq!(writer.get(&key).unwrap().version, LIMIT + 1);
+    let hold = writer
+        .acquire(&key, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(hold.version(), LIMIT + 1);
+    assert_eq!(hold.commit(b"e").unwrap(), LIMIT + 2);
+    assert_eq!(
+        reader
+            .wait_changed("hot", LIMIT + 1, Some(std::time::Duration::from_secs(5)))
+            .unwrap(),
+        Some(LIMIT + 2)
+    );
+
+    let events = eager.try_events(16).unwrap();
+    let versions: Vec<u64> = events.events.iter().map(|e| e.version).collect();
+    assert_eq!(
+        versions,
+        [LIMIT - 2, LIMIT - 1, LIMIT, LIMIT + 1, LIMIT + 2],
+        "{events:?}"
+    );
+    let records = seg.log_records().unwrap();
+    let puts: Vec<(u64, u64)> = records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some("hot") && r.outcome == LogOutcome::Ok)
+        .filter(|r| r.op == LogOp::Put)
+        .map(|r| (r.version, r.held))
+        .collect();
+    assert!(puts.contains(&(LIMIT, LIMIT - 1)), "{puts:?}");
+    assert!(puts.contains(&(LIMIT + 1, LIMIT)), "{puts:?}");
+    let conflict = records
+        .iter()
+        .find(|r| r.outcome == LogOutcome::Conflict && r.agent == "writer")
+        .expect("the refused put is logged");
+    assert_eq!((conflict.version, conflict.held), (LIMIT + 1, LIMIT));
+    let status = seg.status().unwrap();
+    let row = status.artifacts.iter().find(|a| a.key == "hot").unwrap();
+    assert_eq!(row.version, LIMIT + 2);
+    let report = seg.fsck(false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }

@@ -203,7 +203,7 @@ impl ShmLog {
     fn decode(&mut self, raw: &RawRecord) -> Result<LogRecord> {
         let entry = raw.entry;
         let key = match entry.line {
-            Some(line) => Some(self.key(line, u64::from(entry.version))?),
+            Some(line) => Some(self.key(line, entry.version)?),
             None => None,
         };
         Ok(LogRecord {
@@ -213,8 +213,8 @@ impl ShmLog {
             op: entry.op,
             outcome: entry.outcome,
             key,
-            version: u64::from(entry.version),
-            held: u64::from(entry.held),
+            version: entry.version,
+            held: entry.held,
             count: raw.count,
             bytes: entry.bytes,
             other: entry.other.map(|slot| self.name(slot)),

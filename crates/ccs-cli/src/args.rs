@@ -142,6 +142,10 @@ pub enum Command {
     /// Internal: one role process of `ccs demo` (re-executed by it; not for direct use).
     #[command(hide = true)]
     DemoRole(crate::demo::RoleArgs),
+    /// Internal, for tests: make a key that does not exist yet start above version --floor
+    /// (to take it across a version boundary without writing it that many times).
+    #[command(hide = true)]
+    RaiseVersionFloor(FloorArgs),
     /// Keep coding-agent sessions (Claude Code, Codex CLI) coherent on the files they edit:
     /// `ccs hook install`, then every session's edit from a stale read is denied.
     ///
@@ -260,6 +264,20 @@ pub struct SegmentArgs {
     /// Open the segment even if another user owns it (refused by default).
     #[arg(long)]
     pub allow_other_owner: bool,
+}
+
+/// `ccs raise-version-floor` (hidden, for tests).
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// The segment, and whether another user's is trusted.
+    #[command(flatten)]
+    pub segment: SegmentArgs,
+    /// A key that has no line yet.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// Its first write publishes a version above this one.
+    #[arg(long)]
+    pub floor: u64,
 }
 
 /// The segment argument alone (commands that create or remove one).

@@ -8,8 +8,8 @@ use std::time::Duration;
 use agent_coherence::{Agent, Backend, Check, Config, Error, OpenOptions, Segment};
 
 use crate::args::{
-    Command, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, SegmentArgs, StatusArgs,
-    SyncArgs, WaitArgs,
+    Command, FloorArgs, GetArgs, InitArgs, KeyArgs, ListArgs, PutArgs, SegArgs, SegmentArgs,
+    StatusArgs, SyncArgs, WaitArgs,
 };
 use crate::error::{CliError, EXIT_OK, EXIT_STALE, EXIT_TIMEOUT};
 use crate::size::{format_size, parse_size};
@@ -42,6 +42,7 @@ pub fn run(command: Command) -> Result<u8, CliError> {
         Command::Switch(args) => crate::observe::switch(&args),
         Command::Demo(args) => crate::demo::run(&args),
         Command::DemoRole(args) => crate::demo::run_role(args),
+        Command::RaiseVersionFloor(args) => raise_version_floor(&args),
         Command::Hook(args) => crate::hook::run(&args),
     }
 }
@@ -110,6 +111,13 @@ fn parse_mode(text: &str) -> Result<u32, CliError> {
 
 fn sync(args: &SyncArgs) -> Result<u8, CliError> {
     args.segment.open()?.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn raise_version_floor(args: &FloorArgs) -> Result<u8, CliError> {
+    args.segment
+        .open()?
+        .raise_version_floor(&args.key, args.floor)?;
     Ok(EXIT_OK)
 }
 

@@ -678,3 +678,82 @@ fn deleted_keys_lines_are_reused_across_processes() {
     assert_eq!(get(&seg, "task/0", "r").ok(), "d");
     assert!(ccs(&["fsck", seg.as_str()]).ok().contains("clean"));
 }
+
+/// Issue 20: a key started just below the old 32-bit limit of the segment's versions (the
+/// hidden test command `raise-version-floor`) and written across it by separate processes:
+/// versions, HIT/MISS, `check`, the view-conditional put, `--if-version`, `wait` and the JSON
+/// status carry versions above 2^32.
+#[test]
+fn versions_cross_2_pow_32_across_processes() {
+    const LIMIT: u64 = 1 << 32;
+    let seg = Seg::init("v64");
+    let floor = (LIMIT - 2).to_string();
+    ccs(&[
+        "raise-version-floor",
+        seg.as_str(),
+        "hot",
+        "--floor",
+        &floor,
+    ])
+    .ok();
+    assert_eq!(
+        put(&seg, "hot", "a", b"one", &[]).ok(),
+        format!("{}\n", LIMIT - 1)
+    );
+    let miss = get(&seg, "hot", "b");
+    assert_eq!(miss.ok(), "one");
+    assert!(
+        miss.stderr.contains(&format!("MISS v{}", LIMIT - 1)),
+        "{miss:?}"
+    );
+    let hit = get(&seg, "hot", "b");
+    assert!(
+        hit.stderr.contains(&format!("HIT v{}", LIMIT - 1)),
+        "{hit:?}"
+    );
+
+    // a's view is current: its write of the first version 32 bits cannot hold is admitted.
+    assert_eq!(
+        put(&seg, "hot", "a", b"two", &[]).ok(),
+        format!("{LIMIT}\n")
+    );
+    let stale = check(&seg, "hot", "b");
+    assert_eq!(stale.code, Some(4), "{stale:?}");
+    let miss = get(&seg, "hot", "b");
+    assert_eq!(miss.ok(), "two");
+    assert!(miss.stderr.contains(&format!("MISS v{LIMIT}")), "{miss:?}");
+    let hit = get(&seg, "hot", "b");
+    assert!(hit.stderr.contains(&format!("HIT v{LIMIT}")), "{hit:?}");
+    assert_eq!(check(&seg, "hot", "b").ok(), format!("current v{LIMIT}\n"));
+
+    let older = (LIMIT - 1).to_string();
+    let lost = put(&seg, "hot", "b", b"stale", &["--if-version", &older]);
+    lost.fails(3);
+    assert!(
+        lost.stderr.contains(&format!("version {LIMIT}")),
+        "{lost:?}"
+    );
+    let current = LIMIT.to_string();
+    assert_eq!(
+        put(&seg, "hot", "b", b"three", &["--if-version", &current]).ok(),
+        format!("{}\n", LIMIT + 1)
+    );
+    // a last read LIMIT: its view-conditional put is now stale.
+    put(&seg, "hot", "a", b"stale", &[]).fails(3);
+    let waited = ccs(&[
+        "wait",
+        seg.as_str(),
+        "hot",
+        "--agent",
+        "a",
+        "--since",
+        &current,
+        "--timeout-ms",
+        "5000",
+    ]);
+    assert_eq!(waited.ok(), format!("{}\n", LIMIT + 1));
+    let text = ccs(&["status", seg.as_str(), "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&text).expect("status --json parses");
+    assert_eq!(json["artifacts"][0]["version"], LIMIT + 1, "{text}");
+    ccs(&["fsck", seg.as_str()]).ok();
+}

@@ -92,6 +92,14 @@ fn mcp_lists_tools_writes_reads_and_exits_on_eof() {
         .output()
         .expect("run ccs init");
     assert!(init.status.success(), "{init:?}");
+    // "counter" starts at the first version the segment's words held in 32 bits no more
+    // (issue 20): its versions reach the model as JSON numbers above 2^32.
+    let floor = Command::new(CCS)
+        .args(["raise-version-floor", &seg.0, "counter", "--floor"])
+        .arg(((1u64 << 32) - 1).to_string())
+        .output()
+        .expect("run ccs raise-version-floor");
+    assert!(floor.status.success(), "{floor:?}");
 
     let mut server = Server(
         Command::new(CCS)
@@ -181,6 +189,17 @@ fn mcp_lists_tools_writes_reads_and_exits_on_eof() {
     let missing = response(&lines, 5);
     assert_eq!(missing["result"]["isError"], json!(true), "{missing}");
     assert_eq!(tool_json(&missing)["error"], "not_found");
+
+    send(
+        &mut stdin,
+        &call(6, "write", json!({"key": "counter", "content": "1"})),
+    );
+    assert_eq!(
+        tool_json(&response(&lines, 6)),
+        json!({"key": "counter", "version": 1u64 << 32})
+    );
+    send(&mut stdin, &call(7, "read", json!({"key": "counter"})));
+    assert_eq!(tool_json(&response(&lines, 7))["version"], 1u64 << 32);
 
     // Closing stdin ends the session: the server exits 0, promptly.
     drop(stdin);

@@ -26,9 +26,10 @@
 //! back, so a line at version 0 now was at version 0 whenever the dropped name last ran, and it
 //! cannot have read it. A brand-new name in a segment that has dropped agents is treated the same
 //! way (the segment cannot tell it from a returning one): it must read an existing artifact once
-//! before a conditional write. `DROPPED_VIEW` is `u32::MAX`; a line at that version admits no
-//! write at all (`versions of one artifact` is exhausted), so the value can never equal a
-//! current version that a write would be checked against.
+//! before a conditional write. `DROPPED_VIEW` is `u64::MAX`, a version no line ever publishes:
+//! a write that would publish it is refused (`versions of one artifact`, see `write.rs`), and
+//! it is never reached anyway (2^64 writes of one key at 10^9 a second take 584 years). So the
+//! value can never equal a current version that a write would be checked against.
 
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
@@ -50,7 +51,7 @@ pub(crate) const FORGOTTEN: u64 = 1 << 62;
 
 /// The view a newly registered name starts with on every written line once the segment has
 /// dropped an agent: "read before, version unknown". See the module docs.
-pub const DROPPED_VIEW: u32 = u32::MAX;
+pub const DROPPED_VIEW: u64 = u64::MAX;
 
 /// What an agent slot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +235,7 @@ impl<E: Env> Directory<E> {
     pub fn views_of(&self, slot: u32) -> Result<(u64, u64)> {
         let (mut held, mut dropped) = (0, 0);
         for line in 0..self.geo.lines as u32 {
-            match self.view(slot, line)?.load(Ordering::Relaxed) as u32 {
+            match self.view(slot, line)?.load(Ordering::Relaxed) {
                 0 => {}
                 DROPPED_VIEW => dropped += 1,
                 _ => held += 1,
@@ -282,7 +283,7 @@ impl<E: Env> Directory<E> {
             mask.fetch_and(!bit, Ordering::SeqCst);
             #[cfg(not(ccs_mutant = "reuse_zeroed_views"))]
             let view = if dropped && self.current(line)?.version > 0 {
-                u64::from(DROPPED_VIEW)
+                DROPPED_VIEW
             } else {
                 0
             };

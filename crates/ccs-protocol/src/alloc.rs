@@ -33,7 +33,7 @@ pub(crate) const NO_BLOCK: u64 = u64::MAX;
 /// Where a published version's bytes are, read from its descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotInfo {
-    pub version: u32,
+    pub version: u64,
     pub len: usize,
     /// First word of the payload, if it has one.
     pub first_word: Option<usize>,
@@ -193,7 +193,7 @@ impl<E: Env> Directory<E> {
         &self,
         desc: u32,
         line: u32,
-        version: u32,
+        version: u64,
         payload: Option<&[u8]>,
         writer: u32,
     ) -> Result<()> {
@@ -211,7 +211,7 @@ impl<E: Env> Directory<E> {
         }
         let d = self.desc_words(desc)?;
         d[D_LEN].store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
-        d[D_VERSION].store(u64::from(version), Ordering::Relaxed);
+        d[D_VERSION].store(version, Ordering::Relaxed);
         d[D_WRITTEN_MS].store(self.env.now_ms(), Ordering::Relaxed);
         let flags = if payload.is_none() { FLAG_DELETED } else { 0 };
         d[D_FLAGS].store(u64::from(writer) << 32 | flags, Ordering::Relaxed);
@@ -332,9 +332,7 @@ impl<E: Env> Directory<E> {
             )));
         }
         let d = self.desc_words(desc)?;
-        let version = u32::try_from(d[D_VERSION].load(Ordering::Relaxed)).map_err(|_| {
-            ProtocolError::corrupt(format!("slot descriptor {desc} has a version beyond 2^32"))
-        })?;
+        let version = d[D_VERSION].load(Ordering::Relaxed);
         let len = d[D_LEN].load(Ordering::Relaxed);
         let block = d[D_BLOCK].load(Ordering::Relaxed);
         let flags = d[D_FLAGS].load(Ordering::Relaxed) & FLAGS_MASK;

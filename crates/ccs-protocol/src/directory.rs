@@ -171,6 +171,11 @@ impl<E: Env> Directory<E> {
         self.words.at(self.geo.view_word(slot, line))
     }
 
+    /// `slot`'s stamp word on `line`: its strategy's expiry state (`freshness.rs`).
+    pub(crate) fn stamp(&self, slot: u32, line: u32) -> Result<&AtomicU64> {
+        self.words.at(self.geo.stamp_word(slot, line))
+    }
+
     /// The mask word holding `slot`'s valid bit on `line`, and the bit.
     pub(crate) fn valid_bit(&self, slot: u32, line: u32) -> Result<(&AtomicU64, u64)> {
         let word = self

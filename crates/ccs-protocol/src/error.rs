@@ -45,9 +45,9 @@ pub enum ProtocolError {
     )]
     Conflict {
         /// The artifact's current version (0 if it has never been written).
-        current: u32,
+        current: u64,
         /// The version the write was conditional on.
-        yours: u32,
+        yours: u64,
     },
     /// The agent to forget is attached by a live process.
     #[error(
@@ -131,7 +131,7 @@ pub fn capacity_remedy(what: &str) -> &'static str {
         "pins of one version" => "drop some read guards of this version",
         "subscriptions of one agent" => "unsubscribe from a prefix first",
         "versions of one artifact" => {
-            "this key can take no more writes (versions are 32-bit in the segment today); write under a new key"
+            "this key's version word reached 2^64 - 1, which no real sequence of writes does (584 years at 10^9 writes a second): the segment is corrupted; write under a new key, and check the segment with `ccs fsck`"
         }
         _ => "create the segment with a larger limit",
     }

@@ -10,11 +10,30 @@
 //! - `Lease(ms)`: valid for at most `ms` after it was fetched.
 //! - `AccessCount(n)`: at most `n` HITs per fetch; the next read is a MISS.
 //!
-//! The expiry state lives in the upper half of the agent's view word (the lower half is the
-//! version): the fetch time in milliseconds since the segment was created (lease), or the HITs
-//! served since the fetch (access count). Only the agent itself writes its view words, but an
-//! agent may be used by several threads at once: every update is a read-modify-write, and the
-//! version in a view word never goes back (see [`Directory::advance_view`]).
+//! The expiry state lives in the agent's *stamp* word for the line (the stamps table, indexed
+//! like the views): the fetch time in milliseconds since the segment was created (lease), or
+//! the HITs served since the fetch (access count). The view word is the version alone, 64 bits.
+//! Lazy and eager agents never touch their stamps: their HIT path loads no stamp, and the
+//! stamps table's pages stay untouched for them.
+//!
+//! **Why a separate word is sound.** A HIT needs the agent's valid bit and a view word equal to
+//! the published version (`read.rs`); the stamp is consulted only after both said "current",
+//! and can only answer "expired", turning the HIT into a MISS. So no stamp value, however
+//! stale, torn from its view or corrupted, can produce a stale HIT: at worst it makes a copy
+//! expire early (a future or garbage lease stamp counts as expired). Only the agent itself
+//! writes its stamps, but several of its threads may at once: a fetch resets the stamp (a
+//! plain store, after its view advanced) while another thread's HIT counts on it (a
+//! compare-and-swap from the value it loaded). The reset and the count are ordered one way or
+//! the other: a HIT counted just before a reset is forgotten (the new fetch gets one HIT more
+//! than its count, a HIT of a copy that was current either way); a reset between a HIT's load
+//! and its compare-and-swap fails the swap (that HIT is served as a MISS), or, if the reset
+//! stored the value the HIT loaded, the HIT is counted against the new fetch (one HIT fewer).
+//! A lease stamp racing a HIT is seen either before (an earlier expiry) or after the reset (the
+//! lease of the fetch just done). Two overlapping fetches by two threads leave the stamp of
+//! whichever stores last. Only the fetch whose view update took effect resets the stamp (see
+//! [`Directory::advance_view`]), so a late fetch of an older version never extends the lease of
+//! a newer one. Only the agent itself writes its view words, and the version in a view word
+//! never goes back.
 
 use crate::agents::DROPPED_VIEW;
 use crate::directory::{AgentId, Directory};
@@ -86,73 +105,94 @@ impl Strategy {
 }
 
 impl<E: Env> Directory<E> {
-    /// The view word recording that `agent` now holds `version`, with the strategy's fresh
-    /// expiry state.
-    pub(crate) fn fresh_view(&self, agent: AgentId, version: u32) -> Result<u64> {
-        let stamp = match agent.strategy {
-            Strategy::Lease { .. } => self.lease_clock()?,
-            _ => 0,
-        };
-        Ok(u64::from(stamp) << 32 | u64::from(version))
-    }
-
-    /// Record in `view` that `agent` read or wrote `version`, with a fresh expiry stamp. The
-    /// version never goes back: two threads of one agent may finish reads of v1 and v2 in
-    /// either order, and a late "v1" must not sit under a valid bit set for v2 (a stale HIT).
-    /// A read-modify-write, so no thread's update is lost between another's load and store.
+    /// Record in `view` (`agent`'s view of `line`) that it read or wrote `version`, and give
+    /// its strategy a fresh expiry stamp. The version never goes back: two threads of one agent
+    /// may finish reads of v1 and v2 in either order, and a late "v1" must not sit under a
+    /// valid bit set for v2 (a stale HIT). A read-modify-write, so no thread's update is lost
+    /// between another's load and store.
     pub(crate) fn advance_view(
         &self,
         agent: AgentId,
+        line: u32,
         view: &AtomicU64,
-        version: u32,
+        version: u64,
     ) -> Result<()> {
-        let fresh = self.fresh_view(agent, version)?;
+        // The mutant keeps the low 32 bits of the version, as the view words did before they
+        // were widened (loom: `versions_cross_the_old_32_bit_limit`).
+        #[cfg(ccs_mutant = "truncated_view")]
+        let version = version & u64::from(u32::MAX);
         #[cfg(ccs_mutant = "plain_view_store")]
         {
-            view.store(fresh, Ordering::Relaxed);
-            return Ok(());
+            view.store(version, Ordering::Relaxed);
+            return self.restamp(agent, line);
         }
         // Relaxed: the view is ordered for other threads of the agent by the SeqCst valid-bit
         // operations that follow it (`read.rs`, `write.rs`).
         // A dropped view (`DROPPED_VIEW`, a re-used slot's "no view") is below every version.
         let mut current = view.load(Ordering::Relaxed);
-        while current as u32 <= version || current as u32 == DROPPED_VIEW {
-            match view.compare_exchange_weak(current, fresh, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
+        while current <= version || current == DROPPED_VIEW {
+            match view.compare_exchange_weak(current, version, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return self.restamp(agent, line),
                 Err(seen) => current = seen,
             }
         }
         Ok(())
     }
 
-    /// Whether a valid copy whose view word is `view` may still be served as a HIT, counting
-    /// the HIT for an access-count strategy. Lazy and eager agents pay nothing here.
+    /// A fetch of `line` by `agent` took effect: restart its strategy's expiry (nothing for
+    /// lazy and eager agents, whose stamps stay untouched).
+    fn restamp(&self, agent: AgentId, line: u32) -> Result<()> {
+        let fresh = match agent.strategy {
+            Strategy::Lazy | Strategy::Eager => return Ok(()),
+            Strategy::Lease { .. } => self.lease_clock()?,
+            Strategy::AccessCount { .. } => 0,
+        };
+        // Relaxed: only this agent reads its stamps, and a stamp never decides a HIT alone
+        // (module docs).
+        self.stamp(agent.slot, line)?
+            .store(fresh, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether `agent`'s valid copy of `line` (valid bit set, view equal to the published
+    /// version: the caller checked both) may still be served as a HIT, counting the HIT for an
+    /// access-count strategy. Lazy and eager agents pay nothing here.
     #[inline]
-    pub(crate) fn still_fresh(&self, agent: AgentId, view: &AtomicU64, seen: u64) -> Result<bool> {
+    pub(crate) fn still_fresh(&self, agent: AgentId, line: u32) -> Result<bool> {
         match agent.strategy {
             Strategy::Lazy | Strategy::Eager => Ok(true),
             Strategy::Lease { ms } => {
-                let fetched = (seen >> 32) as u32;
-                // Wrapping: the clock is kept modulo 2^32 ms (49.7 days); see docs/observability.md.
-                Ok(self.lease_clock()?.wrapping_sub(fetched) < ms)
+                let fetched = self.stamp(agent.slot, line)?.load(Ordering::Relaxed);
+                // Wrapping: a stamp ahead of the clock (garbage, or a clock that restarted) is
+                // far in the past, so the copy expires.
+                Ok(self.lease_clock()?.wrapping_sub(fetched) < u64::from(ms))
             }
             Strategy::AccessCount { hits } => {
-                let served = (seen >> 32) as u32;
-                if served >= hits {
+                let stamp = self.stamp(agent.slot, line)?;
+                let served = stamp.load(Ordering::Relaxed);
+                if served >= u64::from(hits) {
                     return Ok(false);
                 }
-                // Another thread of this agent may update the word meanwhile: count this HIT
-                // only on the word as seen, else serve a MISS (never a HIT past the count).
-                Ok(view
-                    .compare_exchange(seen, seen + (1 << 32), Ordering::Relaxed, Ordering::Relaxed)
+                // Another thread of this agent may count or reset meanwhile: count this HIT
+                // only on the stamp as seen, else serve a MISS (never a HIT past the count).
+                Ok(stamp
+                    .compare_exchange(served, served + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok())
             }
         }
     }
 
-    /// Milliseconds since the segment was created, modulo 2^32.
-    fn lease_clock(&self) -> Result<u32> {
+    /// Milliseconds since the segment was created (wrapping, like the clock's difference).
+    fn lease_clock(&self) -> Result<u64> {
         let created = self.words.at(H_CREATED_MS)?.load(Ordering::Relaxed);
-        Ok(self.env.now_ms().wrapping_sub(created) as u32)
+        Ok(self.env.now_ms().wrapping_sub(created))
+    }
+
+    /// The lease clock, `None` if the clock is behind the segment's creation (for `fsck`).
+    #[cfg(not(loom))]
+    pub(crate) fn lease_clock_since_creation(&self) -> Result<Option<u64>> {
+        let created = self.words.at(H_CREATED_MS)?.load(Ordering::Relaxed);
+        Ok(self.env.now_ms().checked_sub(created))
     }
 }

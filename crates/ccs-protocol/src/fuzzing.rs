@@ -234,7 +234,7 @@ fn exercise_line(dir: &Directory<MemEnv>, me: AgentId, line: u32) {
         let _ = dir.release(hold);
     }
     let _ = dir.wait_changed(line, 0, Some(0));
-    let _ = dir.wait_changed(line, u32::MAX, Some(0));
+    let _ = dir.wait_changed(line, u64::MAX, Some(0));
     let _ = dir.serve_private(me, line, current, 0);
     let _ = dir.check(me, line);
 }

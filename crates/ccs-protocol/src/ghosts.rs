@@ -65,7 +65,7 @@ impl<E: Env> Directory<E> {
         line: u32,
         meta: u64,
         base: u64,
-        tombstone: u32,
+        tombstone: u64,
     ) -> Result<()> {
         #[cfg(ccs_mutant = "no_ghost_views")]
         {
@@ -76,9 +76,8 @@ impl<E: Env> Directory<E> {
         {
             let home = self.home_of(meta);
             for slot in 0..self.agent_count()? {
-                let seen = self.view(slot, line)?.load(Ordering::Relaxed);
-                let held = seen as u32;
-                if held == 0 || (u64::from(held) <= base && held != DROPPED_VIEW) {
+                let held = self.view(slot, line)?.load(Ordering::Relaxed);
+                if held == 0 || (held <= base && held != DROPPED_VIEW) {
                     continue;
                 }
                 let ghost = ghost_of(meta, held == tombstone);

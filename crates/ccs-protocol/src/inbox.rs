@@ -30,7 +30,7 @@ pub struct ChangeEvent {
     /// The artifact's line.
     pub line: u32,
     /// The version written.
-    pub version: u32,
+    pub version: u64,
     /// The writer's slot.
     pub writer: u32,
     /// The write was a delete.
@@ -205,7 +205,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// After publishing `version` of `line`, push an event to every subscriber but the writer.
-    pub(crate) fn push_events(&self, line: u32, version: u32, writer: u32, deleted: bool) {
+    pub(crate) fn push_events(&self, line: u32, version: u64, writer: u32, deleted: bool) {
         if self.geo.inbox_words == 0 {
             return;
         }
@@ -405,19 +405,21 @@ enum EventRead {
     Lost,
 }
 
+/// An event's checked words: `line << 32 | writer << 1 | deleted` (writer slots are below
+/// 65,535), and the version, a whole word.
 fn encode_event(event: ChangeEvent) -> [u64; 2] {
     [
-        u64::from(event.line) << 32 | u64::from(event.version),
-        u64::from(event.writer) << 32 | u64::from(event.deleted),
+        u64::from(event.line) << 32 | u64::from(event.writer) << 1 | u64::from(event.deleted),
+        event.version,
     ]
 }
 
 fn decode_event(fields: &[u64; 2]) -> ChangeEvent {
     ChangeEvent {
         line: (fields[0] >> 32) as u32,
-        version: fields[0] as u32,
-        writer: (fields[1] >> 32) as u32,
-        deleted: fields[1] & 1 != 0,
+        writer: (fields[0] as u32) >> 1,
+        deleted: fields[0] & 1 != 0,
+        version: fields[1],
     }
 }
 

@@ -4,8 +4,8 @@
 //! every process can map the segment at a different address. See `docs/layout.md`.
 //!
 //! ```text
-//! header | agent table | directory lines | views (agent × line) | slot descriptors
-//!        | operation logs (one ring per agent) | inboxes (one per agent) | subscriptions
+//! header | agent table | directory lines | views (agent × line) | stamps (agent × line)
+//!        | slot descriptors | operation logs (one ring per agent) | inboxes (one per agent) | subscriptions
 //!        | block table (one word per arena granule) | arena
 //! ```
 
@@ -155,10 +155,12 @@ pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
 pub(crate) const RING_HEADER_WORDS: usize = 8;
 /// Records claimed so far (the next record's sequence number).
 pub(crate) const R_NEXT: usize = 0;
-/// The open run of HITs: `(line + 1) << 32 | version`, or 0.
+/// The line of the open run of HITs: `line + 1`, or 0 (no run).
 pub(crate) const R_RUN: usize = 1;
 /// The sequence number of the record counting that run.
 pub(crate) const R_RUN_SEQ: usize = 2;
+/// The version of the open run of HITs.
+pub(crate) const R_RUN_VERSION: usize = 3;
 pub(crate) const RECORD_WORDS: usize = 8;
 
 // Inbox header words (one cache line per agent), then the events.
@@ -182,7 +184,7 @@ pub(crate) const D_CTL: usize = 0;
 pub(crate) const D_OWNER: usize = 1;
 pub(crate) const D_BLOCK: usize = 2;
 pub(crate) const D_LEN: usize = 3;
-/// The version the descriptor holds (64 bits; the API's versions are 32 bits for now).
+/// The version the descriptor holds (64 bits, like every version in the segment).
 pub(crate) const D_VERSION: usize = 4;
 pub(crate) const D_NEXT: usize = 5;
 pub(crate) const D_WRITTEN_MS: usize = 6;
@@ -210,6 +212,8 @@ pub struct Geometry {
     pub lines_at: usize,
     /// First word of the views table.
     pub views_at: usize,
+    /// First word of the stamps table (the strategies' expiry state, indexed like the views).
+    pub stamps_at: usize,
     /// First word of the ghosts table (`ghosts.rs`): one word per agent and home line.
     pub ghosts_at: usize,
     /// First word of the descriptor table.
@@ -301,7 +305,8 @@ impl Geometry {
         let agents_at = round_up(HEADER_WORDS, 8);
         let lines_at = agents_at + agents * AGENT_WORDS;
         let views_at = lines_at + lines * line_words;
-        let ghosts_at = views_at + agents * lines;
+        let stamps_at = round_up(views_at + agents * lines, 8);
+        let ghosts_at = stamps_at + agents * lines;
         let descs_at = round_up(ghosts_at + agents * lines, 8);
         let logs_at = descs_at + descs * DESC_WORDS;
         let ring_words = match config.log_records {
@@ -337,6 +342,7 @@ impl Geometry {
             agents_at,
             lines_at,
             views_at,
+            stamps_at,
             ghosts_at,
             descs_at,
             logs_at,
@@ -365,6 +371,12 @@ impl Geometry {
 
     pub(crate) fn view_word(&self, slot: u32, line: u32) -> usize {
         self.views_at + slot as usize * self.lines + line as usize
+    }
+
+    /// The stamp word of `slot` on `line`: the same index as its view word, in the stamps
+    /// table. Only lease and access-count agents ever touch theirs (`freshness.rs`).
+    pub(crate) fn stamp_word(&self, slot: u32, line: u32) -> usize {
+        self.stamps_at + slot as usize * self.lines + line as usize
     }
 
     pub(crate) fn ghost_word(&self, slot: u32, home: u32) -> usize {

@@ -18,15 +18,17 @@
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{H_SWITCHES, R_NEXT, R_RUN, R_RUN_SEQ, RECORD_WORDS, SWITCH_LOG_OFF};
+use crate::layout::{
+    H_SWITCHES, R_NEXT, R_RUN, R_RUN_SEQ, R_RUN_VERSION, RECORD_WORDS, SWITCH_LOG_OFF,
+};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::sync::{AtomicU64, Ordering, fence};
 
 /// The stamp of a record being filled.
 const WRITING: u64 = u64::MAX;
 
-// Record words: the stamp; the checked fields (time, line|op|outcome|mode,
-// version|held, other agent, bytes); the count; the checksum.
+// Record words: the stamp; the checked fields (time, line|other agent|op|outcome|mode,
+// version, held, bytes); the count; the checksum.
 const W_STAMP: usize = 0;
 const W_TIME: usize = 1;
 const W_BYTES: usize = 5;
@@ -43,9 +45,9 @@ pub struct LogEntry {
     /// The artifact's line, if any.
     pub line: Option<u32>,
     /// The version involved.
-    pub version: u32,
+    pub version: u64,
     /// The version the agent held before.
-    pub held: u32,
+    pub held: u64,
     /// The other agent involved (a holder), by slot.
     pub other: Option<u32>,
     /// Payload bytes.
@@ -82,7 +84,7 @@ impl LogEntry {
     }
 
     /// The same entry with versions `version` (involved) and `held` (before).
-    pub fn versions(self, version: u32, held: u32) -> LogEntry {
+    pub fn versions(self, version: u64, held: u64) -> LogEntry {
         LogEntry {
             version,
             held,
@@ -138,16 +140,18 @@ impl<E: Env> Directory<E> {
     /// Log a HIT of `agent` on `version` of `line`, counting it in the agent's open run of
     /// HITs on that version if its last record is one.
     #[inline]
-    pub fn log_hit(&self, agent: AgentId, line: u32, version: u32, bytes: u64) {
+    pub fn log_hit(&self, agent: AgentId, line: u32, version: u64, bytes: u64) {
         if self.logging() {
             let _ = self.append_hit(agent.slot, line, version, bytes);
         }
     }
 
-    fn append_hit(&self, slot: u32, line: u32, version: u32, bytes: u64) -> Result<()> {
-        let run_key = (u64::from(line) + 1) << 32 | u64::from(version);
+    fn append_hit(&self, slot: u32, line: u32, version: u64, bytes: u64) -> Result<()> {
+        let run_line = u64::from(line) + 1;
         let run = self.words.at(self.geo.ring_word(slot, R_RUN))?;
-        if run.load(Ordering::Relaxed) == run_key {
+        let run_version = self.words.at(self.geo.ring_word(slot, R_RUN_VERSION))?;
+        if run.load(Ordering::Relaxed) == run_line && run_version.load(Ordering::Relaxed) == version
+        {
             let seq = self
                 .words
                 .at(self.geo.ring_word(slot, R_RUN_SEQ))?
@@ -168,7 +172,11 @@ impl<E: Env> Directory<E> {
         self.words
             .at(self.geo.ring_word(slot, R_RUN_SEQ))?
             .store(seq, Ordering::Relaxed);
-        run.store(run_key, Ordering::Relaxed);
+        // The line last: a run is open only once its version and record are in place (for
+        // this thread; the agent's threads racing here can at worst count a HIT in another of
+        // its own records, as above).
+        run_version.store(version, Ordering::Relaxed);
+        run.store(run_line, Ordering::Relaxed);
         Ok(())
     }
 
@@ -290,47 +298,42 @@ impl<E: Env> Directory<E> {
     }
 }
 
-/// The record's checked words: time, what, versions, other, bytes.
+/// The record's checked words: time, what, version, held, bytes. `what` is
+/// `(line + 1):24 | (other + 1):16 | op:8 | outcome:8 | mode:8` (0 for no line or no other
+/// agent): lines are fewer than 2^23 and agent slots fewer than 65,535 (`layout.rs`).
 fn encode(t_ns: u64, entry: &LogEntry) -> [u64; 5] {
     let line = entry.line.map_or(0, |l| u64::from(l) + 1);
-    let what = line << 32
-        | u64::from(entry.op.code()) << 24
-        | u64::from(entry.outcome.code()) << 16
-        | u64::from(WriteMode::code(entry.mode)) << 8;
-    [
-        t_ns,
-        what,
-        u64::from(entry.version) << 32 | u64::from(entry.held),
-        entry.other.map_or(0, |o| u64::from(o) + 1),
-        entry.bytes,
-    ]
+    let other = entry.other.map_or(0, |o| u64::from(o) + 1);
+    let what = line << 40
+        | (other & 0xffff) << 24
+        | u64::from(entry.op.code()) << 16
+        | u64::from(entry.outcome.code()) << 8
+        | u64::from(WriteMode::code(entry.mode));
+    [t_ns, what, entry.version, entry.held, entry.bytes]
 }
 
 /// Decode checked words; `None` if any field is out of range for this segment.
 fn decode(fields: &[u64; 5], lines: u32, agents: u32) -> Option<LogEntry> {
-    let [t_ns, what, versions, other, bytes] = *fields;
-    let line = match (what >> 32) as u32 {
+    let [t_ns, what, version, held, bytes] = *fields;
+    let line = match (what >> 40) as u32 {
         0 => None,
         n if n - 1 < lines => Some(n - 1),
         _ => return None,
     };
-    let other = match other {
+    let other = match ((what >> 24) & 0xffff) as u32 {
         0 => None,
-        n if n - 1 < u64::from(agents) => Some((n - 1) as u32),
+        n if n - 1 < agents => Some(n - 1),
         _ => return None,
     };
-    if what & 0xff != 0 {
-        return None;
-    }
     Some(LogEntry {
-        op: LogOp::from_code((what >> 24) as u8)?,
-        outcome: LogOutcome::from_code((what >> 16) as u8)?,
+        op: LogOp::from_code((what >> 16) as u8)?,
+        outcome: LogOutcome::from_code((what >> 8) as u8)?,
         line,
-        version: (versions >> 32) as u32,
-        held: versions as u32,
+        version,
+        held,
         other,
         bytes,
-        mode: WriteMode::from_code((what >> 8) as u8)?,
+        mode: WriteMode::from_code(what as u8)?,
         t_ns: Some(t_ns),
     })
 }

@@ -13,7 +13,7 @@
 //!   takes the same value twice in two different uses (until 2^32 reuses of that one descriptor
 //!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
 //!   two writers that both took the line at the same version. The version is not in the tag: it
-//!   has its own word (`D_VERSION`), which leaves room for 64-bit versions.
+//!   has its own word (`D_VERSION`), 64 bits like every version in the segment.
 //! * A descriptor's **control** word: `state:2 | pins:62`.
 
 /// Fields of a line's head word.

@@ -34,7 +34,7 @@ use crate::sync::{AtomicU64, Ordering, fence};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadInfo {
     /// Version of the bytes returned.
-    pub version: u32,
+    pub version: u64,
     /// Whether the agent already held this version (its copy was current).
     pub hit: bool,
     /// Whether the agent now holds a valid (S) copy; false when a writer held the line.
@@ -42,7 +42,7 @@ pub struct ReadInfo {
 }
 
 impl ReadInfo {
-    fn miss(version: u32, valid: bool) -> ReadInfo {
+    fn miss(version: u64, valid: bool) -> ReadInfo {
         ReadInfo {
             version,
             hit: false,
@@ -55,9 +55,9 @@ impl ReadInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewCheck {
     /// Version the agent last read or wrote (0: never).
-    pub held: u32,
+    pub held: u64,
     /// The artifact's current version (0: never written).
-    pub current: u32,
+    pub current: u64,
     /// The agent's valid bit is set: its copy is current (a HIT).
     pub valid: bool,
 }
@@ -68,7 +68,7 @@ pub struct Pinned {
     /// The pinned descriptor; pass back to [`Directory::release_pin`].
     pub desc: u32,
     /// Its version.
-    pub version: u32,
+    pub version: u64,
     /// First word of its payload (`None` for an empty payload).
     pub first_word: Option<usize>,
     /// Payload length in bytes.
@@ -91,9 +91,23 @@ enum Taken {
     /// No version of the line's key.
     Absent,
     /// A tombstone: the key was deleted at `version`.
-    Deleted { version: u32 },
+    Deleted { version: u64 },
     /// Read, with the pin if one was taken.
-    Got { version: u32, pin: Option<Pinned> },
+    Got { version: u64, pin: Option<Pinned> },
+}
+
+/// What one optimistic copy found: [`Taken`] without a pin, small enough to come back in
+/// registers (a `Taken` carries a `Pinned`, and copying it out of an `Option` through memory
+/// stalled the HIT path on store forwarding once versions were 64 bits).
+enum Copied {
+    /// The descriptor changed while copying: discard the copy.
+    Torn,
+    /// The descriptor was reused under us; start over from the head.
+    Moved,
+    /// A tombstone of this version.
+    Deleted(u64),
+    /// Copied this version.
+    Got(u64),
 }
 
 /// Attempts at an optimistic copy before pinning.
@@ -103,6 +117,7 @@ const MISS_ATTEMPTS: u32 = 3;
 
 impl<E: Env> Directory<E> {
     /// Read `line` as `agent` into `out`.
+    #[inline]
     pub fn read(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
         self.read_with(agent, line, Take::Copy(out))
             .map(|(info, _)| info)
@@ -196,6 +211,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// A read, logged.
+    #[inline]
     fn read_with(
         &self,
         agent: AgentId,
@@ -207,7 +223,7 @@ impl<E: Env> Directory<E> {
         // The agent's view before the read: the HIT test's input and the MISS record's `held`,
         // loaded once.
         let seen = view.load(Ordering::Relaxed);
-        let held = seen as u32;
+        let held = seen;
         let result = self.read_unlogged(agent, line, view, seen, &mut take);
         if !self.logging() {
             return result;
@@ -255,14 +271,14 @@ impl<E: Env> Directory<E> {
     ) -> Result<(ReadInfo, Option<Pinned>)> {
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         let head_word = self.head(line)?;
-        let held = seen as u32;
+        let held = seen;
 
         // HIT: pairs with the SeqCst swap that clears the masks in `write.rs`.
         if held != 0 && mask.load(Ordering::SeqCst) & bit != 0 {
             // Pairs with the publishing compare-exchange in `write.rs`.
             let head = Head::unpack(head_word.load(Ordering::Acquire));
             if let Taken::Got { version, pin } = self.take(line, head, take)? {
-                if version == held && !self.still_fresh(agent, view, seen)? {
+                if version == held && !self.still_fresh(agent, line)? {
                     // The strategy expired the copy: drop S and fetch again, as a MISS.
                     mask.fetch_and(!bit, Ordering::SeqCst);
                     self.drop_pin(pin)?;
@@ -308,7 +324,7 @@ impl<E: Env> Directory<E> {
                 // Seen deleted: a tombstone is a version (docs/protocol.md §4), and the view
                 // records it, so a write re-creating the key from it is not stale.
                 Taken::Deleted { version } => {
-                    self.advance_view(agent, view, version)?;
+                    self.advance_view(agent, line, view, version)?;
                     return Err(ProtocolError::NotFound);
                 }
                 Taken::Moved => {
@@ -316,7 +332,7 @@ impl<E: Env> Directory<E> {
                     continue;
                 }
             };
-            self.advance_view(agent, view, version)?;
+            self.advance_view(agent, line, view, version)?;
             if head.holder != 0 {
                 // A writer holds the line: it may clear masks at any moment, so do not claim S.
                 return Ok((ReadInfo::miss(version, false), pin));
@@ -356,8 +372,10 @@ impl<E: Env> Directory<E> {
             Take::Copy(out) => {
                 for _ in 0..OPTIMISTIC_COPIES {
                     match self.copy_validated(line, desc, out)? {
-                        Some(taken) => return Ok(taken),
-                        None => continue,
+                        Copied::Got(version) => return Ok(Taken::Got { version, pin: None }),
+                        Copied::Moved => return Ok(Taken::Moved),
+                        Copied::Deleted(version) => return Ok(Taken::Deleted { version }),
+                        Copied::Torn => continue,
                     }
                 }
                 match self.take_pinned(line, desc)? {
@@ -408,21 +426,21 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// One optimistic copy of `desc` (seqlock read). `None`: the descriptor changed while
+    /// One optimistic copy of `desc` (seqlock read). `Torn`: the descriptor changed while
     /// copying and the copy must be discarded.
-    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Option<Taken>> {
+    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Copied> {
         let owner_word = &self.desc_words(desc)?[D_OWNER];
         // Pairs with the publishing compare-exchange (the descriptor's fields are visible).
         let before = owner_word.load(Ordering::Acquire);
         match unpack_owner(before) {
             Some((owner_line, _)) if owner_line == line => {}
-            _ => return Ok(Some(Taken::Moved)),
+            _ => return Ok(Copied::Moved),
         }
         // Inside the seqlock window: if the descriptor is reused after this check, the owner
         // re-check below fails.
         #[cfg(not(ccs_mutant = "no_publish_check"))]
         if !self.was_published(desc, line)? {
-            return Ok(Some(Taken::Moved));
+            return Ok(Copied::Moved);
         }
         let copied = self.slot_info(desc, before).and_then(|info| {
             if !info.deleted {
@@ -444,18 +462,13 @@ impl<E: Env> Directory<E> {
         fence(Ordering::Acquire);
         #[cfg(not(ccs_mutant = "no_seqlock_validate"))]
         if owner_word.load(Ordering::Relaxed) != before {
-            return Ok(None);
+            return Ok(Copied::Torn);
         }
         let info = copied?;
         if info.deleted {
-            return Ok(Some(Taken::Deleted {
-                version: info.version,
-            }));
+            return Ok(Copied::Deleted(info.version));
         }
-        Ok(Some(Taken::Got {
-            version: info.version,
-            pin: None,
-        }))
+        Ok(Copied::Got(info.version))
     }
 
     /// Whether `agent` holds the current version of `line`: its valid bit, one load. This is
@@ -477,7 +490,7 @@ impl<E: Env> Directory<E> {
         &self,
         agent: AgentId,
         line: u32,
-        version: u32,
+        version: u64,
         bytes: u64,
     ) -> Result<bool> {
         self.check_line(line)?;
@@ -489,7 +502,7 @@ impl<E: Env> Directory<E> {
             return Ok(false);
         }
         let seen = view.load(Ordering::Relaxed);
-        if seen as u32 != version || !self.still_fresh(agent, view, seen)? {
+        if seen != version || !self.still_fresh(agent, line)? {
             return Ok(false);
         }
         self.log_hit(agent, line, version, bytes);
@@ -504,7 +517,7 @@ impl<E: Env> Directory<E> {
         // `fetch_or` that set the bit after its view (another thread of this agent): the view
         // is loaded after the bit, so it is at least the version the bit was set for.
         let bit_set = mask.load(Ordering::SeqCst) & bit != 0;
-        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+        let held = self.view(agent.slot, line)?.load(Ordering::Relaxed);
         let Current { version, base, .. } = self.current(line)?;
         let current = version;
         // A view at or below the base is of an earlier key of a reused line: none of this key.
@@ -549,11 +562,6 @@ impl<E: Env> Directory<E> {
                     #[cfg(not(ccs_mutant = "no_publish_check"))]
                     let unchanged = unchanged && head_word.load(Ordering::Relaxed) == raw;
                     if unchanged {
-                        let version = u32::try_from(version).map_err(|_| {
-                            ProtocolError::corrupt(format!(
-                                "slot descriptor {desc} has a version beyond 2^32"
-                            ))
-                        })?;
                         let deleted = flags & crate::alloc::FLAG_DELETED != 0;
                         return self.above_base(line, version, deleted, head);
                     }
@@ -573,9 +581,8 @@ impl<E: Env> Directory<E> {
 
     /// The line's state given its published `version`: a key given a reused line (or one
     /// whose home has a version floor) is absent at its base until its first write.
-    fn above_base(&self, line: u32, version: u32, deleted: bool, head: Head) -> Result<Current> {
-        let base = u32::try_from(self.base(line)?)
-            .map_err(|_| ProtocolError::corrupt(format!("line {line} has a base beyond 2^32")))?;
+    fn above_base(&self, line: u32, version: u64, deleted: bool, head: Head) -> Result<Current> {
+        let base = self.base(line)?;
         Ok(if base > version {
             Current {
                 version: base,
@@ -594,7 +601,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// The current version of `line` (0: never written; a deleted artifact keeps its version).
-    pub fn version(&self, line: u32) -> Result<u32> {
+    pub fn version(&self, line: u32) -> Result<u64> {
         Ok(self.current(line)?.version)
     }
 }
@@ -619,9 +626,9 @@ fn moved_before(moved_from: &mut Option<u64>, raw: u64, attempt: u32) -> Result<
 /// A line's current version, read consistently.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Current {
-    pub version: u32,
+    pub version: u64,
     pub deleted: bool,
     pub head: Head,
     /// The line's base: versions at or below it are of earlier keys of the line.
-    pub base: u32,
+    pub base: u64,
 }

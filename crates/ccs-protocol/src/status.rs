@@ -33,7 +33,7 @@ pub struct ArtifactRow {
     /// Key.
     pub key: String,
     /// Current version (0: created but never written).
-    pub version: u32,
+    pub version: u64,
     /// Payload bytes of the current version.
     pub size: u64,
     /// Slot of the agent that wrote the current version.
@@ -56,7 +56,7 @@ pub struct Cell {
     /// MESI state.
     pub state: Mesi,
     /// Version the agent last read or wrote (0: never).
-    pub held: u32,
+    pub held: u64,
 }
 
 impl<E: Env> Directory<E> {
@@ -121,7 +121,7 @@ impl<E: Env> Directory<E> {
     /// `slot`'s state on `line`.
     pub fn cell(&self, slot: u32, line: u32) -> Result<Cell> {
         self.check_line(line)?;
-        let held = self.view(slot, line)?.load(Ordering::Relaxed) as u32;
+        let held = self.view(slot, line)?.load(Ordering::Relaxed);
         let head = Head::unpack(self.head(line)?.load(Ordering::Acquire));
         let state = if head.holder_slot() == Some(slot) {
             let lease = Lease::unpack(self.lease(line)?.load(Ordering::Acquire));

@@ -22,9 +22,9 @@ use crate::sync::{AtomicU32, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitResult {
     /// The artifact is now at this version, greater than the one waited past.
-    Changed(u32),
+    Changed(u64),
     /// The timeout passed first; the version is still this one.
-    TimedOut(u32),
+    TimedOut(u64),
 }
 
 /// Waiter side of the handshake: raise the flag before the last check.
@@ -49,7 +49,7 @@ impl<E: Env> Directory<E> {
     pub fn wait_changed(
         &self,
         line: u32,
-        since: u32,
+        since: u64,
         timeout_ms: Option<u64>,
     ) -> Result<WaitResult> {
         self.check_line(line)?;

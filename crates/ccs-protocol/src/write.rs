@@ -19,6 +19,7 @@
 //! lease is reclaimed and thereby fenced; a live exclusive holder within its lease makes an
 //! `acquire` fail with [`ProtocolError::Held`] at once (never a silent preemption).
 
+use crate::agents::DROPPED_VIEW;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
@@ -36,7 +37,7 @@ pub enum Condition {
     /// The writer's own view: refused if it last read an older version than the current one.
     View,
     /// Exactly this current version (0: never written).
-    Version(u32),
+    Version(u64),
     /// Nothing: overwrite whatever is there.
     Blind,
 }
@@ -51,11 +52,11 @@ pub struct Hold {
     /// The holder.
     pub agent: AgentId,
     /// The current version when the right was taken.
-    pub version: u32,
+    pub version: u64,
     /// Whether the artifact was deleted (a tombstone) when taken.
     pub deleted: bool,
     /// The line's base when taken: views at or below it are of earlier keys of the line.
-    pub(crate) base: u32,
+    pub(crate) base: u64,
     /// The line's pending-slot word as found right after taking the line; recording a slot
     /// compares against it, so a holder whose right was reclaimed meanwhile cannot record.
     pub(crate) pending_seen: u64,
@@ -89,7 +90,7 @@ impl<E: Env> Directory<E> {
         line: u32,
         payload: &[u8],
         condition: Condition,
-    ) -> Result<u32> {
+    ) -> Result<u64> {
         self.write_logged(agent, line, None, Some(payload), condition)
     }
 
@@ -101,17 +102,17 @@ impl<E: Env> Directory<E> {
         at: LineRef,
         payload: &[u8],
         condition: Condition,
-    ) -> Result<u32> {
+    ) -> Result<u64> {
         self.write_logged(agent, at.line, Some(at), Some(payload), condition)
     }
 
     /// Delete `line` as `agent` if `condition` holds: publishes a tombstone version.
-    pub fn delete(&self, agent: AgentId, line: u32, condition: Condition) -> Result<u32> {
+    pub fn delete(&self, agent: AgentId, line: u32, condition: Condition) -> Result<u64> {
         self.write_logged(agent, line, None, None, condition)
     }
 
     /// [`Directory::delete`] of a key resolved as `at` (see [`Directory::put_at`]).
-    pub fn delete_at(&self, agent: AgentId, at: LineRef, condition: Condition) -> Result<u32> {
+    pub fn delete_at(&self, agent: AgentId, at: LineRef, condition: Condition) -> Result<u64> {
         self.write_logged(agent, at.line, Some(at), None, condition)
     }
 
@@ -122,12 +123,12 @@ impl<E: Env> Directory<E> {
         at: Option<LineRef>,
         payload: Option<&[u8]>,
         condition: Condition,
-    ) -> Result<u32> {
+    ) -> Result<u64> {
         let held = match condition {
             Condition::Version(expected) => expected,
             Condition::View | Condition::Blind => {
                 self.check_line(line)?;
-                self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32
+                self.view(agent.slot, line)?.load(Ordering::Relaxed)
             }
         };
         let result = self
@@ -152,7 +153,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Log the outcome of a write-like operation.
-    fn log_result(&self, agent: AgentId, entry: LogEntry, held: u32, result: &Result<Published>) {
+    fn log_result(&self, agent: AgentId, entry: LogEntry, held: u64, result: &Result<Published>) {
         if !self.logging() {
             return;
         }
@@ -176,7 +177,7 @@ impl<E: Env> Directory<E> {
         payload: Option<&[u8]>,
         condition: Condition,
         stop: StopAt,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<u64>> {
         self.write_inner(agent, line, None, payload, condition, stop)
             .map(|done| done.map(|published| published.version))
     }
@@ -222,7 +223,7 @@ impl<E: Env> Directory<E> {
                     yours: expected,
                 }),
                 Condition::View => {
-                    let held = self.view(agent.slot, line)?.load(Ordering::Relaxed) as u32;
+                    let held = self.view(agent.slot, line)?.load(Ordering::Relaxed);
                     // A view at or below the line's base is of an earlier key of the line: this
                     // agent never read this key here (as a view of 0 says), but may have read
                     // it on a line since reused (its ghost, `ghosts.rs`).
@@ -300,7 +301,7 @@ impl<E: Env> Directory<E> {
         if self.logging() {
             let held = self
                 .view(agent.slot, line)
-                .map_or(0, |v| v.load(Ordering::Relaxed) as u32);
+                .map_or(0, |v| v.load(Ordering::Relaxed));
             let entry = LogEntry::new(LogOp::Acquire, LogOutcome::Ok).on(line);
             self.log(
                 agent,
@@ -315,7 +316,7 @@ impl<E: Env> Directory<E> {
 
     /// Publish `payload` under `hold` and give the right up. Refused with
     /// [`ProtocolError::Fenced`] if the right was reclaimed.
-    pub fn commit(&self, hold: Hold, payload: &[u8]) -> Result<u32> {
+    pub fn commit(&self, hold: Hold, payload: &[u8]) -> Result<u64> {
         let result = self.commit_unlogged(hold, payload);
         let entry = LogEntry {
             bytes: payload.len() as u64,
@@ -556,11 +557,14 @@ impl<E: Env> Directory<E> {
         stop: StopAt,
     ) -> Result<Option<Published>> {
         let line = hold.line;
-        let Some(version) = hold.version.checked_add(1) else {
+        // Never refused in practice (2^64 − 2 writes of one key at 10^9 a second take 584
+        // years; only a corrupted version word gets here), and it keeps `DROPPED_VIEW` above
+        // every version ever published (see `agents.rs`).
+        let Some(version) = hold.version.checked_add(1).filter(|&v| v != DROPPED_VIEW) else {
             let _ = self.unhold(hold);
             return Err(ProtocolError::CapacityExceeded {
                 what: "versions of one artifact",
-                limit: u64::from(u32::MAX),
+                limit: DROPPED_VIEW - 1,
             });
         };
         #[cfg(ccs_mutant = "retire_before_publish")]
@@ -697,8 +701,8 @@ impl<E: Env> Directory<E> {
     }
 
     /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.
-    fn adopt(&self, agent: AgentId, line: u32, published: Head, version: u32) -> Result<()> {
-        self.advance_view(agent, self.view(agent.slot, line)?, version)?;
+    fn adopt(&self, agent: AgentId, line: u32, published: Head, version: u64) -> Result<()> {
+        self.advance_view(agent, line, self.view(agent.slot, line)?, version)?;
         let (mask, bit) = self.valid_bit(agent.slot, line)?;
         mask.fetch_or(bit, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -720,12 +724,12 @@ impl<E: Env> Directory<E> {
 /// A version published, and when (for the log).
 #[derive(Debug, Clone, Copy)]
 struct Published {
-    version: u32,
+    version: u64,
     t_ns: u64,
 }
 
 /// `entry` as refused by `error`.
-fn refused(entry: LogEntry, held: u32, error: &ProtocolError) -> LogEntry {
+fn refused(entry: LogEntry, held: u64, error: &ProtocolError) -> LogEntry {
     let entry = entry.versions(0, held);
     match *error {
         ProtocolError::Conflict { current, yours } => LogEntry {

@@ -12,7 +12,7 @@ use ccs_protocol::{
 };
 use common::{agent, config, fixture};
 
-fn read(dir: &Directory<MemEnv>, agent: AgentId, line: u32) -> (Vec<u8>, u32, bool) {
+fn read(dir: &Directory<MemEnv>, agent: AgentId, line: u32) -> (Vec<u8>, u64, bool) {
     let mut out = Vec::new();
     let info = dir.read(agent, line, &mut out).expect("read");
     (out, info.version, info.hit)
@@ -480,10 +480,7 @@ fn deleted_keys_lines_are_reused() {
         let at = f.dir.insert_key(a, &key).expect("a line for a new key");
         reused += u32::from(at.generation > 0);
         let version = f.dir.put_at(a, at, b"x", Condition::View).expect("put");
-        assert_eq!(
-            f.dir.key_of_version(at.line, u64::from(version)),
-            Ok(Some(key))
-        );
+        assert_eq!(f.dir.key_of_version(at.line, version), Ok(Some(key)));
         f.dir.delete_at(a, at, Condition::View).expect("delete");
     }
     assert!(reused > 9_000, "lines reused {reused} times");
@@ -688,4 +685,63 @@ fn a_stale_reader_recreates_a_moved_key_only_after_seeing_it_absent() {
     f.dir
         .put_at(a, third, b"third", Condition::View)
         .expect("re-created after seeing it absent");
+}
+
+/// Issue 20: a key started above 2^32 (`raise_version_floor`) with lease and access-count
+/// agents, whose expiry state lives in the stamps table beside their 64-bit views: an access
+/// count serves its n HITs per fetch then a MISS, a lease expires with the clock, and a write
+/// makes both MISS at once. Log records and events carry the whole versions.
+#[test]
+fn strategies_and_records_above_2_pow_32() {
+    const FLOOR: u64 = 5 << 32;
+    let f = fixture(config());
+    f.dir.raise_version_floor("hot", FLOOR).expect("floor");
+    let line = f.dir.find_or_insert_key("hot").expect("key");
+    let writer = agent(&f.dir, "writer");
+    let attach = |name: &str, strategy| {
+        let slot = f.dir.register_agent(name).expect("register");
+        f.dir.begin_attach_with(slot, 2, strategy).expect("attach")
+    };
+    let counted = attach("counted", ccs_protocol::Strategy::AccessCount { hits: 2 });
+    let leased = attach("leased", ccs_protocol::Strategy::Lease { ms: 100 });
+    let eager = attach("eager", ccs_protocol::Strategy::Eager);
+    f.dir.subscribe(eager, "hot").expect("subscribe");
+    assert_eq!(
+        f.dir.put(writer, line, b"v1", Condition::Blind),
+        Ok(FLOOR + 1)
+    );
+
+    let hits = |agent: AgentId, n: usize| -> Vec<(u64, bool)> {
+        (0..n)
+            .map(|_| {
+                let (_, version, hit) = read(&f.dir, agent, line);
+                (version, hit)
+            })
+            .collect()
+    };
+    let v = FLOOR + 1;
+    assert_eq!(
+        hits(counted, 4),
+        [(v, false), (v, true), (v, true), (v, false)]
+    );
+    assert_eq!(hits(leased, 2), [(v, false), (v, true)]);
+    f.dir.env().advance_ms(100);
+    assert_eq!(
+        hits(leased, 2),
+        [(v, false), (v, true)],
+        "the lease expired"
+    );
+    assert_eq!(f.dir.put(writer, line, b"v2", Condition::View), Ok(v + 1));
+    assert_eq!(hits(counted, 2), [(v + 1, false), (v + 1, true)]);
+    assert_eq!(hits(leased, 1), [(v + 1, false)]);
+
+    let events = f.dir.poll_events(eager, 8).expect("events");
+    let versions: Vec<u64> = events.events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [v, v + 1]);
+    let seq = f.dir.log_next(writer.slot).expect("log");
+    let last = match f.dir.read_record(writer.slot, seq - 1).expect("record") {
+        ccs_protocol::RecordRead::Ready(record) => record.entry,
+        other => panic!("the writer's last record: {other:?}"),
+    };
+    assert_eq!((last.version, last.held), (v + 1, v));
 }

@@ -8,7 +8,9 @@ mod common;
 
 use ccs_protocol::sync::Ordering;
 use ccs_protocol::testing::MemEnv;
-use ccs_protocol::{Condition, Config, Directory, FsckKind, FsckReport, Geometry, StopAt};
+use ccs_protocol::{
+    Condition, Config, Directory, FsckKind, FsckReport, Geometry, StopAt, Strategy,
+};
 use common::{Fixture, agent, config, fixture};
 
 fn fsck(dir: &Directory<MemEnv>) -> FsckReport {
@@ -249,6 +251,62 @@ fn a_head_out_of_range_is_reported() {
             .iter()
             .any(|r| r.contains("fsck cannot repair")),
         "{refused:#?}"
+    );
+}
+
+/// Views and stamps (layout.md §5, §5a): versions above 2^32 are clean; a view ahead of its
+/// line and a lease agent's stamp ahead of the segment's clock are reported; a lazy agent's
+/// stamps are never read.
+#[test]
+fn views_above_2_pow_32_are_clean_and_stamps_ahead_of_the_clock_are_reported() {
+    let f = fixture(config());
+    f.dir
+        .raise_version_floor("hot", (1 << 32) - 1)
+        .expect("floor");
+    let line = f.dir.find_or_insert_key("hot").expect("key");
+    let writer = agent(&f.dir, "writer");
+    let slot = f.dir.register_agent("leased").expect("register");
+    let leased = f
+        .dir
+        .begin_attach_with(slot, 2, Strategy::Lease { ms: 1000 })
+        .expect("attach");
+    assert_eq!(f.dir.put(writer, line, b"v", Condition::Blind), Ok(1 << 32));
+    let mut out = Vec::new();
+    assert_eq!(
+        f.dir.read(leased, line, &mut out).expect("read").version,
+        1 << 32
+    );
+    assert_clean(&fsck(&f.dir));
+
+    let geo = *f.dir.geometry();
+    let stamp = geo.stamps_at + slot as usize * geo.lines + line as usize;
+    poke(&f.dir, stamp, u64::MAX / 2);
+    let report = fsck(&f.dir);
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == FsckKind::View)
+        .expect("a stamp problem");
+    assert!(problem.subject.contains("lease stamp"), "{problem:?}");
+    poke(&f.dir, stamp, 0);
+    // The writer is lazy: a stamp of its is not a lease stamp.
+    poke(
+        &f.dir,
+        geo.stamps_at + writer.slot as usize * geo.lines + line as usize,
+        u64::MAX,
+    );
+    assert_clean(&fsck(&f.dir));
+
+    let view = geo.views_at + slot as usize * geo.lines + line as usize;
+    poke(&f.dir, view, (1 << 32) + 1);
+    let report = fsck(&f.dir);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == FsckKind::View && p.message.contains("4294967297")),
+        "{:#?}",
+        report.problems
     );
 }
 

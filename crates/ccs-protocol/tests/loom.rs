@@ -23,6 +23,8 @@
 //! | `split_by_another_thread` | 1 | a HIT reader copying a block that another thread freed and a third split never returns what the split stored (bound 1) | none in loom: `links_in_payload` is caught by the plain test `tests/arena.rs`: `allocator_never_writes_payload_bytes` |
 //! | `merge_races_alloc_and_free` | 1 | a buddy merge racing a free of the buddy and an allocation joins only blocks it took off the free lists: no block is handed out twice (bound 1) | `merge_listed_buddy` |
 //! | `unpin_is_checked` | 1 | a pin released twice is refused and leaves the version readable | `unchecked_unpin` |
+//! | `versions_cross_the_old_32_bit_limit` | 2, 5 | a key started at 2^32 − 1: a MISS racing the `put` of 2^32 leaves no stale valid bit; HITs, a stale view's refused and a current view's admitted conditional write above 2^32 | `truncated_view` |
+//! | `fencing_across_the_old_32_bit_limit` | 7 | an expired holder's `commit` of version 2^32 racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
 //! `RUSTFLAGS="--cfg loom" cargo test -p ccs-protocol --release --test loom`. A mutant is
@@ -59,6 +61,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(agents: u32) -> Arc<Fixture> {
+        Fixture::above_floor(agents, 0)
+    }
+
+    /// A fixture whose key starts above version `floor` (its first write publishes
+    /// `floor + 1`).
+    fn above_floor(agents: u32, floor: u64) -> Arc<Fixture> {
         let config = Config {
             max_agents: agents,
             max_artifacts: 1,
@@ -70,6 +78,9 @@ impl Fixture {
         };
         let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
         let dir = Directory::create_on_heap(heap, config, MemEnv::new(agents)).unwrap();
+        if floor > 0 {
+            dir.raise_version_floor("k", floor).unwrap();
+        }
         let line = dir.find_or_insert_key("k").unwrap();
         Arc::new(Fixture { dir, line })
     }
@@ -79,7 +90,7 @@ impl Fixture {
         self.dir.begin_attach(slot, pid).unwrap()
     }
 
-    fn put(&self, agent: AgentId, tag: u8, condition: Condition) -> Result<u32, ProtocolError> {
+    fn put(&self, agent: AgentId, tag: u8, condition: Condition) -> Result<u64, ProtocolError> {
         self.dir.put(agent, self.line, &payload(tag), condition)
     }
 
@@ -96,16 +107,16 @@ impl Fixture {
         }
     }
 
-    fn version(&self) -> u32 {
+    fn version(&self) -> u64 {
         self.dir.version(self.line).unwrap()
     }
 }
 
 /// Every byte of a read belongs to the version it was returned as (tag = version).
-fn assert_whole(bytes: &[u8], version: u32) {
+fn assert_whole(bytes: &[u8], version: u64) {
     assert_eq!(bytes.len(), LEN, "length of version {version}");
     assert!(
-        bytes.iter().all(|&b| u32::from(b) == version),
+        bytes.iter().all(|&b| u64::from(b) == version),
         "torn or foreign read: version {version} returned bytes {bytes:?}"
     );
 }
@@ -279,7 +290,7 @@ fn single_writer() {
         let ta = thread::spawn(contend(f.clone(), a, 1, inside.clone()));
         let won_b = contend(f.clone(), b, 1, inside.clone())();
         let won_a = ta.join().unwrap();
-        let wins = u32::from(won_a) + u32::from(won_b);
+        let wins = u64::from(won_a) + u64::from(won_b);
         assert!(wins >= 1, "nobody acquired a free line");
         assert_eq!(f.version(), wins);
     });
@@ -436,7 +447,7 @@ const TAG_A: u8 = 0xa;
 const TAG_B: u8 = 0xb;
 
 /// Read without asserting tag = version: returns (version, tag) or `None` if never written.
-fn read_tagged(f: &Fixture, agent: AgentId) -> Option<(u32, u8)> {
+fn read_tagged(f: &Fixture, agent: AgentId) -> Option<(u64, u8)> {
     let mut buf = Vec::new();
     match f.dir.read(agent, f.line, &mut buf) {
         Ok(info) => {
@@ -454,26 +465,38 @@ fn read_tagged(f: &Fixture, agent: AgentId) -> Option<(u32, u8)> {
 #[test]
 #[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
 fn fenced_commit_races_reclaim() {
-    model(|| {
-        let f = Fixture::new(2);
-        let a = f.agent("a", 1);
-        let b = f.agent("b", 2);
-        let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
-        f.dir.env().advance_ms(20); // A's lease is over
+    model(|| commit_races_reclaim(0));
+}
 
-        let fa = f.clone();
-        let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
-        let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
-        let rb = f.dir.commit(hold_b, &payload(TAG_B));
-        let ra = ta.join().unwrap();
-        let last = match (&ra, &rb) {
-            (Ok(1), Ok(2)) => 2,
-            (Err(ProtocolError::Fenced), Ok(1)) => 1,
-            other => panic!("fencing broken: a, b = {other:?}"),
-        };
-        assert_eq!(f.version(), last);
-        assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
-    });
+/// The model of `fenced_commit_races_reclaim` on a key whose versions start above `floor`
+/// (written once first if `floor` > 0).
+fn commit_races_reclaim(floor: u64) {
+    let f = Fixture::above_floor(2, floor);
+    let a = f.agent("a", 1);
+    let b = f.agent("b", 2);
+    let start = if floor > 0 {
+        let first = f.dir.put(a, f.line, &payload(TAG_A), Condition::Blind);
+        assert_eq!(first, Ok(floor + 1));
+        floor + 1
+    } else {
+        0
+    };
+    let hold_a = f.dir.acquire(a, f.line, 10).unwrap();
+    assert_eq!(hold_a.version, start);
+    f.dir.env().advance_ms(20); // A's lease is over
+
+    let fa = f.clone();
+    let ta = thread::spawn(move || fa.dir.commit(hold_a, &payload(TAG_A)));
+    let hold_b = f.dir.acquire(b, f.line, 1000).unwrap(); // reclaims, or A already left
+    let rb = f.dir.commit(hold_b, &payload(TAG_B));
+    let ra = ta.join().unwrap();
+    let last = match (&ra, &rb) {
+        (Ok(a), Ok(b)) if (*a, *b) == (start + 1, start + 2) => start + 2,
+        (Err(ProtocolError::Fenced), Ok(b)) if *b == start + 1 => start + 1,
+        other => panic!("fencing broken from v{start}: a, b = {other:?}"),
+    };
+    assert_eq!(f.version(), last);
+    assert_eq!(read_tagged(&f, a), Some((last, TAG_B)));
 }
 
 /// B has reclaimed A's expired hold; A's late `commit` races B's commit and a reader: A is
@@ -887,7 +910,7 @@ fn log_record_whole() {
         let entry = |tag: u32| LogEntry {
             bytes: u64::from(tag),
             t_ns: Some(u64::from(tag)),
-            ..LogEntry::new(LogOp::Put, LogOutcome::Ok).versions(tag, tag)
+            ..LogEntry::new(LogOp::Put, LogOutcome::Ok).versions(u64::from(tag), u64::from(tag))
         };
         let writers: Vec<_> = [7u32, 9]
             .into_iter()
@@ -901,9 +924,7 @@ fn log_record_whole() {
             if let RecordRead::Ready(record) = fixture.0.read_record(0, seq).unwrap() {
                 let e = record.entry;
                 assert!(
-                    e.version == e.held
-                        && u64::from(e.version) == e.bytes
-                        && e.t_ns == Some(e.bytes),
+                    e.version == e.held && e.version == e.bytes && e.t_ns == Some(e.bytes),
                     "torn log record: {e:?}"
                 );
             }
@@ -1139,4 +1160,97 @@ fn moved_key_never_admits_a_stale_write() {
             );
         }
     });
+}
+
+// =============================================================================================
+// 64-bit versions (issue 20): a key started just below the old 32-bit limit of the segment's
+// versions, written across it. Payload bytes are the version's low byte.
+
+/// The first version the segment's 32-bit words could not hold.
+const LIMIT: u64 = 1 << 32;
+
+/// The payload of version `version` near the limit.
+fn payload_of(version: u64) -> Vec<u8> {
+    payload(version as u8)
+}
+
+/// Read as `agent`, asserting the bytes are those of the version returned.
+fn read_near_limit(f: &Fixture, agent: AgentId) -> ReadInfo {
+    let mut buf = Vec::new();
+    let info = f.dir.read(agent, f.line, &mut buf).unwrap();
+    assert_eq!(buf, payload_of(info.version), "bytes of v{}", info.version);
+    info
+}
+
+/// Key "k" starts at 2^32 − 1; `w` (view current) writes 2^32 while `r`, holding a valid copy of
+/// 2^32 − 1, reads. No valid bit survives on 2^32 − 1; `r`'s conditional write is refused from
+/// 2^32 − 1 and admitted from 2^32; above the limit a fetched copy gives HITs and a stale view
+/// is refused. A view stored truncated to 32 bits (the mutant) loses the HITs and admits the
+/// stale write (its view reads as one of an earlier key).
+#[test]
+#[cfg_attr(ccs_mutant = "truncated_view", should_panic)]
+fn versions_cross_the_old_32_bit_limit() {
+    model(|| {
+        let f = Fixture::above_floor(2, LIMIT - 2);
+        let w = f.agent("w", 1);
+        let r = f.agent("r", 2);
+        let put = |agent: AgentId, version: u64, condition: Condition| {
+            f.dir.put(agent, f.line, &payload_of(version), condition)
+        };
+        assert_eq!(put(w, LIMIT - 1, Condition::Blind), Ok(LIMIT - 1));
+        assert!(!read_near_limit(&f, r).hit);
+        assert!(read_near_limit(&f, r).hit, "no HIT on 2^32 - 1");
+
+        let fw = f.clone();
+        let writer = thread::spawn(move || {
+            let written = fw.dir.put(w, fw.line, &payload_of(LIMIT), Condition::View);
+            assert_eq!(written, Ok(LIMIT), "w's current view was refused");
+        });
+        let raced = read_near_limit(&f, r);
+        writer.join().unwrap();
+
+        let check = f.dir.check(r, f.line).unwrap();
+        assert_eq!(check.current, LIMIT);
+        assert!(
+            !check.valid || check.held == LIMIT,
+            "stale S: valid bit set on v{} while v{LIMIT} is current",
+            check.held
+        );
+        let conditional = put(r, LIMIT + 1, Condition::View);
+        if raced.version == LIMIT {
+            assert_eq!(conditional, Ok(LIMIT + 1));
+        } else {
+            assert_eq!(
+                conditional,
+                Err(ProtocolError::Conflict {
+                    current: LIMIT,
+                    yours: LIMIT - 1
+                })
+            );
+        }
+
+        // Above the limit, with no race: a fetch then a HIT, and a stale view refused.
+        let now = f.version();
+        assert_eq!(read_near_limit(&f, r).version, now);
+        let again = read_near_limit(&f, r);
+        assert!(again.hit && again.version == now, "no HIT on v{now}");
+        assert_eq!(put(w, now + 1, Condition::Blind), Ok(now + 1));
+        assert_eq!(
+            put(r, now + 2, Condition::View),
+            Err(ProtocolError::Conflict {
+                current: now + 1,
+                yours: now
+            }),
+            "a stale view above 2^32 was admitted"
+        );
+    });
+}
+
+/// As `fenced_commit_races_reclaim`, across the limit: A holds "k" at 2^32 − 1 past its lease;
+/// its `commit` (of 2^32) races B's reclaiming `acquire` and commit. Either A commits first (B
+/// gets 2^32 + 1), or A is fenced and B's 2^32 is all there is.
+#[test]
+#[cfg_attr(ccs_mutant = "unfenced_publish", should_panic)]
+fn fencing_across_the_old_32_bit_limit() {
+    model(|| commit_races_reclaim(LIMIT - 2));
 }

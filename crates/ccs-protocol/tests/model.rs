@@ -148,7 +148,7 @@ fn payload(len: usize, fill: u8) -> Vec<u8> {
 #[derive(Debug, Clone, Default)]
 struct Artifact {
     /// Current version (0: never written).
-    version: u32,
+    version: u64,
     bytes: Vec<u8>,
     /// The current version is a tombstone.
     deleted: bool,
@@ -167,7 +167,7 @@ struct ModelHold {
 struct Model {
     artifacts: Vec<Artifact>,
     /// view[agent][key]: version last read or written (0: never).
-    view: Vec<Vec<u32>>,
+    view: Vec<Vec<u64>>,
     /// valid[agent][key]: the agent's valid bit.
     valid: Vec<Vec<bool>>,
     generation: Vec<u32>,
@@ -217,7 +217,7 @@ impl Model {
     }
 
     /// Publish a new version by `a` (put, delete or commit): peers S → I, `a` → S.
-    fn publish(&mut self, a: usize, k: usize, bytes: Option<Vec<u8>>) -> u32 {
+    fn publish(&mut self, a: usize, k: usize, bytes: Option<Vec<u8>>) -> u64 {
         for valid in &mut self.valid {
             valid[k] = false;
         }
@@ -237,7 +237,7 @@ impl Model {
         k: usize,
         bytes: Option<Vec<u8>>,
         cond: Condition,
-    ) -> Result<u32, ProtocolError> {
+    ) -> Result<u64, ProtocolError> {
         if let Some(bytes) = &bytes
             && bytes.len() > MAX_PAYLOAD
         {
@@ -290,7 +290,7 @@ impl Model {
         Ok(id)
     }
 
-    fn commit(&mut self, id: usize, bytes: Vec<u8>) -> Result<u32, ProtocolError> {
+    fn commit(&mut self, id: usize, bytes: Vec<u8>) -> Result<u64, ProtocolError> {
         let hold = self.holds[id];
         if hold.generation != self.generation[hold.agent] {
             return Err(ProtocolError::Fenced); // the generation check comes first
@@ -385,7 +385,7 @@ fn condition(model: &Model, k: usize, cond: Cond) -> Condition {
     match cond {
         Cond::View => Condition::View,
         Cond::Version(delta) => {
-            Condition::Version((model.artifacts[k].version + u32::from(delta)).saturating_sub(1))
+            Condition::Version((model.artifacts[k].version + u64::from(delta)).saturating_sub(1))
         }
         Cond::Blind => Condition::Blind,
     }

@@ -6,8 +6,9 @@
 //! The shared-memory engine (`ccs-protocol`, through the facade), the etcd engine
 //! (`ccs-etcd`) and the facade (`agent-coherence`) all use these types, so the facade hands a
 //! backend's values to its caller without translating them. Where the shared-memory segment
-//! stores narrower numbers (32-bit versions), the facade's shared-memory backend converts at
-//! its edge. `docs/architecture.md` shows where this crate sits.
+//! stores narrower numbers (a lease's milliseconds), the facade's shared-memory backend
+//! converts at its edge; versions are 64 bits everywhere. `docs/architecture.md` shows where
+//! this crate sits.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

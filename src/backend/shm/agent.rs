@@ -1,7 +1,7 @@
 //! A shared-memory agent: its slot in the agent table, its kernel liveness lock, and every
 //! operation on artifacts, on the segment's lock-free directory (`ccs_protocol`).
 
-use ccs_types::{Conflict, NotFound};
+use ccs_types::NotFound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,8 +155,12 @@ impl Agent {
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
         let dir = &self.shared.dir;
-        let info = self.on_line(artifact, false, |at| dir.read_at(self.id, at, buffer))?;
-        Ok((u64::from(info.version), info.hit))
+        // The fields are taken inside the closure: copying the whole `ReadInfo` out of the
+        // protocol's result (whose fields it stores one by one) stalls on store forwarding.
+        self.on_line(artifact, false, |at| {
+            dir.read_at(self.id, at, buffer)
+                .map(|info| (info.version, info.hit))
+        })
     }
 
     pub(crate) fn get(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Read> {
@@ -203,9 +207,8 @@ impl Agent {
         };
         Ok(Check {
             // A dropped view (`ccs_protocol::DROPPED_VIEW`) holds no known version.
-            held: (view.held != 0 && view.held != ccs_protocol::DROPPED_VIEW)
-                .then_some(u64::from(view.held)),
-            current: u64::from(view.current),
+            held: (view.held != 0 && view.held != ccs_protocol::DROPPED_VIEW).then_some(view.held),
+            current: view.current,
             valid: view.valid,
         })
     }
@@ -218,17 +221,16 @@ impl Agent {
     #[inline]
     pub(crate) fn refresh(&self, cached: &mut Cached) -> Result<bool> {
         let line = self.existing_line(&cached.key)?.line;
-        let held = u32::try_from(cached.version).unwrap_or(0);
         let dir = &self.shared.dir;
         if dir
-            .serve_private(self.id, line, held, cached.bytes.len() as u64)
+            .serve_private(self.id, line, cached.version, cached.bytes.len() as u64)
             .map_err(self.fail(&cached.key))?
         {
             return Ok(true);
         }
         let Cached { key, bytes, .. } = cached;
         let info = self.on_line(&*key, false, |at| dir.read_at(self.id, at, bytes))?;
-        cached.version = u64::from(info.version);
+        cached.version = info.version;
         Ok(false)
     }
 
@@ -285,7 +287,7 @@ impl Agent {
         let version = self.on_line(artifact, true, |at| {
             dir.put_at(self.id, at, bytes, condition)
         })?;
-        self.shared.written(artifact.key_str(), u64::from(version))
+        self.shared.written(artifact.key_str(), version)
     }
 
     pub(crate) fn put_if(
@@ -294,15 +296,7 @@ impl Agent {
         expected: Version,
         bytes: &[u8],
     ) -> Result<Version> {
-        match u32::try_from(expected) {
-            Ok(expected) => self.write(artifact, bytes, Condition::Version(expected)),
-            // No version this segment can hold: the compare fails as it would in the directory.
-            Err(_) => Err(Error::Conflict(Conflict {
-                key: artifact.key_str().to_owned(),
-                current: self.check(artifact)?.current,
-                yours: expected,
-            })),
-        }
+        self.write(artifact, bytes, Condition::Version(expected))
     }
 
     pub(crate) fn delete(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Version> {
@@ -310,7 +304,7 @@ impl Agent {
         let version = self.on_line(artifact, false, |at| {
             dir.delete_at(self.id, at, Condition::View)
         })?;
-        self.shared.written(artifact.key_str(), u64::from(version))
+        self.shared.written(artifact.key_str(), version)
     }
 
     pub(crate) fn acquire(
@@ -335,7 +329,6 @@ impl Agent {
         since: Version,
         timeout: Option<Duration>,
     ) -> Result<Option<Version>> {
-        let since = u32::try_from(since).unwrap_or(u32::MAX);
         let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let dir = &self.shared.dir;
         // A wait that ends on another key's change (its line was reused) starts over on the
@@ -344,7 +337,7 @@ impl Agent {
             let result = dir.wait_changed(at.line, since, timeout_ms)?;
             checked(dir.still_owns(at)?, result)
         })? {
-            WaitResult::Changed(version) => Ok(Some(u64::from(version))),
+            WaitResult::Changed(version) => Ok(Some(version)),
             WaitResult::TimedOut(_) => Ok(None),
         }
     }

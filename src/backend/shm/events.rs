@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::backend::shm::agent::Agent;
 use crate::error::Result;
-use crate::{ChangeEvent, Events, Version};
+use crate::{ChangeEvent, Events};
 
 impl Agent {
     pub(crate) fn subscribe(&self, prefix: &str) -> Result<()> {
@@ -60,14 +60,11 @@ impl Agent {
                 .map(|event| ChangeEvent {
                     // The key that published the version: not the line's current one if the
                     // line was reused since.
-                    key: match shared
-                        .dir
-                        .key_of_version(event.line, u64::from(event.version))
-                    {
+                    key: match shared.dir.key_of_version(event.line, event.version) {
                         Ok(Some(key)) => key,
                         _ => format!("#line{}", event.line),
                     },
-                    version: Version::from(event.version),
+                    version: event.version,
                     writer: shared.agent_name(event.writer),
                     deleted: event.deleted,
                 })

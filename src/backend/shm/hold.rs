@@ -17,7 +17,7 @@ pub(crate) struct Hold {
 
 impl Hold {
     pub(crate) fn version(&self) -> Version {
-        u64::from(self.hold.version)
+        self.hold.version
     }
 
     pub(crate) fn commit(self, bytes: &[u8]) -> Result<Version> {
@@ -25,7 +25,6 @@ impl Hold {
             .shared
             .dir
             .commit(self.hold, bytes)
-            .map(u64::from)
             .map_err(|e| self.shared.error(e, &self.key))?;
         self.shared.written(&self.key, version)
     }

@@ -35,12 +35,12 @@ impl Shared {
                     agent: agent.name.clone(),
                     state: cell.state,
                     held: (cell.held != 0 && cell.held != ccs_protocol::DROPPED_VIEW)
-                        .then_some(u64::from(cell.held)),
+                        .then_some(cell.held),
                 });
             }
             artifacts.push(ArtifactStatus {
                 key: row.key,
-                version: u64::from(row.version),
+                version: row.version,
                 size: row.size,
                 writer: row.writer.map(|slot| self.agent_name(slot)),
                 deleted: row.deleted,

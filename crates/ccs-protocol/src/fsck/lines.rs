@@ -1,13 +1,15 @@
 //! Directory lines and views. A line: key meta and key hash, reachability by probing, duplicate
 //! keys, the key count; its head (descriptor in range, owned by this line, LIVE or RETIRED;
 //! holder registered and alive), lease and pending-record formats, and valid masks. Views: no
-//! agent has seen a version its line does not have yet.
+//! agent has seen a version its line does not have yet. Stamps: no lease agent fetched a line
+//! later than now (only lease agents' stamps are read: the others' pages stay untouched).
 
 use std::collections::HashMap;
 
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::Result;
+use crate::freshness::Strategy;
 use crate::layout::{
     D_CTL, D_OWNER, D_VERSION, H_KEY_COUNT, L_BASE, L_HEAD, L_KEYMETA, L_LEASE, L_MASK, L_PENDING,
 };
@@ -44,8 +46,7 @@ impl<E: Env> Directory<E> {
                 // generation and base words), nothing else; its base is the last version it
                 // had, which agents' views may still name.
                 let head = crate::packing::Head::unpack(head);
-                fact.version =
-                    u32::try_from(self.load(geo.line_word(line, L_BASE))?).unwrap_or(u32::MAX);
+                fact.version = self.load(geo.line_word(line, L_BASE))?;
                 if head.desc != 0
                     || head.holder != 0
                     || pending != 0
@@ -93,7 +94,7 @@ impl<E: Env> Directory<E> {
             self.check_head(pass, line, &label, fact, registered, names, alive)?;
             // Views may name versions of the line's earlier keys, up to its base.
             let base = self.load(geo.line_word(line, L_BASE))?;
-            fact.version = fact.version.max(u32::try_from(base).unwrap_or(u32::MAX));
+            fact.version = fact.version.max(base);
         }
         let count = self.load(H_KEY_COUNT)?;
         if count != keyed {
@@ -133,7 +134,7 @@ impl<E: Env> Directory<E> {
             } else {
                 let d = self.desc_words(desc)?;
                 let state = d[D_CTL].load(Ordering::Acquire) >> desc_state::SHIFT;
-                let version = u32::try_from(d[D_VERSION].load(Ordering::Acquire)).unwrap_or(0);
+                let version = d[D_VERSION].load(Ordering::Acquire);
                 match unpack_owner(d[D_OWNER].load(Ordering::Acquire)) {
                     Some((owner, _)) if owner == line && version > 0 => {
                         fact.version = version;
@@ -228,7 +229,7 @@ impl<E: Env> Directory<E> {
                         format!("valid bit set for agent slot {slot}, which is not registered"),
                     );
                 } else if !fact.held {
-                    let view = self.load(geo.view_word(slot, line))? as u32;
+                    let view = self.load(geo.view_word(slot, line))?;
                     if view != fact.version {
                         pass.add(
                             FsckKind::View,
@@ -265,22 +266,54 @@ impl<E: Env> Directory<E> {
                 let subject = format!("view of agent slot {slot} on {}", fact.label);
                 if slot >= registered {
                     pass.add(FsckKind::View, subject, "unregistered agent has a view");
-                } else if view > u64::from(u32::MAX) {
-                    pass.add(
-                        FsckKind::View,
-                        subject,
-                        format!("view word {view:#x} is not a version"),
-                    );
-                } else if view as u32 > fact.version
-                    && view as u32 != crate::agents::DROPPED_VIEW
-                    && !fact.held
-                {
+                } else if view > fact.version && view != crate::agents::DROPPED_VIEW && !fact.held {
                     pass.add(
                         FsckKind::View,
                         subject,
                         format!(
                             "agent saw version {view}, but the line is at version {}",
                             fact.version
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stamps: a lease agent's fetch stamps are not later than the segment's clock (an access
+    /// count may be anything: the agent may have re-attached with a smaller count). A stamp
+    /// ahead of the clock is harmless (the copy counts as expired) but no correct fetch
+    /// stores one. Skipped when the clock is behind the segment's creation time (a file
+    /// segment kept across a reboot), where every stamp is meaningless.
+    pub(super) fn check_stamps(
+        &self,
+        pass: &mut Pass,
+        registered: u32,
+        names: &[String],
+    ) -> Result<()> {
+        let geo = self.geo;
+        for slot in 0..registered.min(geo.config.max_agents) {
+            if !matches!(self.agent_strategy(slot)?, Strategy::Lease { .. }) {
+                continue;
+            }
+            let row = self.words.slice(geo.stamp_word(slot, 0), geo.lines)?;
+            let stamps: Vec<u64> = row.iter().map(|w| w.load(Ordering::Relaxed)).collect();
+            // Loaded after the stamps, so a fetch racing this check is not reported.
+            let Some(clock) = self.lease_clock_since_creation()? else {
+                return Ok(());
+            };
+            for (line, &stamp) in stamps.iter().enumerate() {
+                if stamp > clock {
+                    pass.add(
+                        FsckKind::View,
+                        format!(
+                            "lease stamp of {} on line {line}",
+                            agent_subject(slot, names)
+                        ),
+                        format!(
+                            "fetched at {stamp} ms, but the segment's clock is at {clock} ms \
+                             (the copy is served as expired)"
                         ),
                     );
                 }

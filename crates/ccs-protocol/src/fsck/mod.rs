@@ -11,7 +11,8 @@
 //! * **directory lines**: key meta and key hash, reachability by probing, duplicate keys; the
 //!   head (descriptor in range, owned by this line, LIVE or RETIRED; holder registered); the
 //!   lease and pending-record formats; the valid masks;
-//! * **views**: no agent has seen a version its line does not have yet;
+//! * **views**: no agent has seen a version its line does not have yet; **stamps**: no lease
+//!   agent fetched a line later than the segment's clock (only lease agents' stamps are read);
 //! * **descriptors**: state, pins, owner, block, length and flags consistent with each other;
 //! * **free lists** (the descriptor list and one per size class): every entry in range, no
 //!   cycle (a walk is bounded by the table size), no duplicate; a free block's block-table word

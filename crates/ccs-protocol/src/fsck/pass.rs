@@ -80,7 +80,7 @@ pub(super) fn state_name(state: u64) -> &'static str {
 pub(super) struct LineFacts {
     pub(super) label: String,
     pub(super) keyed: bool,
-    pub(super) version: u32,
+    pub(super) version: u64,
     pub(super) head_desc: Option<u32>,
     pub(super) held: bool,
 }
@@ -168,6 +168,7 @@ impl<E: Env> Directory<E> {
         let (registered, names) = self.check_agents(&mut pass)?;
         let lines = self.check_lines(&mut pass, registered, &names, alive)?;
         self.check_views(&mut pass, registered, &lines)?;
+        self.check_stamps(&mut pass, registered, &names)?;
         let pin_refs = self.check_pins(&mut pass, registered, &names, alive)?;
         self.check_slots(&mut pass, desc_bump, granule_bump, &lines, &pin_refs)?;
         self.check_log_and_inboxes(&mut pass, registered, &names)?;

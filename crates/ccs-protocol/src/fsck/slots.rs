@@ -241,7 +241,7 @@ impl<E: Env> Directory<E> {
         let subject = format!("descriptor {desc}");
         let d = self.desc_words(desc)?;
         let published = state == desc_state::LIVE || state == desc_state::RETIRED;
-        let version = u32::try_from(d[D_VERSION].load(Ordering::Relaxed)).unwrap_or(0);
+        let version = d[D_VERSION].load(Ordering::Relaxed);
         match unpack_owner(owner_word) {
             Some((line, _)) => match lines.get(line as usize) {
                 None => pass.add(
