@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 4;
+pub const LAYOUT_VERSION: u64 = 5;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -122,6 +122,12 @@ pub(crate) const A_STRATEGY: usize = 4;
 /// When the agent was last seen leaving (monotonic ms, stored at detach; 0: never detached):
 /// with the attach time, the "last seen" that orders dead slots for reuse.
 pub(crate) const A_DETACHED_MS: usize = 5;
+/// The descriptor the agent took off the free list and has not yet recorded in a line's pending
+/// word (`desc + 1`, 0: none): see `records.rs`.
+pub(crate) const A_TAKEN: usize = 6;
+/// The block or descriptor the agent is moving between a free list and a descriptor, or
+/// retiring (0: none): see `records.rs`.
+pub(crate) const A_MOVING: usize = 7;
 pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
 /// The agent's pin records: `desc + 1` of each version a zero-copy guard of its process pins
 /// (0: free), so that whoever next holds the agent's lock can release a dead process's pins.

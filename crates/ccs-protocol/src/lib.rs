@@ -54,6 +54,7 @@ mod opcodes {
 mod oplog;
 mod packing;
 mod read;
+mod records;
 mod status;
 pub mod sync;
 pub mod testing;

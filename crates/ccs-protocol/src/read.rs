@@ -186,7 +186,7 @@ impl<E: Env> Directory<E> {
                 .ok()
                 .and_then(|d| d.checked_sub(1))
             {
-                self.unpin(desc)?;
+                self.unpin_as(desc, slot)?;
                 released += 1;
             }
         }

@@ -456,7 +456,7 @@ impl<E: Env> Directory<E> {
                 continue;
             }
             if let Some(dead) = dead_head {
-                self.discard_pending_of(line, dead)?;
+                self.discard_pending_of(line, dead, agent.slot)?;
             }
             // Both records are compare-and-swapped from the values found after winning the
             // head: if this holder is reclaimed before it records (it stalled), the reclaimer's
@@ -544,7 +544,7 @@ impl<E: Env> Directory<E> {
         };
         #[cfg(ccs_mutant = "retire_before_publish")]
         if let Some(old) = hold.head.desc_index() {
-            self.retire(old)?;
+            self.retire(old, hold.agent.slot)?;
         }
         // Invalidate first (docs/design.md, "The protocol": take, invalidate, fill, publish), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.
@@ -557,7 +557,7 @@ impl<E: Env> Directory<E> {
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
-        let desc = match self.alloc_slot() {
+        let desc = match self.alloc_slot(hold.agent.slot) {
             Ok(desc) => desc,
             Err(e) => {
                 let _ = self.unhold(hold);
@@ -565,7 +565,9 @@ impl<E: Env> Directory<E> {
             }
         };
         // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
-        // here on, frees both.
+        // here on, frees both. The agent's own record of the descriptor goes first (one name at
+        // a time: `records.rs`).
+        self.note_taken(hold.agent.slot, None)?;
         if let Err(e) = self.record(
             self.pending(line)?,
             hold.pending_seen,
@@ -607,7 +609,7 @@ impl<E: Env> Directory<E> {
             .is_err()
         {
             self.clear_pending(line, desc, hold)?;
-            self.discard_slot(desc)?;
+            self.discard_slot(desc, hold.agent.slot)?;
             return Err(ProtocolError::Fenced);
         }
         // Retire the superseded version first: a writer killed between publishing and
@@ -615,7 +617,7 @@ impl<E: Env> Directory<E> {
         // instructions.
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some(old) = hold.head.desc_index() {
-            self.retire(old)?;
+            self.retire(old, hold.agent.slot)?;
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
@@ -658,8 +660,8 @@ impl<E: Env> Directory<E> {
     }
 
     /// After reclaiming `line` from a dead holder whose head was `dead`, free the slot it was
-    /// filling, if it had recorded one under that hold.
-    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head) -> Result<()> {
+    /// filling, if it had recorded one under that hold (the discard recorded under `slot`).
+    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head, slot: u32) -> Result<()> {
         let word = self.pending(line)?;
         let record = word.load(Ordering::Acquire);
         let (desc_plus_one, epoch) = ((record >> 32) as u32, (record & 0xff_ffff) as u32);
@@ -670,7 +672,7 @@ impl<E: Env> Directory<E> {
             .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            self.discard_slot(desc_plus_one - 1)?;
+            self.discard_slot(desc_plus_one - 1, slot)?;
         }
         Ok(())
     }

@@ -1,0 +1,315 @@
+//! Allocation records: what an agent's process was doing with a descriptor or an arena block
+//! when it died, so that whoever next holds the agent's kernel lock (its next attach, the
+//! takeover of its slot, `fsck --repair`) completes or rolls the operation back. This is the
+//! precedent of the pin records (`read.rs`) applied to allocation: ownership that exists only
+//! in a process's registers is written down in its agent slot first.
+//!
+//! Two words per agent slot (docs/layout.md §3): `A_TAKEN`, a descriptor popped off the free
+//! list and not yet recorded in a line's pending word (from then on the pending word and the
+//! dead holder's reclaimer take over, `write.rs`), and `A_MOVING`, one [`Moving`] step: a block
+//! taken and not yet given to a descriptor, a descriptor being freed, a superseded version not
+//! yet retired, a never-published slot being discarded.
+//!
+//! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
+//!
+//! * **One name per entry.** A record is cleared *before* the word that takes the entry over is
+//!   written (the pending word, the descriptor's block field), never after: a death between the
+//!   two leaks the entry, where the other order could free it twice.
+//! * **Never guess about a free list.** A record names an entry only while no free list can
+//!   hold it. A push is recorded as "pushing" (`PushBlock`, `PushDesc`); whether it took effect
+//!   cannot be told afterwards, so recovery then leaves the entry (a leak, never a double free).
+//!   The leaks left: a death between a pop (or a winning `try_free`) and the store that records
+//!   it, inside a push, between clearing a record and writing its successor, and inside a
+//!   reader's free (readers unpin without an agent at hand). Each is a few instructions.
+//! * **Validated before use.** A record of a descriptor that may have been freed since carries
+//!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
+//!   on is dropped.
+//! * **Exclusive steps stay exclusive.** Recovery frees a descriptor only through the same
+//!   compare-and-swaps as everyone else (`try_free`, `discard_slot`), so a racing unpinner or
+//!   reclaimer and the recoverer free it once.
+//!
+//! Several threads of one agent overwrite each other's records: the word then describes the
+//! latest step of one of them (each thread writes its own steps in order), so a record is never
+//! false, only missing — which leaks, never frees twice.
+
+use crate::directory::Directory;
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_DESC_BUMP};
+use crate::packing::{desc_state, incarnation};
+use crate::sync::{AtomicU64, Ordering};
+
+/// The slot argument of an operation that records nothing (fsck's repair, readers' unpins,
+/// status).
+pub(crate) const NO_RECORD: u32 = u32::MAX;
+
+/// One step an agent is taking with an entry that no free list and no descriptor holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moving {
+    /// Nothing.
+    None,
+    /// A block taken (popped, split or bumped) and not yet stored in a descriptor.
+    Block { granule: u64, class: usize },
+    /// A descriptor won by `try_free` (state FREE); its block, if any, still in its block
+    /// field; nothing pushed yet.
+    Freeing(u32),
+    /// Pushing the block of a descriptor being freed.
+    PushBlock(u32),
+    /// Pushing a descriptor being freed (its block already given back).
+    PushDesc(u32),
+    /// A version superseded by this agent's publish, not yet retired (at this incarnation).
+    Retire { desc: u32, incarnation: u32 },
+    /// A never-published slot (a fenced write's, or a dead holder's) being discarded.
+    Discard { desc: u32, incarnation: u32 },
+}
+
+const KIND_SHIFT: u32 = 60;
+const LOW: u64 = 0xffff_ffff;
+
+impl Moving {
+    fn pack(self) -> u64 {
+        let (kind, body) = match self {
+            Moving::None => (0, 0),
+            Moving::Block { granule, class } => (1, ((class as u64 & 0xff) << 32) | granule),
+            Moving::Freeing(desc) => (2, u64::from(desc)),
+            Moving::PushBlock(desc) => (3, u64::from(desc)),
+            Moving::PushDesc(desc) => (4, u64::from(desc)),
+            Moving::Retire { desc, incarnation } => {
+                (5, (u64::from(desc) << 32) | u64::from(incarnation))
+            }
+            Moving::Discard { desc, incarnation } => {
+                (6, (u64::from(desc) << 32) | u64::from(incarnation))
+            }
+        };
+        (kind << KIND_SHIFT) | body
+    }
+
+    fn unpack(word: u64) -> Option<Moving> {
+        let body = word & ((1 << KIND_SHIFT) - 1);
+        let (high, low) = ((body >> 32) as u32, (body & LOW) as u32);
+        Some(match word >> KIND_SHIFT {
+            0 if body == 0 => Moving::None,
+            1 if high <= 0xff => Moving::Block {
+                granule: u64::from(low),
+                class: high as usize,
+            },
+            2 if high == 0 => Moving::Freeing(low),
+            3 if high == 0 => Moving::PushBlock(low),
+            4 if high == 0 => Moving::PushDesc(low),
+            5 => Moving::Retire {
+                desc: high,
+                incarnation: low,
+            },
+            6 => Moving::Discard {
+                desc: high,
+                incarnation: low,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl<E: Env> Directory<E> {
+    fn record_word(&self, slot: u32, field: usize) -> Result<&AtomicU64> {
+        if slot >= self.geo.config.max_agents {
+            return Err(ProtocolError::corrupt(format!(
+                "agent slot {slot} out of range"
+            )));
+        }
+        self.words.at(self.geo.agent_word(slot, field))
+    }
+
+    /// Record the step `moving` of `slot`'s process (nothing for [`NO_RECORD`]). Release:
+    /// whoever reads it later holds the agent's kernel lock, taken after this process died.
+    #[inline]
+    pub(crate) fn note_moving(&self, slot: u32, moving: Moving) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_MOVING)?
+                .store(moving.pack(), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Record that `slot`'s process took `desc` off the free list (`None`: handed over).
+    #[inline]
+    pub(crate) fn note_taken(&self, slot: u32, desc: Option<u32>) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_TAKEN)?
+                .store(desc.map_or(0, |d| u64::from(d) + 1), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Complete or roll back what `slot`'s dead process was doing with descriptors and blocks,
+    /// and free every superseded version left unpinned and unfreed (a retirer or unpinner that
+    /// died before its `try_free`). The caller holds `slot`'s kernel lock, so no live process
+    /// writes its records. Returns how many entries were given back.
+    pub(crate) fn recover_records(&self, slot: u32) -> Result<u32> {
+        let mut recovered = 0;
+        let moving = self.record_word(slot, A_MOVING)?;
+        // Pairs with the Release stores in `note_moving`.
+        let word = moving.load(Ordering::Acquire);
+        if word != 0 {
+            let Some(step) = Moving::unpack(word) else {
+                moving.store(0, Ordering::Release);
+                return Err(ProtocolError::corrupt(format!(
+                    "agent slot {slot} has a bad allocation record {word:#x}"
+                )));
+            };
+            recovered += self.finish_moving(slot, step)?;
+        }
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let taken = taken_word.load(Ordering::Acquire);
+        if taken != 0 {
+            recovered += self.release_taken(slot, taken)?;
+        }
+        recovered += self.free_unpinned_retired(slot)?;
+        Ok(recovered)
+    }
+
+    /// Give back the descriptor named by a dead process's `A_TAKEN` record (`desc + 1`): it
+    /// was popped, perhaps initialised as FILLING, never recorded in a pending word (the
+    /// record is cleared first), so nothing else names it and it has no block.
+    fn release_taken(&self, slot: u32, taken: u64) -> Result<u32> {
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let desc = u32::try_from(taken - 1).unwrap_or(u32::MAX);
+        let d = self.desc_words(desc)?;
+        let ctl = d[D_CTL].load(Ordering::Acquire);
+        if ctl != 0 && ctl != desc_state::FILLING << desc_state::SHIFT {
+            taken_word.store(0, Ordering::Release);
+            return Err(ProtocolError::corrupt(format!(
+                "descriptor {desc}, recorded as taken by agent slot {slot}, is in use \
+                 (control word {ctl:#x})"
+            )));
+        }
+        d[D_BLOCK].store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+        d[D_CTL].store(0, Ordering::Relaxed);
+        // One name at a time: the recovery's own death between these two stores leaks it.
+        taken_word.store(0, Ordering::Release);
+        self.note_moving(slot, Moving::Freeing(desc))?;
+        self.release_desc_as(desc, slot)?;
+        Ok(1)
+    }
+
+    /// Finish the recorded step of a dead process.
+    fn finish_moving(&self, slot: u32, step: Moving) -> Result<u32> {
+        match step {
+            Moving::None => Ok(0),
+            Moving::Block { granule, class } => {
+                if class >= self.geo.classes
+                    || granule % (1 << class) != 0
+                    || granule + (1 << class) > self.geo.arena_granules()
+                {
+                    self.note_moving(slot, Moving::None)?;
+                    return Err(ProtocolError::corrupt(format!(
+                        "agent slot {slot} records a bad block (granule {granule}, class {class})"
+                    )));
+                }
+                self.note_moving(slot, Moving::None)?;
+                self.free_block(granule, class)?;
+                Ok(1)
+            }
+            Moving::Freeing(desc) => {
+                self.release_desc_as(desc, slot)?;
+                Ok(1)
+            }
+            Moving::PushBlock(desc) => {
+                // The block's push may have happened: it is left (leaked), the descriptor is
+                // given back.
+                self.desc_at(desc, D_BLOCK)?
+                    .store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+                self.push_desc_as(desc, slot)?;
+                Ok(1)
+            }
+            Moving::PushDesc(_) => {
+                // The push may have happened: the descriptor is left (leaked).
+                self.note_moving(slot, Moving::None)?;
+                Ok(0)
+            }
+            Moving::Retire { desc, incarnation } | Moving::Discard { desc, incarnation } => {
+                let owner = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
+                let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
+                let state = ctl >> desc_state::SHIFT;
+                if crate::packing::incarnation(owner) != incarnation {
+                    // Freed since: nothing of this process's is left in it.
+                    self.note_moving(slot, Moving::None)?;
+                    return Ok(0);
+                }
+                match step {
+                    Moving::Retire { .. } if state == desc_state::LIVE => {
+                        self.retire(desc, slot)?
+                    }
+                    Moving::Retire { .. }
+                        if state == desc_state::RETIRED && ctl & desc_state::PINS == 0 =>
+                    {
+                        self.try_free(desc, desc_state::RETIRED, slot)?
+                    }
+                    Moving::Discard { .. }
+                        if state == desc_state::FILLING || state == desc_state::LIVE =>
+                    {
+                        self.discard_slot(desc, slot)?
+                    }
+                    _ => {
+                        self.note_moving(slot, Moving::None)?;
+                        return Ok(0);
+                    }
+                }
+                Ok(1)
+            }
+        }
+    }
+
+    /// Free every RETIRED descriptor with no pins: its retirer or last unpinner died between
+    /// bringing it there and its `try_free`. Anyone may do this at any time: `try_free` is the
+    /// same compare-and-swap they would have run, and only one caller wins it.
+    fn free_unpinned_retired(&self, slot: u32) -> Result<u32> {
+        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
+        let descs = (bump as usize).min(self.geo.descs) as u32;
+        let unpinned = desc_state::RETIRED << desc_state::SHIFT;
+        let mut freed = 0;
+        for desc in 0..descs {
+            if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) == unpinned {
+                self.try_free(desc, desc_state::RETIRED, slot)?;
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+}
+
+/// The incarnation of descriptor `desc`'s owner word, for a record that may outlive its use.
+pub(crate) fn incarnation_of<E: Env>(dir: &Directory<E>, desc: u32) -> Result<u32> {
+    Ok(incarnation(
+        dir.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed),
+    ))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Moving;
+
+    #[test]
+    fn records_round_trip() {
+        for step in [
+            Moving::None,
+            Moving::Block {
+                granule: u64::from(u32::MAX),
+                class: 31,
+            },
+            Moving::Freeing(7),
+            Moving::PushBlock(0),
+            Moving::PushDesc((1 << 24) - 2),
+            Moving::Retire {
+                desc: 3,
+                incarnation: u32::MAX,
+            },
+            Moving::Discard {
+                desc: 9,
+                incarnation: 0,
+            },
+        ] {
+            assert_eq!(Moving::unpack(step.pack()), Some(step));
+        }
+        assert_eq!(Moving::unpack(u64::MAX), None);
+    }
+}
