@@ -21,7 +21,7 @@ use crate::layout::{
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner};
-use crate::records::{Moving, NO_RECORD, incarnation_of};
+use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
 
 /// Descriptor flag: the version is a deletion (tombstone), with no payload.
@@ -104,19 +104,23 @@ impl<E: Env> Directory<E> {
     }
 
     /// Push `entry` on the Treiber stack at header word `head_index`, storing
-    /// `with_link(successor link)` into `next_word` first.
+    /// `with_link(successor link)` into `next_word` first. `before_push` is told the head's tag
+    /// before each attempt: a pusher's record of it lets its recovery tell that the push did
+    /// not happen (the tag is unchanged: every push and pop changes it).
     pub(crate) fn push_free(
         &self,
         head_index: usize,
         entry: u64,
         next_word: &AtomicU64,
         with_link: impl Fn(u64) -> u64,
+        before_push: impl Fn(u32) -> Result<()>,
     ) -> Result<()> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
             next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let tag = (current >> 32) as u32;
+            before_push(tag)?;
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
@@ -166,6 +170,7 @@ impl<E: Env> Directory<E> {
                 })?,
         } as u32;
         self.note_taken(slot, Some(desc))?;
+        self.env.kill_point(slot, KillPoint::Taken);
         if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) != desc_state::FREE {
             self.note_taken(slot, None)?;
             return Err(ProtocolError::corrupt(format!(
@@ -247,7 +252,16 @@ impl<E: Env> Directory<E> {
     /// reader may hold a transient pin on it (it pins, then finds it unpublished and lets go):
     /// the pins are kept and the last one frees it. Recorded under `slot` until done.
     pub(crate) fn discard_slot(&self, desc: u32, slot: u32) -> Result<()> {
-        let incarnation = incarnation_of(self, desc)?;
+        self.discard_slot_known(desc, incarnation_of(self, desc)?, slot)
+    }
+
+    /// The incarnation of `desc`'s owner word (see [`Directory::discard_slot_known`]).
+    pub(crate) fn incarnation_of(&self, desc: u32) -> Result<u32> {
+        incarnation_of(self, desc)
+    }
+
+    /// [`Directory::discard_slot`] of `desc` at `incarnation`, read before the caller took it.
+    pub(crate) fn discard_slot_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
         self.note_moving(slot, Moving::Discard { desc, incarnation })?;
         let ctl = self.desc_at(desc, D_CTL)?;
         let mut current = ctl.load(Ordering::Relaxed);
@@ -275,8 +289,20 @@ impl<E: Env> Directory<E> {
     /// whose publish superseded it) records the step until done, so that if its process dies
     /// first, its recovery retires it (`records.rs`).
     pub(crate) fn retire(&self, desc: u32, slot: u32) -> Result<()> {
-        let incarnation = incarnation_of(self, desc)?;
+        self.retire_known(desc, incarnation_of(self, desc)?, slot)
+    }
+
+    /// The descriptor a publish supersedes (if any) and its incarnation, for
+    /// [`Directory::retire_known`].
+    pub(crate) fn superseded(&self, old: Option<u32>) -> Result<Option<(u32, u32)>> {
+        old.map(|desc| Ok((desc, incarnation_of(self, desc)?)))
+            .transpose()
+    }
+
+    /// [`Directory::retire`] of `desc` at `incarnation`, read before it was superseded.
+    pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
+        self.env.kill_point(slot, KillPoint::Retiring);
         let retired = desc_state::RETIRED << desc_state::SHIFT;
         let before = self
             .desc_at(desc, D_CTL)?
@@ -306,6 +332,7 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.note_moving(slot, Moving::Freeing(desc))?;
+            self.env.kill_point(slot, KillPoint::Freeing);
             self.release_desc_as(desc, slot)
         } else {
             self.note_moving(slot, Moving::None)
@@ -346,8 +373,9 @@ impl<E: Env> Directory<E> {
                 )));
             }
             self.check_used_block(granule, class)?;
-            self.note_moving(slot, Moving::PushBlock(desc))?;
-            self.free_block(granule, class)?;
+            self.free_block_noting(granule, class, |tag| {
+                self.note_moving(slot, Moving::PushBlock { desc, tag })
+            })?;
             block_field.store(NO_BLOCK, Ordering::Relaxed);
         }
         self.push_desc_as(desc, slot)
@@ -355,9 +383,14 @@ impl<E: Env> Directory<E> {
 
     /// Push a FREE descriptor without a block on the free list, recorded under `slot`.
     pub(crate) fn push_desc_as(&self, desc: u32, slot: u32) -> Result<()> {
-        self.note_moving(slot, Moving::PushDesc(desc))?;
         let next = self.desc_at(desc, D_NEXT)?;
-        self.push_free(H_DESC_FREE, u64::from(desc), next, |link| link)?;
+        self.push_free(
+            H_DESC_FREE,
+            u64::from(desc),
+            next,
+            |link| link,
+            |tag| self.note_moving(slot, Moving::PushDesc { desc, tag }),
+        )?;
         self.note_moving(slot, Moving::None)
     }
 

@@ -35,7 +35,7 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{H_ARENA_BUMP, H_ARENA_FREE, H_ARENA_MERGING};
-use crate::records::{Moving, NO_RECORD};
+use crate::records::{KillPoint, Moving, NO_RECORD};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The block-table word of a granule: `state:2 | 0:22 | class:8 | link:32`.
@@ -149,6 +149,8 @@ impl<E: Env> Directory<E> {
                 // block-table words are written, never their bytes, which a reader of the
                 // block's previous version may still be copying (see the module doc).
                 for half in (class..source).rev() {
+                    // The mutant keeps the whole block recorded while its halves are pushed.
+                    #[cfg(not(ccs_mutant = "unshrunk_split_record"))]
                     self.note_moving(
                         slot,
                         Moving::Block {
@@ -157,6 +159,7 @@ impl<E: Env> Directory<E> {
                         },
                     )?;
                     self.free_block(granule + (1 << half), half)?;
+                    self.env.kill_point(slot, KillPoint::SplitPushed);
                 }
                 return Ok(Some(granule));
             }
@@ -241,6 +244,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Free granules `first..end` as the largest aligned blocks that tile them.
+    #[cfg(not(loom))]
     pub(crate) fn free_run(&self, first: u64, end: u64) -> Result<()> {
         let mut granule = first;
         while granule < end {
@@ -253,15 +257,32 @@ impl<E: Env> Directory<E> {
 
     /// Push the block of class `class` at `granule` on its free list.
     pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
+        self.free_block_noting(granule, class, |_| Ok(()))
+    }
+
+    /// [`Directory::free_block`], telling `before_push` the list head's tag before each
+    /// attempt (see `push_free`).
+    pub(crate) fn free_block_noting(
+        &self,
+        granule: u64,
+        class: usize,
+        before_push: impl Fn(u32) -> Result<()>,
+    ) -> Result<()> {
         let meta = self.block_meta(granule)?;
         #[cfg(ccs_mutant = "links_in_payload")]
         let first_word = self.words.at(self.geo.granule_word(granule))?;
-        self.push_free(H_ARENA_FREE + class, granule, meta, |link| {
-            // The old layout: the link in the block's first payload word.
-            #[cfg(ccs_mutant = "links_in_payload")]
-            first_word.store(link, Ordering::Relaxed);
-            block_meta::pack(FREE, class, link)
-        })
+        self.push_free(
+            H_ARENA_FREE + class,
+            granule,
+            meta,
+            |link| {
+                // The old layout: the link in the block's first payload word.
+                #[cfg(ccs_mutant = "links_in_payload")]
+                first_word.store(link, Ordering::Relaxed);
+                block_meta::pack(FREE, class, link)
+            },
+            before_push,
+        )
     }
 
     /// Check that the block of a descriptor being freed is in use, so a block freed twice is

@@ -78,6 +78,8 @@ pub use layout::{
 };
 pub use oplog::{LogEntry, RawRecord, RecordRead};
 pub use read::{Pinned, ReadInfo, ViewCheck};
+#[doc(hidden)]
+pub use records::KillPoint;
 pub use status::{AgentRow, ArtifactRow, Cell};
 pub use wait::WaitResult;
 pub use words::{HeapWords, Words};

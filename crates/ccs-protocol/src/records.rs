@@ -35,13 +35,29 @@
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_DESC_BUMP};
+use crate::layout::{
+    A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
+};
 use crate::packing::{desc_state, incarnation};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The slot argument of an operation that records nothing (fsck's repair, readers' unpins,
 /// status).
 pub(crate) const NO_RECORD: u32 = u32::MAX;
+
+/// Where a loom model kills a process inside an allocation step ([`Env::kill_point`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillPoint {
+    /// Right after recording a descriptor taken off the free list.
+    Taken,
+    /// Inside a split, right after pushing an upper half.
+    SplitPushed,
+    /// In `retire`, right after recording the step.
+    Retiring,
+    /// Right after winning `try_free` and recording it.
+    Freeing,
+}
 
 /// One step an agent is taking with an entry that no free list and no descriptor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +69,11 @@ pub(crate) enum Moving {
     /// A descriptor won by `try_free` (state FREE); its block, if any, still in its block
     /// field; nothing pushed yet.
     Freeing(u32),
-    /// Pushing the block of a descriptor being freed.
-    PushBlock(u32),
-    /// Pushing a descriptor being freed (its block already given back).
-    PushDesc(u32),
+    /// Pushing the block of a descriptor being freed, onto a list head whose tag was `tag`.
+    PushBlock { desc: u32, tag: u32 },
+    /// Pushing a descriptor being freed (its block already given back), onto a list head whose
+    /// tag was `tag`.
+    PushDesc { desc: u32, tag: u32 },
     /// A version superseded by this agent's publish, not yet retired (at this incarnation).
     Retire { desc: u32, incarnation: u32 },
     /// A never-published slot (a fenced write's, or a dead holder's) being discarded.
@@ -72,8 +89,8 @@ impl Moving {
             Moving::None => (0, 0),
             Moving::Block { granule, class } => (1, ((class as u64 & 0xff) << 32) | granule),
             Moving::Freeing(desc) => (2, u64::from(desc)),
-            Moving::PushBlock(desc) => (3, u64::from(desc)),
-            Moving::PushDesc(desc) => (4, u64::from(desc)),
+            Moving::PushBlock { desc, tag } => (3, (u64::from(desc) << 32) | u64::from(tag)),
+            Moving::PushDesc { desc, tag } => (4, (u64::from(desc) << 32) | u64::from(tag)),
             Moving::Retire { desc, incarnation } => {
                 (5, (u64::from(desc) << 32) | u64::from(incarnation))
             }
@@ -94,8 +111,14 @@ impl Moving {
                 class: high as usize,
             },
             2 if high == 0 => Moving::Freeing(low),
-            3 if high == 0 => Moving::PushBlock(low),
-            4 if high == 0 => Moving::PushDesc(low),
+            3 => Moving::PushBlock {
+                desc: high,
+                tag: low,
+            },
+            4 => Moving::PushDesc {
+                desc: high,
+                tag: low,
+            },
             5 => Moving::Retire {
                 desc: high,
                 incarnation: low,
@@ -138,6 +161,27 @@ impl<E: Env> Directory<E> {
                 .store(desc.map_or(0, |d| u64::from(d) + 1), Ordering::Release);
         }
         Ok(())
+    }
+
+    /// The ABA tag of the free-list head at header word `index`.
+    fn list_tag(&self, index: usize) -> Result<u32> {
+        Ok((self.words.at(index)?.load(Ordering::Acquire) >> 32) as u32)
+    }
+
+    /// Descriptors on the free list or never handed out, walked without a bound check of
+    /// progress (for tests, on a quiescent segment).
+    #[doc(hidden)]
+    pub fn free_descriptors(&self) -> Result<u64> {
+        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Acquire);
+        let mut free = (self.geo.descs as u64).saturating_sub(bump);
+        let mut link = self.words.at(H_DESC_FREE)?.load(Ordering::Acquire) & LOW;
+        while link != 0 && free <= self.geo.descs as u64 {
+            free += 1;
+            link = self
+                .desc_at((link - 1) as u32, crate::layout::D_NEXT)?
+                .load(Ordering::Acquire);
+        }
+        Ok(free)
     }
 
     /// Complete or roll back what `slot`'s dead process was doing with descriptors and blocks,
@@ -213,16 +257,30 @@ impl<E: Env> Directory<E> {
                 self.release_desc_as(desc, slot)?;
                 Ok(1)
             }
-            Moving::PushBlock(desc) => {
-                // The block's push may have happened: it is left (leaked), the descriptor is
-                // given back.
-                self.desc_at(desc, D_BLOCK)?
-                    .store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+            Moving::PushBlock { desc, tag } => {
+                // The head's tag unchanged: the push did not happen (every push and pop changes
+                // it), so it is done now. Changed: it may have happened, and the block is left
+                // (a leak, never a second push). Either way the descriptor is given back.
+                let block_field = self.desc_at(desc, D_BLOCK)?;
+                let block = block_field.load(Ordering::Relaxed);
+                if block != crate::alloc::NO_BLOCK {
+                    let (granule, class) = (block >> 8, (block & 0xff) as usize);
+                    if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
+                        self.free_block_noting(granule, class, |tag| {
+                            self.note_moving(slot, Moving::PushBlock { desc, tag })
+                        })?;
+                    }
+                }
+                block_field.store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
                 self.push_desc_as(desc, slot)?;
                 Ok(1)
             }
-            Moving::PushDesc(_) => {
-                // The push may have happened: the descriptor is left (leaked).
+            Moving::PushDesc { desc, tag } => {
+                // As for a block: pushed now only if the head's tag proves it was not.
+                if self.list_tag(H_DESC_FREE)? == tag {
+                    self.push_desc_as(desc, slot)?;
+                    return Ok(1);
+                }
                 self.note_moving(slot, Moving::None)?;
                 Ok(0)
             }
@@ -297,8 +355,11 @@ mod tests {
                 class: 31,
             },
             Moving::Freeing(7),
-            Moving::PushBlock(0),
-            Moving::PushDesc((1 << 24) - 2),
+            Moving::PushBlock { desc: 0, tag: 5 },
+            Moving::PushDesc {
+                desc: (1 << 24) - 2,
+                tag: u32::MAX,
+            },
             Moving::Retire {
                 desc: 3,
                 incarnation: u32::MAX,

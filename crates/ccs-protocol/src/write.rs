@@ -592,6 +592,9 @@ impl<E: Env> Directory<E> {
             epoch: hold.head.epoch,
         };
         let head_word = self.head(line)?;
+        // What the retire record names, read before publishing so that only a store separates
+        // the publish from the record (`records.rs`).
+        let superseded = self.superseded(hold.head.desc_index())?;
         // Taken while holding the line, so the log orders one key's writes by version.
         let t_ns = if self.logging() { self.env.now_ns() } else { 0 };
         #[cfg(ccs_mutant = "unfenced_publish")]
@@ -613,11 +616,10 @@ impl<E: Env> Directory<E> {
             return Err(ProtocolError::Fenced);
         }
         // Retire the superseded version first: a writer killed between publishing and
-        // retiring leaks it (until `fsck --repair`), so that window is kept to these few
-        // instructions.
+        // recording the retire leaks it, so that window is kept to a store.
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
-        if let Some(old) = hold.head.desc_index() {
-            self.retire(old, hold.agent.slot)?;
+        if let Some((old, incarnation)) = superseded {
+            self.retire_known(old, incarnation, hold.agent.slot)?;
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
@@ -668,11 +670,13 @@ impl<E: Env> Directory<E> {
         if desc_plus_one == 0 || epoch != dead.epoch {
             return Ok(());
         }
+        // Read before taking the record, so that only a store separates the two records.
+        let (desc, incarnation) = (desc_plus_one - 1, self.incarnation_of(desc_plus_one - 1)?);
         if word
             .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            self.discard_slot(desc_plus_one - 1, slot)?;
+            self.discard_slot_known(desc, incarnation, slot)?;
         }
         Ok(())
     }
