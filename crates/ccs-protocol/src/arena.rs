@@ -28,8 +28,10 @@
 //! **A SIGKILL never wedges the allocator:** the only lock is kernel-released, and a merger that
 //! dies leaves its blocks marked `STASHED` and, in the middle of merging a pair, the pair in
 //! header word `H_ARENA_MERGING`; the next merger finishes that pair and gives every stashed
-//! block back. What a dead process can lose is the one block it had popped but not yet marked
-//! (as an allocation can today), which `ccs fsck --repair` returns.
+//! block back. What a dead merger can lose is the one block it had popped but not yet marked,
+//! which `ccs fsck --repair` returns. An allocation records the block it takes in its agent
+//! slot until a descriptor holds it (`records.rs`), so a dead allocator's block is given back
+//! by the agent's next attach.
 
 use crate::directory::Directory;
 use crate::env::Env;

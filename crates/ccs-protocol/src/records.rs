@@ -16,11 +16,14 @@
 //!   written (the pending word, the descriptor's block field), never after: a death between the
 //!   two leaks the entry, where the other order could free it twice.
 //! * **Never guess about a free list.** A record names an entry only while no free list can
-//!   hold it. A push is recorded as "pushing" (`PushBlock`, `PushDesc`); whether it took effect
-//!   cannot be told afterwards, so recovery then leaves the entry (a leak, never a double free).
-//!   The leaks left: a death between a pop (or a winning `try_free`) and the store that records
-//!   it, inside a push, between clearing a record and writing its successor, and inside a
-//!   reader's free (readers unpin without an agent at hand). Each is a few instructions.
+//!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
+//!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
+//!   so an unchanged tag proves the push did not happen and recovery does it; a changed one
+//!   leaves the entry (a leak, never a double free). The leaks left: a death between a pop (or
+//!   a winning `try_free`, or a bump) and the store that records it, between a successful push
+//!   and the next record, between clearing a record and writing its successor, inside the push
+//!   of a split's upper half or of a bump's alignment piece, and in the few frees nobody
+//!   records (a transient pin dropped inside `pin`). Each is a few instructions.
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped.
