@@ -64,7 +64,9 @@ fn killed_writers_lose_nothing_and_block_no_one() {
 
 /// Invariant 6 says the artifact stays writable without manual repair: the block a killed
 /// writer was filling must come back, or repeated crashes fill the arena. With 8 MiB (eight
-/// 1 MiB blocks), twenty kills mid-`put` exhaust it if those blocks leak.
+/// 1 MiB blocks), twenty kills mid-`put` exhaust it if those blocks leak. And nothing is left
+/// for a repair (docs/protocol.md §3.9): once the dead writer's name attached again, a
+/// read-only `fsck` finds no leaked descriptor and no leaked byte.
 #[test]
 fn killed_writers_leak_no_payload_space() {
     kill_rounds("crash-leak", 8 << 20, true);
@@ -170,6 +172,21 @@ fn kill_rounds(tag: &str, arena_bytes: u64, refill: bool) {
             .unwrap_or_else(|e| panic!("write {i} after the kills: {e}"));
     }
     verify(&observer.get(KEY).unwrap().bytes).unwrap();
+    if refill {
+        // The dead writers' next attach recovers what they were allocating, freeing or retiring.
+        drop(segment.attach("writer").unwrap());
+        let report = segment.fsck(false).unwrap();
+        let problems: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.subject, p.message))
+            .collect();
+        assert_eq!(
+            (report.arena.leaked_bytes, report.descriptors.leaked),
+            (0, 0),
+            "leaked before any repair: {problems:?}"
+        );
+    }
     drop((observer, segment));
     guard.finish();
 }

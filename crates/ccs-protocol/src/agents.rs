@@ -266,6 +266,7 @@ impl<E: Env> Directory<E> {
             generation,
             strategy: Strategy::Lazy,
         };
+        self.recover_records(slot)?;
         self.release_stale_holds(dead)?;
         self.release_recorded_pins(slot)?;
         self.reset_slot(slot)
@@ -340,6 +341,7 @@ impl<E: Env> Directory<E> {
             generation,
             strategy,
         };
+        self.recover_records(slot)?;
         self.release_stale_holds(agent)?;
         self.release_recorded_pins(slot)?;
         self.log(agent, LogEntry::new(LogOp::Attach, LogOutcome::Ok));
@@ -354,7 +356,7 @@ impl<E: Env> Directory<E> {
             if head.holder_slot() == Some(agent.slot) {
                 // Free the slot the dead holder was filling first: while the line is still
                 // held, no new holder can overwrite that record.
-                self.discard_pending_of(line, head)?;
+                self.discard_pending_of(line, head, agent.slot)?;
                 let freed = Head { holder: 0, ..head };
                 // A failed exchange means someone else reclaimed it first; either way it is free
                 // of the dead holder.

@@ -21,6 +21,7 @@ use crate::layout::{
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner};
+use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
 
 /// Descriptor flag: the version is a deletion (tombstone), with no payload.
@@ -103,19 +104,23 @@ impl<E: Env> Directory<E> {
     }
 
     /// Push `entry` on the Treiber stack at header word `head_index`, storing
-    /// `with_link(successor link)` into `next_word` first.
+    /// `with_link(successor link)` into `next_word` first. `before_push` is told the head's tag
+    /// before each attempt: a pusher's record of it lets its recovery tell that the push did
+    /// not happen (the tag is unchanged: every push and pop changes it).
     pub(crate) fn push_free(
         &self,
         head_index: usize,
         entry: u64,
         next_word: &AtomicU64,
         with_link: impl Fn(u64) -> u64,
+        before_push: impl Fn(u32) -> Result<()>,
     ) -> Result<()> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
             next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let tag = (current >> 32) as u32;
+            before_push(tag)?;
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
@@ -145,7 +150,9 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    fn alloc_desc(&self) -> Result<u32> {
+    /// A descriptor off the free list (or the untouched end), recorded at once as taken by
+    /// `slot` (`records.rs`).
+    fn alloc_desc(&self, slot: u32) -> Result<u32> {
         let limit = self.geo.descs as u64;
         let popped = self.pop_free(H_DESC_FREE, limit, |d| {
             Ok(self
@@ -162,7 +169,10 @@ impl<E: Env> Directory<E> {
                     limit,
                 })?,
         } as u32;
+        self.note_taken(slot, Some(desc))?;
+        self.env.kill_point(slot, KillPoint::Taken);
         if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) != desc_state::FREE {
+            self.note_taken(slot, None)?;
             return Err(ProtocolError::corrupt(format!(
                 "free slot descriptor {desc} is in use"
             )));
@@ -171,18 +181,22 @@ impl<E: Env> Directory<E> {
     }
 
     /// A fresh descriptor for a new version, in state FILLING with no block: reachable by no
-    /// reader until [`Directory::fill_slot`] tags it and a writer publishes it.
-    pub(crate) fn alloc_slot(&self) -> Result<u32> {
-        let desc = self.alloc_desc()?;
+    /// reader until [`Directory::fill_slot`] tags it and a writer publishes it. Recorded as
+    /// taken by `slot` until the caller clears that record ([`Directory::note_taken`]) right
+    /// before recording the descriptor elsewhere.
+    pub(crate) fn alloc_slot(&self, slot: u32) -> Result<u32> {
+        let desc = self.alloc_desc(slot)?;
         // Seqlock write side for the descriptor's own fields: a reader that sees any field
         // stored below also sees, after its Acquire fence, that the descriptor's previous owner
         // tag was cleared (cleared in `release_desc` before the Release push that `alloc_desc`
         // popped). Pairs with the Acquire fence in `copy_validated`.
         fence(Ordering::Release);
-        self.desc_at(desc, D_CTL)?
-            .store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
+        // The block field first: a discarder of a FILLING descriptor frees what it names (a
+        // fresh descriptor's field reads 0, granule 0).
         self.desc_at(desc, D_BLOCK)?
             .store(NO_BLOCK, Ordering::Relaxed);
+        self.desc_at(desc, D_CTL)?
+            .store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
         Ok(desc)
     }
 
@@ -199,8 +213,11 @@ impl<E: Env> Directory<E> {
     ) -> Result<()> {
         if let Some(bytes) = payload {
             let class = class_for(bytes.len() as u64);
-            let granule = self.alloc_block(class)?;
-            // Recorded at once, so freeing the descriptor frees the block whatever happens next.
+            let granule = self.alloc_block(class, writer)?;
+            // Recorded at once, so freeing the descriptor frees the block whatever happens next;
+            // the writer's own record of the block is cleared first (one name at a time,
+            // `records.rs`).
+            self.note_moving(writer, Moving::None)?;
             self.desc_at(desc, D_BLOCK)?
                 .store((granule << 8) | class as u64, Ordering::Relaxed);
             // Seqlock write side: a reader that sees any byte stored below also sees, after
@@ -233,8 +250,19 @@ impl<E: Env> Directory<E> {
 
     /// Free a descriptor that was never published (a fenced write, or a dead writer's). A
     /// reader may hold a transient pin on it (it pins, then finds it unpublished and lets go):
-    /// the pins are kept and the last one frees it.
-    pub(crate) fn discard_slot(&self, desc: u32) -> Result<()> {
+    /// the pins are kept and the last one frees it. Recorded under `slot` until done.
+    pub(crate) fn discard_slot(&self, desc: u32, slot: u32) -> Result<()> {
+        self.discard_slot_known(desc, incarnation_of(self, desc)?, slot)
+    }
+
+    /// The incarnation of `desc`'s owner word (see [`Directory::discard_slot_known`]).
+    pub(crate) fn incarnation_of(&self, desc: u32) -> Result<u32> {
+        incarnation_of(self, desc)
+    }
+
+    /// [`Directory::discard_slot`] of `desc` at `incarnation`, read before the caller took it.
+    pub(crate) fn discard_slot_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
+        self.note_moving(slot, Moving::Discard { desc, incarnation })?;
         let ctl = self.desc_at(desc, D_CTL)?;
         let mut current = ctl.load(Ordering::Relaxed);
         loop {
@@ -249,29 +277,47 @@ impl<E: Env> Directory<E> {
             match ctl.compare_exchange_weak(current, discarded, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) if current & desc_state::PINS == 0 => {
-                    return self.try_free(desc, desc_state::FILLING);
+                    return self.try_free(desc, desc_state::FILLING, slot);
                 }
-                Ok(_) => return Ok(()),
+                Ok(_) => return self.note_moving(slot, Moving::None),
                 Err(seen) => current = seen,
             }
         }
     }
 
-    /// Mark a superseded descriptor RETIRED; free it now if no one pins it.
-    pub(crate) fn retire(&self, desc: u32) -> Result<()> {
+    /// Mark a superseded descriptor RETIRED; free it now if no one pins it. `slot` (the agent
+    /// whose publish superseded it) records the step until done, so that if its process dies
+    /// first, its recovery retires it (`records.rs`).
+    pub(crate) fn retire(&self, desc: u32, slot: u32) -> Result<()> {
+        self.retire_known(desc, incarnation_of(self, desc)?, slot)
+    }
+
+    /// The descriptor a publish supersedes (if any) and its incarnation, for
+    /// [`Directory::retire_known`].
+    pub(crate) fn superseded(&self, old: Option<u32>) -> Result<Option<(u32, u32)>> {
+        old.map(|desc| Ok((desc, incarnation_of(self, desc)?)))
+            .transpose()
+    }
+
+    /// [`Directory::retire`] of `desc` at `incarnation`, read before it was superseded.
+    pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
+        self.note_moving(slot, Moving::Retire { desc, incarnation })?;
+        self.env.kill_point(slot, KillPoint::Retiring);
         let retired = desc_state::RETIRED << desc_state::SHIFT;
         let before = self
             .desc_at(desc, D_CTL)?
             .fetch_or(retired, Ordering::AcqRel);
         if before & desc_state::PINS == 0 {
-            self.try_free(desc, desc_state::RETIRED)?;
+            self.try_free(desc, desc_state::RETIRED, slot)?;
+        } else {
+            self.note_moving(slot, Moving::None)?;
         }
         Ok(())
     }
 
     /// Free `desc` if it is in `state` (RETIRED, or FILLING for a discarded one) with no pins;
-    /// only one caller can win.
-    fn try_free(&self, desc: u32, state: u64) -> Result<()> {
+    /// only one caller can win. The winner records the free under `slot` at once.
+    pub(crate) fn try_free(&self, desc: u32, state: u64, slot: u32) -> Result<()> {
         let unpinned = state << desc_state::SHIFT;
         let ctl = self.desc_at(desc, D_CTL)?;
         #[cfg(not(ccs_mutant = "free_while_pinned"))]
@@ -285,13 +331,24 @@ impl<E: Env> Directory<E> {
             true
         };
         if won {
-            self.release_desc(desc)?;
+            self.note_moving(slot, Moving::Freeing(desc))?;
+            self.env.kill_point(slot, KillPoint::Freeing);
+            self.release_desc_as(desc, slot)
+        } else {
+            self.note_moving(slot, Moving::None)
         }
-        Ok(())
     }
 
-    /// Return a descriptor (now FREE) and its block to the free lists.
+    /// Return a descriptor (now FREE) and its block to the free lists, unrecorded (its owner
+    /// records it elsewhere, or nothing else runs: fsck's repair).
     pub(crate) fn release_desc(&self, desc: u32) -> Result<()> {
+        self.release_desc_as(desc, NO_RECORD)
+    }
+
+    /// [`Directory::release_desc`], each step recorded under `slot` (`records.rs`): the
+    /// descriptor keeps its block field until the block's push is done, so a recovery from
+    /// `Freeing` knows the block was not given back yet.
+    pub(crate) fn release_desc_as(&self, desc: u32, slot: u32) -> Result<()> {
         self.desc_at(desc, D_CTL)?.store(0, Ordering::Relaxed);
         // The owner tag changes before the block is reusable: the seqlock readers' proof (see
         // `fill_slot`) needs it changed before the Release push below. It moves to the next
@@ -301,15 +358,13 @@ impl<E: Env> Directory<E> {
             freed_owner(owner_word.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        // Seqlock write side: a reader that sees the cleared block field below also sees the
-        // owner tag cleared after its Acquire fence, and discards its copy; and whoever pops
-        // the block (Acquire, after the Release push below, directly or through a split or a
-        // merge) and fills it does so after this store, so a reader that copies its bytes sees
-        // the tag changed too. Pairs with the Acquire fence in `copy_validated`.
+        // Seqlock write side: whoever pops the block (Acquire, after the Release push below,
+        // directly or through a split or a merge) and fills it does so after this store, so a
+        // reader that copies its bytes sees the tag changed after its Acquire fence and
+        // discards its copy. Pairs with the Acquire fence in `copy_validated`.
         fence(Ordering::Release);
-        let block = self
-            .desc_at(desc, D_BLOCK)?
-            .swap(NO_BLOCK, Ordering::Relaxed);
+        let block_field = self.desc_at(desc, D_BLOCK)?;
+        let block = block_field.load(Ordering::Relaxed);
         if block != NO_BLOCK {
             let (granule, class) = (block >> 8, (block & 0xff) as usize);
             if class >= self.geo.classes || granule + (1 << class) > self.geo.arena_granules() {
@@ -318,10 +373,25 @@ impl<E: Env> Directory<E> {
                 )));
             }
             self.check_used_block(granule, class)?;
-            self.free_block(granule, class)?;
+            self.free_block_noting(granule, class, |tag| {
+                self.note_moving(slot, Moving::PushBlock { desc, tag })
+            })?;
+            block_field.store(NO_BLOCK, Ordering::Relaxed);
         }
+        self.push_desc_as(desc, slot)
+    }
+
+    /// Push a FREE descriptor without a block on the free list, recorded under `slot`.
+    pub(crate) fn push_desc_as(&self, desc: u32, slot: u32) -> Result<()> {
         let next = self.desc_at(desc, D_NEXT)?;
-        self.push_free(H_DESC_FREE, u64::from(desc), next, |link| link)
+        self.push_free(
+            H_DESC_FREE,
+            u64::from(desc),
+            next,
+            |link| link,
+            |tag| self.note_moving(slot, Moving::PushDesc { desc, tag }),
+        )?;
+        self.note_moving(slot, Moving::None)
     }
 
     /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.
@@ -437,6 +507,11 @@ impl<E: Env> Directory<E> {
     /// unpin can never borrow from the state bits (LIVE|0 - 1 would read FILLING with every pin
     /// bit set: a descriptor no reader could use and no one would free).
     pub(crate) fn unpin(&self, desc: u32) -> Result<()> {
+        self.unpin_as(desc, NO_RECORD)
+    }
+
+    /// [`Directory::unpin`], recording a free it does under `slot`.
+    pub(crate) fn unpin_as(&self, desc: u32, slot: u32) -> Result<()> {
         let ctl = self.desc_at(desc, D_CTL)?;
         #[cfg(ccs_mutant = "unchecked_unpin")]
         let before = ctl.fetch_sub(1, Ordering::AcqRel);
@@ -466,7 +541,7 @@ impl<E: Env> Directory<E> {
         }
         for state in [desc_state::RETIRED, desc_state::FILLING] {
             if before == (state << desc_state::SHIFT) | 1 {
-                self.try_free(desc, state)?;
+                self.try_free(desc, state, slot)?;
             }
         }
         Ok(())

@@ -28,13 +28,16 @@
 //! **A SIGKILL never wedges the allocator:** the only lock is kernel-released, and a merger that
 //! dies leaves its blocks marked `STASHED` and, in the middle of merging a pair, the pair in
 //! header word `H_ARENA_MERGING`; the next merger finishes that pair and gives every stashed
-//! block back. What a dead process can lose is the one block it had popped but not yet marked
-//! (as an allocation can today), which `ccs fsck --repair` returns.
+//! block back. What a dead merger can lose is the one block it had popped but not yet marked,
+//! which `ccs fsck --repair` returns. An allocation records the block it takes in its agent
+//! slot until a descriptor holds it (`records.rs`), so a dead allocator's block is given back
+//! by the agent's next attach.
 
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{H_ARENA_BUMP, H_ARENA_FREE, H_ARENA_MERGING};
+use crate::records::{KillPoint, Moving, NO_RECORD};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The block-table word of a granule: `state:2 | 0:22 | class:8 | link:32`.
@@ -105,17 +108,19 @@ impl<E: Env> Directory<E> {
 
     /// A block of class `class`: its first granule. Lock-free unless the arena has no block of
     /// that class or larger left, when it merges free buddies under the structure lock first.
-    pub(crate) fn alloc_block(&self, class: usize) -> Result<u64> {
-        if let Some(granule) = self.take_block(class)? {
+    /// The block stays recorded as `slot`'s ([`Moving::Block`]) until the caller hands it to a
+    /// descriptor.
+    pub(crate) fn alloc_block(&self, class: usize, slot: u32) -> Result<u64> {
+        if let Some(granule) = self.take_block(class, slot)? {
             return Ok(granule);
         }
         let taken = self.env.with_structure_lock(|| {
             // A merger that held the lock before us may have made room already.
-            if let Some(granule) = self.take_block(class)? {
+            if let Some(granule) = self.take_block(class, slot)? {
                 return Ok(Some(granule));
             }
             self.merge_free_blocks()?;
-            self.take_block(class)
+            self.take_block(class, slot)
         })??;
         taken.ok_or(ProtocolError::CapacityExceeded {
             what: "payload arena bytes",
@@ -129,36 +134,50 @@ impl<E: Env> Directory<E> {
     /// that contains the bump pointer: at each class from `class` up, the untouched part of
     /// that block is used before a whole free block of the class is split. So small payloads
     /// fill the region the bump pointer is in before they break up a large freed block.
-    fn take_block(&self, class: usize) -> Result<Option<u64>> {
+    fn take_block(&self, class: usize, slot: u32) -> Result<Option<u64>> {
         for source in class..self.geo.classes {
             if source > class
-                && let Some(granule) = self.bump_block(class, source)?
+                && let Some(granule) = self.bump_block(class, source, slot)?
             {
                 return Ok(Some(granule));
             }
-            if let Some(granule) = self.pop_block(source)? {
+            if let Some(granule) = self.pop_block(source, slot)? {
                 // The pop made this thread the block's only owner: no list holds it any more.
                 self.block_meta(granule)?
                     .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
-                // Split: keep the lower 2^class granules, free the upper halves. Only their
+                // Split: keep the lower 2^class granules, free the upper halves, largest
+                // first, the record shrinking to the part kept before each push (a death
+                // inside a push leaks that half, never frees it twice). Only their
                 // block-table words are written, never their bytes, which a reader of the
                 // block's previous version may still be copying (see the module doc).
-                for half in class..source {
+                for half in (class..source).rev() {
+                    // The mutant keeps the whole block recorded while its halves are pushed.
+                    #[cfg(not(ccs_mutant = "unshrunk_split_record"))]
+                    self.note_moving(
+                        slot,
+                        Moving::Block {
+                            granule,
+                            class: half,
+                        },
+                    )?;
                     self.free_block(granule + (1 << half), half)?;
+                    self.env.kill_point(slot, KillPoint::SplitPushed);
                 }
                 return Ok(Some(granule));
             }
         }
-        self.bump_block(class, usize::MAX)
+        self.bump_block(class, usize::MAX, slot)
     }
 
-    /// Pop the free list of `class`, checking the block's table word.
-    fn pop_block(&self, class: usize) -> Result<Option<u64>> {
+    /// Pop the free list of `class`, checking the block's table word; the block is recorded
+    /// as `slot`'s at once.
+    fn pop_block(&self, class: usize, slot: u32) -> Result<Option<u64>> {
         let granules = self.geo.arena_granules();
         let popped = self.pop_free(H_ARENA_FREE + class, granules, |g| self.block_link(g))?;
         let Some(granule) = popped else {
             return Ok(None);
         };
+        self.note_moving(slot, Moving::Block { granule, class })?;
         let meta = self.block_meta(granule)?.load(Ordering::Relaxed);
         if granule % (1 << class) != 0
             || granule + (1 << class) > granules
@@ -174,13 +193,18 @@ impl<E: Env> Directory<E> {
     }
 
     /// Take an aligned block of class `class` from the untouched end of the arena, if it lies
-    /// in the same aligned region of class `within` as the bump pointer (`usize::MAX`: any).
-    fn bump_block(&self, class: usize, within: usize) -> Result<Option<u64>> {
+    /// in the same aligned region of class `within` as the bump pointer (`usize::MAX`: any),
+    /// recorded as `slot`'s at once.
+    ///
+    /// The granules skipped to align the block become free blocks, taken and freed one aligned
+    /// piece at a time, so that a death between a bump and the push of what it took loses at
+    /// most that one piece.
+    fn bump_block(&self, class: usize, within: usize, slot: u32) -> Result<Option<u64>> {
         let size = 1u64 << class;
         let granules = self.geo.arena_granules();
         let bump = self.words.at(H_ARENA_BUMP)?;
         let mut current = bump.load(Ordering::Relaxed);
-        let start = loop {
+        loop {
             let start = current.div_ceil(size) * size;
             if current > granules || start > granules || granules - start < size {
                 return Ok(None);
@@ -188,25 +212,41 @@ impl<E: Env> Directory<E> {
             if within < 63 && (start + size - 1) >> within != current >> within {
                 return Ok(None);
             }
+            let piece = if start == current {
+                class
+            } else {
+                aligned_class(current, start - current, self.geo.classes - 1)
+            };
             // Relaxed: untouched granules hold no bytes anyone reads.
             match bump.compare_exchange_weak(
                 current,
-                start + size,
+                current + (1 << piece),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break start,
+                Ok(_) if start == current => {
+                    self.note_moving(
+                        slot,
+                        Moving::Block {
+                            granule: start,
+                            class,
+                        },
+                    )?;
+                    self.block_meta(start)?
+                        .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
+                    return Ok(Some(start));
+                }
+                Ok(_) => {
+                    self.free_block(current, piece)?;
+                    current += 1 << piece;
+                }
                 Err(seen) => current = seen,
             }
-        };
-        self.block_meta(start)?
-            .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
-        // The granules skipped to align the block become free blocks.
-        self.free_run(current, start)?;
-        Ok(Some(start))
+        }
     }
 
     /// Free granules `first..end` as the largest aligned blocks that tile them.
+    #[cfg(not(loom))]
     pub(crate) fn free_run(&self, first: u64, end: u64) -> Result<()> {
         let mut granule = first;
         while granule < end {
@@ -219,15 +259,32 @@ impl<E: Env> Directory<E> {
 
     /// Push the block of class `class` at `granule` on its free list.
     pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
+        self.free_block_noting(granule, class, |_| Ok(()))
+    }
+
+    /// [`Directory::free_block`], telling `before_push` the list head's tag before each
+    /// attempt (see `push_free`).
+    pub(crate) fn free_block_noting(
+        &self,
+        granule: u64,
+        class: usize,
+        before_push: impl Fn(u32) -> Result<()>,
+    ) -> Result<()> {
         let meta = self.block_meta(granule)?;
         #[cfg(ccs_mutant = "links_in_payload")]
         let first_word = self.words.at(self.geo.granule_word(granule))?;
-        self.push_free(H_ARENA_FREE + class, granule, meta, |link| {
-            // The old layout: the link in the block's first payload word.
-            #[cfg(ccs_mutant = "links_in_payload")]
-            first_word.store(link, Ordering::Relaxed);
-            block_meta::pack(FREE, class, link)
-        })
+        self.push_free(
+            H_ARENA_FREE + class,
+            granule,
+            meta,
+            |link| {
+                // The old layout: the link in the block's first payload word.
+                #[cfg(ccs_mutant = "links_in_payload")]
+                first_word.store(link, Ordering::Relaxed);
+                block_meta::pack(FREE, class, link)
+            },
+            before_push,
+        )
     }
 
     /// Check that the block of a descriptor being freed is in use, so a block freed twice is
@@ -253,7 +310,7 @@ impl<E: Env> Directory<E> {
         // keep coming.
         for class in 0..self.geo.classes {
             for _ in 0..(granules >> class) {
-                let Some(granule) = self.pop_block(class)? else {
+                let Some(granule) = self.pop_block(class, NO_RECORD)? else {
                     break;
                 };
                 self.block_meta(granule)?

@@ -5,6 +5,7 @@
 //! unit tests implement it in memory.
 
 use crate::error::Result;
+use crate::records::KillPoint;
 use crate::sync::AtomicU32;
 
 /// The protocol's view of the operating system.
@@ -25,4 +26,9 @@ pub trait Env {
     /// Run `f` while holding the segment's structural lock (released by the kernel if the
     /// holder dies).
     fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R>;
+    /// Test hook: the loom models of allocation recovery kill a process here (the in-memory
+    /// environment panics when told to); a no-op everywhere else.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn kill_point(&self, _slot: u32, _point: KillPoint) {}
 }

@@ -317,7 +317,7 @@ impl<E: Env> Directory<E> {
             )
             .map_err(|_| ProtocolError::Fenced)?;
         if let Some(tombstone) = hold.head.desc_index() {
-            self.retire(tombstone)?;
+            self.retire(tombstone, hold.agent.slot)?;
         }
         self.notify(line)?;
         Ok(Some(LineRef {

@@ -122,6 +122,12 @@ pub(crate) const A_STRATEGY: usize = 4;
 /// When the agent was last seen leaving (monotonic ms, stored at detach; 0: never detached):
 /// with the attach time, the "last seen" that orders dead slots for reuse.
 pub(crate) const A_DETACHED_MS: usize = 5;
+/// The descriptor the agent took off the free list and has not yet recorded in a line's pending
+/// word (`desc + 1`, 0: none): see `records.rs`.
+pub(crate) const A_TAKEN: usize = 6;
+/// The block or descriptor the agent is moving between a free list and a descriptor, or
+/// retiring (0: none): see `records.rs`.
+pub(crate) const A_MOVING: usize = 7;
 pub(crate) const A_NAME: usize = 8; // 8 words = 64 bytes
 /// The agent's pin records: `desc + 1` of each version a zero-copy guard of its process pins
 /// (0: free), so that whoever next holds the agent's lock can release a dead process's pins.

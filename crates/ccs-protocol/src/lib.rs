@@ -55,6 +55,7 @@ mod opcodes {
 mod oplog;
 mod packing;
 mod read;
+mod records;
 mod status;
 pub mod sync;
 pub mod testing;
@@ -78,6 +79,8 @@ pub use layout::{
 };
 pub use oplog::{LogEntry, RawRecord, RecordRead};
 pub use read::{Pinned, ReadInfo, ViewCheck};
+#[doc(hidden)]
+pub use records::KillPoint;
 pub use status::{AgentRow, ArtifactRow, Cell};
 pub use wait::WaitResult;
 pub use words::{HeapWords, Words};

@@ -75,6 +75,9 @@ pub struct Pinned {
     pub len: usize,
     /// The word of the reader's pin record naming this pin, if a record was free.
     pub(crate) record: Option<usize>,
+    /// The reader's agent slot, under which a free done by the release is recorded
+    /// (`records.rs`).
+    pub(crate) slot: u32,
 }
 
 /// How a read takes the bytes of a published descriptor.
@@ -157,6 +160,7 @@ impl<E: Env> Directory<E> {
         let (info, pin) = self.read_with(agent, line, Take::Pin)?;
         let mut pin = pin.ok_or_else(|| ProtocolError::corrupt("pinned read returned no pin"))?;
         pin.record = self.record_pin(agent, pin.desc)?;
+        pin.slot = agent.slot;
         Ok((info, pin))
     }
 
@@ -166,7 +170,7 @@ impl<E: Env> Directory<E> {
         if let Some(record) = pin.record {
             self.words.at(record)?.store(0, Ordering::Release);
         }
-        self.unpin(pin.desc)
+        self.unpin_as(pin.desc, pin.slot)
     }
 
     /// Note `desc` in a free pin record of `agent`; `None` if all are taken.
@@ -203,7 +207,7 @@ impl<E: Env> Directory<E> {
                 .ok()
                 .and_then(|d| d.checked_sub(1))
             {
-                self.unpin(desc)?;
+                self.unpin_as(desc, slot)?;
                 released += 1;
             }
         }
@@ -277,7 +281,7 @@ impl<E: Env> Directory<E> {
         if held != 0 && mask.load(Ordering::SeqCst) & bit != 0 {
             // Pairs with the publishing compare-exchange in `write.rs`.
             let head = Head::unpack(head_word.load(Ordering::Acquire));
-            if let Taken::Got { version, pin } = self.take(line, head, take)? {
+            if let Taken::Got { version, pin } = self.take(line, head, take, agent.slot)? {
                 if version == held && !self.still_fresh(agent, line)? {
                     // The strategy expired the copy: drop S and fetch again, as a MISS.
                     mask.fetch_and(!bit, Ordering::SeqCst);
@@ -314,7 +318,7 @@ impl<E: Env> Directory<E> {
                 head_word.fetch_add(0, Ordering::Acquire)
             };
             let head = Head::unpack(raw);
-            let (version, pin) = match self.take(line, head, take)? {
+            let (version, pin) = match self.take(line, head, take, agent.slot)? {
                 Taken::Got { version, pin } => (version, pin),
                 Taken::Absent => {
                     // Seen absent: a ghost of the key (`ghosts.rs`) lets it be re-created.
@@ -357,18 +361,18 @@ impl<E: Env> Directory<E> {
 
     fn drop_pin(&self, pin: Option<Pinned>) -> Result<()> {
         match pin {
-            Some(pin) => self.unpin(pin.desc),
+            Some(pin) => self.unpin_as(pin.desc, pin.slot),
             None => Ok(()),
         }
     }
 
     /// Read the descriptor published in `head` the way `take` asks.
-    fn take(&self, line: u32, head: Head, take: &mut Take<'_>) -> Result<Taken> {
+    fn take(&self, line: u32, head: Head, take: &mut Take<'_>, slot: u32) -> Result<Taken> {
         let Some(desc) = head.desc_index() else {
             return Ok(Taken::Absent);
         };
         match take {
-            Take::Pin => self.take_pinned(line, desc),
+            Take::Pin => self.take_pinned(line, desc, slot),
             Take::Copy(out) => {
                 for _ in 0..OPTIMISTIC_COPIES {
                     match self.copy_validated(line, desc, out)? {
@@ -378,13 +382,13 @@ impl<E: Env> Directory<E> {
                         Copied::Torn => continue,
                     }
                 }
-                match self.take_pinned(line, desc)? {
+                match self.take_pinned(line, desc, slot)? {
                     Taken::Got {
                         version,
                         pin: Some(pin),
                     } => {
                         let copied = self.copy_pinned(&pin, out);
-                        self.unpin(pin.desc)?;
+                        self.unpin_as(pin.desc, slot)?;
                         copied?;
                         Ok(Taken::Got { version, pin: None })
                     }
@@ -394,11 +398,11 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    fn take_pinned(&self, line: u32, desc: u32) -> Result<Taken> {
+    fn take_pinned(&self, line: u32, desc: u32, slot: u32) -> Result<Taken> {
         match self.pin(desc, line)? {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
-                self.unpin(desc)?;
+                self.unpin_as(desc, slot)?;
                 Ok(Taken::Deleted {
                     version: info.version,
                 })
@@ -411,6 +415,7 @@ impl<E: Env> Directory<E> {
                     first_word: info.first_word,
                     len: info.len,
                     record: None,
+                    slot,
                 }),
             }),
         }
@@ -451,6 +456,7 @@ impl<E: Env> Directory<E> {
                         first_word: info.first_word,
                         len: info.len,
                         record: None,
+                        slot: crate::records::NO_RECORD,
                     },
                     out,
                 )?;

@@ -3,6 +3,7 @@
 
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::records::KillPoint;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
@@ -17,6 +18,8 @@ pub struct MemEnv {
     ticks: AtomicU64,
     wakes: AtomicU64,
     lock: Mutex<()>,
+    /// `(slot + 1) << 8 | point + 1` of the one kill point armed (0: none).
+    kill_at: AtomicU64,
 }
 
 impl MemEnv {
@@ -30,6 +33,7 @@ impl MemEnv {
             ticks: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
             lock: Mutex::new(()),
+            kill_at: AtomicU64::new(0),
         }
     }
 
@@ -43,6 +47,16 @@ impl MemEnv {
                 word.fetch_or(bit, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Kill `slot`'s process the next time it passes `point`: it is marked dead and the
+    /// thread panics with "killed at ..." (catch it with `std::panic::catch_unwind`).
+    #[doc(hidden)]
+    pub fn kill_at(&self, slot: u32, point: KillPoint) {
+        self.kill_at.store(
+            (u64::from(slot) + 1) << 8 | (point as u64 + 1),
+            Ordering::SeqCst,
+        );
     }
 
     /// How many wake calls writers have made (each a system call on a real segment).
@@ -84,6 +98,15 @@ impl Env for MemEnv {
         crate::sync::yield_now();
         self.advance_ms(1);
         Ok(())
+    }
+
+    fn kill_point(&self, slot: u32, point: KillPoint) {
+        let armed = (u64::from(slot) + 1) << 8 | (point as u64 + 1);
+        if self.kill_at.load(Ordering::SeqCst) == armed {
+            self.kill_at.store(0, Ordering::SeqCst);
+            self.set_alive(slot, false);
+            panic!("killed at {point:?}");
+        }
     }
 
     fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {

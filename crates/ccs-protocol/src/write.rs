@@ -478,7 +478,7 @@ impl<E: Env> Directory<E> {
                 continue;
             }
             if let Some(dead) = dead_head {
-                self.discard_pending_of(line, dead)?;
+                self.discard_pending_of(line, dead, agent.slot)?;
             }
             // Both records are compare-and-swapped from the values found after winning the
             // head: if this holder is reclaimed before it records (it stalled), the reclaimer's
@@ -569,7 +569,7 @@ impl<E: Env> Directory<E> {
         };
         #[cfg(ccs_mutant = "retire_before_publish")]
         if let Some(old) = hold.head.desc_index() {
-            self.retire(old)?;
+            self.retire(old, hold.agent.slot)?;
         }
         // Invalidate first (docs/design.md, "The protocol": take, invalidate, fill, publish), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.
@@ -582,7 +582,7 @@ impl<E: Env> Directory<E> {
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
-        let desc = match self.alloc_slot() {
+        let desc = match self.alloc_slot(hold.agent.slot) {
             Ok(desc) => desc,
             Err(e) => {
                 let _ = self.unhold(hold);
@@ -590,7 +590,9 @@ impl<E: Env> Directory<E> {
             }
         };
         // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
-        // here on, frees both.
+        // here on, frees both. The agent's own record of the descriptor goes first (one name at
+        // a time: `records.rs`).
+        self.note_taken(hold.agent.slot, None)?;
         if let Err(e) = self.record(
             self.pending(line)?,
             hold.pending_seen,
@@ -615,6 +617,9 @@ impl<E: Env> Directory<E> {
             epoch: hold.head.epoch,
         };
         let head_word = self.head(line)?;
+        // What the retire record names, read before publishing so that only a store separates
+        // the publish from the record (`records.rs`).
+        let superseded = self.superseded(hold.head.desc_index())?;
         // Taken while holding the line, so the log orders one key's writes by version.
         let t_ns = if self.logging() { self.env.now_ns() } else { 0 };
         #[cfg(ccs_mutant = "unfenced_publish")]
@@ -632,15 +637,14 @@ impl<E: Env> Directory<E> {
             .is_err()
         {
             self.clear_pending(line, desc, hold)?;
-            self.discard_slot(desc)?;
+            self.discard_slot(desc, hold.agent.slot)?;
             return Err(ProtocolError::Fenced);
         }
         // Retire the superseded version first: a writer killed between publishing and
-        // retiring leaks it (until `fsck --repair`), so that window is kept to these few
-        // instructions.
+        // recording the retire leaks it, so that window is kept to a store.
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
-        if let Some(old) = hold.head.desc_index() {
-            self.retire(old)?;
+        if let Some((old, incarnation)) = superseded {
+            self.retire_known(old, incarnation, hold.agent.slot)?;
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
@@ -683,19 +687,21 @@ impl<E: Env> Directory<E> {
     }
 
     /// After reclaiming `line` from a dead holder whose head was `dead`, free the slot it was
-    /// filling, if it had recorded one under that hold.
-    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head) -> Result<()> {
+    /// filling, if it had recorded one under that hold (the discard recorded under `slot`).
+    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head, slot: u32) -> Result<()> {
         let word = self.pending(line)?;
         let record = word.load(Ordering::Acquire);
         let (desc_plus_one, epoch) = ((record >> 32) as u32, (record & 0xff_ffff) as u32);
         if desc_plus_one == 0 || epoch != dead.epoch {
             return Ok(());
         }
+        // Read before taking the record, so that only a store separates the two records.
+        let (desc, incarnation) = (desc_plus_one - 1, self.incarnation_of(desc_plus_one - 1)?);
         if word
             .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            self.discard_slot(desc_plus_one - 1)?;
+            self.discard_slot_known(desc, incarnation, slot)?;
         }
         Ok(())
     }

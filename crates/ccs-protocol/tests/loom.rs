@@ -25,6 +25,9 @@
 //! | `unpin_is_checked` | 1 | a pin released twice is refused and leaves the version readable | `unchecked_unpin` |
 //! | `versions_cross_the_old_32_bit_limit` | 2, 5 | a key started at 2^32 − 1: a MISS racing the `put` of 2^32 leaves no stale valid bit; HITs, a stale view's refused and a current view's admitted conditional write above 2^32 | `truncated_view` |
 //! | `fencing_across_the_old_32_bit_limit` | 7 | an expired holder's `commit` of version 2^32 racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
+//! | `killed_mid_split_leaks_nothing` | 6 | a writer killed inside a split is recovered by its next attach, racing a reclaimer of its line and an allocator: nothing leaked, nothing handed out twice (bound 1) | `unshrunk_split_record` |
+//! | `killed_retiring_leaks_nothing` | 6 | a writer killed between publishing and retiring: its next attach retires the superseded version, racing an allocator (bound 1) | — |
+//! | `moved_key_never_admits_a_stale_write` | 10 | a reader of "x" racing x's deletion, the reuse of its line and x's re-creation elsewhere: its later `View` write is admitted exactly when it read the version it overwrites (ghosts, bound 1) | `no_ghost_views` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
 //! `RUSTFLAGS="--cfg loom" cargo test -p ccs-protocol --release --test loom`. A mutant is
@@ -37,8 +40,8 @@
 
 use ccs_protocol::testing::MemEnv;
 use ccs_protocol::{
-    AgentId, Condition, Config, Directory, Geometry, HeapWords, LogEntry, LogOp, LogOutcome,
-    ProtocolError, ReadInfo, RecordRead, StopAt,
+    AgentId, Condition, Config, Directory, Geometry, HeapWords, KillPoint, LogEntry, LogOp,
+    LogOutcome, ProtocolError, ReadInfo, RecordRead, StopAt,
 };
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -878,6 +881,136 @@ fn unpin_is_checked() {
         f.dir.release_pin(again).unwrap();
         assert_eq!(f.put(a, 2, Condition::Blind), Ok(2));
         assert_eq!(f.put(a, 3, Condition::Blind), Ok(3)); // v1's slot was freed and reused
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kill-safe allocation (issue 20): allocation records recovered at the next attach.
+
+/// Silence the panic message of a modelled kill (every execution prints one otherwise); any
+/// other panic is reported as usual.
+fn quiet_kills() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let killed = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("killed at"));
+            if !killed {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Run `write` as a process killed at `point` (it must get there).
+fn killed_at(dir: &Directory<MemEnv>, slot: u32, point: KillPoint, write: impl FnOnce()) {
+    dir.env().kill_at(slot, point);
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write));
+    assert!(died.is_err(), "the write never reached {point:?}");
+}
+
+/// The arena is full: one more one-granule payload is refused, and every descriptor but the
+/// `live` ones is free. A block or descriptor freed twice shows up here (or in the reads) as
+/// room that is not there; one leaked, as room missing.
+fn expect_full(dir: &Directory<MemEnv>, agent: AgentId, spare_line: u32, live: u64) {
+    match dir.put(agent, spare_line, &[0xee; 64], Condition::Blind) {
+        Err(ProtocolError::CapacityExceeded { .. }) => {}
+        other => panic!("a full arena took another payload: {other:?}"),
+    }
+    let descs = dir.geometry().descs as u64;
+    assert_eq!(
+        dir.free_descriptors().unwrap(),
+        descs - live,
+        "descriptors leaked or doubled"
+    );
+}
+
+/// x and y hold two granules each; x is deleted, leaving a free two-granule block. Agent d
+/// writes a small payload to k, splitting that block, and is killed right after pushing the
+/// upper half, holding the lower half (recorded as its `Block`) and the line. Its name
+/// re-attaches (the recovery) while w writes k (reclaiming the line from the dead holder and
+/// discarding its pending slot, with the granule that d pushed); then a small payload goes to
+/// a, in the granule the recovery gave back. Afterwards exactly the three live payloads' four
+/// granules are in use: nothing leaked, nothing handed out twice. The
+/// mutant keeps the whole two-granule block recorded during the split, so the recovery frees
+/// the upper half a second time.
+#[test]
+#[cfg_attr(ccs_mutant = "unshrunk_split_record", should_panic)]
+fn killed_mid_split_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
+        killed_at(&dir, d.slot, KillPoint::SplitPushed, || {
+            let _ = dir.put(d, k, &[9; 24], Condition::Blind);
+        });
+        let shared = Arc::new(dir);
+        let recovery = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                let again = f.begin_attach(d.slot, 7).unwrap();
+                f.env().set_alive(d.slot, true);
+                again
+            })
+        };
+        let writer = {
+            let f = shared.clone();
+            thread::spawn(move || assert_eq!(f.put(w, k, &[3; 24], Condition::Blind), Ok(1)))
+        };
+        let d = recovery.join().unwrap();
+        writer.join().unwrap();
+        // The granule d held is free again once its recovery is done.
+        assert_eq!(shared.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&shared, d, y, &[(2, 72)]);
+        expect_bytes(&shared, d, k, &[(3, 24)]);
+        expect_bytes(&shared, d, a, &[(4, 24)]);
+        // x's tombstone, y, k and a.
+        expect_full(&shared, d, x, 4);
+    });
+}
+
+/// d overwrites y with a small payload (taking half of x's freed block) and is killed in
+/// `retire`, right after recording it: y's old two-granule version is superseded but not
+/// retired. The recovery (d's next attach) retires and frees it while w writes a, so that w
+/// can then write a two-granule payload to k: the arena ends full with nothing leaked.
+#[test]
+fn killed_retiring_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
+        killed_at(&dir, d.slot, KillPoint::Retiring, || {
+            let _ = dir.put(d, y, &[9; 24], Condition::Blind);
+        });
+        let shared = Arc::new(dir);
+        let recovery = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                let again = f.begin_attach(d.slot, 7).unwrap();
+                f.env().set_alive(d.slot, true);
+                again
+            })
+        };
+        let writer = {
+            let f = shared.clone();
+            thread::spawn(move || assert_eq!(f.put(w, a, &[4; 24], Condition::Blind), Ok(1)))
+        };
+        let d = recovery.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(shared.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        expect_bytes(&shared, d, y, &[(9, 24)]);
+        expect_bytes(&shared, d, a, &[(4, 24)]);
+        expect_bytes(&shared, d, k, &[(5, 72)]);
+        expect_full(&shared, d, x, 4);
     });
 }
 

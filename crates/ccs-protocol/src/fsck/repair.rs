@@ -20,6 +20,8 @@ impl<E: Env> Directory<E> {
                 holds += 1;
             }
         }
+        // What its process was allocating, freeing or retiring (`records.rs`) first.
+        self.recover_records(slot)?;
         // The generation is not compared by the release: any handle of the slot is dead.
         self.release_stale_holds(AgentId {
             strategy: crate::freshness::Strategy::Lazy,

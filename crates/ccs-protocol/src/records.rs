@@ -1,0 +1,379 @@
+//! Allocation records: what an agent's process was doing with a descriptor or an arena block
+//! when it died, so that whoever next holds the agent's kernel lock (its next attach, the
+//! takeover of its slot, `fsck --repair`) completes or rolls the operation back. This is the
+//! precedent of the pin records (`read.rs`) applied to allocation: ownership that exists only
+//! in a process's registers is written down in its agent slot first.
+//!
+//! Two words per agent slot (docs/layout.md §3): `A_TAKEN`, a descriptor popped off the free
+//! list and not yet recorded in a line's pending word (from then on the pending word and the
+//! dead holder's reclaimer take over, `write.rs`), and `A_MOVING`, one [`Moving`] step: a block
+//! taken and not yet given to a descriptor, a descriptor being freed, a superseded version not
+//! yet retired, a never-published slot being discarded.
+//!
+//! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
+//!
+//! * **One name per entry.** A record is cleared *before* the word that takes the entry over is
+//!   written (the pending word, the descriptor's block field), never after: a death between the
+//!   two leaks the entry, where the other order could free it twice.
+//! * **Never guess about a free list.** A record names an entry only while no free list can
+//!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
+//!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
+//!   so an unchanged tag proves the push did not happen and recovery does it; a changed one
+//!   leaves the entry (a leak, never a double free). The leaks left: a death between a pop (or
+//!   a winning `try_free`, or a bump) and the store that records it, between a successful push
+//!   and the next record, between clearing a record and writing its successor, inside the push
+//!   of a split's upper half or of a bump's alignment piece, and in the few frees nobody
+//!   records (a transient pin dropped inside `pin`). Each is a few instructions.
+//! * **Validated before use.** A record of a descriptor that may have been freed since carries
+//!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
+//!   on is dropped.
+//! * **Exclusive steps stay exclusive.** Recovery frees a descriptor only through the same
+//!   compare-and-swaps as everyone else (`try_free`, `discard_slot`), so a racing unpinner or
+//!   reclaimer and the recoverer free it once.
+//!
+//! Several threads of one agent overwrite each other's records: the word then describes the
+//! latest step of one of them (each thread writes its own steps in order), so a record is never
+//! false, only missing — which leaks, never frees twice.
+
+use crate::directory::Directory;
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{
+    A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
+};
+use crate::packing::{desc_state, incarnation};
+use crate::sync::{AtomicU64, Ordering};
+
+/// The slot argument of an operation that records nothing (fsck's repair, readers' unpins,
+/// status).
+pub(crate) const NO_RECORD: u32 = u32::MAX;
+
+/// Where a loom model kills a process inside an allocation step ([`Env::kill_point`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillPoint {
+    /// Right after recording a descriptor taken off the free list.
+    Taken,
+    /// Inside a split, right after pushing an upper half.
+    SplitPushed,
+    /// In `retire`, right after recording the step.
+    Retiring,
+    /// Right after winning `try_free` and recording it.
+    Freeing,
+}
+
+/// One step an agent is taking with an entry that no free list and no descriptor holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moving {
+    /// Nothing.
+    None,
+    /// A block taken (popped, split or bumped) and not yet stored in a descriptor.
+    Block { granule: u64, class: usize },
+    /// A descriptor won by `try_free` (state FREE); its block, if any, still in its block
+    /// field; nothing pushed yet.
+    Freeing(u32),
+    /// Pushing the block of a descriptor being freed, onto a list head whose tag was `tag`.
+    PushBlock { desc: u32, tag: u32 },
+    /// Pushing a descriptor being freed (its block already given back), onto a list head whose
+    /// tag was `tag`.
+    PushDesc { desc: u32, tag: u32 },
+    /// A version superseded by this agent's publish, not yet retired (at this incarnation).
+    Retire { desc: u32, incarnation: u32 },
+    /// A never-published slot (a fenced write's, or a dead holder's) being discarded.
+    Discard { desc: u32, incarnation: u32 },
+}
+
+const KIND_SHIFT: u32 = 60;
+const LOW: u64 = 0xffff_ffff;
+
+impl Moving {
+    fn pack(self) -> u64 {
+        let (kind, body) = match self {
+            Moving::None => (0, 0),
+            Moving::Block { granule, class } => (1, ((class as u64 & 0xff) << 32) | granule),
+            Moving::Freeing(desc) => (2, u64::from(desc)),
+            Moving::PushBlock { desc, tag } => (3, (u64::from(desc) << 32) | u64::from(tag)),
+            Moving::PushDesc { desc, tag } => (4, (u64::from(desc) << 32) | u64::from(tag)),
+            Moving::Retire { desc, incarnation } => {
+                (5, (u64::from(desc) << 32) | u64::from(incarnation))
+            }
+            Moving::Discard { desc, incarnation } => {
+                (6, (u64::from(desc) << 32) | u64::from(incarnation))
+            }
+        };
+        (kind << KIND_SHIFT) | body
+    }
+
+    fn unpack(word: u64) -> Option<Moving> {
+        let body = word & ((1 << KIND_SHIFT) - 1);
+        let (high, low) = ((body >> 32) as u32, (body & LOW) as u32);
+        Some(match word >> KIND_SHIFT {
+            0 if body == 0 => Moving::None,
+            1 if high <= 0xff => Moving::Block {
+                granule: u64::from(low),
+                class: high as usize,
+            },
+            2 if high == 0 => Moving::Freeing(low),
+            3 => Moving::PushBlock {
+                desc: high,
+                tag: low,
+            },
+            4 => Moving::PushDesc {
+                desc: high,
+                tag: low,
+            },
+            5 => Moving::Retire {
+                desc: high,
+                incarnation: low,
+            },
+            6 => Moving::Discard {
+                desc: high,
+                incarnation: low,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl<E: Env> Directory<E> {
+    fn record_word(&self, slot: u32, field: usize) -> Result<&AtomicU64> {
+        if slot >= self.geo.config.max_agents {
+            return Err(ProtocolError::corrupt(format!(
+                "agent slot {slot} out of range"
+            )));
+        }
+        self.words.at(self.geo.agent_word(slot, field))
+    }
+
+    /// Record the step `moving` of `slot`'s process (nothing for [`NO_RECORD`]). Release:
+    /// whoever reads it later holds the agent's kernel lock, taken after this process died.
+    #[inline]
+    pub(crate) fn note_moving(&self, slot: u32, moving: Moving) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_MOVING)?
+                .store(moving.pack(), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Record that `slot`'s process took `desc` off the free list (`None`: handed over).
+    #[inline]
+    pub(crate) fn note_taken(&self, slot: u32, desc: Option<u32>) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_TAKEN)?
+                .store(desc.map_or(0, |d| u64::from(d) + 1), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The ABA tag of the free-list head at header word `index`.
+    fn list_tag(&self, index: usize) -> Result<u32> {
+        Ok((self.words.at(index)?.load(Ordering::Acquire) >> 32) as u32)
+    }
+
+    /// Descriptors on the free list or never handed out, walked without a bound check of
+    /// progress (for tests, on a quiescent segment).
+    #[doc(hidden)]
+    pub fn free_descriptors(&self) -> Result<u64> {
+        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Acquire);
+        let mut free = (self.geo.descs as u64).saturating_sub(bump);
+        let mut link = self.words.at(H_DESC_FREE)?.load(Ordering::Acquire) & LOW;
+        while link != 0 && free <= self.geo.descs as u64 {
+            free += 1;
+            link = self
+                .desc_at((link - 1) as u32, crate::layout::D_NEXT)?
+                .load(Ordering::Acquire);
+        }
+        Ok(free)
+    }
+
+    /// Complete or roll back what `slot`'s dead process was doing with descriptors and blocks,
+    /// and free every superseded version left unpinned and unfreed (a retirer or unpinner that
+    /// died before its `try_free`). The caller holds `slot`'s kernel lock, so no live process
+    /// writes its records. Returns how many entries were given back.
+    pub(crate) fn recover_records(&self, slot: u32) -> Result<u32> {
+        let mut recovered = 0;
+        let moving = self.record_word(slot, A_MOVING)?;
+        // Pairs with the Release stores in `note_moving`.
+        let word = moving.load(Ordering::Acquire);
+        if word != 0 {
+            let Some(step) = Moving::unpack(word) else {
+                moving.store(0, Ordering::Release);
+                return Err(ProtocolError::corrupt(format!(
+                    "agent slot {slot} has a bad allocation record {word:#x}"
+                )));
+            };
+            recovered += self.finish_moving(slot, step)?;
+        }
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let taken = taken_word.load(Ordering::Acquire);
+        if taken != 0 {
+            recovered += self.release_taken(slot, taken)?;
+        }
+        recovered += self.free_unpinned_retired(slot)?;
+        Ok(recovered)
+    }
+
+    /// Give back the descriptor named by a dead process's `A_TAKEN` record (`desc + 1`): it
+    /// was popped, perhaps initialised as FILLING, never recorded in a pending word (the
+    /// record is cleared first), so nothing else names it and it has no block.
+    fn release_taken(&self, slot: u32, taken: u64) -> Result<u32> {
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let desc = u32::try_from(taken - 1).unwrap_or(u32::MAX);
+        let d = self.desc_words(desc)?;
+        let ctl = d[D_CTL].load(Ordering::Acquire);
+        if ctl != 0 && ctl != desc_state::FILLING << desc_state::SHIFT {
+            taken_word.store(0, Ordering::Release);
+            return Err(ProtocolError::corrupt(format!(
+                "descriptor {desc}, recorded as taken by agent slot {slot}, is in use \
+                 (control word {ctl:#x})"
+            )));
+        }
+        d[D_BLOCK].store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+        d[D_CTL].store(0, Ordering::Relaxed);
+        // One name at a time: the recovery's own death between these two stores leaks it.
+        taken_word.store(0, Ordering::Release);
+        self.note_moving(slot, Moving::Freeing(desc))?;
+        self.release_desc_as(desc, slot)?;
+        Ok(1)
+    }
+
+    /// Finish the recorded step of a dead process.
+    fn finish_moving(&self, slot: u32, step: Moving) -> Result<u32> {
+        match step {
+            Moving::None => Ok(0),
+            Moving::Block { granule, class } => {
+                if class >= self.geo.classes
+                    || granule % (1 << class) != 0
+                    || granule + (1 << class) > self.geo.arena_granules()
+                {
+                    self.note_moving(slot, Moving::None)?;
+                    return Err(ProtocolError::corrupt(format!(
+                        "agent slot {slot} records a bad block (granule {granule}, class {class})"
+                    )));
+                }
+                self.note_moving(slot, Moving::None)?;
+                self.free_block(granule, class)?;
+                Ok(1)
+            }
+            Moving::Freeing(desc) => {
+                self.release_desc_as(desc, slot)?;
+                Ok(1)
+            }
+            Moving::PushBlock { desc, tag } => {
+                // The head's tag unchanged: the push did not happen (every push and pop changes
+                // it), so it is done now. Changed: it may have happened, and the block is left
+                // (a leak, never a second push). Either way the descriptor is given back.
+                let block_field = self.desc_at(desc, D_BLOCK)?;
+                let block = block_field.load(Ordering::Relaxed);
+                if block != crate::alloc::NO_BLOCK {
+                    let (granule, class) = (block >> 8, (block & 0xff) as usize);
+                    if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
+                        self.free_block_noting(granule, class, |tag| {
+                            self.note_moving(slot, Moving::PushBlock { desc, tag })
+                        })?;
+                    }
+                }
+                block_field.store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+                self.push_desc_as(desc, slot)?;
+                Ok(1)
+            }
+            Moving::PushDesc { desc, tag } => {
+                // As for a block: pushed now only if the head's tag proves it was not.
+                if self.list_tag(H_DESC_FREE)? == tag {
+                    self.push_desc_as(desc, slot)?;
+                    return Ok(1);
+                }
+                self.note_moving(slot, Moving::None)?;
+                Ok(0)
+            }
+            Moving::Retire { desc, incarnation } | Moving::Discard { desc, incarnation } => {
+                let owner = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
+                let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
+                let state = ctl >> desc_state::SHIFT;
+                if crate::packing::incarnation(owner) != incarnation {
+                    // Freed since: nothing of this process's is left in it.
+                    self.note_moving(slot, Moving::None)?;
+                    return Ok(0);
+                }
+                match step {
+                    Moving::Retire { .. } if state == desc_state::LIVE => {
+                        self.retire(desc, slot)?
+                    }
+                    Moving::Retire { .. }
+                        if state == desc_state::RETIRED && ctl & desc_state::PINS == 0 =>
+                    {
+                        self.try_free(desc, desc_state::RETIRED, slot)?
+                    }
+                    Moving::Discard { .. }
+                        if state == desc_state::FILLING || state == desc_state::LIVE =>
+                    {
+                        self.discard_slot(desc, slot)?
+                    }
+                    _ => {
+                        self.note_moving(slot, Moving::None)?;
+                        return Ok(0);
+                    }
+                }
+                Ok(1)
+            }
+        }
+    }
+
+    /// Free every RETIRED descriptor with no pins: its retirer or last unpinner died between
+    /// bringing it there and its `try_free`. Anyone may do this at any time: `try_free` is the
+    /// same compare-and-swap they would have run, and only one caller wins it.
+    fn free_unpinned_retired(&self, slot: u32) -> Result<u32> {
+        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
+        let descs = (bump as usize).min(self.geo.descs) as u32;
+        let unpinned = desc_state::RETIRED << desc_state::SHIFT;
+        let mut freed = 0;
+        for desc in 0..descs {
+            if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) == unpinned {
+                self.try_free(desc, desc_state::RETIRED, slot)?;
+                freed += 1;
+            }
+        }
+        Ok(freed)
+    }
+}
+
+/// The incarnation of descriptor `desc`'s owner word, for a record that may outlive its use.
+pub(crate) fn incarnation_of<E: Env>(dir: &Directory<E>, desc: u32) -> Result<u32> {
+    Ok(incarnation(
+        dir.desc_at(desc, D_OWNER)?.load(Ordering::Relaxed),
+    ))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Moving;
+
+    #[test]
+    fn records_round_trip() {
+        for step in [
+            Moving::None,
+            Moving::Block {
+                granule: u64::from(u32::MAX),
+                class: 31,
+            },
+            Moving::Freeing(7),
+            Moving::PushBlock { desc: 0, tag: 5 },
+            Moving::PushDesc {
+                desc: (1 << 24) - 2,
+                tag: u32::MAX,
+            },
+            Moving::Retire {
+                desc: 3,
+                incarnation: u32::MAX,
+            },
+            Moving::Discard {
+                desc: 9,
+                incarnation: 0,
+            },
+        ] {
+            assert_eq!(Moving::unpack(step.pack()), Some(step));
+        }
+        assert_eq!(Moving::unpack(u64::MAX), None);
+    }
+}
