@@ -83,10 +83,14 @@ async fn miss_inner(core: &Core, key: &str, probe: &mut Probe) -> Result<Read> {
         probe.version = meta.version;
         if meta.deleted {
             // Seen deleted: a tombstone is a version, and the view records it (as on shared
-            // memory), so a write re-creating the key from it is not refused as stale.
+            // memory), so a write re-creating the key from it is not refused as stale. Best
+            // effort: if the cluster cannot take the view now (no quorum), the answer is still
+            // NotFound and the view stays where it was (a later write is refused, never
+            // admitted wrongly).
             let view = TxnOp::put(l.view(&core.name, key), encode_version(meta.version), None);
-            core.net.txn(Txn::new().and_then([view])).await?;
-            core.lock().views.insert(key.to_owned(), meta.version);
+            if core.net.txn(Txn::new().and_then([view])).await.is_ok() {
+                core.lock().views.insert(key.to_owned(), meta.version);
+            }
             return Err(Error::NotFound(NotFound {
                 key: key.to_owned(),
             }));
