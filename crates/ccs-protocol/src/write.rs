@@ -25,7 +25,7 @@ use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::keys::LineRef;
-use crate::layout::L_WAIT;
+use crate::layout::{H_ARENA_FREE, H_DESC_FREE, L_WAIT, class_for};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, Lease};
@@ -75,6 +75,11 @@ pub enum StopAt {
     /// After filling the new slot (the masks already cleared).
     Filled,
 }
+
+/// Most cache lines of a payload's block prefetched ahead of its copy: about what a core keeps
+/// in flight at once (more would stall the writer on the prefetches themselves).
+#[cfg(not(loom))]
+const PREFETCH_LINES: usize = 16;
 
 /// Spins before a waiting writer starts probing the holder and yielding.
 #[cfg(not(loom))]
@@ -586,6 +591,7 @@ impl<E: Env> Directory<E> {
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
+        self.prefetch_new_slot(payload.map(<[u8]>::len));
         let desc = match self.alloc_slot() {
             Ok(desc) => desc,
             Err(e) => {
@@ -687,6 +693,45 @@ impl<E: Env> Directory<E> {
         }
         #[cfg(loom)]
         let _ = line;
+    }
+
+    /// Start bringing to this core the descriptor and the first lines of the block that
+    /// `alloc_slot` and `fill_slot` would take now for a payload of `len` bytes (the tops of
+    /// the free lists): both freed by an earlier write, their lines still held by the peers
+    /// that read that version. Requested now, their transfers overlap the records and the
+    /// allocation instead of stalling the fill. Only a hint: a stale or wrong guess costs a
+    /// useless prefetch (the allocator reads the lists for real).
+    #[inline]
+    fn prefetch_new_slot(&self, len: Option<usize>) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: only addresses to prefetch.
+            let top = |list: usize| {
+                self.words
+                    .at(list)
+                    .map_or(0, |head| head.load(Ordering::Relaxed) & 0xffff_ffff)
+            };
+            let desc = top(H_DESC_FREE);
+            if desc != 0
+                && let Ok(words) = self.desc_words((desc - 1) as u32)
+            {
+                prefetch_write(&words[0]);
+            }
+            let Some(len) = len else { return };
+            let class = class_for(len as u64);
+            let top = top(H_ARENA_FREE + class);
+            if top == 0 || top > self.geo.arena_granules() {
+                return;
+            }
+            let first = self.geo.granule_word(top - 1);
+            for line in 0..len.div_ceil(64).min(PREFETCH_LINES) {
+                if let Ok(word) = self.words.at(first + line * 8) {
+                    prefetch_write(word);
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = len;
     }
 
     /// Compare-and-swap a holder's record (`lease` or `pending` word) from `seen` to `value`,
