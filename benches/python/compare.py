@@ -12,11 +12,18 @@ ShmStore runs as InMemoryStore code would use it: the namespace is the item's (`
 and each process's store names its agent (``agent="executor"`` here, ``"planner"`` in the peer).
 CCSStore takes its agent from ``namespace[0]``. Values go through LangGraph's serializer.
 
+The bench's own messages (the main process asks the peer to read or write, the peer
+acknowledges) go through a second, small segment by default (``--signal separate``): they are
+the bench's scaffolding, not traffic of the store under test, and through the store's own
+segment (``--signal same``, how the numbers before were taken) each acknowledgement is a write
+whose descriptor and blocks the timed ``put`` then takes from the segment's free lists, lines
+the peer's core has just written.
+
 Prints medians (ns per operation) and ratios against the targets (get HIT 100x, get MISS 20x,
 put 50x), and for context: a MISS followed by the first read of its ``value`` (ShmStore decodes
 a value on first access), the native binding's own costs, and ormsgpack encoding and decoding
 the value alone (what a put and a value's first read cannot avoid).
-Usage: target/py-venv/bin/python benches/python/compare.py [--reps N]
+Usage: target/py-venv/bin/python benches/python/compare.py [--reps N] [--signal separate|same]
 (scripts/test-python installs everything this needs into target/py-venv).
 """
 
@@ -80,12 +87,12 @@ def spin_for(agent: Any, key: str, seq: int) -> bytes:
             return what
 
 
-def peer(segment: str) -> None:
+def peer(segment: str, control: str) -> None:
     """The planner's process: on each request (an artifact write it spins on), read or write
     the spec through its own ShmStore, then acknowledge. Spinning, not sleeping, keeps both
     processes on their cores, so no wake-up latency lands in the timed operations."""
     store = ShmStore(segment)
-    with Segment.open(segment).attach("bench-peer") as ctl:
+    with Segment.open(control).attach("bench-peer") as ctl:
         ctl.get("bench/req")
         ctl.put_blind("bench/ack", b"0:ready")
         i, seq = 1, 0
@@ -103,16 +110,20 @@ def peer(segment: str) -> None:
     store.close()
 
 
-def bench_shm(reps: int) -> dict[str, float]:
+def bench_shm(reps: int, signal: str) -> dict[str, float]:
     name = f"bench-py-{os.getpid()}"
     store = ShmStore(name, agent="executor", max_agents=8, max_artifacts=64, arena_bytes=16 << 20, max_payload=1 << 16)
-    ctl = store.segment.attach("bench-main")
+    control = name if signal == "same" else f"{name}-signal"
+    if signal == "same":
+        ctl = store.segment.attach("bench-main")
+    else:
+        ctl = Segment.create(control, max_agents=4, max_artifacts=8, arena_bytes=1 << 20, max_payload=4096).attach("bench-main")
     child = None
     seq = 0
     try:
         store.put(T, "spec", doc(1))  # the planner agent belongs to the peer process
         ctl.put_blind("bench/req", b"0:hello")
-        child = mp.get_context("spawn").Process(target=peer, args=(name,), daemon=True)
+        child = mp.get_context("spawn").Process(target=peer, args=(name, control), daemon=True)
         child.start()
         while True:  # the peer's first acknowledgement
             try:
@@ -178,6 +189,8 @@ def bench_shm(reps: int) -> dict[str, float]:
             child.kill()
         ctl.close()
         store.close(destroy=True)
+        if control != name:
+            Segment.destroy(control)
 
 
 def bench_ccs(reps: int) -> dict[str, float]:
@@ -204,12 +217,14 @@ def bench_ccs(reps: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=25)
+    parser.add_argument("--signal", choices=("separate", "same"), default="separate",
+                        help="the bench's own messages through a second segment (default) or the store's")
     args = parser.parse_args()
     size = len(json.dumps(DOC))
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cpus; "
           f"payload: a {size}-byte JSON document (ShmStore: LangGraph's msgpack serializer); "
-          f"agent-coherence (PyPI) {getattr(ccs, '__version__', '?')}")
-    shm = bench_shm(args.reps)
+          f"agent-coherence (PyPI) {getattr(ccs, '__version__', '?')}; the bench's messages: {args.signal} segment")
+    shm = bench_shm(args.reps, args.signal)
     ref = bench_ccs(args.reps)
     print(f"\n{'operation':<36}{'ShmStore ns':>14}{'CCSStore ns':>14}{'ratio':>10}  target")
     missed = []

@@ -4,7 +4,9 @@
 //! right and an acquisition epoch (see `packing.rs`). A writer
 //!
 //! 1. takes the right: compare-and-swap the head from `holder = 0` to itself, bumping the
-//!    epoch (a `put` holds it for one write, M; an `acquire` for a lease, E);
+//!    epoch (a `put` holds it for one write, M; an `acquire` for a lease, E), and records its
+//!    lease (an `acquire` at once; a `put` after step 3, so that nothing but loads separates
+//!    the take from the invalidation peers wait for);
 //! 2. checks its condition against the current version (stable while it holds the right);
 //! 3. clears every agent's valid bit with SeqCst swaps (pairs with the reader's `fetch_or` and
 //!    re-validation in `read.rs`);
@@ -25,11 +27,11 @@ use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::ghosts::Ghost;
 use crate::keys::LineRef;
-use crate::layout::L_WAIT;
+use crate::layout::{H_ARENA_FREE, H_DESC_FREE, L_WAIT, class_for};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, Lease};
-use crate::sync::{Ordering, fence, spin_hint, yield_now};
+use crate::sync::{Ordering, fence, prefetch_write, spin_hint, yield_now};
 
 /// What a write is conditional on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,13 @@ pub enum StopAt {
     /// After filling the new slot (the masks already cleared).
     Filled,
 }
+
+/// Largest payload whose block is prefetched ahead of its copy, in cache lines: about what a
+/// core keeps in flight at once. A larger copy is left to the processor's streaming stores,
+/// which need not read the lines they overwrite (prefetching 16 lines of a 4 KiB block made an
+/// in-process `put_peers/payload/4096` slower by a quarter).
+#[cfg(not(loom))]
+const PREFETCH_LINES: usize = 32;
 
 /// Spins before a waiting writer starts probing the holder and yielding.
 #[cfg(not(loom))]
@@ -200,9 +209,12 @@ impl<E: Env> Directory<E> {
                 max: self.geo.config.max_payload,
             });
         }
+        self.prefetch_write_set(line);
         #[cfg(ccs_mutant = "check_before_take")]
         let early = self.current(line)?.version;
-        let hold = self.take_line(agent, line, false, self.geo.config.write_lease_ms)?;
+        // The lease is recorded after the invalidation (`publish_stopping`): what precedes the
+        // swap that peers wait for is only the take, the condition and local loads.
+        let (hold, lease_seen) = self.win_line(agent, line)?;
         self.still_held_for(hold, at)?;
         if stop == StopAt::Taken {
             return Ok(None);
@@ -244,7 +256,11 @@ impl<E: Env> Directory<E> {
             self.unhold(hold)?;
             return Err(error);
         }
-        self.publish_stopping(hold, payload, stop)
+        let lease = Unrecorded {
+            seen: lease_seen,
+            ms: self.geo.config.write_lease_ms,
+        };
+        self.publish_stopping(hold, payload, stop, Some(lease))
     }
 
     /// The refusal, if any, of a `View`-conditional write by `agent` with no view of the key on
@@ -339,7 +355,7 @@ impl<E: Env> Directory<E> {
                 max: self.geo.config.max_payload,
             });
         }
-        self.publish_stopping(hold, Some(payload), StopAt::Never)?
+        self.publish_stopping(hold, Some(payload), StopAt::Never, None)?
             .ok_or_else(|| ProtocolError::corrupt("write stopped"))
     }
 
@@ -412,6 +428,16 @@ impl<E: Env> Directory<E> {
         exclusive: bool,
         lease_ms: u64,
     ) -> Result<Hold> {
+        let (hold, lease_seen) = self.win_line(agent, line)?;
+        self.record_lease(hold, lease_seen, exclusive, lease_ms)?;
+        Ok(hold)
+    }
+
+    /// Win `line`'s head for `agent` (reclaiming it from a dead or expired holder) and read
+    /// what the hold needs; returns the hold and the lease word as found, from which
+    /// [`Directory::record_lease`] must then record this hold's lease. Until it does, a
+    /// contender that finds the holder alive waits (`Reclaim::Wait`).
+    fn win_line(&self, agent: AgentId, line: u32) -> Result<(Hold, u64)> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
         let mut spins = 0u32;
@@ -484,8 +510,7 @@ impl<E: Env> Directory<E> {
             // head: if this holder is reclaimed before it records (it stalled), the reclaimer's
             // records change the words and this holder's late ones fail instead of clobbering.
             let pending_seen = self.pending(line)?.load(Ordering::Acquire);
-            let lease = self.lease(line)?;
-            let lease_seen = lease.load(Ordering::Acquire);
+            let lease_seen = self.lease(line)?.load(Ordering::Acquire);
             let current = self.current(line)?;
             let hold = Hold {
                 line,
@@ -496,15 +521,6 @@ impl<E: Env> Directory<E> {
                 base: current.base,
                 pending_seen,
             };
-            let deadline_ms = self.env.now_ms().saturating_add(lease_ms);
-            let recorded = Lease {
-                deadline_ms,
-                exclusive,
-                epoch: taken.epoch,
-            }
-            .pack();
-            // Pairs with the Acquire load in `reclaimable`.
-            self.record(lease, lease_seen, recorded, hold)?;
             if let Some(holder) = reclaimed {
                 self.log(
                     agent,
@@ -516,8 +532,27 @@ impl<E: Env> Directory<E> {
                     },
                 );
             }
-            return Ok(hold);
+            return Ok((hold, lease_seen));
         }
+    }
+
+    /// Record `hold`'s lease, `lease_ms` from now, over `lease_seen` (the lease word as found
+    /// right after winning the head). [`ProtocolError::Fenced`] if the right was reclaimed.
+    fn record_lease(
+        &self,
+        hold: Hold,
+        lease_seen: u64,
+        exclusive: bool,
+        lease_ms: u64,
+    ) -> Result<()> {
+        let recorded = Lease {
+            deadline_ms: self.env.now_ms().saturating_add(lease_ms),
+            exclusive,
+            epoch: hold.head.epoch,
+        }
+        .pack();
+        // Pairs with the Acquire load in `reclaimable`.
+        self.record(self.lease(hold.line)?, lease_seen, recorded, hold)
     }
 
     fn reclaimable(&self, line: u32, head: Head, holder: u32, seen_ms: u64) -> Result<Reclaim> {
@@ -555,6 +590,7 @@ impl<E: Env> Directory<E> {
         hold: Hold,
         payload: Option<&[u8]>,
         stop: StopAt,
+        lease: Option<Unrecorded>,
     ) -> Result<Option<Published>> {
         let line = hold.line;
         // Never refused in practice (2^64 − 2 writes of one key at 10^9 a second take 584
@@ -582,6 +618,7 @@ impl<E: Env> Directory<E> {
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
+        self.prefetch_new_slot(payload.map(<[u8]>::len));
         let desc = match self.alloc_slot(hold.agent.slot) {
             Ok(desc) => desc,
             Err(e) => {
@@ -589,6 +626,19 @@ impl<E: Env> Directory<E> {
                 return Err(e);
             }
         };
+        // A `put`'s lease, now that peers know of the write, right before the pending record
+        // (the same cache line, so the second exchange usually finds it still here). Refused
+        // only if the right was reclaimed meanwhile: peers then re-read the version they had
+        // (a spurious MISS).
+        if let Some(lease) = lease
+            && let Err(e) = self.record_lease(hold, lease.seen, false, lease.ms)
+        {
+            // One name at a time (`records.rs`): the agent's record of the descriptor goes
+            // before the descriptor goes back, else a recovery would free it a second time.
+            self.note_taken(hold.agent.slot, None)?;
+            self.release_desc(desc)?;
+            return Err(e);
+        }
         // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
         // here on, frees both. The agent's own record of the descriptor goes first (one name at
         // a time: `records.rs`).
@@ -651,6 +701,73 @@ impl<E: Env> Directory<E> {
         self.push_events(line, version, hold.agent.slot, payload.is_none());
         self.adopt(hold.agent, line, published, version)?;
         Ok(Some(Published { version, t_ns }))
+    }
+
+    /// Start bringing to this core the cache lines a write to `line` changes after its take:
+    /// the valid mask, cleared right after it, and the current version's descriptor, retired
+    /// after the publication. A peer that read the artifact holds both; requested now, their
+    /// transfers overlap the take's instead of following it. Only a hint (`prefetch_write`):
+    /// it reads nothing the write relies on, and loom's models do without it.
+    #[inline]
+    fn prefetch_write_set(&self, line: u32) {
+        #[cfg(not(loom))]
+        {
+            if let Ok(mask) = self.mask_word(line, 0) {
+                prefetch_write(mask);
+            }
+            // Relaxed: only an address to prefetch; `win_line` reads the head for real.
+            let old = self
+                .head(line)
+                .map(|head| Head::unpack(head.load(Ordering::Relaxed)).desc_index());
+            if let Ok(Some(old)) = old
+                && let Ok(desc) = self.desc_words(old)
+            {
+                prefetch_write(&desc[0]);
+            }
+        }
+        #[cfg(loom)]
+        let _ = line;
+    }
+
+    /// Start bringing to this core the descriptor and the first lines of the block that
+    /// `alloc_slot` and `fill_slot` would take now for a payload of `len` bytes (the tops of
+    /// the free lists): both freed by an earlier write, their lines still held by the peers
+    /// that read that version. Requested now, their transfers overlap the records and the
+    /// allocation instead of stalling the fill. Only a hint: a stale or wrong guess costs a
+    /// useless prefetch (the allocator reads the lists for real).
+    #[inline]
+    fn prefetch_new_slot(&self, len: Option<usize>) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: only addresses to prefetch.
+            let top = |list: usize| {
+                self.words
+                    .at(list)
+                    .map_or(0, |head| head.load(Ordering::Relaxed) & 0xffff_ffff)
+            };
+            let desc = top(H_DESC_FREE);
+            if desc != 0
+                && let Ok(words) = self.desc_words((desc - 1) as u32)
+            {
+                prefetch_write(&words[0]);
+            }
+            let Some(len) = len.filter(|&len| len <= PREFETCH_LINES * 64) else {
+                return;
+            };
+            let class = class_for(len as u64);
+            let top = top(H_ARENA_FREE + class);
+            if top == 0 || top > self.geo.arena_granules() {
+                return;
+            }
+            let first = self.geo.granule_word(top - 1);
+            for line in 0..len.div_ceil(64) {
+                if let Ok(word) = self.words.at(first + line * 8) {
+                    prefetch_write(word);
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = len;
     }
 
     /// Compare-and-swap a holder's record (`lease` or `pending` word) from `seen` to `value`,
@@ -725,6 +842,14 @@ impl<E: Env> Directory<E> {
         self.bump_and_wake(self.words.at32(base)?, self.words.at32(base + 1)?);
         Ok(())
     }
+}
+
+/// A `put`'s lease, still to be recorded once its invalidation is done: the lease word as found
+/// after winning the head, and the lease's length.
+#[derive(Debug, Clone, Copy)]
+struct Unrecorded {
+    seen: u64,
+    ms: u64,
 }
 
 /// A version published, and when (for the log).
