@@ -30,6 +30,7 @@ use crate::opcodes::{LogOp, LogOutcome};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, unpack_owner};
 use crate::sync::{AtomicU64, Ordering, fence};
+use crate::words::{prefetch_read, prefetch_write};
 
 /// What a read returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,6 +338,10 @@ impl<E: Env> Directory<E> {
             }
         }
 
+        // A MISS ends by setting its valid bit: a writer has just cleared the mask word, so its
+        // line is in the writer's cache; ask for it now, so that it moves while the payload is
+        // taken rather than when the `fetch_or` below stalls on it.
+        prefetch_write(mask);
         let mut attempt = 0;
         // The head of the last attempt that found its descriptor moved on.
         let mut moved_from = None;
@@ -423,22 +428,34 @@ impl<E: Env> Directory<E> {
     }
 
     fn take_pinned(&self, line: u32, desc: u32) -> Result<Taken> {
+        // The pin is a compare-and-swap on a line the writer has just written (a MISS) or that
+        // other readers share (a HIT): fetch it exclusive at once, not shared for the load and
+        // then again for the swap.
+        prefetch_write(&self.desc_words(desc)?[D_CTL]);
         match self.pin(desc, line)? {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
                 self.unpin(desc)?;
                 Ok(Taken::Absent)
             }
-            Some(info) => Ok(Taken::Got {
-                version: info.version,
-                pin: Some(Pinned {
-                    desc,
+            Some(info) => {
+                // A borrower reads the payload's start first: ask for it now, so that its line
+                // moves from the writer's cache while the read finishes (view, valid bit, pin
+                // record, log).
+                if let Some(Ok(first)) = info.first_word.map(|first| self.words.at(first)) {
+                    prefetch_read(first);
+                }
+                Ok(Taken::Got {
                     version: info.version,
-                    first_word: info.first_word,
-                    len: info.len,
-                    record: None,
-                }),
-            }),
+                    pin: Some(Pinned {
+                        desc,
+                        version: info.version,
+                        first_word: info.first_word,
+                        len: info.len,
+                        record: None,
+                    }),
+                })
+            }
         }
     }
 

@@ -229,6 +229,44 @@ impl<'a> Words<'a> {
     }
 }
 
+/// Ask for the cache line holding `word` ahead of a read-modify-write of it: `prefetchw`
+/// fetches the line exclusive, so a line another core just wrote moves once, while the caller
+/// does other work, instead of when the read-modify-write stalls on it (or twice: shared for a
+/// load, then exclusive for the write). A hint: no effect on what the program computes; nothing
+/// under loom or Miri, or off x86-64.
+#[inline(always)]
+pub fn prefetch_write(word: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: `prefetchw` reads and writes no memory the program sees, cannot fault, and runs as
+    // a no-op on x86-64 processors without it; the address is that of a live reference.
+    unsafe {
+        core::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) core::ptr::from_ref(word),
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = word;
+}
+
+/// Ask for the cache line holding `word` ahead of reading it (`prefetcht0`), so that its
+/// transfer overlaps the caller's other work. A hint, as [`prefetch_write`].
+#[inline(always)]
+pub fn prefetch_read(word: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: as in `prefetch_write`; `prefetcht0` is part of SSE, which every x86-64 has.
+    unsafe {
+        core::arch::asm!(
+            "prefetcht0 [{0}]",
+            in(reg) core::ptr::from_ref(word),
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = word;
+}
+
 /// Payloads from this size up are copied with [`bulk::copy`]; shorter ones word by word, where
 /// a few plain loads beat the start-up of a string instruction.
 #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
