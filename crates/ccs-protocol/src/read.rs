@@ -585,10 +585,13 @@ impl<E: Env> Directory<E> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
         let mut moved_from = None;
-        for attempt in 0u32.. {
+        // Counted from 1 as in `read_with`: `moved_before` yields every 64th attempt, and from 0
+        // it yielded on the first retry, which on a loaded machine gave the CPU away for a time
+        // slice whenever a writer published during the read (millisecond p99s of a `check` poll).
+        for attempt in 1u32.. {
             // Pairs with the publishing compare-exchange in `write.rs`. A retry reads the newest
             // head with a read-modify-write (see `read_with`).
-            let raw = if attempt == 0 {
+            let raw = if attempt == 1 {
                 head_word.load(Ordering::Acquire)
             } else {
                 head_word.fetch_add(0, Ordering::Acquire)
