@@ -46,9 +46,7 @@ impl<E: Env> Directory<E> {
     #[inline]
     pub(crate) fn desc_words(&self, desc: u32) -> Result<&[AtomicU64; DESC_WORDS]> {
         if desc as usize >= self.geo.descs {
-            return Err(ProtocolError::corrupt(format!(
-                "slot descriptor {desc} out of range"
-            )));
+            return Err(desc_out_of_range(desc));
         }
         self.words.array(self.geo.desc_word(desc, 0))
     }
@@ -395,13 +393,25 @@ impl<E: Env> Directory<E> {
     }
 
     /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.
+    #[inline]
     pub(crate) fn slot_info(&self, desc: u32, owner_word: u64) -> Result<SlotInfo> {
+        self.slot_info_of(desc, self.desc_words(desc)?, owner_word)
+    }
+
+    /// [`Directory::slot_info`] of descriptor `desc`'s words `d`, already bounds-checked (the
+    /// read path checks them once).
+    #[inline(always)]
+    pub(crate) fn slot_info_of(
+        &self,
+        desc: u32,
+        d: &[AtomicU64; DESC_WORDS],
+        owner_word: u64,
+    ) -> Result<SlotInfo> {
         if crate::packing::unpack_owner(owner_word).is_none() {
             return Err(ProtocolError::corrupt(format!(
                 "slot descriptor {desc} is free"
             )));
         }
-        let d = self.desc_words(desc)?;
         let version = d[D_VERSION].load(Ordering::Relaxed);
         let len = d[D_LEN].load(Ordering::Relaxed);
         let block = d[D_BLOCK].load(Ordering::Relaxed);
@@ -447,14 +457,13 @@ impl<E: Env> Directory<E> {
     /// at it, or it was superseded (only published descriptors are RETIRED). A slot that a
     /// writer is still filling, or a fenced writer's, is neither: its version does not exist
     /// yet (or ever), and a reader that reached it through a stale head must not return it.
+    #[inline]
     pub(crate) fn was_published(&self, desc: u32, line: u32) -> Result<bool> {
-        // Pairs with the AcqRel `fetch_or` in `retire`.
-        let ctl = self.desc_words(desc)?[D_CTL].load(Ordering::Acquire);
-        if ctl >> desc_state::SHIFT == desc_state::RETIRED {
-            return Ok(true);
-        }
-        // Pairs with the publishing compare-exchange in `write.rs`.
-        Ok(crate::packing::Head::unpack(self.head(line)?.load(Ordering::Acquire)).desc == desc + 1)
+        Ok(was_published_at(
+            desc,
+            &self.desc_words(desc)?[D_CTL],
+            self.head(line)?,
+        ))
     }
 
     /// Pin `desc` if it is published (LIVE or RETIRED) and belongs to `line`. On success the
@@ -546,4 +555,24 @@ impl<E: Env> Directory<E> {
         }
         Ok(())
     }
+}
+
+/// The error of a descriptor index beyond the table, out of the hot paths' line.
+#[cold]
+#[inline(never)]
+fn desc_out_of_range(desc: u32) -> ProtocolError {
+    ProtocolError::corrupt(format!("slot descriptor {desc} out of range"))
+}
+
+/// [`Directory::was_published`] of descriptor `desc`, given its control word and its line's
+/// head word (bounds-checked by the caller).
+#[inline(always)]
+pub(crate) fn was_published_at(desc: u32, ctl: &AtomicU64, head: &AtomicU64) -> bool {
+    // Pairs with the AcqRel `fetch_or` in `retire`.
+    let ctl = ctl.load(Ordering::Acquire);
+    if ctl >> desc_state::SHIFT == desc_state::RETIRED {
+        return true;
+    }
+    // Pairs with the publishing compare-exchange in `write.rs`.
+    crate::packing::Head::unpack(head.load(Ordering::Acquire)).desc == desc + 1
 }

@@ -155,6 +155,7 @@ impl<E: Env> Directory<E> {
         &self.env
     }
 
+    #[inline]
     pub(crate) fn head(&self, line: u32) -> Result<&AtomicU64> {
         self.words.at(self.geo.line_word(line, L_HEAD))
     }
@@ -167,6 +168,7 @@ impl<E: Env> Directory<E> {
         self.words.at(self.geo.line_word(line, L_LEASE))
     }
 
+    #[inline]
     pub(crate) fn view(&self, slot: u32, line: u32) -> Result<&AtomicU64> {
         self.words.at(self.geo.view_word(slot, line))
     }
@@ -177,6 +179,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// The mask word holding `slot`'s valid bit on `line`, and the bit.
+    #[inline]
     pub(crate) fn valid_bit(&self, slot: u32, line: u32) -> Result<(&AtomicU64, u64)> {
         let word = self
             .words

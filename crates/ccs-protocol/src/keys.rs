@@ -368,6 +368,7 @@ impl<E: Env> Directory<E> {
         }
     }
 
+    #[inline]
     pub(crate) fn line_word(&self, line: u32, field: usize) -> Result<&AtomicU64> {
         self.words.at(self.geo.line_word(line, field))
     }

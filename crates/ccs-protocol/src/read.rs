@@ -20,15 +20,16 @@
 //! before and after the copy, with an Acquire fence between); after a few failed attempts the
 //! reader pins the descriptor instead, so a large copy cannot be starved by fast writers.
 
+use crate::alloc::was_published_at;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::keys::LineRef;
-use crate::layout::{A_PINS, D_FLAGS, D_OWNER, D_VERSION, PIN_RECORDS};
+use crate::layout::{A_PINS, D_CTL, D_FLAGS, D_OWNER, D_VERSION, PIN_RECORDS};
 use crate::opcodes::{LogOp, LogOutcome};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, unpack_owner};
-use crate::sync::{AtomicU64, Ordering, fence};
+use crate::sync::{AtomicU64, Ordering, fence, prefetch_read, prefetch_write};
 
 /// What a read returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,14 @@ pub struct ReadInfo {
 }
 
 impl ReadInfo {
+    fn hit(version: u64) -> ReadInfo {
+        ReadInfo {
+            version,
+            hit: true,
+            valid: true,
+        }
+    }
+
     fn miss(version: u64, valid: bool) -> ReadInfo {
         ReadInfo {
             version,
@@ -122,8 +131,45 @@ impl<E: Env> Directory<E> {
     /// Read `line` as `agent` into `out`.
     #[inline]
     pub fn read(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
+        match self.copy_hit(agent, line, out) {
+            Some(version) => Ok(ReadInfo::hit(version)),
+            None => self.read_copy(agent, line, out),
+        }
+    }
+
+    /// [`Directory::read`] after its inline HIT declined: the general path.
+    fn read_copy(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Result<ReadInfo> {
         self.read_with(agent, line, Take::Copy(out))
             .map(|(info, _)| info)
+    }
+
+    /// A copying read's HIT, inline and without error paths: `Some(version)` when `agent` holds
+    /// the current version of `line` and a validated copy of it is now in `out`. `None` for
+    /// anything else (no valid copy, a version moved on, a copy that raced a writer, an expired
+    /// strategy, an index out of bounds), which `read_with` then takes from the start and
+    /// answers in full. The steps of `read_with`'s HIT (docs/protocol.md §3.1, §3.3), in the
+    /// same order, with nothing that is only needed for a MISS, a pin or an error.
+    #[inline(always)]
+    fn copy_hit(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
+        self.check_line(line).ok()?;
+        let held = self.view(agent.slot, line).ok()?.load(Ordering::Relaxed);
+        let (mask, bit) = self.valid_bit(agent.slot, line).ok()?;
+        let head_word = self.head(line).ok()?;
+        // Pairs with the SeqCst swap that clears the masks in `write.rs`.
+        if held == 0 || mask.load(Ordering::SeqCst) & bit == 0 {
+            return None;
+        }
+        // Pairs with the publishing compare-exchange in `write.rs`.
+        let desc = Head::unpack(head_word.load(Ordering::Acquire)).desc_index()?;
+        match self.copy_validated(line, desc, out) {
+            Ok(Copied::Got(version))
+                if version == held && self.still_fresh(agent, line) == Ok(true) =>
+            {
+                self.log_hit(agent, line, version, out.len() as u64);
+                Some(version)
+            }
+            _ => None,
+        }
     }
 
     /// [`Directory::read`] of a key resolved as `at`: [`ProtocolError::LineReused`] if its
@@ -133,7 +179,16 @@ impl<E: Env> Directory<E> {
     /// this load sees the reuser's generation (docs/protocol.md §3.8).
     #[inline]
     pub fn read_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Result<ReadInfo> {
-        let result = self.read(agent, at.line, out);
+        // The HIT's answer is built after the check, from registers: merged with the general
+        // path's before it, it went through the stack in pieces and was loaded back whole (a
+        // store-forwarding stall, a third of a 64 B HIT).
+        if let Some(version) = self.copy_hit(agent, at.line, out) {
+            return match self.still_owns(at)? {
+                true => Ok(ReadInfo::hit(version)),
+                false => Err(ProtocolError::LineReused),
+            };
+        }
+        let result = self.read_copy(agent, at.line, out);
         if !self.still_owns(at)? {
             return Err(ProtocolError::LineReused);
         }
@@ -301,6 +356,10 @@ impl<E: Env> Directory<E> {
             }
         }
 
+        // A MISS ends by setting its valid bit: a writer has just cleared the mask word, so its
+        // line is in the writer's cache; ask for it now, so that it moves while the payload is
+        // taken rather than when the `fetch_or` below stalls on it.
+        prefetch_write(mask);
         let mut attempt = 0;
         // The head of the last attempt that found its descriptor moved on.
         let mut moved_from = None;
@@ -399,6 +458,10 @@ impl<E: Env> Directory<E> {
     }
 
     fn take_pinned(&self, line: u32, desc: u32, slot: u32) -> Result<Taken> {
+        // The pin is a compare-and-swap on a line the writer has just written (a MISS) or that
+        // other readers share (a HIT): fetch it exclusive at once, not shared for the load and
+        // then again for the swap.
+        prefetch_write(&self.desc_words(desc)?[D_CTL]);
         match self.pin(desc, line)? {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
@@ -407,20 +470,29 @@ impl<E: Env> Directory<E> {
                     version: info.version,
                 })
             }
-            Some(info) => Ok(Taken::Got {
-                version: info.version,
-                pin: Some(Pinned {
-                    desc,
+            Some(info) => {
+                // A borrower reads the payload's start first: ask for it now, so that its line
+                // moves from the writer's cache while the read finishes (view, valid bit, pin
+                // record, log).
+                if let Some(Ok(first)) = info.first_word.map(|first| self.words.at(first)) {
+                    prefetch_read(first);
+                }
+                Ok(Taken::Got {
                     version: info.version,
-                    first_word: info.first_word,
-                    len: info.len,
-                    record: None,
-                    slot,
-                }),
-            }),
+                    pin: Some(Pinned {
+                        desc,
+                        version: info.version,
+                        first_word: info.first_word,
+                        len: info.len,
+                        record: None,
+                        slot,
+                    }),
+                })
+            }
         }
     }
 
+    #[inline(always)]
     fn copy_pinned(&self, pin: &Pinned, out: &mut Vec<u8>) -> Result<()> {
         match pin.first_word {
             Some(first) => self.words.copy_out(first, pin.len, out),
@@ -433,8 +505,11 @@ impl<E: Env> Directory<E> {
 
     /// One optimistic copy of `desc` (seqlock read). `Torn`: the descriptor changed while
     /// copying and the copy must be discarded.
+    #[inline(always)]
     fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Copied> {
-        let owner_word = &self.desc_words(desc)?[D_OWNER];
+        // Bounds-checked once for every field below.
+        let d = self.desc_words(desc)?;
+        let owner_word = &d[D_OWNER];
         // Pairs with the publishing compare-exchange (the descriptor's fields are visible).
         let before = owner_word.load(Ordering::Acquire);
         match unpack_owner(before) {
@@ -444,12 +519,12 @@ impl<E: Env> Directory<E> {
         // Inside the seqlock window: if the descriptor is reused after this check, the owner
         // re-check below fails.
         #[cfg(not(ccs_mutant = "no_publish_check"))]
-        if !self.was_published(desc, line)? {
+        if !was_published_at(desc, &d[D_CTL], self.head(line)?) {
             return Ok(Copied::Moved);
         }
-        let copied = self.slot_info(desc, before).and_then(|info| {
-            if !info.deleted {
-                self.copy_pinned(
+        let copied = match self.slot_info_of(desc, d, before) {
+            Ok(info) if !info.deleted => self
+                .copy_pinned(
                     &Pinned {
                         desc,
                         version: info.version,
@@ -459,10 +534,10 @@ impl<E: Env> Directory<E> {
                         slot: crate::records::NO_RECORD,
                     },
                     out,
-                )?;
-            }
-            Ok(info)
-        });
+                )
+                .map(|()| info),
+            other => other,
+        };
         // Pairs with the Release fences in `alloc_slot`, `fill_slot` and `release_desc`: if any byte copied came from a later
         // writer of the block, the owner tag is seen changed below.
         fence(Ordering::Acquire);
@@ -541,10 +616,13 @@ impl<E: Env> Directory<E> {
         self.check_line(line)?;
         let head_word = self.head(line)?;
         let mut moved_from = None;
-        for attempt in 0u32.. {
+        // Counted from 1 as in `read_with`: `moved_before` yields every 64th attempt, and from 0
+        // it yielded on the first retry, which on a loaded machine gave the CPU away for a time
+        // slice whenever a writer published during the read (millisecond p99s of a `check` poll).
+        for attempt in 1u32.. {
             // Pairs with the publishing compare-exchange in `write.rs`. A retry reads the newest
             // head with a read-modify-write (see `read_with`).
-            let raw = if attempt == 0 {
+            let raw = if attempt == 1 {
                 head_word.load(Ordering::Acquire)
             } else {
                 head_word.fetch_add(0, Ordering::Acquire)

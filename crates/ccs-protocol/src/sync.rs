@@ -146,24 +146,42 @@ pub fn yield_now() {
     std::thread::yield_now();
 }
 
-/// Ask the processor to fetch `word`'s cache line for writing (x86 `prefetchw`), so that a
-/// read-modify-write of it soon after finds the line already owned instead of waiting then for
-/// another core to give it up. A hint with no effect on memory or ordering (a no-op under loom
-/// and on other architectures).
-#[inline]
+/// Ask for the cache line holding `word` ahead of a read-modify-write of it: `prefetchw`
+/// fetches the line exclusive, so a line another core just wrote moves once, while the caller
+/// does other work, instead of when the read-modify-write stalls on it (or twice: shared for a
+/// load, then exclusive for the write). A hint: no effect on what the program computes; nothing
+/// under loom or Miri, or off x86-64.
+#[inline(always)]
 #[allow(unsafe_code)] // one hint instruction
 pub fn prefetch_write(word: &AtomicU64) {
-    #[cfg(all(not(loom), target_arch = "x86_64"))]
-    // SAFETY: `prefetchw` only hints the cache: it never faults (not even on a bad address),
-    // changes no register, flag or memory the program can observe, and `word` is a live
-    // reference.
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: `prefetchw` reads and writes no memory the program sees, cannot fault, and runs as
+    // a no-op on x86-64 processors without it; the address is that of a live reference.
     unsafe {
-        std::arch::asm!(
-            "prefetchw [{addr}]",
-            addr = in(reg) std::ptr::from_ref(word),
+        core::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) core::ptr::from_ref(word),
             options(nostack, preserves_flags, readonly)
         );
     }
-    #[cfg(any(loom, not(target_arch = "x86_64")))]
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = word;
+}
+
+/// Ask for the cache line holding `word` ahead of reading it (`prefetcht0`), so that its
+/// transfer overlaps the caller's other work. A hint, as [`prefetch_write`].
+#[inline(always)]
+#[allow(unsafe_code)] // one hint instruction
+pub fn prefetch_read(word: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: as in `prefetch_write`; `prefetcht0` is part of SSE, which every x86-64 has.
+    unsafe {
+        core::arch::asm!(
+            "prefetcht0 [{0}]",
+            in(reg) core::ptr::from_ref(word),
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
     let _ = word;
 }

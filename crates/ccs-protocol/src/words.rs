@@ -108,7 +108,7 @@ impl<'a> Words<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn range(&self, first: usize, count: usize) -> Result<()> {
         match first.checked_add(count) {
             Some(end) if end <= self.n64 => Ok(()),
@@ -126,7 +126,7 @@ impl<'a> Words<'a> {
     }
 
     /// The `count` words starting at `first`, bounds-checked once.
-    #[inline]
+    #[inline(always)]
     pub fn slice(&self, first: usize, count: usize) -> Result<&'a [AtomicU64]> {
         self.range(first, count)?;
         // SAFETY: the range is in bounds (checked above) of memory valid for the view's
@@ -185,6 +185,7 @@ impl<'a> Words<'a> {
 
     /// Load `len` bytes from the words starting at `first` into `out` (replacing its
     /// contents). Relaxed: the caller validates the copy afterwards (see `read.rs`).
+    #[inline(always)]
     pub fn copy_out(&self, first: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
         let words = self.slice(first, len.div_ceil(8))?;
         // Every byte is overwritten below: only a buffer of another length needs resizing

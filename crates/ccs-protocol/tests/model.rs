@@ -190,7 +190,12 @@ impl Model {
     /// A get: Ok((info, bytes)) or the error.
     fn get(&mut self, a: usize, k: usize) -> Result<(ReadInfo, Vec<u8>), ProtocolError> {
         let art = &self.artifacts[k];
-        if art.version == 0 || art.deleted {
+        if art.version == 0 {
+            return Err(ProtocolError::NotFound);
+        }
+        if art.deleted {
+            // Seen deleted: the tombstone becomes the reader's view (docs/protocol.md §4).
+            self.view[a][k] = self.view[a][k].max(art.version);
             return Err(ProtocolError::NotFound);
         }
         let version = art.version;

@@ -155,8 +155,9 @@ impl Agent {
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
         let dir = &self.shared.dir;
-        // The fields are taken inside the closure: copying the whole `ReadInfo` out of the
-        // protocol's result (whose fields it stores one by one) stalls on store forwarding.
+        // The answer is taken apart inside the closure: a `ReadInfo` merged from the HIT and
+        // the general path went through the stack in pieces and was loaded back whole (a
+        // store-forwarding stall, a third of a 64 B HIT).
         self.on_line(artifact, false, |at| {
             dir.read_at(self.id, at, buffer)
                 .map(|info| (info.version, info.hit))

@@ -419,9 +419,14 @@ impl Reader {
     /// Take the new version (`read`: a copy or a pinned borrow) once it carries `step`; its
     /// put-start timestamp, and the pin when zero-copy (the caller drops it after timing).
     ///
-    /// Between seeing its copy invalid and the new version's publication the reader polls
-    /// `check` (the published version: a few loads of the line's head and descriptor) rather
-    /// than copying the old version again and again: the writer is still filling the new slot.
+    /// Between seeing its copy invalid and the new version's publication the reader reads
+    /// again and again: until the writer publishes, each read returns the version it already
+    /// holds (a copy out of its own cache, or a pin of a slot no one writes), and the first
+    /// read after the publication is the one that takes the new version, with nothing in
+    /// between. Polling `check` until the version moved and reading then (another pass over the
+    /// head and the descriptor the writer has just written, and a load of the descriptor shared
+    /// before the pin needs it exclusive) measured 100–250 ns slower at 4 KiB
+    /// (docs/benchmarks.md).
     fn fetch(
         &mut self,
         step: u64,
@@ -429,18 +434,21 @@ impl Reader {
     ) -> Result<(u64, Option<ReadGuard<'_>>), CliError> {
         let mut polls: u64 = 0;
         loop {
-            if self.agent.check(&self.key)?.current != self.since {
-                let taken = match read {
-                    ReadMode::Copy => {
-                        let (version, _hit) = self.agent.get_into(&self.key, &mut self.buf)?;
-                        read_stamp(&self.buf).map(|(t0, seen)| (t0, seen, version, None))
-                    }
-                    ReadMode::ZeroCopy => {
-                        let guard = self.agent.read(&self.key)?;
+            let taken = match read {
+                ReadMode::Copy => {
+                    let (version, _hit) = self.agent.get_into(&self.key, &mut self.buf)?;
+                    (version != self.since)
+                        .then(|| read_stamp(&self.buf).map(|(t0, seen)| (t0, seen, version, None)))
+                }
+                ReadMode::ZeroCopy => {
+                    let guard = self.agent.read(&self.key)?;
+                    (guard.version() != self.since).then(|| {
                         read_stamp(&guard)
                             .map(|(t0, seen)| (t0, seen, guard.version(), Some(guard)))
-                    }
-                };
+                    })
+                }
+            };
+            if let Some(taken) = taken {
                 let (t0, seen, version, guard) = taken.ok_or_else(|| {
                     CliError::Bench("reader: payload shorter than its stamp".to_owned())
                 })?;
