@@ -369,7 +369,7 @@ impl<E: Env> Directory<E> {
     }
 
     fn take_pinned(&self, line: u32, desc: u32, slot: u32) -> Result<Taken> {
-        match self.pin(desc, line)? {
+        match self.pin_as(desc, line, slot)? {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
                 self.unpin_as(desc, slot)?;
