@@ -118,9 +118,11 @@ impl<E: Env> Directory<E> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
-            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let tag = (current >> 32) as u32;
+            // Before the link store: for a block, that store marks it FREE, which a recovery
+            // that still sees the step before (`Freeing`) would take for a block freed twice.
             before_push(tag)?;
+            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
