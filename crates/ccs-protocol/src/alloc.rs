@@ -116,9 +116,11 @@ impl<E: Env> Directory<E> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
-            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let tag = (current >> 32) as u32;
+            // Before the link store: for a block, that store marks it FREE, which a recovery
+            // that still sees the step before (`Freeing`) would take for a block freed twice.
             before_push(tag)?;
+            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
@@ -469,6 +471,11 @@ impl<E: Env> Directory<E> {
     /// Pin `desc` if it is published (LIVE or RETIRED) and belongs to `line`. On success the
     /// descriptor cannot be freed until [`Directory::unpin`].
     pub(crate) fn pin(&self, desc: u32, line: u32) -> Result<Option<SlotInfo>> {
+        self.pin_as(desc, line, NO_RECORD)
+    }
+
+    /// [`Directory::pin`], recording under `slot` a free its own unpin may do.
+    pub(crate) fn pin_as(&self, desc: u32, line: u32, slot: u32) -> Result<Option<SlotInfo>> {
         let ctl = self.desc_at(desc, D_CTL)?;
         let mut current = ctl.load(Ordering::Relaxed);
         loop {
@@ -498,13 +505,13 @@ impl<E: Env> Directory<E> {
         #[cfg(not(ccs_mutant = "no_publish_check"))]
         let ours = ours && self.was_published(desc, line)?;
         if !ours {
-            self.unpin(desc)?;
+            self.unpin_as(desc, slot)?;
             return Ok(None);
         }
         match self.slot_info(desc, owner_word) {
             Ok(info) => Ok(Some(info)),
             Err(e) => {
-                self.unpin(desc)?;
+                self.unpin_as(desc, slot)?;
                 Err(e)
             }
         }

@@ -462,7 +462,7 @@ impl<E: Env> Directory<E> {
         // other readers share (a HIT): fetch it exclusive at once, not shared for the load and
         // then again for the swap.
         prefetch_write(&self.desc_words(desc)?[D_CTL]);
-        match self.pin(desc, line)? {
+        match self.pin_as(desc, line, slot)? {
             None => Ok(Taken::Moved),
             Some(info) if info.deleted => {
                 self.unpin_as(desc, slot)?;

@@ -23,7 +23,7 @@
 //!   a winning `try_free`, or a bump) and the store that records it, between a successful push
 //!   and the next record, between clearing a record and writing its successor, inside the push
 //!   of a split's upper half or of a bump's alignment piece, and in the few frees nobody
-//!   records (a transient pin dropped inside `pin`). Each is a few instructions.
+//!   records (the pin `ccs status` takes to size a version). Each is a few instructions.
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped.

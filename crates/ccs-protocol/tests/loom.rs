@@ -928,50 +928,65 @@ fn expect_full(dir: &Directory<MemEnv>, agent: AgentId, spare_line: u32, live: u
     );
 }
 
-/// x and y hold two granules each; x is deleted, leaving a free two-granule block. Agent d
-/// writes a small payload to k, splitting that block, and is killed right after pushing the
-/// upper half, holding the lower half (recorded as its `Block`) and the line. Its name
+/// The kill models' start: x and y hold two granules each, x is deleted (leaving a free
+/// two-granule block), and agent d, writing a small payload to line `victim` (an index into
+/// `[x, y, k, a]`), is killed at `point`. Then d's name re-attaches (the recovery) on one
+/// thread while `racer` runs as w on another. Returns the directory, the lines, w and d's new
+/// handle, once both threads are done.
+fn kill_then_recover(
+    point: KillPoint,
+    victim: usize,
+    racer: impl FnOnce(&Directory<MemEnv>, AgentId, &[u32]) + Send + 'static,
+) -> (Arc<Directory<MemEnv>>, Vec<u32>, AgentId, AgentId) {
+    let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+    assert_eq!(dir.put(w, lines[0], &[1; 72], Condition::Blind), Ok(1));
+    assert_eq!(dir.put(w, lines[1], &[2; 72], Condition::Blind), Ok(1));
+    assert_eq!(dir.delete(w, lines[0], Condition::Blind), Ok(2));
+    killed_at(&dir, d.slot, point, || {
+        let _ = dir.put(d, lines[victim], &[9; 24], Condition::Blind);
+    });
+    let shared = Arc::new(dir);
+    let recovery = {
+        let f = shared.clone();
+        thread::spawn(move || {
+            let again = f.begin_attach(d.slot, 7).unwrap();
+            f.env().set_alive(d.slot, true);
+            again
+        })
+    };
+    let writer = {
+        let (f, lines) = (shared.clone(), lines.clone());
+        thread::spawn(move || racer(&f, w, &lines))
+    };
+    let d = recovery.join().unwrap();
+    writer.join().unwrap();
+    (shared, lines, w, d)
+}
+
+/// d writes a small payload to k, splitting x's freed block, and is killed right after pushing
+/// the upper half, holding the lower half (recorded as its `Block`) and the line. Its name
 /// re-attaches (the recovery) while w writes k (reclaiming the line from the dead holder and
 /// discarding its pending slot, with the granule that d pushed); then a small payload goes to
 /// a, in the granule the recovery gave back. Afterwards exactly the three live payloads' four
-/// granules are in use: nothing leaked, nothing handed out twice. The
-/// mutant keeps the whole two-granule block recorded during the split, so the recovery frees
-/// the upper half a second time.
+/// granules are in use: nothing leaked, nothing handed out twice. The mutant keeps the whole
+/// two-granule block recorded during the split, so the recovery frees the upper half a second
+/// time.
 #[test]
 #[cfg_attr(ccs_mutant = "unshrunk_split_record", should_panic)]
 fn killed_mid_split_leaks_nothing() {
     quiet_kills();
     model_bounded(1, || {
-        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
-        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
-        assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
-        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
-        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
-        killed_at(&dir, d.slot, KillPoint::SplitPushed, || {
-            let _ = dir.put(d, k, &[9; 24], Condition::Blind);
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::SplitPushed, 2, |f, w, lines| {
+            assert_eq!(f.put(w, lines[2], &[3; 24], Condition::Blind), Ok(1));
         });
-        let shared = Arc::new(dir);
-        let recovery = {
-            let f = shared.clone();
-            thread::spawn(move || {
-                let again = f.begin_attach(d.slot, 7).unwrap();
-                f.env().set_alive(d.slot, true);
-                again
-            })
-        };
-        let writer = {
-            let f = shared.clone();
-            thread::spawn(move || assert_eq!(f.put(w, k, &[3; 24], Condition::Blind), Ok(1)))
-        };
-        let d = recovery.join().unwrap();
-        writer.join().unwrap();
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
         // The granule d held is free again once its recovery is done.
-        assert_eq!(shared.put(w, a, &[4; 24], Condition::Blind), Ok(1));
-        expect_bytes(&shared, d, y, &[(2, 72)]);
-        expect_bytes(&shared, d, k, &[(3, 24)]);
-        expect_bytes(&shared, d, a, &[(4, 24)]);
+        assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(2, 72)]);
+        expect_bytes(&dir, d, k, &[(3, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
         // x's tombstone, y, k and a.
-        expect_full(&shared, d, x, 4);
+        expect_full(&dir, d, x, 4);
     });
 }
 
@@ -983,34 +998,15 @@ fn killed_mid_split_leaks_nothing() {
 fn killed_retiring_leaks_nothing() {
     quiet_kills();
     model_bounded(1, || {
-        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
-        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
-        assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
-        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
-        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
-        killed_at(&dir, d.slot, KillPoint::Retiring, || {
-            let _ = dir.put(d, y, &[9; 24], Condition::Blind);
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::Retiring, 1, |f, w, lines| {
+            assert_eq!(f.put(w, lines[3], &[4; 24], Condition::Blind), Ok(1));
         });
-        let shared = Arc::new(dir);
-        let recovery = {
-            let f = shared.clone();
-            thread::spawn(move || {
-                let again = f.begin_attach(d.slot, 7).unwrap();
-                f.env().set_alive(d.slot, true);
-                again
-            })
-        };
-        let writer = {
-            let f = shared.clone();
-            thread::spawn(move || assert_eq!(f.put(w, a, &[4; 24], Condition::Blind), Ok(1)))
-        };
-        let d = recovery.join().unwrap();
-        writer.join().unwrap();
-        assert_eq!(shared.put(w, k, &[5; 72], Condition::Blind), Ok(1));
-        expect_bytes(&shared, d, y, &[(9, 24)]);
-        expect_bytes(&shared, d, a, &[(4, 24)]);
-        expect_bytes(&shared, d, k, &[(5, 72)]);
-        expect_full(&shared, d, x, 4);
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(9, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_full(&dir, d, x, 4);
     });
 }
 
