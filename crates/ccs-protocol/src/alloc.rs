@@ -20,7 +20,7 @@ use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
-use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner};
+use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner, unpack_free_head};
 use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -70,7 +70,7 @@ impl<E: Env> Directory<E> {
         loop {
             // Pairs with the Release exchange in `push_free`: the successor link is visible.
             let current = head.load(Ordering::Acquire);
-            let top = current & 0xffff_ffff;
+            let (tag, top) = unpack_free_head(current);
             if top == 0 {
                 return Ok(None);
             }
@@ -90,7 +90,6 @@ impl<E: Env> Directory<E> {
                 }
                 continue;
             }
-            let tag = (current >> 32) as u32;
             let popped = free_head(tag.wrapping_add(1), next as u32);
             if head
                 .compare_exchange(current, popped, Ordering::Acquire, Ordering::Relaxed)
@@ -116,11 +115,11 @@ impl<E: Env> Directory<E> {
         let head = self.words.at(head_index)?;
         let mut current = head.load(Ordering::Relaxed);
         loop {
-            let tag = (current >> 32) as u32;
+            let (tag, top) = unpack_free_head(current);
             // Before the link store: for a block, that store marks it FREE, which a recovery
             // that still sees the step before (`Freeing`) would take for a block freed twice.
             before_push(tag)?;
-            next_word.store(with_link(current & 0xffff_ffff), Ordering::Relaxed);
+            next_word.store(with_link(top), Ordering::Relaxed);
             let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {

@@ -143,6 +143,11 @@ pub fn free_head(tag: u32, index_plus_one: u32) -> u64 {
     (u64::from(tag) << 32) | u64::from(index_plus_one)
 }
 
+/// Unpack a free-list head into (ABA tag, top entry's index + 1; 0 for an empty list).
+pub fn unpack_free_head(word: u64) -> (u32, u64) {
+    ((word >> 32) as u32, word & 0xffff_ffff)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

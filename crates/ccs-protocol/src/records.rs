@@ -41,7 +41,7 @@ use crate::error::{ProtocolError, Result};
 use crate::layout::{
     A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
 };
-use crate::packing::{desc_state, incarnation};
+use crate::packing::{desc_state, incarnation, unpack_free_head};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The slot argument of an operation that records nothing (fsck's repair, readers' unpins,
@@ -168,7 +168,7 @@ impl<E: Env> Directory<E> {
 
     /// The ABA tag of the free-list head at header word `index`.
     fn list_tag(&self, index: usize) -> Result<u32> {
-        Ok((self.words.at(index)?.load(Ordering::Acquire) >> 32) as u32)
+        Ok(unpack_free_head(self.words.at(index)?.load(Ordering::Acquire)).0)
     }
 
     /// Descriptors on the free list or never handed out, walked without a bound check of
@@ -177,7 +177,7 @@ impl<E: Env> Directory<E> {
     pub fn free_descriptors(&self) -> Result<u64> {
         let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Acquire);
         let mut free = (self.geo.descs as u64).saturating_sub(bump);
-        let mut link = self.words.at(H_DESC_FREE)?.load(Ordering::Acquire) & LOW;
+        let mut link = unpack_free_head(self.words.at(H_DESC_FREE)?.load(Ordering::Acquire)).1;
         while link != 0 && free <= self.geo.descs as u64 {
             free += 1;
             link = self

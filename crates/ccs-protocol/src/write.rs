@@ -27,11 +27,17 @@ use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::ghosts::Ghost;
 use crate::keys::LineRef;
-use crate::layout::{H_ARENA_FREE, H_DESC_FREE, L_WAIT, class_for};
+use crate::layout::L_WAIT;
+#[cfg(not(loom))]
+use crate::layout::{H_ARENA_FREE, H_DESC_FREE, class_for};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
+#[cfg(not(loom))]
+use crate::packing::unpack_free_head;
 use crate::packing::{Head, Lease};
-use crate::sync::{Ordering, fence, prefetch_write, spin_hint, yield_now};
+#[cfg(not(loom))]
+use crate::sync::prefetch_write;
+use crate::sync::{Ordering, fence, spin_hint, yield_now};
 
 /// What a write is conditional on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +274,8 @@ impl<E: Env> Directory<E> {
     /// key (then it must read first, as with a dropped view, `yours` = 0), except to re-create
     /// the key after seeing it deleted.
     fn first_write(&self, agent: AgentId, hold: Hold) -> Result<Option<ProtocolError>> {
-        let recreating = hold.version == 0 || hold.version <= hold.base;
+        // No version of this key on its line yet (0 on a line that never had a key).
+        let recreating = hold.version <= hold.base;
         let admitted = match self.ghost(agent, hold.line)? {
             Ghost::None => true,
             Ghost::SawDeletion => recreating,
@@ -743,7 +750,7 @@ impl<E: Env> Directory<E> {
             let top = |list: usize| {
                 self.words
                     .at(list)
-                    .map_or(0, |head| head.load(Ordering::Relaxed) & 0xffff_ffff)
+                    .map_or(0, |head| unpack_free_head(head.load(Ordering::Relaxed)).1)
             };
             let desc = top(H_DESC_FREE);
             if desc != 0
