@@ -19,7 +19,8 @@ pub const OUTSIDE: &str = "ccs-hook:outside";
 /// runs a session's parallel tool calls' hooks concurrently).
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 
-/// The sizes of a segment the hook creates: agent slots are never reused, so there are many;
+/// The sizes of a segment the hook creates: every session and sub-agent is an agent, and a dead
+/// one's slot is reused only once the table is full (longest-dead first), so there are many;
 /// payloads are one-line fingerprints, so the arena is small.
 pub fn sizes() -> Config {
     Config {
