@@ -24,6 +24,10 @@
 //! Phases: `seen` (writer's start → the reader sees the flag), `hold` (→ the reader holds the
 //! payload, stamp checked).
 
+// The floor is no protocol code: plain std atomics (the workspace's rule, atomics through
+// `ccs_protocol::sync` so that loom sees them, is for the protocol).
+#![allow(clippy::disallowed_types)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -114,7 +118,7 @@ fn spin_until(word: &AtomicU64, at_least: u64, what: &str) -> Result<(), String>
     while word.load(Ordering::Acquire) < at_least {
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % (1 << 20) == 0 && started.elapsed() > STALL {
+        if spins.is_multiple_of(1 << 20) && started.elapsed() > STALL {
             return Err(format!("{what}: step {at_least} never came"));
         }
     }
