@@ -4,8 +4,9 @@
 Usage: report.py --dir DIR [--commit REV] [--svg OUT.svg] [--doc docs/benchmarks.md]
 
 DIR holds, per payload N: ours-inv-copy-N.json and ours-inv-zero-copy-N.json (`ccs bench
-invalidation --json`), ours-ops-N.json (`ccs bench ops --json`), iceoryx2-N.json and
-redis-N.json (benches/peers/native), and python.json (bench_peer.py) if the Python package ran.
+invalidation --json`), ours-ops-N.json (`ccs bench ops --json`), iceoryx2-N.json, redis-N.json and the floors
+handoff-in-place|copy-1|64-N.json (benches/peers/native), and python.json (bench_peer.py) if
+the Python package ran.
 Prints the Markdown table (every value a median, every ratio from this one run); --doc replaces
 the text between the markers `<!-- peers:begin -->` and `<!-- peers:end -->` in that file
 with it; --svg writes the plot of delivery latency against payload size (standard library only).
@@ -51,6 +52,11 @@ class Run:
     def peer(self, name: str, p: int, phase: str):
         r = load(self.d / f"{name}-{p}.json")
         return next((x["p50_ns"] for x in (r or {}).get("phases", []) if x["phase"] == phase), None)
+
+    def floor(self, read: str, p: int, phase: str = "hold", slots=(1, 64)):
+        """The bare handoff's p50 (`ccs-peers handoff`): the best of the slot counts asked."""
+        vs = [v for n in slots if (v := self.peer(f"handoff-{read}-{n}", p, phase)) is not None]
+        return min(vs) if vs else None
 
     def py(self, p: int, op: str, variant: str = "CoherenceAdapterCore"):
         for x in self.python:
@@ -99,11 +105,21 @@ def table(run: Run) -> str:
     row("iceoryx2: send start → `receive()` returns the sample", lambda p: ns(ice(p, "receive")))
     row("iceoryx2: send start → sample received and every byte validated", lambda p: ns(ice(p, "hold_validated")))
     row("Redis: SET start → tracking peer holds the new value (invalidate + GET)", lambda p: ns(red(p, "hold_new")))
+    fl = run.floor
+    row("floor, read in place: bare shared-memory handoff, 1 slot / 64 slots (`ccs-peers handoff`)",
+        lambda p: f"{ns(fl('in-place', p, slots=(1,)))} / {ns(fl('in-place', p, slots=(64,)))}")
+    row("floor, copied out: the same handoff, the reader copying the payload, 1 slot / 64 slots",
+        lambda p: f"{ns(fl('copy', p, slots=(1,)))} / {ns(fl('copy', p, slots=(64,)))}")
     row("ours copy / iceoryx2 validated (target ≤ 1 at 4 KiB)",
         lambda p: ratio(inv("copy", p, "hold_new"), ice(p, "hold_validated"), 1.0 if p == 4096 else None))
     row("ours zero-copy / iceoryx2 validated (target ≤ 0.5 at 4 KiB)",
         lambda p: ratio(inv("zero-copy", p, "hold_new"), ice(p, "hold_validated"), 0.5 if p == 4096 else None))
     row("ours zero-copy / iceoryx2 received", lambda p: ratio(inv("zero-copy", p, "hold_new"), ice(p, "receive")))
+    row("ours zero-copy / its floor (read in place, best of the slot counts)",
+        lambda p: ratio(inv("zero-copy", p, "hold_new"), fl("in-place", p)))
+    row("ours copy / its floor (copied out, best of the slot counts)",
+        lambda p: ratio(inv("copy", p, "hold_new"), fl("copy", p)))
+    row("iceoryx2 validated / the copied-out floor", lambda p: ratio(ice(p, "hold_validated"), fl("copy", p)))
     row("Redis / ours copy", lambda p: ratio(red(p, "hold_new"), inv("copy", p, "hold_new")))
     rows.append("| **invalidation seen (p50)** |" + " |" * len(ps))
     row("ours: put start → reader sees invalid (spin)", lambda p: ns(inv("copy", p, "observe_invalid")))
@@ -121,6 +137,9 @@ def table(run: Run) -> str:
     row("hash lookup + memcpy in private memory (same `ccs bench ops` run)", lambda p: ns(run.ops(p, "private_hash_memcpy")))
     row("ours handle HIT / hash + memcpy (target ≤ 1.2 at 4 KiB)",
         lambda p: ratio(run.ops(p, "get_hit_handle"), run.ops(p, "private_hash_memcpy"), 1.2 if p == 4096 else None))
+    row("floor of a handle HIT: array index + memcpy in private memory (`hit_floor`, same run)",
+        lambda p: ns(run.ops(p, "hit_floor")))
+    row("ours handle HIT / its floor", lambda p: ratio(run.ops(p, "get_hit_handle"), run.ops(p, "hit_floor")))
     row("Redis client-side cache: local HIT (hash lookup + memcpy)", lambda p: ns(red(p, "local_hit")))
     row("ours: `refresh` HIT on a private copy (nothing copied)", lambda p: ns(run.ops(p, "get_hit_cached")))
     row("ours: zero-copy read (`read`: pin, borrow, unpin)", lambda p: ns(run.ops(p, "read_zero_copy")))
@@ -149,12 +168,14 @@ def svg(run: Run) -> str:
         ("iceoryx2, validated", "#2ca02c", "8,0", lambda p: run.peer("iceoryx2", p, "hold_validated")),
         ("iceoryx2, received", "#2ca02c", "6,3", lambda p: run.peer("iceoryx2", p, "receive")),
         ("Redis, invalidate + GET", "#d62728", "8,0", lambda p: run.peer("redis", p, "hold_new")),
+        ("floor, in place", "#7f7f7f", "2,3", lambda p: run.floor("in-place", p)),
+        ("floor, copied out", "#7f7f7f", "6,3", lambda p: run.floor("copy", p)),
     ]
     pts = {name: [(p, f(p)) for p in run.payloads if f(p)] for name, _, _, f in series}
     values = [v for s in pts.values() for _, v in s]
     if not values:
         return ""
-    W, H, L, R, T, B = 640, 400, 70, 190, 30, 50
+    W, H, L, R, T, B = 660, 400, 70, 210, 30, 50
     lo = 10 ** math.floor(math.log10(min(values)))
     hi = 10 ** math.ceil(math.log10(max(values)))
     x0, x1 = math.log2(min(run.payloads)), math.log2(max(run.payloads))

@@ -169,6 +169,7 @@ fn ops_reports_every_op() {
         "get_hit_key",
         "get_hit_handle",
         "private_hash_memcpy",
+        "hit_floor",
         "is_valid",
         "get_hit_cached",
         "read_zero_copy",

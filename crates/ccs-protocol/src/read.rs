@@ -24,6 +24,7 @@ use crate::alloc::was_published_at;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::freshness::Strategy;
 use crate::keys::LineRef;
 use crate::layout::{A_PINS, D_CTL, D_FLAGS, D_OWNER, D_VERSION, PIN_RECORDS};
 use crate::opcodes::{LogOp, LogOutcome};
@@ -151,6 +152,15 @@ impl<E: Env> Directory<E> {
     /// same order, with nothing that is only needed for a MISS, a pin or an error.
     #[inline(always)]
     fn copy_hit(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
+        let version = self.copy_hit_unlogged(agent, line, out)?;
+        self.log_hit(agent, line, version, out.len() as u64);
+        Some(version)
+    }
+
+    /// [`Directory::copy_hit`] without its log record, which its callers write once they know
+    /// the HIT stands ([`Directory::copy_hit_at`] checks the line's generation first).
+    #[inline(always)]
+    fn copy_hit_unlogged(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
         self.check_line(line).ok()?;
         let held = self.view(agent.slot, line).ok()?.load(Ordering::Relaxed);
         let (mask, bit) = self.valid_bit(agent.slot, line).ok()?;
@@ -162,14 +172,46 @@ impl<E: Env> Directory<E> {
         // Pairs with the publishing compare-exchange in `write.rs`.
         let desc = Head::unpack(head_word.load(Ordering::Acquire)).desc_index()?;
         match self.copy_validated(line, desc, out) {
-            Ok(Copied::Got(version))
-                if version == held && self.still_fresh(agent, line) == Ok(true) =>
-            {
-                self.log_hit(agent, line, version, out.len() as u64);
+            Ok(Copied::Got(version)) if version == held && self.still_fresh_in_hit(agent, line) => {
                 Some(version)
             }
             _ => None,
         }
+    }
+
+    /// [`Directory::still_fresh`] for the inline HIT: lazy and eager agents (no expiry) decide
+    /// it from the strategy alone; the strategies that read a clock or count HITs are out of
+    /// line, so that their code does not weigh on every HIT's.
+    #[inline(always)]
+    fn still_fresh_in_hit(&self, agent: AgentId, line: u32) -> bool {
+        match agent.strategy {
+            Strategy::Lazy | Strategy::Eager => true,
+            Strategy::Lease { .. } | Strategy::AccessCount { .. } => {
+                self.still_fresh_out_of_line(agent, line)
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn still_fresh_out_of_line(&self, agent: AgentId, line: u32) -> bool {
+        self.still_fresh(agent, line) == Ok(true)
+    }
+
+    /// The HIT of [`Directory::read_at`] alone, inline and without error paths: `Some(version)`
+    /// when `agent` holds the current version of `at`'s line, a validated copy of it is now in
+    /// `out`, and the line is still the key's (its generation checked after the copy, as
+    /// `read_at` does); the HIT is then logged. `None` for anything else, with nothing logged
+    /// (`out` may hold bytes of no use): call [`Directory::read_at`], which takes the read
+    /// from the start and answers in full. What a copying get through a resolved key runs
+    /// first, so that a HIT is a few loads and the copy inlined into the caller.
+    #[inline(always)]
+    pub fn copy_hit_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Option<u64> {
+        let version = self.copy_hit_unlogged(agent, at.line, out)?;
+        if self.still_owns(at) != Ok(true) {
+            return None;
+        }
+        self.log_hit(agent, at.line, version, out.len() as u64);
+        Some(version)
     }
 
     /// [`Directory::read`] of a key resolved as `at`: [`ProtocolError::LineReused`] if its
@@ -179,15 +221,26 @@ impl<E: Env> Directory<E> {
     /// this load sees the reuser's generation (docs/protocol.md §3.8).
     #[inline]
     pub fn read_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Result<ReadInfo> {
-        // The HIT's answer is built after the check, from registers: merged with the general
-        // path's before it, it went through the stack in pieces and was loaded back whole (a
-        // store-forwarding stall, a third of a 64 B HIT).
-        if let Some(version) = self.copy_hit(agent, at.line, out) {
-            return match self.still_owns(at)? {
-                true => Ok(ReadInfo::hit(version)),
-                false => Err(ProtocolError::LineReused),
-            };
+        // The HIT's answer is built from registers: merged with the general path's before it,
+        // it went through the stack in pieces and was loaded back whole (a store-forwarding
+        // stall, a third of a 64 B HIT).
+        match self.copy_hit_at(agent, at, out) {
+            Some(version) => Ok(ReadInfo::hit(version)),
+            None => self.read_at_general(agent, at, out),
         }
+    }
+
+    /// [`Directory::read_at`] without its inline HIT, for a caller that has just tried
+    /// [`Directory::copy_hit_at`] (a MISS, a line reused, an error): the general path, which
+    /// answers every case (a HIT included), out of line so that the HIT inlines into its
+    /// callers.
+    #[inline(never)]
+    pub fn read_at_general(
+        &self,
+        agent: AgentId,
+        at: LineRef,
+        out: &mut Vec<u8>,
+    ) -> Result<ReadInfo> {
         let result = self.read_copy(agent, at.line, out);
         if !self.still_owns(at)? {
             return Err(ProtocolError::LineReused);

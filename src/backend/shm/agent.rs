@@ -148,19 +148,44 @@ impl Agent {
         move |e| self.shared.error(e, artifact.key_str())
     }
 
+    /// A resolved key's HIT runs inline (`copy_hit_at`: the loads, the copy, the generation
+    /// check); anything else, and a key looked up by its text, goes to the general path.
     #[inline]
     pub(crate) fn get_into(
         &self,
         artifact: &(impl ArtifactRef + ?Sized),
         buffer: &mut Vec<u8>,
     ) -> Result<(Version, bool)> {
+        if let Some(at) = artifact.resolved_line()
+            && let Some(version) = self.shared.dir.copy_hit_at(self.id, at, buffer)
+        {
+            return Ok((version, true));
+        }
+        self.get_into_general(artifact, buffer)
+    }
+
+    /// [`Agent::get_into`] after its inline HIT declined: out of line, so that the HIT stays
+    /// a few instructions in its callers.
+    #[inline(never)]
+    fn get_into_general(
+        &self,
+        artifact: &(impl ArtifactRef + ?Sized),
+        buffer: &mut Vec<u8>,
+    ) -> Result<(Version, bool)> {
         let dir = &self.shared.dir;
+        // A resolved key's HIT was just tried: straight to the general path (which still
+        // answers a HIT, the inline one having declined for a reason it did not tell).
+        let hit_tried = artifact.resolved_line().is_some();
         // The answer is taken apart inside the closure: a `ReadInfo` merged from the HIT and
         // the general path went through the stack in pieces and was loaded back whole (a
         // store-forwarding stall, a third of a 64 B HIT).
         self.on_line(artifact, false, |at| {
-            dir.read_at(self.id, at, buffer)
-                .map(|info| (info.version, info.hit))
+            let read = if hit_tried {
+                dir.read_at_general(self.id, at, buffer)
+            } else {
+                dir.read_at(self.id, at, buffer)
+            };
+            read.map(|info| (info.version, info.hit))
         })
     }
 

@@ -11,11 +11,15 @@
 //!   `CLIENT TRACKING on`): GET round trip, SET while a peer tracks the key, SET start → the
 //!   peer's connection receives the `invalidate` push, SET start → the peer holds the new value
 //!   (invalidate, then GET), and a local cache HIT (hash lookup + memcpy into a buffer).
+//! - `ccs-peers handoff --payload N --read in-place|copy --slots 1|64`: no protocol, the
+//!   machine's floor: the writer copies the payload into a shared slot and stores a flag; the
+//!   reader spins on the flag, then reads the payload where it lies or copies it out.
 //!
 //! Output: one JSON object per run on stdout, `{"bench", "payload", "phases": [{"phase",
 //! "samples", "min_ns", "p50_ns", "p90_ns", "p99_ns"}]}`.
 
 mod clock;
+mod handoff;
 mod ice;
 mod redis;
 mod stats;
@@ -28,8 +32,10 @@ fn main() -> ExitCode {
         Some("iceoryx2") => ice::run(&Opts::parse(&args[1..])),
         Some("iceoryx2-reader") => ice::reader(&Opts::parse(&args[1..])),
         Some("redis") => redis::run(&Opts::parse(&args[1..])),
+        Some("handoff") => handoff::parse(&args[1..])
+            .and_then(|(read, slots)| handoff::run(&Opts::parse(&args[1..]), read, slots)),
         _ => Err(
-            "usage: ccs-peers iceoryx2|redis --payload N [--iterations N] [--cpus A,B] [--port P]"
+            "usage: ccs-peers iceoryx2|redis|handoff --payload N [--iterations N] [--cpus A,B] [--port P] [--read in-place|copy] [--slots N]"
                 .to_owned(),
         ),
     };
