@@ -29,7 +29,7 @@
 //! `crate::hot` serves `ShmStore.get` and `put` from these entries without Python code.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -173,11 +173,6 @@ thread_local! {
     static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
-
-/// How long a write waits for another thread of this process writing the same item as the
-/// same agent (the core refuses a second concurrent write with `Held`): such a write takes
-/// microseconds.
-const OWN_HOLD_WAIT: Duration = Duration::from_millis(20);
 
 /// What a version's snapshot is read from: the snapshot or, for a version `rewrite` wrote, its
 /// parts.
@@ -459,24 +454,11 @@ impl StoreEntry {
                 return Ok(None);
             }
             let envelope: &[u8] = envelope;
-            py.detach(|| {
-                // Another thread of this process writing the item as the same agent holds it
-                // for a few microseconds: wait for it (then this write meets its version and
-                // is refused with Conflict, which the store resolves), rather than fail.
-                let start = Instant::now();
-                loop {
-                    match agent.put_if(&*artifact, held, envelope) {
-                        Err(agent_coherence::Error::Held(h))
-                            if h.by == agent.name() && start.elapsed() < OWN_HOLD_WAIT =>
-                        {
-                            std::thread::yield_now();
-                        }
-                        other => return other,
-                    }
-                }
-            })
-            .or_raise(py)
-            .map(Some)
+            // After this process's other writes as this agent (threads sharing the store).
+            let order = binding.agent.get();
+            py.detach(|| order.ordered(|| agent.put_if(&*artifact, held, envelope)))
+                .or_raise(py)
+                .map(Some)
         })?;
         let Some(version) = written else {
             return Ok(false);
