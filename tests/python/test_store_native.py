@@ -17,6 +17,7 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 
 import agent_coherence_shm as ccs
+from agent_coherence_shm._native import StoreEntry
 from agent_coherence_shm.langgraph import ShmStore
 
 from conftest import SMALL
@@ -145,12 +146,23 @@ def test_a_subclass_keeps_its_own_get_and_put(name: str) -> None:
         store.close(destroy=True)
 
 
+def entries() -> int:
+    """``StoreEntry`` objects alive (the garbage collector tracks them)."""
+    return sum(type(o) is StoreEntry for o in gc.get_objects())
+
+
 def test_a_dropped_store_is_collected(name: str) -> None:
     """The native methods hold the store weakly: no cycle keeps a dropped store alive."""
+    gc.collect()
+    before = entries()
     store = ShmStore(name, agent="gone", **SMALL)
     store.put(("s",), "k", {"v": 1})
     assert store.get(("s",), "k").value == {"v": 1}
     store.put(("s",), "k", {"v": 2})
+    for i in range(5):
+        store.put(("t", str(i)), "k", {"v": i})
+        store.get(("t", str(i)), "k")
+    assert entries() > before
     get = store.get
     ref = weakref.ref(store)
     gc.disable()
@@ -162,7 +174,11 @@ def test_a_dropped_store_is_collected(name: str) -> None:
     gc.collect()
     with pytest.raises(RuntimeError, match="garbage-collected"):
         get(("s",), "other")  # a method kept past its store's life says so
-    survivor = ShmStore(name, agent="gone")  # the agent was released with the store
+    del get
+    gc.collect()
+    # Its entries (each in a cycle with its view) are collected too.
+    assert entries() == before
+    survivor = ShmStore(name, agent="gone")  # the process's attachment of the agent, shared
     try:
         assert survivor.get(("s",), "k").value == {"v": 2}
     finally:

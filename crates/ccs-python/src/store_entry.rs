@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::IntoPyObjectExt;
+use pyo3::gc::PyVisit;
+use pyo3::PyTraverseError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
@@ -512,6 +514,26 @@ impl StoreEntry {
         };
         drop(old); // released with no borrow held
         Ok(())
+    }
+
+    /// The references the entry owns outright (the shared `binding` and `written` are not
+    /// visited): the garbage collector sees the cycle entry → view → `view.entries` → entry
+    /// of a store dropped without `close()`, and frees it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.view)?;
+        visit.call(&self.cached)?;
+        visit.call(&self.snap)?;
+        if let Some((_, item)) = &self.current {
+            visit.call(item)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.cached = None;
+        self.current = None;
+        self.written = None;
+        self.binding = None;
     }
 
     #[new]
