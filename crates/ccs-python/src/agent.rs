@@ -66,6 +66,13 @@ thread_local! {
 pub(crate) struct Agent {
     inner: Mutex<Option<Arc<agent_coherence::Agent>>>,
     name: String,
+    /// This process's writes as this agent, one at a time, and `check` between them: the
+    /// core refuses a write that meets another of the same agent in flight (`Held`), and a
+    /// check during one can see its version published before the agent holds it (a view that
+    /// looks stale). Threads sharing an agent (a `ShmStore` used from several threads) wait
+    /// here instead. Taken only with the GIL released around the write, or for a check that
+    /// calls no Python code, so a thread holding it never waits for the GIL.
+    writes: Mutex<()>,
 }
 
 impl Agent {
@@ -74,7 +81,15 @@ impl Agent {
         Agent {
             inner: Mutex::new(Some(Arc::new(agent))),
             name,
+            writes: Mutex::new(()),
         }
+    }
+
+    /// Run `write` (a write as this agent, with the GIL released) after this process's other
+    /// writes as this agent (see `writes`).
+    pub(crate) fn ordered<R>(&self, write: impl FnOnce() -> R) -> R {
+        let _turn = lock(&self.writes);
+        write()
     }
 
     pub(crate) fn agent(&self) -> PyResult<Arc<agent_coherence::Agent>> {
@@ -145,7 +160,12 @@ impl Agent {
 
     /// This agent's standing on `key` without reading it: `Check(held, current, valid)`.
     fn check(&self, py: Python<'_>, key: &str) -> PyResult<Check> {
-        let check = self.agent()?.check(key).or_raise(py)?;
+        let agent = self.agent()?;
+        // Between this process's writes as this agent (see `writes`), the GIL released to
+        // wait for one.
+        let check = py
+            .detach(|| self.ordered(|| agent.check(key)))
+            .or_raise(py)?;
         Ok(Check {
             held: check.held,
             current: check.current,
@@ -167,7 +187,8 @@ impl Agent {
         let agent = self.agent()?;
         let bytes = payload(data)?;
         let bytes: &[u8] = &bytes;
-        py.detach(|| agent.put(key, bytes)).or_raise(py)
+        py.detach(|| self.ordered(|| agent.put(key, bytes)))
+            .or_raise(py)
     }
 
     /// Write only if `key` is at `version` (0: never written): compare-and-set. `Conflict`
@@ -182,7 +203,8 @@ impl Agent {
         let agent = self.agent()?;
         let bytes = payload(data)?;
         let bytes: &[u8] = &bytes;
-        py.detach(|| agent.put_if(key, version, bytes)).or_raise(py)
+        py.detach(|| self.ordered(|| agent.put_if(key, version, bytes)))
+            .or_raise(py)
     }
 
     /// Overwrite whatever version is there. Use sparingly: this is the write that loses
@@ -191,14 +213,16 @@ impl Agent {
         let agent = self.agent()?;
         let bytes = payload(data)?;
         let bytes: &[u8] = &bytes;
-        py.detach(|| agent.put_blind(key, bytes)).or_raise(py)
+        py.detach(|| self.ordered(|| agent.put_blind(key, bytes)))
+            .or_raise(py)
     }
 
     /// Delete `key`, conditional on this agent's view like `put`. The deletion is a version
     /// of its own (returned); a later write continues from it. `NotFound` if it does not exist.
     fn delete(&self, py: Python<'_>, key: &str) -> PyResult<u64> {
         let agent = self.agent()?;
-        py.detach(|| agent.delete(key)).or_raise(py)
+        py.detach(|| self.ordered(|| agent.delete(key)))
+            .or_raise(py)
     }
 
     /// Take `key` exclusively for `lease_seconds`: a `WriteGuard` (a context manager) to

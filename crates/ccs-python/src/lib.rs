@@ -16,6 +16,7 @@
 //! | `WriteGuard` | [`agent_coherence::WriteGuard`] over an `Arc<Agent>` |
 //! | `CoherenceError` and subclasses | every variant of [`agent_coherence::Error`] |
 //! | `StoreEntry` | `ShmStore`'s entry of one item: its native get and rewrite |
+//! | `HotIndex` | `ShmStore`'s index of its entries, and its `get` / `put` bound natively |
 //! | `max_cosine` | cosine similarity over `f32` vectors, for `ShmStore`'s vector search |
 //!
 //! The GIL: calls that can block (waiting, writes that may meet a stuck writer, opening a
@@ -37,6 +38,7 @@
 mod agent;
 mod buffer;
 mod errors;
+mod hot;
 mod msgpack;
 mod plain_value;
 mod segment;
@@ -60,6 +62,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agent::WriteGuard>()?;
     m.add_class::<buffer::ReadBuffer>()?;
     m.add_class::<store_entry::StoreEntry>()?;
+    m.add_class::<hot::HotIndex>()?;
     m.add_function(wrap_pyfunction!(similarity::max_cosine, m)?)?;
     errors::register(m)?;
     Ok(())

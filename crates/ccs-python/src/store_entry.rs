@@ -19,13 +19,21 @@
 //!   and write it on exactly the version held (`put_if`, the GIL released). A value that is not
 //!   plain returns `False` untouched: the store encodes it with LangGraph's serializer.
 //!
-//! Both run with the GIL held from start to end except for the write itself, and keep no borrow
-//! of the entry across it, so the entry is never seen half-updated by another Python thread.
+//! Both run with the GIL held from start to end except for the write itself. No borrow of the
+//! entry is held across anything that can run Python code — the write (the GIL released), a
+//! call into Python, an allocation of an object the garbage collector tracks (a collection can
+//! run finalizers, and with them another thread), or the release of an object (its finalizer):
+//! each borrow copies references out or puts new ones in, and old ones are released after it.
+//! So another thread using the entry never meets a borrowed entry ("Already borrowed").
+//!
+//! `crate::hot` serves `ShmStore.get` and `put` from these entries without Python code.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::IntoPyObjectExt;
+use pyo3::PyTraverseError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
@@ -89,18 +97,18 @@ pub(crate) struct StoreEntry {
     snap: Py<PyAny>,
     /// The version `rewrite` wrote last, if it is the last: the snapshot in parts, its doc
     /// made only when asked for (a put that nobody reads back makes none).
-    written: Option<Written>,
+    written: Option<Arc<Written>>,
     /// The version of `snap` and its item, when the item is made: a HIT needs no more.
     current: Option<(u64, Py<PyAny>)>,
     /// The deletion version this agent saw (a read found the item deleted), else 0.
     #[pyo3(get, set)]
     tomb: u64,
-    binding: Option<Binding>,
+    binding: Option<Arc<Binding>>,
 }
 
 /// A version `rewrite` wrote: what its snapshot's doc holds besides the bound namespace, key
 /// and writer.
-struct Written {
+pub(crate) struct Written {
     version: u64,
     created: Py<PyAny>,
     updated: i64,
@@ -168,30 +176,67 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// What a version's snapshot is read from: the snapshot or, for a version `rewrite` wrote, its
+/// parts.
+enum Held {
+    Snap(Py<PyAny>),
+    Written(Arc<Written>),
+}
+
 impl StoreEntry {
+    /// The doc of a version `rewrite` wrote, from its parts (`_codec.Doc`, the value inline).
+    fn written_doc<'py>(
+        py: Python<'py>,
+        binding: &Binding,
+        w: &Written,
+    ) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            [
+                FORMAT.into_bound_py_any(py)?,
+                binding.scope.bind(py).clone().into_any(),
+                binding.key.bind(py).clone().into_any(),
+                binding.writer.bind(py).clone().into_any(),
+                w.created.bind(py).clone(),
+                w.updated.into_bound_py_any(py)?,
+                w.ns_order.bind(py).clone(),
+                w.item_order.bind(py).clone(),
+                w.value.bind(py).clone(),
+                w.vectors.bind(py).clone(),
+                VALUE.into_bound_py_any(py)?,
+            ],
+        )
+    }
+
     /// The snapshot (`None` or `(version, doc, item)`), made from `written` if the last
-    /// version is one `rewrite` wrote.
-    fn snapshot(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if let (Some(binding), Some(w)) = (&self.binding, self.written.take()) {
-            let doc = PyList::new(
-                py,
-                [
-                    FORMAT.into_bound_py_any(py)?,
-                    binding.scope.bind(py).clone().into_any(),
-                    binding.key.bind(py).clone().into_any(),
-                    binding.writer.bind(py).clone().into_any(),
-                    w.created.into_bound(py),
-                    w.updated.into_bound_py_any(py)?,
-                    w.ns_order.into_bound(py),
-                    w.item_order.into_bound(py),
-                    w.value.into_bound(py),
-                    w.vectors.into_bound(py),
-                    VALUE.into_bound_py_any(py)?,
-                ],
-            )?;
-            self.snap = (w.version, doc, py.None()).into_py_any(py)?;
-        }
-        Ok(self.snap.clone_ref(py))
+    /// version is one `rewrite` wrote (and kept, unless another thread changed the entry
+    /// meanwhile).
+    fn snapshot(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let (held, binding) = {
+            let entry = slf.try_borrow()?;
+            match (&entry.written, &entry.binding) {
+                (Some(w), Some(b)) => (Held::Written(Arc::clone(w)), Arc::clone(b)),
+                _ => return Ok(entry.snap.clone_ref(py)),
+            }
+        };
+        let Held::Written(w) = held else {
+            return Ok(py.None());
+        };
+        let doc = Self::written_doc(py, &binding, &w)?;
+        let snap = (w.version, doc, py.None()).into_py_any(py)?;
+        let old = {
+            let mut entry = slf.try_borrow_mut()?;
+            match &entry.written {
+                Some(now) if Arc::ptr_eq(now, &w) => {
+                    entry.written = None;
+                    Some(std::mem::replace(&mut entry.snap, snap.clone_ref(py)))
+                }
+                _ => None,
+            }
+        };
+        drop(old); // released with no borrow held
+        Ok(snap)
     }
 
     /// The `Item` of `doc` (built as the store's `_item()` builds it), `created` its
@@ -231,27 +276,264 @@ impl StoreEntry {
         Ok(doc.get_item(NAMESPACE)?.eq(binding.scope.bind(py))?
             && doc.get_item(KEY)?.eq(binding.key.bind(py))?)
     }
+
+    /// `get()` for native callers (`crate::hot`): the item, or `None` where the store's
+    /// Python path must answer.
+    pub(crate) fn read<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        // The copy, the binding and the version held with its item, copied out of one short
+        // borrow.
+        let (cached, binding, current) = {
+            let entry = slf.try_borrow()?;
+            let (Some(cached), Some(binding)) = (&entry.cached, &entry.binding) else {
+                return Ok(None);
+            };
+            (
+                cached.clone_ref(py),
+                Arc::clone(binding),
+                entry
+                    .current
+                    .as_ref()
+                    .map(|(version, item)| (*version, item.clone_ref(py))),
+            )
+        };
+        let (held, old_item, snap) = match current {
+            Some((version, item)) => (version, Some(item.into_bound(py)), None),
+            None => {
+                let snap = Self::snapshot(slf)?.into_bound(py);
+                let Ok(snap) = snap.cast_into_exact::<PyTuple>() else {
+                    return Ok(None);
+                };
+                let item = snap.get_item(2)?;
+                let item = (!item.is_none()).then_some(item);
+                (snap.get_item(0)?.extract()?, item, Some(snap))
+            }
+        };
+        let (version, fetched) = cached.get().refresh_with(py, |version, data| match data {
+            Some(data) if version != held => (
+                version,
+                Some(fetch(py, data, &binding.labels, &binding.key_text)),
+            ),
+            _ => (version, None),
+        })?;
+        let (doc, created) = match fetched {
+            // The version held: its item, or (a version this agent wrote) made from its doc.
+            None if version == held => {
+                if let Some(item) = old_item {
+                    return Ok(Some(item));
+                }
+                let Some(snap) = snap else {
+                    return Ok(None);
+                };
+                let doc = snap.get_item(1)?.cast_into_exact::<PyList>()?;
+                (doc, py.None().into_bound(py))
+            }
+            // Not an item this can read (another format, namespace or key): the store's
+            // path says what it is.
+            None | Some(None) => return Ok(None),
+            Some(Some(f)) => {
+                let doc = PyList::new(
+                    py,
+                    [
+                        FORMAT.into_bound_py_any(py)?,
+                        binding.scope.bind(py).clone().into_any(),
+                        binding.key.bind(py).clone().into_any(),
+                        f.writer.into_bound(py).into_any(),
+                        f.times[0].into_bound_py_any(py)?,
+                        f.times[1].into_bound_py_any(py)?,
+                        f.times[2].into_bound_py_any(py)?,
+                        f.times[3].into_bound_py_any(py)?,
+                        f.body.into_bound(py).into_any(),
+                        f.vectors.into_bound_py_any(py)?,
+                        f.kind.into_bound_py_any(py)?,
+                    ],
+                )?;
+                // The same life as the version decoded before: its created_at, if made.
+                let created = match old_item {
+                    Some(old) => {
+                        let old_created = old.getattr(pyo3::intern!(py, "_created_us"))?;
+                        if old_created.extract::<i64>()? == f.times[0] {
+                            old.getattr(pyo3::intern!(py, "_created"))?
+                        } else {
+                            py.None().into_bound(py)
+                        }
+                    }
+                    None => py.None().into_bound(py),
+                };
+                (doc, created)
+            }
+        };
+        if !Self::is_bound_item(&binding, &doc)? {
+            return Ok(None); // a version this agent wrote elsewhere: the store's path checks it
+        }
+        let item = Self::item(py, &binding, &doc, created)?;
+        let snap = (version, doc, item.clone()).into_py_any(py)?;
+        let old = {
+            let mut entry = slf.try_borrow_mut()?;
+            let old = (
+                std::mem::replace(&mut entry.snap, snap),
+                entry.current.replace((version, item.clone().unbind())),
+                entry.written.take(),
+            );
+            entry.tomb = 0;
+            old
+        };
+        drop(old); // released with no borrow held
+        Ok(Some(item))
+    }
+
+    /// `rewrite()` for native callers (`crate::hot`).
+    pub(crate) fn write(
+        slf: &Bound<'_, Self>,
+        value: &Bound<'_, PyAny>,
+        vectors: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        let (binding, held) = {
+            let entry = slf.try_borrow()?;
+            let Some(binding) = &entry.binding else {
+                return Ok(false);
+            };
+            if entry.tomb != 0 {
+                return Ok(false);
+            }
+            let held = match &entry.written {
+                Some(w) => Held::Written(Arc::clone(w)),
+                None => Held::Snap(entry.snap.clone_ref(py)),
+            };
+            (Arc::clone(binding), held)
+        };
+        let (held, created, ns_order, item_order) = match held {
+            Held::Written(w) => (
+                w.version,
+                w.created.clone_ref(py).into_bound(py),
+                w.ns_order.clone_ref(py).into_bound(py),
+                w.item_order.clone_ref(py).into_bound(py),
+            ),
+            Held::Snap(snap) => {
+                let Ok(snap) = snap.into_bound(py).cast_into_exact::<PyTuple>() else {
+                    return Ok(false);
+                };
+                let old = snap.get_item(1)?.cast_into_exact::<PyList>()?;
+                (
+                    snap.get_item(0)?.extract()?,
+                    old.get_item(CREATED)?,
+                    old.get_item(NS_ORDER)?,
+                    old.get_item(ITEM_ORDER)?,
+                )
+            }
+        };
+        let vectors_bytes = if vectors.is_none() {
+            None
+        } else {
+            Some(vectors.cast_exact::<PyBytes>()?.clone())
+        };
+        let now = now_micros()?;
+        let agent = binding.agent.get().agent()?;
+        let artifact = Arc::clone(&binding.artifact);
+        let written = BUFFERS.with_borrow_mut(|(raw, envelope)| -> PyResult<Option<u64>> {
+            raw.clear();
+            if !plain_value::encode(value, raw) {
+                return Ok(None);
+            }
+            envelope.clear();
+            envelope.extend_from_slice(&binding.head);
+            let mut w = Writer(&mut *envelope);
+            let fits = (|| {
+                w.int(created.extract().ok()?);
+                w.int(now);
+                w.int(ns_order.extract().ok()?);
+                w.int(item_order.extract().ok()?);
+                w.bin(raw)?;
+                match &vectors_bytes {
+                    Some(v) => w.bin(v.as_bytes())?,
+                    None => w.nil(),
+                }
+                w.int(PLAIN);
+                Some(())
+            })();
+            if fits.is_none() {
+                return Ok(None);
+            }
+            let envelope: &[u8] = envelope;
+            // After this process's other writes as this agent (threads sharing the store).
+            let order = binding.agent.get();
+            py.detach(|| order.ordered(|| agent.put_if(&*artifact, held, envelope)))
+                .or_raise(py)
+                .map(Some)
+        })?;
+        let Some(version) = written else {
+            return Ok(false);
+        };
+        let written = Arc::new(Written {
+            version,
+            created: created.unbind(),
+            updated: now,
+            ns_order: ns_order.unbind(),
+            item_order: item_order.unbind(),
+            value: value.clone().unbind(),
+            vectors: vectors.clone().unbind(),
+        });
+        let old = {
+            let mut entry = slf.try_borrow_mut()?;
+            (
+                entry.written.replace(written),
+                std::mem::replace(&mut entry.snap, py.None()),
+                entry.current.take(),
+            )
+        };
+        drop(old); // released with no borrow held
+        Ok(true)
+    }
 }
 
 #[pymethods]
 impl StoreEntry {
     /// `None` or `(version, doc, item)`: the version decoded or written last.
     #[getter]
-    fn snap(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.snapshot(py)
+    fn snap(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::snapshot(slf)
     }
 
     #[setter]
-    fn set_snap(&mut self, py: Python<'_>, snap: Py<PyAny>) -> PyResult<()> {
-        self.current = match snap.bind(py).cast_exact::<PyTuple>() {
+    fn set_snap(slf: &Bound<'_, Self>, snap: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let current = match snap.bind(py).cast_exact::<PyTuple>() {
             Ok(t) if t.len() == 3 && !t.get_item(2)?.is_none() => {
                 Some((t.get_item(0)?.extract()?, t.get_item(2)?.unbind()))
             }
             _ => None,
         };
-        self.snap = snap;
-        self.written = None;
+        let old = {
+            let mut entry = slf.try_borrow_mut()?;
+            (
+                std::mem::replace(&mut entry.current, current),
+                std::mem::replace(&mut entry.snap, snap),
+                entry.written.take(),
+            )
+        };
+        drop(old); // released with no borrow held
         Ok(())
+    }
+
+    /// The references the entry owns outright (the shared `binding` and `written` are not
+    /// visited): the garbage collector sees the cycle entry → view → `view.entries` → entry
+    /// of a store dropped without `close()`, and frees it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.view)?;
+        visit.call(&self.cached)?;
+        visit.call(&self.snap)?;
+        if let Some((_, item)) = &self.current {
+            visit.call(item)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.cached = None;
+        self.current = None;
+        self.written = None;
+        self.binding = None;
     }
 
     #[new]
@@ -272,8 +554,7 @@ impl StoreEntry {
     /// and the store's `decoders` and item class. Needs `cached` set.
     #[allow(clippy::too_many_arguments)]
     fn bind(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         agent: Py<Agent>,
         writer: Py<PyString>,
         scope: Py<PyTuple>,
@@ -282,7 +563,8 @@ impl StoreEntry {
         decoders: Py<PyTuple>,
         item_class: Py<PyAny>,
     ) -> PyResult<()> {
-        let Some(cached) = &self.cached else {
+        let py = slf.py();
+        let Some(cached) = slf.try_borrow()?.cached.as_ref().map(|c| c.clone_ref(py)) else {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "a store entry is bound once its copy exists",
             ));
@@ -311,7 +593,7 @@ impl StoreEntry {
                 "a namespace, key or agent name too long for MessagePack",
             ));
         }
-        self.binding = Some(Binding {
+        let binding = Arc::new(Binding {
             agent,
             writer,
             artifact,
@@ -325,6 +607,8 @@ impl StoreEntry {
             item_class,
             new_item,
         });
+        let old = slf.try_borrow_mut()?.binding.replace(binding);
+        drop(old); // released with no borrow held
         Ok(())
     }
 
@@ -334,89 +618,7 @@ impl StoreEntry {
     /// item was deleted.
     fn get(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let none = py.None();
-        // The version held and its item (None until made), and the snapshot if it was needed.
-        let (held, old_item, snap) = {
-            let mut entry = slf.borrow_mut();
-            match &entry.current {
-                Some((version, item)) => (*version, item.bind(py).clone(), None),
-                None => {
-                    let snap = entry.snapshot(py)?;
-                    let Ok(snap) = snap.bind(py).cast_exact::<PyTuple>().cloned() else {
-                        return Ok(none);
-                    };
-                    (snap.get_item(0)?.extract()?, snap.get_item(2)?, Some(snap))
-                }
-            }
-        };
-        let entry = slf.borrow();
-        let (Some(cached), Some(binding)) = (&entry.cached, &entry.binding) else {
-            return Ok(none);
-        };
-        let (version, fetched) = cached.get().refresh_with(py, |version, data| match data {
-            Some(data) if version != held => (
-                version,
-                Some(fetch(py, data, &binding.labels, &binding.key_text)),
-            ),
-            _ => (version, None),
-        })?;
-        let (doc, created) = match fetched {
-            // The version held: its item, or (a version this agent wrote) made from its doc.
-            None if version == held => {
-                if !old_item.is_none() {
-                    return Ok(old_item.unbind());
-                }
-                let Some(snap) = snap else {
-                    return Ok(none);
-                };
-                let doc = snap.get_item(1)?.cast_into_exact::<PyList>()?;
-                (doc, py.None().into_bound(py))
-            }
-            // Not an item this can read (another format, namespace or key): the store's
-            // path says what it is.
-            None | Some(None) => return Ok(none),
-            Some(Some(f)) => {
-                let doc = PyList::new(
-                    py,
-                    [
-                        FORMAT.into_bound_py_any(py)?,
-                        binding.scope.bind(py).clone().into_any(),
-                        binding.key.bind(py).clone().into_any(),
-                        f.writer.into_bound(py).into_any(),
-                        f.times[0].into_bound_py_any(py)?,
-                        f.times[1].into_bound_py_any(py)?,
-                        f.times[2].into_bound_py_any(py)?,
-                        f.times[3].into_bound_py_any(py)?,
-                        f.body.into_bound(py).into_any(),
-                        f.vectors.into_bound_py_any(py)?,
-                        f.kind.into_bound_py_any(py)?,
-                    ],
-                )?;
-                // The same life as the version decoded before: its created_at, if made.
-                let created = if old_item.is_none() {
-                    py.None().into_bound(py)
-                } else {
-                    let old_created = old_item.getattr(pyo3::intern!(py, "_created_us"))?;
-                    if old_created.extract::<i64>()? == f.times[0] {
-                        old_item.getattr(pyo3::intern!(py, "_created"))?
-                    } else {
-                        py.None().into_bound(py)
-                    }
-                };
-                (doc, created)
-            }
-        };
-        if !Self::is_bound_item(binding, &doc)? {
-            return Ok(none); // a version this agent wrote elsewhere: the store's path checks it
-        }
-        let item = Self::item(py, binding, &doc, created)?;
-        drop(entry);
-        let snap = (version, doc, item.clone()).into_py_any(py)?;
-        let mut entry = slf.borrow_mut();
-        entry.snap = snap;
-        entry.current = Some((version, item.clone().unbind()));
-        entry.tomb = 0;
-        Ok(item.unbind())
+        Ok(Self::read(slf)?.map_or_else(|| py.None(), Bound::unbind))
     }
 
     /// Write `value` (with `vectors`, `bytes` or `None`) as the next version of the item,
@@ -428,90 +630,6 @@ impl StoreEntry {
         value: &Bound<'_, PyAny>,
         vectors: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let py = slf.py();
-        let entry = slf.borrow();
-        let Some(binding) = &entry.binding else {
-            return Ok(false);
-        };
-        if entry.tomb != 0 {
-            return Ok(false);
-        }
-        let (held, created, ns_order, item_order) = match &entry.written {
-            Some(w) => (
-                w.version,
-                w.created.bind(py).clone(),
-                w.ns_order.bind(py).clone(),
-                w.item_order.bind(py).clone(),
-            ),
-            None => {
-                let Ok(snap) = entry.snap.bind(py).cast_exact::<PyTuple>().cloned() else {
-                    return Ok(false);
-                };
-                let old = snap.get_item(1)?.cast_into_exact::<PyList>()?;
-                (
-                    snap.get_item(0)?.extract()?,
-                    old.get_item(CREATED)?,
-                    old.get_item(NS_ORDER)?,
-                    old.get_item(ITEM_ORDER)?,
-                )
-            }
-        };
-        let vectors_bytes = if vectors.is_none() {
-            None
-        } else {
-            Some(vectors.cast_exact::<PyBytes>()?.clone())
-        };
-        let now = now_micros()?;
-        let agent = binding.agent.get().agent()?;
-        let artifact = Arc::clone(&binding.artifact);
-        let written = BUFFERS.with_borrow_mut(|(raw, envelope)| -> PyResult<Option<u64>> {
-            raw.clear();
-            if !plain_value::encode(value, raw) {
-                return Ok(None);
-            }
-            envelope.clear();
-            if let Some(binding) = &entry.binding {
-                envelope.extend_from_slice(&binding.head);
-            }
-            let mut w = Writer(&mut *envelope);
-            let fits = (|| {
-                w.int(created.extract().ok()?);
-                w.int(now);
-                w.int(ns_order.extract().ok()?);
-                w.int(item_order.extract().ok()?);
-                w.bin(raw)?;
-                match &vectors_bytes {
-                    Some(v) => w.bin(v.as_bytes())?,
-                    None => w.nil(),
-                }
-                w.int(PLAIN);
-                Some(())
-            })();
-            if fits.is_none() {
-                return Ok(None);
-            }
-            // No borrow of the entry while the GIL is released: other threads may use it.
-            drop(entry);
-            let envelope: &[u8] = envelope;
-            py.detach(|| agent.put_if(&*artifact, held, envelope))
-                .or_raise(py)
-                .map(Some)
-        })?;
-        let Some(version) = written else {
-            return Ok(false);
-        };
-        let mut entry = slf.borrow_mut();
-        entry.written = Some(Written {
-            version,
-            created: created.unbind(),
-            updated: now,
-            ns_order: ns_order.unbind(),
-            item_order: item_order.unbind(),
-            value: value.clone().unbind(),
-            vectors: vectors.clone().unbind(),
-        });
-        entry.snap = py.None();
-        entry.current = None;
-        Ok(true)
+        Self::write(slf, value, vectors)
     }
 }

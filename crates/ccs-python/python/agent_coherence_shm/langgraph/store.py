@@ -36,6 +36,7 @@ from agent_coherence_shm._native import (
     Agent,
     CoherenceError,
     Conflict,
+    HotIndex,
     NotFound,
     Segment,
     StoreEntry,
@@ -164,15 +165,26 @@ class ShmStore(Queries, BaseStore):
         self.embeddings = self._index.embeddings if self._index else None
         self._lock = threading.RLock()
         self._views: dict[str, _View] = {}
-        # (namespace, key) -> entry of the store's own agent, for the lock-free get() HIT.
-        self._hot: dict[tuple[tuple[str, ...], str], _Entry] = {}
         self._valid: set[tuple[str, ...]] = set()  # namespaces _validate_namespace admitted
+        # (namespace, key) -> entry bound to the item, for the lock-free get() and put()
+        # (crates/ccs-python/src/hot.rs); it holds the store weakly.
+        self._hot = HotIndex(self, ShmStore.put, self._valid)
         self._own: _View | None = None  # the view of the store's agent, once attached
         self._keys: dict[tuple[tuple[str, ...], str], str] = {}
         self._ns_order: dict[tuple[str, ...], int] = {}
         # The get() fast path caches by (namespace, key): only when the agent is fixed by them.
         self._hot_ok = agent_from_config is None
         self._closed = False
+        # get() and put() as one native call each, on the instance (the Python methods below
+        # do the same, slower): not where a subclass overrides them, nor where the agent comes
+        # from the run's config (the index then stays empty), nor, for put(), where a vector
+        # index embeds the value or the namespace names the agent.
+        cls = type(self)
+        if self._hot_ok:
+            if cls.get is ShmStore.get:
+                self.get = self._hot.get  # type: ignore[method-assign]
+            if cls.put is ShmStore.put and self._index is None and not agent_from_namespace:
+                self.put = self._hot.put  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -283,19 +295,13 @@ class ShmStore(Queries, BaseStore):
         returns the decoded item after two atomic loads; a MISS fetches the current version
         and returns its item, whose ``value`` is decoded on first access (``CoherenceError``
         then if it does not decode). Same contract as ``BaseStore.get``."""
-        try:
-            entry = self._hot.get((namespace, key))
-        except TypeError:  # an unhashable (list) namespace
-            entry = None
-        if entry is not None:
-            try:
-                # One native call: a HIT returns the item held; a MISS fetches the current
-                # version and returns its new item (None: this path cannot answer).
-                item = entry.get()
-                if item is not None:
-                    return item
-            except NotFound:
-                pass  # deleted: handled below
+        # One native call (the method a store binds on itself, see __init__): a HIT returns
+        # the item held; a MISS of an item bound in the index fetches the current version and
+        # returns its new item; anything else takes _get_locked.
+        return self._hot.get(namespace, key)
+
+    def _get_locked(self, namespace: tuple[str, ...], key: str) -> Item | None:
+        """``get`` under the store's lock: what the index cannot answer."""
         with self._lock:
             self._open()
             namespace = tuple(namespace)
@@ -336,13 +342,24 @@ class ShmStore(Queries, BaseStore):
             # the version held in one native call, which also takes the new version into the
             # entry (atomically under the GIL). Anything else, a Conflict included, is decided
             # under the lock below, as every other write.
-            entry = self._hot.get((namespace, key))
+            entry = self._hot.lookup(namespace, key)
             if entry is not None:
                 try:
                     if entry.rewrite(value, vectors):
                         return
                 except Conflict:
                     pass
+        self._put_locked(namespace, key, value, vectors)
+
+    def _put_locked(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        vectors: bytes | None,
+    ) -> None:
+        """``put``'s write under the store's lock (``namespace`` a validated tuple, ``key`` a
+        ``str``, ``vectors`` embedded): what the lock-free rewrite did not write."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("this ShmStore was closed")
@@ -350,7 +367,7 @@ class ShmStore(Queries, BaseStore):
             if own is not None:
                 # The store's agent holds this item through this store: a value that is not
                 # plain (or a conflict) takes the codec's path.
-                entry = self._hot.get((namespace, key))
+                entry = self._hot.lookup(namespace, key)
                 if entry is not None and entry.snap is not None and not entry.tomb:
                     self._rewrite(own, entry, namespace, key, value, vectors)
                     return
@@ -552,9 +569,7 @@ class ShmStore(Queries, BaseStore):
         own agent, ``put`` without the lookups): bound to its item, in ``_hot``."""
         shown = self._shown(view, scope)
         entry.bind(view.agent, view.name, scope, key, shown, self._decoders, StoredItem)
-        if len(self._hot) > 100_000:
-            self._hot.clear()
-        self._hot[(shown, key)] = entry
+        self._hot.insert(shown, key, entry)
 
     # ---------------------------------------------------------------- writes
 
