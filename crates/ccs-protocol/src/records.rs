@@ -6,9 +6,10 @@
 //!
 //! Two words per agent slot (docs/layout.md §3): `A_TAKEN`, a descriptor popped off the free
 //! list and not yet recorded in a line's pending word (from then on the pending word and the
-//! dead holder's reclaimer take over, `write.rs`), and `A_MOVING`, one [`Moving`] step: a block
-//! taken and not yet given to a descriptor, a descriptor being freed, a superseded version not
-//! yet retired, a never-published slot being discarded.
+//! dead holder's reclaimer take over, `write.rs`), or the push of a split's upper half, and
+//! `A_MOVING`, one [`Moving`] step: a block taken and not yet given to a descriptor, a
+//! descriptor being freed, a version about to be superseded, a superseded version not yet
+//! retired, a never-published slot being discarded.
 //!
 //! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
 //!
@@ -19,11 +20,19 @@
 //!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
 //!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
 //!   so an unchanged tag proves the push did not happen and recovery does it; a changed one
-//!   leaves the entry (a leak, never a double free). The leaks left: a death between a pop (or
-//!   a winning `try_free`, or a bump) and the store that records it, between a successful push
-//!   and the next record, between clearing a record and writing its successor, inside the push
-//!   of a split's upper half or of a bump's alignment piece, and in the few frees nobody
-//!   records (the pin `ccs status` takes to size a version). Each is a few instructions.
+//!   leaves the entry (a leak, never a double free). A split's push of an upper half is
+//!   recorded the same way, in `A_TAKEN`.
+//! * **A witness where a record cannot tell** whether a compare-and-swap happened: a won
+//!   `try_free` leaves its claim (the winner's slot) in the control word, which the winner's
+//!   recovery finds; a publisher records [`Moving::Superseding`] and marks the version it
+//!   supersedes (its next word) before its CAS, and every superseder does, so the recovery
+//!   retires it only if the head moved on *and* the mark is still this hold's.
+//!
+//!   The leaks left: a death between a pop (or a bump) and the store that records it, between
+//!   clearing a record and writing its successor, inside the push of a bump's alignment piece,
+//!   and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
+//!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
+//!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped.
@@ -271,17 +280,18 @@ impl<E: Env> Directory<E> {
         if let Some(Moving::Block { granule, class }) = Moving::unpack(word)
             && class == half
         {
-            let upper = granule + (1 << half);
-            if half >= self.geo.classes
+            // Checked before any shift: the record is segment data.
+            if half + 1 >= self.geo.classes
                 || granule % (2 << half) != 0
-                || upper + (1 << half) > self.geo.arena_granules()
+                || granule + (2 << half) > self.geo.arena_granules()
             {
                 taken_word.store(0, Ordering::Release);
                 return Err(ProtocolError::corrupt(format!(
-                    "agent slot {slot} records the push of a bad split half (granule {upper}, \
-                     class {half})"
+                    "agent slot {slot} records the push of a bad split half (the upper half of \
+                     granule {granule}, class {half})"
                 )));
             }
+            let upper = granule + (1 << half);
             if self.list_tag(H_ARENA_FREE + half)? == tag {
                 self.free_block_noting(upper, half, |tag| self.note_split_push(slot, half, tag))?;
                 pushed = 1;
