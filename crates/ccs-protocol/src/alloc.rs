@@ -20,7 +20,10 @@ use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
-use crate::packing::{desc_state, free_head, freed_owner, incarnation, owner, unpack_free_head};
+use crate::packing::{
+    DESC_LINK, desc_state, free_head, freed_owner, incarnation, owner, superseding_mark,
+    unpack_free_head,
+};
 use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -157,7 +160,8 @@ impl<E: Env> Directory<E> {
             Ok(self
                 .words
                 .at(self.geo.desc_word(d as u32, D_NEXT))?
-                .load(Ordering::Relaxed))
+                .load(Ordering::Relaxed)
+                & DESC_LINK)
         })?;
         let desc = match popped {
             Some(desc) => desc,
@@ -298,6 +302,34 @@ impl<E: Env> Directory<E> {
             .transpose()
     }
 
+    /// Before the compare-and-swap that supersedes `old` (a publish, or the emptying of a
+    /// reused line) by `slot`'s hold at `epoch`: record the step (`Superseding`) and leave the
+    /// hold's mark in `old`'s next word, the witness that tells this agent's recovery whether
+    /// the supersede happened (docs/protocol.md §3.9). Every superseder marks first, so a mark
+    /// that is still this hold's once the head has moved on from `old` is proof that this hold
+    /// moved it. A compare-and-swap that keeps the link field: `old` is on no free list while
+    /// it is published, but a writer fenced meanwhile may mark it after it was freed.
+    pub(crate) fn mark_superseding(&self, old: u32, slot: u32, epoch: u32) -> Result<()> {
+        self.note_moving(slot, Moving::Superseding { desc: old, epoch })?;
+        #[cfg(not(ccs_mutant = "unmarked_supersede"))]
+        {
+            let mark = superseding_mark(slot, epoch);
+            let next = self.desc_at(old, D_NEXT)?;
+            let mut current = next.load(Ordering::Relaxed);
+            // Relaxed: the publishing compare-and-swap that follows (SeqCst) releases it, and
+            // the recovery reads it after an Acquire load of the head that saw that exchange.
+            while let Err(seen) = next.compare_exchange_weak(
+                current,
+                mark | (current & DESC_LINK),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                current = seen;
+            }
+        }
+        Ok(())
+    }
+
     /// [`Directory::retire`] of `desc` at `incarnation`, read before it was superseded.
     pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
@@ -315,21 +347,29 @@ impl<E: Env> Directory<E> {
     }
 
     /// Free `desc` if it is in `state` (RETIRED, or FILLING for a discarded one) with no pins;
-    /// only one caller can win. The winner records the free under `slot` at once.
+    /// only one caller can win. The winner's compare-and-swap leaves its claim in the control
+    /// word (FREE, [`desc_state::claim`] of `slot`), so if it dies before its record of the
+    /// free, its recovery finds the claim and finishes the free (`records.rs`).
     pub(crate) fn try_free(&self, desc: u32, state: u64, slot: u32) -> Result<()> {
         let unpinned = state << desc_state::SHIFT;
+        #[cfg(not(ccs_mutant = "unclaimed_free"))]
+        let claimed = desc_state::claim(slot);
+        // The mutant: a winning free that names nobody.
+        #[cfg(ccs_mutant = "unclaimed_free")]
+        let claimed = 0;
         let ctl = self.desc_at(desc, D_CTL)?;
         #[cfg(not(ccs_mutant = "free_while_pinned"))]
         let won = ctl
-            .compare_exchange(unpinned, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(unpinned, claimed, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         #[cfg(ccs_mutant = "free_while_pinned")]
         let won = {
             let _ = unpinned;
-            ctl.store(0, Ordering::Release);
+            ctl.store(claimed, Ordering::Release);
             true
         };
         if won {
+            self.env.kill_point(slot, KillPoint::Claimed);
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);
             self.release_desc_as(desc, slot)

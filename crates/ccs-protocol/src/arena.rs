@@ -146,22 +146,39 @@ impl<E: Env> Directory<E> {
                 self.block_meta(granule)?
                     .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
                 // Split: keep the lower 2^class granules, free the upper halves, largest
-                // first, the record shrinking to the part kept before each push (a death
-                // inside a push leaks that half, never frees it twice). Only their
-                // block-table words are written, never their bytes, which a reader of the
-                // block's previous version may still be copying (see the module doc).
+                // first. Before each push's compare-and-swap, the push is recorded in
+                // `A_TAKEN` (the half's class and the list's tag), then the `Block` record
+                // shrinks to the part kept: a recovery that finds the record shrunk pushes
+                // the half if the tag proves the push did not happen (`records.rs`), one that
+                // finds it whole frees the whole block. Only their block-table words are
+                // written, never their bytes, which a reader of the block's previous version
+                // may still be copying (see the module doc).
                 for half in (class..source).rev() {
-                    // The mutant keeps the whole block recorded while its halves are pushed.
-                    #[cfg(not(ccs_mutant = "unshrunk_split_record"))]
-                    self.note_moving(
-                        slot,
-                        Moving::Block {
-                            granule,
-                            class: half,
-                        },
-                    )?;
-                    self.free_block(granule + (1 << half), half)?;
+                    self.free_block_noting(granule + (1 << half), half, |tag| {
+                        // The mutant leaves the push unrecorded: a death before its
+                        // compare-and-swap leaks the half.
+                        #[cfg(not(ccs_mutant = "unrecorded_split_push"))]
+                        self.note_split_push(slot, half, tag)?;
+                        #[cfg(ccs_mutant = "unrecorded_split_push")]
+                        let _ = tag;
+                        // The mutant keeps the whole block recorded while its halves are
+                        // pushed.
+                        #[cfg(not(ccs_mutant = "unshrunk_split_record"))]
+                        self.note_moving(
+                            slot,
+                            Moving::Block {
+                                granule,
+                                class: half,
+                            },
+                        )?;
+                        self.env.kill_point(slot, KillPoint::SplitPushing);
+                        Ok(())
+                    })?;
                     self.env.kill_point(slot, KillPoint::SplitPushed);
+                }
+                if source > class {
+                    // Every push done (each changed its list's tag): the record goes.
+                    self.note_taken(slot, None)?;
                 }
                 return Ok(Some(granule));
             }

@@ -308,6 +308,11 @@ impl<E: Env> Directory<E> {
             holder: 0,
             epoch: hold.head.epoch,
         };
+        // Recorded and marked first, as a publish does (`write.rs`): a reuser that dies after
+        // the exchange has the tombstone retired by its recovery.
+        if let Some(tombstone) = hold.head.desc_index() {
+            self.mark_superseding(tombstone, hold.agent.slot, hold.head.epoch)?;
+        }
         self.head(line)?
             .compare_exchange(
                 hold.head.pack(),

@@ -14,7 +14,13 @@
 //!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
 //!   two writers that both took the line at the same version. The version is not in the tag: it
 //!   has its own word (`D_VERSION`), 64 bits like every version in the segment.
-//! * A descriptor's **control** word: `state:2 | pins:62`.
+//! * A descriptor's **control** word: `state:2 | pins:62`; while a free is under way, FREE
+//!   with the claim bit and the freeing agent's slot + 1 ([`desc_state::claim`]).
+//! * A descriptor's **next** word: `mark:40 | link:24`. `link` is the free-list successor
+//!   (index + 1) while the descriptor is on the free list; `mark` is the last superseding
+//!   hold's `holder:16 | epoch:24`, written by a publisher before its publishing
+//!   compare-and-swap ([`superseding_mark`]): the witness that tells the publisher's recovery
+//!   whether its publish superseded the descriptor (docs/protocol.md §3.9).
 
 /// Fields of a line's head word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +142,24 @@ pub mod desc_state {
     pub const SHIFT: u32 = 62;
     /// Mask of the pin count.
     pub const PINS: u64 = (1 << 62) - 1;
+    /// In a FREE control word: a free won by `try_free` and not finished yet; the low bits
+    /// hold the winner's agent slot + 1 (0: a free nobody records).
+    pub const CLAIM: u64 = 1 << 61;
+
+    /// The control word of a descriptor whose free `slot` won (`slot + 1` wraps to 0 for the
+    /// unrecorded slot `u32::MAX`).
+    pub const fn claim(slot: u32) -> u64 {
+        CLAIM | slot.wrapping_add(1) as u64
+    }
+}
+
+/// The free-list link field of a descriptor's next word (index + 1, 0 = end).
+pub const DESC_LINK: u64 = (1 << 24) - 1;
+
+/// The mark a publisher holding a line as `slot` at `epoch` leaves in the next word of the
+/// descriptor its publish supersedes (above the link field, which it keeps).
+pub fn superseding_mark(slot: u32, epoch: u32) -> u64 {
+    ((u64::from(slot.wrapping_add(1) & 0xffff) << 24) | (u64::from(epoch) & EPOCH_MASK)) << 24
 }
 
 /// Pack a free-list head: ABA tag and index + 1.

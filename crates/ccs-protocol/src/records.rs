@@ -6,9 +6,10 @@
 //!
 //! Two words per agent slot (docs/layout.md §3): `A_TAKEN`, a descriptor popped off the free
 //! list and not yet recorded in a line's pending word (from then on the pending word and the
-//! dead holder's reclaimer take over, `write.rs`), and `A_MOVING`, one [`Moving`] step: a block
-//! taken and not yet given to a descriptor, a descriptor being freed, a superseded version not
-//! yet retired, a never-published slot being discarded.
+//! dead holder's reclaimer take over, `write.rs`), or the push of a split's upper half, and
+//! `A_MOVING`, one [`Moving`] step: a block taken and not yet given to a descriptor, a
+//! descriptor being freed, a version about to be superseded, a superseded version not yet
+//! retired, a never-published slot being discarded.
 //!
 //! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
 //!
@@ -19,11 +20,19 @@
 //!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
 //!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
 //!   so an unchanged tag proves the push did not happen and recovery does it; a changed one
-//!   leaves the entry (a leak, never a double free). The leaks left: a death between a pop (or
-//!   a winning `try_free`, or a bump) and the store that records it, between a successful push
-//!   and the next record, between clearing a record and writing its successor, inside the push
-//!   of a split's upper half or of a bump's alignment piece, and in the few frees nobody
-//!   records (the pin `ccs status` takes to size a version). Each is a few instructions.
+//!   leaves the entry (a leak, never a double free). A split's push of an upper half is
+//!   recorded the same way, in `A_TAKEN`.
+//! * **A witness where a record cannot tell** whether a compare-and-swap happened: a won
+//!   `try_free` leaves its claim (the winner's slot) in the control word, which the winner's
+//!   recovery finds; a publisher records [`Moving::Superseding`] and marks the version it
+//!   supersedes (its next word) before its CAS, and every superseder does, so the recovery
+//!   retires it only if the head moved on *and* the mark is still this hold's.
+//!
+//!   The leaks left: a death between a pop (or a bump) and the store that records it, between
+//!   clearing a record and writing its successor, inside the push of a bump's alignment piece,
+//!   and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
+//!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
+//!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped.
@@ -39,9 +48,11 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{
-    A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
+    A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
 };
-use crate::packing::{desc_state, incarnation, unpack_free_head};
+use crate::packing::{
+    DESC_LINK, Head, desc_state, incarnation, superseding_mark, unpack_free_head, unpack_owner,
+};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The slot argument of an operation that records nothing (fsck's repair, readers' unpins,
@@ -60,7 +71,21 @@ pub enum KillPoint {
     Retiring,
     /// Right after winning `try_free` and recording it.
     Freeing,
+    /// Right after winning `try_free`, before recording it (only the claim names it).
+    Claimed,
+    /// In a publish, after recording the supersede and marking the superseded descriptor,
+    /// before the publishing compare-and-swap.
+    Publishing,
+    /// Right after the publishing compare-and-swap, before the retire is recorded.
+    Published,
+    /// Inside a split, pushing an upper half: recorded, before its compare-and-swap.
+    SplitPushing,
 }
+
+/// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
+/// the list head's ABA tag read before the push's compare-and-swap. The half is the upper
+/// buddy of the block `A_MOVING` records, once that record has shrunk to the half's class.
+const SPLIT_PUSH: u64 = 1 << 63;
 
 /// One step an agent is taking with an entry that no free list and no descriptor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +106,9 @@ pub(crate) enum Moving {
     Retire { desc: u32, incarnation: u32 },
     /// A never-published slot (a fenced write's, or a dead holder's) being discarded.
     Discard { desc: u32, incarnation: u32 },
+    /// A published version this agent's hold at `epoch` is about to supersede (or has just
+    /// superseded): its next word carries the hold's mark (`Directory::mark_superseding`).
+    Superseding { desc: u32, epoch: u32 },
 }
 
 const KIND_SHIFT: u32 = 60;
@@ -100,6 +128,7 @@ impl Moving {
             Moving::Discard { desc, incarnation } => {
                 (6, (u64::from(desc) << 32) | u64::from(incarnation))
             }
+            Moving::Superseding { desc, epoch } => (7, (u64::from(desc) << 32) | u64::from(epoch)),
         };
         (kind << KIND_SHIFT) | body
     }
@@ -129,6 +158,10 @@ impl Moving {
             6 => Moving::Discard {
                 desc: high,
                 incarnation: low,
+            },
+            7 => Moving::Superseding {
+                desc: high,
+                epoch: low,
             },
             _ => return None,
         })
@@ -166,6 +199,19 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// Record that `slot`'s process is pushing the upper half of class `class` of the block its
+    /// `A_MOVING` record names, onto a list head whose tag was `tag`.
+    #[inline]
+    pub(crate) fn note_split_push(&self, slot: u32, class: usize, tag: u32) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_TAKEN)?.store(
+                SPLIT_PUSH | ((class as u64 & 0xff) << 32) | u64::from(tag),
+                Ordering::Release,
+            );
+        }
+        Ok(())
+    }
+
     /// The ABA tag of the free-list head at header word `index`.
     fn list_tag(&self, index: usize) -> Result<u32> {
         Ok(unpack_free_head(self.words.at(index)?.load(Ordering::Acquire)).0)
@@ -182,7 +228,8 @@ impl<E: Env> Directory<E> {
             free += 1;
             link = self
                 .desc_at((link - 1) as u32, crate::layout::D_NEXT)?
-                .load(Ordering::Acquire);
+                .load(Ordering::Acquire)
+                & DESC_LINK;
         }
         Ok(free)
     }
@@ -193,6 +240,13 @@ impl<E: Env> Directory<E> {
     /// writes its records. Returns how many entries were given back.
     pub(crate) fn recover_records(&self, slot: u32) -> Result<u32> {
         let mut recovered = 0;
+        // A split's push first: it is judged by the block `A_MOVING` still names, and by a list
+        // tag that the recovery of that block would change.
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let taken = taken_word.load(Ordering::Acquire);
+        if taken & SPLIT_PUSH != 0 {
+            recovered += self.finish_split_push(slot, taken)?;
+        }
         let moving = self.record_word(slot, A_MOVING)?;
         // Pairs with the Release stores in `note_moving`.
         let word = moving.load(Ordering::Acquire);
@@ -205,13 +259,76 @@ impl<E: Env> Directory<E> {
             };
             recovered += self.finish_moving(slot, step)?;
         }
-        let taken_word = self.record_word(slot, A_TAKEN)?;
         let taken = taken_word.load(Ordering::Acquire);
         if taken != 0 {
             recovered += self.release_taken(slot, taken)?;
         }
         recovered += self.free_unpinned_retired(slot)?;
         Ok(recovered)
+    }
+
+    /// Finish the push of a split's upper half that `slot`'s dead process recorded in `taken`
+    /// ([`SPLIT_PUSH`]): if `A_MOVING` has shrunk to the half's class, the half is the upper
+    /// buddy of the block it names; the list's tag unchanged proves the push did not happen,
+    /// and it is done now (a changed tag leaves it: a leak, never a second push). If the
+    /// record has not shrunk yet, the whole block is still recorded and nothing was pushed.
+    fn finish_split_push(&self, slot: u32, taken: u64) -> Result<u32> {
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let (half, tag) = (((taken >> 32) & 0xff) as usize, (taken & LOW) as u32);
+        let word = self.record_word(slot, A_MOVING)?.load(Ordering::Acquire);
+        let mut pushed = 0;
+        if let Some(Moving::Block { granule, class }) = Moving::unpack(word)
+            && class == half
+        {
+            // Checked before any shift: the record is segment data.
+            if half + 1 >= self.geo.classes
+                || granule % (2 << half) != 0
+                || granule + (2 << half) > self.geo.arena_granules()
+            {
+                taken_word.store(0, Ordering::Release);
+                return Err(ProtocolError::corrupt(format!(
+                    "agent slot {slot} records the push of a bad split half (the upper half of \
+                     granule {granule}, class {half})"
+                )));
+            }
+            let upper = granule + (1 << half);
+            if self.list_tag(H_ARENA_FREE + half)? == tag {
+                self.free_block_noting(upper, half, |tag| self.note_split_push(slot, half, tag))?;
+                pushed = 1;
+            }
+        }
+        taken_word.store(0, Ordering::Release);
+        Ok(pushed)
+    }
+
+    /// Whether `slot`'s hold at `epoch` superseded `desc`, as recorded by
+    /// [`Moving::Superseding`]: `desc` is still LIVE, its line's head has moved on from it, and
+    /// its mark is still this hold's (every superseder marks before its compare-and-swap, so a
+    /// head moved on by another hold carries that hold's mark). Then nobody else retires it.
+    fn superseded_by(&self, slot: u32, desc: u32, epoch: u32) -> Result<Option<u32>> {
+        let d = self.desc_words(desc)?;
+        let Some((line, incarnation)) = unpack_owner(d[D_OWNER].load(Ordering::Acquire)) else {
+            return Ok(None);
+        };
+        if d[D_CTL].load(Ordering::Acquire) >> desc_state::SHIFT != desc_state::LIVE {
+            return Ok(None);
+        }
+        // Pairs with the publishing compare-and-swap (SeqCst): the mark stored before the
+        // exchange that moved the head on is visible below.
+        let head = Head::unpack(self.head(line)?.load(Ordering::Acquire));
+        if head.desc == desc + 1 {
+            return Ok(None);
+        }
+        let mark = d[D_NEXT].load(Ordering::Acquire) & !DESC_LINK;
+        // The mutant trusts the moved head alone: a version another hold superseded (and
+        // retires) is retired a second time.
+        #[cfg(ccs_mutant = "supersede_without_witness")]
+        let _ = (mark, slot, epoch);
+        #[cfg(not(ccs_mutant = "supersede_without_witness"))]
+        if mark != superseding_mark(slot, epoch) {
+            return Ok(None);
+        }
+        Ok(Some(incarnation))
     }
 
     /// Give back the descriptor named by a dead process's `A_TAKEN` record (`desc + 1`): it
@@ -287,6 +404,16 @@ impl<E: Env> Directory<E> {
                 self.note_moving(slot, Moving::None)?;
                 Ok(0)
             }
+            Moving::Superseding { desc, epoch } => match self.superseded_by(slot, desc, epoch)? {
+                Some(incarnation) => {
+                    self.retire_known(desc, incarnation, slot)?;
+                    Ok(1)
+                }
+                None => {
+                    self.note_moving(slot, Moving::None)?;
+                    Ok(0)
+                }
+            },
             Moving::Retire { desc, incarnation } | Moving::Discard { desc, incarnation } => {
                 let owner = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
                 let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
@@ -322,15 +449,24 @@ impl<E: Env> Directory<E> {
 
     /// Free every RETIRED descriptor with no pins: its retirer or last unpinner died between
     /// bringing it there and its `try_free`. Anyone may do this at any time: `try_free` is the
-    /// same compare-and-swap they would have run, and only one caller wins it.
+    /// same compare-and-swap they would have run, and only one caller wins it. And finish
+    /// every free that `slot`'s dead process won and did not record: the descriptors still
+    /// carrying its claim ([`desc_state::claim`]), which nobody else touches.
     fn free_unpinned_retired(&self, slot: u32) -> Result<u32> {
         let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
         let descs = (bump as usize).min(self.geo.descs) as u32;
         let unpinned = desc_state::RETIRED << desc_state::SHIFT;
+        let claimed = desc_state::claim(slot);
         let mut freed = 0;
         for desc in 0..descs {
-            if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) == unpinned {
+            // Acquire pairs with the claiming compare-and-swap (AcqRel) in `try_free`.
+            let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
+            if ctl == unpinned {
                 self.try_free(desc, desc_state::RETIRED, slot)?;
+                freed += 1;
+            } else if ctl == claimed {
+                self.note_moving(slot, Moving::Freeing(desc))?;
+                self.release_desc_as(desc, slot)?;
                 freed += 1;
             }
         }
@@ -370,6 +506,10 @@ mod tests {
             Moving::Discard {
                 desc: 9,
                 incarnation: 0,
+            },
+            Moving::Superseding {
+                desc: (1 << 24) - 2,
+                epoch: (1 << 24) - 1,
             },
         ] {
             assert_eq!(Moving::unpack(step.pack()), Some(step));

@@ -35,6 +35,7 @@ use crate::oplog::LogEntry;
 #[cfg(not(loom))]
 use crate::packing::unpack_free_head;
 use crate::packing::{Head, Lease};
+use crate::records::KillPoint;
 #[cfg(not(loom))]
 use crate::sync::prefetch_write;
 use crate::sync::{Ordering, fence, spin_hint, yield_now};
@@ -674,11 +675,17 @@ impl<E: Env> Directory<E> {
             epoch: hold.head.epoch,
         };
         let head_word = self.head(line)?;
-        // What the retire record names, read before publishing so that only a store separates
-        // the publish from the record (`records.rs`).
+        // What the retire record names, read before publishing (`records.rs`).
         let superseded = self.superseded(hold.head.desc_index())?;
         // Taken while holding the line, so the log orders one key's writes by version.
         let t_ns = if self.logging() { self.env.now_ns() } else { 0 };
+        // The supersede recorded and the superseded version marked before the exchange, so
+        // that this agent's recovery can tell whether the exchange happened if its process
+        // dies on either side of it (docs/protocol.md §3.9).
+        if let Some((old, _)) = superseded {
+            self.mark_superseding(old, hold.agent.slot, hold.head.epoch)?;
+        }
+        self.env.kill_point(hold.agent.slot, KillPoint::Publishing);
         #[cfg(ccs_mutant = "unfenced_publish")]
         head_word.store(published.pack(), Ordering::SeqCst);
         // Pairs with the Acquire loads of the head by readers: the slot's bytes and fields are
@@ -697,8 +704,9 @@ impl<E: Env> Directory<E> {
             self.discard_slot(desc, hold.agent.slot)?;
             return Err(ProtocolError::Fenced);
         }
-        // Retire the superseded version first: a writer killed between publishing and
-        // recording the retire leaks it, so that window is kept to a store.
+        self.env.kill_point(hold.agent.slot, KillPoint::Published);
+        // Retire the superseded version first (its `Superseding` record and mark cover a death
+        // from the exchange to here).
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some((old, incarnation)) = superseded {
             self.retire_known(old, incarnation, hold.agent.slot)?;

@@ -9,7 +9,7 @@ mod common;
 use ccs_protocol::sync::Ordering;
 use ccs_protocol::testing::MemEnv;
 use ccs_protocol::{
-    Condition, Config, Directory, FsckKind, FsckReport, Geometry, StopAt, Strategy,
+    Condition, Config, Directory, FsckKind, FsckReport, Geometry, KillPoint, StopAt, Strategy,
 };
 use common::{Fixture, agent, config, fixture};
 
@@ -203,6 +203,71 @@ fn a_leaked_slot_is_found_and_repaired_only_when_quiescent() {
     let b = f.dir.begin_attach(b.slot, 3).expect("re-attach");
     assert_eq!(f.dir.put(b, line, &[9u8; 200], Condition::Blind), Ok(2));
     assert_clean(&fsck(&f.dir));
+}
+
+/// A free won and not finished. The claim a writer killed right after winning `try_free`
+/// leaves in the control word (its slot + 1) is a repairable leak until its next attach, which
+/// finishes the free; a claim that names no slot (a free nobody records) stays a leak, which
+/// fsck reports as repairable and `--repair` returns.
+#[test]
+fn claimed_frees_are_finished_by_the_next_attach_or_repaired() {
+    let f = fixture(config());
+    let geo = *f.dir.geometry();
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    f.dir
+        .put(a, line, &[1u8; 100], Condition::Blind)
+        .expect("v1");
+    let old = head_desc(&f, line);
+    f.dir.env().kill_at(a.slot, KillPoint::Claimed);
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.dir.put(a, line, &[2u8; 100], Condition::Blind)
+    }));
+    assert!(died.is_err(), "the put never won the free of v1");
+    assert_eq!(
+        peek(&f.dir, desc_word(&geo, old, 0)),
+        (1 << 61) | u64::from(a.slot + 1),
+        "v1's descriptor carries a's claim"
+    );
+    let report = fsck(&f.dir);
+    assert_eq!(report.descriptors.leaked, 1, "{:#?}", report.problems);
+    assert_eq!(report.arena.leaked_bytes, 128, "{:?}", report.arena);
+    assert!(
+        report.problems.iter().all(|p| p.repairable),
+        "{:#?}",
+        report.problems
+    );
+    // a's next attach finishes the free.
+    let a = f.dir.begin_attach(a.slot, 2).expect("re-attach");
+    f.dir.env().set_alive(a.slot, true);
+    assert_clean(&fsck(&f.dir));
+    assert_eq!(peek(&f.dir, desc_word(&geo, old, 0)), 0);
+
+    // A slot being filled, named by nothing, claimed by a free that records no slot.
+    f.dir
+        .write_stopping(a, line, Some(&[3u8; 200]), Condition::Blind, StopAt::Filled)
+        .expect("stopped");
+    let pending = peek(&f.dir, line_word(&geo, line, 4));
+    let filling = (pending >> 32) as u32 - 1;
+    poke(&f.dir, line_word(&geo, line, 4), 0);
+    poke(&f.dir, desc_word(&geo, filling, 0), 1 << 61);
+    let report = fsck(&f.dir);
+    assert_eq!(report.descriptors.leaked, 1, "{:#?}", report.problems);
+    assert_eq!(report.arena.leaked_bytes, 256, "{:?}", report.arena);
+    assert!(
+        report.problems.iter().all(|p| p.repairable),
+        "{:#?}",
+        report.problems
+    );
+    f.dir.env().set_alive(a.slot, false);
+    f.dir.env().set_alive(b.slot, false);
+    let repaired = f
+        .dir
+        .fsck_repair(&[a.slot, b.slot], true, || {})
+        .expect("repair");
+    assert_clean(&repaired);
+    assert_eq!(repaired.descriptors.leaked, 0);
+    assert_eq!(repaired.arena.leaked_bytes, 0);
 }
 
 fn busy() -> (Fixture, Vec<u32>) {

@@ -27,6 +27,10 @@
 //! | `fencing_across_the_old_32_bit_limit` | 7 | an expired holder's `commit` of version 2^32 racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
 //! | `killed_mid_split_leaks_nothing` | 6 | a writer killed inside a split is recovered by its next attach, racing a reclaimer of its line and an allocator: nothing leaked, nothing handed out twice (bound 1) | `unshrunk_split_record` |
 //! | `killed_retiring_leaks_nothing` | 6 | a writer killed between publishing and retiring: its next attach retires the superseded version, racing an allocator (bound 1) | — |
+//! | `killed_after_publishing_leaks_nothing` | 6 | a writer killed right after its publishing CAS, before recording the retire: its next attach finds its mark on the superseded version and retires it, racing an allocator (bound 1) | `unmarked_supersede` |
+//! | `killed_before_publishing_retires_nothing` | 6 | a writer killed after recording and marking the supersede but before its publishing CAS: its next attach, racing a writer that reclaims the line and supersedes (and retires) that version itself, retires nothing (bound 1) | `supersede_without_witness` |
+//! | `killed_after_winning_a_free_leaks_nothing` | 6 | a writer killed right after winning `try_free`, before recording the free: its next attach finds its claim in the control word and finishes the free (bound 1) | `unclaimed_free` |
+//! | `killed_pushing_a_split_half_leaks_nothing` | 6 | a writer killed inside the push of a split's upper half, before its CAS: its next attach pushes the half (the list's tag proves it was not), racing a reclaimer of its line (bound 1) | `unrecorded_split_push` |
 //! | `moved_key_never_admits_a_stale_write` | 10 | a reader of "x" racing x's deletion, the reuse of its line and x's re-creation elsewhere: its later `View` write is admitted exactly when it read the version it overwrites (ghosts, bound 1) | `no_ghost_views` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
@@ -1006,6 +1010,109 @@ fn killed_retiring_leaks_nothing() {
         expect_bytes(&dir, d, y, &[(9, 24)]);
         expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d overwrites y with a small payload and is killed right after its publishing
+/// compare-and-swap, before it records the retire: y's old version is superseded and named only
+/// by d's `Superseding` record and the mark d left in it. The recovery (d's next attach) finds
+/// the head moved on and the mark d's, and retires it while w writes a; w's two-granule
+/// payload to k then fits. The mutant leaves no mark, so the recovery cannot tell that the
+/// supersede happened and leaks y's old version.
+#[test]
+#[cfg_attr(ccs_mutant = "unmarked_supersede", should_panic)]
+fn killed_after_publishing_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::Published, 1, |f, w, lines| {
+            assert_eq!(f.put(w, lines[3], &[4; 24], Condition::Blind), Ok(1));
+        });
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(9, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d overwrites y and is killed after recording the supersede and marking y's version, before
+/// its publishing compare-and-swap: y's version is still current. w writes y meanwhile,
+/// reclaiming the line from the dead d, superseding that version itself and retiring it, while
+/// d's name re-attaches (the recovery). The recovery must retire nothing: w's mark replaced
+/// d's before w's exchange moved the head. The mutant takes the moved head alone as proof,
+/// and retires (frees) y's old version a second time.
+#[test]
+#[cfg_attr(ccs_mutant = "supersede_without_witness", should_panic)]
+fn killed_before_publishing_retires_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::Publishing, 1, |f, w, lines| {
+            assert_eq!(f.put(w, lines[1], &[3; 24], Condition::Blind), Ok(2));
+        });
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        // y's old two granules are free once, d's granule and the other half once each.
+        assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(3, 24)]);
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d overwrites y and is killed right after its retire wins `try_free` on y's old version,
+/// before it records the free: only its claim in the control word names the descriptor. The
+/// recovery finds the claim and finishes the free while w writes a; w's two-granule payload to
+/// k then fits. The mutant's winning compare-and-swap leaves the control word 0, naming no
+/// one, so the old version's descriptor and blocks leak.
+#[test]
+#[cfg_attr(ccs_mutant = "unclaimed_free", should_panic)]
+fn killed_after_winning_a_free_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::Claimed, 1, |f, w, lines| {
+            assert_eq!(f.put(w, lines[3], &[4; 24], Condition::Blind), Ok(1));
+        });
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(9, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d writes a small payload to k, splitting x's freed block, and is killed inside the push of
+/// the upper half, before its compare-and-swap: the half is on no list, and d's `Block` record
+/// has already shrunk to the lower half. The recovery finds the push recorded in `A_TAKEN`
+/// with the list's tag unchanged and pushes the half, while w writes k (reclaiming the line
+/// from the dead holder; it finds the arena full if it runs before the recovery). Then k and a
+/// each get one of the two granules. The mutant records no push, so the half leaks.
+#[test]
+#[cfg_attr(ccs_mutant = "unrecorded_split_push", should_panic)]
+fn killed_pushing_a_split_half_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) =
+            kill_then_recover(KillPoint::SplitPushing, 2, |f, w, lines| {
+                match f.put(w, lines[2], &[3; 24], Condition::Blind) {
+                    Ok(1) | Err(ProtocolError::CapacityExceeded { .. }) => {}
+                    other => panic!("the reclaiming put gave {other:?}"),
+                }
+            });
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        if matches!(
+            dir.read(w, k, &mut Vec::new()),
+            Err(ProtocolError::NotFound)
+        ) {
+            assert_eq!(dir.put(w, k, &[3; 24], Condition::Blind), Ok(1));
+        }
+        assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(2, 72)]);
+        expect_bytes(&dir, d, k, &[(3, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_full(&dir, d, x, 4);
     });
 }

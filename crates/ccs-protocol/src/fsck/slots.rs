@@ -53,7 +53,7 @@ impl<E: Env> Directory<E> {
         let mut on_free = vec![false; descs];
         let free_descs =
             self.walk_free(pass, H_DESC_FREE, "descriptor free list", desc_bump, |d| {
-                self.load(geo.desc_word(d as u32, D_NEXT))
+                Ok(self.load(geo.desc_word(d as u32, D_NEXT))? & crate::packing::DESC_LINK)
             })?;
         for &desc in &free_descs {
             on_free[desc as usize] = true;
@@ -140,7 +140,10 @@ impl<E: Env> Directory<E> {
                 }
                 continue;
             }
-            if state == desc_state::FREE && pins != 0 {
+            // A claim (`try_free` won, the free not finished) is a leak if its freer died,
+            // repaired below like any other; only other bits of a FREE word are corrupt.
+            let claimed = state == desc_state::FREE && ctl & desc_state::CLAIM != 0;
+            if state == desc_state::FREE && pins != 0 && !claimed {
                 pass.add(
                     FsckKind::Descriptor,
                     subject.clone(),
