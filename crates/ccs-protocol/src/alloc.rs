@@ -196,10 +196,15 @@ impl<E: Env> Directory<E> {
         fence(Ordering::Release);
         // The block field first: a discarder of a FILLING descriptor frees what it names (a
         // fresh descriptor's field reads 0, granule 0).
-        self.desc_at(desc, D_BLOCK)?
-            .store(NO_BLOCK, Ordering::Relaxed);
-        self.desc_at(desc, D_CTL)?
-            .store(desc_state::FILLING << desc_state::SHIFT, Ordering::Relaxed);
+        let d = self.desc_words(desc)?;
+        d[D_BLOCK].store(NO_BLOCK, Ordering::Relaxed);
+        // Tagged with this use's incarnation (the one `release_desc` left, which `fill_slot`
+        // keeps): a compare-and-swap expecting an earlier use fails (`discard_as`).
+        let tag = desc_state::tag(incarnation(d[D_OWNER].load(Ordering::Relaxed)));
+        d[D_CTL].store(
+            (desc_state::FILLING << desc_state::SHIFT) | tag,
+            Ordering::Relaxed,
+        );
         Ok(desc)
     }
 
@@ -246,8 +251,10 @@ impl<E: Env> Directory<E> {
         let freed = d[D_OWNER].load(Ordering::Relaxed);
         d[D_OWNER].store(owner(line, incarnation(freed)), Ordering::Release);
         // Pairs with the Acquire compare-exchange in `pin`: a pinner sees the owner tag.
-        self.desc_at(desc, D_CTL)?
-            .store(desc_state::LIVE << desc_state::SHIFT, Ordering::Release);
+        self.desc_at(desc, D_CTL)?.store(
+            (desc_state::LIVE << desc_state::SHIFT) | desc_state::tag(incarnation(freed)),
+            Ordering::Release,
+        );
         Ok(())
     }
 
@@ -255,7 +262,8 @@ impl<E: Env> Directory<E> {
     /// reader may hold a transient pin on it (it pins, then finds it unpublished and lets go):
     /// the pins are kept and the last one frees it. Recorded under `slot` until done.
     pub(crate) fn discard_slot(&self, desc: u32, slot: u32) -> Result<()> {
-        self.discard_slot_known(desc, incarnation_of(self, desc)?, slot)
+        self.discard_as(desc, incarnation_of(self, desc)?, slot, false)
+            .map(|_| ())
     }
 
     /// The incarnation of `desc`'s owner word (see [`Directory::discard_slot_known`]).
@@ -263,26 +271,66 @@ impl<E: Env> Directory<E> {
         incarnation_of(self, desc)
     }
 
-    /// [`Directory::discard_slot`] of `desc` at `incarnation`, read before the caller took it.
-    pub(crate) fn discard_slot_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
+    /// [`Directory::discard_slot`] of `desc` at `incarnation`, read before the caller took it
+    /// (a dead holder's pending slot, or a dead process's recorded discard: `records.rs`).
+    /// Another discarder of the same use may have been first (the recovery of a reclaimer that
+    /// recorded its discard and lost the pending record to another): `false` if the
+    /// descriptor has moved on (freed since, perhaps reused), and nothing is done.
+    pub(crate) fn discard_slot_known(
+        &self,
+        desc: u32,
+        incarnation: u32,
+        slot: u32,
+    ) -> Result<bool> {
+        self.discard_as(desc, incarnation, slot, true)
+    }
+
+    /// Discard `desc`, taken at `incarnation`: FILLING (keeping its pins), freed now if it has
+    /// none. Every compare-and-swap expects the control word's tag of that incarnation, so a
+    /// descriptor freed meanwhile (by a reader's last unpin) and reused by another writer is
+    /// never taken for this one: a check of the incarnation before an untagged exchange would
+    /// leave a window between the two (docs/protocol.md §3.9). Unless `shared`, a descriptor
+    /// that is not this use's is corrupt (its discarder owns it).
+    fn discard_as(&self, desc: u32, incarnation: u32, slot: u32, shared: bool) -> Result<bool> {
         self.note_moving(slot, Moving::Discard { desc, incarnation })?;
         let ctl = self.desc_at(desc, D_CTL)?;
-        let mut current = ctl.load(Ordering::Relaxed);
+        let tag = desc_state::tag(incarnation);
+        // Acquire: a recoverer reads a word another process wrote.
+        let mut current = ctl.load(Ordering::Acquire);
         loop {
             let state = current >> desc_state::SHIFT;
-            if state != desc_state::FILLING && state != desc_state::LIVE {
+            // The mutant (with the recovery's check of the incarnation before this call, as
+            // before the tag) compares the state alone.
+            #[cfg(not(ccs_mutant = "two_step_discard"))]
+            let foreign = current & desc_state::TAG != tag;
+            #[cfg(ccs_mutant = "two_step_discard")]
+            let foreign = {
+                let _ = tag;
+                false
+            };
+            if (state != desc_state::FILLING && state != desc_state::LIVE) || foreign {
+                if shared {
+                    self.note_moving(slot, Moving::None)?;
+                    return Ok(false);
+                }
                 return Err(ProtocolError::corrupt(format!(
-                    "unpublished slot descriptor {desc} is in state {state}"
+                    "unpublished slot descriptor {desc} is in state {state} (control word \
+                     {current:#x}, taken at incarnation {incarnation})"
                 )));
             }
             let discarded =
-                (desc_state::FILLING << desc_state::SHIFT) | (current & desc_state::PINS);
-            match ctl.compare_exchange_weak(current, discarded, Ordering::AcqRel, Ordering::Relaxed)
+                (desc_state::FILLING << desc_state::SHIFT) | (current & desc_state::BODY);
+            match ctl.compare_exchange_weak(current, discarded, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) if current & desc_state::PINS == 0 => {
-                    return self.try_free(desc, desc_state::FILLING, slot);
+                    self.try_free(desc, discarded, slot)?;
+                    return Ok(true);
                 }
-                Ok(_) => return self.note_moving(slot, Moving::None),
+                Ok(_) => {
+                    self.env.kill_point(slot, KillPoint::Discarded);
+                    self.note_moving(slot, Moving::None)?;
+                    return Ok(true);
+                }
                 Err(seen) => current = seen,
             }
         }
@@ -339,19 +387,18 @@ impl<E: Env> Directory<E> {
             .desc_at(desc, D_CTL)?
             .fetch_or(retired, Ordering::AcqRel);
         if before & desc_state::PINS == 0 {
-            self.try_free(desc, desc_state::RETIRED, slot)?;
+            self.try_free(desc, before | retired, slot)?;
         } else {
             self.note_moving(slot, Moving::None)?;
         }
         Ok(())
     }
 
-    /// Free `desc` if it is in `state` (RETIRED, or FILLING for a discarded one) with no pins;
-    /// only one caller can win. The winner's compare-and-swap leaves its claim in the control
+    /// Free `desc` if its control word is still `unpinned` (RETIRED, or FILLING for a discarded
+    /// one, with its tag and no pins); only one caller can win. The winner's compare-and-swap leaves its claim in the control
     /// word (FREE, [`desc_state::claim`] of `slot`), so if it dies before its record of the
     /// free, its recovery finds the claim and finishes the free (`records.rs`).
-    pub(crate) fn try_free(&self, desc: u32, state: u64, slot: u32) -> Result<()> {
-        let unpinned = state << desc_state::SHIFT;
+    pub(crate) fn try_free(&self, desc: u32, unpinned: u64, slot: u32) -> Result<()> {
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
         let claimed = desc_state::claim(slot);
         // The mutant: a winning free that names nobody.
@@ -595,8 +642,8 @@ impl<E: Env> Directory<E> {
             )));
         }
         for state in [desc_state::RETIRED, desc_state::FILLING] {
-            if before == (state << desc_state::SHIFT) | 1 {
-                self.try_free(desc, state, slot)?;
+            if before & !desc_state::TAG == (state << desc_state::SHIFT) | 1 {
+                self.try_free(desc, before - 1, slot)?;
             }
         }
         Ok(())

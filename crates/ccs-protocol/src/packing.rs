@@ -14,8 +14,11 @@
 //!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
 //!   two writers that both took the line at the same version. The version is not in the tag: it
 //!   has its own word (`D_VERSION`), 64 bits like every version in the segment.
-//! * A descriptor's **control** word: `state:2 | pins:62`; while a free is under way, FREE
-//!   with the claim bit and the freeing agent's slot + 1 ([`desc_state::claim`]).
+//! * A descriptor's **control** word: `state:2 | spare:1 | tag:29 | pins:32` while in use,
+//!   `tag` the low 29 bits of the incarnation it was taken at ([`desc_state::tag`]), so that a
+//!   compare-and-swap expecting one use of the descriptor fails on any later use (a dead
+//!   discarder's recovery, docs/protocol.md §3.9); FREE is 0, or while a free is under way the
+//!   claim bit and the freeing agent's slot + 1 ([`desc_state::claim`]).
 //! * A descriptor's **next** word: `mark:40 | link:24`. `link` is the free-list successor
 //!   (index + 1) while the descriptor is on the free list; `mark` is the last superseding
 //!   hold's `holder:16 | epoch:24`, written by a publisher before its publishing
@@ -141,7 +144,11 @@ pub mod desc_state {
     /// Shift of the state in the control word.
     pub const SHIFT: u32 = 62;
     /// Mask of the pin count.
-    pub const PINS: u64 = (1 << 62) - 1;
+    pub const PINS: u64 = (1 << 32) - 1;
+    /// Mask of the incarnation tag of a descriptor in use ([`tag`]).
+    pub const TAG: u64 = ((1 << 29) - 1) << 32;
+    /// Everything below the state: tag and pins.
+    pub const BODY: u64 = (1 << SHIFT) - 1;
     /// In a FREE control word: a free won by `try_free` and not finished yet; the low bits
     /// hold the winner's agent slot + 1 (0: a free nobody records).
     pub const CLAIM: u64 = 1 << 61;
@@ -150,6 +157,12 @@ pub mod desc_state {
     /// unrecorded slot `u32::MAX`).
     pub const fn claim(slot: u32) -> u64 {
         CLAIM | slot.wrapping_add(1) as u64
+    }
+
+    /// The tag bits of a descriptor taken at `incarnation` (its owner word's): the control word
+    /// of each use differs from the previous 2^29 - 1 uses' words.
+    pub const fn tag(incarnation: u32) -> u64 {
+        ((incarnation as u64) << 32) & TAG
     }
 }
 

@@ -35,7 +35,11 @@
 //!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
-//!   on is dropped.
+//!   on is dropped. A `Discard` is validated by its compare-and-swaps themselves, which expect
+//!   the control word's tag of that incarnation: a check before them would let the descriptor
+//!   be freed (a reader's last unpin) and reused in between. A reclaimer records its `Discard`
+//!   before it takes a dead holder's pending record, so two discarders of one use can meet;
+//!   the tagged exchanges free it once.
 //! * **Exclusive steps stay exclusive.** Recovery frees a descriptor only through the same
 //!   compare-and-swaps as everyone else (`try_free`, `discard_slot`), so a racing unpinner or
 //!   reclaimer and the recoverer free it once.
@@ -80,6 +84,11 @@ pub enum KillPoint {
     Published,
     /// Inside a split, pushing an upper half: recorded, before its compare-and-swap.
     SplitPushing,
+    /// In a discard that left the descriptor pinned (its last unpinner frees it), right after
+    /// the compare-and-swap, before the record is cleared.
+    Discarded,
+    /// Right after a reclaimer took a dead holder's pending record, before its discard.
+    TookPending,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
@@ -339,7 +348,7 @@ impl<E: Env> Directory<E> {
         let desc = u32::try_from(taken - 1).unwrap_or(u32::MAX);
         let d = self.desc_words(desc)?;
         let ctl = d[D_CTL].load(Ordering::Acquire);
-        if ctl != 0 && ctl != desc_state::FILLING << desc_state::SHIFT {
+        if ctl != 0 && ctl & !desc_state::TAG != desc_state::FILLING << desc_state::SHIFT {
             taken_word.store(0, Ordering::Release);
             return Err(ProtocolError::corrupt(format!(
                 "descriptor {desc}, recorded as taken by agent slot {slot}, is in use \
@@ -414,7 +423,19 @@ impl<E: Env> Directory<E> {
                     Ok(0)
                 }
             },
+            // The incarnation is checked by the discard's own compare-and-swaps (the control
+            // word's tag): a check here, before them, would let a reader's last unpin free the
+            // descriptor and another writer reuse it in between, and the discard would then
+            // free that writer's slot. The mutant restores that two-step check.
             Moving::Retire { desc, incarnation } | Moving::Discard { desc, incarnation } => {
+                #[cfg(not(ccs_mutant = "two_step_discard"))]
+                if matches!(step, Moving::Discard { .. }) {
+                    return Ok(u32::from(self.discard_slot_known(
+                        desc,
+                        incarnation,
+                        slot,
+                    )?));
+                }
                 let owner = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
                 let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
                 let state = ctl >> desc_state::SHIFT;
@@ -430,8 +451,9 @@ impl<E: Env> Directory<E> {
                     Moving::Retire { .. }
                         if state == desc_state::RETIRED && ctl & desc_state::PINS == 0 =>
                     {
-                        self.try_free(desc, desc_state::RETIRED, slot)?
+                        self.try_free(desc, ctl, slot)?
                     }
+                    #[cfg(ccs_mutant = "two_step_discard")]
                     Moving::Discard { .. }
                         if state == desc_state::FILLING || state == desc_state::LIVE =>
                     {
@@ -461,8 +483,8 @@ impl<E: Env> Directory<E> {
         for desc in 0..descs {
             // Acquire pairs with the claiming compare-and-swap (AcqRel) in `try_free`.
             let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
-            if ctl == unpinned {
-                self.try_free(desc, desc_state::RETIRED, slot)?;
+            if ctl & !desc_state::TAG == unpinned {
+                self.try_free(desc, ctl, slot)?;
                 freed += 1;
             } else if ctl == claimed {
                 self.note_moving(slot, Moving::Freeing(desc))?;

@@ -34,8 +34,8 @@ use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
 #[cfg(not(loom))]
 use crate::packing::unpack_free_head;
-use crate::packing::{Head, Lease};
-use crate::records::KillPoint;
+use crate::packing::{Head, Lease, desc_state};
+use crate::records::{KillPoint, Moving};
 #[cfg(not(loom))]
 use crate::sync::prefetch_write;
 use crate::sync::{Ordering, fence, spin_hint, yield_now};
@@ -827,15 +827,62 @@ impl<E: Env> Directory<E> {
         if desc_plus_one == 0 || epoch != dead.epoch {
             return Ok(());
         }
-        // Read before taking the record, so that only a store separates the two records.
         let (desc, incarnation) = (desc_plus_one - 1, self.incarnation_of(desc_plus_one - 1)?);
+        // The discard is recorded before the record is taken, so that if this process dies
+        // between the two its recovery discards the slot (docs/protocol.md §3.9); the mutant
+        // records it only after. The incarnation read above is the slot's only if nobody took
+        // the record before that load: an exchange that leaves the word as it was proves it
+        // (AcqRel: a taker after it exchanges later, so frees the slot after the load). If the
+        // taking exchange below then fails, another took the record and discards the same use:
+        // two discards of one use free it once (`discard_slot_known`).
+        #[cfg(not(ccs_mutant = "discard_after_taking"))]
+        {
+            if word
+                .compare_exchange(record, record, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return Ok(());
+            }
+            self.note_moving(slot, Moving::Discard { desc, incarnation })?;
+        }
         if word
             .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
+            self.env.kill_point(slot, KillPoint::TookPending);
             self.discard_slot_known(desc, incarnation, slot)?;
+        } else {
+            self.note_moving(slot, Moving::None)?;
         }
         Ok(())
+    }
+
+    /// For loom models: a reader's transient pin on the slot `line`'s holder has filled and not
+    /// published (as a reader that reached it through a stale head takes it, before it finds it
+    /// unpublished and lets go: [`Directory::unpin_slot`]). Returns the descriptor.
+    #[doc(hidden)]
+    pub fn pin_pending_slot(&self, line: u32) -> Result<u32> {
+        let desc_plus_one = (self.pending(line)?.load(Ordering::Acquire) >> 32) as u32;
+        let desc = desc_plus_one
+            .checked_sub(1)
+            .ok_or_else(|| ProtocolError::corrupt(format!("line {line} has no pending slot")))?;
+        let ctl = self.desc_at(desc, crate::layout::D_CTL)?;
+        let current = ctl.load(Ordering::Acquire);
+        if current >> desc_state::SHIFT != desc_state::LIVE {
+            return Err(ProtocolError::corrupt(format!(
+                "pending slot {desc} of line {line} is not filled"
+            )));
+        }
+        ctl.compare_exchange(current, current + 1, Ordering::Acquire, Ordering::Relaxed)
+            .map_err(|_| ProtocolError::corrupt(format!("pending slot {desc} changed")))?;
+        Ok(desc)
+    }
+
+    /// For loom models: drop a pin of [`Directory::pin_pending_slot`] (the last one of a
+    /// discarded slot frees it).
+    #[doc(hidden)]
+    pub fn unpin_slot(&self, desc: u32) -> Result<()> {
+        self.unpin(desc)
     }
 
     /// After publishing, the writer holds what it wrote: view = version, and S if nothing moved.

@@ -1117,6 +1117,105 @@ fn killed_pushing_a_split_half_leaks_nothing() {
     });
 }
 
+/// h writes k and stops with its slot filled and unpublished, and dies; a reader holds a
+/// transient pin on that slot (it reached it through a stale head and has not yet found it
+/// unpublished). d writes k, reclaims the line from h and discards h's slot, which keeps the
+/// reader's pin (FILLING, pinned: its last unpin frees it), and is killed right after that
+/// compare-and-swap, its `Discard` record not yet cleared. Then d's name re-attaches (the
+/// recovery) while the reader lets go (freeing the slot) and w writes a, which takes that
+/// descriptor again. The recovery must leave w's slot alone: a reads back whole and every
+/// descriptor but a's is free. The mutant checks the incarnation and then runs an untagged
+/// compare-and-swap: between the two the descriptor is freed and reused, and the recovery
+/// frees w's slot.
+#[test]
+#[cfg_attr(ccs_mutant = "two_step_discard", should_panic)]
+fn recovering_a_discard_never_frees_a_reused_descriptor() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, [w, d, h]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (k, a) = (lines[2], lines[3]);
+        assert_eq!(
+            dir.write_stopping(h, k, Some(&[7; 24]), Condition::Blind, StopAt::Filled),
+            Ok(None)
+        );
+        dir.env().set_alive(h.slot, false);
+        let pinned = dir.pin_pending_slot(k).unwrap();
+        killed_at(&dir, d.slot, KillPoint::Discarded, || {
+            let _ = dir.put(d, k, &[9; 24], Condition::Blind);
+        });
+        let shared = Arc::new(dir);
+        let recovery = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                let again = f.begin_attach(d.slot, 7).unwrap();
+                f.env().set_alive(d.slot, true);
+                again
+            })
+        };
+        let reader = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                f.unpin_slot(pinned).unwrap();
+                assert_eq!(f.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+            })
+        };
+        let d = recovery.join().unwrap();
+        reader.join().unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(shared.read(d, a, &mut buf).map(|info| info.version), Ok(1));
+        assert_eq!(buf, [4; 24], "a's version was freed under it");
+        let descs = shared.geometry().descs as u64;
+        assert_eq!(
+            shared.free_descriptors().unwrap(),
+            descs - 1,
+            "descriptors leaked or doubled"
+        );
+    });
+}
+
+/// h writes k and stops with its slot filled (a granule) and unpublished, and dies. d writes
+/// k, reclaims the line from h, takes h's pending record and is killed right there, before its
+/// discard. d's name re-attaches (the recovery) while w writes two granules to a; then w writes
+/// two granules to x. The recovery must free h's slot and its granule: the arena (four
+/// granules) then holds a and x exactly, and every descriptor but theirs is free. The mutant
+/// records the discard only after taking the pending record, so the slot and its granule leak.
+#[test]
+#[cfg_attr(ccs_mutant = "discard_after_taking", should_panic)]
+fn killed_taking_a_dead_holders_slot_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, [w, d, h]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, k, a) = (lines[0], lines[2], lines[3]);
+        assert_eq!(
+            dir.write_stopping(h, k, Some(&[7; 24]), Condition::Blind, StopAt::Filled),
+            Ok(None)
+        );
+        dir.env().set_alive(h.slot, false);
+        killed_at(&dir, d.slot, KillPoint::TookPending, || {
+            let _ = dir.put(d, k, &[9; 24], Condition::Blind);
+        });
+        let shared = Arc::new(dir);
+        let recovery = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                let again = f.begin_attach(d.slot, 7).unwrap();
+                f.env().set_alive(d.slot, true);
+                again
+            })
+        };
+        let writer = {
+            let f = shared.clone();
+            thread::spawn(move || assert_eq!(f.put(w, a, &[4; 72], Condition::Blind), Ok(1)))
+        };
+        let d = recovery.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(shared.put(w, x, &[5; 72], Condition::Blind), Ok(1));
+        expect_bytes(&shared, d, a, &[(4, 72)]);
+        expect_bytes(&shared, d, x, &[(5, 72)]);
+        expect_full(&shared, d, lines[1], 2);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The operation log.
 
