@@ -433,6 +433,13 @@ fn problem_lines(report: &agent_coherence::FsckReport) -> Vec<String> {
 /// read-only `fsck` that must find the segment clean with nothing leaked.
 fn fsck_check(seg: &Segment) -> Result<FsckOutcome, CliError> {
     let first = seg.fsck(false)?;
+    // What the kills leaked, one finding a line, for a run that classifies them by window
+    // (docs/reliability.md): only with CCS_TORTURE_SHOW_LEAKS=1.
+    if std::env::var_os("CCS_TORTURE_SHOW_LEAKS").is_some_and(|v| v == "1") {
+        for line in problem_lines(&first) {
+            eprintln!("leak before repair: {line}");
+        }
+    }
     let unrepairable = first
         .problems
         .iter()
