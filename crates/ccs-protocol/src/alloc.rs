@@ -336,13 +336,6 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// Mark a superseded descriptor RETIRED; free it now if no one pins it. `slot` (the agent
-    /// whose publish superseded it) records the step until done, so that if its process dies
-    /// first, its recovery retires it (`records.rs`).
-    pub(crate) fn retire(&self, desc: u32, slot: u32) -> Result<()> {
-        self.retire_known(desc, incarnation_of(self, desc)?, slot)
-    }
-
     /// The descriptor a publish supersedes (if any) and its incarnation, for
     /// [`Directory::retire_known`].
     pub(crate) fn superseded(&self, old: Option<u32>) -> Result<Option<(u32, u32)>> {
@@ -378,20 +371,79 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
-    /// [`Directory::retire`] of `desc` at `incarnation`, read before it was superseded.
-    pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<()> {
+    /// Mark a superseded descriptor RETIRED, the use of it at `incarnation` (read before it
+    /// was superseded); free it now if no one pins it. `slot` (the agent whose publish
+    /// superseded it) records the step until done, so that if its process dies first, its
+    /// recovery retires it (`records.rs`).
+    ///
+    /// A compare-and-swap that expects the control word of that use (LIVE with the
+    /// incarnation's tag), so a retire is done once per use however many claim it: a second
+    /// retirer (a stalled writer's recovery whose mark overwrote its reclaimer's, docs/protocol.md
+    /// §3.9) finds it RETIRED, or freed and taken again with another tag, and changes nothing.
+    /// A descriptor RETIRED at that tag with no pins is freed (its retirer died before its
+    /// `try_free`; the exchange there frees it once). Whether this call retired or freed it.
+    pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
         self.env.kill_point(slot, KillPoint::Retiring);
         let retired = desc_state::RETIRED << desc_state::SHIFT;
-        let before = self
-            .desc_at(desc, D_CTL)?
-            .fetch_or(retired, Ordering::AcqRel);
-        if before & desc_state::PINS == 0 {
-            self.try_free(desc, before | retired, slot)?;
-        } else {
-            self.note_moving(slot, Moving::None)?;
+        let ctl = self.desc_at(desc, D_CTL)?;
+        // The mutant ORs the state in whatever the word holds: a retire that comes after the
+        // version was freed marks a free (or another use's) descriptor RETIRED and frees it.
+        #[cfg(ccs_mutant = "untagged_retire")]
+        let unpinned = {
+            let before = ctl.fetch_or(retired, Ordering::AcqRel);
+            (before & desc_state::PINS == 0).then_some(before | retired)
+        };
+        #[cfg(not(ccs_mutant = "untagged_retire"))]
+        let unpinned = {
+            let this_use = desc_state::tag(incarnation);
+            // Acquire, and AcqRel below: pairs with the Release store of LIVE in `fill_slot`
+            // and with the Acquire load in `was_published_at`.
+            let mut current = ctl.load(Ordering::Acquire);
+            loop {
+                if current & desc_state::TAG != this_use {
+                    break None;
+                }
+                let state = current >> desc_state::SHIFT;
+                if state == desc_state::RETIRED {
+                    break (current & desc_state::PINS == 0).then_some(current);
+                }
+                if state != desc_state::LIVE {
+                    break None;
+                }
+                let next = (current & desc_state::BODY) | retired;
+                match ctl.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) if next & desc_state::PINS == 0 => break Some(next),
+                    // Retired by this call; the last unpinner frees it.
+                    Ok(_) => {
+                        self.note_moving(slot, Moving::None)?;
+                        return Ok(true);
+                    }
+                    Err(seen) => current = seen,
+                }
+            }
+        };
+        match unpinned {
+            Some(word) => self.try_free(desc, word, slot).map(|()| true),
+            None => self.note_moving(slot, Moving::None).map(|()| false),
         }
-        Ok(())
+    }
+
+    /// For models and tests: the descriptor of `line`'s published version and its
+    /// incarnation, as a publish reads them before superseding it.
+    #[doc(hidden)]
+    pub fn published_slot(&self, line: u32) -> Result<Option<(u32, u32)>> {
+        let head = crate::packing::Head::unpack(self.head(line)?.load(Ordering::Acquire));
+        self.superseded(head.desc_index())
+    }
+
+    /// For models and tests: retire `desc` at `incarnation` once more, as a second claimant
+    /// of its supersede would (a stalled writer's recovery, docs/protocol.md §3.9). Whether
+    /// it retired or freed anything.
+    #[doc(hidden)]
+    pub fn retire_again(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
+        self.retire_known(desc, incarnation, slot)
     }
 
     /// Free `desc` if its control word is still `unpinned` (RETIRED, or FILLING for a discarded
@@ -661,7 +713,7 @@ fn desc_out_of_range(desc: u32) -> ProtocolError {
 /// head word (bounds-checked by the caller).
 #[inline(always)]
 pub(crate) fn was_published_at(desc: u32, ctl: &AtomicU64, head: &AtomicU64) -> bool {
-    // Pairs with the AcqRel `fetch_or` in `retire`.
+    // Pairs with the AcqRel compare-and-swap in `retire_known`.
     let ctl = ctl.load(Ordering::Acquire);
     if ctl >> desc_state::SHIFT == desc_state::RETIRED {
         return true;

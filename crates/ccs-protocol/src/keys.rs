@@ -309,8 +309,10 @@ impl<E: Env> Directory<E> {
             epoch: hold.head.epoch,
         };
         // Recorded and marked first, as a publish does (`write.rs`): a reuser that dies after
-        // the exchange has the tombstone retired by its recovery.
-        if let Some(tombstone) = hold.head.desc_index() {
+        // the exchange has the tombstone retired by its recovery. Its incarnation is read
+        // before, so the retire below touches only the use this exchange supersedes.
+        let tombstone = self.superseded(hold.head.desc_index())?;
+        if let Some((tombstone, _)) = tombstone {
             self.mark_superseding(tombstone, hold.agent.slot, hold.head.epoch)?;
         }
         self.head(line)?
@@ -321,8 +323,8 @@ impl<E: Env> Directory<E> {
                 Ordering::Relaxed,
             )
             .map_err(|_| ProtocolError::Fenced)?;
-        if let Some(tombstone) = hold.head.desc_index() {
-            self.retire(tombstone, hold.agent.slot)?;
+        if let Some((tombstone, incarnation)) = tombstone {
+            self.retire_known(tombstone, incarnation, hold.agent.slot)?;
         }
         self.notify(line)?;
         Ok(Some(LineRef {

@@ -71,7 +71,7 @@ pub enum KillPoint {
     Taken,
     /// Inside a split, right after pushing an upper half.
     SplitPushed,
-    /// In `retire`, right after recording the step.
+    /// In `retire_known`, right after recording the step.
     Retiring,
     /// Right after winning `try_free` and recording it.
     Freeing,
@@ -423,48 +423,31 @@ impl<E: Env> Directory<E> {
                     Ok(0)
                 }
             },
-            // The incarnation is checked by the discard's own compare-and-swaps (the control
-            // word's tag): a check here, before them, would let a reader's last unpin free the
-            // descriptor and another writer reuse it in between, and the discard would then
-            // free that writer's slot. The mutant restores that two-step check.
-            Moving::Retire { desc, incarnation } | Moving::Discard { desc, incarnation } => {
-                #[cfg(not(ccs_mutant = "two_step_discard"))]
-                if matches!(step, Moving::Discard { .. }) {
-                    return Ok(u32::from(self.discard_slot_known(
-                        desc,
-                        incarnation,
-                        slot,
-                    )?));
-                }
+            // The incarnation is checked by the compare-and-swaps themselves (the control word's
+            // tag): a check here, before them, would let the descriptor be freed (a reader's last
+            // unpin, a second retirer) and reused in between, and the step would then free or
+            // retire that use. The mutant restores that two-step check for a discard.
+            Moving::Retire { desc, incarnation } => {
+                Ok(u32::from(self.retire_known(desc, incarnation, slot)?))
+            }
+            #[cfg(not(ccs_mutant = "two_step_discard"))]
+            Moving::Discard { desc, incarnation } => Ok(u32::from(self.discard_slot_known(
+                desc,
+                incarnation,
+                slot,
+            )?)),
+            #[cfg(ccs_mutant = "two_step_discard")]
+            Moving::Discard { desc, incarnation } => {
                 let owner = self.desc_at(desc, D_OWNER)?.load(Ordering::Acquire);
-                let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
-                let state = ctl >> desc_state::SHIFT;
-                if crate::packing::incarnation(owner) != incarnation {
-                    // Freed since: nothing of this process's is left in it.
-                    self.note_moving(slot, Moving::None)?;
-                    return Ok(0);
+                let state = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire) >> desc_state::SHIFT;
+                if crate::packing::incarnation(owner) == incarnation
+                    && (state == desc_state::FILLING || state == desc_state::LIVE)
+                {
+                    self.discard_slot(desc, slot)?;
+                    return Ok(1);
                 }
-                match step {
-                    Moving::Retire { .. } if state == desc_state::LIVE => {
-                        self.retire(desc, slot)?
-                    }
-                    Moving::Retire { .. }
-                        if state == desc_state::RETIRED && ctl & desc_state::PINS == 0 =>
-                    {
-                        self.try_free(desc, ctl, slot)?
-                    }
-                    #[cfg(ccs_mutant = "two_step_discard")]
-                    Moving::Discard { .. }
-                        if state == desc_state::FILLING || state == desc_state::LIVE =>
-                    {
-                        self.discard_slot(desc, slot)?
-                    }
-                    _ => {
-                        self.note_moving(slot, Moving::None)?;
-                        return Ok(0);
-                    }
-                }
-                Ok(1)
+                self.note_moving(slot, Moving::None)?;
+                Ok(0)
             }
         }
     }

@@ -613,7 +613,7 @@ impl<E: Env> Directory<E> {
         };
         #[cfg(ccs_mutant = "retire_before_publish")]
         if let Some(old) = hold.head.desc_index() {
-            self.retire(old, hold.agent.slot)?;
+            self.retire_known(old, self.incarnation_of(old)?, hold.agent.slot)?;
         }
         // Invalidate first (docs/design.md, "The protocol": take, invalidate, fill, publish), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.

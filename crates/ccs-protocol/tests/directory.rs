@@ -745,3 +745,37 @@ fn strategies_and_records_above_2_pow_32() {
     };
     assert_eq!((last.version, last.held), (v + 1, v));
 }
+
+/// A second retire of a superseded version (a stalled writer's recovery that also claims the
+/// supersede, docs/protocol.md §3.9) changes nothing once the version is freed: neither while
+/// its descriptor is on the free list nor once another write has taken it. The retire expects
+/// the control word of the use it names (the mutant `untagged_retire` ORs RETIRED into
+/// whatever is there, and frees k's current version).
+#[test]
+fn a_second_retire_never_touches_a_freed_or_reused_descriptor() {
+    let f = fixture(config());
+    let (a, b) = (agent(&f.dir, "a"), agent(&f.dir, "b"));
+    let (y, k) = (
+        f.dir.find_or_insert_key("y").expect("key"),
+        f.dir.find_or_insert_key("k").expect("key"),
+    );
+    assert_eq!(f.dir.put(a, y, &[2; 100], Condition::Blind), Ok(1));
+    let (old, incarnation) = f.dir.published_slot(y).expect("slot").expect("published");
+    assert_eq!(f.dir.put(a, y, &[3; 100], Condition::Blind), Ok(2));
+    let free = f.dir.free_descriptors().expect("free");
+    assert_eq!(f.dir.retire_again(old, incarnation, b.slot), Ok(false));
+    assert_eq!(f.dir.free_descriptors().expect("free"), free);
+    // The free list is LIFO: k's first version takes y's old descriptor.
+    assert_eq!(f.dir.put(a, k, &[5; 100], Condition::Blind), Ok(1));
+    assert_eq!(
+        f.dir.published_slot(k).expect("slot").map(|s| s.0),
+        Some(old)
+    );
+    assert_eq!(f.dir.retire_again(old, incarnation, b.slot), Ok(false));
+    assert_eq!(read(&f.dir, b, k), (vec![5; 100], 1, false));
+    assert_eq!(read(&f.dir, b, y), (vec![3; 100], 2, false));
+    assert_eq!(f.dir.put(a, k, &[6; 100], Condition::Blind), Ok(2));
+    assert_eq!(read(&f.dir, b, k), (vec![6; 100], 2, false));
+    let report = f.dir.fsck().expect("fsck");
+    assert!(report.is_clean(), "{:#?}", report.problems);
+}

@@ -29,6 +29,7 @@
 //! | `killed_retiring_leaks_nothing` | 6 | a writer killed between publishing and retiring: its next attach retires the superseded version, racing an allocator (bound 1) | — |
 //! | `killed_after_publishing_leaks_nothing` | 6 | a writer killed right after its publishing CAS, before recording the retire: its next attach finds its mark on the superseded version and retires it, racing an allocator (bound 1) | `unmarked_supersede` |
 //! | `killed_before_publishing_retires_nothing` | 6 | a writer killed after recording and marking the supersede but before its publishing CAS: its next attach, racing a writer that reclaims the line and supersedes (and retires) that version itself, retires nothing (bound 1) | `supersede_without_witness` |
+//! | `a_stale_retire_never_touches_a_reused_descriptor` | 6 | a second retire of a freed version (a stalled writer's recovery that also claims its supersede) racing a write that takes its descriptor and block: it changes nothing | `untagged_retire` |
 //! | `killed_after_winning_a_free_leaks_nothing` | 6 | a writer killed right after winning `try_free`, before recording the free: its next attach finds its claim in the control word and finishes the free (bound 1) | `unclaimed_free` |
 //! | `killed_pushing_a_split_half_leaks_nothing` | 6 | a writer killed inside the push of a split's upper half, before its CAS: its next attach pushes the half (the list's tag proves it was not), racing a reclaimer of its line (bound 1) | `unrecorded_split_push` |
 //! | `moved_key_never_admits_a_stale_write` | 10 | a reader of "x" racing x's deletion, the reuse of its line and x's re-creation elsewhere: its later `View` write is admitted exactly when it read the version it overwrites (ghosts, bound 1) | `no_ghost_views` |
@@ -1059,6 +1060,39 @@ fn killed_before_publishing_retires_nothing() {
         expect_bytes(&dir, d, k, &[(5, 72)]);
         expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_full(&dir, d, x, 4);
+    });
+}
+
+/// A second retire of y's old version, as a stalled writer's recovery would run it after its
+/// mark overwrote its reclaimer's (docs/protocol.md §3.9), racing w's write of k, which takes
+/// the version's freed descriptor and block. The retire expects the control word of the use it
+/// names, so wherever it lands it changes nothing: y, k and a keep their bytes and the arena
+/// ends full with no descriptor leaked or doubled. The mutant ORs RETIRED into whatever the
+/// word holds, and frees the descriptor a second time (on the free list, or k's under it).
+#[test]
+#[cfg_attr(ccs_mutant = "untagged_retire", should_panic)]
+fn a_stale_retire_never_touches_a_reused_descriptor() {
+    model(|| {
+        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
+        let (old, incarnation) = dir.published_slot(y).unwrap().unwrap();
+        assert_eq!(dir.put(w, y, &[3; 24], Condition::Blind), Ok(2));
+        let shared = Arc::new(dir);
+        let stale = {
+            let f = shared.clone();
+            thread::spawn(move || {
+                // What it returns is not the point: what it did to the arena is checked below.
+                let _ = f.retire_again(old, incarnation, d.slot).unwrap();
+            })
+        };
+        assert_eq!(shared.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        stale.join().unwrap();
+        assert_eq!(shared.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&shared, d, y, &[(3, 24)]);
+        expect_bytes(&shared, d, k, &[(5, 72)]);
+        expect_bytes(&shared, d, a, &[(4, 24)]);
+        expect_full(&shared, d, x, 3);
     });
 }
 
