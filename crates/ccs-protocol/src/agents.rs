@@ -356,7 +356,7 @@ impl<E: Env> Directory<E> {
             if head.holder_slot() == Some(agent.slot) {
                 // Free the slot the dead holder was filling first: while the line is still
                 // held, no new holder can overwrite that record.
-                self.discard_pending_of(line, head, agent.slot)?;
+                self.discard_pending_of(line, head, agent.slot, None)?;
                 let freed = Head { holder: 0, ..head };
                 // A failed exchange means someone else reclaimed it first; either way it is free
                 // of the dead holder.

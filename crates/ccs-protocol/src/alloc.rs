@@ -183,11 +183,12 @@ impl<E: Env> Directory<E> {
         Ok(desc)
     }
 
-    /// A fresh descriptor for a new version, in state FILLING with no block: reachable by no
-    /// reader until [`Directory::fill_slot`] tags it and a writer publishes it. Recorded as
-    /// taken by `slot` until the caller clears that record ([`Directory::note_taken`]) right
-    /// before recording the descriptor elsewhere.
-    pub(crate) fn alloc_slot(&self, slot: u32) -> Result<u32> {
+    /// A fresh descriptor for a new version of `line`, in state FILLING with no block:
+    /// reachable by no reader until [`Directory::fill_slot`] tags it and a writer publishes it.
+    /// Recorded as taken by `slot`, with this use's tag, until the caller clears that record
+    /// ([`Directory::note_taken`]) once the line's pending word names the descriptor; its next
+    /// word names the line meanwhile, for the recovery of that record (`records.rs`).
+    pub(crate) fn alloc_slot(&self, slot: u32, line: u32) -> Result<u32> {
         let desc = self.alloc_desc(slot)?;
         // Seqlock write side for the descriptor's own fields: a reader that sees any field
         // stored below also sees, after its Acquire fence, that the descriptor's previous owner
@@ -198,6 +199,10 @@ impl<E: Env> Directory<E> {
         // fresh descriptor's field reads 0, granule 0).
         let d = self.desc_words(desc)?;
         d[D_BLOCK].store(NO_BLOCK, Ordering::Relaxed);
+        // The line, in the link field (unused while the descriptor is off the free lists; a
+        // stale superseder's mark keeps it): the recovery of the record below finds the
+        // pending word there. The mark bits of the previous use go: they meant that use.
+        d[D_NEXT].store(u64::from(line) + 1, Ordering::Relaxed);
         // Tagged with this use's incarnation (the one `release_desc` left, which `fill_slot`
         // keeps): a compare-and-swap expecting an earlier use fails (`discard_as`).
         let tag = desc_state::tag(incarnation(d[D_OWNER].load(Ordering::Relaxed)));
@@ -205,6 +210,7 @@ impl<E: Env> Directory<E> {
             (desc_state::FILLING << desc_state::SHIFT) | tag,
             Ordering::Relaxed,
         );
+        self.note_filling(slot, desc, tag)?;
         Ok(desc)
     }
 

@@ -89,12 +89,23 @@ pub enum KillPoint {
     Discarded,
     /// Right after a reclaimer took a dead holder's pending record, before its discard.
     TookPending,
+    /// In a put, the descriptor recorded with its tag in `A_TAKEN`, before the compare-and-swap
+    /// that records it in the line's pending word.
+    Pending,
+    /// In a put, right after that compare-and-swap, before `A_TAKEN` is cleared.
+    Pended,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
 /// the list head's ABA tag read before the push's compare-and-swap. The half is the upper
 /// buddy of the block `A_MOVING` records, once that record has shrunk to the half's class.
 const SPLIT_PUSH: u64 = 1 << 63;
+
+/// `A_TAKEN` once the descriptor is FILLING: this bit, the control word's tag of this use
+/// ([`desc_state::tag`], bits 32–60) and the descriptor + 1. Kept across the compare-and-swap
+/// that records the descriptor in its line's pending word (whose line the descriptor's next
+/// word names meanwhile), so a death on either side of it is recovered (`release_taken`).
+const TAGGED: u64 = 1 << 62;
 
 /// One step an agent is taking with an entry that no free list and no descriptor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +215,19 @@ impl<E: Env> Directory<E> {
         if slot != NO_RECORD {
             self.record_word(slot, A_TAKEN)?
                 .store(desc.map_or(0, |d| u64::from(d) + 1), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Record that `slot`'s process holds `desc` as FILLING with the control word's tag `tag`
+    /// (the record kept across the pending compare-and-swap, [`TAGGED`]).
+    #[inline]
+    pub(crate) fn note_filling(&self, slot: u32, desc: u32, tag: u64) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_TAKEN)?.store(
+                TAGGED | (tag & desc_state::TAG) | (u64::from(desc) + 1),
+                Ordering::Release,
+            );
         }
         Ok(())
     }
@@ -344,6 +368,9 @@ impl<E: Env> Directory<E> {
     /// was popped, perhaps initialised as FILLING, never recorded in a pending word (the
     /// record is cleared first), so nothing else names it and it has no block.
     fn release_taken(&self, slot: u32, taken: u64) -> Result<u32> {
+        if taken & TAGGED != 0 {
+            return self.release_filling(slot, taken);
+        }
         let taken_word = self.record_word(slot, A_TAKEN)?;
         let desc = u32::try_from(taken - 1).unwrap_or(u32::MAX);
         let d = self.desc_words(desc)?;
@@ -362,6 +389,66 @@ impl<E: Env> Directory<E> {
         self.note_moving(slot, Moving::Freeing(desc))?;
         self.release_desc_as(desc, slot)?;
         Ok(1)
+    }
+
+    /// Give back the FILLING descriptor named by a dead process's tagged `A_TAKEN` record
+    /// ([`TAGGED`]): the process died around the compare-and-swap that records it in its line's
+    /// pending word, so that word may name it too. If it does, the record is taken from it as a
+    /// reclaimer takes a dead holder's (`discard_pending_of`: an exchange that leaves it, the
+    /// `Discard` recorded, the taking exchange), so that no later reader of that word acts on a
+    /// descriptor freed under it; if it does not (the exchange never happened, or a reclaimer
+    /// or a later holder took or overwrote it since), it is discarded directly. Either way by
+    /// the discard's exchanges, which expect this use's tag: a reclaimer discarding the same
+    /// use frees it once, and a descriptor freed and taken again since is left alone.
+    fn release_filling(&self, slot: u32, taken: u64) -> Result<u32> {
+        let taken_word = self.record_word(slot, A_TAKEN)?;
+        let desc = u32::try_from((taken & LOW) - 1).unwrap_or(u32::MAX);
+        let d = self.desc_words(desc)?;
+        let ctl = d[D_CTL].load(Ordering::Acquire);
+        let incarnation = incarnation(d[D_OWNER].load(Ordering::Acquire));
+        let tag = taken & desc_state::TAG;
+        if ctl >> desc_state::SHIFT != desc_state::FILLING
+            || ctl & desc_state::TAG != tag
+            || desc_state::tag(incarnation) != tag
+        {
+            // Discarded (freed) since, perhaps taken again: nothing of this process's is left.
+            taken_word.store(0, Ordering::Release);
+            return Ok(0);
+        }
+        // The line this process stored before its record (Acquire: the record's load
+        // synchronised with its Release store), or a later link if the descriptor was freed
+        // since: no line (gone, nothing to do), or a line whose pending word names it only for
+        // a later use, which `discard_pending_of` refuses by the tag.
+        let line_plus_one = d[D_NEXT].load(Ordering::Acquire) & DESC_LINK;
+        let Some(line) = line_plus_one
+            .checked_sub(1)
+            .filter(|&line| line < self.geo.lines as u64)
+        else {
+            taken_word.store(0, Ordering::Release);
+            return Ok(0);
+        };
+        let line = line as u32;
+        let pending = self.pending(line)?.load(Ordering::Acquire);
+        let named = (pending >> 32) as u32 == desc + 1;
+        // The mutant frees the descriptor while the pending word may still name it.
+        #[cfg(ccs_mutant = "untaken_pending")]
+        let named = {
+            let _ = named;
+            false
+        };
+        let freed = if named {
+            let recorded_by = Head {
+                desc: 0,
+                holder: 0,
+                epoch: (pending & 0xff_ffff) as u32,
+            };
+            self.discard_pending_of(line, recorded_by, slot, Some(tag))?
+        } else {
+            self.discard_slot_known(desc, incarnation, slot)?
+        };
+        // Cleared last: a death before this is recovered again, by the same tagged exchanges.
+        taken_word.store(0, Ordering::Release);
+        Ok(u32::from(freed))
     }
 
     /// Finish the recorded step of a dead process.

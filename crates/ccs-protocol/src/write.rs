@@ -512,7 +512,7 @@ impl<E: Env> Directory<E> {
                 continue;
             }
             if let Some(dead) = dead_head {
-                self.discard_pending_of(line, dead, agent.slot)?;
+                self.discard_pending_of(line, dead, agent.slot, None)?;
             }
             // Both records are compare-and-swapped from the values found after winning the
             // head: if this holder is reclaimed before it records (it stalled), the reclaimer's
@@ -627,7 +627,7 @@ impl<E: Env> Directory<E> {
             return Ok(None);
         }
         self.prefetch_new_slot(payload.map(<[u8]>::len));
-        let desc = match self.alloc_slot(hold.agent.slot) {
+        let desc = match self.alloc_slot(hold.agent.slot, line) {
             Ok(desc) => desc,
             Err(e) => {
                 let _ = self.unhold(hold);
@@ -648,18 +648,26 @@ impl<E: Env> Directory<E> {
             return Err(e);
         }
         // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
-        // here on, frees both. The agent's own record of the descriptor goes first (one name at
-        // a time: `records.rs`).
+        // here on, frees both. The agent's own tagged record of the descriptor stays until the
+        // pending word names it, so a death on either side of the exchange is recovered: its
+        // recovery takes the record back from the pending word as a reclaimer would, or
+        // discards the slot (`records.rs`, `release_filling`). The mutant clears it first, as
+        // before, and a death before the exchange leaks the descriptor.
+        #[cfg(ccs_mutant = "taken_cleared_before_pending")]
         self.note_taken(hold.agent.slot, None)?;
+        self.env.kill_point(hold.agent.slot, KillPoint::Pending);
         if let Err(e) = self.record(
             self.pending(line)?,
             hold.pending_seen,
             pending(desc, hold.head.epoch),
             hold,
         ) {
+            self.note_taken(hold.agent.slot, None)?;
             self.release_desc(desc)?;
             return Err(e);
         }
+        self.env.kill_point(hold.agent.slot, KillPoint::Pended);
+        self.note_taken(hold.agent.slot, None)?;
         if let Err(e) = self.fill_slot(desc, line, version, payload, hold.agent.slot) {
             self.clear_pending(line, desc, hold)?;
             self.release_desc(desc)?;
@@ -820,12 +828,21 @@ impl<E: Env> Directory<E> {
 
     /// After reclaiming `line` from a dead holder whose head was `dead`, free the slot it was
     /// filling, if it had recorded one under that hold (the discard recorded under `slot`).
-    pub(crate) fn discard_pending_of(&self, line: u32, dead: Head, slot: u32) -> Result<()> {
+    /// With `this_use` (a control word's tag), only a slot of that use of its descriptor is
+    /// taken: the writer's own recovery, which knows the use it recorded. Whether this call
+    /// took the record.
+    pub(crate) fn discard_pending_of(
+        &self,
+        line: u32,
+        dead: Head,
+        slot: u32,
+        this_use: Option<u64>,
+    ) -> Result<bool> {
         let word = self.pending(line)?;
         let record = word.load(Ordering::Acquire);
         let (desc_plus_one, epoch) = ((record >> 32) as u32, (record & 0xff_ffff) as u32);
         if desc_plus_one == 0 || epoch != dead.epoch {
-            return Ok(());
+            return Ok(false);
         }
         let (desc, incarnation) = (desc_plus_one - 1, self.incarnation_of(desc_plus_one - 1)?);
         // The discard is recorded before the record is taken, so that if this process dies
@@ -841,9 +858,18 @@ impl<E: Env> Directory<E> {
                 .compare_exchange(record, record, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
-                return Ok(());
+                return Ok(false);
+            }
+            // The use is proven by that exchange too: the record is of the use the
+            // incarnation read before it names.
+            if this_use.is_some_and(|tag| desc_state::tag(incarnation) != tag) {
+                return Ok(false);
             }
             self.note_moving(slot, Moving::Discard { desc, incarnation })?;
+        }
+        #[cfg(ccs_mutant = "discard_after_taking")]
+        if this_use.is_some_and(|tag| desc_state::tag(incarnation) != tag) {
+            return Ok(false);
         }
         if word
             .compare_exchange(record, 0, Ordering::AcqRel, Ordering::Relaxed)
@@ -851,10 +877,11 @@ impl<E: Env> Directory<E> {
         {
             self.env.kill_point(slot, KillPoint::TookPending);
             self.discard_slot_known(desc, incarnation, slot)?;
+            Ok(true)
         } else {
             self.note_moving(slot, Moving::None)?;
+            Ok(false)
         }
-        Ok(())
     }
 
     /// For loom models: a reader's transient pin on the slot `line`'s holder has filled and not

@@ -29,6 +29,8 @@
 //! | `killed_retiring_leaks_nothing` | 6 | a writer killed between publishing and retiring: its next attach retires the superseded version, racing an allocator (bound 1) | — |
 //! | `killed_after_publishing_leaks_nothing` | 6 | a writer killed right after its publishing CAS, before recording the retire: its next attach finds its mark on the superseded version and retires it, racing an allocator (bound 1) | `unmarked_supersede` |
 //! | `killed_before_publishing_retires_nothing` | 6 | a writer killed after recording and marking the supersede but before its publishing CAS: its next attach, racing a writer that reclaims the line and supersedes (and retires) that version itself, retires nothing (bound 1) | `supersede_without_witness` |
+//! | `killed_before_recording_the_pending_slot_leaks_nothing` | 6 | a writer killed with its FILLING descriptor recorded (tagged) in its slot, before the pending CAS: its recovery discards it, racing a writer that reclaims its line (bound 1) | `taken_cleared_before_pending` |
+//! | `killed_after_recording_the_pending_slot_frees_it_once` | 6 | a writer killed right after the pending CAS, its record not yet cleared: its recovery takes the pending record back and discards the slot once, racing a writer that reclaims its line and reuses descriptors (bound 1) | `untaken_pending` |
 //! | `a_stale_retire_never_touches_a_reused_descriptor` | 6 | a second retire of a freed version (a stalled writer's recovery that also claims its supersede) racing a write that takes its descriptor and block: it changes nothing | `untagged_retire` |
 //! | `killed_after_winning_a_free_leaks_nothing` | 6 | a writer killed right after winning `try_free`, before recording the free: its next attach finds its claim in the control word and finishes the free (bound 1) | `unclaimed_free` |
 //! | `killed_pushing_a_split_half_leaks_nothing` | 6 | a writer killed inside the push of a split's upper half, before its CAS: its next attach pushes the half (the list's tag proves it was not), racing a reclaimer of its line (bound 1) | `unrecorded_split_push` |
@@ -1061,6 +1063,51 @@ fn killed_before_publishing_retires_nothing() {
         expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_full(&dir, d, x, 4);
     });
+}
+
+/// The racer of the pending-record kill models: w writes k (a small payload, splitting x's
+/// freed block, and taking the descriptor at the top of the free list), then y (reclaiming it
+/// from the dead d if the recovery has not released it yet); then a two-granule payload for a
+/// must fit in y's old block, and the arena ends exactly full.
+fn pending_kill_model(point: KillPoint) {
+    let (dir, lines, w, d) = kill_then_recover(point, 1, |f, w, lines| {
+        assert_eq!(f.put(w, lines[2], &[5; 24], Condition::Blind), Ok(1));
+        assert_eq!(f.put(w, lines[1], &[3; 24], Condition::Blind), Ok(2));
+    });
+    let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+    assert_eq!(dir.put(w, a, &[4; 72], Condition::Blind), Ok(1));
+    expect_bytes(&dir, d, y, &[(3, 24)]);
+    expect_bytes(&dir, d, k, &[(5, 24)]);
+    expect_bytes(&dir, d, a, &[(4, 72)]);
+    // x's tombstone, y, k and a.
+    expect_full(&dir, d, x, 4);
+}
+
+/// d writes y and is killed with its descriptor FILLING and recorded (with its tag) in its
+/// agent slot, right before the compare-and-swap that records it in y's pending word. Its
+/// recovery finds the pending word not naming it and discards it, racing w (see
+/// `pending_kill_model`). The mutant clears the agent's record before the exchange (as
+/// before): the descriptor is named by nothing and leaks.
+#[test]
+#[cfg_attr(ccs_mutant = "taken_cleared_before_pending", should_panic)]
+fn killed_before_recording_the_pending_slot_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || pending_kill_model(KillPoint::Pending));
+}
+
+/// d writes y and is killed right after the compare-and-swap that records its FILLING
+/// descriptor in y's pending word, before it clears its own record of it: two words name it.
+/// Its recovery takes the record back from the pending word as a reclaimer would, then
+/// discards the slot, racing w, which reclaims y from the dead d and so may take that record
+/// first (see `pending_kill_model`): one discard frees it. The mutant discards the slot
+/// without taking the pending record: k's write takes the freed descriptor, and the pending
+/// record's later discard (by w's reclaim of y, or by the recovery's release of d's hold) frees
+/// k's version under it.
+#[test]
+#[cfg_attr(ccs_mutant = "untaken_pending", should_panic)]
+fn killed_after_recording_the_pending_slot_frees_it_once() {
+    quiet_kills();
+    model_bounded(1, || pending_kill_model(KillPoint::Pended));
 }
 
 /// A second retire of y's old version, as a stalled writer's recovery would run it after its
