@@ -5,8 +5,8 @@
 //! in a process's registers is written down in its agent slot first.
 //!
 //! Two words per agent slot (docs/layout.md §3): `A_TAKEN`, a descriptor popped off the free
-//! list and not yet recorded in a line's pending word (from then on the pending word and the
-//! dead holder's reclaimer take over, `write.rs`), or the push of a split's upper half, and
+//! list, until a line's pending word names it (from then on the pending word and the dead
+//! holder's reclaimer take over, `write.rs`), or the push of a split's upper half, and
 //! `A_MOVING`, one [`Moving`] step: a block taken and not yet given to a descriptor, a
 //! descriptor being freed, a version about to be superseded, a superseded version not yet
 //! retired, a never-published slot being discarded.
@@ -14,8 +14,11 @@
 //! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
 //!
 //! * **One name per entry.** A record is cleared *before* the word that takes the entry over is
-//!   written (the pending word, the descriptor's block field), never after: a death between the
-//!   two leaks the entry, where the other order could free it twice.
+//!   written (the descriptor's block field), never after: a death between the two leaks the
+//!   entry, where the other order could free it twice. The exception is `A_TAKEN` across the
+//!   compare-and-swap that records the descriptor in the line's pending word: it carries the
+//!   use's tag, and its recovery takes the record back from the pending word before it frees
+//!   anything (`release_filling`), so the two names free the descriptor once.
 //! * **Never guess about a free list.** A record names an entry only while no free list can
 //!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
 //!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
@@ -29,7 +32,8 @@
 //!   retires it only if the head moved on *and* the mark is still this hold's.
 //!
 //!   The leaks left: a death between a pop (or a bump) and the store that records it, between
-//!   clearing a record and writing its successor, inside the push of a bump's alignment piece,
+//!   clearing `Block` and the descriptor's block field, inside the push of a bump's alignment
+//!   piece,
 //!   and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
 //!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
 //!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
