@@ -436,6 +436,29 @@ impl<E: Env> Directory<E> {
         }
     }
 
+    /// Whether a free is in flight: a FREE descriptor whose free was won and not finished,
+    /// claimed (`try_free`) or still holding its block (`release_desc_as` clears the claim
+    /// first and the block field only once the block is pushed), so the block may not be back
+    /// on a list yet. A scan of the descriptors handed out, for an allocation about to be
+    /// refused; a hint (a descriptor just bumped, whose block field reads 0 for a few
+    /// instructions, only costs a retry).
+    pub(crate) fn frees_in_flight(&self) -> Result<bool> {
+        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
+        for desc in 0..(bump as usize).min(self.geo.descs) as u32 {
+            let d = self.desc_words(desc)?;
+            // Acquire: a claim or a block field another process wrote.
+            let ctl = d[D_CTL].load(Ordering::Acquire);
+            // Acquire: pairs with the Release store that clears the field in `release_desc_as`
+            // once the block is pushed (and in the recovery of a `PushBlock`).
+            if ctl >> desc_state::SHIFT == desc_state::FREE
+                && (ctl & desc_state::CLAIM != 0 || d[D_BLOCK].load(Ordering::Acquire) != NO_BLOCK)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// For models and tests: the descriptor of `line`'s published version and its
     /// incarnation, as a publish reads them before superseding it.
     #[doc(hidden)]
@@ -520,7 +543,9 @@ impl<E: Env> Directory<E> {
             self.free_block_noting(granule, class, |tag| {
                 self.note_moving(slot, Moving::PushBlock { desc, tag })
             })?;
-            block_field.store(NO_BLOCK, Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `frees_in_flight`, so an allocation that
+            // sees the field cleared also sees the block on its list.
+            block_field.store(NO_BLOCK, Ordering::Release);
         }
         self.push_desc_as(desc, slot)
     }

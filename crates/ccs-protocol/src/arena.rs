@@ -78,6 +78,12 @@ pub(crate) mod block_meta {
 
 use block_meta::{FREE, LINK, NONE, STASHED, USED};
 
+/// How long a refused allocation waits for frees in flight (`Directory::alloc_block`), in
+/// yields of the time slice: a free takes a few hundred nanoseconds once it runs, so this
+/// waits out a freer that was descheduled, not a dead one (whose claim stays until its
+/// recovery).
+const FREE_WAIT_YIELDS: u32 = 64;
+
 /// The class of the largest aligned block that starts at `granule` and fits in `remaining`
 /// granules (`remaining` > 0), at most `top`.
 pub(crate) fn aligned_class(granule: u64, remaining: u64, top: usize) -> usize {
@@ -110,22 +116,55 @@ impl<E: Env> Directory<E> {
     /// that class or larger left, when it merges free buddies under the structure lock first.
     /// The block stays recorded as `slot`'s ([`Moving::Block`]) until the caller hands it to a
     /// descriptor.
+    ///
+    /// A free that another thread has won and not finished (`try_free`'s claim, its block not
+    /// yet pushed) is room no merge can see: an allocation about to be refused yields while one
+    /// is in flight (a bounded wait: a claim left by a dead process stays until its recovery)
+    /// and merges once more, so a segment whose live data fits is not refused because a free
+    /// was a few instructions short of done.
     pub(crate) fn alloc_block(&self, class: usize, slot: u32) -> Result<u64> {
         if let Some(granule) = self.take_block(class, slot)? {
             return Ok(granule);
         }
-        let taken = self.env.with_structure_lock(|| {
+        if let Some(granule) = self.merge_and_take(class, slot)? {
+            return Ok(granule);
+        }
+        // Once more after any free in flight is done: one that finished since the merge began
+        // is on its list now. The mutant gives up at once, as before.
+        #[cfg(not(ccs_mutant = "no_wait_for_frees"))]
+        {
+            self.wait_for_frees_in_flight()?;
+            if let Some(granule) = self.merge_and_take(class, slot)? {
+                return Ok(granule);
+            }
+        }
+        Err(ProtocolError::CapacityExceeded {
+            what: "payload arena bytes",
+            limit: self.geo.config.arena_bytes,
+        })
+    }
+
+    /// Under the structure lock: a block of `class` after merging free buddies.
+    fn merge_and_take(&self, class: usize, slot: u32) -> Result<Option<u64>> {
+        self.env.with_structure_lock(|| {
             // A merger that held the lock before us may have made room already.
             if let Some(granule) = self.take_block(class, slot)? {
                 return Ok(Some(granule));
             }
             self.merge_free_blocks()?;
             self.take_block(class, slot)
-        })??;
-        taken.ok_or(ProtocolError::CapacityExceeded {
-            what: "payload arena bytes",
-            limit: self.geo.config.arena_bytes,
-        })
+        })?
+    }
+
+    /// Yield while a free is in flight, at most [`FREE_WAIT_YIELDS`] times.
+    fn wait_for_frees_in_flight(&self) -> Result<()> {
+        for _ in 0..FREE_WAIT_YIELDS {
+            if !self.frees_in_flight()? {
+                break;
+            }
+            crate::sync::yield_now();
+        }
+        Ok(())
     }
 
     /// Pop a block of class `class` (splitting a larger one) or take one from the untouched end.

@@ -491,7 +491,8 @@ impl<E: Env> Directory<E> {
                         })?;
                     }
                 }
-                block_field.store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+                // Release: pairs with the Acquire load in `frees_in_flight`.
+                block_field.store(crate::alloc::NO_BLOCK, Ordering::Release);
                 self.push_desc_as(desc, slot)?;
                 Ok(1)
             }

@@ -28,7 +28,7 @@
 //! | `killed_mid_split_leaks_nothing` | 6 | a writer killed inside a split is recovered by its next attach, racing a reclaimer of its line and an allocator: nothing leaked, nothing handed out twice (bound 1) | `unshrunk_split_record` |
 //! | `killed_retiring_leaks_nothing` | 6 | a writer killed between publishing and retiring: its next attach retires the superseded version, racing an allocator (bound 1) | — |
 //! | `killed_after_publishing_leaks_nothing` | 6 | a writer killed right after its publishing CAS, before recording the retire: its next attach finds its mark on the superseded version and retires it, racing an allocator (bound 1) | `unmarked_supersede` |
-//! | `killed_before_publishing_retires_nothing` | 6 | a writer killed after recording and marking the supersede but before its publishing CAS: its next attach, racing a writer that reclaims the line and supersedes (and retires) that version itself, then takes its descriptor for another key, retires nothing (bound 1) | `supersede_without_witness` |
+//! | `killed_before_publishing_retires_nothing` | 6 | a writer killed after recording and marking the supersede but before its publishing CAS: its next attach, racing a writer that reclaims the line and supersedes (and retires) that version itself, then takes its descriptor for another key (waiting for the free in flight), retires nothing (bound 1) | `supersede_without_witness`, `no_wait_for_frees` |
 //! | `killed_before_recording_the_pending_slot_leaks_nothing` | 6 | a writer killed with its FILLING descriptor recorded (tagged) in its slot, before the pending CAS: its recovery discards it, racing a writer that reclaims its line (bound 1) | `taken_cleared_before_pending` |
 //! | `killed_after_recording_the_pending_slot_frees_it_once` | 6 | a writer killed right after the pending CAS, its record not yet cleared: its recovery takes the pending record back and discards the slot once, racing a writer that reclaims its line and reuses descriptors (bound 1) | `untaken_pending` |
 //! | `a_stale_retire_never_touches_a_reused_descriptor` | 6 | a second retire of a freed version (a stalled writer's recovery that also claims its supersede) racing a write that takes its descriptor and block: it changes nothing | `untagged_retire` |
@@ -1049,25 +1049,23 @@ fn killed_after_publishing_leaks_nothing() {
 /// mutant takes the moved head alone as proof: a second retire of y's old version is harmless
 /// since retires are tagged (`a_stale_retire_never_touches_a_reused_descriptor`), but when
 /// the recovery finds the descriptor again LIVE for k, filled and not yet published (so no
-/// head names it), it retires and frees k's version under its writer.
+/// head names it), it retires and frees k's version under its writer. k's write is never
+/// refused: when the recovery's sweep wins the free of y's old version from w's retire, w's
+/// allocation waits for that free in flight; the mutant `no_wait_for_frees` refuses it.
 #[test]
 #[cfg_attr(ccs_mutant = "supersede_without_witness", should_panic)]
+#[cfg_attr(ccs_mutant = "no_wait_for_frees", should_panic)]
 fn killed_before_publishing_retires_nothing() {
     quiet_kills();
     model_bounded(1, || {
         let (dir, lines, w, d) = kill_then_recover(KillPoint::Publishing, 1, |f, w, lines| {
             assert_eq!(f.put(w, lines[1], &[3; 24], Condition::Blind), Ok(2));
-            // Refused while the recovery's sweep of unpinned RETIRED versions is freeing y's
-            // old block (it can win that free from w's retire): written again below.
-            match f.put(w, lines[2], &[5; 72], Condition::Blind) {
-                Ok(1) | Err(ProtocolError::CapacityExceeded { .. }) => {}
-                other => panic!("k's write: {other:?}"),
-            }
+            // Never refused, even while the recovery's sweep of unpinned RETIRED versions is
+            // freeing y's old block (it can win that free from w's retire): the allocation
+            // waits for the free in flight (the mutant `no_wait_for_frees` does not).
+            assert_eq!(f.put(w, lines[2], &[5; 72], Condition::Blind), Ok(1));
         });
         let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
-        if dir.read(w, k, &mut Vec::new()) == Err(ProtocolError::NotFound) {
-            assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
-        }
         // y's old two granules are free once (k has them), d's granule and the other half
         // once each.
         assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
