@@ -406,8 +406,18 @@ impl<E: Env> Directory<E> {
     /// use frees it once, and a descriptor freed and taken again since is left alone.
     fn release_filling(&self, slot: u32, taken: u64) -> Result<u32> {
         let taken_word = self.record_word(slot, A_TAKEN)?;
-        let desc = u32::try_from((taken & LOW) - 1).unwrap_or(u32::MAX);
-        let d = self.desc_words(desc)?;
+        // Checked: the record is segment data.
+        let Some(d) = (taken & LOW)
+            .checked_sub(1)
+            .and_then(|desc| u32::try_from(desc).ok())
+            .and_then(|desc| Some((desc, self.desc_words(desc).ok()?)))
+        else {
+            taken_word.store(0, Ordering::Release);
+            return Err(ProtocolError::corrupt(format!(
+                "agent slot {slot} has a bad allocation record {taken:#x}"
+            )));
+        };
+        let (desc, d) = d;
         let ctl = d[D_CTL].load(Ordering::Acquire);
         let incarnation = incarnation(d[D_OWNER].load(Ordering::Acquire));
         let tag = taken & desc_state::TAG;

@@ -320,7 +320,8 @@ fn hostile_words_give_errors_not_panics() {
     };
     let geometry = Geometry::new(config).expect("config");
     let words_total = geometry.total_bytes as usize / 8;
-    for hostile in [u64::MAX, 1 << 40 | 3, 0x8000_0000_0000_0001, 5] {
+    // `1 << 62` alone: a tagged allocation record (agent word 6) that names no descriptor.
+    for hostile in [u64::MAX, 1 << 40 | 3, 0x8000_0000_0000_0001, 1 << 62, 5] {
         for index in 0..words_total {
             let f = fixture(config);
             let a = agent(&f.dir, "a");
