@@ -407,7 +407,7 @@ impl<E: Env> Directory<E> {
     fn release_filling(&self, slot: u32, taken: u64) -> Result<u32> {
         let taken_word = self.record_word(slot, A_TAKEN)?;
         // Checked: the record is segment data.
-        let Some(d) = (taken & LOW)
+        let Some((desc, d)) = (taken & LOW)
             .checked_sub(1)
             .and_then(|desc| u32::try_from(desc).ok())
             .and_then(|desc| Some((desc, self.desc_words(desc).ok()?)))
@@ -417,7 +417,6 @@ impl<E: Env> Directory<E> {
                 "agent slot {slot} has a bad allocation record {taken:#x}"
             )));
         };
-        let (desc, d) = d;
         let ctl = d[D_CTL].load(Ordering::Acquire);
         let incarnation = incarnation(d[D_OWNER].load(Ordering::Acquire));
         let tag = taken & desc_state::TAG;
