@@ -21,8 +21,8 @@ use crate::layout::{
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{
-    DESC_LINK, desc_state, free_head, freed_owner, incarnation, owner, superseding_mark,
-    unpack_free_head,
+    DESC_LINK, bump_claim, desc_state, free_head, freed_owner, incarnation, is_bump_claim, owner,
+    superseding_mark, unpack_free_head,
 };
 use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -33,6 +33,36 @@ pub(crate) const FLAG_DELETED: u64 = 1;
 pub(crate) const FLAGS_MASK: u64 = 0xffff_ffff;
 /// `D_BLOCK` of a descriptor without a block.
 pub(crate) const NO_BLOCK: u64 = u64::MAX;
+
+/// Move the bump pointer `bump` from `from` to `from + count`, past a claimed entry, unless
+/// another bumper or a recovery already did (the pointer leaves a claimed position only this
+/// way, so a failed exchange means it is past). Relaxed: the claim, not the pointer, decides
+/// who owns the entry.
+pub(crate) fn move_bump_past(bump: &AtomicU64, from: u64, count: u64) {
+    let _ = bump.compare_exchange(from, from + count, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// The bump pointer `bump` after a claim at its position `from` was refused: that entry was
+/// claimed since this bumper read the pointer, and the pointer moved past it before the claim
+/// was let go. Read with a read-modify-write, which reads the latest value in the pointer's
+/// modification order (a load could return the old position again); should the old position
+/// still come back (a segment whose entry at the pointer is in use without a claim: corrupt),
+/// a few yields, then an error naming `what`, never a spin.
+pub(crate) fn bump_after_refused_claim(bump: &AtomicU64, from: u64, what: &str) -> Result<u64> {
+    for _ in 0..BUMP_WAIT_YIELDS {
+        let current = bump.fetch_add(0, Ordering::Relaxed);
+        if current != from {
+            return Ok(current);
+        }
+        crate::sync::yield_now();
+    }
+    Err(ProtocolError::corrupt(format!(
+        "the {what} at the bump pointer ({from}) is in use but not claimed"
+    )))
+}
+
+/// How often [`bump_after_refused_claim`] reads the pointer before it reports corruption.
+const BUMP_WAIT_YIELDS: u32 = 64;
 
 /// Where a published version's bytes are, read from its descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,24 +162,83 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// Take `count` units from the bump counter at `index`, if `limit` allows.
-    fn bump(&self, index: usize, count: u64, limit: u64) -> Result<Option<u64>> {
-        let bump = self.words.at(index)?;
+    /// A descriptor from the untouched end, claimed by `slot` (its owner word is
+    /// [`bump_claim`]`(slot)` until the caller records it and lets the claim go,
+    /// [`Directory::unclaim_bumped`]); `None` once every descriptor was handed out.
+    ///
+    /// The claim comes before the bump pointer moves (docs/protocol.md §3.9): a compare-and-swap
+    /// from owner word 0, which only a descriptor never handed out has (`freed_owner` skips
+    /// it), so exactly one bumper wins each position, even one that read the pointer long ago.
+    /// Whoever finds a claim at the pointer moves the pointer past it, so a bumper killed right
+    /// after its claim stops nobody, and its recovery finds the descriptor by its claim.
+    fn bump_desc(&self, slot: u32) -> Result<Option<u32>> {
+        let limit = self.geo.descs as u64;
+        let bump = self.words.at(H_DESC_BUMP)?;
         let mut current = bump.load(Ordering::Relaxed);
         loop {
-            if current > limit || limit - current < count {
+            if current >= limit {
                 return Ok(None);
             }
-            match bump.compare_exchange_weak(
-                current,
-                current + count,
+            let desc = current as u32;
+            let owner_word = self.desc_at(desc, D_OWNER)?;
+            // The mutant bumps without a claim, as before: a death right after the bump leaves
+            // the descriptor named by nothing.
+            #[cfg(ccs_mutant = "unclaimed_desc_bump")]
+            {
+                let _ = owner_word;
+                match bump.compare_exchange(
+                    current,
+                    current + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        self.env.kill_point(slot, KillPoint::DescClaimed);
+                        return Ok(Some(desc));
+                    }
+                    Err(seen) => {
+                        current = seen;
+                        continue;
+                    }
+                }
+            }
+            // Relaxed: the claim orders nothing but itself (a read-modify-write reads the
+            // latest owner word, so two claims of one position cannot both win); the recovery
+            // that reads it holds the dead claimer's kernel lock.
+            match owner_word.compare_exchange(
+                0,
+                bump_claim(slot),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(Some(current)),
-                Err(seen) => current = seen,
+                Ok(_) => {
+                    self.env.kill_point(slot, KillPoint::DescClaimed);
+                    move_bump_past(bump, current, 1);
+                    return Ok(Some(desc));
+                }
+                Err(seen) => {
+                    if is_bump_claim(seen) {
+                        move_bump_past(bump, current, 1);
+                    }
+                    current = bump_after_refused_claim(bump, current, "descriptor")?;
+                }
             }
         }
+    }
+
+    /// Let the bump claim on `desc` go, once `slot`'s `A_TAKEN` records it (one name at a time,
+    /// `records.rs`): its owner word becomes that of a descriptor freed once, its block field
+    /// "no block" first (a descriptor never handed out reads 0 there, granule 0, which
+    /// `frees_in_flight` would take for a block being freed).
+    fn unclaim_bumped(&self, desc: u32) -> Result<()> {
+        self.desc_at(desc, D_BLOCK)?
+            .store(NO_BLOCK, Ordering::Relaxed);
+        let owner_word = self.desc_at(desc, D_OWNER)?;
+        owner_word.store(
+            freed_owner(owner_word.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     /// A descriptor off the free list (or the untouched end), recorded at once as taken by
@@ -163,17 +252,22 @@ impl<E: Env> Directory<E> {
                 .load(Ordering::Relaxed)
                 & DESC_LINK)
         })?;
-        let desc = match popped {
-            Some(desc) => desc,
-            None => self
-                .bump(H_DESC_BUMP, 1, limit)?
-                .ok_or(ProtocolError::CapacityExceeded {
-                    what: "versions alive at once (slot descriptors)",
-                    limit,
-                })?,
-        } as u32;
+        let (desc, bumped) = match popped {
+            Some(desc) => (desc as u32, false),
+            None => (
+                self.bump_desc(slot)?
+                    .ok_or(ProtocolError::CapacityExceeded {
+                        what: "versions alive at once (slot descriptors)",
+                        limit,
+                    })?,
+                true,
+            ),
+        };
         self.note_taken(slot, Some(desc))?;
         self.env.kill_point(slot, KillPoint::Taken);
+        if bumped {
+            self.unclaim_bumped(desc)?;
+        }
         if self.desc_at(desc, D_CTL)?.load(Ordering::Relaxed) != desc_state::FREE {
             self.note_taken(slot, None)?;
             return Err(ProtocolError::corrupt(format!(
@@ -440,8 +534,8 @@ impl<E: Env> Directory<E> {
     /// claimed (`try_free`) or still holding its block (`release_desc_as` clears the claim
     /// first and the block field only once the block is pushed), so the block may not be back
     /// on a list yet. A scan of the descriptors handed out, for an allocation about to be
-    /// refused; a hint (a descriptor just bumped, whose block field reads 0 for a few
-    /// instructions, only costs a retry).
+    /// refused. A descriptor still claimed by a bumper is no free: its block field was never
+    /// a block (the claim is let go only once the field says so).
     pub(crate) fn frees_in_flight(&self) -> Result<bool> {
         let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
         for desc in 0..(bump as usize).min(self.geo.descs) as u32 {
@@ -451,7 +545,9 @@ impl<E: Env> Directory<E> {
             // Acquire: pairs with the Release store that clears the field in `release_desc_as`
             // once the block is pushed (and in the recovery of a `PushBlock`).
             if ctl >> desc_state::SHIFT == desc_state::FREE
-                && (ctl & desc_state::CLAIM != 0 || d[D_BLOCK].load(Ordering::Acquire) != NO_BLOCK)
+                && (ctl & desc_state::CLAIM != 0
+                    || (d[D_BLOCK].load(Ordering::Acquire) != NO_BLOCK
+                        && !is_bump_claim(d[D_OWNER].load(Ordering::Relaxed))))
             {
                 return Ok(true);
             }

@@ -33,6 +33,7 @@
 //! slot until a descriptor holds it (`records.rs`), so a dead allocator's block is given back
 //! by the agent's next attach.
 
+use crate::alloc::{bump_after_refused_claim, move_bump_past};
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
@@ -46,8 +47,16 @@ use crate::sync::{AtomicU64, Ordering};
 /// of a block are 0 (a merge clears the upper buddy's). `link` is the free-list successor
 /// (granule + 1, 0 = end) while the block is FREE.
 pub(crate) mod block_meta {
-    /// Not the start of a block (inside one, or never handed out).
+    /// Not the start of a block (inside one, or never handed out). The word of a granule
+    /// never handed out is 0; a NONE word with a body is one of the two below.
     pub const NONE: u64 = 0;
+    /// In a NONE word: the granule at the bump pointer, claimed by a bumper for a block of the
+    /// class in the class field, its agent slot in the link field ([`bump_claim`]).
+    pub const BUMP_CLAIM: u64 = 1 << 40;
+    /// A NONE word inside a block, below the bump pointer: a merged-away upper buddy, or a
+    /// granule of a run `fsck --repair` gave back. Never 0: a word once claimed by a bumper
+    /// never reads 0 again, so a bumper that read the pointer long ago cannot claim it.
+    pub const INSIDE: u64 = 1 << 41;
     /// On the free list of its class.
     pub const FREE: u64 = 1;
     /// Holds a payload (or is being filled).
@@ -73,6 +82,17 @@ pub(crate) mod block_meta {
     /// The class field.
     pub const fn class(word: u64) -> usize {
         ((word >> CLASS_SHIFT) & 0xff) as usize
+    }
+
+    /// The word of a granule at the bump pointer that `slot` claimed for a block of class
+    /// `class` (docs/protocol.md §3.9).
+    pub const fn bump_claim(class: usize, slot: u32) -> u64 {
+        BUMP_CLAIM | pack(NONE, class, slot as u64)
+    }
+
+    /// Whether `word` is a bump claim (of any slot).
+    pub const fn is_bump_claim(word: u64) -> bool {
+        state(word) == NONE && word & BUMP_CLAIM != 0
     }
 }
 
@@ -253,8 +273,9 @@ impl<E: Env> Directory<E> {
     /// recorded as `slot`'s at once.
     ///
     /// The granules skipped to align the block become free blocks, taken and freed one aligned
-    /// piece at a time, so that a death between a bump and the push of what it took loses at
-    /// most that one piece.
+    /// piece at a time. Each piece is claimed before the pointer moves past it
+    /// ([`Directory::claim_at_bump`]), and each push of a piece is recorded with its list's tag,
+    /// as a split's halves are: a death anywhere in a bump is recovered.
     fn bump_block(&self, class: usize, within: usize, slot: u32) -> Result<Option<u64>> {
         let size = 1u64 << class;
         let granules = self.geo.arena_granules();
@@ -273,32 +294,131 @@ impl<E: Env> Directory<E> {
             } else {
                 aligned_class(current, start - current, self.geo.classes - 1)
             };
-            // Relaxed: untouched granules hold no bytes anyone reads.
-            match bump.compare_exchange_weak(
-                current,
-                current + (1 << piece),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) if start == current => {
-                    self.note_moving(
-                        slot,
-                        Moving::Block {
-                            granule: start,
-                            class,
-                        },
-                    )?;
-                    self.block_meta(start)?
-                        .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
-                    return Ok(Some(start));
-                }
+            if let Some(moved) = self.claim_at_bump(bump, current, piece, slot)? {
+                current = moved;
+                continue;
+            }
+            if start == current {
+                self.note_moving(
+                    slot,
+                    Moving::Block {
+                        granule: start,
+                        class,
+                    },
+                )?;
+                self.block_meta(start)?
+                    .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
+                return Ok(Some(start));
+            }
+            // An alignment piece: recorded as this slot's block, then pushed with its push
+            // recorded (the list's tag), the block record cleared once pushed, then the push's.
+            self.note_moving(
+                slot,
+                Moving::Block {
+                    granule: current,
+                    class: piece,
+                },
+            )?;
+            self.free_block_noting(current, piece, |tag| {
+                // The mutant records no push: a recovery after the push's compare-and-swap
+                // frees the piece again as the recorded block.
+                #[cfg(not(ccs_mutant = "unrecorded_piece_push"))]
+                self.note_piece_push(slot, tag)?;
+                #[cfg(ccs_mutant = "unrecorded_piece_push")]
+                let _ = tag;
+                self.env.kill_point(slot, KillPoint::PiecePushing);
+                Ok(())
+            })?;
+            self.env.kill_point(slot, KillPoint::PiecePushed);
+            self.note_moving(slot, Moving::None)?;
+            self.note_taken(slot, None)?;
+            current += 1 << piece;
+        }
+    }
+
+    /// Claim the `2^class` granules at `at`, where `slot` read the bump pointer `bump`, then
+    /// move the pointer past them: `None` once they are `slot`'s (recorded as
+    /// [`Moving::Bumping`] until the caller records them as its block), else where the
+    /// pointer has moved to.
+    ///
+    /// The claim is a compare-and-swap of the block word of the granule at `at` from 0, the
+    /// word of a granule never handed out (a word once claimed never reads 0 again: merges and
+    /// repairs leave [`block_meta::INSIDE`]), so one bumper wins each position, even one that
+    /// read the pointer long ago. The pointer moves only past a claim, by the claimer or by
+    /// any bumper that finds the claim, so a bumper killed right after its claim stops nobody;
+    /// the word stays the claim until the pointer is past it, and the claimer's recovery finds
+    /// the granules by their claim (docs/protocol.md §3.9). Without the claim, a death between
+    /// the pointer's move and the record left the granules named by nothing.
+    fn claim_at_bump(
+        &self,
+        bump: &AtomicU64,
+        at: u64,
+        class: usize,
+        slot: u32,
+    ) -> Result<Option<u64>> {
+        let size = 1u64 << class;
+        // The mutant moves the pointer with no claim and no record, as before.
+        #[cfg(ccs_mutant = "unclaimed_block_bump")]
+        {
+            return match bump.compare_exchange(at, at + size, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => {
-                    self.free_block(current, piece)?;
-                    current += 1 << piece;
+                    self.env.kill_point(slot, KillPoint::BlockClaimed);
+                    Ok(None)
                 }
-                Err(seen) => current = seen,
+                Err(seen) => Ok(Some(seen)),
+            };
+        }
+        self.note_moving(slot, Moving::Bumping { granule: at, class })?;
+        let meta = self.block_meta(at)?;
+        // Relaxed: the claim orders nothing but itself (a read-modify-write reads the latest
+        // word, so two claims of one position cannot both win); a recovery that reads it
+        // holds the dead claimer's kernel lock. Untouched granules hold no bytes anyone reads.
+        match meta.compare_exchange(
+            NONE,
+            block_meta::bump_claim(class, slot),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                self.env.kill_point(slot, KillPoint::BlockClaimed);
+                move_bump_past(bump, at, size);
+                Ok(None)
+            }
+            Err(seen) => {
+                if block_meta::is_bump_claim(seen) {
+                    let theirs = block_meta::class(seen);
+                    if theirs >= self.geo.classes || at + (1 << theirs) > self.geo.arena_granules()
+                    {
+                        return Err(ProtocolError::corrupt(format!(
+                            "the granule at the bump pointer ({at}) is claimed for a bad block \
+                             (block word {seen:#x})"
+                        )));
+                    }
+                    move_bump_past(bump, at, 1 << theirs);
+                }
+                bump_after_refused_claim(bump, at, "arena granule").map(Some)
             }
         }
+    }
+
+    /// Give back the granules a dead `slot` claimed at `granule` for a block of class `class`
+    /// ([`Moving::Bumping`]), if the claim is still there: the pointer moved past them first
+    /// (as any bumper that found the claim would), then the block pushed on its list. A claim
+    /// that is not there was never made, or was already turned into the slot's block (then
+    /// recorded as its `Block`, or in a descriptor).
+    pub(crate) fn release_bump_claim(&self, granule: u64, class: usize, slot: u32) -> Result<u32> {
+        let meta = self.block_meta(granule)?;
+        if meta.load(Ordering::Acquire) != block_meta::bump_claim(class, slot) {
+            return Ok(0);
+        }
+        move_bump_past(self.words.at(H_ARENA_BUMP)?, granule, 1 << class);
+        // As an alignment piece is pushed: a recovery killed in turn is recovered by the next.
+        self.note_moving(slot, Moving::Block { granule, class })?;
+        self.free_block_noting(granule, class, |tag| self.note_piece_push(slot, tag))?;
+        self.note_moving(slot, Moving::None)?;
+        self.note_taken(slot, None)?;
+        Ok(1)
     }
 
     /// Free granules `first..end` as the largest aligned blocks that tile them.
@@ -444,8 +564,14 @@ impl<E: Env> Directory<E> {
     fn merge_pair(&self, lower: u64, class: usize) -> Result<()> {
         let merging = self.words.at(H_ARENA_MERGING)?;
         merging.store(((lower + 1) << 8) | class as u64, Ordering::Relaxed);
+        // Not 0 (a granule never handed out, which a bumper may claim): the mutant stores 0,
+        // and a bumper that read the pointer before the buddy was handed out claims it.
+        #[cfg(not(ccs_mutant = "merged_words_zeroed"))]
+        let inside = block_meta::INSIDE;
+        #[cfg(ccs_mutant = "merged_words_zeroed")]
+        let inside = NONE;
         self.block_meta(lower + (1 << class))?
-            .store(NONE, Ordering::Relaxed);
+            .store(inside, Ordering::Relaxed);
         self.block_meta(lower)?
             .store(block_meta::pack(STASHED, class + 1, 0), Ordering::Relaxed);
         merging.store(0, Ordering::Relaxed);
@@ -472,7 +598,7 @@ impl<E: Env> Directory<E> {
         }
         let lower_meta = self.block_meta(lower)?;
         if lower_meta.load(Ordering::Relaxed) == block_meta::pack(STASHED, class, 0)
-            && self.block_meta(lower + size)?.load(Ordering::Relaxed) == NONE
+            && self.block_meta(lower + size)?.load(Ordering::Relaxed) == block_meta::INSIDE
         {
             lower_meta.store(block_meta::pack(STASHED, class + 1, 0), Ordering::Relaxed);
         }

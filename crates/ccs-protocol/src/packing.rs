@@ -9,7 +9,8 @@
 //!   holder right after it wins the head; trusted only while its epoch matches the head's.
 //! * A descriptor's **owner**: `(line + 1):32 | incarnation:32`, the seqlock sequence of the
 //!   descriptor. `incarnation` counts how often the descriptor was freed: `release_desc` bumps it
-//!   (and zeroes the line field), `fill_slot` keeps it. So the owner word of one descriptor never
+//!   (and zeroes the line field; never back to 0, the owner word of a descriptor never handed
+//!   out, which a bumper claims: [`bump_claim`]), `fill_slot` keeps it. So the owner word of one descriptor never
 //!   takes the same value twice in two different uses (until 2^32 reuses of that one descriptor
 //!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
 //!   two writers that both took the line at the same version. The version is not in the tag: it
@@ -123,12 +124,32 @@ pub fn incarnation(word: u64) -> u32 {
 }
 
 /// The owner word of a descriptor just freed, whose owner word was `word`: no line, and the
-/// next incarnation, so no later fill can give it back a value a reader saw before.
+/// next incarnation, so no later fill can give it back a value a reader saw before. Never 0:
+/// only a descriptor never handed out has owner word 0, which a bumper claims
+/// ([`bump_claim`]); the wrap skips it.
 pub fn freed_owner(word: u64) -> u64 {
     #[cfg(ccs_mutant = "reused_tags")]
-    return u64::from(incarnation(word));
+    return u64::from(incarnation(word)).max(1);
     #[cfg(not(ccs_mutant = "reused_tags"))]
-    u64::from(incarnation(word).wrapping_add(1))
+    u64::from(incarnation(word).wrapping_add(1).max(1))
+}
+
+/// The line field of a bump claim: far above every line (lines fit in 24 bits).
+const BUMP_CLAIM_LINE: u64 = 1 << 31;
+
+/// The owner word a bumper writes into the descriptor at the bump pointer (owner word 0, never
+/// handed out) before it moves the pointer past it, naming its agent slot (`slot + 1` wraps to
+/// 0 for the unrecorded slot `u32::MAX`): the claim makes the bump exclusive, lets a racing
+/// bumper finish the move, and tells a dead bumper's recovery that the descriptor is its own
+/// (docs/protocol.md §3.9). Its line field names no line, so no reader takes it for a
+/// version; [`freed_owner`] of it is incarnation 1.
+pub const fn bump_claim(slot: u32) -> u64 {
+    (BUMP_CLAIM_LINE | slot.wrapping_add(1) as u64) << 32
+}
+
+/// Whether owner word `word` is a bump claim (of any slot).
+pub const fn is_bump_claim(word: u64) -> bool {
+    word as u32 == 0 && (word >> 32) & BUMP_CLAIM_LINE != 0
 }
 
 /// Descriptor states (the top two bits of its control word).

@@ -31,10 +31,11 @@
 //!   supersedes (its next word) before its CAS, and every superseder does, so the recovery
 //!   retires it only if the head moved on *and* the mark is still this hold's.
 //!
-//!   The leaks left: a death between a pop (or a bump) and the store that records it, between
-//!   clearing `Block` and the descriptor's block field, inside the push of a bump's alignment
-//!   piece,
-//!   and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
+//!   A bumper claims the entry at a bump pointer (its owner or block word, from 0) before it
+//!   moves the pointer, so the claim names it until a record does (`alloc.rs`, `arena.rs`).
+//!
+//!   The leaks left: a death between a pop and the store that records it, between clearing
+//!   `Block` and the descriptor's block field, and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
 //!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
 //!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
@@ -52,6 +53,7 @@
 //! latest step of one of them (each thread writes its own steps in order), so a record is never
 //! false, only missing — which leaks, never frees twice.
 
+use crate::alloc::move_bump_past;
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
@@ -59,7 +61,8 @@ use crate::layout::{
     A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
 };
 use crate::packing::{
-    DESC_LINK, Head, desc_state, incarnation, superseding_mark, unpack_free_head, unpack_owner,
+    DESC_LINK, Head, bump_claim, desc_state, incarnation, superseding_mark, unpack_free_head,
+    unpack_owner,
 };
 use crate::sync::{AtomicU64, Ordering};
 
@@ -98,12 +101,24 @@ pub enum KillPoint {
     Pending,
     /// In a put, right after that compare-and-swap, before `A_TAKEN` is cleared.
     Pended,
+    /// Right after claiming a descriptor at the bump pointer, before moving the pointer.
+    DescClaimed,
+    /// Right after claiming granules at the arena's bump pointer, before moving the pointer.
+    BlockClaimed,
+    /// Pushing a bump's alignment piece: recorded, before its compare-and-swap.
+    PiecePushing,
+    /// Right after that compare-and-swap, before the piece's block record is cleared.
+    PiecePushed,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
 /// the list head's ABA tag read before the push's compare-and-swap. The half is the upper
 /// buddy of the block `A_MOVING` records, once that record has shrunk to the half's class.
 const SPLIT_PUSH: u64 = 1 << 63;
+
+/// `A_TAKEN` while a bump's alignment piece (the block `A_MOVING` records) is pushed: this bit
+/// and the list head's ABA tag read before the push's compare-and-swap.
+const PIECE_PUSH: u64 = 1 << 61;
 
 /// `A_TAKEN` once the descriptor is FILLING: this bit, the control word's tag of this use
 /// ([`desc_state::tag`], bits 32–60) and the descriptor + 1. Kept across the compare-and-swap
@@ -133,6 +148,10 @@ pub(crate) enum Moving {
     /// A published version this agent's hold at `epoch` is about to supersede (or has just
     /// superseded): its next word carries the hold's mark (`Directory::mark_superseding`).
     Superseding { desc: u32, epoch: u32 },
+    /// Claiming the granules at `granule` for a block of class `class` at the arena's bump
+    /// pointer: this agent's if the granule's block word is still its claim
+    /// (`Directory::claim_at_bump`).
+    Bumping { granule: u64, class: usize },
 }
 
 const KIND_SHIFT: u32 = 60;
@@ -153,6 +172,7 @@ impl Moving {
                 (6, (u64::from(desc) << 32) | u64::from(incarnation))
             }
             Moving::Superseding { desc, epoch } => (7, (u64::from(desc) << 32) | u64::from(epoch)),
+            Moving::Bumping { granule, class } => (8, ((class as u64 & 0xff) << 32) | granule),
         };
         (kind << KIND_SHIFT) | body
     }
@@ -186,6 +206,10 @@ impl Moving {
             7 => Moving::Superseding {
                 desc: high,
                 epoch: low,
+            },
+            8 if high <= 0xff => Moving::Bumping {
+                granule: u64::from(low),
+                class: high as usize,
             },
             _ => return None,
         })
@@ -249,6 +273,17 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// Record that `slot`'s process is pushing the alignment piece its `A_MOVING` record names
+    /// (a bump's), onto a list head whose tag was `tag`.
+    #[inline]
+    pub(crate) fn note_piece_push(&self, slot: u32, tag: u32) -> Result<()> {
+        if slot != NO_RECORD {
+            self.record_word(slot, A_TAKEN)?
+                .store(PIECE_PUSH | u64::from(tag), Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// The ABA tag of the free-list head at header word `index`.
     fn list_tag(&self, index: usize) -> Result<u32> {
         Ok(unpack_free_head(self.words.at(index)?.load(Ordering::Acquire)).0)
@@ -283,6 +318,8 @@ impl<E: Env> Directory<E> {
         let taken = taken_word.load(Ordering::Acquire);
         if taken & SPLIT_PUSH != 0 {
             recovered += self.finish_split_push(slot, taken)?;
+        } else if taken & PIECE_PUSH != 0 {
+            recovered += self.finish_piece_push(slot, taken)?;
         }
         let moving = self.record_word(slot, A_MOVING)?;
         // Pairs with the Release stores in `note_moving`.
@@ -336,6 +373,43 @@ impl<E: Env> Directory<E> {
         }
         taken_word.store(0, Ordering::Release);
         Ok(pushed)
+    }
+
+    /// Finish the push of a bump's alignment piece that `slot`'s dead process recorded in
+    /// `taken` ([`PIECE_PUSH`]): the piece is the block `A_MOVING` names. The list's tag
+    /// unchanged proves the push did not happen, and it is done now; changed, it may have
+    /// happened, and the piece is left (a leak, never a second push). Either way the block
+    /// record goes, then the push's (the other order would free the piece again as a block).
+    fn finish_piece_push(&self, slot: u32, taken: u64) -> Result<u32> {
+        let moving = self.record_word(slot, A_MOVING)?;
+        let mut pushed = 0;
+        if let Some(Moving::Block { granule, class }) =
+            Moving::unpack(moving.load(Ordering::Acquire))
+        {
+            let tag = (taken & LOW) as u32;
+            if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
+                self.check_block_record(slot, granule, class)?;
+                self.free_block_noting(granule, class, |tag| self.note_piece_push(slot, tag))?;
+                pushed = 1;
+            }
+            self.note_moving(slot, Moving::None)?;
+        }
+        self.record_word(slot, A_TAKEN)?.store(0, Ordering::Release);
+        Ok(pushed)
+    }
+
+    /// Check a recorded block before any shift or index: the record is segment data.
+    fn check_block_record(&self, slot: u32, granule: u64, class: usize) -> Result<()> {
+        if class >= self.geo.classes
+            || !granule.is_multiple_of(1 << class)
+            || granule + (1 << class) > self.geo.arena_granules()
+        {
+            self.note_moving(slot, Moving::None)?;
+            return Err(ProtocolError::corrupt(format!(
+                "agent slot {slot} records a bad block (granule {granule}, class {class})"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `slot`'s hold at `epoch` superseded `desc`, as recorded by
@@ -469,18 +543,16 @@ impl<E: Env> Directory<E> {
         match step {
             Moving::None => Ok(0),
             Moving::Block { granule, class } => {
-                if class >= self.geo.classes
-                    || granule % (1 << class) != 0
-                    || granule + (1 << class) > self.geo.arena_granules()
-                {
-                    self.note_moving(slot, Moving::None)?;
-                    return Err(ProtocolError::corrupt(format!(
-                        "agent slot {slot} records a bad block (granule {granule}, class {class})"
-                    )));
-                }
+                self.check_block_record(slot, granule, class)?;
                 self.note_moving(slot, Moving::None)?;
                 self.free_block(granule, class)?;
                 Ok(1)
+            }
+            Moving::Bumping { granule, class } => {
+                self.check_block_record(slot, granule, class)?;
+                let released = self.release_bump_claim(granule, class, slot)?;
+                self.note_moving(slot, Moving::None)?;
+                Ok(released)
             }
             Moving::Freeing(desc) => {
                 self.release_desc_as(desc, slot)?;
@@ -557,14 +629,31 @@ impl<E: Env> Directory<E> {
     /// bringing it there and its `try_free`. Anyone may do this at any time: `try_free` is the
     /// same compare-and-swap they would have run, and only one caller wins it. And finish
     /// every free that `slot`'s dead process won and did not record: the descriptors still
-    /// carrying its claim ([`desc_state::claim`]), which nobody else touches.
+    /// carrying its claim ([`desc_state::claim`]), which nobody else touches; and give back
+    /// every descriptor it claimed at the bump pointer and did not record ([`bump_claim`]).
     fn free_unpinned_retired(&self, slot: u32) -> Result<u32> {
-        let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Relaxed);
-        let descs = (bump as usize).min(self.geo.descs) as u32;
+        let bump_word = self.words.at(H_DESC_BUMP)?;
+        let bump = bump_word.load(Ordering::Relaxed);
+        // One past the pointer: a claim there is a bump whose pointer move never happened.
+        let descs = (bump as usize).saturating_add(1).min(self.geo.descs) as u32;
         let unpinned = desc_state::RETIRED << desc_state::SHIFT;
         let claimed = desc_state::claim(slot);
+        let bumped = bump_claim(slot);
         let mut freed = 0;
         for desc in 0..descs {
+            // A descriptor this process claimed at the bump pointer and did not record: nobody
+            // else touches a claimed descriptor. The pointer is moved past it first (as any
+            // bumper that found the claim would), then it is given back like a freed one, with
+            // no block (the block field of a descriptor never handed out is not one).
+            let d = self.desc_words(desc)?;
+            if d[D_OWNER].load(Ordering::Acquire) == bumped {
+                move_bump_past(bump_word, u64::from(desc), 1);
+                d[D_BLOCK].store(crate::alloc::NO_BLOCK, Ordering::Relaxed);
+                self.note_moving(slot, Moving::Freeing(desc))?;
+                self.release_desc_as(desc, slot)?;
+                freed += 1;
+                continue;
+            }
             // Acquire pairs with the claiming compare-and-swap (AcqRel) in `try_free`.
             let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
             if ctl & !desc_state::TAG == unpinned {
@@ -616,6 +705,10 @@ mod tests {
             Moving::Superseding {
                 desc: (1 << 24) - 2,
                 epoch: (1 << 24) - 1,
+            },
+            Moving::Bumping {
+                granule: u64::from(u32::MAX),
+                class: 31,
             },
         ] {
             assert_eq!(Moving::unpack(step.pack()), Some(step));

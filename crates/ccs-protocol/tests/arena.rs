@@ -186,7 +186,7 @@ fn a_dead_mergers_half_done_pair_is_finished() {
     let blocks_at = geo.blocks_at;
     poke(32, 7 << 32); // empty, tag 7
     poke(blocks_at, 3 << 62); // STASHED, class 0
-    poke(blocks_at + 1, 0);
+    poke(blocks_at + 1, 1 << 41); // INSIDE: cleared by the merge (never 0 once handed out)
     poke(20, 1 << 8); // granule 0 + 1, class 0
     // A two-granule payload needs the merge: it must get granules 0-1.
     dir.put(a, lines[1], &[4; 128], Condition::Blind)

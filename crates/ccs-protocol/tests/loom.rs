@@ -34,6 +34,11 @@
 //! | `a_stale_retire_never_touches_a_reused_descriptor` | 6 | a second retire of a freed version (a stalled writer's recovery that also claims its supersede) racing a write that takes its descriptor and block: it changes nothing | `untagged_retire` |
 //! | `killed_after_winning_a_free_leaks_nothing` | 6 | a writer killed right after winning `try_free`, before recording the free: its next attach finds its claim in the control word and finishes the free (bound 1) | `unclaimed_free` |
 //! | `killed_pushing_a_split_half_leaks_nothing` | 6 | a writer killed inside the push of a split's upper half, before its CAS: its next attach pushes the half (the list's tag proves it was not), racing a reclaimer of its line (bound 1) | `unrecorded_split_push` |
+//! | `killed_bumping_a_descriptor_leaks_nothing` | 6 | a writer killed right after claiming the descriptor at the bump pointer, before moving the pointer: its next attach finds the claim and gives the descriptor back, racing a writer that bumps too (bound 1) | `unclaimed_desc_bump` |
+//! | `killed_bumping_a_block_leaks_nothing` | 6 | the same for the arena's granules (bound 1) | `unclaimed_block_bump` |
+//! | `killed_after_pushing_an_alignment_piece_frees_it_once` | 6 | a writer killed right after pushing a bump's alignment piece, its block record not yet cleared: its next attach does not push it again (bound 1) | `unrecorded_piece_push` |
+//! | `killed_before_pushing_an_alignment_piece_leaks_nothing` | 6 | killed inside that push, before its CAS: its next attach pushes it (bound 1) | — |
+//! | `a_stale_bumper_never_claims_a_merged_granule` | 6 | a bumper stalled with the pointer read, while another writer fills the arena, frees and merges: it never claims a granule inside a merged block (bound 1) | `merged_words_zeroed` |
 //! | `moved_key_never_admits_a_stale_write` | 10 | a reader of "x" racing x's deletion, the reuse of its line and x's re-creation elsewhere: its later `View` write is admitted exactly when it read the version it overwrites (ghosts, bound 1) | `no_ghost_views` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
@@ -1206,6 +1211,152 @@ fn killed_pushing_a_split_half_leaks_nothing() {
         expect_bytes(&dir, d, k, &[(3, 24)]);
         expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_full(&dir, d, x, 4);
+    });
+}
+
+/// The bump models' start: a fresh 4-granule arena (nothing handed out), keys x, y, k, a
+/// and a spare s; agent d, writing x, is killed at `point` (inside a bump, or after its
+/// `first` write of x when `first` is given). Then d's name re-attaches (the recovery) on one
+/// thread while w writes y on another (bumping too: it finds what d left at the pointer). At
+/// the end w writes k, a and x (one granule each, 4 payloads in all): the arena and the
+/// descriptors end exactly full.
+fn bump_kill_model(point: KillPoint, first: Option<&'static [u8]>) {
+    let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a", "s"]);
+    let (x, y, k, a, s) = (lines[0], lines[1], lines[2], lines[3], lines[4]);
+    if let Some(bytes) = first {
+        assert_eq!(dir.put(d, x, bytes, Condition::Blind), Ok(1));
+    }
+    let victim = if first.is_some() { y } else { x };
+    killed_at(&dir, d.slot, point, || {
+        let _ = dir.put(d, victim, &[9; 72], Condition::Blind);
+    });
+    let dir = Arc::new(dir);
+    let recovery = {
+        let f = dir.clone();
+        thread::spawn(move || {
+            let again = f.begin_attach(d.slot, 7).unwrap();
+            f.env().set_alive(d.slot, true);
+            again
+        })
+    };
+    let writer = {
+        let f = dir.clone();
+        thread::spawn(move || f.put(w, k, &[3; 24], Condition::Blind))
+    };
+    let d = recovery.join().unwrap();
+    assert_eq!(writer.join().unwrap(), Ok(1));
+    if first.is_none() {
+        assert_eq!(dir.put(w, x, &[1; 24], Condition::Blind), Ok(1));
+    }
+    assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+    assert_eq!(dir.put(w, y, &[2; 24], Condition::Blind), Ok(1));
+    expect_bytes(&dir, d, x, &[(1, 24)]);
+    expect_bytes(&dir, d, y, &[(2, 24)]);
+    expect_bytes(&dir, d, k, &[(3, 24)]);
+    expect_bytes(&dir, d, a, &[(4, 24)]);
+    expect_full(&dir, d, s, 4);
+}
+
+/// d's write of x claims the first descriptor at the bump pointer and is killed before it
+/// moves the pointer past it. w's write finds the claim (and moves the pointer past it) or the
+/// descriptor given back by the recovery, which found it by its claim (see
+/// `bump_kill_model`). The mutant bumps with no claim, as before: the descriptor leaks.
+#[test]
+#[cfg_attr(ccs_mutant = "unclaimed_desc_bump", should_panic)]
+fn killed_bumping_a_descriptor_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || bump_kill_model(KillPoint::DescClaimed, None));
+}
+
+/// d's write of x claims the arena's first granules at the bump pointer and is killed before
+/// it moves the pointer past them: its `Bumping` record and the claim name them. w's write
+/// finds the claim (and moves the pointer past it) or the block given back by the recovery
+/// (see `bump_kill_model`). The mutant moves the pointer with no claim and no record, as
+/// before: the granules leak.
+#[test]
+#[cfg_attr(ccs_mutant = "unclaimed_block_bump", should_panic)]
+fn killed_bumping_a_block_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || bump_kill_model(KillPoint::BlockClaimed, None));
+}
+
+/// d wrote x (granule 0) and writes y, two granules: the bump pointer (1) is not aligned, so
+/// the bump takes granule 1 as an alignment piece and pushes it; d is killed right after that
+/// push's compare-and-swap, its block record not yet cleared. The recovery finds the push
+/// recorded with a tag the list no longer has and leaves the piece, which w's write may pop
+/// meanwhile (see `bump_kill_model`; y then gets one granule). The mutant records no push: the
+/// recovery takes the piece for a block the dead process held and pushes it a second time.
+#[test]
+#[cfg_attr(ccs_mutant = "unrecorded_piece_push", should_panic)]
+fn killed_after_pushing_an_alignment_piece_frees_it_once() {
+    quiet_kills();
+    model_bounded(1, || {
+        bump_kill_model(KillPoint::PiecePushed, Some(&[1; 24]))
+    });
+}
+
+/// As above, killed inside the push before its compare-and-swap: the recovery finds the tag
+/// unchanged and pushes the piece.
+#[test]
+fn killed_before_pushing_an_alignment_piece_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        bump_kill_model(KillPoint::PiecePushing, Some(&[1; 24]))
+    });
+}
+
+/// A bumper that read the pointer long ago never claims a granule handed out since. In a
+/// two-granule arena whose granule 0 holds x, S writes y (one granule) and may stall anywhere
+/// in its bump, e.g. with the pointer read at granule 1; meanwhile T writes k (granule 1),
+/// deletes x and k and writes a two-granule k, which merges the two: granule 1 becomes the
+/// inside of k's block. S's claim of granule 1 expects the word of a granule never handed out,
+/// which a merged-away buddy's is not, so S gets a free granule or is refused, and never writes
+/// into k's block. The mutant clears a merged-away buddy's word to 0, as before claims: S
+/// claims granule 1 and its bytes land in the middle of k.
+#[test]
+#[cfg_attr(ccs_mutant = "merged_words_zeroed", should_panic)]
+fn a_stale_bumper_never_claims_a_merged_granule() {
+    model_bounded(1, || {
+        let config = Config {
+            max_agents: 2,
+            max_artifacts: 3,
+            arena_bytes: 128,
+            max_payload: 128,
+            write_lease_ms: 1000,
+            log_records: 0,
+            inbox_events: 0,
+        };
+        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+        let dir = Directory::create_on_heap(heap, config, MemEnv::new(2)).unwrap();
+        let [x, y, k] = ["x", "y", "k"].map(|name| dir.find_or_insert_key(name).unwrap());
+        let [w, s] = ["w", "s"].map(|name| {
+            dir.begin_attach(dir.register_agent(name).unwrap(), 1)
+                .unwrap()
+        });
+        assert_eq!(dir.put(w, x, &[1; 24], Condition::Blind), Ok(1));
+        let dir = Arc::new(dir);
+        let stale = {
+            let f = dir.clone();
+            thread::spawn(move || f.put(s, y, &[2; 24], Condition::Blind))
+        };
+        let refused = |r: &Result<u64, ProtocolError>| {
+            matches!(r, Err(ProtocolError::CapacityExceeded { .. }))
+        };
+        let small_k = dir.put(w, k, &[3; 24], Condition::Blind);
+        assert!(small_k == Ok(1) || refused(&small_k), "k: {small_k:?}");
+        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
+        if small_k.is_ok() {
+            assert_eq!(dir.delete(w, k, Condition::Blind), Ok(2));
+        }
+        let big_k = dir.put(w, k, &[5; 128], Condition::Blind);
+        assert!(big_k.is_ok() || refused(&big_k), "big k: {big_k:?}");
+        let y_written = stale.join().unwrap();
+        assert!(
+            y_written == Ok(1) || refused(&y_written),
+            "y: {y_written:?}"
+        );
+        expect_bytes(&dir, w, y, &[(2, 24)]);
+        expect_bytes(&dir, w, k, &[(5, 128)]);
     });
 }
 

@@ -54,8 +54,10 @@ impl<E: Env> Directory<E> {
         }
         for &(first, count) in &pass.leaked_runs {
             // The run's old block words go: it is freed as the aligned blocks that tile it.
+            // Not to 0, which only a granule never handed out reads (a bumper claims it).
             for granule in first..first + count {
-                self.block_meta(granule)?.store(0, Ordering::Relaxed);
+                self.block_meta(granule)?
+                    .store(crate::arena::block_meta::INSIDE, Ordering::Relaxed);
             }
             self.free_run(first, first + count)?;
             bytes += count * GRANULE;
