@@ -6,10 +6,11 @@
 //! the buddy of the class-k block at granule g is at g ^ 2^k. Each class keeps a Treiber stack
 //! of free blocks (`alloc.rs`). An allocation pops its class, else splits the first larger free
 //! block (keeping the lower part, freeing the upper halves to their classes), else takes aligned
-//! granules from the untouched end (the bump pointer; the granules skipped to align become free
-//! blocks). A free pushes its block. Neither merges: removing a buddy from the middle of a
-//! lock-free stack is not possible without a lock, and a stale stack entry for a block that was
-//! merged away would corrupt the stack.
+//! granules from the untouched end (the bump pointer, each position claimed before the pointer
+//! moves past it, docs/protocol.md §3.9; the granules skipped to align become free blocks). A
+//! free pushes its block. Neither merges: removing a buddy from the middle of a lock-free stack
+//! is not possible without a lock, and a stale stack entry for a block that was merged away
+//! would corrupt the stack.
 //!
 //! **Merging** happens when an allocation finds no block of its class or larger and no untouched
 //! granules: that allocation takes the structure lock (one merger at a time; the kernel releases
@@ -44,7 +45,8 @@ use crate::sync::{AtomicU64, Ordering};
 /// The block-table word of a granule: `state:2 | 0:22 | class:8 | link:32`.
 ///
 /// Only the word of a block's first granule means anything; the words of the other granules
-/// of a block are 0 (a merge clears the upper buddy's). `link` is the free-list successor
+/// of a block are NONE (0 if never handed out, else [`block_meta::INSIDE`], which a merge
+/// leaves in the upper buddy's). `link` is the free-list successor
 /// (granule + 1, 0 = end) while the block is FREE.
 pub(crate) mod block_meta {
     /// Not the start of a block (inside one, or never handed out). The word of a granule

@@ -38,7 +38,7 @@
 //! | `killed_bumping_a_block_leaks_nothing` | 6 | the same for the arena's granules (bound 1) | `unclaimed_block_bump` |
 //! | `killed_after_pushing_an_alignment_piece_frees_it_once` | 6 | a writer killed right after pushing a bump's alignment piece, its block record not yet cleared: its next attach does not push it again (bound 1) | `unrecorded_piece_push` |
 //! | `killed_before_pushing_an_alignment_piece_leaks_nothing` | 6 | killed inside that push, before its CAS: its next attach pushes it (bound 1) | — |
-//! | `a_stale_bumper_never_claims_a_merged_granule` | 6 | a bumper stalled with the pointer read, while another writer fills the arena, frees and merges: it never claims a granule inside a merged block (bound 1) | `merged_words_zeroed` |
+//! | `a_stale_bumper_never_claims_a_merged_granule` | 6 | a bumper stalled with the pointer read, while another writer fills the arena, frees and merges: it never claims a granule inside a merged block (bound 0) | `merged_words_zeroed` |
 //! | `moved_key_never_admits_a_stale_write` | 10 | a reader of "x" racing x's deletion, the reuse of its line and x's re-creation elsewhere: its later `View` write is admitted exactly when it read the version it overwrites (ghosts, bound 1) | `no_ghost_views` |
 //!
 //! Run with `scripts/loom` (the suite, then each mutant against its model), or by hand:
@@ -1313,10 +1313,15 @@ fn killed_before_pushing_an_alignment_piece_leaks_nothing() {
 /// which a merged-away buddy's is not, so S gets a free granule or is refused, and never writes
 /// into k's block. The mutant clears a merged-away buddy's word to 0, as before claims: S
 /// claims granule 1 and its bytes land in the middle of k.
+///
+/// Bound 0 (about 3,300 executions, 2 s): every schedule whose switches fall where a thread
+/// blocks or yields, which includes S stalled inside its bump (the mutant is caught there). At
+/// bound 1 T's four writes and a merge make the space too large for CI (not finished after
+/// ten minutes on the 2-core machine).
 #[test]
 #[cfg_attr(ccs_mutant = "merged_words_zeroed", should_panic)]
 fn a_stale_bumper_never_claims_a_merged_granule() {
-    model_bounded(1, || {
+    model_bounded(0, || {
         let config = Config {
             max_agents: 2,
             max_artifacts: 3,
