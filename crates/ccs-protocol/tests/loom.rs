@@ -958,8 +958,20 @@ fn kill_then_recover(
         let _ = dir.put(d, lines[victim], &[9; 24], Condition::Blind);
     });
     let shared = Arc::new(dir);
+    let racing_lines = lines.clone();
+    let (d, ()) = recover_racing(&shared, d, move |f| racer(f, w, &racing_lines));
+    (shared, lines, w, d)
+}
+
+/// The killed agent `d`'s name re-attaches (its recovery) on one thread while `racer` runs on
+/// another. Returns d's new handle and what the racer returned, once both are done.
+fn recover_racing<R: Send + 'static>(
+    dir: &Arc<Directory<MemEnv>>,
+    d: AgentId,
+    racer: impl FnOnce(&Directory<MemEnv>) -> R + Send + 'static,
+) -> (AgentId, R) {
     let recovery = {
-        let f = shared.clone();
+        let f = dir.clone();
         thread::spawn(move || {
             let again = f.begin_attach(d.slot, 7).unwrap();
             f.env().set_alive(d.slot, true);
@@ -967,12 +979,11 @@ fn kill_then_recover(
         })
     };
     let writer = {
-        let (f, lines) = (shared.clone(), lines.clone());
-        thread::spawn(move || racer(&f, w, &lines))
+        let f = dir.clone();
+        thread::spawn(move || racer(&f))
     };
     let d = recovery.join().unwrap();
-    writer.join().unwrap();
-    (shared, lines, w, d)
+    (d, writer.join().unwrap())
 }
 
 /// d writes a small payload to k, splitting x's freed block, and is killed right after pushing
@@ -1216,10 +1227,10 @@ fn killed_pushing_a_split_half_leaks_nothing() {
 
 /// The bump models' start: a fresh 4-granule arena (nothing handed out), keys x, y, k, a
 /// and a spare s; agent d, writing x, is killed at `point` (inside a bump, or after its
-/// `first` write of x when `first` is given). Then d's name re-attaches (the recovery) on one
-/// thread while w writes y on another (bumping too: it finds what d left at the pointer). At
-/// the end w writes k, a and x (one granule each, 4 payloads in all): the arena and the
-/// descriptors end exactly full.
+/// `first` write of x when `first` is given; then it is writing y). Then d's name re-attaches
+/// (the recovery) on one thread while w writes k on another (bumping too: it finds what d left
+/// at the pointer). At the end w writes x (unless d wrote it), a and y (one granule each, 4
+/// payloads in all): the arena and the descriptors end exactly full.
 fn bump_kill_model(point: KillPoint, first: Option<&'static [u8]>) {
     let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a", "s"]);
     let (x, y, k, a, s) = (lines[0], lines[1], lines[2], lines[3], lines[4]);
@@ -1231,20 +1242,8 @@ fn bump_kill_model(point: KillPoint, first: Option<&'static [u8]>) {
         let _ = dir.put(d, victim, &[9; 72], Condition::Blind);
     });
     let dir = Arc::new(dir);
-    let recovery = {
-        let f = dir.clone();
-        thread::spawn(move || {
-            let again = f.begin_attach(d.slot, 7).unwrap();
-            f.env().set_alive(d.slot, true);
-            again
-        })
-    };
-    let writer = {
-        let f = dir.clone();
-        thread::spawn(move || f.put(w, k, &[3; 24], Condition::Blind))
-    };
-    let d = recovery.join().unwrap();
-    assert_eq!(writer.join().unwrap(), Ok(1));
+    let (d, written) = recover_racing(&dir, d, move |f| f.put(w, k, &[3; 24], Condition::Blind));
+    assert_eq!(written, Ok(1));
     if first.is_none() {
         assert_eq!(dir.put(w, x, &[1; 24], Condition::Blind), Ok(1));
     }
@@ -1392,23 +1391,10 @@ fn recovering_a_discard_never_frees_a_reused_descriptor() {
             let _ = dir.put(d, k, &[9; 24], Condition::Blind);
         });
         let shared = Arc::new(dir);
-        let recovery = {
-            let f = shared.clone();
-            thread::spawn(move || {
-                let again = f.begin_attach(d.slot, 7).unwrap();
-                f.env().set_alive(d.slot, true);
-                again
-            })
-        };
-        let reader = {
-            let f = shared.clone();
-            thread::spawn(move || {
-                f.unpin_slot(pinned).unwrap();
-                assert_eq!(f.put(w, a, &[4; 24], Condition::Blind), Ok(1));
-            })
-        };
-        let d = recovery.join().unwrap();
-        reader.join().unwrap();
+        let (d, ()) = recover_racing(&shared, d, move |f| {
+            f.unpin_slot(pinned).unwrap();
+            assert_eq!(f.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        });
         let mut buf = Vec::new();
         assert_eq!(shared.read(d, a, &mut buf).map(|info| info.version), Ok(1));
         assert_eq!(buf, [4; 24], "a's version was freed under it");
@@ -1443,20 +1429,9 @@ fn killed_taking_a_dead_holders_slot_leaks_nothing() {
             let _ = dir.put(d, k, &[9; 24], Condition::Blind);
         });
         let shared = Arc::new(dir);
-        let recovery = {
-            let f = shared.clone();
-            thread::spawn(move || {
-                let again = f.begin_attach(d.slot, 7).unwrap();
-                f.env().set_alive(d.slot, true);
-                again
-            })
-        };
-        let writer = {
-            let f = shared.clone();
-            thread::spawn(move || assert_eq!(f.put(w, a, &[4; 72], Condition::Blind), Ok(1)))
-        };
-        let d = recovery.join().unwrap();
-        writer.join().unwrap();
+        let (d, written) =
+            recover_racing(&shared, d, move |f| f.put(w, a, &[4; 72], Condition::Blind));
+        assert_eq!(written, Ok(1));
         assert_eq!(shared.put(w, x, &[5; 72], Condition::Blind), Ok(1));
         expect_bytes(&shared, d, a, &[(4, 72)]);
         expect_bytes(&shared, d, x, &[(5, 72)]);
