@@ -204,3 +204,82 @@ fn a_dead_mergers_half_done_pair_is_finished() {
         Err(ProtocolError::CapacityExceeded { .. })
     ));
 }
+
+/// A bumper killed between its claims and the pointer moves (docs/protocol.md §3.9): the claim
+/// of the descriptor at the descriptor pointer, and of the granules at the arena pointer with
+/// its `Bumping` record, are left as a dead process leaves them. Another agent's writes are
+/// not held up (they move the pointers past the claims), and the dead agent's next attach
+/// gives both back: nothing leaked, before any repair.
+#[test]
+fn a_dead_bumpers_claims_stop_nobody_and_are_given_back() {
+    let config = Config {
+        arena_bytes: 64 << 10,
+        max_payload: 4096,
+        ..story_config()
+    };
+    let f = fixture(config);
+    let dir = &f.dir;
+    let a = agent(dir, "a");
+    let d = agent(dir, "d");
+    let geo = *dir.geometry();
+    let [x, y, z] = ["x", "y", "z"].map(|k| dir.find_or_insert_key(k).expect("key"));
+    dir.put(a, x, &[1; 64], Condition::Blind).expect("x");
+    let word = |index: usize| dir.words().at(index).expect("in range");
+    // Header words 17 and 19: the descriptor and arena bump pointers.
+    let (desc_at, granule_at) = (
+        word(17).load(Ordering::Relaxed),
+        word(19).load(Ordering::Relaxed),
+    );
+    // d's claims, as `bump_desc` and `claim_at_bump` write them (class 0: one granule, at the
+    // odd granule after x's).
+    let d_slot = u64::from(d.slot);
+    word(geo.descs_at + desc_at as usize * 8 + 1)
+        .store((1 << 31 | (d_slot + 1)) << 32, Ordering::Relaxed);
+    word(geo.blocks_at + granule_at as usize).store(1 << 40 | d_slot, Ordering::Relaxed);
+    // Agent slot word 7: `Bumping { granule, class: 0 }`.
+    word(geo.agents_at + d.slot as usize * 32 + 7).store(8 << 60 | granule_at, Ordering::Relaxed);
+    dir.env().set_alive(d.slot, false);
+    // a bumps past both claims.
+    dir.put(a, y, &[2; 128], Condition::Blind)
+        .expect("y past the claims");
+    assert_eq!(word(17).load(Ordering::Relaxed), desc_at + 2);
+    assert!(word(19).load(Ordering::Relaxed) >= granule_at + 3);
+    let before = dir.fsck().expect("fsck");
+    assert_eq!(before.descriptors.leaked, 1, "{:#?}", before.problems);
+    assert_eq!(before.arena.leaked_bytes, 64, "{:#?}", before.problems);
+    // d's next attach recovers its claims.
+    dir.env().set_alive(d.slot, true);
+    let d = dir.begin_attach(d.slot, 2).expect("re-attach");
+    let after = dir.fsck().expect("fsck");
+    assert_clean(&after);
+    assert_eq!(after.descriptors.leaked, 0);
+    assert_eq!(after.arena.leaked_bytes, 0);
+    // The given-back descriptor and granules are handed out again.
+    dir.put(d, z, &[3; 128], Condition::Blind).expect("z");
+    assert_eq!(word(17).load(Ordering::Relaxed), desc_at + 2);
+    assert_clean(&dir.fsck().expect("fsck"));
+
+    // Killed again the same way, and re-attached before anyone bumps: the recovery itself
+    // moves both pointers past its claims (the descriptor one past the pointer is swept too).
+    let (desc_at, granule_at) = (
+        word(17).load(Ordering::Relaxed),
+        word(19).load(Ordering::Relaxed),
+    );
+    assert_eq!(granule_at % 2, 0);
+    let claim_class = 1;
+    word(geo.descs_at + desc_at as usize * 8 + 1)
+        .store((1 << 31 | (d_slot + 1)) << 32, Ordering::Relaxed);
+    word(geo.blocks_at + granule_at as usize)
+        .store(1 << 40 | claim_class << 32 | d_slot, Ordering::Relaxed);
+    word(geo.agents_at + d.slot as usize * 32 + 7)
+        .store(8 << 60 | claim_class << 32 | granule_at, Ordering::Relaxed);
+    dir.env().set_alive(d.slot, false);
+    dir.env().set_alive(d.slot, true);
+    dir.begin_attach(d.slot, 3).expect("re-attach");
+    assert_eq!(word(17).load(Ordering::Relaxed), desc_at + 1);
+    assert_eq!(word(19).load(Ordering::Relaxed), granule_at + 2);
+    let report = dir.fsck().expect("fsck");
+    assert_clean(&report);
+    assert_eq!(report.descriptors.leaked, 0);
+    assert_eq!(report.arena.leaked_bytes, 0);
+}
