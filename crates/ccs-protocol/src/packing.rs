@@ -10,10 +10,10 @@
 //! * A descriptor's **owner**: `(line + 1):32 | incarnation:32`, the seqlock sequence of the
 //!   descriptor. `incarnation` counts how often the descriptor was freed: `release_desc` bumps it
 //!   (and zeroes the line field; never back to 0, the owner word of a descriptor never handed
-//!   out, which a bumper claims: [`bump_claim`]), `fill_slot` keeps it. So the owner word of one descriptor never
-//!   takes the same value twice in two different uses (until 2^32 reuses of that one descriptor
-//!   while a reader sleeps between two loads), whoever fills it: a fenced writer, a dead one or
-//!   two writers that both took the line at the same version. The version is not in the tag: it
+//!   out, which a bumper claims: [`bump_claim`]), `fill_slot` keeps it. So the owner word of
+//!   one descriptor never takes the same value twice in two different uses (until 2^32 reuses
+//!   of that one descriptor while a reader sleeps between two loads), whoever fills it: a
+//!   fenced writer, a dead one or two writers that both took the line at the same version. The version is not in the tag: it
 //!   has its own word (`D_VERSION`), 64 bits like every version in the segment.
 //! * A descriptor's **control** word: `state:2 | spare:1 | tag:29 | pins:32` while in use,
 //!   `tag` the low 29 bits of the incarnation it was taken at ([`desc_state::tag`]), so that a
