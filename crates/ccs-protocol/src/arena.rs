@@ -312,30 +312,30 @@ impl<E: Env> Directory<E> {
                     .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
                 return Ok(Some(start));
             }
-            // An alignment piece: recorded as this slot's block, then pushed with its push
-            // recorded (the list's tag), the block record cleared once pushed, then the push's.
-            self.note_moving(
-                slot,
-                Moving::Block {
-                    granule: current,
-                    class: piece,
-                },
-            )?;
-            self.free_block_noting(current, piece, |tag| {
-                // The mutant records no push: a recovery after the push's compare-and-swap
-                // frees the piece again as the recorded block.
-                #[cfg(not(ccs_mutant = "unrecorded_piece_push"))]
-                self.note_piece_push(slot, tag)?;
-                #[cfg(ccs_mutant = "unrecorded_piece_push")]
-                let _ = tag;
-                self.env.kill_point(slot, KillPoint::PiecePushing);
-                Ok(())
-            })?;
-            self.env.kill_point(slot, KillPoint::PiecePushed);
-            self.note_moving(slot, Moving::None)?;
-            self.note_taken(slot, None)?;
+            self.push_claimed_piece(current, piece, slot)?;
             current += 1 << piece;
         }
+    }
+
+    /// Push the block of class `class` at `granule`, claimed by `slot` at the bump pointer and
+    /// now past it (an alignment piece, or a dead bumper's block given back): recorded as the
+    /// slot's block, pushed with its push recorded (the list's tag), the block record cleared
+    /// once pushed, then the push's (`records.rs`, `finish_piece_push`).
+    fn push_claimed_piece(&self, granule: u64, class: usize, slot: u32) -> Result<()> {
+        self.note_moving(slot, Moving::Block { granule, class })?;
+        self.free_block_noting(granule, class, |tag| {
+            // The mutant records no push: a recovery after the push's compare-and-swap frees
+            // the piece again as the recorded block.
+            #[cfg(not(ccs_mutant = "unrecorded_piece_push"))]
+            self.note_piece_push(slot, tag)?;
+            #[cfg(ccs_mutant = "unrecorded_piece_push")]
+            let _ = tag;
+            self.env.kill_point(slot, KillPoint::PiecePushing);
+            Ok(())
+        })?;
+        self.env.kill_point(slot, KillPoint::PiecePushed);
+        self.note_moving(slot, Moving::None)?;
+        self.note_taken(slot, None)
     }
 
     /// Claim the `2^class` granules at `at`, where `slot` read the bump pointer `bump`, then
@@ -408,18 +408,16 @@ impl<E: Env> Directory<E> {
     /// ([`Moving::Bumping`]), if the claim is still there: the pointer moved past them first
     /// (as any bumper that found the claim would), then the block pushed on its list. A claim
     /// that is not there was never made, or was already turned into the slot's block (then
-    /// recorded as its `Block`, or in a descriptor).
+    /// recorded as its `Block`, or in a descriptor). Either way the step's record goes.
     pub(crate) fn release_bump_claim(&self, granule: u64, class: usize, slot: u32) -> Result<u32> {
         let meta = self.block_meta(granule)?;
         if meta.load(Ordering::Acquire) != block_meta::bump_claim(class, slot) {
+            self.note_moving(slot, Moving::None)?;
             return Ok(0);
         }
         move_bump_past(self.words.at(H_ARENA_BUMP)?, granule, 1 << class);
         // As an alignment piece is pushed: a recovery killed in turn is recovered by the next.
-        self.note_moving(slot, Moving::Block { granule, class })?;
-        self.free_block_noting(granule, class, |tag| self.note_piece_push(slot, tag))?;
-        self.note_moving(slot, Moving::None)?;
-        self.note_taken(slot, None)?;
+        self.push_claimed_piece(granule, class, slot)?;
         Ok(1)
     }
 

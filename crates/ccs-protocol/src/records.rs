@@ -35,7 +35,8 @@
 //!   moves the pointer, so the claim names it until a record does (`alloc.rs`, `arena.rs`).
 //!
 //!   The leaks left: a death between a pop and the store that records it, between clearing
-//!   `Block` and the descriptor's block field, and in the few frees nobody records (a reader's unpin, the pin `ccs status` takes to size
+//!   `Block` and the descriptor's block field, and in the few frees nobody records (a reader's
+//!   unpin, the pin `ccs status` takes to size
 //!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
 //!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
@@ -550,9 +551,7 @@ impl<E: Env> Directory<E> {
             }
             Moving::Bumping { granule, class } => {
                 self.check_block_record(slot, granule, class)?;
-                let released = self.release_bump_claim(granule, class, slot)?;
-                self.note_moving(slot, Moving::None)?;
-                Ok(released)
+                self.release_bump_claim(granule, class, slot)
             }
             Moving::Freeing(desc) => {
                 self.release_desc_as(desc, slot)?;
@@ -655,7 +654,7 @@ impl<E: Env> Directory<E> {
                 continue;
             }
             // Acquire pairs with the claiming compare-and-swap (AcqRel) in `try_free`.
-            let ctl = self.desc_at(desc, D_CTL)?.load(Ordering::Acquire);
+            let ctl = d[D_CTL].load(Ordering::Acquire);
             if ctl & !desc_state::TAG == unpinned {
                 self.try_free(desc, ctl, slot)?;
                 freed += 1;
