@@ -220,6 +220,15 @@ impl<E: Env> Directory<E> {
             let meta = self.load(geo.block_word(granule))?;
             if block_meta::state(meta) == block_meta::STASHED {
                 let class = block_meta::class(meta);
+                if class >= geo.classes {
+                    // Checked before the shift: the word is segment data.
+                    pass.add(
+                        FsckKind::FreeList,
+                        format!("block at granule {granule}"),
+                        format!("held by a merger with a bad class (block word {meta:#x})"),
+                    );
+                    continue;
+                }
                 claims.push((granule, granule + (1 << class), Claim::Free(class)));
             }
         }
