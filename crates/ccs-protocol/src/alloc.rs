@@ -277,20 +277,44 @@ impl<E: Env> Directory<E> {
         Ok(desc)
     }
 
-    /// A fresh descriptor for a new version of `line`, in state FILLING with no block:
-    /// reachable by no reader until [`Directory::fill_slot`] tags it and a writer publishes it.
-    /// Recorded as taken by `slot`, with this use's tag, until the caller clears that record
+    /// A fresh descriptor for a new version of `line`, in state FILLING, with a block for a
+    /// payload of `len` bytes (`None`: a tombstone, no block): reachable by no reader until
+    /// [`Directory::fill_slot`] fills it and a writer publishes it. Recorded as taken by
+    /// `slot`, with this use's tag, until the caller clears that record
     /// ([`Directory::note_taken`]) once the line's pending word names the descriptor; its next
     /// word names the line meanwhile, for the recovery of that record (`records.rs`).
-    pub(crate) fn alloc_slot(&self, slot: u32, line: u32) -> Result<u32> {
-        let desc = self.alloc_desc(slot)?;
+    ///
+    /// The block is taken first and moves into the descriptor's block field while the
+    /// descriptor is still private and tagged in the record: the block's own record (`Block`)
+    /// is cleared only after that store, and its recovery leaves a block that the recorded
+    /// FILLING descriptor names to that descriptor's discard, so no store between two names
+    /// leaves the block named by neither (docs/protocol.md §3.9).
+    pub(crate) fn alloc_slot(&self, slot: u32, line: u32, len: Option<usize>) -> Result<u32> {
+        let block = match len {
+            Some(len) => {
+                let class = class_for(len as u64);
+                Some((self.alloc_block(class, slot)?, class))
+            }
+            None => None,
+        };
+        let desc = match self.alloc_desc(slot) {
+            Ok(desc) => desc,
+            Err(e) => {
+                if let Some((granule, class)) = block {
+                    // One name at a time: a death between the two leaks the block.
+                    self.note_moving(slot, Moving::None)?;
+                    self.free_block(granule, class)?;
+                }
+                return Err(e);
+            }
+        };
         // Seqlock write side for the descriptor's own fields: a reader that sees any field
         // stored below also sees, after its Acquire fence, that the descriptor's previous owner
         // tag was cleared (cleared in `release_desc` before the Release push that `alloc_desc`
         // popped). Pairs with the Acquire fence in `copy_validated`.
         fence(Ordering::Release);
-        // The block field first: a discarder of a FILLING descriptor frees what it names (a
-        // fresh descriptor's field reads 0, granule 0).
+        // No block until the record below is tagged: the untagged record's recovery gives the
+        // descriptor back without looking at its block field.
         let d = self.desc_words(desc)?;
         d[D_BLOCK].store(NO_BLOCK, Ordering::Relaxed);
         // The line, in the link field (unused while the descriptor is off the free lists; a
@@ -305,12 +329,25 @@ impl<E: Env> Directory<E> {
             Ordering::Relaxed,
         );
         self.note_filling(slot, desc, tag)?;
+        if let Some((granule, class)) = block {
+            let field = (granule << 8) | class as u64;
+            // The mutant clears the block's record first, as before: a death between the two
+            // stores leaves the block named by nothing.
+            #[cfg(not(ccs_mutant = "block_record_cleared_first"))]
+            d[D_BLOCK].store(field, Ordering::Relaxed);
+            #[cfg(ccs_mutant = "block_record_cleared_first")]
+            self.note_moving(slot, Moving::None)?;
+            self.env.kill_point(slot, KillPoint::BlockNamed);
+            #[cfg(not(ccs_mutant = "block_record_cleared_first"))]
+            self.note_moving(slot, Moving::None)?;
+            #[cfg(ccs_mutant = "block_record_cleared_first")]
+            d[D_BLOCK].store(field, Ordering::Relaxed);
+        }
         Ok(desc)
     }
 
-    /// Fill `desc` (from [`Directory::alloc_slot`]) for `line` at `version` with `payload`
-    /// (`None` for a tombstone) and make it LIVE. On error the descriptor keeps whatever block
-    /// it got, for [`Directory::release_desc`] to free.
+    /// Fill `desc` (from [`Directory::alloc_slot`], with a block for `payload` unless it is
+    /// `None`, a tombstone) for `line` at `version` and make it LIVE.
     pub(crate) fn fill_slot(
         &self,
         desc: u32,
@@ -319,22 +356,27 @@ impl<E: Env> Directory<E> {
         payload: Option<&[u8]>,
         writer: u32,
     ) -> Result<()> {
+        let d = self.desc_words(desc)?;
         if let Some(bytes) = payload {
-            let class = class_for(bytes.len() as u64);
-            let granule = self.alloc_block(class, writer)?;
-            // Recorded at once, so freeing the descriptor frees the block whatever happens next;
-            // the writer's own record of the block is cleared first (one name at a time,
-            // `records.rs`).
-            self.note_moving(writer, Moving::None)?;
-            self.desc_at(desc, D_BLOCK)?
-                .store((granule << 8) | class as u64, Ordering::Relaxed);
+            // Stored by `alloc_slot` (this thread).
+            let block = d[D_BLOCK].load(Ordering::Relaxed);
+            let class = (block & 0xff) as usize;
+            if block == NO_BLOCK
+                || class >= self.geo.classes
+                || class_bytes(class) < bytes.len() as u64
+            {
+                return Err(ProtocolError::corrupt(format!(
+                    "slot descriptor {desc} has no block for {} bytes",
+                    bytes.len()
+                )));
+            }
+            let granule = block >> 8;
             // Seqlock write side: a reader that sees any byte stored below also sees, after
             // its Acquire fence, that the block's previous owner tag was cleared (pairs with
             // the Acquire fence in `copy_validated`).
             fence(Ordering::Release);
             self.words.copy_in(self.geo.granule_word(granule), bytes)?;
         }
-        let d = self.desc_words(desc)?;
         d[D_LEN].store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
         d[D_VERSION].store(version, Ordering::Relaxed);
         d[D_WRITTEN_MS].store(self.env.now_ms(), Ordering::Relaxed);

@@ -14,11 +14,13 @@
 //! Rules that make recovery sound (the argument per kill point is in docs/protocol.md §7):
 //!
 //! * **One name per entry.** A record is cleared *before* the word that takes the entry over is
-//!   written (the descriptor's block field), never after: a death between the two leaks the
-//!   entry, where the other order could free it twice. The exception is `A_TAKEN` across the
-//!   compare-and-swap that records the descriptor in the line's pending word: it carries the
-//!   use's tag, and its recovery takes the record back from the pending word before it frees
-//!   anything (`release_filling`), so the two names free the descriptor once.
+//!   written, never after: a death between the two leaks the entry, where the other order
+//!   could free it twice. Two exceptions, made safe by the descriptor's tag: `A_TAKEN` across
+//!   the compare-and-swap that records the descriptor in the line's pending word (its recovery
+//!   takes the record back from the pending word before it frees anything, `release_filling`),
+//!   and `Block` across the store of the block in the block field of the FILLING descriptor
+//!   tagged in `A_TAKEN` (its recovery leaves a block that descriptor names to the
+//!   descriptor's discard, `filling_slot_holds`): either way the two names free it once.
 //! * **Never guess about a free list.** A record names an entry only while no free list can
 //!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
 //!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
@@ -34,10 +36,9 @@
 //!   A bumper claims the entry at a bump pointer (its owner or block word, from 0) before it
 //!   moves the pointer, so the claim names it until a record does (`alloc.rs`, `arena.rs`).
 //!
-//!   The leaks left: a death between a pop and the store that records it, between clearing
-//!   `Block` and the descriptor's block field, and in the few frees nobody records (a reader's
-//!   unpin, the pin `ccs status` takes to size
-//!   a version: their claim names no slot). Each is a few instructions; the pop's follows a
+//!   The leaks left: a death between a pop and the store that records it, and in the few
+//!   frees nobody records (a reader's unpin, the pin `ccs status` takes to size a version:
+//!   their claim names no slot). Each is a few instructions; the pop's follows a
 //!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
@@ -110,6 +111,9 @@ pub enum KillPoint {
     PiecePushing,
     /// Right after that compare-and-swap, before the piece's block record is cleared.
     PiecePushed,
+    /// In a put, between the block's two names: after storing it in the tagged FILLING
+    /// descriptor's block field, before clearing the block's own record.
+    BlockNamed,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
@@ -413,6 +417,31 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// Whether the descriptor that `slot`'s tagged `A_TAKEN` record names is still FILLING at
+    /// that use and names the block (`granule`, `class`) in its block field: the process died
+    /// in `alloc_slot` after moving its recorded block into that field and before clearing the
+    /// block's record. The descriptor is private until the line's pending word names it, and
+    /// the block's record is cleared before that, so nobody else can have freed the descriptor
+    /// (and the block with it) since: the tag still matching proves the field is this use's.
+    fn filling_slot_holds(&self, slot: u32, granule: u64, class: usize) -> Result<bool> {
+        let taken = self.record_word(slot, A_TAKEN)?.load(Ordering::Acquire);
+        if taken & (TAGGED | SPLIT_PUSH | PIECE_PUSH) != TAGGED {
+            return Ok(false);
+        }
+        let Some(d) = (taken & LOW)
+            .checked_sub(1)
+            .and_then(|desc| u32::try_from(desc).ok())
+            .and_then(|desc| self.desc_words(desc).ok())
+        else {
+            // `release_taken` reports the bad record.
+            return Ok(false);
+        };
+        let ctl = d[D_CTL].load(Ordering::Acquire);
+        Ok(ctl >> desc_state::SHIFT == desc_state::FILLING
+            && ctl & desc_state::TAG == taken & desc_state::TAG
+            && d[D_BLOCK].load(Ordering::Acquire) == (granule << 8) | class as u64)
+    }
+
     /// Whether `slot`'s hold at `epoch` superseded `desc`, as recorded by
     /// [`Moving::Superseding`]: `desc` is still LIVE, its line's head has moved on from it, and
     /// its mark is still this hold's (every superseder marks before its compare-and-swap, so a
@@ -545,7 +574,16 @@ impl<E: Env> Directory<E> {
             Moving::None => Ok(0),
             Moving::Block { granule, class } => {
                 self.check_block_record(slot, granule, class)?;
+                // Named by the descriptor the dead process was filling: that descriptor's
+                // discard (`release_filling`, after this) frees it. The mutant frees it here too.
+                #[cfg(not(ccs_mutant = "block_freed_by_both_names"))]
+                let in_slot = self.filling_slot_holds(slot, granule, class)?;
+                #[cfg(ccs_mutant = "block_freed_by_both_names")]
+                let in_slot = false;
                 self.note_moving(slot, Moving::None)?;
+                if in_slot {
+                    return Ok(0);
+                }
                 self.free_block(granule, class)?;
                 Ok(1)
             }

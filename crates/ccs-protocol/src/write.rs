@@ -627,7 +627,7 @@ impl<E: Env> Directory<E> {
             return Ok(None);
         }
         self.prefetch_new_slot(payload.map(<[u8]>::len));
-        let desc = match self.alloc_slot(hold.agent.slot, line) {
+        let desc = match self.alloc_slot(hold.agent.slot, line, payload.map(<[u8]>::len)) {
             Ok(desc) => desc,
             Err(e) => {
                 let _ = self.unhold(hold);
@@ -647,8 +647,8 @@ impl<E: Env> Directory<E> {
             self.release_desc(desc)?;
             return Err(e);
         }
-        // Recorded before the slot gets a block, so a reclaimer of this writer, if it dies from
-        // here on, frees both. The agent's own tagged record of the descriptor stays until the
+        // Recorded before the slot is filled, so a reclaimer of this writer, if it dies from
+        // here on, frees the slot and its block. The agent's own tagged record of the descriptor stays until the
         // pending word names it, so a death on either side of the exchange is recovered: its
         // recovery takes the record back from the pending word as a reclaimer would, or
         // discards the slot (`records.rs`, `release_filling`). The mutant clears it first, as

@@ -1092,17 +1092,20 @@ fn killed_before_publishing_retires_nothing() {
     });
 }
 
-/// The racer of the pending-record kill models: w writes k (a small payload, splitting x's
-/// freed block, and taking the descriptor at the top of the free list), then y (reclaiming it
-/// from the dead d if the recovery has not released it yet); then a two-granule payload for a
-/// must fit in y's old block, and the arena ends exactly full.
+/// The racer of the pending-record kill models: w writes k (a small payload, taking the upper
+/// half of x's freed block, which d split, and the descriptor at the top of the free list),
+/// then deletes y (reclaiming it from the dead d if the recovery has not released it yet: a
+/// tombstone needs no block, where d's granule may still be held by its recovery). Then a
+/// two-granule payload for a must fit in y's old block, a small one for y in d's granule, and
+/// the arena ends exactly full.
 fn pending_kill_model(point: KillPoint) {
     let (dir, lines, w, d) = kill_then_recover(point, 1, |f, w, lines| {
         assert_eq!(f.put(w, lines[2], &[5; 24], Condition::Blind), Ok(1));
-        assert_eq!(f.put(w, lines[1], &[3; 24], Condition::Blind), Ok(2));
+        assert_eq!(f.delete(w, lines[1], Condition::Blind), Ok(2));
     });
     let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
     assert_eq!(dir.put(w, a, &[4; 72], Condition::Blind), Ok(1));
+    assert_eq!(dir.put(w, y, &[3; 24], Condition::Blind), Ok(3));
     expect_bytes(&dir, d, y, &[(3, 24)]);
     expect_bytes(&dir, d, k, &[(5, 24)]);
     expect_bytes(&dir, d, a, &[(4, 72)]);
@@ -1135,6 +1138,27 @@ fn killed_before_recording_the_pending_slot_leaks_nothing() {
 fn killed_after_recording_the_pending_slot_frees_it_once() {
     quiet_kills();
     model_bounded(1, || pending_kill_model(KillPoint::Pended));
+}
+
+/// d writes y and is killed right after moving its block into its FILLING descriptor's block
+/// field, before it clears its own record of the block: two words name the block, and the
+/// descriptor is tagged in d's record, not yet in y's pending word. Its recovery leaves the
+/// block to the descriptor and discards the descriptor, which frees both, racing w (see
+/// `pending_kill_model`). The mutant `block_record_cleared_first` clears the block's record
+/// before the store, as before: the block is named by nothing and leaks. The mutant
+/// `block_freed_by_both_names` frees the recorded block without asking whether the descriptor
+/// names it: it is freed twice, and two later payloads share it.
+#[test]
+#[cfg_attr(
+    any(
+        ccs_mutant = "block_record_cleared_first",
+        ccs_mutant = "block_freed_by_both_names"
+    ),
+    should_panic
+)]
+fn killed_with_the_block_named_twice_frees_it_once() {
+    quiet_kills();
+    model_bounded(1, || pending_kill_model(KillPoint::BlockNamed));
 }
 
 /// A second retire of y's old version, as a stalled writer's recovery would run it after its
