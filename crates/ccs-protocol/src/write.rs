@@ -753,7 +753,7 @@ impl<E: Env> Directory<E> {
     }
 
     /// Start bringing to this core the descriptor and the first lines of the block that
-    /// `alloc_slot` and `fill_slot` would take now for a payload of `len` bytes (the tops of
+    /// `alloc_slot` would take now for a payload of `len` bytes (the tops of
     /// the free lists): both freed by an earlier write, their lines still held by the peers
     /// that read that version. Requested now, their transfers overlap the records and the
     /// allocation instead of stalling the fill. Only a hint: a stale or wrong guess costs a
