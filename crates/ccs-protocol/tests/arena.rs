@@ -244,16 +244,8 @@ fn a_dead_bumpers_claims_stop_nobody_and_are_given_back() {
         .expect("y past the claims");
     assert_eq!(word(17).load(Ordering::Relaxed), desc_at + 2);
     assert!(word(19).load(Ordering::Relaxed) >= granule_at + 3);
-    let before = dir.fsck().expect("fsck");
-    assert_eq!(before.descriptors.leaked, 1, "{:#?}", before.problems);
-    assert_eq!(before.arena.leaked_bytes, 64, "{:#?}", before.problems);
     // d's next attach recovers its claims.
-    dir.env().set_alive(d.slot, true);
-    let d = dir.begin_attach(d.slot, 2).expect("re-attach");
-    let after = dir.fsck().expect("fsck");
-    assert_clean(&after);
-    assert_eq!(after.descriptors.leaked, 0);
-    assert_eq!(after.arena.leaked_bytes, 0);
+    let d = reattach_gives_back(dir, d, 64);
     // The given-back descriptor and granules are handed out again.
     dir.put(d, z, &[3; 128], Condition::Blind).expect("z");
     assert_eq!(word(17).load(Ordering::Relaxed), desc_at + 2);
@@ -284,6 +276,26 @@ fn a_dead_bumpers_claims_stop_nobody_and_are_given_back() {
     assert_eq!(report.arena.leaked_bytes, 0);
 }
 
+/// The dead agent `d` holds one descriptor and `bytes` of the arena that only its records
+/// name (fsck, which does not read them, counts them as leaked); its next attach gives them
+/// back. Returns its new handle.
+fn reattach_gives_back(
+    dir: &Directory<MemEnv>,
+    d: ccs_protocol::AgentId,
+    bytes: u64,
+) -> ccs_protocol::AgentId {
+    let before = dir.fsck().expect("fsck");
+    assert_eq!(before.descriptors.leaked, 1, "{:#?}", before.problems);
+    assert_eq!(before.arena.leaked_bytes, bytes, "{:#?}", before.problems);
+    dir.env().set_alive(d.slot, true);
+    let d = dir.begin_attach(d.slot, 2).expect("re-attach");
+    let after = dir.fsck().expect("fsck");
+    assert_clean(&after);
+    assert_eq!(after.descriptors.leaked, 0);
+    assert_eq!(after.arena.leaked_bytes, 0);
+    d
+}
+
 /// A writer killed between its block's two names (the block stored in the block field of its
 /// FILLING descriptor, the block's own record not yet cleared): until its recovery the
 /// descriptor and the block are held by its records only (fsck, which does not read them,
@@ -303,15 +315,7 @@ fn a_writer_killed_with_its_block_named_twice_gives_it_back_once() {
     }));
     assert!(died.is_err(), "the write never reached the kill point");
     dir.env().set_alive(d.slot, false);
-    let before = dir.fsck().expect("fsck");
-    assert_eq!(before.descriptors.leaked, 1, "{:#?}", before.problems);
-    assert_eq!(before.arena.leaked_bytes, 4096, "{:#?}", before.problems);
-    dir.env().set_alive(d.slot, true);
-    let d = dir.begin_attach(d.slot, 2).expect("re-attach");
-    let after = dir.fsck().expect("fsck");
-    assert_clean(&after);
-    assert_eq!(after.descriptors.leaked, 0);
-    assert_eq!(after.arena.leaked_bytes, 0);
+    let d = reattach_gives_back(dir, d, 4096);
     // Given back once: two payloads of that class land in two blocks and read back whole.
     dir.put(d, y, &[3; 4096], Condition::Blind).expect("y");
     dir.put(a, z, &[4; 4096], Condition::Blind).expect("z");
