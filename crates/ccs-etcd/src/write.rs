@@ -47,6 +47,22 @@ impl Snapshot {
     pub(crate) fn exists(&self) -> bool {
         self.meta.as_ref().is_some_and(|(m, _)| !m.deleted)
     }
+    /// Whether the current version was written by the agent `name`.
+    pub(crate) fn written_by(&self, name: &str) -> bool {
+        self.meta.as_ref().is_some_and(|(m, _)| m.writer == name)
+    }
+}
+
+/// A conditional write refused because the current version is this agent's own: an earlier
+/// call whose answer was lost (`Unavailable`) wrote it, or wrote it and lost its wait for the
+/// holders' acknowledgements. A caller that retries and reads the `Conflict` as "my write is
+/// in" must find it as a returned write would leave it: no holder still HITs an older version
+/// (docs/protocol-etcd.md §4). So wait for the acknowledgements of the registrations older
+/// than that version (read now: the others are of it or later) before refusing. One range
+/// read when every holder has acknowledged already.
+async fn await_own_write(core: &Core, key: &str, snap: &Snapshot) -> Result<()> {
+    let (copies, _) = core.net.range(&core.net.layout.copies(key)).await?;
+    await_acks(core, key, snap.meta_rev(), &copies).await
 }
 
 fn parse_meta(kv: Option<KeyValue>) -> Result<Option<(Meta, i64)>> {
@@ -424,6 +440,9 @@ async fn write_inner(
     for _ in 0..MAX_ATTEMPTS {
         if let Err(e) = check_condition(key, &snap, cond, payload.is_none()) {
             core.seen_newer(key, snap.meta_rev());
+            if matches!(e, Error::Conflict(_)) && snap.written_by(&core.name) {
+                await_own_write(core, key, &snap).await?;
+            }
             return Err(e);
         }
         let plan = plan_hold(core, key, &snap).await?;

@@ -267,6 +267,79 @@ fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
     reader.wait_ok();
 }
 
+/// Version 2 of `key` written as `writer` writes it, straight into etcd, with none of the
+/// waiting a put does: the state a put leaves when its answer, or its wait for the holders'
+/// acknowledgements, was lost (it then returned `Unavailable`).
+fn land_unannounced(url: &str, key: &str, writer: &str, bytes: &[u8]) {
+    let target = ccs_etcd::url::parse(url).unwrap();
+    let layout = ccs_etcd::layout::Layout::new(&target.prefix);
+    let meta = ccs_etcd::layout::Meta {
+        version: 2,
+        deleted: false,
+        len: bytes.len() as u64,
+        writer: writer.to_owned(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(&target.endpoints, None)
+            .await
+            .unwrap();
+        let txn = etcd_client::Txn::new().and_then([
+            etcd_client::TxnOp::put(layout.meta(key), meta.encode(), None),
+            etcd_client::TxnOp::put(layout.data(key), bytes.to_vec(), None),
+        ]);
+        client.txn(txn).await.unwrap();
+    });
+}
+
+/// A writer whose put landed but never returned (its answer or its wait for acknowledgements
+/// lost) retries it as `put_if` and is refused with a `Conflict` naming its own version, which
+/// a caller reads as "my write is in": the refusal must leave the holders as a returned put
+/// would. Here the one holder is stopped, so the refusal waits for its session lease to expire
+/// (as `a_stopped_reader_holds_the_writer_until_its_lease_expires`'s put does), and the reader,
+/// continued, reads the new version. Before, the refusal returned at once while the reader could
+/// still HIT version 1 (the stale read `a_paused_follower_does_not_stall_writes` met once).
+#[test]
+fn a_conflict_naming_the_callers_own_write_waits_for_the_holders() {
+    let Some(p) = Prefix::new("ownconflict") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    writer.put("spec", b"1", Condition::View).unwrap();
+    let mut reader = Proc::spawn("reader", &p.url, &["reader", "spec"]);
+    reader.expect("READY");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "1 false 1");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "1 true 1");
+    reader.signal("STOP");
+    land_unannounced(&p.url, "spec", "writer", b"2");
+
+    let started = Instant::now();
+    match writer.put_if("spec", 1, b"2") {
+        Err(Error::Conflict(Conflict { current, .. })) => assert_eq!(current, 2),
+        other => panic!("expected a conflict naming version 2, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the refusal did not wait for the stopped holder: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(9),
+        "the refusal waited for the ack timeout: {waited:?}"
+    );
+    reader.signal("CONT");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "2 false 2");
+    reader.tell("quit");
+    reader.wait_ok();
+}
+
 #[test]
 fn a_dead_holders_hold_is_reclaimed_after_its_session() {
     let Some(p) = Prefix::new("deadholder") else {
