@@ -217,13 +217,9 @@ fn no_stale_hit_after_put_returns_across_processes() {
     reader.wait_ok();
 }
 
-#[test]
-fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
-    let Some(p) = Prefix::new("sigstop") else {
-        return;
-    };
-    let cluster = p.cluster();
-    let writer = cluster.attach("writer").unwrap();
+/// `writer` puts version 1 of "spec", and a reader process reads it twice (a MISS, then a
+/// HIT): it holds a registered copy.
+fn reader_holding_version_1(p: &Prefix, writer: &ccs_etcd::EtcdAgent) -> Proc {
     writer.put("spec", b"1", Condition::View).unwrap();
     let mut reader = Proc::spawn("reader", &p.url, &["reader", "spec"]);
     reader.expect("READY");
@@ -231,6 +227,40 @@ fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
     assert_eq!(reader.expect("GOT"), "1 false 1");
     reader.tell("get");
     assert_eq!(reader.expect("GOT"), "1 true 1");
+    reader
+}
+
+/// A stopped holder never acknowledges: the `what` (a put, a refusal) waited for its session
+/// lease to expire (TTL 2 s, renewed every 2/3 s), and not for the ack timeout (10 s, then
+/// revocation).
+fn assert_waited_for_the_stopped_lease(waited: Duration, what: &str) {
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the {what} did not wait: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(9),
+        "the {what} waited for the ack timeout: {waited:?}"
+    );
+}
+
+/// The stopped reader, continued, reads version 2 with a MISS, then quits.
+fn continued_reader_reads_version_2(mut reader: Proc) {
+    reader.signal("CONT");
+    reader.tell("get");
+    assert_eq!(reader.expect("GOT"), "2 false 2");
+    reader.tell("quit");
+    reader.wait_ok();
+}
+
+#[test]
+fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
+    let Some(p) = Prefix::new("sigstop") else {
+        return;
+    };
+    let cluster = p.cluster();
+    let writer = cluster.attach("writer").unwrap();
+    let mut reader = reader_holding_version_1(&p, &writer);
     reader.tell("deadline");
     let left: u64 = reader.expect("DEADLINE").parse().unwrap();
     let told = Instant::now();
@@ -241,16 +271,7 @@ fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
     assert_eq!(writer.put("spec", b"2", Condition::View).unwrap(), 2);
     let returned = Instant::now();
     let waited = returned - started;
-    // The stopped reader never acknowledged: the put waited for its session lease to expire
-    // (TTL 2 s, renewed every 2/3 s), and not for the ack timeout (10 s, then revocation).
-    assert!(
-        waited >= Duration::from_millis(1000),
-        "the put did not wait: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(9),
-        "the put waited for the ack timeout: {waited:?}"
-    );
+    assert_waited_for_the_stopped_lease(waited, "put");
     let slack = returned.saturating_duration_since(local_deadline);
     assert!(
         returned > local_deadline,
@@ -260,11 +281,7 @@ fn a_stopped_reader_holds_the_writer_until_its_lease_expires() {
         "put waited {waited:?} for the stopped reader; it returned {slack:?} after the reader's local deadline"
     );
 
-    reader.signal("CONT");
-    reader.tell("get");
-    assert_eq!(reader.expect("GOT"), "2 false 2");
-    reader.tell("quit");
-    reader.wait_ok();
+    continued_reader_reads_version_2(reader);
 }
 
 /// Version 2 of `key` written as `writer` writes it, straight into etcd, with none of the
@@ -309,13 +326,7 @@ fn a_conflict_naming_the_callers_own_write_waits_for_the_holders() {
     };
     let cluster = p.cluster();
     let writer = cluster.attach("writer").unwrap();
-    writer.put("spec", b"1", Condition::View).unwrap();
-    let mut reader = Proc::spawn("reader", &p.url, &["reader", "spec"]);
-    reader.expect("READY");
-    reader.tell("get");
-    assert_eq!(reader.expect("GOT"), "1 false 1");
-    reader.tell("get");
-    assert_eq!(reader.expect("GOT"), "1 true 1");
+    let reader = reader_holding_version_1(&p, &writer);
     reader.signal("STOP");
     land_unannounced(&p.url, "spec", "writer", b"2");
 
@@ -324,20 +335,8 @@ fn a_conflict_naming_the_callers_own_write_waits_for_the_holders() {
         Err(Error::Conflict(Conflict { current, .. })) => assert_eq!(current, 2),
         other => panic!("expected a conflict naming version 2, got {other:?}"),
     }
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(1000),
-        "the refusal did not wait for the stopped holder: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(9),
-        "the refusal waited for the ack timeout: {waited:?}"
-    );
-    reader.signal("CONT");
-    reader.tell("get");
-    assert_eq!(reader.expect("GOT"), "2 false 2");
-    reader.tell("quit");
-    reader.wait_ok();
+    assert_waited_for_the_stopped_lease(started.elapsed(), "refusal");
+    continued_reader_reads_version_2(reader);
 }
 
 #[test]
