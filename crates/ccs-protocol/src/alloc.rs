@@ -21,8 +21,8 @@ use crate::layout::{
     H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
 };
 use crate::packing::{
-    DESC_LINK, bump_claim, desc_state, free_head, freed_owner, incarnation, is_bump_claim, owner,
-    superseding_mark, unpack_free_head,
+    DESC_LINK, block_field, bump_claim, desc_state, free_head, freed_owner, incarnation,
+    is_bump_claim, owner, superseding_mark, unpack_block_field, unpack_free_head,
 };
 use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -33,6 +33,10 @@ pub(crate) const FLAG_DELETED: u64 = 1;
 pub(crate) const FLAGS_MASK: u64 = 0xffff_ffff;
 /// `D_BLOCK` of a descriptor without a block.
 pub(crate) const NO_BLOCK: u64 = u64::MAX;
+
+/// A payload with the granule of the block [`Directory::alloc_slot`] took for it, for
+/// [`Directory::fill_slot`] to copy it into (`None`: a tombstone, no block).
+pub(crate) type Filling<'p> = Option<(&'p [u8], u64)>;
 
 /// Move the bump pointer `bump` from `from` to `from + count`, past a claimed entry, unless
 /// another bumper or a recovery already did (the pointer leaves a claimed position only this
@@ -277,10 +281,10 @@ impl<E: Env> Directory<E> {
         Ok(desc)
     }
 
-    /// A fresh descriptor for a new version of `line`, in state FILLING, with a block for a
-    /// payload of `len` bytes (`None`: a tombstone, no block): reachable by no reader until
-    /// [`Directory::fill_slot`] fills it and a writer publishes it. Recorded as taken by
-    /// `slot`, with this use's tag, until the caller clears that record
+    /// A fresh descriptor for a new version of `line`, in state FILLING, with a block for
+    /// `payload` (`None`: a tombstone, no block), returned paired with the block's granule:
+    /// reachable by no reader until [`Directory::fill_slot`] fills it and a writer publishes
+    /// it. Recorded as taken by `slot`, with this use's tag, until the caller clears that record
     /// ([`Directory::note_taken`]) once the line's pending word names the descriptor; its next
     /// word names the line meanwhile, for the recovery of that record (`records.rs`).
     ///
@@ -289,10 +293,15 @@ impl<E: Env> Directory<E> {
     /// is cleared only after that store, and its recovery leaves a block that the recorded
     /// FILLING descriptor names to that descriptor's discard, so no store between two names
     /// leaves the block named by neither (docs/protocol.md §3.9).
-    pub(crate) fn alloc_slot(&self, slot: u32, line: u32, len: Option<usize>) -> Result<u32> {
-        let block = match len {
-            Some(len) => {
-                let class = class_for(len as u64);
+    pub(crate) fn alloc_slot<'p>(
+        &self,
+        slot: u32,
+        line: u32,
+        payload: Option<&'p [u8]>,
+    ) -> Result<(u32, Filling<'p>)> {
+        let block = match payload {
+            Some(bytes) => {
+                let class = class_for(bytes.len() as u64);
                 Some((self.alloc_block(class, slot)?, class))
             }
             None => None,
@@ -330,7 +339,7 @@ impl<E: Env> Directory<E> {
         );
         self.note_filling(slot, desc, tag)?;
         if let Some((granule, class)) = block {
-            let field = (granule << 8) | class as u64;
+            let field = block_field(granule, class);
             // The mutant clears the block's record first, as before: a death between the two
             // stores leaves the block named by nothing.
             #[cfg(not(ccs_mutant = "block_record_cleared_first"))]
@@ -343,41 +352,31 @@ impl<E: Env> Directory<E> {
             #[cfg(ccs_mutant = "block_record_cleared_first")]
             d[D_BLOCK].store(field, Ordering::Relaxed);
         }
-        Ok(desc)
+        Ok((desc, payload.zip(block.map(|(granule, _)| granule))))
     }
 
-    /// Fill `desc` (from [`Directory::alloc_slot`], with a block for `payload` unless it is
-    /// `None`, a tombstone) for `line` at `version` and make it LIVE.
+    /// Fill `desc` for `line` at `version` with `payload` and the granule of its block, as
+    /// [`Directory::alloc_slot`] returned them (`None`: a tombstone), and make it LIVE.
     pub(crate) fn fill_slot(
         &self,
         desc: u32,
         line: u32,
         version: u64,
-        payload: Option<&[u8]>,
+        payload: Filling<'_>,
         writer: u32,
     ) -> Result<()> {
         let d = self.desc_words(desc)?;
-        if let Some(bytes) = payload {
-            // Stored by `alloc_slot` (this thread).
-            let block = d[D_BLOCK].load(Ordering::Relaxed);
-            let class = (block & 0xff) as usize;
-            if block == NO_BLOCK
-                || class >= self.geo.classes
-                || class_bytes(class) < bytes.len() as u64
-            {
-                return Err(ProtocolError::corrupt(format!(
-                    "slot descriptor {desc} has no block for {} bytes",
-                    bytes.len()
-                )));
-            }
-            let granule = block >> 8;
+        if let Some((bytes, granule)) = payload {
             // Seqlock write side: a reader that sees any byte stored below also sees, after
             // its Acquire fence, that the block's previous owner tag was cleared (pairs with
             // the Acquire fence in `copy_validated`).
             fence(Ordering::Release);
             self.words.copy_in(self.geo.granule_word(granule), bytes)?;
         }
-        d[D_LEN].store(payload.map_or(0, |b| b.len() as u64), Ordering::Relaxed);
+        d[D_LEN].store(
+            payload.map_or(0, |(b, _)| b.len() as u64),
+            Ordering::Relaxed,
+        );
         d[D_VERSION].store(version, Ordering::Relaxed);
         d[D_WRITTEN_MS].store(self.env.now_ms(), Ordering::Relaxed);
         let flags = if payload.is_none() { FLAG_DELETED } else { 0 };
@@ -671,7 +670,7 @@ impl<E: Env> Directory<E> {
         let block_field = self.desc_at(desc, D_BLOCK)?;
         let block = block_field.load(Ordering::Relaxed);
         if block != NO_BLOCK {
-            let (granule, class) = (block >> 8, (block & 0xff) as usize);
+            let (granule, class) = unpack_block_field(block);
             if class >= self.geo.classes || granule + (1 << class) > self.geo.arena_granules() {
                 return Err(ProtocolError::corrupt(format!(
                     "slot descriptor {desc} has a bad block"
@@ -734,7 +733,7 @@ impl<E: Env> Directory<E> {
             }
             None
         } else {
-            let (granule, class) = (block >> 8, (block & 0xff) as usize);
+            let (granule, class) = unpack_block_field(block);
             if class >= self.geo.classes
                 || granule + (1 << class) > self.geo.arena_granules()
                 || len > class_bytes(class)

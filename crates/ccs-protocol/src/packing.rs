@@ -196,6 +196,16 @@ pub fn superseding_mark(slot: u32, epoch: u32) -> u64 {
     ((u64::from(slot.wrapping_add(1) & 0xffff) << 24) | (u64::from(epoch) & EPOCH_MASK)) << 24
 }
 
+/// A descriptor's block field (`D_BLOCK`) naming the block of `class` at `granule`.
+pub const fn block_field(granule: u64, class: usize) -> u64 {
+    (granule << 8) | class as u64
+}
+
+/// Unpack a block field other than `NO_BLOCK` into (granule, class); the class is unchecked.
+pub const fn unpack_block_field(field: u64) -> (u64, usize) {
+    (field >> 8, (field & 0xff) as usize)
+}
+
 /// Pack a free-list head: ABA tag and index + 1.
 pub fn free_head(tag: u32, index_plus_one: u32) -> u64 {
     (u64::from(tag) << 32) | u64::from(index_plus_one)

@@ -63,8 +63,8 @@ use crate::layout::{
     A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
 };
 use crate::packing::{
-    DESC_LINK, Head, bump_claim, desc_state, incarnation, superseding_mark, unpack_free_head,
-    unpack_owner,
+    DESC_LINK, Head, block_field, bump_claim, desc_state, incarnation, superseding_mark,
+    unpack_block_field, unpack_free_head, unpack_owner,
 };
 use crate::sync::{AtomicU64, Ordering};
 
@@ -439,7 +439,7 @@ impl<E: Env> Directory<E> {
         let ctl = d[D_CTL].load(Ordering::Acquire);
         Ok(ctl >> desc_state::SHIFT == desc_state::FILLING
             && ctl & desc_state::TAG == taken & desc_state::TAG
-            && d[D_BLOCK].load(Ordering::Acquire) == (granule << 8) | class as u64)
+            && d[D_BLOCK].load(Ordering::Acquire) == block_field(granule, class))
     }
 
     /// Whether `slot`'s hold at `epoch` superseded `desc`, as recorded by
@@ -602,7 +602,7 @@ impl<E: Env> Directory<E> {
                 let block_field = self.desc_at(desc, D_BLOCK)?;
                 let block = block_field.load(Ordering::Relaxed);
                 if block != crate::alloc::NO_BLOCK {
-                    let (granule, class) = (block >> 8, (block & 0xff) as usize);
+                    let (granule, class) = unpack_block_field(block);
                     if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
                         self.free_block_noting(granule, class, |tag| {
                             self.note_moving(slot, Moving::PushBlock { desc, tag })

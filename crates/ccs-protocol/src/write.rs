@@ -627,8 +627,8 @@ impl<E: Env> Directory<E> {
             return Ok(None);
         }
         self.prefetch_new_slot(payload.map(<[u8]>::len));
-        let desc = match self.alloc_slot(hold.agent.slot, line, payload.map(<[u8]>::len)) {
-            Ok(desc) => desc,
+        let (desc, filling) = match self.alloc_slot(hold.agent.slot, line, payload) {
+            Ok(slot) => slot,
             Err(e) => {
                 let _ = self.unhold(hold);
                 return Err(e);
@@ -668,7 +668,7 @@ impl<E: Env> Directory<E> {
         }
         self.env.kill_point(hold.agent.slot, KillPoint::Pended);
         self.note_taken(hold.agent.slot, None)?;
-        if let Err(e) = self.fill_slot(desc, line, version, payload, hold.agent.slot) {
+        if let Err(e) = self.fill_slot(desc, line, version, filling, hold.agent.slot) {
             self.clear_pending(line, desc, hold)?;
             self.release_desc(desc)?;
             let _ = self.unhold(hold);

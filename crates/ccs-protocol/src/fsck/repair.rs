@@ -6,7 +6,7 @@ use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::Result;
 use crate::layout::{A_PID, D_BLOCK, D_CTL, GRANULE, class_bytes};
-use crate::packing::{Head, desc_state};
+use crate::packing::{Head, desc_state, unpack_block_field};
 use crate::sync::Ordering;
 
 use super::pass::Pass;
@@ -47,7 +47,7 @@ impl<E: Env> Directory<E> {
             if state == desc_state::FREE || pass.shared_blocks.contains(&desc) {
                 d[D_BLOCK].store(NO_BLOCK, Ordering::Relaxed);
             } else if block != NO_BLOCK {
-                bytes += class_bytes((block & 0xff) as usize);
+                bytes += class_bytes(unpack_block_field(block).1);
             }
             d[D_CTL].store(0, Ordering::Relaxed);
             self.release_desc(desc)?;

@@ -15,7 +15,7 @@ use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, GRANULE, H_ARENA_FREE, H_DESC_FREE,
     L_HEAD, L_PENDING, class_bytes,
 };
-use crate::packing::{Head, desc_state, unpack_owner};
+use crate::packing::{Head, desc_state, unpack_block_field, unpack_owner};
 use crate::sync::Ordering;
 
 use super::pass::{LineFacts, Pass, state_name};
@@ -321,7 +321,7 @@ impl<E: Env> Directory<E> {
             }
             return Ok(());
         }
-        let (granule, class) = (block >> 8, (block & 0xff) as usize);
+        let (granule, class) = unpack_block_field(block);
         if class >= geo.classes
             || granule
                 .checked_add(1 << class)
