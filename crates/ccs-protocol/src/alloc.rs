@@ -16,13 +16,14 @@
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+use crate::free_list::FreeList;
 use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
-    H_DESC_BUMP, H_DESC_FREE, class_bytes, class_for,
+    H_DESC_BUMP, class_bytes, class_for,
 };
 use crate::packing::{
-    DESC_LINK, block_field, bump_claim, desc_state, free_head, freed_owner, incarnation,
-    is_bump_claim, owner, superseding_mark, unpack_block_field, unpack_free_head,
+    DESC_LINK, block_field, bump_claim, desc_state, freed_owner, incarnation, is_bump_claim, owner,
+    superseding_mark, unpack_block_field,
 };
 use crate::records::{KillPoint, Moving, NO_RECORD, incarnation_of};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -93,77 +94,6 @@ impl<E: Env> Directory<E> {
         self.desc_words(desc)?
             .get(field)
             .ok_or_else(|| ProtocolError::corrupt("descriptor field"))
-    }
-
-    /// Pop an entry from the Treiber stack at header word `head_index`; `link_of` reads an
-    /// entry's successor link. Returns the entry (index, not + 1).
-    pub(crate) fn pop_free(
-        &self,
-        head_index: usize,
-        limit: u64,
-        link_of: impl Fn(u64) -> Result<u64>,
-    ) -> Result<Option<u64>> {
-        let head = self.words.at(head_index)?;
-        loop {
-            // Pairs with the Release exchange in `push_free`: the successor link is visible.
-            let current = head.load(Ordering::Acquire);
-            let (tag, top) = unpack_free_head(current);
-            if top == 0 {
-                return Ok(None);
-            }
-            if top > limit {
-                return Err(ProtocolError::corrupt(format!(
-                    "free list head {top} out of range"
-                )));
-            }
-            let next = link_of(top - 1)?;
-            if next > limit {
-                // Either a racing pop reused the entry (the exchange below would fail) or the
-                // segment is corrupt; re-read to tell which.
-                if head.load(Ordering::Acquire) == current {
-                    return Err(ProtocolError::corrupt(format!(
-                        "free list link {next} out of range"
-                    )));
-                }
-                continue;
-            }
-            let popped = free_head(tag.wrapping_add(1), next as u32);
-            if head
-                .compare_exchange(current, popped, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(Some(top - 1));
-            }
-        }
-    }
-
-    /// Push `entry` on the Treiber stack at header word `head_index`, storing
-    /// `with_link(successor link)` into `next_word` first. `before_push` is told the head's tag
-    /// before each attempt: a pusher's record of it lets its recovery tell that the push did
-    /// not happen (the tag is unchanged: every push and pop changes it).
-    pub(crate) fn push_free(
-        &self,
-        head_index: usize,
-        entry: u64,
-        next_word: &AtomicU64,
-        with_link: impl Fn(u64) -> u64,
-        before_push: impl Fn(u32) -> Result<()>,
-    ) -> Result<()> {
-        let head = self.words.at(head_index)?;
-        let mut current = head.load(Ordering::Relaxed);
-        loop {
-            let (tag, top) = unpack_free_head(current);
-            // Before the link store: for a block, that store marks it FREE, which a recovery
-            // that still sees the step before (`Freeing`) would take for a block freed twice.
-            before_push(tag)?;
-            next_word.store(with_link(top), Ordering::Relaxed);
-            let pushed = free_head(tag.wrapping_add(1), (entry + 1) as u32);
-            // Pairs with the Acquire load in `pop_free`.
-            match head.compare_exchange(current, pushed, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(seen) => current = seen,
-            }
-        }
     }
 
     /// A descriptor from the untouched end, claimed by `slot` (its owner word is
@@ -249,25 +179,27 @@ impl<E: Env> Directory<E> {
     /// `slot` (`records.rs`).
     fn alloc_desc(&self, slot: u32) -> Result<u32> {
         let limit = self.geo.descs as u64;
-        let popped = self.pop_free(H_DESC_FREE, limit, |d| {
+        let popped = self.pop_free(FreeList::Descs, limit, slot, |d| {
             Ok(self
                 .words
                 .at(self.geo.desc_word(d as u32, D_NEXT))?
                 .load(Ordering::Relaxed)
                 & DESC_LINK)
         })?;
+        // A popped descriptor is recorded by the pop (`free_list.rs`), a bumped one here.
         let (desc, bumped) = match popped {
             Some(desc) => (desc as u32, false),
-            None => (
-                self.bump_desc(slot)?
+            None => {
+                let desc = self
+                    .bump_desc(slot)?
                     .ok_or(ProtocolError::CapacityExceeded {
                         what: "versions alive at once (slot descriptors)",
                         limit,
-                    })?,
-                true,
-            ),
+                    })?;
+                self.note_taken(slot, Some(desc))?;
+                (desc, true)
+            }
         };
-        self.note_taken(slot, Some(desc))?;
         self.env.kill_point(slot, KillPoint::Taken);
         if bumped {
             self.unclaim_bumped(desc)?;
@@ -691,7 +623,7 @@ impl<E: Env> Directory<E> {
     pub(crate) fn push_desc_as(&self, desc: u32, slot: u32) -> Result<()> {
         let next = self.desc_at(desc, D_NEXT)?;
         self.push_free(
-            H_DESC_FREE,
+            FreeList::Descs,
             u64::from(desc),
             next,
             |link| link,

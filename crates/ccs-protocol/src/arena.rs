@@ -38,7 +38,8 @@ use crate::alloc::{bump_after_refused_claim, move_bump_past};
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{H_ARENA_BUMP, H_ARENA_FREE, H_ARENA_MERGING};
+use crate::free_list::FreeList;
+use crate::layout::{H_ARENA_BUMP, H_ARENA_MERGING};
 use crate::records::{KillPoint, Moving, NO_RECORD};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -251,11 +252,12 @@ impl<E: Env> Directory<E> {
     /// as `slot`'s at once.
     fn pop_block(&self, class: usize, slot: u32) -> Result<Option<u64>> {
         let granules = self.geo.arena_granules();
-        let popped = self.pop_free(H_ARENA_FREE + class, granules, |g| self.block_link(g))?;
+        let popped = self.pop_free(FreeList::Blocks(class), granules, slot, |g| {
+            self.block_link(g)
+        })?;
         let Some(granule) = popped else {
             return Ok(None);
         };
-        self.note_moving(slot, Moving::Block { granule, class })?;
         let meta = self.block_meta(granule)?.load(Ordering::Relaxed);
         if granule % (1 << class) != 0
             || granule + (1 << class) > granules
@@ -450,7 +452,7 @@ impl<E: Env> Directory<E> {
         #[cfg(ccs_mutant = "links_in_payload")]
         let first_word = self.words.at(self.geo.granule_word(granule))?;
         self.push_free(
-            H_ARENA_FREE + class,
+            FreeList::Blocks(class),
             granule,
             meta,
             |link| {

@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 10;
+pub const LAYOUT_VERSION: u64 = 11;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -98,18 +98,26 @@ pub(crate) const H_AGENT_DROPS: usize = 15;
 pub(crate) const H_KEY_COUNT: usize = 16;
 /// Descriptors handed out by bump allocation so far.
 pub(crate) const H_DESC_BUMP: usize = 17;
-/// Free list of descriptors: tag << 32 | (index + 1).
-pub(crate) const H_DESC_FREE: usize = 18;
 /// Granules of the arena handed out by bump allocation so far.
 pub(crate) const H_ARENA_BUMP: usize = 19;
 /// The buddy merge a process was doing when it died, if any: `(granule + 1) << 8 | class` of
 /// the lower buddy of the pair being merged (see `alloc.rs`); 0 = none. Written under the
 /// structure lock only.
 pub(crate) const H_ARENA_MERGING: usize = 20;
-/// Per-class free lists of arena blocks: tag << 32 | (granule + 1).
-pub(crate) const H_ARENA_FREE: usize = 32;
+/// The free-list heads (docs/protocol.md §3.9): two words each, 16-byte aligned, read and
+/// compare-and-swapped only as one 16-byte pair ([`crate::words::Words::pair`]). The low word is
+/// `tag << 32 | (top + 1)`, the high word names the winner of the last pop, for the next
+/// operation on the list to acknowledge: `popper << 32 | (popped + 1)`, where `popper` is
+/// `(slot + 1) << 16 | nonce` (0: nothing to acknowledge).
+pub(crate) const H_FREE_LISTS: usize = 32;
+/// The free list of descriptors (entries: descriptor indices).
+pub(crate) const H_DESC_FREE: usize = H_FREE_LISTS;
+/// The free list of arena blocks of class `class` (entries: granules).
+pub(crate) const fn arena_free(class: usize) -> usize {
+    H_FREE_LISTS + 2 * (1 + class)
+}
 /// Header length in words.
-pub(crate) const HEADER_WORDS: usize = H_ARENA_FREE + MAX_CLASSES;
+pub(crate) const HEADER_WORDS: usize = arena_free(MAX_CLASSES);
 
 // Agent slot words.
 pub(crate) const AGENT_WORDS: usize = 32;
@@ -242,6 +250,19 @@ pub struct Geometry {
     pub blocks_at: usize,
 }
 
+/// Refuse a processor without a lock-free 16-byte compare-and-swap: the free-list heads need
+/// one shared by every process (a lock inside one process would not exclude the others).
+fn check_machine() -> Result<()> {
+    if crate::sync::pair_is_lock_free() {
+        return Ok(());
+    }
+    Err(ProtocolError::Os(
+        "this processor has no lock-free 16-byte compare-and-swap (x86-64 `cmpxchg16b`), which \
+         the segment's free lists need; run on a machine that has it"
+            .into(),
+    ))
+}
+
 fn round_up(value: usize, to: usize) -> usize {
     value.div_ceil(to) * to
 }
@@ -249,6 +270,7 @@ fn round_up(value: usize, to: usize) -> usize {
 impl Geometry {
     /// Compute the layout for `config`, refusing sizes that cannot work.
     pub fn new(config: Config) -> Result<Geometry> {
+        check_machine()?;
         let bad = |why: String| Err(ProtocolError::InvalidConfig(why));
         if config.max_agents == 0 || config.max_agents > MAX_AGENTS_LIMIT {
             return bad(format!(
@@ -464,6 +486,7 @@ impl Geometry {
     /// Read and validate the header of an initialised segment of `len_bytes` bytes.
     /// Returns [`ProtocolError::Uninitialised`] if the magic is not there yet.
     pub fn read(words: &Words, len_bytes: u64) -> Result<Geometry> {
+        check_machine()?;
         if words.len() < HEADER_WORDS {
             return Err(ProtocolError::corrupt(format!(
                 "segment is only {len_bytes} bytes, smaller than a header"

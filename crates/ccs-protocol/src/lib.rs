@@ -37,6 +37,7 @@ mod arena;
 mod directory;
 mod env;
 mod error;
+mod free_list;
 mod freshness;
 #[cfg(not(loom))]
 mod fsck;

@@ -59,12 +59,11 @@ use crate::alloc::move_bump_past;
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{
-    A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_ARENA_FREE, H_DESC_BUMP, H_DESC_FREE,
-};
+use crate::free_list::FreeList;
+use crate::layout::{A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_DESC_BUMP};
 use crate::packing::{
     DESC_LINK, Head, block_field, bump_claim, desc_state, incarnation, superseding_mark,
-    unpack_block_field, unpack_free_head, unpack_owner,
+    unpack_block_field, unpack_free_head, unpack_owner, unpack_popped_by,
 };
 use crate::sync::{AtomicU64, Ordering};
 
@@ -114,6 +113,9 @@ pub enum KillPoint {
     /// In a put, between the block's two names: after storing it in the tagged FILLING
     /// descriptor's block field, before clearing the block's own record.
     BlockNamed,
+    /// Right after a pop's compare-and-swap, before the popper records the entry (its
+    /// `Popping` record and the list head name the pop).
+    Popped,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
@@ -130,6 +132,47 @@ const PIECE_PUSH: u64 = 1 << 61;
 /// that records the descriptor in its line's pending word (whose line the descriptor's next
 /// word names meanwhile), so a death on either side of it is recovered (`release_taken`).
 const TAGGED: u64 = 1 << 62;
+
+/// `A_TAKEN` while a descriptor is popped: this bit, the popping thread's nonce << 32 and the
+/// list head's ABA tag read before the pop's compare-and-swap (`free_list.rs`).
+const DESC_POPPING: u64 = 1 << 60;
+
+/// The record word of a pop from `list`: `A_TAKEN` for a descriptor, `A_MOVING` for a block
+/// (whose `A_TAKEN` may hold the put's descriptor, or a split's push, later; and a put takes
+/// its block before its descriptor).
+pub(crate) fn record_field(list: FreeList) -> usize {
+    match list {
+        FreeList::Descs => A_TAKEN,
+        FreeList::Blocks(_) => A_MOVING,
+    }
+}
+
+/// The record of a pop from `list` by thread `nonce`, whose head's tag was `tag` before it.
+pub(crate) fn popping_record(list: FreeList, tag: u32, nonce: u16) -> u64 {
+    match list {
+        FreeList::Descs => DESC_POPPING | (u64::from(nonce) << 32) | u64::from(tag),
+        FreeList::Blocks(class) => Moving::Popping { class, nonce, tag }.pack(),
+    }
+}
+
+/// Whether `word` is the record of a pop from `list` at head tag `tag`, by any thread.
+#[cfg(ccs_mutant = "acknowledged_by_slot")]
+pub(crate) fn is_popping(list: FreeList, tag: u32, word: u64) -> bool {
+    (0..=u16::MAX).any(|nonce| popping_record(list, tag, nonce) == word)
+}
+
+/// The record of `entry`, popped from `list`: what the popper stores once it won, and what an
+/// acknowledgement writes in its place.
+pub(crate) fn entry_record(list: FreeList, entry: u64) -> u64 {
+    match list {
+        FreeList::Descs => entry.wrapping_add(1),
+        FreeList::Blocks(class) => Moving::Block {
+            granule: entry,
+            class,
+        }
+        .pack(),
+    }
+}
 
 /// One step an agent is taking with an entry that no free list and no descriptor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +200,10 @@ pub(crate) enum Moving {
     /// pointer: this agent's if the granule's block word is still its claim
     /// (`Directory::claim_at_bump`).
     Bumping { granule: u64, class: usize },
+    /// Popping a block of class `class` off its free list, whose head's tag was `tag`, by the
+    /// thread `nonce` (`free_list.rs`): the pop happened iff the head names it or an
+    /// acknowledgement turned this record into the block's.
+    Popping { class: usize, nonce: u16, tag: u32 },
 }
 
 const KIND_SHIFT: u32 = 60;
@@ -178,6 +225,10 @@ impl Moving {
             }
             Moving::Superseding { desc, epoch } => (7, (u64::from(desc) << 32) | u64::from(epoch)),
             Moving::Bumping { granule, class } => (8, ((class as u64 & 0xff) << 32) | granule),
+            Moving::Popping { class, nonce, tag } => (
+                9,
+                ((class as u64 & 0xff) << 48) | (u64::from(nonce) << 32) | u64::from(tag),
+            ),
         };
         (kind << KIND_SHIFT) | body
     }
@@ -216,13 +267,18 @@ impl Moving {
                 granule: u64::from(low),
                 class: high as usize,
             },
+            9 if high >> 24 == 0 => Moving::Popping {
+                class: (high >> 16) as usize,
+                nonce: high as u16,
+                tag: low,
+            },
             _ => return None,
         })
     }
 }
 
 impl<E: Env> Directory<E> {
-    fn record_word(&self, slot: u32, field: usize) -> Result<&AtomicU64> {
+    pub(crate) fn record_word(&self, slot: u32, field: usize) -> Result<&AtomicU64> {
         if slot >= self.geo.config.max_agents {
             return Err(ProtocolError::corrupt(format!(
                 "agent slot {slot} out of range"
@@ -289,18 +345,13 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
-    /// The ABA tag of the free-list head at header word `index`.
-    fn list_tag(&self, index: usize) -> Result<u32> {
-        Ok(unpack_free_head(self.words.at(index)?.load(Ordering::Acquire)).0)
-    }
-
     /// Descriptors on the free list or never handed out, walked without a bound check of
     /// progress (for tests, on a quiescent segment).
     #[doc(hidden)]
     pub fn free_descriptors(&self) -> Result<u64> {
         let bump = self.words.at(H_DESC_BUMP)?.load(Ordering::Acquire);
         let mut free = (self.geo.descs as u64).saturating_sub(bump);
-        let mut link = unpack_free_head(self.words.at(H_DESC_FREE)?.load(Ordering::Acquire)).1;
+        let mut link = self.list_tag_and_top(FreeList::Descs)?.1;
         while link != 0 && free <= self.geo.descs as u64 {
             free += 1;
             link = self
@@ -320,7 +371,11 @@ impl<E: Env> Directory<E> {
         // A split's push first: it is judged by the block `A_MOVING` still names, and by a list
         // tag that the recovery of that block would change.
         let taken_word = self.record_word(slot, A_TAKEN)?;
-        let taken = taken_word.load(Ordering::Acquire);
+        let mut taken = taken_word.load(Ordering::Acquire);
+        if taken & (SPLIT_PUSH | TAGGED | PIECE_PUSH | DESC_POPPING) == DESC_POPPING {
+            let (nonce, tag) = ((taken >> 32) as u16, (taken & LOW) as u32);
+            taken = self.settle_popping(slot, FreeList::Descs, taken, nonce, tag)?;
+        }
         if taken & SPLIT_PUSH != 0 {
             recovered += self.finish_split_push(slot, taken)?;
         } else if taken & PIECE_PUSH != 0 {
@@ -328,7 +383,16 @@ impl<E: Env> Directory<E> {
         }
         let moving = self.record_word(slot, A_MOVING)?;
         // Pairs with the Release stores in `note_moving`.
-        let word = moving.load(Ordering::Acquire);
+        let mut word = moving.load(Ordering::Acquire);
+        if let Some(Moving::Popping { class, nonce, tag }) = Moving::unpack(word) {
+            if class >= self.geo.classes {
+                moving.store(0, Ordering::Release);
+                return Err(ProtocolError::corrupt(format!(
+                    "agent slot {slot} records a pop from block class {class}"
+                )));
+            }
+            word = self.settle_popping(slot, FreeList::Blocks(class), word, nonce, tag)?;
+        }
         if word != 0 {
             let Some(step) = Moving::unpack(word) else {
                 moving.store(0, Ordering::Release);
@@ -344,6 +408,50 @@ impl<E: Env> Directory<E> {
         }
         recovered += self.free_unpinned_retired(slot)?;
         Ok(recovered)
+    }
+
+    /// Settle the `Popping` record `record` (thread `nonce`, head tag `tag` before the pop) of
+    /// `slot`'s dead process on `list`, returning what its record word holds afterwards. If the
+    /// head still names this pop (at tag `tag + 1`, this slot and nonce), the pop happened and
+    /// nobody has moved on from it: the record becomes the entry's, as an acknowledgement would
+    /// make it. Otherwise the pop never happened (the exchange failed, or the process died
+    /// before it), or the list moved on from it, which acknowledged it first: the record is
+    /// cleared with a compare-and-swap from `Popping`, so an acknowledgement that got there
+    /// first is kept, and its entry recovered by the caller.
+    fn settle_popping(
+        &self,
+        slot: u32,
+        list: FreeList,
+        record: u64,
+        nonce: u16,
+        tag: u32,
+    ) -> Result<u64> {
+        let word = self.record_word(slot, record_field(list))?;
+        // Pairs with the popping exchange (AcqRel) and with every exchange that moved on from
+        // it, each preceded by its acknowledgement.
+        let (low, high) = self.list_head(list)?.load(Ordering::Acquire);
+        let settled = match unpack_popped_by(high) {
+            Some((by, by_nonce, popped))
+                if by == slot
+                    && by_nonce == nonce
+                    && unpack_free_head(low).0 == tag.wrapping_add(1) =>
+            {
+                entry_record(list, popped)
+            }
+            _ => 0,
+        };
+        // The mutant clears the record with a store: an acknowledgement that landed between
+        // the record's load and the head's is lost, and its entry with it.
+        if cfg!(ccs_mutant = "popping_cleared_by_store") && settled == 0 {
+            word.store(0, Ordering::Release);
+            return Ok(0);
+        }
+        Ok(
+            match word.compare_exchange(record, settled, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => settled,
+                Err(now) => now,
+            },
+        )
     }
 
     /// Finish the push of a split's upper half that `slot`'s dead process recorded in `taken`
@@ -371,7 +479,7 @@ impl<E: Env> Directory<E> {
                 )));
             }
             let upper = granule + (1 << half);
-            if self.list_tag(H_ARENA_FREE + half)? == tag {
+            if self.list_tag(FreeList::Blocks(half))? == tag {
                 self.free_block_noting(upper, half, |tag| self.note_split_push(slot, half, tag))?;
                 pushed = 1;
             }
@@ -392,7 +500,7 @@ impl<E: Env> Directory<E> {
             Moving::unpack(moving.load(Ordering::Acquire))
         {
             let tag = (taken & LOW) as u32;
-            if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
+            if class < self.geo.classes && self.list_tag(FreeList::Blocks(class))? == tag {
                 self.check_block_record(slot, granule, class)?;
                 self.free_block_noting(granule, class, |tag| self.note_piece_push(slot, tag))?;
                 pushed = 1;
@@ -591,6 +699,11 @@ impl<E: Env> Directory<E> {
                 self.check_block_record(slot, granule, class)?;
                 self.release_bump_claim(granule, class, slot)
             }
+            // Settled before (`recover_records`): a record still popping is another's, stale.
+            Moving::Popping { .. } => {
+                self.note_moving(slot, Moving::None)?;
+                Ok(0)
+            }
             Moving::Freeing(desc) => {
                 self.release_desc_as(desc, slot)?;
                 Ok(1)
@@ -603,7 +716,7 @@ impl<E: Env> Directory<E> {
                 let block = block_field.load(Ordering::Relaxed);
                 if block != crate::alloc::NO_BLOCK {
                     let (granule, class) = unpack_block_field(block);
-                    if class < self.geo.classes && self.list_tag(H_ARENA_FREE + class)? == tag {
+                    if class < self.geo.classes && self.list_tag(FreeList::Blocks(class))? == tag {
                         self.free_block_noting(granule, class, |tag| {
                             self.note_moving(slot, Moving::PushBlock { desc, tag })
                         })?;
@@ -616,7 +729,7 @@ impl<E: Env> Directory<E> {
             }
             Moving::PushDesc { desc, tag } => {
                 // As for a block: pushed now only if the head's tag proves it was not.
-                if self.list_tag(H_DESC_FREE)? == tag {
+                if self.list_tag(FreeList::Descs)? == tag {
                     self.push_desc_as(desc, slot)?;
                     return Ok(1);
                 }
@@ -746,6 +859,11 @@ mod tests {
             Moving::Bumping {
                 granule: u64::from(u32::MAX),
                 class: 31,
+            },
+            Moving::Popping {
+                class: 31,
+                nonce: u16::MAX,
+                tag: u32::MAX,
             },
         ] {
             assert_eq!(Moving::unpack(step.pack()), Some(step));

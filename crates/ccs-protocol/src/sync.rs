@@ -128,6 +128,180 @@ atomic_wrapper!(AtomicU64, std::sync::atomic::AtomicU64, u64);
 #[cfg(not(loom))]
 atomic_wrapper!(AtomicU32, std::sync::atomic::AtomicU32, u32);
 
+/// Two adjacent words that are read and compare-and-swapped as one 16-byte value: the
+/// free-list heads (docs/protocol.md §3.9), whose second word names the last pop's winner.
+/// Values are `(low, high)`: the word at the lower address first.
+///
+/// Outside loom, one `lock cmpxchg16b` (and, for a load, one 16-byte load where the processor
+/// makes it atomic) through `portable-atomic`; a machine where that is not lock-free is refused
+/// ([`pair_is_lock_free`]), since a lock inside one process would not exclude another. Loom has
+/// no 16-byte atomic: there the pair is its two words behind one loom mutex, so that every
+/// operation on a head is one step of the model.
+#[derive(Clone, Copy)]
+pub struct AtomicPair<'a> {
+    #[cfg(not(loom))]
+    wide: &'a portable_atomic::AtomicU128,
+    #[cfg(loom)]
+    words: &'a [AtomicU64; 2],
+    #[cfg(loom)]
+    lock: &'a loom::sync::Mutex<()>,
+}
+
+/// Whether this machine compare-and-swaps 16 bytes without a lock (`cmpxchg16b`).
+#[cfg(not(loom))]
+pub fn pair_is_lock_free() -> bool {
+    portable_atomic::AtomicU128::is_lock_free()
+}
+
+/// Loom's stand-in is always one step.
+#[cfg(loom)]
+pub fn pair_is_lock_free() -> bool {
+    true
+}
+
+#[cfg(not(loom))]
+#[allow(unsafe_code, missing_docs)] // a 16-byte view of two words; operations as std's
+impl<'a> AtomicPair<'a> {
+    /// The pair at `words`, if it is 16-byte aligned.
+    ///
+    /// # Safety
+    /// The two words must never be accessed as 8-byte atomics while the pair is (mixed-size
+    /// atomic accesses are outside the memory model): the layout reaches them only through
+    /// this type.
+    pub unsafe fn new(words: &'a [AtomicU64; 2]) -> Option<Self> {
+        let ptr = core::ptr::from_ref(words).cast_mut().cast::<u128>();
+        if !(ptr as usize).is_multiple_of(16) {
+            return None;
+        }
+        // SAFETY: 16-byte aligned (checked above), valid for reads and writes for `'a` (the
+        // words are atomics borrowed for `'a`, so interior mutability is allowed), and only
+        // ever accessed atomically, at this width (the caller's contract).
+        let wide = unsafe { portable_atomic::AtomicU128::from_ptr(ptr) };
+        Some(Self { wide })
+    }
+
+    #[inline]
+    pub fn load(&self, order: Ordering) -> (u64, u64) {
+        split(self.wide.load(order))
+    }
+
+    #[inline]
+    pub fn store(&self, value: (u64, u64), order: Ordering) {
+        self.wide.store(join(value), order)
+    }
+
+    #[inline]
+    pub fn compare_exchange(
+        &self,
+        current: (u64, u64),
+        new: (u64, u64),
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<(u64, u64), (u64, u64)> {
+        self.wide
+            .compare_exchange(join(current), join(new), success, failure)
+            .map(split)
+            .map_err(split)
+    }
+}
+
+#[cfg(not(loom))]
+#[inline]
+fn split(value: u128) -> (u64, u64) {
+    (value as u64, (value >> 64) as u64)
+}
+
+#[cfg(not(loom))]
+#[inline]
+fn join((low, high): (u64, u64)) -> u128 {
+    u128::from(low) | (u128::from(high) << 64)
+}
+
+#[cfg(loom)]
+#[allow(missing_docs, clippy::missing_safety_doc, unsafe_code)]
+impl<'a> AtomicPair<'a> {
+    /// The pair at `words`, guarded by `lock` (one lock for every pair of a segment).
+    ///
+    /// # Safety
+    /// As outside loom: the words are reached only through pairs that share `lock`.
+    pub unsafe fn with_lock(
+        words: &'a [AtomicU64; 2],
+        lock: &'a loom::sync::Mutex<()>,
+    ) -> Option<Self> {
+        Some(Self { words, lock })
+    }
+
+    fn locked<R>(&self, f: impl FnOnce(&[AtomicU64; 2]) -> R) -> R {
+        // A poisoned lock means a modelled kill panicked elsewhere while holding it: it held
+        // it for one step only, so the words are consistent.
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(self.words)
+    }
+
+    pub fn load(&self, order: Ordering) -> (u64, u64) {
+        self.locked(|w| (w[0].load(order), w[1].load(order)))
+    }
+
+    pub fn store(&self, value: (u64, u64), order: Ordering) {
+        self.locked(|w| {
+            w[0].store(value.0, order);
+            w[1].store(value.1, order);
+        })
+    }
+
+    pub fn compare_exchange(
+        &self,
+        current: (u64, u64),
+        new: (u64, u64),
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<(u64, u64), (u64, u64)> {
+        let (load, store) = match success {
+            Ordering::AcqRel | Ordering::SeqCst => (Ordering::Acquire, Ordering::Release),
+            Ordering::Acquire => (Ordering::Acquire, Ordering::Relaxed),
+            Ordering::Release => (Ordering::Relaxed, Ordering::Release),
+            _ => (Ordering::Relaxed, Ordering::Relaxed),
+        };
+        self.locked(|w| {
+            let seen = (w[0].load(load), w[1].load(load));
+            if seen != current {
+                let _ = failure;
+                return Err(seen);
+            }
+            w[0].store(new.0, store);
+            w[1].store(new.1, store);
+            Ok(seen)
+        })
+    }
+}
+
+/// This thread's 16-bit name among the threads of its process, taken once per thread from a
+/// process-wide counter: a pop names its thread in the list head and in its record, so that
+/// the records of two threads sharing an agent slot are never taken for each other's
+/// (docs/protocol.md §3.9). Unique among the first 65,536 threads of a process.
+#[cfg(not(loom))]
+pub fn thread_nonce() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::thread_local! {
+        static NONCE: u16 = NEXT.fetch_add(1, Ordering::Relaxed) as u16;
+    }
+    NONCE.with(|nonce| *nonce)
+}
+
+/// Loom's: the same for each thread of a model execution, from a counter loom does not model
+/// (only whether two nonces are equal matters, and they never are).
+#[cfg(loom)]
+pub fn thread_nonce() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    loom::thread_local! {
+        static NONCE: u16 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16;
+    }
+    NONCE.with(|nonce| *nonce)
+}
+
 /// Tell the processor (or loom) that this thread is busy-waiting on another.
 #[inline]
 pub fn spin_hint() {

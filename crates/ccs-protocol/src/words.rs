@@ -14,7 +14,7 @@
 use core::marker::PhantomData;
 
 use crate::error::{ProtocolError, Result};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicPair, AtomicU32, AtomicU64, Ordering};
 
 /// A view of a segment as atomic words, valid for `'a`. Cheap to copy; does not own the memory.
 /// The lifetime is the storage's: a view of [`HeapWords`] borrows it; a view of a mapping made
@@ -25,6 +25,9 @@ pub struct Words<'a> {
     n64: usize,
     w32: *const AtomicU32,
     n32: usize,
+    /// Loom's stand-in for the 16-byte compare-and-swap: one lock for every pair.
+    #[cfg(loom)]
+    pair_lock: *const loom::sync::Mutex<()>,
     storage: PhantomData<&'a [AtomicU64]>,
 }
 
@@ -53,6 +56,8 @@ impl<'a> Words<'a> {
             n64,
             w32,
             n32,
+            #[cfg(loom)]
+            pair_lock: core::ptr::null(),
             storage: PhantomData,
         }
     }
@@ -93,6 +98,25 @@ impl<'a> Words<'a> {
         } else {
             Err(self.out_of_range(index, 1))
         }
+    }
+
+    /// The 16-byte pair of words at `index` (a free-list head), or an error if it is out of
+    /// range or not 16-byte aligned (the layout aligns every pair).
+    #[inline]
+    pub fn pair(&self, index: usize) -> Result<AtomicPair<'a>> {
+        let words = self.array::<2>(index)?;
+        #[cfg(not(loom))]
+        // SAFETY: the layout reaches the words of a free-list head only through this method,
+        // never as 8-byte atomics.
+        let pair = unsafe { AtomicPair::new(words) };
+        #[cfg(loom)]
+        // SAFETY: as above; the lock, when set, is owned by the `HeapWords` this view borrows.
+        let pair = unsafe { self.pair_lock.as_ref() }
+            // SAFETY: as above.
+            .and_then(|lock| unsafe { AtomicPair::with_lock(words, lock) });
+        pair.ok_or_else(|| {
+            ProtocolError::corrupt(format!("word pair {index} is not 16-byte aligned"))
+        })
     }
 
     /// The 32-bit word at 32-bit `index`, or a corruption error if it is out of range.
@@ -335,17 +359,30 @@ mod bulk {
 
 /// Heap-allocated words for loom models and in-process tests: the layout "on the heap".
 pub struct HeapWords {
-    w64: Vec<AtomicU64>,
+    /// 16-byte aligned, as a mapping is, for the free-list heads ([`Words::pair`]).
+    w64: Vec<AlignedPair>,
+    n64: usize,
     w32: Vec<AtomicU32>,
+    #[cfg(loom)]
+    pair_lock: Box<loom::sync::Mutex<()>>,
 }
+
+/// Two words at a 16-byte boundary.
+#[repr(C, align(16))]
+struct AlignedPair([AtomicU64; 2]);
 
 impl HeapWords {
     /// Zeroed storage for a segment of `bytes` bytes.
     pub fn new(bytes: usize) -> HeapWords {
         let n64 = bytes / 8;
         HeapWords {
-            w64: (0..n64).map(|_| AtomicU64::new(0)).collect(),
+            w64: (0..n64.div_ceil(2))
+                .map(|_| AlignedPair([AtomicU64::new(0), AtomicU64::new(0)]))
+                .collect(),
+            n64,
             w32: (0..n64 * 2).map(|_| AtomicU32::new(0)).collect(),
+            #[cfg(loom)]
+            pair_lock: Box::new(loom::sync::Mutex::new(())),
         }
     }
 
@@ -363,15 +400,22 @@ impl HeapWords {
     /// fine: the words live in the vectors' heap buffers, which do not move.
     pub(crate) unsafe fn words_unbounded<'a>(&self) -> Words<'a> {
         // SAFETY: both vectors are allocated, aligned for their element types and hold only
-        // atomics; the caller keeps them alive while the view is used.
-        unsafe {
+        // atomics (`AlignedPair` is two `AtomicU64`s, `repr(C)`, so `n64` of them start at its
+        // buffer); the caller keeps them alive while the view is used.
+        let words = unsafe {
             Words::from_raw(
-                self.w64.as_ptr(),
-                self.w64.len(),
+                self.w64.as_ptr().cast::<AtomicU64>(),
+                self.n64,
                 self.w32.as_ptr(),
                 self.w32.len(),
             )
-        }
+        };
+        #[cfg(loom)]
+        let words = Words {
+            pair_lock: &raw const *self.pair_lock,
+            ..words
+        };
+        words
     }
 }
 

@@ -25,11 +25,12 @@ use crate::agents::DROPPED_VIEW;
 use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
+#[cfg(not(loom))]
+use crate::free_list::FreeList;
 use crate::ghosts::Ghost;
 use crate::keys::LineRef;
 use crate::layout::L_WAIT;
-#[cfg(not(loom))]
-use crate::layout::{H_ARENA_FREE, H_DESC_FREE, class_for};
+use crate::layout::class_for;
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
 #[cfg(not(loom))]
@@ -763,12 +764,11 @@ impl<E: Env> Directory<E> {
         #[cfg(not(loom))]
         {
             // Relaxed: only addresses to prefetch.
-            let top = |list: usize| {
-                self.words
-                    .at(list)
-                    .map_or(0, |head| unpack_free_head(head.load(Ordering::Relaxed)).1)
+            let top = |list: FreeList| {
+                self.list_head(list)
+                    .map_or(0, |head| unpack_free_head(head.load(Ordering::Relaxed).0).1)
             };
-            let desc = top(H_DESC_FREE);
+            let desc = top(FreeList::Descs);
             if desc != 0
                 && let Ok(words) = self.desc_words((desc - 1) as u32)
             {
@@ -778,7 +778,7 @@ impl<E: Env> Directory<E> {
                 return;
             };
             let class = class_for(len as u64);
-            let top = top(H_ARENA_FREE + class);
+            let top = top(FreeList::Blocks(class));
             if top == 0 || top > self.geo.arena_granules() {
                 return;
             }

@@ -175,7 +175,8 @@ fn a_dead_mergers_half_done_pair_is_finished() {
         .expect("g2-3");
     dir.delete(a, lines[0], Condition::Blind).expect("free g0");
     dir.delete(a, lines[1], Condition::Blind).expect("free g1");
-    // What the dead merger left: both granules off the free list (head 32 = class 0), g0
+    // What the dead merger left: both granules off the free list (head 34 = class 0: the
+    // heads are pairs of words from 32, the descriptors' first), g0
     // stashed at class 0, g1 already cleared, the pair recorded in header word 20.
     let poke = |index: usize, value: u64| {
         dir.words()
@@ -184,7 +185,8 @@ fn a_dead_mergers_half_done_pair_is_finished() {
             .store(value, Ordering::Relaxed)
     };
     let blocks_at = geo.blocks_at;
-    poke(32, 7 << 32); // empty, tag 7
+    poke(34, 7 << 32); // empty, tag 7
+    poke(35, 0); // no pop to acknowledge
     poke(blocks_at, 3 << 62); // STASHED, class 0
     poke(blocks_at + 1, 1 << 41); // INSIDE: cleared by the merge (never 0 once handed out)
     poke(20, 1 << 8); // granule 0 + 1, class 0
@@ -321,6 +323,56 @@ fn a_writer_killed_with_its_block_named_twice_gives_it_back_once() {
     dir.put(a, z, &[4; 4096], Condition::Blind).expect("z");
     let mut buf = Vec::new();
     for (line, byte) in [(x, 1), (y, 3), (z, 4)] {
+        dir.read(a, line, &mut buf).expect("read");
+        assert!(buf.len() == 4096 && buf.iter().all(|&b| b == byte));
+    }
+    assert_clean(&dir.fsck().expect("fsck"));
+}
+
+/// Two threads of one agent share its record words. When the list head names one thread's pop,
+/// the record word may hold a sibling thread's record of a pop it lost on the same list at the
+/// same tag; the acknowledgement (by whoever next pushes or pops that list) must leave that
+/// record alone: turned into the winner's entry, it would be a false record, and the agent's
+/// recovery would free the block under the winner's published version. The head and the record
+/// name the thread (its nonce), not only the slot. The mutant `acknowledged_by_slot` matches
+/// the slot and the tag only, and turns the record.
+#[test]
+fn an_acknowledgement_never_turns_a_sibling_threads_record() {
+    let f = fixture(story_config());
+    let dir = &f.dir;
+    let a = agent(dir, "a");
+    let d = agent(dir, "d");
+    let geo = *dir.geometry();
+    let [x, y, z] = ["x", "y", "z"].map(|k| dir.find_or_insert_key(k).expect("key"));
+    dir.put(a, x, &[1; 4096], Condition::Blind).expect("x");
+    dir.delete(a, x, Condition::Blind).expect("x freed");
+    // d (this thread) pops x's block: the head of class 6 (4096 bytes), header words 46-47
+    // (pairs from word 32, the descriptors' first), names d's slot and this thread's nonce.
+    dir.put(d, y, &[2; 4096], Condition::Blind).expect("y");
+    let word = |index: usize| dir.words().at(index).expect("in range");
+    let (class, head) = (6u64, 32 + 2 * (1 + 6));
+    let tag = word(head).load(Ordering::Relaxed) >> 32;
+    assert_eq!(
+        word(head + 1).load(Ordering::Relaxed) >> 48,
+        u64::from(d.slot) + 1,
+        "the head names d's pop"
+    );
+    // A sibling thread's record of a pop it lost at the tag before d's pop: agent slot word 7,
+    // `Popping { class, nonce, tag }` (kind 9).
+    let sibling = u64::from(ccs_protocol::sync::thread_nonce().wrapping_add(1));
+    let record = 9 << 60 | class << 48 | sibling << 32 | (tag - 1);
+    let moving = word(geo.agents_at + d.slot as usize * 32 + 7);
+    moving.store(record, Ordering::Relaxed);
+    // a's write of z pops that list (empty now: the acknowledgement still runs), then bumps.
+    dir.put(a, z, &[3; 4096], Condition::Blind).expect("z");
+    assert_eq!(moving.load(Ordering::Relaxed), record, "the sibling's record was turned");
+    // d dies with that record; its recovery finds no pop of its own and gives nothing back.
+    dir.env().set_alive(d.slot, false);
+    dir.env().set_alive(d.slot, true);
+    dir.begin_attach(d.slot, 2).expect("re-attach");
+    dir.put(a, z, &[4; 4096], Condition::Blind).expect("z again");
+    let mut buf = Vec::new();
+    for (line, byte) in [(y, 2), (z, 4)] {
         dir.read(a, line, &mut buf).expect("read");
         assert!(buf.len() == 4096 && buf.iter().all(|&b| b == byte));
     }

@@ -404,7 +404,7 @@ fn a_head_pointing_at_another_lines_descriptor_is_reported() {
 fn a_free_list_cycle_is_reported() {
     let (f, _) = busy();
     let geo = *f.dir.geometry();
-    let top = (peek(&f.dir, 18) & 0xffff_ffff) as u32;
+    let top = (peek(&f.dir, 32) & 0xffff_ffff) as u32; // the descriptors' free-list head
     assert!(top > 0, "busy() leaves free descriptors");
     poke(&f.dir, desc_word(&geo, top - 1, 5), u64::from(top));
     let report = fsck(&f.dir);

@@ -950,13 +950,26 @@ fn kill_then_recover(
     victim: usize,
     racer: impl FnOnce(&Directory<MemEnv>, AgentId, &[u32]) + Send + 'static,
 ) -> (Arc<Directory<MemEnv>>, Vec<u32>, AgentId, AgentId) {
+    kill_in_then_recover(
+        point,
+        |dir, d, lines| {
+            let _ = dir.put(d, lines[victim], &[9; 24], Condition::Blind);
+        },
+        racer,
+    )
+}
+
+/// [`kill_then_recover`] with d's killed operation `dying` instead of a small put.
+fn kill_in_then_recover(
+    point: KillPoint,
+    dying: impl FnOnce(&Directory<MemEnv>, AgentId, &[u32]),
+    racer: impl FnOnce(&Directory<MemEnv>, AgentId, &[u32]) + Send + 'static,
+) -> (Arc<Directory<MemEnv>>, Vec<u32>, AgentId, AgentId) {
     let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
     assert_eq!(dir.put(w, lines[0], &[1; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.put(w, lines[1], &[2; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.delete(w, lines[0], Condition::Blind), Ok(2));
-    killed_at(&dir, d.slot, point, || {
-        let _ = dir.put(d, lines[victim], &[9; 24], Condition::Blind);
-    });
+    killed_at(&dir, d.slot, point, || dying(&dir, d, &lines));
     let shared = Arc::new(dir);
     let racing_lines = lines.clone();
     let (d, ()) = recover_racing(&shared, d, move |f| racer(f, w, &racing_lines));
@@ -1159,6 +1172,78 @@ fn killed_after_recording_the_pending_slot_frees_it_once() {
 fn killed_with_the_block_named_twice_frees_it_once() {
     quiet_kills();
     model_bounded(1, || pending_kill_model(KillPoint::BlockNamed));
+}
+
+/// d writes k (a small payload) and is killed right after the compare-and-swap that pops x's
+/// freed two-granule block, before it records the block: only its `Popping` record and the
+/// class's list head (which names d's thread and the block) know the pop. Its recovery races w
+/// deleting y, whose push of y's block onto that list moves the head on from d's pop, and
+/// acknowledges it first: d's record becomes the block's, and the recovery gives the block
+/// back, as it does if it finds the head still naming the pop. Afterwards two two-granule
+/// payloads fill the arena: nothing leaked. The mutant `unacknowledged_pops` moves the head on
+/// without acknowledging (the recovery then finds no pop: the block leaks); the mutant
+/// `popping_cleared_by_store` clears the record with a store when the head no longer names the
+/// pop, losing an acknowledgement that landed between the recovery's two loads.
+#[test]
+#[cfg_attr(
+    any(
+        ccs_mutant = "unacknowledged_pops",
+        ccs_mutant = "popping_cleared_by_store"
+    ),
+    should_panic
+)]
+fn killed_after_popping_a_block_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) = kill_then_recover(KillPoint::Popped, 2, |f, w, lines| {
+            assert_eq!(f.delete(w, lines[1], Condition::Blind), Ok(2));
+        });
+        let (x, k, a) = (lines[0], lines[2], lines[3]);
+        assert_eq!(dir.put(w, k, &[5; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, a, &[4; 72], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_bytes(&dir, d, a, &[(4, 72)]);
+        // The tombstones of x and y, k and a.
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d deletes y and is killed right after the compare-and-swap that pops a descriptor (x's old
+/// version's, the only free one) for the tombstone, before it records it. Its recovery races w
+/// deleting y in its place, which frees y's old version: that descriptor's push moves the head
+/// on from d's pop and acknowledges it first. Afterwards the descriptors in use are exactly the
+/// live versions': nothing leaked (mutants `unacknowledged_pops` and `popping_cleared_by_store`:
+/// the descriptor leaks).
+#[test]
+#[cfg_attr(
+    any(
+        ccs_mutant = "unacknowledged_pops",
+        ccs_mutant = "popping_cleared_by_store"
+    ),
+    should_panic
+)]
+fn killed_after_popping_a_descriptor_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, w, d) = kill_in_then_recover(
+            KillPoint::Popped,
+            |dir, d, lines| {
+                let _ = dir.delete(d, lines[1], Condition::Blind);
+            },
+            |f, w, lines| {
+                assert_eq!(f.delete(w, lines[1], Condition::Blind), Ok(2));
+            },
+        );
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, a, &[4; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, k, &[5; 24], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, y, &[6; 24], Condition::Blind), Ok(3));
+        expect_bytes(&dir, d, a, &[(4, 72)]);
+        expect_bytes(&dir, d, k, &[(5, 24)]);
+        expect_bytes(&dir, d, y, &[(6, 24)]);
+        // x's tombstone, y, k and a.
+        expect_full(&dir, d, x, 4);
+    });
 }
 
 /// A second retire of y's old version, as a stalled writer's recovery would run it after its

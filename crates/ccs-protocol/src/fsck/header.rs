@@ -6,8 +6,8 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::Result;
 use crate::layout::{
-    H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_FREE, H_ARENA_MERGING, H_DESC_BUMP, H_SWITCHES,
-    HEADER_WORDS,
+    H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_MERGING, H_DESC_BUMP, H_FREE_LISTS, H_SWITCHES,
+    HEADER_WORDS, arena_free,
 };
 
 use super::pass::Pass;
@@ -37,8 +37,8 @@ impl<E: Env> Directory<E> {
             granule_bump = granules;
         }
         let unused = (H_SWITCHES + 1..H_AGENT_DROPS)
-            .chain(H_ARENA_MERGING + 1..H_ARENA_FREE)
-            .chain(H_ARENA_FREE + self.geo.classes..HEADER_WORDS);
+            .chain(H_ARENA_MERGING + 1..H_FREE_LISTS)
+            .chain(arena_free(self.geo.classes)..HEADER_WORDS);
         for index in unused {
             let value = self.load(index)?;
             if value != 0 {

@@ -11,9 +11,10 @@ use crate::arena::block_meta;
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::Result;
+use crate::free_list::FreeList;
 use crate::layout::{
-    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, GRANULE, H_ARENA_FREE, H_DESC_FREE,
-    L_HEAD, L_PENDING, class_bytes,
+    D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, GRANULE, L_HEAD, L_PENDING,
+    class_bytes,
 };
 use crate::packing::{Head, desc_state, unpack_block_field, unpack_owner};
 use crate::sync::Ordering;
@@ -51,10 +52,13 @@ impl<E: Env> Directory<E> {
         let descs = geo.descs;
         // Descriptor free list.
         let mut on_free = vec![false; descs];
-        let free_descs =
-            self.walk_free(pass, H_DESC_FREE, "descriptor free list", desc_bump, |d| {
-                Ok(self.load(geo.desc_word(d as u32, D_NEXT))? & crate::packing::DESC_LINK)
-            })?;
+        let free_descs = self.walk_free(
+            pass,
+            FreeList::Descs,
+            "descriptor free list",
+            desc_bump,
+            |d| Ok(self.load(geo.desc_word(d as u32, D_NEXT))? & crate::packing::DESC_LINK),
+        )?;
         for &desc in &free_descs {
             on_free[desc as usize] = true;
         }
@@ -182,7 +186,8 @@ impl<E: Env> Directory<E> {
         // Size-class free lists.
         for class in 0..geo.classes {
             let name = format!("free list of class {class}");
-            let entries = self.walk_free(pass, H_ARENA_FREE + class, &name, granule_bump, |g| {
+            let list = FreeList::Blocks(class);
+            let entries = self.walk_free(pass, list, &name, granule_bump, |g| {
                 Ok(self.load(geo.block_word(g))? & block_meta::LINK)
             })?;
             for granule in entries {
@@ -367,14 +372,14 @@ impl<E: Env> Directory<E> {
     fn walk_free(
         &self,
         pass: &mut Pass,
-        head_index: usize,
+        list: FreeList,
         name: &str,
         limit: u64,
         link_of: impl Fn(u64) -> Result<u64>,
     ) -> Result<Vec<u64>> {
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
-        let mut link = self.load(head_index)? & 0xffff_ffff;
+        let mut link = self.list_tag_and_top(list)?.1;
         let mut from = "head".to_owned();
         while link != 0 {
             if link > limit {

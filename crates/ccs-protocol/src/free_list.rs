@@ -1,0 +1,212 @@
+//! The free lists of descriptors and of arena blocks: Treiber stacks (R. K. Treiber, "Systems
+//! Programming: Coping with Parallelism", IBM RJ 5118, 1986) whose 16-byte head carries a
+//! 32-bit ABA tag and names the winner of the last pop, so that no pop is ever named by
+//! nothing (docs/protocol.md §3.9).
+//!
+//! A popper that records (an agent's process) first records `Popping { list, tag, nonce }` in
+//! its agent slot, then pops with one compare-and-swap of the head that also names its thread
+//! (slot and nonce) and the entry, then records the entry. Every later push or pop of the list
+//! *acknowledges* the pop the head names before its own compare-and-swap: if the popper's
+//! record is still that `Popping`, it exchanges it for the entry's record, the value the popper
+//! writes itself. So once the head has moved on from a pop, the pop is recorded, and the
+//! recovery of a dead popper (`records.rs`) finds its pop either still named by the head (the
+//! entry is its own) or recorded as its entry, or it never happened.
+
+use crate::directory::Directory;
+use crate::env::Env;
+use crate::error::{ProtocolError, Result};
+use crate::layout::{H_DESC_FREE, arena_free};
+use crate::packing::{free_head, popped_by, unpack_free_head, unpack_popped_by};
+use crate::records::{KillPoint, NO_RECORD, entry_record, popping_record, record_field};
+use crate::sync::{AtomicPair, AtomicU64, Ordering, thread_nonce};
+
+/// One of a segment's free lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FreeList {
+    /// The descriptors' (entries: descriptor indices).
+    Descs,
+    /// The arena blocks' of one class (entries: granules).
+    Blocks(usize),
+}
+
+impl FreeList {
+    /// The header word of the list's head (the first of its pair).
+    pub(crate) fn head_index(self) -> usize {
+        match self {
+            FreeList::Descs => H_DESC_FREE,
+            FreeList::Blocks(class) => arena_free(class),
+        }
+    }
+}
+
+impl<E: Env> Directory<E> {
+    /// The head of `list`, checked against the segment's classes.
+    #[inline]
+    pub(crate) fn list_head(&self, list: FreeList) -> Result<AtomicPair<'_>> {
+        if let FreeList::Blocks(class) = list
+            && class >= self.geo.classes
+        {
+            return Err(ProtocolError::corrupt(format!(
+                "free list of block class {class} beyond the segment's {}",
+                self.geo.classes
+            )));
+        }
+        self.words.pair(list.head_index())
+    }
+
+    /// The ABA tag and the top (entry + 1, 0: empty) of `list`'s head.
+    pub(crate) fn list_tag_and_top(&self, list: FreeList) -> Result<(u32, u64)> {
+        Ok(unpack_free_head(
+            self.list_head(list)?.load(Ordering::Acquire).0,
+        ))
+    }
+
+    /// The ABA tag of `list`'s head.
+    pub(crate) fn list_tag(&self, list: FreeList) -> Result<u32> {
+        Ok(self.list_tag_and_top(list)?.0)
+    }
+
+    /// Pop an entry off `list`, recorded as `slot`'s (nothing for [`NO_RECORD`]); `link_of`
+    /// reads an entry's successor link, and entries above `limit` are corruption. Returns the
+    /// entry (index, not + 1), recorded in its record word as `records.rs`'s
+    /// [`entry_record`] has it.
+    pub(crate) fn pop_free(
+        &self,
+        list: FreeList,
+        limit: u64,
+        slot: u32,
+        link_of: impl Fn(u64) -> Result<u64>,
+    ) -> Result<Option<u64>> {
+        let head = self.list_head(list)?;
+        let record = if slot == NO_RECORD {
+            None
+        } else {
+            Some((self.record_word(slot, record_field(list))?, thread_nonce()))
+        };
+        let mut popping = false;
+        loop {
+            // Pairs with the Release exchanges below and in `push_free`: the successor link,
+            // and the popper's `Popping` record that `acknowledge` may turn, are visible.
+            let current = head.load(Ordering::Acquire);
+            self.acknowledge(list, current)?;
+            let (tag, top) = unpack_free_head(current.0);
+            if top == 0 {
+                if let Some((word, _)) = record.filter(|_| popping) {
+                    // A lost attempt's record: no head names it, so no one else touches it.
+                    word.store(0, Ordering::Relaxed);
+                }
+                return Ok(None);
+            }
+            if top > limit {
+                return Err(ProtocolError::corrupt(format!(
+                    "free list head {top} out of range"
+                )));
+            }
+            let next = link_of(top - 1)?;
+            if next > limit {
+                // Either a racing pop reused the entry (the exchange below would fail) or the
+                // segment is corrupt; re-read to tell which.
+                if head.load(Ordering::Acquire) == current {
+                    return Err(ProtocolError::corrupt(format!(
+                        "free list link {next} out of range"
+                    )));
+                }
+                continue;
+            }
+            let popper = match record {
+                Some((word, nonce)) => {
+                    // Relaxed: published by the exchange's Release, for the acknowledgement.
+                    word.store(popping_record(list, tag, nonce), Ordering::Relaxed);
+                    popping = true;
+                    popped_by(slot, nonce, top - 1)
+                }
+                None => 0,
+            };
+            let popped = (free_head(tag.wrapping_add(1), next as u32), popper);
+            if head
+                .compare_exchange(current, popped, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                if let Some((word, _)) = record {
+                    self.env.kill_point(slot, KillPoint::Popped);
+                    // Release, as every record store: read by a recovery after this process
+                    // died. An acknowledgement may have written the same value already.
+                    word.store(entry_record(list, top - 1), Ordering::Release);
+                }
+                return Ok(Some(top - 1));
+            }
+        }
+    }
+
+    /// Push `entry` on `list`, storing `with_link(successor link)` into `next_word` first.
+    /// `before_push` is told the head's tag before each attempt: a pusher's record of it lets
+    /// its recovery tell that the push did not happen (the tag is unchanged: every push and pop
+    /// changes it).
+    pub(crate) fn push_free(
+        &self,
+        list: FreeList,
+        entry: u64,
+        next_word: &AtomicU64,
+        with_link: impl Fn(u64) -> u64,
+        before_push: impl Fn(u32) -> Result<()>,
+    ) -> Result<()> {
+        let head = self.list_head(list)?;
+        // Acquire (and on a failed exchange): the acknowledgement must see the `Popping` record
+        // of the pop the head names (pairs with the popping exchange's Release).
+        let mut current = head.load(Ordering::Acquire);
+        loop {
+            self.acknowledge(list, current)?;
+            let (tag, top) = unpack_free_head(current.0);
+            // Before the link store: for a block, that store marks it FREE, which a recovery
+            // that still sees the step before (`Freeing`) would take for a block freed twice.
+            before_push(tag)?;
+            next_word.store(with_link(top), Ordering::Relaxed);
+            let pushed = (free_head(tag.wrapping_add(1), (entry + 1) as u32), 0);
+            // Pairs with the Acquire load in `pop_free`.
+            match head.compare_exchange(current, pushed, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Make sure the pop that `head` (just read from `list`) names is recorded before anyone
+    /// moves the head on from it: if the popper's record word still holds the `Popping` record
+    /// of that pop (its slot, its thread's nonce, the tag before the pop), exchange it for the
+    /// popped entry's record. A load first, so a popper that recorded its entry itself (the
+    /// usual case) costs one shared read; the exchange fails harmlessly if the popper, or
+    /// another acknowledger, wrote it meanwhile. The nonce keeps a sibling thread's record
+    /// (same slot, same tag, a lost pop) from being turned into this pop's entry: that would
+    /// be a false record, freed under the winner by a recovery.
+    fn acknowledge(&self, list: FreeList, head: (u64, u64)) -> Result<()> {
+        // The mutant never acknowledges: a popper killed before recording its entry leaks it
+        // once the list moves on.
+        if cfg!(ccs_mutant = "unacknowledged_pops") {
+            return Ok(());
+        }
+        let Some((slot, nonce, popped)) = unpack_popped_by(head.1) else {
+            return Ok(());
+        };
+        let before = unpack_free_head(head.0).0.wrapping_sub(1);
+        let word = self.record_word(slot, record_field(list))?;
+        let seen = word.load(Ordering::Acquire);
+        let expected = popping_record(list, before, nonce);
+        // The mutant matches the slot and the tag only: a sibling thread's stale record of a
+        // lost pop becomes this pop's entry.
+        #[cfg(ccs_mutant = "acknowledged_by_slot")]
+        let expected = if crate::records::is_popping(list, before, seen) {
+            seen
+        } else {
+            expected
+        };
+        if seen == expected {
+            let _ = word.compare_exchange(
+                expected,
+                entry_record(list, popped),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        Ok(())
+    }
+}
