@@ -16,7 +16,7 @@
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::free_list::FreeList;
+use crate::free_list::{FreeList, Popper};
 use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
     H_DESC_BUMP, class_bytes, class_for,
@@ -179,7 +179,7 @@ impl<E: Env> Directory<E> {
     /// `slot` (`records.rs`).
     fn alloc_desc(&self, slot: u32) -> Result<u32> {
         let limit = self.geo.descs as u64;
-        let popped = self.pop_free(FreeList::Descs, limit, slot, |d| {
+        let popped = self.pop_free(FreeList::Descs, limit, Popper::Agent(slot), |d| {
             Ok(self
                 .words
                 .at(self.geo.desc_word(d as u32, D_NEXT))?

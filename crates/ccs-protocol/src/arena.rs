@@ -38,9 +38,10 @@ use crate::alloc::{bump_after_refused_claim, move_bump_past};
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::free_list::FreeList;
-use crate::layout::{H_ARENA_BUMP, H_ARENA_MERGING};
-use crate::records::{KillPoint, Moving, NO_RECORD};
+use crate::free_list::{FreeList, Popper};
+use crate::layout::{H_ARENA_BUMP, H_ARENA_DRAINING, H_ARENA_MERGING};
+use crate::packing::MERGER_POPPER;
+use crate::records::{KillPoint, Moving};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The block-table word of a granule: `state:2 | 0:22 | class:8 | link:32`.
@@ -174,7 +175,7 @@ impl<E: Env> Directory<E> {
             if let Some(granule) = self.take_block(class, slot)? {
                 return Ok(Some(granule));
             }
-            self.merge_free_blocks()?;
+            self.merge_free_blocks(slot)?;
             self.take_block(class, slot)
         })?
     }
@@ -203,7 +204,7 @@ impl<E: Env> Directory<E> {
             {
                 return Ok(Some(granule));
             }
-            if let Some(granule) = self.pop_block(source, slot)? {
+            if let Some(granule) = self.pop_block(source, Popper::Agent(slot))? {
                 // The pop made this thread the block's only owner: no list holds it any more.
                 self.block_meta(granule)?
                     .store(block_meta::pack(USED, class, 0), Ordering::Relaxed);
@@ -249,10 +250,10 @@ impl<E: Env> Directory<E> {
     }
 
     /// Pop the free list of `class`, checking the block's table word; the block is recorded
-    /// as `slot`'s at once.
-    fn pop_block(&self, class: usize, slot: u32) -> Result<Option<u64>> {
+    /// as `popper`'s by the pop.
+    fn pop_block(&self, class: usize, popper: Popper) -> Result<Option<u64>> {
         let granules = self.geo.arena_granules();
-        let popped = self.pop_free(FreeList::Blocks(class), granules, slot, |g| {
+        let popped = self.pop_free(FreeList::Blocks(class), granules, popper, |g| {
             self.block_link(g)
         })?;
         let Some(granule) = popped else {
@@ -478,23 +479,37 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
-    /// Merge every pair of free buddies. The caller holds the structure lock.
-    fn merge_free_blocks(&self) -> Result<()> {
+    /// Merge every pair of free buddies, for `slot`'s allocation. The caller holds the
+    /// structure lock.
+    fn merge_free_blocks(&self, slot: u32) -> Result<()> {
         self.finish_dead_merge()?;
         let granules = self.geo.arena_granules();
         // Take every free block off its list: from here on this thread owns them and no list
         // holds them, so a merged-away block leaves no stale list entry. Frees running
         // meanwhile push on the emptied lists and are merged next time. Bounded, in case frees
-        // keep coming.
+        // keep coming. Each pop is recorded in header word `H_ARENA_DRAINING` until the block
+        // is STASHED, which names it from then on: whoever merges next finishes a dead merger's
+        // drain (`finish_dead_merge`) and adopts its stashed blocks (`coalesce`). The mutant
+        // drains unrecorded, as before: a merger killed between a pop and the STASHED store
+        // leaks the block.
+        let popper = if cfg!(ccs_mutant = "unrecorded_drain") {
+            Popper::Nobody
+        } else {
+            Popper::Merger(slot)
+        };
         for class in 0..self.geo.classes {
             for _ in 0..(granules >> class) {
-                let Some(granule) = self.pop_block(class, NO_RECORD)? else {
+                let Some(granule) = self.pop_block(class, popper)? else {
                     break;
                 };
+                self.env.kill_point(slot, KillPoint::Drained);
                 self.block_meta(granule)?
                     .store(block_meta::pack(STASHED, class, 0), Ordering::Relaxed);
             }
         }
+        // Every drained block is STASHED: the record goes. Relaxed: read under the structure
+        // lock, which orders it; no acknowledgement turns a record that is not `Popping`.
+        self.words.at(H_ARENA_DRAINING)?.store(0, Ordering::Relaxed);
         let top = self.geo.classes - 1;
         let end = self
             .words
@@ -580,8 +595,87 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// Finish the drain a dead merger left (see `merge_free_blocks`): the block its record
+    /// names (once settled: a `Popping` record becomes the popped block's if the class's list
+    /// head still names the pop) is STASHED if it is still FREE, off every list, as the merger
+    /// left it; the merge under way adopts it with the rest. The caller holds the structure
+    /// lock, and nobody else touches a block no list holds and no descriptor names.
+    fn finish_dead_drain(&self) -> Result<()> {
+        let word = self.words.at(H_ARENA_DRAINING)?;
+        let record = word.load(Ordering::Acquire);
+        if record == 0 {
+            return Ok(());
+        }
+        let settled = match Moving::unpack(record) {
+            Some(Moving::Popping { class, nonce, tag })
+                if class < self.geo.classes && u32::from(nonce) == MERGER_POPPER =>
+            {
+                self.settle_pop(FreeList::Blocks(class), word, record, MERGER_POPPER, tag)?
+            }
+            _ => record,
+        };
+        match Moving::unpack(settled) {
+            Some(Moving::None) => {}
+            Some(Moving::Block { granule, class })
+                if class < self.geo.classes
+                    && granule.is_multiple_of(1 << class)
+                    && granule + (1 << class) <= self.geo.arena_granules() =>
+            {
+                let meta = self.block_meta(granule)?;
+                if meta.load(Ordering::Relaxed) & !block_meta::LINK
+                    == block_meta::pack(FREE, class, 0)
+                {
+                    meta.store(block_meta::pack(STASHED, class, 0), Ordering::Relaxed);
+                }
+            }
+            _ => {
+                word.store(0, Ordering::Relaxed);
+                return Err(ProtocolError::corrupt(format!(
+                    "header word {H_ARENA_DRAINING} records a bad drain step ({settled:#x})"
+                )));
+            }
+        }
+        word.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The block a dead merger's drain record names and left FREE off every list, if any (for
+    /// fsck, which counts it as free: the next merger stashes it). Read only: a `Popping`
+    /// record names the block its class's list head names for this pop.
+    #[cfg(not(loom))]
+    pub(crate) fn drained_block(&self) -> Result<Option<(u64, usize)>> {
+        let record = self.words.at(H_ARENA_DRAINING)?.load(Ordering::Acquire);
+        let block = match Moving::unpack(record) {
+            Some(Moving::Block { granule, class }) => Some((granule, class)),
+            Some(Moving::Popping { class, tag, .. }) if class < self.geo.classes => {
+                let (low, high) = self
+                    .list_head(FreeList::Blocks(class))?
+                    .load(Ordering::Acquire);
+                match crate::packing::unpack_pop_mark(high) {
+                    Some((MERGER_POPPER, granule))
+                        if crate::packing::unpack_free_head(low).0 == tag.wrapping_add(1) =>
+                    {
+                        Some((granule, class))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(block.filter(|&(granule, class)| {
+            class < self.geo.classes
+                && granule.is_multiple_of(1 << class)
+                && granule + (1 << class) <= self.geo.arena_granules()
+                && self.block_meta(granule).is_ok_and(|meta| {
+                    meta.load(Ordering::Relaxed) & !block_meta::LINK
+                        == block_meta::pack(FREE, class, 0)
+                })
+        }))
+    }
+
     /// Finish the pair merge a dead merger left half-done (see `merge_pair`).
     fn finish_dead_merge(&self) -> Result<()> {
+        self.finish_dead_drain()?;
         let merging = self.words.at(H_ARENA_MERGING)?;
         let record = merging.load(Ordering::Relaxed);
         if record == 0 {

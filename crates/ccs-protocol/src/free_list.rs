@@ -3,20 +3,24 @@
 //! 32-bit ABA tag and names the winner of the last pop, so that no pop is ever named by
 //! nothing (docs/protocol.md §3.9).
 //!
-//! A popper that records (an agent's process) first records `Popping { list, tag, nonce }` in
-//! its agent slot, then pops with one compare-and-swap of the head that also names its thread
-//! (slot and nonce) and the entry, then records the entry. Every later push or pop of the list
+//! A popper that records (an agent's thread, or a merger) first records `Popping { list, tag,
+//! nonce }` (in its agent slot; a merger's in a header word), then pops with one
+//! compare-and-swap of the head that also names it (slot and thread nonce, or the merger) and
+//! the entry, then records the entry. Every later push or pop of the list
 //! *acknowledges* the pop the head names before its own compare-and-swap: if the popper's
 //! record is still that `Popping`, it exchanges it for the entry's record, the value the popper
 //! writes itself. So once the head has moved on from a pop, the pop is recorded, and the
-//! recovery of a dead popper (`records.rs`) finds its pop either still named by the head (the
-//! entry is its own) or recorded as its entry, or it never happened.
+//! recovery of a dead popper ([`Directory::settle_pop`]: an agent's in `records.rs`, a
+//! merger's by the next merger in `arena.rs`) finds its pop either still named by the head
+//! (the entry is its own) or recorded as its entry, or it never happened.
 
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{H_DESC_FREE, arena_free};
-use crate::packing::{free_head, popped_by, unpack_free_head, unpack_popped_by};
+use crate::layout::{H_ARENA_DRAINING, H_DESC_FREE, arena_free};
+use crate::packing::{
+    MERGER_POPPER, agent_popper, free_head, pop_mark, unpack_free_head, unpack_pop_mark,
+};
 use crate::records::{KillPoint, NO_RECORD, entry_record, popping_record, record_field};
 use crate::sync::{AtomicPair, AtomicU64, Ordering, thread_nonce};
 
@@ -28,6 +32,21 @@ pub(crate) enum FreeList {
     /// The arena blocks' of one class (entries: granules).
     Blocks(usize),
 }
+
+/// Who pops, for the record of the pop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Popper {
+    /// Unrecorded ([`NO_RECORD`] as a slot is the same).
+    Nobody,
+    /// The calling thread of the process in this agent slot, recorded in the slot.
+    Agent(u32),
+    /// A merger's drain, for the allocation of this agent slot (under the structure lock),
+    /// recorded in header word [`H_ARENA_DRAINING`].
+    Merger(u32),
+}
+
+/// The nonce of a merger's pops (one merger at a time: the structure lock).
+const MERGER_NONCE: u16 = MERGER_POPPER as u16;
 
 impl FreeList {
     /// The header word of the list's head (the first of its pair).
@@ -66,23 +85,57 @@ impl<E: Env> Directory<E> {
         Ok(self.list_tag_and_top(list)?.0)
     }
 
-    /// Pop an entry off `list`, recorded as `slot`'s (nothing for [`NO_RECORD`]); `link_of`
-    /// reads an entry's successor link, and entries above `limit` are corruption. Returns the
-    /// entry (index, not + 1), recorded in its record word as `records.rs`'s
-    /// [`entry_record`] has it.
+    /// The record word of `popper`'s pops from `list`, with its popper id and nonce (`None`:
+    /// unrecorded).
+    fn pop_record(&self, list: FreeList, popper: Popper) -> Result<Option<PopRecord<'_>>> {
+        Ok(match popper {
+            Popper::Agent(slot) if slot != NO_RECORD => {
+                let nonce = thread_nonce();
+                Some(PopRecord {
+                    word: self.record_word(slot, record_field(list))?,
+                    popper: agent_popper(slot, nonce),
+                    nonce,
+                    slot,
+                })
+            }
+            Popper::Merger(slot) => Some(PopRecord {
+                word: self.words.at(H_ARENA_DRAINING)?,
+                popper: MERGER_POPPER,
+                nonce: MERGER_NONCE,
+                slot,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The record word of the pop from `list` by popper id `popper`, and that popper's nonce.
+    fn record_of_popper(&self, list: FreeList, popper: u32) -> Result<(&AtomicU64, u16)> {
+        match (popper >> 16, list) {
+            (0, FreeList::Blocks(_)) if popper == MERGER_POPPER => {
+                Ok((self.words.at(H_ARENA_DRAINING)?, MERGER_NONCE))
+            }
+            (0, _) => Err(ProtocolError::corrupt(format!(
+                "free list head names popper {popper:#x}, neither an agent nor a merger"
+            ))),
+            (slot_plus_one, _) => Ok((
+                self.record_word(slot_plus_one - 1, record_field(list))?,
+                popper as u16,
+            )),
+        }
+    }
+
+    /// Pop an entry off `list`, recorded as `popper`'s; `link_of` reads an entry's successor
+    /// link, and entries above `limit` are corruption. Returns the entry (index, not + 1),
+    /// recorded in its record word as `records.rs`'s [`entry_record`] has it.
     pub(crate) fn pop_free(
         &self,
         list: FreeList,
         limit: u64,
-        slot: u32,
+        popper: Popper,
         link_of: impl Fn(u64) -> Result<u64>,
     ) -> Result<Option<u64>> {
         let head = self.list_head(list)?;
-        let record = if slot == NO_RECORD {
-            None
-        } else {
-            Some((self.record_word(slot, record_field(list))?, thread_nonce()))
-        };
+        let record = self.pop_record(list, popper)?;
         let mut popping = false;
         loop {
             // Pairs with the Release exchanges below and in `push_free`: the successor link,
@@ -91,9 +144,9 @@ impl<E: Env> Directory<E> {
             self.acknowledge(list, current)?;
             let (tag, top) = unpack_free_head(current.0);
             if top == 0 {
-                if let Some((word, _)) = record.filter(|_| popping) {
+                if let Some(record) = record.filter(|_| popping) {
                     // A lost attempt's record: no head names it, so no one else touches it.
-                    word.store(0, Ordering::Relaxed);
+                    record.word.store(0, Ordering::Relaxed);
                 }
                 return Ok(None);
             }
@@ -113,25 +166,29 @@ impl<E: Env> Directory<E> {
                 }
                 continue;
             }
-            let popper = match record {
-                Some((word, nonce)) => {
+            let mark = match record {
+                Some(record) => {
                     // Relaxed: published by the exchange's Release, for the acknowledgement.
-                    word.store(popping_record(list, tag, nonce), Ordering::Relaxed);
+                    record
+                        .word
+                        .store(popping_record(list, tag, record.nonce), Ordering::Relaxed);
                     popping = true;
-                    popped_by(slot, nonce, top - 1)
+                    pop_mark(record.popper, top - 1)
                 }
                 None => 0,
             };
-            let popped = (free_head(tag.wrapping_add(1), next as u32), popper);
+            let popped = (free_head(tag.wrapping_add(1), next as u32), mark);
             if head
                 .compare_exchange(current, popped, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                if let Some((word, _)) = record {
-                    self.env.kill_point(slot, KillPoint::Popped);
+                if let Some(record) = record {
+                    self.env.kill_point(record.slot, KillPoint::Popped);
                     // Release, as every record store: read by a recovery after this process
                     // died. An acknowledgement may have written the same value already.
-                    word.store(entry_record(list, top - 1), Ordering::Release);
+                    record
+                        .word
+                        .store(entry_record(list, top - 1), Ordering::Release);
                 }
                 return Ok(Some(top - 1));
             }
@@ -184,11 +241,11 @@ impl<E: Env> Directory<E> {
         if cfg!(ccs_mutant = "unacknowledged_pops") {
             return Ok(());
         }
-        let Some((slot, nonce, popped)) = unpack_popped_by(head.1) else {
+        let Some((popper, popped)) = unpack_pop_mark(head.1) else {
             return Ok(());
         };
         let before = unpack_free_head(head.0).0.wrapping_sub(1);
-        let word = self.record_word(slot, record_field(list))?;
+        let (word, nonce) = self.record_of_popper(list, popper)?;
         let seen = word.load(Ordering::Acquire);
         let expected = popping_record(list, before, nonce);
         // The mutant matches the slot and the tag only: a sibling thread's stale record of a
@@ -209,4 +266,55 @@ impl<E: Env> Directory<E> {
         }
         Ok(())
     }
+
+    /// Settle the `Popping` record `record` (the head's tag `tag` before the pop) that a dead
+    /// `popper` left in `word` on `list`, returning what the word holds afterwards. If the head
+    /// still names this pop (at tag `tag + 1`, this popper), the pop happened and nobody has
+    /// moved on from it: the record becomes the entry's, as an acknowledgement would make it.
+    /// Otherwise the pop never happened (the exchange failed, or the popper died before it), or
+    /// the list moved on from it, which acknowledged it first: the record is cleared with a
+    /// compare-and-swap from `Popping`, so an acknowledgement that got there first is kept, and
+    /// the caller recovers its entry.
+    pub(crate) fn settle_pop(
+        &self,
+        list: FreeList,
+        word: &AtomicU64,
+        record: u64,
+        popper: u32,
+        tag: u32,
+    ) -> Result<u64> {
+        // Pairs with the popping exchange (AcqRel) and with every exchange that moved on from
+        // it, each preceded by its acknowledgement.
+        let (low, high) = self.list_head(list)?.load(Ordering::Acquire);
+        let settled = match unpack_pop_mark(high) {
+            Some((by, popped))
+                if by == popper && unpack_free_head(low).0 == tag.wrapping_add(1) =>
+            {
+                entry_record(list, popped)
+            }
+            _ => 0,
+        };
+        // The mutant clears the record with a store: an acknowledgement that landed between
+        // the record's load and the head's is lost, and its entry with it.
+        if cfg!(ccs_mutant = "popping_cleared_by_store") && settled == 0 {
+            word.store(0, Ordering::Release);
+            return Ok(0);
+        }
+        Ok(
+            match word.compare_exchange(record, settled, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => settled,
+                Err(now) => now,
+            },
+        )
+    }
+}
+
+/// Where a recorded pop goes: the record word, the popper id the head will carry, its nonce
+/// (in the `Popping` record), and the agent slot for the models' kill points.
+#[derive(Clone, Copy)]
+struct PopRecord<'a> {
+    word: &'a AtomicU64,
+    popper: u32,
+    nonce: u16,
+    slot: u32,
 }

@@ -104,6 +104,11 @@ pub(crate) const H_ARENA_BUMP: usize = 19;
 /// the lower buddy of the pair being merged (see `alloc.rs`); 0 = none. Written under the
 /// structure lock only.
 pub(crate) const H_ARENA_MERGING: usize = 20;
+/// A merger's record of its drain's latest pop (`records.rs`'s `Moving` encoding: `Popping`
+/// before the pop's compare-and-swap, `Block` after it), 0 = none; written by the merger under
+/// the structure lock and turned by acknowledgements (`free_list.rs`); the next merger
+/// finishes a dead merger's (`arena.rs`).
+pub(crate) const H_ARENA_DRAINING: usize = 21;
 /// The free-list heads (docs/protocol.md §3.9): two words each, 16-byte aligned, read and
 /// compare-and-swapped only as one 16-byte pair ([`crate::words::Words::pair`]). The low word is
 /// `tag << 32 | (top + 1)`, the high word names the winner of the last pop, for the next

@@ -216,23 +216,30 @@ pub fn unpack_free_head(word: u64) -> (u32, u64) {
     ((word >> 32) as u32, word & 0xffff_ffff)
 }
 
-/// A free-list head's high word after a pop of entry `popped` by thread `nonce` of the
-/// process in agent slot `slot` (`slot < 65_535`, `MAX_AGENTS_LIMIT`): the popper to
-/// acknowledge (docs/protocol.md §3.9).
-pub fn popped_by(slot: u32, nonce: u16, popped: u64) -> u64 {
-    let popper = (u64::from(slot.wrapping_add(1) & 0xffff) << 16) | u64::from(nonce);
-    (popper << 32) | (popped.wrapping_add(1) & 0xffff_ffff)
+/// The popper id of thread `nonce` of the process in agent slot `slot` (`slot < 65_535`,
+/// `MAX_AGENTS_LIMIT`), as a free-list head names it: `(slot + 1) << 16 | nonce`.
+pub fn agent_popper(slot: u32, nonce: u16) -> u32 {
+    ((slot.wrapping_add(1) & 0xffff) << 16) | u32::from(nonce)
 }
 
-/// Unpack a free-list head's high word into (slot, nonce, popped entry); `None` for 0 (no pop
-/// to acknowledge) or a word that names no slot or no entry.
-pub fn unpack_popped_by(word: u64) -> Option<(u32, u16, u64)> {
-    let slot_plus_one = (word >> 48) as u32;
-    let popped_plus_one = word & 0xffff_ffff;
-    if slot_plus_one == 0 || popped_plus_one == 0 {
+/// The popper id of a merger's drain (no agent slot: the slot field is 0), whose record is a
+/// header word (docs/layout.md §2).
+pub const MERGER_POPPER: u32 = 1;
+
+/// A free-list head's high word after a pop of entry `popped` by `popper` (docs/protocol.md
+/// §3.9): `popper << 32 | (popped + 1)`.
+pub fn pop_mark(popper: u32, popped: u64) -> u64 {
+    (u64::from(popper) << 32) | (popped.wrapping_add(1) & 0xffff_ffff)
+}
+
+/// Unpack a free-list head's high word into (popper, popped entry); `None` for 0 (no pop to
+/// acknowledge) or a word that names no popper or no entry.
+pub fn unpack_pop_mark(word: u64) -> Option<(u32, u64)> {
+    let (popper, popped_plus_one) = ((word >> 32) as u32, word & 0xffff_ffff);
+    if popper == 0 || popped_plus_one == 0 {
         return None;
     }
-    Some((slot_plus_one - 1, (word >> 32) as u16, popped_plus_one - 1))
+    Some((popper, popped_plus_one - 1))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -240,13 +247,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn popper_round_trips() {
+    fn pop_marks_round_trip() {
+        let popper = agent_popper(65_534, 0xbeef);
+        assert_eq!(popper, 0xffff_beef);
+        assert_eq!(unpack_pop_mark(pop_mark(popper, 7)), Some((popper, 7)));
         assert_eq!(
-            unpack_popped_by(popped_by(65_534, 0xbeef, 7)),
-            Some((65_534, 0xbeef, 7))
+            unpack_pop_mark(pop_mark(MERGER_POPPER, 0)),
+            Some((MERGER_POPPER, 0))
         );
-        assert_eq!(unpack_popped_by(popped_by(0, 0, 0)), Some((0, 0, 0)));
-        assert_eq!(unpack_popped_by(0), None);
+        assert_eq!(unpack_pop_mark(0), None);
     }
 
     #[test]

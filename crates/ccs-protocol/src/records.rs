@@ -62,8 +62,8 @@ use crate::error::{ProtocolError, Result};
 use crate::free_list::FreeList;
 use crate::layout::{A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_DESC_BUMP};
 use crate::packing::{
-    DESC_LINK, Head, block_field, bump_claim, desc_state, incarnation, superseding_mark,
-    unpack_block_field, unpack_free_head, unpack_owner, unpack_popped_by,
+    DESC_LINK, Head, agent_popper, block_field, bump_claim, desc_state, incarnation,
+    superseding_mark, unpack_block_field, unpack_owner,
 };
 use crate::sync::{AtomicU64, Ordering};
 
@@ -116,6 +116,8 @@ pub enum KillPoint {
     /// Right after a pop's compare-and-swap, before the popper records the entry (its
     /// `Popping` record and the list head name the pop).
     Popped,
+    /// In a merge's drain, right after a block is popped and recorded, before it is STASHED.
+    Drained,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
@@ -233,7 +235,7 @@ impl Moving {
         (kind << KIND_SHIFT) | body
     }
 
-    fn unpack(word: u64) -> Option<Moving> {
+    pub(crate) fn unpack(word: u64) -> Option<Moving> {
         let body = word & ((1 << KIND_SHIFT) - 1);
         let (high, low) = ((body >> 32) as u32, (body & LOW) as u32);
         Some(match word >> KIND_SHIFT {
@@ -410,14 +412,8 @@ impl<E: Env> Directory<E> {
         Ok(recovered)
     }
 
-    /// Settle the `Popping` record `record` (thread `nonce`, head tag `tag` before the pop) of
-    /// `slot`'s dead process on `list`, returning what its record word holds afterwards. If the
-    /// head still names this pop (at tag `tag + 1`, this slot and nonce), the pop happened and
-    /// nobody has moved on from it: the record becomes the entry's, as an acknowledgement would
-    /// make it. Otherwise the pop never happened (the exchange failed, or the process died
-    /// before it), or the list moved on from it, which acknowledged it first: the record is
-    /// cleared with a compare-and-swap from `Popping`, so an acknowledgement that got there
-    /// first is kept, and its entry recovered by the caller.
+    /// Settle `slot`'s dead process's `Popping` record `record` of a pop from `list` by its
+    /// thread `nonce` at head tag `tag` ([`Directory::settle_pop`]).
     fn settle_popping(
         &self,
         slot: u32,
@@ -427,31 +423,7 @@ impl<E: Env> Directory<E> {
         tag: u32,
     ) -> Result<u64> {
         let word = self.record_word(slot, record_field(list))?;
-        // Pairs with the popping exchange (AcqRel) and with every exchange that moved on from
-        // it, each preceded by its acknowledgement.
-        let (low, high) = self.list_head(list)?.load(Ordering::Acquire);
-        let settled = match unpack_popped_by(high) {
-            Some((by, by_nonce, popped))
-                if by == slot
-                    && by_nonce == nonce
-                    && unpack_free_head(low).0 == tag.wrapping_add(1) =>
-            {
-                entry_record(list, popped)
-            }
-            _ => 0,
-        };
-        // The mutant clears the record with a store: an acknowledgement that landed between
-        // the record's load and the head's is lost, and its entry with it.
-        if cfg!(ccs_mutant = "popping_cleared_by_store") && settled == 0 {
-            word.store(0, Ordering::Release);
-            return Ok(0);
-        }
-        Ok(
-            match word.compare_exchange(record, settled, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => settled,
-                Err(now) => now,
-            },
-        )
+        self.settle_pop(list, word, record, agent_popper(slot, nonce), tag)
     }
 
     /// Finish the push of a split's upper half that `slot`'s dead process recorded in `taken`

@@ -110,10 +110,15 @@ impl Env for MemEnv {
     }
 
     fn with_structure_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
-        let _guard = self
+        // A holder that panics is a modelled kill: the kernel releases a dead process's lock,
+        // so the lock is let go before the panic goes on, unpoisoned (loom's mutex cannot be
+        // taken once poisoned), and the next taker finishes what the holder left half-done.
+        let guard = self
             .lock
             .lock()
             .map_err(|_| ProtocolError::Os("structure lock poisoned".into()))?;
-        Ok(f())
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        drop(guard);
+        result.map_err(|killed| std::panic::resume_unwind(killed))
     }
 }

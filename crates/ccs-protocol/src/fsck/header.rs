@@ -6,7 +6,7 @@ use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::Result;
 use crate::layout::{
-    H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_MERGING, H_DESC_BUMP, H_FREE_LISTS, H_SWITCHES,
+    H_AGENT_DROPS, H_ARENA_BUMP, H_ARENA_DRAINING, H_DESC_BUMP, H_FREE_LISTS, H_SWITCHES,
     HEADER_WORDS, arena_free,
 };
 
@@ -37,7 +37,7 @@ impl<E: Env> Directory<E> {
             granule_bump = granules;
         }
         let unused = (H_SWITCHES + 1..H_AGENT_DROPS)
-            .chain(H_ARENA_MERGING + 1..H_FREE_LISTS)
+            .chain(H_ARENA_DRAINING + 1..H_FREE_LISTS)
             .chain(arena_free(self.geo.classes)..HEADER_WORDS);
         for index in unused {
             let value = self.load(index)?;

@@ -237,6 +237,11 @@ impl<E: Env> Directory<E> {
                 claims.push((granule, granule + (1 << class), Claim::Free(class)));
             }
         }
+        // The block a dead merger's drain took off its list and did not stash yet: the next
+        // merger stashes it (`arena.rs`), so it is free, not leaked.
+        if let Some((granule, class)) = self.drained_block()? {
+            claims.push((granule, granule + (1 << class), Claim::Free(class)));
+        }
         self.account(pass, claims, granule_bump);
         Ok(())
     }
