@@ -33,6 +33,16 @@ pub(crate) enum FreeList {
     Blocks(usize),
 }
 
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The popper id of this thread's last recorded pop as an agent (0: none).
+    static LAST_POP: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static LAST_POP: core::cell::Cell<u32> = core::cell::Cell::new(0);
+}
+
 /// Who pops, for the record of the pop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Popper {
@@ -60,7 +70,7 @@ impl FreeList {
 
 impl<E: Env> Directory<E> {
     /// The head of `list`, checked against the segment's classes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn list_head(&self, list: FreeList) -> Result<AtomicPair<'_>> {
         if let FreeList::Blocks(class) = list
             && class >= self.geo.classes
@@ -87,6 +97,7 @@ impl<E: Env> Directory<E> {
 
     /// The record word of `popper`'s pops from `list`, with its popper id and nonce (`None`:
     /// unrecorded).
+    #[inline]
     fn pop_record(&self, list: FreeList, popper: Popper) -> Result<Option<PopRecord<'_>>> {
         Ok(match popper {
             Popper::Agent(slot) if slot != NO_RECORD => {
@@ -189,6 +200,9 @@ impl<E: Env> Directory<E> {
                     record
                         .word
                         .store(entry_record(list, top - 1), Ordering::Release);
+                    if let Popper::Agent(_) = popper {
+                        LAST_POP.with(|last| last.set(record.popper));
+                    }
                 }
                 return Ok(Some(top - 1));
             }
@@ -235,15 +249,27 @@ impl<E: Env> Directory<E> {
     /// another acknowledger, wrote it meanwhile. The nonce keeps a sibling thread's record
     /// (same slot, same tag, a lost pop) from being turned into this pop's entry: that would
     /// be a false record, freed under the winner by a recovery.
+    #[inline]
     fn acknowledge(&self, list: FreeList, head: (u64, u64)) -> Result<()> {
         // The mutant never acknowledges: a popper killed before recording its entry leaks it
         // once the list moves on.
-        if cfg!(ccs_mutant = "unacknowledged_pops") {
+        if head.1 == 0 || cfg!(ccs_mutant = "unacknowledged_pops") {
             return Ok(());
         }
+        self.acknowledge_other(list, head)
+    }
+
+    /// [`Directory::acknowledge`] once the head names a pop. Nothing to do for this thread's
+    /// own last pop as an agent, which it recorded before it returned: no other thread has its
+    /// popper id (the slot is attached by this process, and a nonce is this thread's alone; a
+    /// dead holder of the slot was recovered before the slot was attached again).
+    fn acknowledge_other(&self, list: FreeList, head: (u64, u64)) -> Result<()> {
         let Some((popper, popped)) = unpack_pop_mark(head.1) else {
             return Ok(());
         };
+        if LAST_POP.with(|last| last.get()) == popper {
+            return Ok(());
+        }
         let before = unpack_free_head(head.0).0.wrapping_sub(1);
         let (word, nonce) = self.record_of_popper(list, popper)?;
         let seen = word.load(Ordering::Acquire);

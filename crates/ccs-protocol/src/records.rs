@@ -36,10 +36,14 @@
 //!   A bumper claims the entry at a bump pointer (its owner or block word, from 0) before it
 //!   moves the pointer, so the claim names it until a record does (`alloc.rs`, `arena.rs`).
 //!
-//!   The leaks left: a death between a pop and the store that records it, and in the few
-//!   frees nobody records (a reader's unpin, the pin `ccs status` takes to size a version:
-//!   their claim names no slot). Each is a few instructions; the pop's follows a
-//!   compare-and-swap, where a kill during contention lands (docs/protocol.md §3.9).
+//!   A popper records `Popping` before its compare-and-swap, and the list head names it after
+//!   (`free_list.rs`): every later push or pop turns that record into the entry's before it
+//!   moves the head on, so the recovery finds the pop named by the head, or recorded, or never
+//!   made ([`Directory::settle_pop`]).
+//!
+//!   The leaks left: the few frees nobody records (a reader's unpin, the pin `ccs status` takes
+//!   to size a version: their claim names no slot), a merger's pushes back onto the lists, and
+//!   a push whose list tag changed before its recovery (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped. A `Discard` is validated by its compare-and-swaps themselves, which expect
@@ -142,6 +146,7 @@ const DESC_POPPING: u64 = 1 << 60;
 /// The record word of a pop from `list`: `A_TAKEN` for a descriptor, `A_MOVING` for a block
 /// (whose `A_TAKEN` may hold the put's descriptor, or a split's push, later; and a put takes
 /// its block before its descriptor).
+#[inline]
 pub(crate) fn record_field(list: FreeList) -> usize {
     match list {
         FreeList::Descs => A_TAKEN,
@@ -150,6 +155,7 @@ pub(crate) fn record_field(list: FreeList) -> usize {
 }
 
 /// The record of a pop from `list` by thread `nonce`, whose head's tag was `tag` before it.
+#[inline]
 pub(crate) fn popping_record(list: FreeList, tag: u32, nonce: u16) -> u64 {
     match list {
         FreeList::Descs => DESC_POPPING | (u64::from(nonce) << 32) | u64::from(tag),
@@ -165,6 +171,7 @@ pub(crate) fn is_popping(list: FreeList, tag: u32, word: u64) -> bool {
 
 /// The record of `entry`, popped from `list`: what the popper stores once it won, and what an
 /// acknowledgement writes in its place.
+#[inline]
 pub(crate) fn entry_record(list: FreeList, entry: u64) -> u64 {
     match list {
         FreeList::Descs => entry.wrapping_add(1),
@@ -280,6 +287,7 @@ impl Moving {
 }
 
 impl<E: Env> Directory<E> {
+    #[inline]
     pub(crate) fn record_word(&self, slot: u32, field: usize) -> Result<&AtomicU64> {
         if slot >= self.geo.config.max_agents {
             return Err(ProtocolError::corrupt(format!(

@@ -283,12 +283,19 @@ impl<'a> AtomicPair<'a> {
 /// the records of two threads sharing an agent slot are never taken for each other's
 /// (docs/protocol.md §3.9). Unique among the first 65,536 threads of a process.
 #[cfg(not(loom))]
+#[inline]
 pub fn thread_nonce() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     std::thread_local! {
-        static NONCE: u16 = NEXT.fetch_add(1, Ordering::Relaxed) as u16;
+        // The nonce + 1 once taken (0: not yet), so the slot needs no lazy initialisation.
+        static NONCE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
     }
-    NONCE.with(|nonce| *nonce)
+    NONCE.with(|nonce| {
+        if nonce.get() == 0 {
+            nonce.set(u32::from(NEXT.fetch_add(1, Ordering::Relaxed) as u16) + 1);
+        }
+        (nonce.get() - 1) as u16
+    })
 }
 
 /// Loom's: the same for each thread of a model execution, from a counter loom does not model
