@@ -17,7 +17,7 @@
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{H_ARENA_DRAINING, H_DESC_FREE, arena_free};
+use crate::layout::{H_ARENA_DRAINING, H_DESC_FREE, LIST_RECORDED, arena_free};
 use crate::packing::{
     MERGER_POPPER, agent_popper, free_head, pop_mark, unpack_free_head, unpack_pop_mark,
 };
@@ -81,6 +81,12 @@ impl<E: Env> Directory<E> {
             )));
         }
         self.words.pair(list.head_index())
+    }
+
+    /// The word that says which pop of `list` is recorded (see `layout.rs`).
+    #[inline]
+    fn list_recorded(&self, list: FreeList) -> Result<&AtomicU64> {
+        self.words.at(list.head_index() + LIST_RECORDED)
     }
 
     /// The ABA tag and the top (entry + 1, 0: empty) of `list`'s head.
@@ -200,6 +206,11 @@ impl<E: Env> Directory<E> {
                     record
                         .word
                         .store(entry_record(list, top - 1), Ordering::Release);
+                    // Then say so beside the head, in the line this exchange just took: an
+                    // acknowledgement that reads this tag there (Acquire) needs no look at
+                    // the record. Pairs with the Acquire load in `acknowledge_other`.
+                    self.list_recorded(list)?
+                        .store(u64::from(tag.wrapping_add(1)), Ordering::Release);
                     if let Popper::Agent(_) = popper {
                         LAST_POP.with(|last| last.set(record.popper));
                     }
@@ -270,7 +281,14 @@ impl<E: Env> Directory<E> {
         if LAST_POP.with(|last| last.get()) == popper {
             return Ok(());
         }
-        let before = unpack_free_head(head.0).0.wrapping_sub(1);
+        let tag = unpack_free_head(head.0).0;
+        // The popper said it recorded this pop (the tag right after it): nothing to do, and
+        // its agent slot's line, which it writes on every pop, stays in its cache. Pairs with
+        // the Release store after the popper's record.
+        if self.list_recorded(list)?.load(Ordering::Acquire) == u64::from(tag) {
+            return Ok(());
+        }
+        let before = tag.wrapping_sub(1);
         let (word, nonce) = self.record_of_popper(list, popper)?;
         let seen = word.load(Ordering::Acquire);
         let expected = popping_record(list, before, nonce);

@@ -109,17 +109,24 @@ pub(crate) const H_ARENA_MERGING: usize = 20;
 /// the structure lock and turned by acknowledgements (`free_list.rs`); the next merger
 /// finishes a dead merger's (`arena.rs`).
 pub(crate) const H_ARENA_DRAINING: usize = 21;
-/// The free-list heads (docs/protocol.md §3.9): two words each, 16-byte aligned, read and
-/// compare-and-swapped only as one 16-byte pair ([`crate::words::Words::pair`]). The low word is
-/// `tag << 32 | (top + 1)`, the high word names the winner of the last pop, for the next
-/// operation on the list to acknowledge: `popper << 32 | (popped + 1)`, where `popper` is
-/// `(slot + 1) << 16 | nonce` (0: nothing to acknowledge).
+/// The free lists (docs/protocol.md §3.9): [`LIST_WORDS`] words each, from here. The first
+/// two are the head, 16-byte aligned, read and compare-and-swapped only as one 16-byte pair
+/// ([`crate::words::Words::pair`]): the low word is `tag << 32 | (top + 1)`, the high word
+/// names the winner of the last pop, for the next operation on the list to acknowledge:
+/// `popper << 32 | (popped + 1)`, where `popper` is `(slot + 1) << 16 | nonce` (0: nothing to
+/// acknowledge). The third ([`LIST_RECORDED`]) is the head's tag right after the last pop
+/// whose popper has recorded its entry, in the head's cache line, so that an acknowledgement
+/// of a recorded pop reads no other process's line. The fourth is unused.
 pub(crate) const H_FREE_LISTS: usize = 32;
+/// Words per free list.
+pub(crate) const LIST_WORDS: usize = 4;
+/// The word of a free list, after its head, that says which pop is recorded.
+pub(crate) const LIST_RECORDED: usize = 2;
 /// The free list of descriptors (entries: descriptor indices).
 pub(crate) const H_DESC_FREE: usize = H_FREE_LISTS;
 /// The free list of arena blocks of class `class` (entries: granules).
 pub(crate) const fn arena_free(class: usize) -> usize {
-    H_FREE_LISTS + 2 * (1 + class)
+    H_FREE_LISTS + LIST_WORDS * (1 + class)
 }
 /// Header length in words.
 pub(crate) const HEADER_WORDS: usize = arena_free(MAX_CLASSES);

@@ -758,8 +758,9 @@ impl<E: Env> Directory<E> {
     /// the free lists): both freed by an earlier write, their lines still held by the peers
     /// that read that version. Requested now, their transfers overlap the records and the
     /// allocation instead of stalling the fill. Only a hint: a stale or wrong guess costs a
-    /// useless prefetch (the allocator reads the lists for real).
-    #[inline]
+    /// useless prefetch (the allocator reads the lists for real). Not inlined: two 16-byte
+    /// head loads and the prefetches, out of the way of the put's own code.
+    #[inline(never)]
     fn prefetch_new_slot(&self, len: Option<usize>) {
         #[cfg(not(loom))]
         {

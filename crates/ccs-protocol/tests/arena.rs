@@ -175,8 +175,8 @@ fn a_dead_mergers_half_done_pair_is_finished() {
         .expect("g2-3");
     dir.delete(a, lines[0], Condition::Blind).expect("free g0");
     dir.delete(a, lines[1], Condition::Blind).expect("free g1");
-    // What the dead merger left: both granules off the free list (head 34 = class 0: the
-    // heads are pairs of words from 32, the descriptors' first), g0
+    // What the dead merger left: both granules off the free list (head 36 = class 0: the
+    // lists are four words each from 32, the descriptors' first), g0
     // stashed at class 0, g1 already cleared, the pair recorded in header word 20.
     let poke = |index: usize, value: u64| {
         dir.words()
@@ -185,8 +185,8 @@ fn a_dead_mergers_half_done_pair_is_finished() {
             .store(value, Ordering::Relaxed)
     };
     let blocks_at = geo.blocks_at;
-    poke(34, 7 << 32); // empty, tag 7
-    poke(35, 0); // no pop to acknowledge
+    poke(36, 7 << 32); // empty, tag 7
+    poke(37, 0); // no pop to acknowledge
     poke(blocks_at, 3 << 62); // STASHED, class 0
     poke(blocks_at + 1, 1 << 41); // INSIDE: cleared by the merge (never 0 once handed out)
     poke(20, 1 << 8); // granule 0 + 1, class 0
@@ -346,11 +346,12 @@ fn an_acknowledgement_never_turns_a_sibling_threads_record() {
     let [x, y, z] = ["x", "y", "z"].map(|k| dir.find_or_insert_key(k).expect("key"));
     dir.put(a, x, &[1; 4096], Condition::Blind).expect("x");
     dir.delete(a, x, Condition::Blind).expect("x freed");
-    // d (this thread) pops x's block: the head of class 6 (4096 bytes), header words 46-47
-    // (pairs from word 32, the descriptors' first), names d's slot and this thread's nonce.
+    // d (this thread) pops x's block: the head of class 6 (4096 bytes), header words 60-61
+    // (four words a list from word 32, the descriptors' first), names d's slot and this
+    // thread's nonce.
     dir.put(d, y, &[2; 4096], Condition::Blind).expect("y");
     let word = |index: usize| dir.words().at(index).expect("in range");
-    let (class, head) = (6u64, 32 + 2 * (1 + 6));
+    let (class, head) = (6u64, 32 + 4 * (1 + 6));
     let tag = word(head).load(Ordering::Relaxed) >> 32;
     assert_eq!(
         word(head + 1).load(Ordering::Relaxed) >> 48,
@@ -363,8 +364,14 @@ fn an_acknowledgement_never_turns_a_sibling_threads_record() {
     let record = 9 << 60 | class << 48 | sibling << 32 | (tag - 1);
     let moving = word(geo.agents_at + d.slot as usize * 32 + 7);
     moving.store(record, Ordering::Relaxed);
-    // a's write of z pops that list (empty now: the acknowledgement still runs), then bumps.
-    dir.put(a, z, &[3; 4096], Condition::Blind).expect("z");
+    // As if d's winning thread had not yet said beside the head that its pop is recorded
+    // (the list's third word): the acknowledgement then reads the record word.
+    word(head + 2).store(0, Ordering::Relaxed);
+    // a's write of z, on another thread (this one skips its own last pop), pops that list
+    // (empty now: the acknowledgement still runs), then bumps.
+    std::thread::scope(|scope| {
+        scope.spawn(|| dir.put(a, z, &[3; 4096], Condition::Blind).expect("z"));
+    });
     assert_eq!(
         moving.load(Ordering::Relaxed),
         record,
@@ -412,10 +419,10 @@ fn a_dead_mergers_drained_block_is_merged_by_the_next() {
     dir.delete(a, lines[0], Condition::Blind).expect("free g0");
     dir.delete(a, lines[1], Condition::Blind).expect("free g1");
     let word = |index: usize| dir.words().at(index).expect("in range");
-    // What the dead merger left: granule 1 (the top of the class-0 list, head words 34-35)
+    // What the dead merger left: granule 1 (the top of the class-0 list, head words 36-37)
     // popped, its block word still FREE, and the pop recorded in header word 21 as
     // `Block { granule: 1, class: 0 }` (kind 1).
-    let (head, drain) = (34, 21);
+    let (head, drain) = (36, 21);
     let low = word(head).load(Ordering::Relaxed);
     assert_eq!(low & 0xffff_ffff, 2, "granule 1 tops the class-0 list");
     let link = word(geo.blocks_at + 1).load(Ordering::Relaxed) & 0xffff_ffff;
