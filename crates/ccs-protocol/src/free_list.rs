@@ -6,10 +6,11 @@
 //! A popper that records (an agent's thread, or a merger) first records `Popping { list, tag,
 //! nonce }` (in its agent slot; a merger's in a header word), then pops with one
 //! compare-and-swap of the head that also names it (slot and thread nonce, or the merger) and
-//! the entry, then records the entry. Every later push or pop of the list
-//! *acknowledges* the pop the head names before its own compare-and-swap: if the popper's
-//! record is still that `Popping`, it exchanges it for the entry's record, the value the popper
-//! writes itself. So once the head has moved on from a pop, the pop is recorded, and the
+//! the entry, then records the entry and says so beside the head (the list's *recorded* word,
+//! in the head's cache line). Every later push or pop of the list *acknowledges* the pop the
+//! head names before its own compare-and-swap: unless *recorded* says the pop is recorded, if
+//! the popper's record is still that `Popping`, it exchanges it for the entry's record, the
+//! value the popper writes itself. So once the head has moved on from a pop, the pop is recorded, and the
 //! recovery of a dead popper ([`Directory::settle_pop`]: an agent's in `records.rs`, a
 //! merger's by the next merger in `arena.rs`) finds its pop either still named by the head
 //! (the entry is its own) or recorded as its entry, or it never happened.

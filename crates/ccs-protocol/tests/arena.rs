@@ -150,11 +150,9 @@ fn allocator_never_writes_payload_bytes() {
     }
 }
 
-/// A merger killed between its two stores of a pair merge (the upper buddy cleared, the lower
-/// not yet grown) leaves the pair recorded in the header; the next allocation that merges
-/// finishes it, and nothing is lost.
-#[test]
-fn a_dead_mergers_half_done_pair_is_finished() {
+/// A four-granule arena whose granules 0 and 1 were freed one after the other (waiting on the
+/// one-granule list, unmerged) while key `k/2` holds granules 2-3; the writer and the keys.
+fn two_free_buddies() -> (common::Fixture, ccs_protocol::AgentId, Vec<u32>) {
     let config = Config {
         arena_bytes: 256,
         max_payload: 128,
@@ -163,7 +161,6 @@ fn a_dead_mergers_half_done_pair_is_finished() {
     let f = fixture(config);
     let dir = &f.dir;
     let a = agent(dir, "writer");
-    let geo = *dir.geometry();
     let lines: Vec<u32> = (0..3)
         .map(|i| dir.find_or_insert_key(&format!("k/{i}")).expect("key"))
         .collect();
@@ -175,6 +172,17 @@ fn a_dead_mergers_half_done_pair_is_finished() {
         .expect("g2-3");
     dir.delete(a, lines[0], Condition::Blind).expect("free g0");
     dir.delete(a, lines[1], Condition::Blind).expect("free g1");
+    (f, a, lines)
+}
+
+/// A merger killed between its two stores of a pair merge (the upper buddy cleared, the lower
+/// not yet grown) leaves the pair recorded in the header; the next allocation that merges
+/// finishes it, and nothing is lost.
+#[test]
+fn a_dead_mergers_half_done_pair_is_finished() {
+    let (f, a, lines) = two_free_buddies();
+    let dir = &f.dir;
+    let geo = *dir.geometry();
     // What the dead merger left: both granules off the free list (head 36 = class 0: the
     // lists are four words each from 32, the descriptors' first), g0
     // stashed at class 0, g1 already cleared, the pair recorded in header word 20.
@@ -398,26 +406,9 @@ fn an_acknowledgement_never_turns_a_sibling_threads_record() {
 /// leaked until `fsck --repair`.
 #[test]
 fn a_dead_mergers_drained_block_is_merged_by_the_next() {
-    let config = Config {
-        arena_bytes: 256,
-        max_payload: 128,
-        ..story_config()
-    };
-    let f = fixture(config);
+    let (f, a, lines) = two_free_buddies();
     let dir = &f.dir;
-    let a = agent(dir, "writer");
     let geo = *dir.geometry();
-    let lines: Vec<u32> = (0..3)
-        .map(|i| dir.find_or_insert_key(&format!("k/{i}")).expect("key"))
-        .collect();
-    dir.put(a, lines[0], &[1; 64], Condition::Blind)
-        .expect("g0");
-    dir.put(a, lines[1], &[2; 64], Condition::Blind)
-        .expect("g1");
-    dir.put(a, lines[2], &[3; 128], Condition::Blind)
-        .expect("g2-3");
-    dir.delete(a, lines[0], Condition::Blind).expect("free g0");
-    dir.delete(a, lines[1], Condition::Blind).expect("free g1");
     let word = |index: usize| dir.words().at(index).expect("in range");
     // What the dead merger left: granule 1 (the top of the class-0 list, head words 36-37)
     // popped, its block word still FREE, and the pop recorded in header word 21 as
