@@ -36,12 +36,13 @@ pub(crate) enum FreeList {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// The popper id of this thread's last recorded pop as an agent (0: none).
-    static LAST_POP: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    /// This thread's last recorded pop as an agent: its popper id << 32 | the head's tag right
+    /// after it (0: none).
+    static LAST_POP: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static LAST_POP: core::cell::Cell<u32> = core::cell::Cell::new(0);
+    static LAST_POP: core::cell::Cell<u64> = core::cell::Cell::new(0);
 }
 
 /// Who pops, for the record of the pop.
@@ -213,7 +214,11 @@ impl<E: Env> Directory<E> {
                     self.list_recorded(list)?
                         .store(u64::from(tag.wrapping_add(1)), Ordering::Release);
                     if let Popper::Agent(_) = popper {
-                        LAST_POP.with(|last| last.set(record.popper));
+                        LAST_POP.with(|last| {
+                            last.set(
+                                u64::from(record.popper) << 32 | u64::from(tag.wrapping_add(1)),
+                            )
+                        });
                     }
                 }
                 return Ok(Some(top - 1));
@@ -272,17 +277,18 @@ impl<E: Env> Directory<E> {
     }
 
     /// [`Directory::acknowledge`] once the head names a pop. Nothing to do for this thread's
-    /// own last pop as an agent, which it recorded before it returned: no other thread has its
-    /// popper id (the slot is attached by this process, and a nonce is this thread's alone; a
-    /// dead holder of the slot was recovered before the slot was attached again).
+    /// own last pop as an agent, which it recorded before it returned: the head still at the
+    /// tag that pop left, naming this thread's popper id, is that pop (the popper id alone is
+    /// not: a process that let its slot go keeps its threads' last pops, and another process
+    /// attached to that slot may have a thread with the same nonce).
     fn acknowledge_other(&self, list: FreeList, head: (u64, u64)) -> Result<()> {
         let Some((popper, popped)) = unpack_pop_mark(head.1) else {
             return Ok(());
         };
-        if LAST_POP.with(|last| last.get()) == popper {
+        let tag = unpack_free_head(head.0).0;
+        if LAST_POP.with(|last| last.get()) == u64::from(popper) << 32 | u64::from(tag) {
             return Ok(());
         }
-        let tag = unpack_free_head(head.0).0;
         // The popper said it recorded this pop (the tag right after it): nothing to do, and
         // its agent slot's line, which it writes on every pop, stays in its cache. Pairs with
         // the Release store after the popper's record.

@@ -175,6 +175,29 @@ fn two_free_buddies() -> (common::Fixture, ccs_protocol::AgentId, Vec<u32>) {
     (f, a, lines)
 }
 
+/// A merge never leaves a merged-away buddy's block word 0, the word of a granule never handed
+/// out, which a bumper that read the arena's bump pointer long ago would claim (its claim is a
+/// compare-and-swap from 0): granule 1, merged into granules 0-1, reads `INSIDE`. The mutant
+/// `merged_words_zeroed` clears it to 0. (The race itself is the loom model
+/// `a_stale_bumper_never_claims_a_merged_granule`.)
+#[test]
+#[cfg_attr(ccs_mutant = "merged_words_zeroed", should_panic)]
+fn a_merged_away_buddy_is_never_unclaimed() {
+    let (f, a, lines) = two_free_buddies();
+    let dir = &f.dir;
+    let geo = *dir.geometry();
+    // A two-granule payload needs the merge of granules 0 and 1.
+    dir.put(a, lines[1], &[4; 128], Condition::Blind)
+        .expect("merged block");
+    let upper = dir
+        .words()
+        .at(geo.blocks_at + 1)
+        .expect("block word")
+        .load(Ordering::Relaxed);
+    assert_eq!(upper, 1 << 41, "granule 1's word is {upper:#x}, not INSIDE");
+    assert_clean(&dir.fsck().expect("fsck"));
+}
+
 /// A merger killed between its two stores of a pair merge (the upper buddy cleared, the lower
 /// not yet grown) leaves the pair recorded in the header; the next allocation that merges
 /// finishes it, and nothing is lost.
@@ -345,6 +368,7 @@ fn a_writer_killed_with_its_block_named_twice_gives_it_back_once() {
 /// name the thread (its nonce), not only the slot. The mutant `acknowledged_by_slot` matches
 /// the slot and the tag only, and turns the record.
 #[test]
+#[cfg_attr(ccs_mutant = "acknowledged_by_slot", should_panic)]
 fn an_acknowledgement_never_turns_a_sibling_threads_record() {
     let f = fixture(story_config());
     let dir = &f.dir;
