@@ -616,16 +616,10 @@ impl<E: Env> Directory<E> {
         };
         match Moving::unpack(settled) {
             Some(Moving::None) => {}
-            Some(Moving::Block { granule, class })
-                if class < self.geo.classes
-                    && granule.is_multiple_of(1 << class)
-                    && granule + (1 << class) <= self.geo.arena_granules() =>
-            {
-                let meta = self.block_meta(granule)?;
-                if meta.load(Ordering::Relaxed) & !block_meta::LINK
-                    == block_meta::pack(FREE, class, 0)
-                {
-                    meta.store(block_meta::pack(STASHED, class, 0), Ordering::Relaxed);
+            Some(Moving::Block { granule, class }) if self.is_block(granule, class) => {
+                if self.drained_and_free(granule, class) {
+                    self.block_meta(granule)?
+                        .store(block_meta::pack(STASHED, class, 0), Ordering::Relaxed);
                 }
             }
             _ => {
@@ -647,30 +641,29 @@ impl<E: Env> Directory<E> {
         let record = self.words.at(H_ARENA_DRAINING)?.load(Ordering::Acquire);
         let block = match Moving::unpack(record) {
             Some(Moving::Block { granule, class }) => Some((granule, class)),
-            Some(Moving::Popping { class, tag, .. }) if class < self.geo.classes => {
-                let (low, high) = self
-                    .list_head(FreeList::Blocks(class))?
-                    .load(Ordering::Acquire);
-                match crate::packing::unpack_pop_mark(high) {
-                    Some((MERGER_POPPER, granule))
-                        if crate::packing::unpack_free_head(low).0 == tag.wrapping_add(1) =>
-                    {
-                        Some((granule, class))
-                    }
-                    _ => None,
-                }
-            }
+            Some(Moving::Popping { class, tag, .. }) if class < self.geo.classes => self
+                .pop_still_named(FreeList::Blocks(class), MERGER_POPPER, tag)?
+                .map(|granule| (granule, class)),
             _ => None,
         };
         Ok(block.filter(|&(granule, class)| {
-            class < self.geo.classes
-                && granule.is_multiple_of(1 << class)
-                && granule + (1 << class) <= self.geo.arena_granules()
-                && self.block_meta(granule).is_ok_and(|meta| {
-                    meta.load(Ordering::Relaxed) & !block_meta::LINK
-                        == block_meta::pack(FREE, class, 0)
-                })
+            self.is_block(granule, class) && self.drained_and_free(granule, class)
         }))
+    }
+
+    /// Whether (`granule`, `class`), read from the segment, is an aligned block inside the arena.
+    fn is_block(&self, granule: u64, class: usize) -> bool {
+        class < self.geo.classes
+            && granule.is_multiple_of(1 << class)
+            && granule + (1 << class) <= self.geo.arena_granules()
+    }
+
+    /// Whether the block (`granule`, `class`) that a drain record names is still as the dead
+    /// merger's pop left it: FREE at that class (off every list), not yet STASHED.
+    fn drained_and_free(&self, granule: u64, class: usize) -> bool {
+        self.block_meta(granule).is_ok_and(|meta| {
+            meta.load(Ordering::Relaxed) & !block_meta::LINK == block_meta::pack(FREE, class, 0)
+        })
     }
 
     /// Finish the pair merge a dead merger left half-done (see `merge_pair`).

@@ -318,6 +318,22 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// The entry `popper` popped off `list` when its head's tag was `tag`, if the head still
+    /// names that pop (at tag `tag + 1`): nobody has moved on from it. Acquire: pairs with the
+    /// popping exchange (AcqRel) and with every exchange that moved on from it, each preceded
+    /// by its acknowledgement.
+    pub(crate) fn pop_still_named(
+        &self,
+        list: FreeList,
+        popper: u32,
+        tag: u32,
+    ) -> Result<Option<u64>> {
+        let (low, high) = self.list_head(list)?.load(Ordering::Acquire);
+        Ok(unpack_pop_mark(high)
+            .filter(|&(by, _)| by == popper && unpack_free_head(low).0 == tag.wrapping_add(1))
+            .map(|(_, popped)| popped))
+    }
+
     /// Settle the `Popping` record `record` (the head's tag `tag` before the pop) that a dead
     /// `popper` left in `word` on `list`, returning what the word holds afterwards. If the head
     /// still names this pop (at tag `tag + 1`, this popper), the pop happened and nobody has
@@ -334,17 +350,9 @@ impl<E: Env> Directory<E> {
         popper: u32,
         tag: u32,
     ) -> Result<u64> {
-        // Pairs with the popping exchange (AcqRel) and with every exchange that moved on from
-        // it, each preceded by its acknowledgement.
-        let (low, high) = self.list_head(list)?.load(Ordering::Acquire);
-        let settled = match unpack_pop_mark(high) {
-            Some((by, popped))
-                if by == popper && unpack_free_head(low).0 == tag.wrapping_add(1) =>
-            {
-                entry_record(list, popped)
-            }
-            _ => 0,
-        };
+        let settled = self
+            .pop_still_named(list, popper, tag)?
+            .map_or(0, |popped| entry_record(list, popped));
         // The mutant clears the record with a store: an acknowledgement that landed between
         // the record's load and the head's is lost, and its entry with it.
         if cfg!(ccs_mutant = "popping_cleared_by_store") && settled == 0 {
