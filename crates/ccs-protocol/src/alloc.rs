@@ -16,7 +16,7 @@
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::free_list::{FreeList, Popper};
+use crate::free_list::{FreeList, Popper, Pusher};
 use crate::layout::{
     D_BLOCK, D_CTL, D_FLAGS, D_LEN, D_NEXT, D_OWNER, D_VERSION, D_WRITTEN_MS, DESC_WORDS,
     H_DESC_BUMP, class_bytes, class_for,
@@ -609,27 +609,32 @@ impl<E: Env> Directory<E> {
                 )));
             }
             self.check_used_block(granule, class)?;
-            self.free_block_noting(granule, class, |tag| {
-                self.note_moving(slot, Moving::PushBlock { desc, tag })
-            })?;
-            // Release: pairs with the Acquire load in `frees_in_flight`, so an allocation that
-            // sees the field cleared also sees the block on its list.
-            block_field.store(NO_BLOCK, Ordering::Release);
+            self.push_block(granule, class, Pusher::Freeing { slot, desc })?;
         }
+        self.finish_pushed_block(desc, slot)
+    }
+
+    /// The rest of a descriptor's free once its block is pushed (or it had none): its block
+    /// field cleared, the descriptor pushed.
+    pub(crate) fn finish_pushed_block(&self, desc: u32, slot: u32) -> Result<()> {
+        // Release: pairs with the Acquire load in `frees_in_flight`, so an allocation that
+        // sees the field cleared also sees the block on its list.
+        self.desc_at(desc, D_BLOCK)?
+            .store(NO_BLOCK, Ordering::Release);
         self.push_desc_as(desc, slot)
     }
 
     /// Push a FREE descriptor without a block on the free list, recorded under `slot`.
     pub(crate) fn push_desc_as(&self, desc: u32, slot: u32) -> Result<()> {
         let next = self.desc_at(desc, D_NEXT)?;
+        // Recorded made (`None`) by the push itself, or by whoever acknowledges it first.
         self.push_free(
             FreeList::Descs,
             u64::from(desc),
             next,
             |link| link,
-            |tag| self.note_moving(slot, Moving::PushDesc { desc, tag }),
-        )?;
-        self.note_moving(slot, Moving::None)
+            Pusher::Freeing { slot, desc },
+        )
     }
 
     /// Read a descriptor's fields, bounds-checked. Not yet validated against concurrent reuse.

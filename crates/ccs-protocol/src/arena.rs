@@ -38,7 +38,7 @@ use crate::alloc::{bump_after_refused_claim, move_bump_past};
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::free_list::{FreeList, Popper};
+use crate::free_list::{FreeList, Popper, Pusher};
 use crate::layout::{H_ARENA_BUMP, H_ARENA_DRAINING, H_ARENA_MERGING};
 use crate::packing::MERGER_POPPER;
 use crate::records::{KillPoint, Moving};
@@ -436,19 +436,25 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
-    /// Push the block of class `class` at `granule` on its free list.
+    /// Push the block of class `class` at `granule` on its free list, unrecorded.
     pub(crate) fn free_block(&self, granule: u64, class: usize) -> Result<()> {
-        self.free_block_noting(granule, class, |_| Ok(()))
+        self.push_block(granule, class, Pusher::Nobody)
     }
 
     /// [`Directory::free_block`], telling `before_push` the list head's tag before each
-    /// attempt (see `push_free`).
+    /// attempt (`Pusher::Tagged`).
     pub(crate) fn free_block_noting(
         &self,
         granule: u64,
         class: usize,
         before_push: impl Fn(u32) -> Result<()>,
     ) -> Result<()> {
+        self.push_block(granule, class, Pusher::Tagged(&before_push))
+    }
+
+    /// Push the block of class `class` at `granule` on its free list, recorded as `pusher`
+    /// says (`push_free`).
+    pub(crate) fn push_block(&self, granule: u64, class: usize, pusher: Pusher<'_>) -> Result<()> {
         let meta = self.block_meta(granule)?;
         #[cfg(ccs_mutant = "links_in_payload")]
         let first_word = self.words.at(self.geo.granule_word(granule))?;
@@ -462,7 +468,7 @@ impl<E: Env> Directory<E> {
                 first_word.store(link, Ordering::Relaxed);
                 block_meta::pack(FREE, class, link)
             },
-            before_push,
+            pusher,
         )
     }
 

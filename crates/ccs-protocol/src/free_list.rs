@@ -14,15 +14,27 @@
 //! recovery of a dead popper ([`Directory::settle_pop`]: an agent's in `records.rs`, a
 //! merger's by the next merger in `arena.rs`) finds its pop either still named by the head
 //! (the entry is its own) or recorded as its entry, or it never happened.
+//!
+//! A push by an agent freeing a descriptor (the descriptor, or its block) is named the same
+//! way: its record (`PushDesc`, `PushBlock`, with the head's tag) goes before each attempt,
+//! the head names the pusher's slot with [`PUSH_MARK`] and the entry, the pusher then records
+//! the push made (`None`, `PushedBlock`) and says so in *recorded*, and an acknowledgement
+//! turns a push record the head names into that value. So the recovery
+//! ([`Directory::push_made`]) tells a push made from one never made, even after a failed
+//! compare-and-swap left the record's tag stale.
 
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::layout::{H_ARENA_DRAINING, H_DESC_FREE, LIST_RECORDED, arena_free};
+use crate::layout::{A_MOVING, D_BLOCK, H_ARENA_DRAINING, H_DESC_FREE, LIST_RECORDED, arena_free};
 use crate::packing::{
-    MERGER_POPPER, agent_popper, free_head, pop_mark, unpack_free_head, unpack_pop_mark,
+    MERGER_POPPER, PUSH_MARK, agent_popper, agent_pusher, block_field, free_head, pop_mark,
+    pusher_slot, unpack_free_head, unpack_pop_mark,
 };
-use crate::records::{KillPoint, NO_RECORD, entry_record, popping_record, record_field};
+use crate::records::{
+    KillPoint, NO_RECORD, entry_record, popping_record, pushed_record, pushing_desc,
+    pushing_record, record_field,
+};
 use crate::sync::{AtomicPair, AtomicU64, Ordering, thread_nonce};
 
 /// One of a segment's free lists.
@@ -55,6 +67,20 @@ pub(crate) enum Popper {
     /// A merger's drain, for the allocation of this agent slot (under the structure lock),
     /// recorded in header word [`H_ARENA_DRAINING`].
     Merger(u32),
+}
+
+/// Who pushes, and how the push is recorded.
+#[derive(Clone, Copy)]
+pub(crate) enum Pusher<'a> {
+    /// Unrecorded: a merger, fsck's repair, a recovery that records nothing.
+    Nobody,
+    /// Recorded by the closure, told the head's tag before each attempt (the tag rule: an
+    /// unchanged tag proves the push was not made; a changed one leaves the entry).
+    Tagged(&'a dyn Fn(u32) -> Result<()>),
+    /// Named by the head: the process in agent slot `slot` freeing descriptor `desc` pushes
+    /// the descriptor (the descriptors' list) or its block (a block list), recorded in
+    /// `A_MOVING`. [`NO_RECORD`] as a slot is `Nobody`.
+    Freeing { slot: u32, desc: u32 },
 }
 
 /// The nonce of a merger's pops (one merger at a time: the structure lock).
@@ -226,19 +252,26 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// Push `entry` on `list`, storing `with_link(successor link)` into `next_word` first.
-    /// `before_push` is told the head's tag before each attempt: a pusher's record of it lets
-    /// its recovery tell that the push did not happen (the tag is unchanged: every push and pop
-    /// changes it).
+    /// Push `entry` on `list`, storing `with_link(successor link)` into `next_word` first,
+    /// recorded as `pusher` says.
     pub(crate) fn push_free(
         &self,
         list: FreeList,
         entry: u64,
         next_word: &AtomicU64,
         with_link: impl Fn(u64) -> u64,
-        before_push: impl Fn(u32) -> Result<()>,
+        pusher: Pusher<'_>,
     ) -> Result<()> {
         let head = self.list_head(list)?;
+        let named = match pusher {
+            Pusher::Freeing { slot, desc } if slot != NO_RECORD => Some(NamedPush {
+                word: self.record_word(slot, A_MOVING)?,
+                id: agent_pusher(slot),
+                desc,
+                slot,
+            }),
+            _ => None,
+        };
         // Acquire (and on a failed exchange): the acknowledgement must see the `Popping` record
         // of the pop the head names (pairs with the popping exchange's Release).
         let mut current = head.load(Ordering::Acquire);
@@ -247,15 +280,78 @@ impl<E: Env> Directory<E> {
             let (tag, top) = unpack_free_head(current.0);
             // Before the link store: for a block, that store marks it FREE, which a recovery
             // that still sees the step before (`Freeing`) would take for a block freed twice.
-            before_push(tag)?;
+            match (named, pusher) {
+                // Release, as every record store. Published to an acknowledger by the
+                // exchange's Release.
+                (Some(push), _) => push
+                    .word
+                    .store(pushing_record(list, push.desc, tag), Ordering::Release),
+                (None, Pusher::Tagged(before_push)) => before_push(tag)?,
+                _ => {}
+            }
             next_word.store(with_link(top), Ordering::Relaxed);
-            let pushed = (free_head(tag.wrapping_add(1), (entry + 1) as u32), 0);
+            let mark = named.map_or(0, |push| pop_mark(push.id, entry));
+            let pushed = (free_head(tag.wrapping_add(1), (entry + 1) as u32), mark);
             // Pairs with the Acquire load in `pop_free`.
             match head.compare_exchange(current, pushed, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(()),
-                Err(seen) => current = seen,
+                Ok(_) => {
+                    if let Some(push) = named {
+                        self.record_push_made(list, push, tag.wrapping_add(1))?;
+                    }
+                    return Ok(());
+                }
+                Err(seen) => {
+                    if let Some(push) = named {
+                        self.env.kill_point(push.slot, KillPoint::PushLost);
+                    }
+                    current = seen;
+                }
             }
         }
+    }
+
+    /// A named push won the head (now at tag `tag`): record it made, then say so beside the
+    /// head. In that order: an acknowledgement that reads *recorded* skips the record, so a
+    /// record still naming the push then would make the recovery push it again (mutant
+    /// `recorded_before_pushed`).
+    fn record_push_made(&self, list: FreeList, push: NamedPush<'_>, tag: u32) -> Result<()> {
+        let recorded = self.list_recorded(list)?;
+        #[cfg(ccs_mutant = "recorded_before_pushed")]
+        recorded.store(u64::from(tag), Ordering::Release);
+        self.env.kill_point(push.slot, KillPoint::Pushed);
+        push.word
+            .store(pushed_record(list, push.desc), Ordering::Release);
+        // Pairs with the Acquire load in `acknowledge_other`.
+        #[cfg(not(ccs_mutant = "recorded_before_pushed"))]
+        recorded.store(u64::from(tag), Ordering::Release);
+        LAST_POP.with(|last| last.set(u64::from(push.id) << 32 | u64::from(tag)));
+        Ok(())
+    }
+
+    /// Whether the named push of `entry` onto `list` that agent slot `slot`'s dead process
+    /// recorded as `record` (the head's tag `tag` before it) was made: the head still names it
+    /// (at tag `tag + 1`), or the record no longer holds it. The head is read first (Acquire):
+    /// a head that moved on from the push was moved by an exchange preceded by an
+    /// acknowledgement that turned the record (or by the pusher's own record of it made), so
+    /// a record still unchanged after that read proves the push was never made — a failed
+    /// exchange, or none. The mutant judges by the tag alone, as before layout 12: a record
+    /// whose tag went stale in a lost exchange is taken for a push made, and the entry leaks.
+    pub(crate) fn push_made(
+        &self,
+        list: FreeList,
+        slot: u32,
+        record: u64,
+        entry: u64,
+        tag: u32,
+    ) -> Result<bool> {
+        if self.pop_still_named(list, agent_pusher(slot), tag)? == Some(entry) {
+            return Ok(true);
+        }
+        if cfg!(ccs_mutant = "tag_rule_pushes") {
+            return Ok(self.list_tag(list)? != tag);
+        }
+        // Pairs with the acknowledgement's exchange (AcqRel) and the pusher's Release store.
+        Ok(self.record_word(slot, A_MOVING)?.load(Ordering::Acquire) != record)
     }
 
     /// Make sure the pop that `head` (just read from `list`) names is recorded before anyone
@@ -296,6 +392,9 @@ impl<E: Env> Directory<E> {
             return Ok(());
         }
         let before = tag.wrapping_sub(1);
+        if popper & PUSH_MARK != 0 {
+            return self.acknowledge_push(list, popper, before, popped);
+        }
         let (word, nonce) = self.record_of_popper(list, popper)?;
         let seen = word.load(Ordering::Acquire);
         let expected = popping_record(list, before, nonce);
@@ -318,10 +417,45 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
+    /// [`Directory::acknowledge_other`] of a push, by `pusher` of `entry` at tag `before`: if
+    /// the pusher's record still holds that push, exchange it for the push made. A sibling
+    /// thread's record of another push at the same tag (lost) names another descriptor, and a
+    /// block's push is told apart by the descriptor's block field, which names the block until
+    /// its push is recorded made.
+    #[cold]
+    fn acknowledge_push(&self, list: FreeList, pusher: u32, before: u32, entry: u64) -> Result<()> {
+        let Some(slot) = pusher_slot(pusher) else {
+            return Err(ProtocolError::corrupt(format!(
+                "free list head names pusher {pusher:#x}, no agent slot"
+            )));
+        };
+        let word = self.record_word(slot, A_MOVING)?;
+        let seen = word.load(Ordering::Acquire);
+        let Some(desc) = pushing_desc(list, before, seen) else {
+            return Ok(());
+        };
+        let this_push = match list {
+            FreeList::Descs => u64::from(desc) == entry,
+            FreeList::Blocks(class) => {
+                self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed) == block_field(entry, class)
+            }
+        };
+        if this_push {
+            let _ = word.compare_exchange(
+                seen,
+                pushed_record(list, desc),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        Ok(())
+    }
+
     /// The entry `popper` popped off `list` when its head's tag was `tag`, if the head still
-    /// names that pop (at tag `tag + 1`): nobody has moved on from it. Acquire: pairs with the
-    /// popping exchange (AcqRel) and with every exchange that moved on from it, each preceded
-    /// by its acknowledgement.
+    /// names that pop (at tag `tag + 1`): nobody has moved on from it. A push id
+    /// ([`agent_pusher`]) asks the same of a push. Acquire: pairs with the popping (or
+    /// pushing) exchange (AcqRel) and with every exchange that moved on from it, each
+    /// preceded by its acknowledgement.
     pub(crate) fn pop_still_named(
         &self,
         list: FreeList,
@@ -366,6 +500,16 @@ impl<E: Env> Directory<E> {
             },
         )
     }
+}
+
+/// Where a named push is recorded: the pusher's `A_MOVING`, the id the head will carry, the
+/// descriptor being freed, and the agent slot for the models' kill points.
+#[derive(Clone, Copy)]
+struct NamedPush<'a> {
+    word: &'a AtomicU64,
+    id: u32,
+    desc: u32,
+    slot: u32,
 }
 
 /// Where a recorded pop goes: the record word, the popper id the head will carry, its nonce

@@ -216,10 +216,29 @@ pub fn unpack_free_head(word: u64) -> (u32, u64) {
     ((word >> 32) as u32, word & 0xffff_ffff)
 }
 
-/// The popper id of thread `nonce` of the process in agent slot `slot` (`slot < 65_535`,
-/// `MAX_AGENTS_LIMIT`), as a free-list head names it: `(slot + 1) << 16 | nonce`.
+/// The popper id of thread `nonce` (`< PUSH_MARK`, `sync::thread_nonce`) of the process in
+/// agent slot `slot` (`slot < 65_535`, `MAX_AGENTS_LIMIT`), as a free-list head names it:
+/// `(slot + 1) << 16 | nonce`.
 pub fn agent_popper(slot: u32, nonce: u16) -> u32 {
-    ((slot.wrapping_add(1) & 0xffff) << 16) | u32::from(nonce)
+    ((slot.wrapping_add(1) & 0xffff) << 16) | u32::from(nonce & !PUSH_MARK as u16)
+}
+
+/// The bit of a free-list head's popper id that says the last exchange was a push, not a pop
+/// (docs/protocol.md §3.9 "The push").
+pub const PUSH_MARK: u32 = 0x8000;
+
+/// The id by which a free-list head names a push recorded in agent slot `slot`'s `A_MOVING`:
+/// `(slot + 1) << 16 | PUSH_MARK`. No thread nonce: the pushed entry is held by one thread.
+pub fn agent_pusher(slot: u32) -> u32 {
+    ((slot.wrapping_add(1) & 0xffff) << 16) | PUSH_MARK
+}
+
+/// The agent slot whose push a head's popper id `id` names, if it names a push.
+pub fn pusher_slot(id: u32) -> Option<u32> {
+    if id & PUSH_MARK == 0 {
+        return None;
+    }
+    (id >> 16).checked_sub(1)
 }
 
 /// The popper id of a merger's drain (no agent slot: the slot field is 0), whose record is a
@@ -248,8 +267,12 @@ mod tests {
 
     #[test]
     fn pop_marks_round_trip() {
-        let popper = agent_popper(65_534, 0xbeef);
-        assert_eq!(popper, 0xffff_beef);
+        let popper = agent_popper(65_534, 0x3eef);
+        assert_eq!(popper, 0xffff_3eef);
+        assert_eq!(pusher_slot(popper), None);
+        assert_eq!(pusher_slot(agent_pusher(65_534)), Some(65_534));
+        assert_eq!(pusher_slot(agent_pusher(0)), Some(0));
+        assert_eq!(pusher_slot(PUSH_MARK), None);
         assert_eq!(unpack_pop_mark(pop_mark(popper, 7)), Some((popper, 7)));
         assert_eq!(
             unpack_pop_mark(pop_mark(MERGER_POPPER, 0)),

@@ -23,10 +23,11 @@
 //!   descriptor's discard, `filling_slot_holds`): either way the two names free it once.
 //! * **Never guess about a free list.** A record names an entry only while no free list can
 //!   hold it, or while it is being pushed: then the record carries the list head's ABA tag read
-//!   before the compare-and-swap (`PushBlock`, `PushDesc`). Every push and pop changes the tag,
-//!   so an unchanged tag proves the push did not happen and recovery does it; a changed one
-//!   leaves the entry (a leak, never a double free). A split's push of an upper half is
-//!   recorded the same way, in `A_TAKEN`.
+//!   before the compare-and-swap. Every push and pop changes the tag, so an unchanged tag
+//!   proves the push did not happen and recovery does it; a changed one leaves the entry (a
+//!   leak, never a double free). A split's push of an upper half is recorded that way, in
+//!   `A_TAKEN`, and a bump's alignment piece. The pushes of a free (`PushBlock`, `PushDesc`)
+//!   are named by the list head as pops are (below), so their recovery knows.
 //! * **A witness where a record cannot tell** whether a compare-and-swap happened: a won
 //!   `try_free` leaves its claim (the winner's slot) in the control word, which the winner's
 //!   recovery finds; a publisher records [`Moving::Superseding`] and marks the version it
@@ -39,11 +40,13 @@
 //!   A popper records `Popping` before its compare-and-swap, and the list head names it after
 //!   (`free_list.rs`): every later push or pop turns that record into the entry's before it
 //!   moves the head on, so the recovery finds the pop named by the head, or recorded, or never
-//!   made ([`Directory::settle_pop`]).
+//!   made ([`Directory::settle_pop`]). A free's pusher names itself in the head the same way,
+//!   and its record is turned into the push made ([`Directory::push_made`]).
 //!
 //!   The leaks left: the few frees nobody records (a reader's unpin, the pin `ccs status` takes
 //!   to size a version: their claim names no slot), a merger's pushes back onto the lists, and
-//!   a push whose list tag changed before its recovery (docs/protocol.md §3.9).
+//!   a split half's or alignment piece's push whose list tag changed before its recovery
+//!   (docs/protocol.md §3.9).
 //! * **Validated before use.** A record of a descriptor that may have been freed since carries
 //!   its incarnation (`packing.rs`), which every free changes; a record whose descriptor moved
 //!   on is dropped. A `Discard` is validated by its compare-and-swaps themselves, which expect
@@ -63,7 +66,7 @@ use crate::alloc::move_bump_past;
 use crate::directory::Directory;
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
-use crate::free_list::FreeList;
+use crate::free_list::{FreeList, Pusher};
 use crate::layout::{A_MOVING, A_TAKEN, D_BLOCK, D_CTL, D_NEXT, D_OWNER, H_DESC_BUMP};
 use crate::packing::{
     DESC_LINK, Head, agent_popper, block_field, bump_claim, desc_state, incarnation,
@@ -122,6 +125,12 @@ pub enum KillPoint {
     Popped,
     /// In a merge's drain, right after a block is popped and recorded, before it is STASHED.
     Drained,
+    /// Right after a named push's compare-and-swap (a freed descriptor or its block), before
+    /// the pusher records it done (its push record and the list head name the push).
+    Pushed,
+    /// Right after a named push's compare-and-swap failed, its record holding the tag it
+    /// expected.
+    PushLost,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and
@@ -183,6 +192,40 @@ pub(crate) fn entry_record(list: FreeList, entry: u64) -> u64 {
     }
 }
 
+/// The record of the push named by the head (`free_list.rs`) of descriptor `desc` onto
+/// `list` (the descriptor itself, or its block onto a block list), at head tag `tag`.
+#[inline]
+pub(crate) fn pushing_record(list: FreeList, desc: u32, tag: u32) -> u64 {
+    match list {
+        FreeList::Descs => Moving::PushDesc { desc, tag }.pack(),
+        FreeList::Blocks(_) => Moving::PushBlock { desc, tag }.pack(),
+    }
+}
+
+/// What the record of a push of descriptor `desc` onto `list` becomes once the push is made:
+/// the pusher's next step (a descriptor's push is its last).
+#[inline]
+pub(crate) fn pushed_record(list: FreeList, desc: u32) -> u64 {
+    match list {
+        FreeList::Descs => Moving::None.pack(),
+        FreeList::Blocks(_) => Moving::PushedBlock(desc).pack(),
+    }
+}
+
+/// The descriptor whose push onto `list` at head tag `tag` the record `word` holds, if it
+/// holds one.
+pub(crate) fn pushing_desc(list: FreeList, tag: u32, word: u64) -> Option<u32> {
+    match (list, Moving::unpack(word)?) {
+        (FreeList::Descs, Moving::PushDesc { desc, tag: at })
+        | (FreeList::Blocks(_), Moving::PushBlock { desc, tag: at })
+            if at == tag =>
+        {
+            Some(desc)
+        }
+        _ => None,
+    }
+}
+
 /// One step an agent is taking with an entry that no free list and no descriptor holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Moving {
@@ -193,11 +236,17 @@ pub(crate) enum Moving {
     /// A descriptor won by `try_free` (state FREE); its block, if any, still in its block
     /// field; nothing pushed yet.
     Freeing(u32),
-    /// Pushing the block of a descriptor being freed, onto a list head whose tag was `tag`.
+    /// Pushing the block of a descriptor being freed, onto a list head whose tag was `tag`:
+    /// pushed iff the head names this push or an acknowledgement turned this record into
+    /// `PushedBlock` (`free_list.rs`).
     PushBlock { desc: u32, tag: u32 },
     /// Pushing a descriptor being freed (its block already given back), onto a list head whose
-    /// tag was `tag`.
+    /// tag was `tag`: pushed iff the head names this push or an acknowledgement turned this
+    /// record into `None`.
     PushDesc { desc: u32, tag: u32 },
+    /// The block of a descriptor being freed is pushed; the descriptor is not yet (its block
+    /// field may still name the block).
+    PushedBlock(u32),
     /// A version superseded by this agent's publish, not yet retired (at this incarnation).
     Retire { desc: u32, incarnation: u32 },
     /// A never-published slot (a fenced write's, or a dead holder's) being discarded.
@@ -238,6 +287,7 @@ impl Moving {
                 9,
                 ((class as u64 & 0xff) << 48) | (u64::from(nonce) << 32) | u64::from(tag),
             ),
+            Moving::PushedBlock(desc) => (10, u64::from(desc)),
         };
         (kind << KIND_SHIFT) | body
     }
@@ -281,6 +331,7 @@ impl Moving {
                 nonce: high as u16,
                 tag: low,
             },
+            10 if high == 0 => Moving::PushedBlock(low),
             _ => return None,
         })
     }
@@ -689,32 +740,37 @@ impl<E: Env> Directory<E> {
                 Ok(1)
             }
             Moving::PushBlock { desc, tag } => {
-                // The head's tag unchanged: the push did not happen (every push and pop changes
-                // it), so it is done now. Changed: it may have happened, and the block is left
-                // (a leak, never a second push). Either way the descriptor is given back.
-                let block_field = self.desc_at(desc, D_BLOCK)?;
-                let block = block_field.load(Ordering::Relaxed);
+                // Pushed now unless the head or the record shows the push made
+                // (`push_made`): never lost, never twice. Either way the descriptor is given
+                // back.
+                let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
                 if block != crate::alloc::NO_BLOCK {
                     let (granule, class) = unpack_block_field(block);
-                    if class < self.geo.classes && self.list_tag(FreeList::Blocks(class))? == tag {
-                        self.free_block_noting(granule, class, |tag| {
-                            self.note_moving(slot, Moving::PushBlock { desc, tag })
-                        })?;
+                    if class >= self.geo.classes {
+                        return Err(ProtocolError::corrupt(format!(
+                            "slot descriptor {desc} has a bad block"
+                        )));
+                    }
+                    let list = FreeList::Blocks(class);
+                    if !self.push_made(list, slot, step.pack(), granule, tag)? {
+                        self.push_block(granule, class, Pusher::Freeing { slot, desc })?;
                     }
                 }
-                // Release: pairs with the Acquire load in `frees_in_flight`.
-                block_field.store(crate::alloc::NO_BLOCK, Ordering::Release);
-                self.push_desc_as(desc, slot)?;
+                self.finish_pushed_block(desc, slot)?;
+                Ok(1)
+            }
+            Moving::PushedBlock(desc) => {
+                self.finish_pushed_block(desc, slot)?;
                 Ok(1)
             }
             Moving::PushDesc { desc, tag } => {
-                // As for a block: pushed now only if the head's tag proves it was not.
-                if self.list_tag(FreeList::Descs)? == tag {
-                    self.push_desc_as(desc, slot)?;
-                    return Ok(1);
+                // As for a block: pushed now unless the push was made.
+                if self.push_made(FreeList::Descs, slot, step.pack(), u64::from(desc), tag)? {
+                    self.note_moving(slot, Moving::None)?;
+                    return Ok(0);
                 }
-                self.note_moving(slot, Moving::None)?;
-                Ok(0)
+                self.push_desc_as(desc, slot)?;
+                Ok(1)
             }
             Moving::Superseding { desc, epoch } => match self.superseded_by(slot, desc, epoch)? {
                 Some(incarnation) => {
@@ -845,6 +901,7 @@ mod tests {
                 nonce: u16::MAX,
                 tag: u32::MAX,
             },
+            Moving::PushedBlock(u32::MAX),
         ] {
             assert_eq!(Moving::unpack(step.pack()), Some(step));
         }

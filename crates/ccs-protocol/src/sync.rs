@@ -278,10 +278,11 @@ impl<'a> AtomicPair<'a> {
     }
 }
 
-/// This thread's 16-bit name among the threads of its process, taken once per thread from a
+/// This thread's 15-bit name among the threads of its process, taken once per thread from a
 /// process-wide counter: a pop names its thread in the list head and in its record, so that
 /// the records of two threads sharing an agent slot are never taken for each other's
-/// (docs/protocol.md §3.9). Unique among the first 65,536 threads of a process.
+/// (docs/protocol.md §3.9; the 16th bit of the head's popper id marks a push). Unique among
+/// the first 32,768 threads of a process.
 #[cfg(not(loom))]
 #[inline]
 pub fn thread_nonce() -> u16 {
@@ -292,7 +293,7 @@ pub fn thread_nonce() -> u16 {
     }
     NONCE.with(|nonce| {
         if nonce.get() == 0 {
-            nonce.set(u32::from(NEXT.fetch_add(1, Ordering::Relaxed) as u16) + 1);
+            nonce.set((NEXT.fetch_add(1, Ordering::Relaxed) & 0x7fff) + 1);
         }
         (nonce.get() - 1) as u16
     })
@@ -304,7 +305,7 @@ pub fn thread_nonce() -> u16 {
 pub fn thread_nonce() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     loom::thread_local! {
-        static NONCE: u16 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16;
+        static NONCE: u16 = (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x7fff) as u16;
     }
     NONCE.with(|nonce| *nonce)
 }

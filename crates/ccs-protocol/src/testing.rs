@@ -59,6 +59,12 @@ impl MemEnv {
         );
     }
 
+    /// Disarm [`MemEnv::kill_at`] if no process got there.
+    #[doc(hidden)]
+    pub fn disarm_kills(&self) {
+        self.kill_at.store(0, Ordering::SeqCst);
+    }
+
     /// How many wake calls writers have made (each a system call on a real segment).
     pub fn wakes(&self) -> u64 {
         self.wakes.load(Ordering::SeqCst)

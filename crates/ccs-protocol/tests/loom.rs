@@ -1251,6 +1251,72 @@ fn killed_after_popping_a_descriptor_leaks_nothing() {
     });
 }
 
+/// The push models' start: x and y hold two granules each (the whole arena), then agent d
+/// deletes y, freeing y's version: its block pushed onto the two-granule list, its descriptor
+/// onto the descriptors' (named pushes, `free_list.rs`), while w deletes x on another thread,
+/// pushing onto the same lists. d is killed at `point` if it gets there; its name then
+/// re-attaches (the recovery) while w writes a two-granule payload to k, popping a block and a
+/// descriptor off those lists. Afterwards a second two-granule payload (to a) fills the arena
+/// and the descriptors in use are exactly the four live versions' (the tombstones of x and y,
+/// k and a): nothing leaked, nothing handed out twice.
+fn push_kill_model(point: KillPoint) {
+    let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+    let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+    assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
+    assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
+    dir.env().kill_at(d.slot, point);
+    let shared = Arc::new(dir);
+    let deleter = {
+        let f = shared.clone();
+        thread::spawn(move || assert_eq!(f.delete(w, x, Condition::Blind), Ok(2)))
+    };
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_eq!(shared.delete(d, y, Condition::Blind), Ok(2));
+    }))
+    .is_err();
+    deleter.join().unwrap();
+    shared.env().disarm_kills();
+    let write_k = move |f: &Directory<MemEnv>| f.put(w, k, &[5; 72], Condition::Blind);
+    let (d, wrote_k) = if died {
+        recover_racing(&shared, d, write_k)
+    } else {
+        (d, write_k(&shared))
+    };
+    assert_eq!(wrote_k, Ok(1));
+    assert_eq!(shared.put(w, a, &[4; 72], Condition::Blind), Ok(1));
+    expect_bytes(&shared, d, k, &[(5, 72)]);
+    expect_bytes(&shared, d, a, &[(4, 72)]);
+    expect_full(&shared, d, x, 4);
+}
+
+/// d's push (of y's block or descriptor) loses its compare-and-swap to w's push onto the same
+/// list and d is killed right then: its record holds the tag it expected, which w's push has
+/// already moved on. The head does not name d's push and its record is unchanged since, so the
+/// push was never made, and the recovery makes it.
+/// The mutant `tag_rule_pushes` judges by the tag alone, as before layout 12: the tag moved, so
+/// the push "may have happened", and the entry leaks.
+#[test]
+#[cfg_attr(ccs_mutant = "tag_rule_pushes", should_panic)]
+fn killed_after_losing_a_push_leaks_nothing() {
+    quiet_kills();
+    model_bounded(2, || push_kill_model(KillPoint::PushLost));
+}
+
+/// d is killed right after the compare-and-swap that pushes y's block, before it records the
+/// push made: only its `PushBlock` record (with the tag before) and the list head (naming d's
+/// slot and the block) know it. Its recovery races w's write of k, whose pop of that block moves
+/// the head on from d's push and acknowledges it first (d's record becomes `PushedBlock`), or
+/// finds the head still naming the push: either way the block is pushed once and d's
+/// descriptor after it. The mutant `recorded_before_pushed` says the push recorded (the list's
+/// *recorded* word) before its record moves on: w skips the acknowledgement, and the recovery,
+/// finding the head moved on and the record unchanged, pushes the block a second time.
+#[test]
+#[cfg_attr(ccs_mutant = "recorded_before_pushed", should_panic)]
+fn killed_after_pushing_pushes_once() {
+    quiet_kills();
+    model_bounded(2, || push_kill_model(KillPoint::Pushed));
+}
+
 /// The merge model's start: x and y hold one granule each (buddies 0 and 1), k two; x and y
 /// are deleted, so granules 0 and 1 wait on the one-granule list, unmerged. Agent d writes a
 /// two-granule payload to a, which finds no such block and merges: its drain takes granule 1
