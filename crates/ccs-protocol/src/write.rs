@@ -30,6 +30,7 @@ use crate::free_list::FreeList;
 use crate::ghosts::Ghost;
 use crate::keys::LineRef;
 use crate::layout::L_WAIT;
+#[cfg(not(loom))]
 use crate::layout::class_for;
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
