@@ -278,25 +278,92 @@ impl<'a> AtomicPair<'a> {
     }
 }
 
-/// This thread's 15-bit name among the threads of its process, taken once per thread from a
-/// process-wide counter: a pop names its thread in the list head and in its record, so that
-/// the records of two threads sharing an agent slot are never taken for each other's
-/// (docs/protocol.md §3.9; the 16th bit of the head's popper id marks a push). Unique among
-/// the first 32,768 threads of a process.
+/// This thread's 15-bit name among the threads of its process, taken once per thread: a pop
+/// names its thread in the list head and in its record, so that the records of two threads
+/// sharing an agent slot are never taken for each other's (docs/protocol.md §3.9; the 16th
+/// bit of the head's popper id marks a push). A thread's nonce goes back to the process's pool
+/// when the thread exits, so the live threads' nonces are distinct while fewer than 32,768
+/// threads live at once, however many come and go (an orchestrator's thread pools, over
+/// months).
 #[cfg(not(loom))]
 #[inline]
 pub fn thread_nonce() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     std::thread_local! {
         // The nonce + 1 once taken (0: not yet), so the slot needs no lazy initialisation.
         static NONCE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
     }
-    NONCE.with(|nonce| {
-        if nonce.get() == 0 {
-            nonce.set((NEXT.fetch_add(1, Ordering::Relaxed) & 0x7fff) + 1);
+    NONCE.with(|nonce| match nonce.get() {
+        0 => {
+            let taken = nonces::take();
+            nonce.set(u32::from(taken) + 1);
+            taken
         }
-        (nonce.get() - 1) as u16
+        held => (held - 1) as u16,
     })
+}
+
+/// The pool of thread nonces ([`thread_nonce`]): those of exited threads, handed out again
+/// first, and the next never handed out.
+#[cfg(not(loom))]
+mod nonces {
+    use core::cell::Cell;
+    use std::sync::Mutex;
+
+    /// Nonces take 15 bits.
+    const LIMIT: u32 = 1 << 15;
+
+    struct Pool {
+        next: u32,
+        free: Vec<u16>,
+    }
+
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        next: 0,
+        free: Vec::new(),
+    });
+
+    fn pool() -> std::sync::MutexGuard<'static, Pool> {
+        // A panic while the lock was held leaves the pool consistent (each step is one push
+        // or pop), so a poisoned lock is taken as it is.
+        POOL.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives its nonce back when its thread exits.
+    struct Held(u16);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            pool().free.push(self.0);
+        }
+    }
+
+    std::thread_local! {
+        static HELD: Cell<Option<Held>> = const { Cell::new(None) };
+    }
+
+    /// A nonce for the calling thread, given back when it exits.
+    #[cold]
+    pub(super) fn take() -> u16 {
+        let nonce = {
+            let mut pool = pool();
+            match pool.free.pop() {
+                Some(nonce) => nonce,
+                None => {
+                    // Past 32,768 live threads the nonces repeat: two threads of one agent
+                    // with one nonce are told apart by slot and tag only (a leak at worst
+                    // if both pop one list at one tag, as before the nonce).
+                    let nonce = (pool.next % LIMIT) as u16;
+                    pool.next = pool.next.wrapping_add(1);
+                    nonce
+                }
+            }
+        };
+        // A thread already exiting (its destructors running) cannot register the give-back:
+        // its nonce is not reused (a nonce spent, not a collision).
+        let _ = HELD.try_with(|held| held.set(Some(Held(nonce))));
+        nonce
+    }
 }
 
 /// Loom's: the same for each thread of a model execution, from a counter loom does not model
