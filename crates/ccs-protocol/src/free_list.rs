@@ -48,13 +48,20 @@ pub(crate) enum FreeList {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// This thread's last recorded pop as an agent: its popper id << 32 | the head's tag right
-    /// after it (0: none).
+    /// This thread's last recorded pop as an agent, or named push: its popper id << 32 | the
+    /// head's tag right after it (0: none).
     static LAST_POP: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static LAST_POP: core::cell::Cell<u64> = core::cell::Cell::new(0);
+}
+
+/// What [`LAST_POP`] holds after the exchange that left `head`: the popper id (the high word's
+/// upper half) << 32 | the tag.
+#[inline(always)]
+fn last_pop_key(head: (u64, u64)) -> u64 {
+    (head.1 & !0xffff_ffff) | (head.0 >> 32)
 }
 
 /// Who pops, for the record of the pop.
@@ -240,11 +247,7 @@ impl<E: Env> Directory<E> {
                     self.list_recorded(list)?
                         .store(u64::from(tag.wrapping_add(1)), Ordering::Release);
                     if let Popper::Agent(_) = popper {
-                        LAST_POP.with(|last| {
-                            last.set(
-                                u64::from(record.popper) << 32 | u64::from(tag.wrapping_add(1)),
-                            )
-                        });
+                        LAST_POP.with(|last| last.set(last_pop_key(popped)));
                     }
                 }
                 return Ok(Some(top - 1));
@@ -296,7 +299,7 @@ impl<E: Env> Directory<E> {
             match head.compare_exchange(current, pushed, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if let Some(push) = named {
-                        self.record_push_made(list, push, tag.wrapping_add(1))?;
+                        self.record_push_made(list, push, pushed)?;
                     }
                     return Ok(());
                 }
@@ -310,11 +313,17 @@ impl<E: Env> Directory<E> {
         }
     }
 
-    /// A named push won the head (now at tag `tag`): record it made, then say so beside the
-    /// head. In that order: an acknowledgement that reads *recorded* skips the record, so a
-    /// record still naming the push then would make the recovery push it again (mutant
+    /// A named push won the head (now `pushed`): record it made, then say so beside the head.
+    /// In that order: an acknowledgement that reads *recorded* skips the record, so a record
+    /// still naming the push then would make the recovery push it again (mutant
     /// `recorded_before_pushed`).
-    fn record_push_made(&self, list: FreeList, push: NamedPush<'_>, tag: u32) -> Result<()> {
+    fn record_push_made(
+        &self,
+        list: FreeList,
+        push: NamedPush<'_>,
+        pushed: (u64, u64),
+    ) -> Result<()> {
+        let tag = unpack_free_head(pushed.0).0;
         let recorded = self.list_recorded(list)?;
         #[cfg(ccs_mutant = "recorded_before_pushed")]
         recorded.store(u64::from(tag), Ordering::Release);
@@ -324,7 +333,7 @@ impl<E: Env> Directory<E> {
         // Pairs with the Acquire load in `acknowledge_other`.
         #[cfg(not(ccs_mutant = "recorded_before_pushed"))]
         recorded.store(u64::from(tag), Ordering::Release);
-        LAST_POP.with(|last| last.set(u64::from(push.id) << 32 | u64::from(tag)));
+        LAST_POP.with(|last| last.set(last_pop_key(pushed)));
         Ok(())
     }
 
@@ -369,22 +378,24 @@ impl<E: Env> Directory<E> {
         if head.1 == 0 || cfg!(ccs_mutant = "unacknowledged_pops") {
             return Ok(());
         }
+        // Nothing to do for this thread's own last pop (as an agent) or named push, which it
+        // recorded before it returned: the head still at the tag that operation left, naming
+        // this thread's popper id, is that operation (the popper id alone is not: a process
+        // that let its slot go keeps its threads' last pops, and another process attached to
+        // that slot may have a thread with the same nonce). Inline: in a run of one thread's
+        // operations on a list, this is every acknowledgement.
+        if LAST_POP.with(core::cell::Cell::get) == last_pop_key(head) {
+            return Ok(());
+        }
         self.acknowledge_other(list, head)
     }
 
-    /// [`Directory::acknowledge`] once the head names a pop. Nothing to do for this thread's
-    /// own last pop as an agent, which it recorded before it returned: the head still at the
-    /// tag that pop left, naming this thread's popper id, is that pop (the popper id alone is
-    /// not: a process that let its slot go keeps its threads' last pops, and another process
-    /// attached to that slot may have a thread with the same nonce).
+    /// [`Directory::acknowledge`] once the head names another thread's pop or push.
     fn acknowledge_other(&self, list: FreeList, head: (u64, u64)) -> Result<()> {
         let Some((popper, popped)) = unpack_pop_mark(head.1) else {
             return Ok(());
         };
         let tag = unpack_free_head(head.0).0;
-        if LAST_POP.with(|last| last.get()) == u64::from(popper) << 32 | u64::from(tag) {
-            return Ok(());
-        }
         // The popper said it recorded this pop (the tag right after it): nothing to do, and
         // its agent slot's line, which it writes on every pop, stays in its cache. Pairs with
         // the Release store after the popper's record.

@@ -268,6 +268,7 @@ const KIND_SHIFT: u32 = 60;
 const LOW: u64 = 0xffff_ffff;
 
 impl Moving {
+    #[inline]
     fn pack(self) -> u64 {
         let (kind, body) = match self {
             Moving::None => (0, 0),
