@@ -1314,7 +1314,7 @@ fn killed_after_losing_a_push_leaks_nothing() {
 #[cfg_attr(ccs_mutant = "recorded_before_pushed", should_panic)]
 fn killed_after_pushing_pushes_once() {
     quiet_kills();
-    model_bounded(2, || push_kill_model(KillPoint::Pushed));
+    model_bounded(1, || push_kill_model(KillPoint::Pushed));
 }
 
 /// The merge model's start: x and y hold one granule each (buddies 0 and 1), k two; x and y
