@@ -748,6 +748,9 @@ impl<E: Env> Directory<E> {
                 if block != crate::alloc::NO_BLOCK {
                     let (granule, class) = unpack_block_field(block);
                     if class >= self.geo.classes {
+                        // Cleared first, as for every bad record: the next attach must not
+                        // stop on it again (fsck reports the descriptor).
+                        self.note_moving(slot, Moving::None)?;
                         return Err(ProtocolError::corrupt(format!(
                             "slot descriptor {desc} has a bad block"
                         )));

@@ -288,18 +288,10 @@ impl<'a> AtomicPair<'a> {
 #[cfg(not(loom))]
 #[inline]
 pub fn thread_nonce() -> u16 {
-    std::thread_local! {
-        // The nonce + 1 once taken (0: not yet), so the slot needs no lazy initialisation.
-        static NONCE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-    }
-    NONCE.with(|nonce| match nonce.get() {
-        0 => {
-            let taken = nonces::take();
-            nonce.set(u32::from(taken) + 1);
-            taken
-        }
+    match nonces::NONCE.with(core::cell::Cell::get) {
+        0 => nonces::take(),
         held => (held - 1) as u16,
-    })
+    }
 }
 
 /// The pool of thread nonces ([`thread_nonce`]): those of exited threads, handed out again
@@ -311,6 +303,14 @@ mod nonces {
 
     /// Nonces take 15 bits.
     const LIMIT: u32 = 1 << 15;
+
+    std::thread_local! {
+        /// The calling thread's nonce + 1 once taken (0: not yet, or given back), so the slot
+        /// needs no lazy initialisation.
+        pub(super) static NONCE: Cell<u32> = const { Cell::new(0) };
+        /// Gives the nonce back when the thread exits.
+        static HELD: Cell<Option<Held>> = const { Cell::new(None) };
+    }
 
     struct Pool {
         next: u32,
@@ -329,20 +329,18 @@ mod nonces {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Gives its nonce back when its thread exits.
     struct Held(u16);
 
     impl Drop for Held {
         fn drop(&mut self) {
+            // The thread forgets the nonce before it goes back: a pop in a later destructor of
+            // this thread takes a fresh one (which `take` cannot give back then: spent).
+            let _ = NONCE.try_with(|nonce| nonce.set(0));
             pool().free.push(self.0);
         }
     }
 
-    std::thread_local! {
-        static HELD: Cell<Option<Held>> = const { Cell::new(None) };
-    }
-
-    /// A nonce for the calling thread, given back when it exits.
+    /// A nonce for the calling thread, kept in [`NONCE`] and given back when the thread exits.
     #[cold]
     pub(super) fn take() -> u16 {
         let nonce = {
@@ -350,17 +348,19 @@ mod nonces {
             match pool.free.pop() {
                 Some(nonce) => nonce,
                 None => {
-                    // Past 32,768 live threads the nonces repeat: two threads of one agent
-                    // with one nonce are told apart by slot and tag only (a leak at worst
-                    // if both pop one list at one tag, as before the nonce).
+                    // With more than 32,768 threads alive at once the nonces repeat, and two
+                    // threads of one agent could share one: the case the nonce is for (a
+                    // sibling's record of a lost pop taken for the winner's) is then open
+                    // between those two.
                     let nonce = (pool.next % LIMIT) as u16;
                     pool.next = pool.next.wrapping_add(1);
                     nonce
                 }
             }
         };
+        let _ = NONCE.try_with(|held| held.set(u32::from(nonce) + 1));
         // A thread already exiting (its destructors running) cannot register the give-back:
-        // its nonce is not reused (a nonce spent, not a collision).
+        // its nonce is not reused (spent, not shared).
         let _ = HELD.try_with(|held| held.set(Some(Held(nonce))));
         nonce
     }
