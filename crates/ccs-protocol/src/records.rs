@@ -747,14 +747,7 @@ impl<E: Env> Directory<E> {
                 let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
                 if block != crate::alloc::NO_BLOCK {
                     let (granule, class) = unpack_block_field(block);
-                    if class >= self.geo.classes {
-                        // Cleared first, as for every bad record: the next attach must not
-                        // stop on it again (fsck reports the descriptor).
-                        self.note_moving(slot, Moving::None)?;
-                        return Err(ProtocolError::corrupt(format!(
-                            "slot descriptor {desc} has a bad block"
-                        )));
-                    }
+                    self.check_block_record(slot, granule, class)?;
                     let list = FreeList::Blocks(class);
                     if !self.push_made(list, slot, step.pack(), granule, tag)? {
                         self.push_block(granule, class, Pusher::Freeing { slot, desc })?;
