@@ -168,3 +168,25 @@ fn a_read_guard_keeps_its_agent_attached() {
     assert_eq!(now.version(), 8);
     assert!(now.iter().all(|&b| b == 8));
 }
+
+/// An owned guard is the last thing keeping the mapping: with its agent and segment handles
+/// dropped, its bytes are still the pinned version's and its drop releases the pin in a live
+/// mapping (the pinned read points at the agent's mapping without a count of its own).
+#[test]
+fn an_owned_read_guard_outlives_its_agent_and_segment() {
+    let guard = SegGuard::shm("guardlast");
+    let segment = Segment::create(&guard.name, small_config()).unwrap();
+    segment.attach("writer").unwrap().put("doc", &[7; 4000]).unwrap();
+    let reader = std::sync::Arc::new(segment.attach("reader").unwrap());
+    let pinned = reader.read_owned("doc").unwrap();
+    drop((reader, segment));
+    let handle = std::thread::spawn(move || {
+        assert_eq!(pinned.version(), 1);
+        assert!(pinned.iter().all(|&b| b == 7), "pinned bytes changed");
+        drop(pinned);
+    });
+    handle.join().unwrap();
+    let segment = Segment::open(&guard.name).unwrap();
+    let again = segment.attach("reader").unwrap();
+    assert_eq!(again.read("doc").unwrap().version(), 1);
+}

@@ -208,10 +208,14 @@ impl Agent {
     }
 
     /// A zero-copy read: the version's slot stays pinned while the guard lives.
+    #[allow(unsafe_code)] // the pinned read points at the mapping (`PinnedRead::new`)
     pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         let dir = &self.shared.dir;
         let (info, pin) = self.on_line(artifact, false, |at| dir.read_pinned_at(self.id, at))?;
-        let pinned = PinnedRead::new(Arc::clone(&self.shared), info, pin);
+        // SAFETY: the facade's `ReadGuard`, the only owner of the `PinnedRead`, keeps this
+        // agent, and so `self.shared`'s `Arc`, alive longer than itself (it borrows the agent,
+        // or holds its `Arc` in a field dropped after the read).
+        let pinned = unsafe { PinnedRead::new(&self.shared, info, pin) };
         Ok(ReadInner::Pinned(pinned))
     }
 
