@@ -324,3 +324,30 @@ fn soak_agent_churn_has_no_capacity_error() {
     assert_eq!(u(&keys["counts"], "ops"), 20_000);
     assert_eq!(u(&keys["capacity_errors"], "artifacts"), 0);
 }
+
+/// `ccs bench soak --kills`: writer processes SIGKILLed mid-write leave nothing lost once the
+/// dead agents are recovered at the end (`--fail-on-leak` exits 1 otherwise).
+#[test]
+fn soak_with_kills_leaks_nothing_once_the_dead_are_recovered() {
+    let v = json(&[
+        "bench",
+        "soak",
+        "--churn",
+        "agents",
+        "--kills",
+        "5",
+        "--ops",
+        "20000",
+        "--worker-ops",
+        "50",
+        "--fail-on-capacity",
+        "--fail-on-leak",
+        "--json",
+    ]);
+    check_common(&v, "soak");
+    assert_eq!(u(&v["counts"], "kills"), 5);
+    assert_eq!(u(&v["counts"], "other_errors"), 0);
+    assert!(v["arena_held_by_dead_bytes"].is_u64());
+    assert!(v["dead_agents_recovered"].is_u64());
+    assert_eq!(u(&v, "arena_leaked_bytes"), 0);
+}

@@ -6,12 +6,12 @@
 //! it keeps working for ever only if everything a departed worker or a deleted key used is
 //! reused. The run counts every capacity error by resource.
 //!
-//! What is reused today (docs/capacity.md): dead agents' slots, and freed payload blocks (split
-//! and merged back, a buddy allocator). Not yet: a deleted key's directory line. So
-//! `--churn agents` and `--churn sizes` must run with no capacity error for ever while the live
-//! data fits (for sizes: an arena of about twice the peak live bytes), and `--fail-on-capacity`
-//! makes the run fail if they do not; `--churn keys` reports the capacity errors that remain
-//! until line reuse lands.
+//! What is reused (docs/capacity.md): dead agents' slots, deleted keys' directory lines, and
+//! freed payload blocks (split and merged back, a buddy allocator). So every churn must run
+//! with no capacity error for ever while the live data fits (for sizes: an arena of about twice
+//! the peak live bytes); `--fail-on-capacity` makes the run fail if it does not. At the end,
+//! every dead agent is recovered (forgotten, as a takeover of its slot would) and fsck counts
+//! what the arena lost: `--fail-on-leak` makes the run fail if a byte is lost.
 //!
 //! The operations run in this process (in-process agents come and go exactly as processes do:
 //! each attach holds its own kernel lock, released on detach); `--kills` adds worker processes
@@ -90,6 +90,10 @@ pub struct SoakArgs {
     /// Exit 1 if any capacity error happened.
     #[arg(long)]
     pub fail_on_capacity: bool,
+    /// Exit 1 if the arena leaked any byte: counted by fsck once every dead agent's slot was
+    /// recovered (forgotten), so a killed writer's block counts only if its recovery lost it.
+    #[arg(long)]
+    pub fail_on_leak: bool,
     /// Print one JSON object (stable; see the schema below) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +167,8 @@ struct Report {
     capacity_errors: Capacity,
     peak_live_bytes: u64,
     arena_touched_bytes: u64,
+    arena_held_by_dead_bytes: u64,
+    dead_agents_recovered: u64,
     arena_leaked_bytes: u64,
     elapsed_ns: u64,
     ops_per_s: f64,
@@ -239,9 +245,15 @@ pub fn run(args: &SoakArgs) -> Result<(), CliError> {
     let started = Instant::now();
     soak.run(&names.seg)?;
     let elapsed_ns = started.elapsed().as_nanos() as u64;
+    // What the killed workers' slots still hold (a block being filled, a version being freed),
+    // then what is lost once every dead agent is recovered, as the next attach over its slot
+    // would: only the second is a leak.
+    let held = soak.segment.fsck(false)?;
+    let dead_agents_recovered = forget_dead_agents(&soak.segment)?;
     let fsck = soak.segment.fsck(false)?;
     let arena_touched_bytes = config.arena_bytes - fsck.arena.untouched_bytes;
     let failed = soak.capacity.total() > 0;
+    let leaked = fsck.arena.leaked_bytes > 0;
     let report = Report {
         schema: SCHEMA,
         bench: "soak",
@@ -267,6 +279,8 @@ pub fn run(args: &SoakArgs) -> Result<(), CliError> {
         capacity_errors: soak.capacity,
         peak_live_bytes: soak.peak_live_bytes,
         arena_touched_bytes,
+        arena_held_by_dead_bytes: held.arena.leaked_bytes,
+        dead_agents_recovered,
         arena_leaked_bytes: fsck.arena.leaked_bytes,
         elapsed_ns,
         first_error: soak.first_error,
@@ -278,7 +292,24 @@ pub fn run(args: &SoakArgs) -> Result<(), CliError> {
             report.capacity_errors.total()
         )));
     }
+    if leaked && args.fail_on_leak {
+        return Err(CliError::Bench(format!(
+            "the arena leaked {} bytes once the {} dead agents were recovered (see `ccs fsck`)",
+            report.arena_leaked_bytes, report.dead_agents_recovered
+        )));
+    }
     Ok(())
+}
+
+/// Forget every agent whose process is gone, running its recovery; how many.
+fn forget_dead_agents(segment: &Segment) -> Result<u64, CliError> {
+    let mut forgotten = 0;
+    for agent in segment.agent_slots()? {
+        if !agent.alive && segment.forget_agent(&agent.name)? {
+            forgotten += 1;
+        }
+    }
+    Ok(forgotten)
 }
 
 impl Soak<'_> {
@@ -552,8 +583,13 @@ fn human(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "peak live bytes {}; arena ever touched {} bytes, leaked {} bytes",
-        report.peak_live_bytes, report.arena_touched_bytes, report.arena_leaked_bytes
+        "peak live bytes {}; arena ever touched {} bytes; held by dead agents {} bytes, leaked \
+         {} bytes once the {} dead were recovered",
+        report.peak_live_bytes,
+        report.arena_touched_bytes,
+        report.arena_held_by_dead_bytes,
+        report.arena_leaked_bytes,
+        report.dead_agents_recovered
     );
     if let Some(error) = &report.first_error {
         let _ = writeln!(out, "first error: {error}");
