@@ -383,6 +383,13 @@ impl<E: Env> Directory<E> {
         self.line_word(self.probe_line(hash, 0), L_FLOOR)
     }
 
+    /// The line `key`'s probes start at (its home), where it lands unless another key is there:
+    /// for tests and tools that need two keys to meet on a line.
+    pub fn home_line(&self, key: &str) -> Result<u32> {
+        validate_key(key)?;
+        Ok(self.home_of(hash_key(key.as_bytes())))
+    }
+
     /// The home line of keys whose hash (or key meta) is `hash`: the first of their probes.
     pub(crate) fn home_of(&self, hash: u64) -> u32 {
         self.probe_line(hash, 0)

@@ -1816,8 +1816,18 @@ fn bare(max_artifacts: u32) -> (Arc<Directory<MemEnv>>, AgentId, AgentId) {
     (Arc::new(dir), a, b)
 }
 
-/// A reader holding key "x"'s line (resolved before "x" was deleted) reads while "j" is given
-/// that line and written ("x" and "j" have the same home in a directory of two lines). The
+/// The first of `prefix`0, `prefix`1, … whose home line is `key`'s: a key that meets `key` on
+/// its line (the key hash decides which names do).
+fn key_homed_with(dir: &Directory<MemEnv>, key: &str, prefix: &str) -> String {
+    let home = dir.home_line(key).unwrap();
+    (0..1000)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|name| dir.home_line(name).unwrap() == home)
+        .expect("a key with the same home among a thousand names")
+}
+
+/// A reader holding key "x"'s line (resolved before "x" was deleted) reads while a key of the
+/// same home ("j…", in a directory of two lines) is given that line and written. The
 /// generation check makes the read `LineReused` or `NotFound`, never "j"'s bytes; without it
 /// the reader returns them as "x". One preemption by default: the reuse and the write are long,
 /// and the case that matters (a read begun before the reuse that retries onto "j"'s head) needs
@@ -1844,15 +1854,15 @@ fn stale_key_never_reads_reused_line() {
                 );
             })
         };
-        let j = dir.insert_key(a, "j").unwrap();
+        let j = dir.insert_key(a, &key_homed_with(&dir, "x", "j")).unwrap();
         assert_eq!(j.line, x.line, "the model needs j on x's line");
         dir.put_at(a, j, &payload(9), Condition::Blind).unwrap();
         reader.join().unwrap();
     });
 }
 
-/// "x" (written to version 2, deleted at 3) is re-created while "d" may be given its line
-/// (same home); "w"'s deleted line keeps the directory at its limit. Whatever the order, "x"'s first
+/// "x" (written to version 2, deleted at 3) is re-created while a key of the same home ("d…")
+/// may be given its line; "w"'s deleted line keeps the directory at its limit. Whatever the order, "x"'s first
 /// version after re-creation is above 3: on its old line by continuing, on another by its
 /// home's floor. Without the floor, "x" re-created on another line starts again at 1.
 #[test]
@@ -1867,12 +1877,14 @@ fn recreated_key_starts_above_its_old_versions() {
         dir.delete_at(a, x, Condition::Blind).unwrap();
         dir.put_at(a, w, &payload(1), Condition::Blind).unwrap();
         dir.delete_at(a, w, Condition::Blind).unwrap();
+        let d = key_homed_with(&dir, "x", "d");
+        assert_eq!(dir.home_line(&d), Ok(x.line), "the model needs x on its home line");
         let other = {
             let dir = dir.clone();
             // Only the reuse: two threads allocating at once would explore the free lists'
             // races, which other models cover.
             thread::spawn(move || {
-                dir.insert_key(b, "d").unwrap();
+                dir.insert_key(b, &d).unwrap();
             })
         };
         // As the facade does: a line found reused means resolving the key again.
@@ -1888,9 +1900,10 @@ fn recreated_key_starts_above_its_old_versions() {
     });
 }
 
-/// "x" (version 1, read by `b`) is deleted by `a`, its line given to "a1" (same home, in a
-/// directory of 8 lines at its limit of 4 keys; "w"'s deleted line leaves room) and "x"
-/// re-created on another line at a new version, while `b` reads "x" again as the facade does
+/// "x" (version 1, read by `b`) is deleted by `a`, its line given to a key of the same home
+/// ("a…", in a directory of 8 lines at its limit of 4 keys; "v"'s deleted line leaves room)
+/// and "x" re-created on another line (empty: the key hash puts no key after "x"'s home) at a
+/// new version, while `b` reads "x" again as the facade does
 /// (resolving again when its line was reused). Afterwards `b` writes "x" conditionally on its
 /// view: admitted exactly when `b` read the version it overwrites. Without the ghosts a `b`
 /// that read version 1 before the move is admitted as a first write.
@@ -1903,16 +1916,18 @@ fn moved_key_never_admits_a_stale_write() {
         for key in ["y", "k"] {
             dir.insert_key(a, key).unwrap();
         }
-        let w = dir.insert_key(a, "w").unwrap();
+        let w = dir.insert_key(a, "v").unwrap();
         dir.put_at(a, w, &payload(1), Condition::Blind).unwrap();
         dir.delete_at(a, w, Condition::Blind).unwrap();
         dir.put_at(a, x, &payload(1), Condition::Blind).unwrap();
         dir.read_at(b, x, &mut Vec::new()).unwrap();
+        let reusing = key_homed_with(&dir, "x", "a");
+        assert_eq!(dir.home_line(&reusing), Ok(x.line), "the model needs x on its home line");
         let writer = {
             let dir = dir.clone();
             thread::spawn(move || {
                 dir.delete_at(a, x, Condition::Blind).unwrap();
-                let reuser = dir.insert_key(a, "a1").unwrap();
+                let reuser = dir.insert_key(a, &reusing).unwrap();
                 assert_eq!(reuser.line, x.line, "the model needs a1 on x's line");
                 let again = dir.insert_key(a, "x").unwrap();
                 assert_ne!(again.line, x.line);
