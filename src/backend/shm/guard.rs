@@ -14,19 +14,25 @@ use crate::backend::shm::segment::Shared;
 /// It points at its agent's mapping instead of holding a count of it: the facade's guard, the
 /// only owner of a `PinnedRead`, keeps that agent (which holds the mapping's `Arc`) alive
 /// longer than itself, borrowing it or holding its `Arc`, so a count here would only cost two
-/// atomic read-modify-writes per read (a tenth of a zero-copy HIT).
+/// atomic read-modify-writes per read (about 5 ns of a 69 ns zero-copy HIT).
 pub(crate) struct PinnedRead {
     shared: NonNull<Shared>,
     pub(crate) info: ReadInfo,
     pin: Pinned,
 }
 
-// SAFETY: `PinnedRead` only reads `Shared` through a shared reference (`Shared` is `Sync`: its
-// directory is atomics, the rest immutable) and releases its pin from whichever thread drops it,
-// as the `Arc<Shared>` it replaces allowed.
+// SAFETY: `PinnedRead` only reads `Shared` through a shared reference (`Shared` is `Send` and
+// `Sync`, checked below: its directory is atomics, the rest immutable) and releases its pin from
+// whichever thread drops it, as the `Arc<Shared>` it replaces allowed.
 unsafe impl Send for PinnedRead {}
 // SAFETY: as above; `&PinnedRead` gives out only `&Shared` reads and the pinned bytes.
 unsafe impl Sync for PinnedRead {}
+
+/// The `Send` and `Sync` above rest on `Shared`'s own.
+const _: () = {
+    const fn shared_is_send_and_sync<T: Send + Sync>() {}
+    shared_is_send_and_sync::<Shared>();
+};
 
 impl PinnedRead {
     /// # Safety
