@@ -176,7 +176,11 @@ fn a_read_guard_keeps_its_agent_attached() {
 fn an_owned_read_guard_outlives_its_agent_and_segment() {
     let guard = SegGuard::shm("guardlast");
     let segment = Segment::create(&guard.name, small_config()).unwrap();
-    segment.attach("writer").unwrap().put("doc", &[7; 4000]).unwrap();
+    segment
+        .attach("writer")
+        .unwrap()
+        .put("doc", &[7; 4000])
+        .unwrap();
     let reader = std::sync::Arc::new(segment.attach("reader").unwrap());
     let pinned = reader.read_owned("doc").unwrap();
     drop((reader, segment));

@@ -1878,7 +1878,11 @@ fn recreated_key_starts_above_its_old_versions() {
         dir.put_at(a, w, &payload(1), Condition::Blind).unwrap();
         dir.delete_at(a, w, Condition::Blind).unwrap();
         let d = key_homed_with(&dir, "x", "d");
-        assert_eq!(dir.home_line(&d), Ok(x.line), "the model needs x on its home line");
+        assert_eq!(
+            dir.home_line(&d),
+            Ok(x.line),
+            "the model needs x on its home line"
+        );
         let other = {
             let dir = dir.clone();
             // Only the reuse: two threads allocating at once would explore the free lists'
@@ -1922,7 +1926,11 @@ fn moved_key_never_admits_a_stale_write() {
         dir.put_at(a, x, &payload(1), Condition::Blind).unwrap();
         dir.read_at(b, x, &mut Vec::new()).unwrap();
         let reusing = key_homed_with(&dir, "x", "a");
-        assert_eq!(dir.home_line(&reusing), Ok(x.line), "the model needs x on its home line");
+        assert_eq!(
+            dir.home_line(&reusing),
+            Ok(x.line),
+            "the model needs x on its home line"
+        );
         let writer = {
             let dir = dir.clone();
             thread::spawn(move || {
