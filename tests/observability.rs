@@ -194,6 +194,12 @@ fn access_count_serves_n_hits_then_a_miss() {
         .map(|_| reader.refresh(&mut cached).unwrap())
         .collect();
     assert_eq!(fresh, [false, true, true, false, true, true]);
+    // And so does the zero-copy read through a resolved key (its HIT is taken inline, the
+    // count asked once the pin holds the version): the copy the fourth refresh fetched has
+    // served two HITs of three, so a HIT, a MISS, three HITs.
+    let key = reader.key("plan").unwrap();
+    let pinned: Vec<bool> = (0..5).map(|_| reader.read(&key).unwrap().hit()).collect();
+    assert_eq!(pinned, [true, false, true, true, true]);
     // A peer's write still invalidates at once.
     writer.put("plan", b"v2").unwrap();
     assert!(!reader.get("plan").unwrap().hit);

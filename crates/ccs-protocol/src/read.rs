@@ -44,7 +44,8 @@ pub struct ReadInfo {
 }
 
 impl ReadInfo {
-    fn hit(version: u64) -> ReadInfo {
+    /// A HIT of `version`: the agent held it, and still holds it valid.
+    pub fn hit(version: u64) -> ReadInfo {
         ReadInfo {
             version,
             hit: true,
@@ -161,6 +162,21 @@ impl<E: Env> Directory<E> {
     /// the HIT stands ([`Directory::copy_hit_at`] checks the line's generation first).
     #[inline(always)]
     fn copy_hit_unlogged(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
+        let (held, desc) = self.hit_candidate(agent, line)?;
+        match self.copy_validated(line, desc, out) {
+            Ok(Copied::Got(version)) if version == held && self.still_fresh_in_hit(agent, line) => {
+                Some(version)
+            }
+            _ => None,
+        }
+    }
+
+    /// The first steps of every inline HIT: `Some((held, desc))` when `agent` holds a copy of
+    /// `line` (its view, `held`, is not 0) with its valid bit set, and `desc` is the descriptor
+    /// the line's head publishes now. Whether `desc` is still `held` is the caller's to check,
+    /// once it has taken the version (a copy validated, or a pin).
+    #[inline(always)]
+    fn hit_candidate(&self, agent: AgentId, line: u32) -> Option<(u64, u32)> {
         self.check_line(line).ok()?;
         let held = self.view(agent.slot, line).ok()?.load(Ordering::Relaxed);
         let (mask, bit) = self.valid_bit(agent.slot, line).ok()?;
@@ -171,12 +187,7 @@ impl<E: Env> Directory<E> {
         }
         // Pairs with the publishing compare-exchange in `write.rs`.
         let desc = Head::unpack(head_word.load(Ordering::Acquire)).desc_index()?;
-        match self.copy_validated(line, desc, out) {
-            Ok(Copied::Got(version)) if version == held && self.still_fresh_in_hit(agent, line) => {
-                Some(version)
-            }
-            _ => None,
-        }
+        Some((held, desc))
     }
 
     /// [`Directory::still_fresh`] for the inline HIT: lazy and eager agents (no expiry) decide
@@ -246,6 +257,55 @@ impl<E: Env> Directory<E> {
             return Err(ProtocolError::LineReused);
         }
         result
+    }
+
+    /// The HIT of [`Directory::read_pinned_at`] alone, inline and without error paths (as
+    /// [`Directory::copy_hit_at`] is the copy's): `Some((version, pin))` when `agent` holds
+    /// the current version of `at`'s line and it is now pinned (and recorded, as
+    /// [`Directory::read_pinned`] records it), with the line still the key's (its generation
+    /// checked after the pin); the HIT is then logged. `None` for anything else, with no pin
+    /// held and nothing logged: call [`Directory::read_pinned_at`], which answers in full.
+    /// The freshness of the agent's strategy is asked only once the pin holds the version it
+    /// holds, so that an access-counting strategy counts the HIT once.
+    #[inline(always)]
+    pub fn pin_hit_at(&self, agent: AgentId, at: LineRef) -> Option<(u64, Pinned)> {
+        let (held, desc) = self.hit_candidate(agent, at.line)?;
+        let Ok(Taken::Got {
+            version,
+            pin: Some(pin),
+        }) = self.take_pinned(at.line, desc, agent.slot)
+        else {
+            return None;
+        };
+        // The pin holds `desc` where it stood, so the version it names is the one borrowed.
+        #[cfg(not(ccs_mutant = "pinned_hit_any_version"))]
+        let held_now = version == held;
+        #[cfg(ccs_mutant = "pinned_hit_any_version")]
+        let held_now = true;
+        if !held_now || !self.still_fresh_in_hit(agent, at.line) {
+            // A failed unpin (a corrupt descriptor) is the general path's to report.
+            let _ = self.unpin_as(desc, agent.slot);
+            return None;
+        }
+        let Ok(record) = self.record_pin(agent, desc) else {
+            let _ = self.unpin_as(desc, agent.slot);
+            return None;
+        };
+        let pin = Pinned {
+            record,
+            slot: agent.slot,
+            ..pin
+        };
+        #[cfg(not(ccs_mutant = "pinned_hit_unowned"))]
+        let owned = self.still_owns(at) == Ok(true);
+        #[cfg(ccs_mutant = "pinned_hit_unowned")]
+        let owned = true;
+        if !owned {
+            let _ = self.release_pin(pin);
+            return None;
+        }
+        self.log_hit(agent, at.line, version, pin.len as u64);
+        Some((version, pin))
     }
 
     /// [`Directory::read_pinned`] of a key resolved as `at` (see [`Directory::read_at`]).

@@ -536,6 +536,16 @@ fn a_reused_line_refuses_stale_references() {
         f.dir.read_at(b, old, &mut out),
         Err(ProtocolError::LineReused)
     );
+    // The zero-copy read's inline HIT declines (b holds the new key's current version, which
+    // is a HIT on the line) and its general path refuses.
+    assert!(
+        f.dir.pin_hit_at(b, old).is_none(),
+        "a pinned HIT of another key"
+    );
+    assert!(matches!(
+        f.dir.read_pinned_at(b, old),
+        Err(ProtocolError::LineReused)
+    ));
     assert_eq!(
         f.dir.put_at(b, old, b"stale", Condition::Blind),
         Err(ProtocolError::LineReused)

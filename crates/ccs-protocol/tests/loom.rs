@@ -235,6 +235,54 @@ fn torn_read_pinned() {
     });
 }
 
+/// The same race through the facade's zero-copy read: the inline pinned HIT
+/// ([`Directory::pin_hit_at`]) first, the general path when it declines. Whatever the writer
+/// has done, the borrowed bytes are whole, and a HIT lends only the version the reader held
+/// (v1: nothing but the reader's own reads moves its view); the pin's version check is what
+/// refuses a head the writer moved on between the valid bit and the pin.
+#[test]
+#[cfg_attr(ccs_mutant = "free_while_pinned", should_panic)]
+#[cfg_attr(ccs_mutant = "pinned_hit_any_version", should_panic)]
+fn pinned_hit_lends_only_the_held_version() {
+    model(|| {
+        let f = Fixture::new(2);
+        let w = f.agent("w", 1);
+        let r = f.agent("r", 2);
+        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+        assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
+        let at = f.dir.find_key_ref("k").unwrap().unwrap();
+
+        let fw = f.clone();
+        let writer = thread::spawn(move || {
+            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
+            assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
+        });
+        let fr = f.clone();
+        let reader = thread::spawn(move || {
+            let (info, pin) = match fr.dir.pin_hit_at(r, at) {
+                Some((version, pin)) => (ReadInfo::hit(version), pin),
+                None => fr.dir.read_pinned_at(r, at).unwrap(),
+            };
+            assert_eq!(info.version, pin.version);
+            assert!(
+                !info.hit || info.version == 1,
+                "a HIT lent v{} while the reader held v1",
+                info.version
+            );
+            let mut buf = Vec::new();
+            fr.dir
+                .words()
+                .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
+                .unwrap();
+            assert_whole(&buf, pin.version);
+            fr.dir.release_pin(pin).unwrap();
+        });
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert_eq!(f.read(r).unwrap().version, 3);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. No stale HIT after `put` returns (the I→S race of docs/design.md).
 

@@ -207,9 +207,30 @@ impl Agent {
         })
     }
 
-    /// A zero-copy read: the version's slot stays pinned while the guard lives.
+    /// A zero-copy read: the version's slot stays pinned while the guard lives. A HIT through
+    /// a resolved key is taken inline ([`ccs_protocol::Directory::pin_hit_at`]) and everything
+    /// else out of line, so that the HIT's answer stays in registers (through one path with
+    /// the general read's, it went through the stack and was loaded back whole: a
+    /// store-forwarding stall).
     #[allow(unsafe_code)] // the pinned read points at the mapping (`PinnedRead::new`)
+    #[inline]
     pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
+        if let Some(at) = artifact.resolved_line()
+            && let Some((version, pin)) = self.shared.dir.pin_hit_at(self.id, at)
+        {
+            let info = ccs_protocol::ReadInfo::hit(version);
+            // SAFETY: as in `read_general`.
+            return Ok(ReadInner::Pinned(unsafe {
+                PinnedRead::new(&self.shared, info, pin)
+            }));
+        }
+        self.read_general(artifact)
+    }
+
+    /// [`Agent::read`] when its inline HIT declined: every case, a HIT included.
+    #[allow(unsafe_code)] // the pinned read points at the mapping (`PinnedRead::new`)
+    #[inline(never)]
+    fn read_general(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         let dir = &self.shared.dir;
         let (info, pin) = self.on_line(artifact, false, |at| dir.read_pinned_at(self.id, at))?;
         // SAFETY: the facade's `ReadGuard`, the only owner of the `PinnedRead`, keeps this
