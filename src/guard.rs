@@ -141,8 +141,11 @@ impl std::fmt::Debug for ReadGuard<'_> {
 /// keeps its agent attached while it lives; the hold itself belongs to the backend that
 /// granted it and commits through that backend alone.
 pub struct WriteGuard<A: Deref<Target = Agent>> {
-    agent: A,
+    // The hold points at its agent's segment without counting it, so the agent must outlive
+    // it: `drop` gives the hold up before the fields are dropped, and the hold is declared
+    // first all the same.
     hold: Option<Hold>,
+    agent: A,
     key: String,
 }
 
@@ -170,20 +173,20 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
     /// [`Error::Fenced`] if the hold was reclaimed (lease expired): nothing is written then.
     pub fn commit(mut self, bytes: &[u8]) -> Result<Version> {
         let hold = self.hold.take().ok_or_else(|| self.fenced())?;
-        hold.commit(bytes)
+        hold.commit(&self.key, bytes)
     }
 
     /// Give the hold up without writing. [`Error::Fenced`] if it had been reclaimed already.
     pub fn release(mut self) -> Result<()> {
         let hold = self.hold.take().ok_or_else(|| self.fenced())?;
-        hold.release()
+        hold.release(&self.key)
     }
 
     /// Extend the lease to `lease` from now. [`Error::Fenced`] if it had been reclaimed.
     /// On etcd the lease is rounded up to whole seconds.
     pub fn renew(&mut self, lease: Duration) -> Result<()> {
         match &mut self.hold {
-            Some(hold) => hold.renew(lease),
+            Some(hold) => hold.renew(&self.key, lease),
             None => Err(self.fenced()),
         }
     }
@@ -202,7 +205,7 @@ impl<A: Deref<Target = Agent>> WriteGuard<A> {
 impl<A: Deref<Target = Agent>> Drop for WriteGuard<A> {
     fn drop(&mut self) {
         if let Some(hold) = self.hold.take() {
-            let _ = hold.release();
+            let _ = hold.release(&self.key);
         }
     }
 }

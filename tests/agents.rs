@@ -194,3 +194,33 @@ fn an_owned_read_guard_outlives_its_agent_and_segment() {
     let again = segment.attach("reader").unwrap();
     assert_eq!(again.read("doc").unwrap().version(), 1);
 }
+
+/// The same for an owned write guard: with its agent and segment handles dropped, it commits
+/// from another thread into a live mapping (the hold points at the agent's mapping without a
+/// count of its own), and a second one, dropped the same way, gives its hold up.
+#[test]
+fn an_owned_write_guard_outlives_its_agent_and_segment() {
+    let guard = SegGuard::shm("holdlast");
+    let segment = Segment::create(&guard.name, small_config()).unwrap();
+    let writer = std::sync::Arc::new(segment.attach("writer").unwrap());
+    let hold = writer.acquire_owned("doc", Duration::from_secs(30)).unwrap();
+    drop((writer, segment));
+    let committed = std::thread::spawn(move || hold.commit(&[9; 4000]).unwrap());
+    assert_eq!(committed.join().unwrap(), 1);
+
+    let segment = Segment::open(&guard.name).unwrap();
+    let writer = std::sync::Arc::new(segment.attach("writer").unwrap());
+    let hold = writer.acquire_owned("doc", Duration::from_secs(30)).unwrap();
+    assert_eq!(hold.version(), 1);
+    drop((writer, segment));
+    std::thread::spawn(move || drop(hold)).join().unwrap();
+
+    let segment = Segment::open(&guard.name).unwrap();
+    let reader = segment.attach("reader").unwrap();
+    let read = reader.read("doc").unwrap();
+    assert_eq!(read.version(), 1);
+    assert!(read.iter().all(|&b| b == 9), "the committed bytes");
+    drop(read);
+    let next = reader.acquire("doc", Duration::from_secs(30)).unwrap();
+    assert_eq!(next.commit(b"after").unwrap(), 2, "the dropped hold was given up");
+}

@@ -51,18 +51,19 @@ impl Hold {
         dispatch!(Hold, self, hold => hold.version())
     }
 
-    /// Publish `bytes` as the next version and give the hold up.
-    pub(crate) fn commit(self, bytes: &[u8]) -> Result<Version> {
-        dispatch!(Hold, self, hold => hold.commit(bytes))
+    /// Publish `bytes` as the next version of `key` (the key held, for the messages of
+    /// errors) and give the hold up.
+    pub(crate) fn commit(self, key: &str, bytes: &[u8]) -> Result<Version> {
+        dispatch!(Hold, self, hold => hold.commit(key, bytes))
     }
 
-    /// Give the hold up without writing.
-    pub(crate) fn release(self) -> Result<()> {
-        dispatch!(Hold, self, hold => hold.release())
+    /// Give the hold on `key` up without writing.
+    pub(crate) fn release(self, key: &str) -> Result<()> {
+        dispatch!(Hold, self, hold => hold.release(key))
     }
 
-    /// Extend the lease to `lease` from now.
-    pub(crate) fn renew(&mut self, lease: std::time::Duration) -> Result<()> {
-        dispatch!(Hold, self, hold => hold.renew(lease))
+    /// Extend the lease on `key` to `lease` from now.
+    pub(crate) fn renew(&mut self, key: &str, lease: std::time::Duration) -> Result<()> {
+        dispatch!(Hold, self, hold => hold.renew(key, lease))
     }
 }

@@ -36,15 +36,15 @@ impl Hold {
         match *self {}
     }
 
-    pub(crate) fn commit(self, _: &[u8]) -> Result<Version> {
+    pub(crate) fn commit(self, _: &str, _: &[u8]) -> Result<Version> {
         match self {}
     }
 
-    pub(crate) fn release(self) -> Result<()> {
+    pub(crate) fn release(self, _: &str) -> Result<()> {
         match self {}
     }
 
-    pub(crate) fn renew(&mut self, _: Duration) -> Result<()> {
+    pub(crate) fn renew(&mut self, _: &str, _: Duration) -> Result<()> {
         match *self {}
     }
 }

@@ -425,6 +425,7 @@ impl Agent {
 }
 
 /// An exclusive hold on etcd, with the agent that took it (its commit is that agent's write).
+/// Its errors name the prefix's location, so the key the guard passes is not needed.
 pub(crate) struct Hold {
     agent: Arc<EtcdAgent>,
     location: String,
@@ -436,7 +437,7 @@ impl Hold {
         self.hold.version()
     }
 
-    pub(crate) fn commit(self, bytes: &[u8]) -> Result<Version> {
+    pub(crate) fn commit(self, _key: &str, bytes: &[u8]) -> Result<Version> {
         let Hold {
             agent,
             location,
@@ -445,7 +446,7 @@ impl Hold {
         off_runtime(|| agent.commit(hold, bytes)).map_err(|e| error(e, &location))
     }
 
-    pub(crate) fn release(self) -> Result<()> {
+    pub(crate) fn release(self, _key: &str) -> Result<()> {
         let Hold {
             agent,
             location,
@@ -454,7 +455,7 @@ impl Hold {
         off_runtime(|| agent.release(hold)).map_err(|e| error(e, &location))
     }
 
-    pub(crate) fn renew(&mut self, lease: std::time::Duration) -> Result<()> {
+    pub(crate) fn renew(&mut self, _key: &str, lease: std::time::Duration) -> Result<()> {
         let Hold {
             agent,
             hold,

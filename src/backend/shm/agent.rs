@@ -13,6 +13,7 @@ use crate::backend::Hold;
 use crate::backend::shm::guard::PinnedRead;
 use crate::backend::shm::hold::{self, lease_ms};
 use crate::backend::shm::segment::Shared;
+use crate::backend::shm::segment_ref::SegmentRef;
 use crate::backend::shm::strategy;
 use crate::error::{Error, Result};
 use crate::guard::ReadInner;
@@ -212,7 +213,7 @@ impl Agent {
     /// else out of line, so that the HIT's answer stays in registers (through one path with
     /// the general read's, it went through the stack and was loaded back whole: a
     /// store-forwarding stall).
-    #[allow(unsafe_code)] // the pinned read points at the mapping (`PinnedRead::new`)
+    #[allow(unsafe_code)] // the pinned read points at the mapping (`SegmentRef::new`)
     #[inline]
     pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         if let Some(at) = artifact.resolved_line()
@@ -220,15 +221,14 @@ impl Agent {
         {
             let info = ccs_protocol::ReadInfo::hit(version);
             // SAFETY: as in `read_general`.
-            return Ok(ReadInner::Pinned(unsafe {
-                PinnedRead::new(&self.shared, info, pin)
-            }));
+            let segment = unsafe { SegmentRef::new(&self.shared) };
+            return Ok(ReadInner::Pinned(PinnedRead::new(segment, info, pin)));
         }
         self.read_general(artifact)
     }
 
     /// [`Agent::read`] when its inline HIT declined: every case, a HIT included.
-    #[allow(unsafe_code)] // the pinned read points at the mapping (`PinnedRead::new`)
+    #[allow(unsafe_code)] // the pinned read points at the mapping (`SegmentRef::new`)
     #[inline(never)]
     fn read_general(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         let dir = &self.shared.dir;
@@ -236,8 +236,8 @@ impl Agent {
         // SAFETY: the facade's `ReadGuard`, the only owner of the `PinnedRead`, keeps this
         // agent, and so `self.shared`'s `Arc`, alive longer than itself (it borrows the agent,
         // or holds its `Arc` in a field dropped after the read).
-        let pinned = unsafe { PinnedRead::new(&self.shared, info, pin) };
-        Ok(ReadInner::Pinned(pinned))
+        let segment = unsafe { SegmentRef::new(&self.shared) };
+        Ok(ReadInner::Pinned(PinnedRead::new(segment, info, pin)))
     }
 
     pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
@@ -358,6 +358,7 @@ impl Agent {
         self.shared.written(artifact.key_str(), version)
     }
 
+    #[allow(unsafe_code)] // the hold points at the mapping (`SegmentRef::new`)
     pub(crate) fn acquire(
         &self,
         artifact: &(impl ArtifactRef + ?Sized),
@@ -367,11 +368,11 @@ impl Agent {
         let hold = self.on_line(artifact, true, |at| {
             dir.acquire_at(self.id, at, lease_ms(lease))
         })?;
-        Ok(Hold::Shm(hold::Hold {
-            shared: Arc::clone(&self.shared),
-            hold,
-            key: artifact.key_str().to_owned(),
-        }))
+        // SAFETY: the facade's `WriteGuard`, the only owner of the hold, keeps this agent, and
+        // so `self.shared`'s `Arc`, alive longer than the hold: it borrows the agent or holds its
+        // `Arc`, and gives the hold up in its `drop`, before its fields are dropped.
+        let segment = unsafe { SegmentRef::new(&self.shared) };
+        Ok(Hold::Shm(hold::Hold { segment, hold }))
     }
 
     pub(crate) fn wait_changed(

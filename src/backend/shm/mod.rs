@@ -14,6 +14,7 @@ mod guard;
 mod hold;
 mod os_env;
 mod segment;
+mod segment_ref;
 mod status;
 mod strategy;
 
