@@ -39,7 +39,7 @@ use crate::{Read, Version};
 /// instead (a buffer handed to another language, a server's response).
 pub struct ReadGuard<'a> {
     // Declared first, so the pin is released before the agent the guard may own goes: a
-    // pinned read points at that agent's mapping (SAFETY of `PinnedRead::new`: the guard keeps
+    // pinned read points at that agent's mapping (SAFETY of `SegmentRef::new`: the guard keeps
     // the agent alive, borrowed for `'a` or owned here, for as long as `inner` lives).
     inner: ReadInner,
     /// Never read: it is here to be dropped after `inner`.

@@ -203,14 +203,18 @@ fn an_owned_write_guard_outlives_its_agent_and_segment() {
     let guard = SegGuard::shm("holdlast");
     let segment = Segment::create(&guard.name, small_config()).unwrap();
     let writer = std::sync::Arc::new(segment.attach("writer").unwrap());
-    let hold = writer.acquire_owned("doc", Duration::from_secs(30)).unwrap();
+    let hold = writer
+        .acquire_owned("doc", Duration::from_secs(30))
+        .unwrap();
     drop((writer, segment));
     let committed = std::thread::spawn(move || hold.commit(&[9; 4000]).unwrap());
     assert_eq!(committed.join().unwrap(), 1);
 
     let segment = Segment::open(&guard.name).unwrap();
     let writer = std::sync::Arc::new(segment.attach("writer").unwrap());
-    let hold = writer.acquire_owned("doc", Duration::from_secs(30)).unwrap();
+    let hold = writer
+        .acquire_owned("doc", Duration::from_secs(30))
+        .unwrap();
     assert_eq!(hold.version(), 1);
     drop((writer, segment));
     std::thread::spawn(move || drop(hold)).join().unwrap();
@@ -222,5 +226,9 @@ fn an_owned_write_guard_outlives_its_agent_and_segment() {
     assert!(read.iter().all(|&b| b == 9), "the committed bytes");
     drop(read);
     let next = reader.acquire("doc", Duration::from_secs(30)).unwrap();
-    assert_eq!(next.commit(b"after").unwrap(), 2, "the dropped hold was given up");
+    assert_eq!(
+        next.commit(b"after").unwrap(),
+        2,
+        "the dropped hold was given up"
+    );
 }
