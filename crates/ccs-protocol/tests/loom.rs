@@ -52,8 +52,8 @@
 
 use ccs_protocol::testing::MemEnv;
 use ccs_protocol::{
-    AgentId, Condition, Config, Directory, Geometry, HeapWords, KillPoint, LogEntry, LogOp,
-    LogOutcome, ProtocolError, ReadInfo, RecordRead, StopAt,
+    AgentId, Condition, Config, Directory, Geometry, HeapWords, KillPoint, LineRef, LogEntry,
+    LogOp, LogOutcome, Pinned, ProtocolError, ReadInfo, RecordRead, StopAt,
 };
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -203,84 +203,62 @@ fn torn_read() {
 #[test]
 #[cfg_attr(ccs_mutant = "free_while_pinned", should_panic)]
 fn torn_read_pinned() {
-    model(|| {
-        let f = Fixture::new(2);
-        let w = f.agent("w", 1);
-        let r = f.agent("r", 2);
-        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
-        assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
-
-        let fw = f.clone();
-        let writer = thread::spawn(move || {
-            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
-            assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
-        });
-        // The reader is a spawned thread too, so the scheduler may start either one without
-        // spending a preemption.
-        let fr = f.clone();
-        let reader = thread::spawn(move || {
-            let (info, pin) = fr.dir.read_pinned(r, fr.line).unwrap();
-            assert_eq!(info.version, pin.version);
-            let mut buf = Vec::new();
-            fr.dir
-                .words()
-                .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
-                .unwrap();
-            assert_whole(&buf, pin.version);
-            fr.dir.release_pin(pin).unwrap();
-        });
-        writer.join().unwrap();
-        reader.join().unwrap();
-        assert_eq!(f.read(r).unwrap().version, 3);
-    });
+    model(|| pinned_read_races_two_writes(|f, r, _| f.dir.read_pinned(r, f.line).unwrap()));
 }
 
 /// The same race through the facade's zero-copy read: the inline pinned HIT
-/// ([`Directory::pin_hit_at`]) first, the general path when it declines. Whatever the writer
-/// has done, the borrowed bytes are whole, and a HIT lends only the version the reader held
-/// (v1: nothing but the reader's own reads moves its view); the pin's version check is what
-/// refuses a head the writer moved on between the valid bit and the pin.
+/// ([`Directory::pin_hit_at`]) first, the general path when it declines. The pin's version
+/// check is what refuses a head the writer moved on between the valid bit and the pin.
 #[test]
 #[cfg_attr(ccs_mutant = "free_while_pinned", should_panic)]
 #[cfg_attr(ccs_mutant = "pinned_hit_any_version", should_panic)]
 fn pinned_hit_lends_only_the_held_version() {
     model(|| {
-        let f = Fixture::new(2);
-        let w = f.agent("w", 1);
-        let r = f.agent("r", 2);
-        assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
-        assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
-        let at = f.dir.find_key_ref("k").unwrap().unwrap();
-
-        let fw = f.clone();
-        let writer = thread::spawn(move || {
-            assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
-            assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
-        });
-        let fr = f.clone();
-        let reader = thread::spawn(move || {
-            let (info, pin) = match fr.dir.pin_hit_at(r, at) {
-                Some((version, pin)) => (ReadInfo::hit(version), pin),
-                None => fr.dir.read_pinned_at(r, at).unwrap(),
-            };
-            assert_eq!(info.version, pin.version);
-            assert!(
-                !info.hit || info.version == 1,
-                "a HIT lent v{} while the reader held v1",
-                info.version
-            );
-            let mut buf = Vec::new();
-            fr.dir
-                .words()
-                .copy_out(pin.first_word.unwrap(), pin.len, &mut buf)
-                .unwrap();
-            assert_whole(&buf, pin.version);
-            fr.dir.release_pin(pin).unwrap();
-        });
-        writer.join().unwrap();
-        reader.join().unwrap();
-        assert_eq!(f.read(r).unwrap().version, 3);
+        pinned_read_races_two_writes(|f, r, at| match f.dir.pin_hit_at(r, at) {
+            Some((version, pin)) => (ReadInfo::hit(version), pin),
+            None => f.dir.read_pinned_at(r, at).unwrap(),
+        })
     });
+}
+
+/// A reader holding v1 pins the key with `pin` while a writer publishes v2 and v3 (v3 may reuse
+/// v1's block). Whatever the writer has done, the borrowed bytes are whole, and a HIT lends only
+/// the version the reader held (v1: nothing but the reader's own reads moves its view).
+fn pinned_read_races_two_writes(pin: fn(&Fixture, AgentId, LineRef) -> (ReadInfo, Pinned)) {
+    let f = Fixture::new(2);
+    let w = f.agent("w", 1);
+    let r = f.agent("r", 2);
+    assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+    assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
+    let at = f.dir.find_key_ref("k").unwrap().unwrap();
+
+    let fw = f.clone();
+    let writer = thread::spawn(move || {
+        assert_eq!(fw.put(w, 2, Condition::View), Ok(2));
+        assert_eq!(fw.put(w, 3, Condition::View), Ok(3));
+    });
+    // The reader is a spawned thread too, so the scheduler may start either one without
+    // spending a preemption.
+    let fr = f.clone();
+    let reader = thread::spawn(move || {
+        let (info, pinned) = pin(&fr, r, at);
+        assert_eq!(info.version, pinned.version);
+        assert!(
+            !info.hit || info.version == 1,
+            "a HIT lent v{} while the reader held v1",
+            info.version
+        );
+        let mut buf = Vec::new();
+        fr.dir
+            .words()
+            .copy_out(pinned.first_word.unwrap(), pinned.len, &mut buf)
+            .unwrap();
+        assert_whole(&buf, pinned.version);
+        fr.dir.release_pin(pinned).unwrap();
+    });
+    writer.join().unwrap();
+    reader.join().unwrap();
+    assert_eq!(f.read(r).unwrap().version, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
