@@ -37,7 +37,8 @@ pub(crate) enum Engine {
 
 /// An exclusive hold, owned by the backend that granted it: each variant carries what its
 /// backend needs to commit, release or renew it, so a hold cannot be paired with another
-/// backend's agent. See [`crate::WriteGuard`].
+/// backend's agent; only the key, which the guard keeps, is passed in (for the messages of
+/// errors). See [`crate::WriteGuard`].
 pub(crate) enum Hold {
     Shm(shm::Hold),
     // Without the `etcd` feature only the uninhabited stand-in would make one.
