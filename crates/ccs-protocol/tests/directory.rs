@@ -509,6 +509,7 @@ fn deleted_keys_lines_are_reused() {
 /// A key resolved before its line was reused never reads or writes the new key's data, and a
 /// key re-created after its line went to another key starts above its old versions.
 #[test]
+#[cfg_attr(ccs_mutant = "pinned_hit_unowned", should_panic)]
 fn a_reused_line_refuses_stale_references() {
     let f = fixture(config());
     let a = agent(&f.dir, "a");
