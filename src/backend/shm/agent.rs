@@ -213,31 +213,44 @@ impl Agent {
     /// else out of line, so that the HIT's answer stays in registers (through one path with
     /// the general read's, it went through the stack and was loaded back whole: a
     /// store-forwarding stall).
-    #[allow(unsafe_code)] // the pinned read points at the mapping (`SegmentRef::new`)
     #[inline]
     pub(crate) fn read(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         if let Some(at) = artifact.resolved_line()
             && let Some((version, pin)) = self.shared.dir.pin_hit_at(self.id, at)
         {
             let info = ccs_protocol::ReadInfo::hit(version);
-            // SAFETY: as in `read_general`.
-            let segment = unsafe { SegmentRef::new(&self.shared) };
-            return Ok(ReadInner::Pinned(PinnedRead::new(segment, info, pin)));
+            return Ok(ReadInner::Pinned(PinnedRead::new(
+                self.segment_for_guard(),
+                info,
+                pin,
+            )));
         }
         self.read_general(artifact)
     }
 
     /// [`Agent::read`] when its inline HIT declined: every case, a HIT included.
-    #[allow(unsafe_code)] // the pinned read points at the mapping (`SegmentRef::new`)
     #[inline(never)]
     fn read_general(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<ReadInner> {
         let dir = &self.shared.dir;
         let (info, pin) = self.on_line(artifact, false, |at| dir.read_pinned_at(self.id, at))?;
-        // SAFETY: the facade's `ReadGuard`, the only owner of the `PinnedRead`, keeps this
-        // agent, and so `self.shared`'s `Arc`, alive longer than itself (it borrows the agent,
-        // or holds its `Arc` in a field dropped after the read).
-        let segment = unsafe { SegmentRef::new(&self.shared) };
-        Ok(ReadInner::Pinned(PinnedRead::new(segment, info, pin)))
+        Ok(ReadInner::Pinned(PinnedRead::new(
+            self.segment_for_guard(),
+            info,
+            pin,
+        )))
+    }
+
+    /// This agent's segment, uncounted, for a pin or hold that only a facade guard will own
+    /// (`ReadInner::Pinned` goes into a `ReadGuard`, `Hold::Shm` into a `WriteGuard`): nothing
+    /// else in this module calls it.
+    #[allow(unsafe_code)] // the one place the shm backend makes a `SegmentRef`
+    #[inline(always)]
+    fn segment_for_guard(&self) -> SegmentRef {
+        // SAFETY: the guard that owns what this points from keeps this agent, and so
+        // `self.shared`'s `Arc`, alive longer: a `ReadGuard` borrows the agent or holds its `Arc`
+        // in a field dropped after the read; a `WriteGuard` borrows it or holds its `Arc`, and
+        // gives the hold up in its `drop`, before its fields are dropped.
+        unsafe { SegmentRef::new(&self.shared) }
     }
 
     pub(crate) fn check(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<Check> {
@@ -358,7 +371,6 @@ impl Agent {
         self.shared.written(artifact.key_str(), version)
     }
 
-    #[allow(unsafe_code)] // the hold points at the mapping (`SegmentRef::new`)
     pub(crate) fn acquire(
         &self,
         artifact: &(impl ArtifactRef + ?Sized),
@@ -368,11 +380,10 @@ impl Agent {
         let hold = self.on_line(artifact, true, |at| {
             dir.acquire_at(self.id, at, lease_ms(lease))
         })?;
-        // SAFETY: the facade's `WriteGuard`, the only owner of the hold, keeps this agent, and
-        // so `self.shared`'s `Arc`, alive longer than the hold: it borrows the agent or holds its
-        // `Arc`, and gives the hold up in its `drop`, before its fields are dropped.
-        let segment = unsafe { SegmentRef::new(&self.shared) };
-        Ok(Hold::Shm(hold::Hold { segment, hold }))
+        Ok(Hold::Shm(hold::Hold {
+            segment: self.segment_for_guard(),
+            hold,
+        }))
     }
 
     pub(crate) fn wait_changed(
