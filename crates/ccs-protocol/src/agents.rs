@@ -76,7 +76,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl<E: Env> Directory<E> {
-    fn agent_at(&self, slot: u32, field: usize) -> Result<&crate::sync::AtomicU64> {
+    pub(crate) fn agent_at(&self, slot: u32, field: usize) -> Result<&crate::sync::AtomicU64> {
         if slot >= self.geo.config.max_agents {
             return Err(ProtocolError::corrupt(format!(
                 "agent slot {slot} out of range"
@@ -341,6 +341,8 @@ impl<E: Env> Directory<E> {
             generation,
             strategy,
         };
+        // A spare this process's earlier attach of the slot hinted at is the recovery's now.
+        self.forget_spare(slot);
         self.recover_records(slot)?;
         self.release_stale_holds(agent)?;
         self.release_recorded_pins(slot)?;
@@ -371,9 +373,11 @@ impl<E: Env> Directory<E> {
         Ok(())
     }
 
-    /// Record that the process acting as `agent` left. Its coherence state stays.
+    /// Record that the process acting as `agent` left. Its coherence state stays; its spare
+    /// descriptor goes back to the free lists.
     pub fn detach(&self, agent: AgentId) -> Result<()> {
         if self.agent_at(agent.slot, A_GEN)?.load(Ordering::Acquire) == agent.generation {
+            self.release_spare(agent.slot)?;
             self.log(agent, LogEntry::new(LogOp::Detach, LogOutcome::Ok));
             self.agent_at(agent.slot, A_DETACHED_MS)?
                 .store(self.env.now_ms(), Ordering::Relaxed);

@@ -4,7 +4,8 @@
 //! come in power-of-two size classes (64 B << k); each class and the descriptor table keep a
 //! Treiber stack of free entries whose head carries a 32-bit ABA tag, refilled by bump
 //! allocation from the untouched end, so memory in use grows with live data. The blocks are a
-//! binary buddy system with merging (`arena.rs`).
+//! binary buddy system with merging (`arena.rs`). A writer's overwrite keeps the version it
+//! frees as its spare for its next put of that size instead (`spare.rs`).
 //!
 //! A descriptor goes FREE → FILLING → LIVE (published) → RETIRED (superseded) → FREE. Readers
 //! either copy optimistically and validate the descriptor's owner tag afterwards (a seqlock
@@ -234,11 +235,17 @@ impl<E: Env> Directory<E> {
         let block = match payload {
             Some(bytes) => {
                 let class = class_for(bytes.len() as u64);
-                Some((self.alloc_block(class, slot)?, class))
+                if let Some((desc, granule)) = self.take_spare(slot, line, class)? {
+                    return Ok((desc, Some((bytes, granule))));
+                }
+                Some((
+                    self.or_after_spare(slot, || self.alloc_block(class, slot))?,
+                    class,
+                ))
             }
             None => None,
         };
-        let desc = match self.alloc_desc(slot) {
+        let desc = match self.or_after_spare(slot, || self.alloc_desc(slot)) {
             Ok(desc) => desc,
             Err(e) => {
                 if let Some((granule, class)) = block {
@@ -285,6 +292,15 @@ impl<E: Env> Directory<E> {
             d[D_BLOCK].store(field, Ordering::Relaxed);
         }
         Ok((desc, payload.zip(block.map(|(granule, _)| granule))))
+    }
+
+    /// `alloc`, and once more after `slot` gave its spare back if it was refused for capacity:
+    /// a segment whose live data fits is not refused for what its writer keeps (`spare.rs`).
+    fn or_after_spare<T>(&self, slot: u32, alloc: impl Fn() -> Result<T>) -> Result<T> {
+        match alloc() {
+            Err(ProtocolError::CapacityExceeded { .. }) if self.release_spare(slot)? => alloc(),
+            other => other,
+        }
     }
 
     /// Fill `desc` for `line` at `version` with `payload` and the granule of its block, as
@@ -456,6 +472,17 @@ impl<E: Env> Directory<E> {
     /// A descriptor RETIRED at that tag with no pins is freed (its retirer died before its
     /// `try_free`; the exchange there frees it once). Whether this call retired or freed it.
     pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
+        self.retire_as(desc, incarnation, slot, false)
+    }
+
+    /// [`Directory::retire_known`] by the publish that superseded `desc`: a descriptor it
+    /// frees may stay with `slot` as its spare (`spare.rs`).
+    pub(crate) fn retire_superseded(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
+        self.retire_as(desc, incarnation, slot, true)
+    }
+
+    /// [`Directory::retire_known`], keeping what it frees as `slot`'s spare if `spare`.
+    fn retire_as(&self, desc: u32, incarnation: u32, slot: u32, spare: bool) -> Result<bool> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
         self.env.kill_point(slot, KillPoint::Retiring);
         let retired = desc_state::RETIRED << desc_state::SHIFT;
@@ -498,7 +525,9 @@ impl<E: Env> Directory<E> {
             }
         };
         match unpinned {
-            Some(word) => self.try_free(desc, word, slot).map(|()| true),
+            Some(word) => self
+                .try_free_keeping(desc, word, slot, spare)
+                .map(|()| true),
             None => self.note_moving(slot, Moving::None).map(|()| false),
         }
     }
@@ -549,6 +578,12 @@ impl<E: Env> Directory<E> {
     /// word (FREE, [`desc_state::claim`] of `slot`), so if it dies before its record of the
     /// free, its recovery finds the claim and finishes the free (`records.rs`).
     pub(crate) fn try_free(&self, desc: u32, unpinned: u64, slot: u32) -> Result<()> {
+        self.try_free_keeping(desc, unpinned, slot, false)
+    }
+
+    /// [`Directory::try_free`]; if `spare`, the winner may stop at its claim and keep the
+    /// descriptor as `slot`'s spare (`spare.rs`).
+    fn try_free_keeping(&self, desc: u32, unpinned: u64, slot: u32, spare: bool) -> Result<()> {
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
         let claimed = desc_state::claim(slot);
         // The mutant: a winning free that names nobody.
@@ -567,6 +602,9 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.env.kill_point(slot, KillPoint::Claimed);
+            if spare && self.keep_spare(desc, slot)? {
+                return Ok(());
+            }
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);
             self.release_desc_as(desc, slot)

@@ -42,6 +42,9 @@ pub struct Directory<E: Env> {
     pub(crate) env: E,
     /// The storage of a heap segment, owned so the words cannot outlive it.
     heap: Option<HeapWords>,
+    /// Per agent slot, this process's hint of the slot's spare descriptor (`spare.rs`): private
+    /// memory, validated against the segment before use.
+    pub(crate) spares: Box<[AtomicU64]>,
 }
 
 impl<E: Env> Directory<E> {
@@ -55,6 +58,7 @@ impl<E: Env> Directory<E> {
         let geo = Geometry::new(config)?;
         geo.initialise(&words, env.now_ms())?;
         Ok(Directory {
+            spares: crate::spare::no_spares(&geo),
             words,
             geo,
             env,
@@ -84,6 +88,7 @@ impl<E: Env> Directory<E> {
     pub fn open(words: Words<'static>, len_bytes: u64, env: E) -> Result<Self> {
         let geo = Geometry::read(&words, len_bytes)?;
         Ok(Directory {
+            spares: crate::spare::no_spares(&geo),
             words,
             geo,
             env,

@@ -57,6 +57,7 @@ mod oplog;
 mod packing;
 mod read;
 mod records;
+mod spare;
 mod status;
 pub mod sync;
 pub mod testing;

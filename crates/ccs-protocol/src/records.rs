@@ -30,7 +30,7 @@
 //!   are named by the list head as pops are (below), so their recovery knows.
 //! * **A witness where a record cannot tell** whether a compare-and-swap happened: a won
 //!   `try_free` leaves its claim (the winner's slot) in the control word, which the winner's
-//!   recovery finds; a publisher records [`Moving::Superseding`] and marks the version it
+//!   recovery finds (and which names a writer's spare for as long as it keeps it, `spare.rs`); a publisher records [`Moving::Superseding`] and marks the version it
 //!   supersedes (its next word) before its CAS, and every superseder does, so the recovery
 //!   retires it only if the head moved on *and* the mark is still this hold's.
 //!
@@ -131,6 +131,9 @@ pub enum KillPoint {
     /// Right after a named push's compare-and-swap failed, its record holding the tag it
     /// expected.
     PushLost,
+    /// Taking a spare (`spare.rs`): the descriptor recorded FILLING with its tag in `A_TAKEN`,
+    /// its control word still the agent's claim.
+    SpareTaking,
 }
 
 /// `A_TAKEN` while the upper half of a split is pushed: this bit, the half's class << 32 and

@@ -719,7 +719,7 @@ impl<E: Env> Directory<E> {
         // from the exchange to here).
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some((old, incarnation)) = superseded {
-            self.retire_known(old, incarnation, hold.agent.slot)?;
+            self.retire_superseded(old, incarnation, hold.agent.slot)?;
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;

@@ -172,17 +172,23 @@ where
 // ---------------------------------------------------------------------------------------------
 // 1. No torn read.
 
-/// A reader copies optimistically while a writer publishes v2 and v3; v3 reuses v1's block
-/// (64-byte class, LIFO free list), so a copy of v1 can race v3's bytes. The seqlock check on
-/// the descriptor's owner word must discard any such copy.
+/// A reader holding v1 copies optimistically (its HIT, or the MISS path once the writer has
+/// invalidated it) while a writer publishes v2 and v3; v3 reuses v1's descriptor and block
+/// (the writer's spare, `spare.rs`), so a copy of v1 can race v3's bytes. The seqlock check on
+/// the descriptor's owner word must discard any such copy: a HIT re-checks nothing else after
+/// its copy (a MISS also re-reads the head, which the writer moved on). The mutants
+/// `no_seqlock_validate` (no check) and `spare_keeps_incarnation` (the spare taken without
+/// moving its owner tag on) return v1 with v3's bytes.
 #[test]
 #[cfg_attr(ccs_mutant = "no_seqlock_validate", should_panic)]
+#[cfg_attr(ccs_mutant = "spare_keeps_incarnation", should_panic)]
 fn torn_read() {
     model(|| {
         let f = Fixture::new(2);
         let w = f.agent("w", 1);
         let r = f.agent("r", 2);
         assert_eq!(f.put(w, 1, Condition::Blind), Ok(1));
+        assert_eq!(f.read(r).unwrap().version, 1); // r holds v1 (S)
 
         let fw = f.clone();
         let writer = thread::spawn(move || {
@@ -954,6 +960,8 @@ fn killed_at(dir: &Directory<MemEnv>, slot: u32, point: KillPoint, write: impl F
 /// `live` ones is free. A block or descriptor freed twice shows up here (or in the reads) as
 /// room that is not there; one leaked, as room missing.
 fn expect_full(dir: &Directory<MemEnv>, agent: AgentId, spare_line: u32, live: u64) {
+    // What the writers keep as spares counts as room (`spare.rs`).
+    dir.give_back_spares().unwrap();
     match dir.put(agent, spare_line, &[0xee; 64], Condition::Blind) {
         Err(ProtocolError::CapacityExceeded { .. }) => {}
         other => panic!("a full arena took another payload: {other:?}"),
@@ -995,6 +1003,8 @@ fn kill_in_then_recover(
     assert_eq!(dir.put(w, lines[0], &[1; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.put(w, lines[1], &[2; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.delete(w, lines[0], Condition::Blind), Ok(2));
+    // x's block on its list, not kept as w's spare (`spare.rs`).
+    assert_eq!(dir.give_back_spares(), Ok(1));
     killed_at(&dir, d.slot, point, || dying(&dir, d, &lines));
     let shared = Arc::new(dir);
     let racing_lines = lines.clone();
@@ -1439,6 +1449,84 @@ fn killed_after_winning_a_free_leaks_nothing() {
         expect_bytes(&dir, d, a, &[(4, 24)]);
         expect_bytes(&dir, d, k, &[(5, 72)]);
         expect_full(&dir, d, x, 4);
+    });
+}
+
+/// w writes k (one granule) racing the recovery of d, which holds the arena's last free room
+/// (two granules) when it dies: before the recovery w finds the arena full, after it k fits.
+/// Either way, k is written once both are done.
+fn write_k_racing_the_recovery(
+    dir: &Arc<Directory<MemEnv>>,
+    d: AgentId,
+    w: AgentId,
+    k: u32,
+    len: usize,
+) -> AgentId {
+    let (d, wrote) = recover_racing(dir, d, move |f| {
+        match f.put(w, k, &vec![5; len], Condition::Blind) {
+            Ok(1) => true,
+            Err(ProtocolError::CapacityExceeded { .. }) => false,
+            other => panic!("k: {other:?}"),
+        }
+    });
+    if !wrote {
+        assert_eq!(dir.put(w, k, &vec![5; len], Condition::Blind), Ok(1));
+    }
+    d
+}
+
+/// d overwrites y twice: the first overwrite keeps y's first version (two granules) as d's
+/// spare (`spare.rs`), the second takes it and is killed right after recording it FILLING in
+/// `A_TAKEN`, its control word still d's claim: two names, each of which its recovery honours
+/// once (the record is dropped, since the descriptor is not FILLING; the claim is finished).
+/// The recovery races w's write of k; then a takes the last granule and the arena is exactly
+/// full. The mutant `spare_taken_unrecorded` lets the claim go before the record is written:
+/// the descriptor and its two granules are named by nothing and leak.
+#[test]
+#[cfg_attr(ccs_mutant = "spare_taken_unrecorded", should_panic)]
+fn killed_taking_a_spare_leaks_nothing() {
+    quiet_kills();
+    model_bounded(1, || {
+        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k, a) = (lines[0], lines[1], lines[2], lines[3]);
+        assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
+        assert_eq!(dir.give_back_spares(), Ok(1));
+        assert_eq!(dir.put(d, y, &[9; 72], Condition::Blind), Ok(2));
+        killed_at(&dir, d.slot, KillPoint::SpareTaking, || {
+            let _ = dir.put(d, y, &[8; 72], Condition::Blind);
+        });
+        let dir = Arc::new(dir);
+        let d = write_k_racing_the_recovery(&dir, d, w, k, 24);
+        assert_eq!(dir.put(w, a, &[4; 24], Condition::Blind), Ok(1));
+        expect_bytes(&dir, d, y, &[(9, 72)]);
+        expect_bytes(&dir, d, k, &[(5, 24)]);
+        expect_bytes(&dir, d, a, &[(4, 24)]);
+        // x's tombstone, y, k and a.
+        expect_full(&dir, d, x, 4);
+    });
+}
+
+/// d overwrites y, keeping y's first version (two granules, the arena's only free room) as its
+/// spare, and its process dies between operations. The recovery (d's next attach) finds the
+/// spare by d's claim in its control word and frees it, racing w's two-granule write of k. The
+/// mutant `spare_unclaimed` keeps the spare unclaimed, named only in the dead process's
+/// memory: it leaks, and k never fits.
+#[test]
+#[cfg_attr(ccs_mutant = "spare_unclaimed", should_panic)]
+fn killed_holding_a_spare_leaks_nothing() {
+    model_bounded(1, || {
+        let (dir, lines, [w, d, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k) = (lines[0], lines[1], lines[2]);
+        assert_eq!(dir.put(d, y, &[1; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(d, y, &[2; 72], Condition::Blind), Ok(2));
+        dir.env().set_alive(d.slot, false);
+        let dir = Arc::new(dir);
+        let d = write_k_racing_the_recovery(&dir, d, w, k, 72);
+        expect_bytes(&dir, d, y, &[(2, 72)]);
+        expect_bytes(&dir, d, k, &[(5, 72)]);
+        expect_full(&dir, d, x, 2);
     });
 }
 

@@ -170,7 +170,7 @@ impl<E: Env> Directory<E> {
         self.check_views(&mut pass, registered, &lines)?;
         self.check_stamps(&mut pass, registered, &names)?;
         let pin_refs = self.check_pins(&mut pass, registered, &names, alive)?;
-        self.check_slots(&mut pass, desc_bump, granule_bump, &lines, &pin_refs)?;
+        self.check_slots(&mut pass, desc_bump, granule_bump, &lines, &pin_refs, alive)?;
         self.check_log_and_inboxes(&mut pass, registered, &names)?;
         Ok(pass)
     }

@@ -55,7 +55,7 @@ pub struct FsckProblem {
 /// Where the arena's bytes are. With no overlaps the four add up to the arena's usable bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArenaUsage {
-    /// In blocks of descriptors in use.
+    /// In blocks of descriptors in use (a live writer's spare included).
     pub live_bytes: u64,
     /// On the size-class free lists.
     pub free_bytes: u64,
@@ -69,7 +69,7 @@ pub struct ArenaUsage {
 /// Where the descriptors are. The four add up to the table size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DescriptorUsage {
-    /// In use (published, being filled, pinned or pin-recorded).
+    /// In use (published, being filled, pinned or pin-recorded, or a live writer's spare).
     pub live: u64,
     /// On the free list.
     pub free: u64,

@@ -47,6 +47,7 @@ impl<E: Env> Directory<E> {
         granule_bump: u64,
         lines: &[LineFacts],
         pin_refs: &HashMap<u32, u64>,
+        alive: &dyn Fn(u32) -> Result<bool>,
     ) -> Result<()> {
         let geo = self.geo;
         let descs = geo.descs;
@@ -120,7 +121,20 @@ impl<E: Env> Directory<E> {
                 }
             }
             let pinned = pins > 0 && (state == desc_state::RETIRED || state == desc_state::FILLING);
-            let in_use = referenced[desc as usize] || records > 0 || pinned;
+            // A claim of a live agent is its spare (`spare.rs`), or a free a few instructions
+            // from done: the descriptor and its block are the agent's.
+            let claimed = state == desc_state::FREE && ctl & desc_state::CLAIM != 0;
+            let spare = claimed && {
+                let claimer = (ctl & desc_state::PINS).checked_sub(1);
+                match claimer.and_then(|slot| u32::try_from(slot).ok()) {
+                    Some(slot) if slot < geo.config.max_agents => alive(slot)?,
+                    _ => false,
+                }
+            };
+            if spare {
+                self.claim_spare_block(pass, desc, granule_bump, &mut claims)?;
+            }
+            let in_use = referenced[desc as usize] || records > 0 || pinned || spare;
             if on_free[desc as usize] {
                 usage.free += 1;
                 if ctl != 0 || in_use {
@@ -146,7 +160,6 @@ impl<E: Env> Directory<E> {
             }
             // A claim (`try_free` won, the free not finished) is a leak if its freer died,
             // repaired below like any other; only other bits of a FREE word are corrupt.
-            let claimed = state == desc_state::FREE && ctl & desc_state::CLAIM != 0;
             if state == desc_state::FREE && pins != 0 && !claimed {
                 pass.add(
                     FsckKind::Descriptor,
@@ -243,6 +256,32 @@ impl<E: Env> Directory<E> {
             claims.push((granule, granule + (1 << class), Claim::Free(class)));
         }
         self.account(pass, claims, granule_bump);
+        Ok(())
+    }
+
+    /// The block of a live agent's spare descriptor `desc`, claimed for it (live bytes: the
+    /// agent holds them).
+    fn claim_spare_block(
+        &self,
+        pass: &mut Pass,
+        desc: u32,
+        granule_bump: u64,
+        claims: &mut Vec<(u64, u64, Claim)>,
+    ) -> Result<()> {
+        let block = self.load(self.geo.desc_word(desc, D_BLOCK))?;
+        let (granule, class) = unpack_block_field(block);
+        if block == NO_BLOCK {
+            return Ok(());
+        }
+        if class >= self.geo.classes || granule + (1 << class) > granule_bump {
+            pass.add(
+                FsckKind::Descriptor,
+                format!("descriptor {desc}"),
+                format!("a spare whose block {block:#x} is outside the arena's used part"),
+            );
+            return Ok(());
+        }
+        claims.push((granule, granule + (1 << class), Claim::Desc(desc, true)));
         Ok(())
     }
 
