@@ -294,11 +294,14 @@ impl<E: Env> Directory<E> {
         Ok((desc, payload.zip(block.map(|(granule, _)| granule))))
     }
 
-    /// `alloc`, and once more after `slot` gave its spare back if it was refused for capacity:
-    /// a segment whose live data fits is not refused for what its writer keeps (`spare.rs`).
+    /// `alloc`, and once more after every agent's spare went back if it was refused for
+    /// capacity: a segment whose live data fits is not refused for what writers keep
+    /// (`spare.rs`).
     fn or_after_spare<T>(&self, slot: u32, alloc: impl Fn() -> Result<T>) -> Result<T> {
         match alloc() {
-            Err(ProtocolError::CapacityExceeded { .. }) if self.release_spare(slot)? => alloc(),
+            Err(ProtocolError::CapacityExceeded { .. }) if self.reclaim_spares(slot)? > 0 => {
+                alloc()
+            }
             other => other,
         }
     }
@@ -547,6 +550,7 @@ impl<E: Env> Directory<E> {
             // Acquire: pairs with the Release store that clears the field in `release_desc_as`
             // once the block is pushed (and in the recovery of a `PushBlock`).
             if ctl >> desc_state::SHIFT == desc_state::FREE
+                && !crate::spare::is_spare_claim(ctl)
                 && (ctl & desc_state::CLAIM != 0
                     || (d[D_BLOCK].load(Ordering::Acquire) != NO_BLOCK
                         && !is_bump_claim(d[D_OWNER].load(Ordering::Relaxed))))
@@ -584,8 +588,13 @@ impl<E: Env> Directory<E> {
     /// [`Directory::try_free`]; if `spare`, the winner may stop at its claim and keep the
     /// descriptor as `slot`'s spare (`spare.rs`).
     fn try_free_keeping(&self, desc: u32, unpinned: u64, slot: u32, spare: bool) -> Result<()> {
+        let keep = spare && self.may_keep_spare(desc, slot, unpinned)?;
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
-        let claimed = desc_state::claim(slot);
+        let claimed = if keep {
+            crate::spare::spare_claim(slot, unpinned)
+        } else {
+            desc_state::claim(slot)
+        };
         // The mutant: a winning free that names nobody.
         #[cfg(ccs_mutant = "unclaimed_free")]
         let claimed = 0;
@@ -602,8 +611,8 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.env.kill_point(slot, KillPoint::Claimed);
-            if spare && self.keep_spare(desc, slot)? {
-                return Ok(());
+            if keep {
+                return self.keep_spare(desc, slot, unpinned);
             }
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);

@@ -849,6 +849,12 @@ impl<E: Env> Directory<E> {
                 self.note_moving(slot, Moving::Freeing(desc))?;
                 self.release_desc_as(desc, slot)?;
                 freed += 1;
+            } else if crate::spare::is_spare_claim(ctl) && ctl & !desc_state::TAG == claimed {
+                // Its spare: taken from the spare claim by an exchange, as a giver would (an
+                // allocation about to be refused may be reclaiming it at the same time).
+                if self.reclaim_spare_of(desc, slot, ctl)? {
+                    freed += 1;
+                }
             }
         }
         Ok(freed)

@@ -94,7 +94,7 @@ fn fresh_and_busy_segments_are_clean() {
         ARENA
     );
     // 10 current versions (one a tombstone), the pinned, superseded one, and a's spare (the
-    // 3301-byte version its delete superseded, `spare.rs`).
+    // version its last overwrite freed, `spare.rs`).
     assert_eq!(report.descriptors.live, 12);
     assert_eq!(report.descriptors.leaked, 0);
 
@@ -206,6 +206,40 @@ fn a_leaked_slot_is_found_and_repaired_only_when_quiescent() {
     assert_clean(&fsck(&f.dir));
 }
 
+/// A live agent's spare (the version its overwrite freed, kept for its next put) is in use;
+/// once its agent is dead it is a repairable leak until the agent's next attach, which gives
+/// it back.
+#[test]
+fn a_spare_is_in_use_until_its_agent_dies() {
+    let f = fixture(config());
+    let a = agent(&f.dir, "a");
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    for v in 1..=2u8 {
+        f.dir
+            .put(a, line, &[v; 100], Condition::Blind)
+            .expect("put");
+    }
+    let report = fsck(&f.dir);
+    assert_clean(&report);
+    assert_eq!(report.descriptors.live, 2, "v2 and a's spare, v1");
+    assert_eq!(report.arena.live_bytes, 256);
+    f.dir.env().set_alive(a.slot, false);
+    let report = fsck(&f.dir);
+    assert_eq!(report.descriptors.leaked, 1, "{:#?}", report.problems);
+    assert_eq!(report.arena.leaked_bytes, 128, "{:?}", report.arena);
+    assert!(
+        report.problems.iter().all(|p| p.repairable),
+        "{:#?}",
+        report.problems
+    );
+    let a = f.dir.begin_attach(a.slot, 2).expect("re-attach");
+    f.dir.env().set_alive(a.slot, true);
+    let report = fsck(&f.dir);
+    assert_clean(&report);
+    assert_eq!(report.descriptors.live, 1);
+    assert_eq!(report.arena.live_bytes, 128);
+}
+
 /// A free won and not finished. The claim a writer killed right after winning `try_free`
 /// leaves in the control word (its slot + 1) is a repairable leak until its next attach, which
 /// finishes the free; a claim that names no slot (a free nobody records) stays a leak, which
@@ -220,11 +254,12 @@ fn claimed_frees_are_finished_by_the_next_attach_or_repaired() {
         .put(a, line, &[1u8; 100], Condition::Blind)
         .expect("v1");
     let old = head_desc(&f, line);
+    // A delete: it keeps nothing as a spare, so its free goes all the way.
     f.dir.env().kill_at(a.slot, KillPoint::Claimed);
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        f.dir.put(a, line, &[2u8; 100], Condition::Blind)
+        f.dir.delete(a, line, Condition::Blind)
     }));
-    assert!(died.is_err(), "the put never won the free of v1");
+    assert!(died.is_err(), "the delete never won the free of v1");
     assert_eq!(
         peek(&f.dir, desc_word(&geo, old, 0)),
         (1 << 61) | u64::from(a.slot + 1),

@@ -1003,8 +1003,6 @@ fn kill_in_then_recover(
     assert_eq!(dir.put(w, lines[0], &[1; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.put(w, lines[1], &[2; 72], Condition::Blind), Ok(1));
     assert_eq!(dir.delete(w, lines[0], Condition::Blind), Ok(2));
-    // x's block on its list, not kept as w's spare (`spare.rs`).
-    assert_eq!(dir.give_back_spares(), Ok(1));
     killed_at(&dir, d.slot, point, || dying(&dir, d, &lines));
     let shared = Arc::new(dir);
     let racing_lines = lines.clone();
@@ -1492,7 +1490,6 @@ fn killed_taking_a_spare_leaks_nothing() {
         assert_eq!(dir.put(w, x, &[1; 72], Condition::Blind), Ok(1));
         assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(1));
         assert_eq!(dir.delete(w, x, Condition::Blind), Ok(2));
-        assert_eq!(dir.give_back_spares(), Ok(1));
         assert_eq!(dir.put(d, y, &[9; 72], Condition::Blind), Ok(2));
         killed_at(&dir, d.slot, KillPoint::SpareTaking, || {
             let _ = dir.put(d, y, &[8; 72], Condition::Blind);

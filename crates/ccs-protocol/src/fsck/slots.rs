@@ -121,10 +121,8 @@ impl<E: Env> Directory<E> {
                 }
             }
             let pinned = pins > 0 && (state == desc_state::RETIRED || state == desc_state::FILLING);
-            // A claim of a live agent is its spare (`spare.rs`), or a free a few instructions
-            // from done: the descriptor and its block are the agent's.
-            let claimed = state == desc_state::FREE && ctl & desc_state::CLAIM != 0;
-            let spare = claimed && {
+            // A live agent's spare (`spare.rs`): the descriptor and its block are the agent's.
+            let spare = crate::spare::is_spare_claim(ctl) && {
                 let claimer = (ctl & desc_state::PINS).checked_sub(1);
                 match claimer.and_then(|slot| u32::try_from(slot).ok()) {
                     Some(slot) if slot < geo.config.max_agents => alive(slot)?,
@@ -158,8 +156,10 @@ impl<E: Env> Directory<E> {
                 }
                 continue;
             }
-            // A claim (`try_free` won, the free not finished) is a leak if its freer died,
-            // repaired below like any other; only other bits of a FREE word are corrupt.
+            // A claim (`try_free` won, the free not finished, or a spare) is a leak if its
+            // claimer died, repaired below like any other; only other bits of a FREE word are
+            // corrupt.
+            let claimed = state == desc_state::FREE && ctl & desc_state::CLAIM != 0;
             if state == desc_state::FREE && pins != 0 && !claimed {
                 pass.add(
                     FsckKind::Descriptor,
