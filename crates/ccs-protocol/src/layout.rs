@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 13;
+pub const LAYOUT_VERSION: u64 = 14;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.

@@ -150,8 +150,19 @@ impl<E: Env> Directory<E> {
             return Ok(None);
         }
         let (desc, _, tag) = unpack_hint(entry);
+        #[cfg(not(ccs_mutant = "spare_taken_by_store"))]
         if !self.claim_spare(desc, slot, tag, slot)? {
             return Ok(None);
+        }
+        // The mutant checks the spare claim and then stores its own: a reclaimer's exchange
+        // between the two gives the spare to both.
+        #[cfg(ccs_mutant = "spare_taken_by_store")]
+        {
+            let ctl = self.desc_at(desc, D_CTL)?;
+            if ctl.load(Ordering::Acquire) != spare_claim(slot, tag) {
+                return Ok(None);
+            }
+            ctl.store(desc_state::claim(slot), Ordering::Relaxed);
         }
         let d = self.desc_words(desc)?;
         let block = d[D_BLOCK].load(Ordering::Relaxed);

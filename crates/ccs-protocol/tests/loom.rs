@@ -1527,6 +1527,49 @@ fn killed_holding_a_spare_leaks_nothing() {
     });
 }
 
+/// w's overwrite of y takes its spare (y's first version, two granules) while r's write of k,
+/// finding the arena full, reclaims every spare: one compare-and-swap gives the spare to one
+/// of them, and the other finds the arena full or what the winner freed since. Whatever the
+/// order, y and k hold whole payloads, and once k is written the arena holds exactly y and k.
+/// The mutant `spare_taken_by_store` takes the spare with a load and a store: a reclaim
+/// between the two hands the same block to both.
+#[test]
+#[cfg_attr(ccs_mutant = "spare_taken_by_store", should_panic)]
+fn a_spare_goes_to_its_taker_or_a_reclaimer_once() {
+    model_bounded(1, || {
+        let (dir, lines, [w, r, _]) = arena_fixture(&["x", "y", "k", "a"]);
+        let (x, y, k) = (lines[0], lines[1], lines[2]);
+        assert_eq!(dir.put(w, y, &[1; 72], Condition::Blind), Ok(1));
+        assert_eq!(dir.put(w, y, &[2; 72], Condition::Blind), Ok(2));
+        let shared = Arc::new(dir);
+        let write = |f: &Directory<MemEnv>, who: AgentId, line: u32, tag: u8, version: u64| match f
+            .put(who, line, &[tag; 72], Condition::Blind)
+        {
+            Ok(v) => {
+                assert_eq!(v, version);
+                true
+            }
+            Err(ProtocolError::CapacityExceeded { .. }) => false,
+            other => panic!("{other:?}"),
+        };
+        let taker = {
+            let f = shared.clone();
+            thread::spawn(move || write(&f, w, y, 3, 3))
+        };
+        let reclaimer = {
+            let f = shared.clone();
+            thread::spawn(move || write(&f, r, k, 5, 1))
+        };
+        let (took, wrote_k) = (taker.join().unwrap(), reclaimer.join().unwrap());
+        expect_bytes(&shared, r, y, &[(if took { 3 } else { 2 }, 72)]);
+        if !wrote_k {
+            assert!(write(&shared, r, k, 5, 1), "k does not fit beside y alone");
+        }
+        expect_bytes(&shared, r, k, &[(5, 72)]);
+        expect_full(&shared, r, x, 2);
+    });
+}
+
 /// d writes a small payload to k, splitting x's freed block, and is killed inside the push of
 /// the upper half, before its compare-and-swap: the half is on no list, and d's `Block` record
 /// has already shrunk to the lower half. The recovery finds the push recorded in `A_TAKEN`
