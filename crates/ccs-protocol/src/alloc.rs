@@ -475,17 +475,31 @@ impl<E: Env> Directory<E> {
     /// A descriptor RETIRED at that tag with no pins is freed (its retirer died before its
     /// `try_free`; the exchange there frees it once). Whether this call retired or freed it.
     pub(crate) fn retire_known(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
-        self.retire_as(desc, incarnation, slot, false)
+        self.retire_as(desc, incarnation, slot, None)
     }
 
-    /// [`Directory::retire_known`] by the publish that superseded `desc`: a descriptor it
-    /// frees may stay with `slot` as its spare (`spare.rs`).
-    pub(crate) fn retire_superseded(&self, desc: u32, incarnation: u32, slot: u32) -> Result<bool> {
-        self.retire_as(desc, incarnation, slot, true)
+    /// [`Directory::retire_known`] by the overwrite of `line` that superseded `desc` with a
+    /// payload of class `class`: a descriptor it frees whose block is of that class may stay
+    /// with `slot` as its spare for its next write of `line` (`spare.rs`).
+    pub(crate) fn retire_superseded(
+        &self,
+        desc: u32,
+        incarnation: u32,
+        slot: u32,
+        (class, line): (usize, u32),
+    ) -> Result<bool> {
+        self.retire_as(desc, incarnation, slot, Some((class, line)))
     }
 
-    /// [`Directory::retire_known`], keeping what it frees as `slot`'s spare if `spare`.
-    fn retire_as(&self, desc: u32, incarnation: u32, slot: u32, spare: bool) -> Result<bool> {
+    /// [`Directory::retire_known`], keeping what it frees as `slot`'s spare for `line` if its
+    /// block is of the class `spare` names.
+    fn retire_as(
+        &self,
+        desc: u32,
+        incarnation: u32,
+        slot: u32,
+        spare: Option<(usize, u32)>,
+    ) -> Result<bool> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
         self.env.kill_point(slot, KillPoint::Retiring);
         let retired = desc_state::RETIRED << desc_state::SHIFT;
@@ -582,15 +596,26 @@ impl<E: Env> Directory<E> {
     /// word (FREE, [`desc_state::claim`] of `slot`), so if it dies before its record of the
     /// free, its recovery finds the claim and finishes the free (`records.rs`).
     pub(crate) fn try_free(&self, desc: u32, unpinned: u64, slot: u32) -> Result<()> {
-        self.try_free_keeping(desc, unpinned, slot, false)
+        self.try_free_keeping(desc, unpinned, slot, None)
     }
 
-    /// [`Directory::try_free`]; if `spare`, the winner may stop at its claim and keep the
-    /// descriptor as `slot`'s spare (`spare.rs`).
-    fn try_free_keeping(&self, desc: u32, unpinned: u64, slot: u32, spare: bool) -> Result<()> {
-        let keep = spare && self.may_keep_spare(desc, slot, unpinned)?;
+    /// [`Directory::try_free`]; if its block is of the class `spare` names, the winner may stop
+    /// at its claim and keep the descriptor as `slot`'s spare for that line (`spare.rs`).
+    fn try_free_keeping(
+        &self,
+        desc: u32,
+        unpinned: u64,
+        slot: u32,
+        spare: Option<(usize, u32)>,
+    ) -> Result<()> {
+        let keep = match spare {
+            Some((class, line)) => self
+                .may_keep_spare(desc, slot, unpinned, class)?
+                .then_some(line),
+            None => None,
+        };
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
-        let claimed = if keep {
+        let claimed = if keep.is_some() {
             crate::spare::spare_claim(slot, unpinned)
         } else {
             desc_state::claim(slot)
@@ -611,8 +636,8 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.env.kill_point(slot, KillPoint::Claimed);
-            if keep {
-                return self.keep_spare(desc, slot, unpinned);
+            if let Some(line) = keep {
+                return self.keep_spare(desc, slot, unpinned, line);
             }
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);

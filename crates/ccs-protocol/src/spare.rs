@@ -56,8 +56,8 @@ const NO_SPARE: u64 = 0;
 pub(crate) fn spare_claim(slot: u32, tag: u64) -> u64 {
     #[cfg(ccs_mutant = "spare_unclaimed")]
     {
-        let _ = (slot, tag);
-        desc_state::FREE | tag
+        let _ = slot;
+        desc_state::FREE | (tag & desc_state::TAG)
     }
     #[cfg(not(ccs_mutant = "spare_unclaimed"))]
     {
@@ -86,18 +86,38 @@ fn unpack_hint(entry: u64) -> (u32, usize, u64) {
     )
 }
 
+/// An agent slot's hint of its spare, in process memory.
+pub(crate) struct SpareHint {
+    /// [`spare_hint`] of the spare, or [`NO_SPARE`]; exchanged by whoever takes or replaces it.
+    entry: AtomicU64,
+    /// The line whose write kept it, + 1: a policy hint only (the spare is taken by the
+    /// agent's next write of that line, and given back by its next write of another).
+    line: AtomicU64,
+}
+
 /// One empty hint per agent slot of `geo`.
-pub(crate) fn no_spares(geo: &Geometry) -> Box<[AtomicU64]> {
+pub(crate) fn no_spares(geo: &Geometry) -> Box<[SpareHint]> {
     (0..geo.config.max_agents)
-        .map(|_| AtomicU64::new(NO_SPARE))
+        .map(|_| SpareHint {
+            entry: AtomicU64::new(NO_SPARE),
+            line: AtomicU64::new(0),
+        })
         .collect()
 }
 
 impl<E: Env> Directory<E> {
     /// Whether `slot`'s `try_free` of `desc`, whose control word carries `tag`, may keep it as
-    /// the slot's spare: an attached agent (a write guard committed after its agent was dropped
-    /// keeps nothing, since no detach would give it back), a nonzero tag, a small block.
-    pub(crate) fn may_keep_spare(&self, desc: u32, slot: u32, tag: u64) -> Result<bool> {
+    /// the slot's spare for payloads of class `class`: an attached agent (a write guard
+    /// committed after its agent was dropped keeps nothing, since no detach would give it
+    /// back), a nonzero tag, a small block of that class (a writer whose sizes change keeps
+    /// nothing that it would hold back unused).
+    pub(crate) fn may_keep_spare(
+        &self,
+        desc: u32,
+        slot: u32,
+        tag: u64,
+        class: usize,
+    ) -> Result<bool> {
         if (slot as usize) >= self.spares.len() || tag & desc_state::TAG == 0 {
             return Ok(false);
         }
@@ -105,23 +125,26 @@ impl<E: Env> Directory<E> {
             return Ok(false);
         }
         let block = self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed);
-        let (_, class) = unpack_block_field(block);
         Ok(block != crate::alloc::NO_BLOCK
+            && unpack_block_field(block).1 == class
             && class < self.geo.classes
             && class_bytes(class) <= SPARE_MAX_BYTES)
     }
 
-    /// After `slot`'s `try_free` won `desc` with its spare claim of `tag`: the slot's hint
-    /// names it, and a spare the hint named before goes back.
-    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64) -> Result<()> {
+    /// After `slot`'s `try_free` won `desc` with its spare claim of `tag`, for the agent's next
+    /// write of `line`: the slot's hint names it, and a spare the hint named before goes back.
+    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64, line: u32) -> Result<()> {
         // The retire record is done with: the claim names the descriptor from here on.
         self.note_moving(slot, Moving::None)?;
         let Some(hint) = self.spares.get(slot as usize) else {
             return Ok(());
         };
         let (_, class) = unpack_block_field(self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed));
+        hint.line.store(u64::from(line) + 1, Ordering::Relaxed);
         // A sibling thread's spare, kept meanwhile, goes back.
-        let previous = hint.swap(spare_hint(desc, class, tag), Ordering::Relaxed);
+        let previous = hint
+            .entry
+            .swap(spare_hint(desc, class, tag), Ordering::Relaxed);
         self.give_back(previous, slot)
     }
 
@@ -138,12 +161,20 @@ impl<E: Env> Directory<E> {
         let Some(hint) = self.spares.get(slot as usize) else {
             return Ok(None);
         };
-        let entry = hint.load(Ordering::Relaxed);
-        if entry == NO_SPARE || unpack_hint(entry).1 != class {
+        let entry = hint.entry.load(Ordering::Relaxed);
+        if entry == NO_SPARE {
+            return Ok(None);
+        }
+        if unpack_hint(entry).1 != class || hint.line.load(Ordering::Relaxed) != u64::from(line) + 1
+        {
+            // The writer moved on to another key or size: a spare kept longer would only be
+            // room held back from others (more splits of larger blocks meanwhile).
+            self.release_spare(slot)?;
             return Ok(None);
         }
         // Another thread of this agent may be taking it too: the exchange gives it to one.
         if hint
+            .entry
             .compare_exchange(entry, NO_SPARE, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
@@ -243,7 +274,7 @@ impl<E: Env> Directory<E> {
     /// Give `slot`'s spare back to the free lists (its agent detaches).
     pub(crate) fn release_spare(&self, slot: u32) -> Result<()> {
         if let Some(hint) = self.spares.get(slot as usize) {
-            self.give_back(hint.swap(NO_SPARE, Ordering::Relaxed), slot)?;
+            self.give_back(hint.entry.swap(NO_SPARE, Ordering::Relaxed), slot)?;
         }
         Ok(())
     }
@@ -252,7 +283,7 @@ impl<E: Env> Directory<E> {
     /// spare a previous attach left is the recovery's (its claim).
     pub(crate) fn forget_spare(&self, slot: u32) {
         if let Some(hint) = self.spares.get(slot as usize) {
-            hint.store(NO_SPARE, Ordering::Relaxed);
+            hint.entry.store(NO_SPARE, Ordering::Relaxed);
         }
     }
 

@@ -717,15 +717,19 @@ impl<E: Env> Directory<E> {
         self.env.kill_point(hold.agent.slot, KillPoint::Published);
         // Retire the superseded version first (its `Superseding` record and mark cover a death
         // from the exchange to here).
-        // An overwrite keeps what it frees as the writer's spare for its next put; a delete
-        // gives it back to everyone (`spare.rs`).
+        // An overwrite by a payload of the size class it frees keeps it as the writer's spare
+        // for its next write of this key; a delete gives it back to everyone (`spare.rs`).
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some((old, incarnation)) = superseded {
-            if payload.is_some() {
-                self.retire_superseded(old, incarnation, hold.agent.slot)?;
-            } else {
-                self.retire_known(old, incarnation, hold.agent.slot)?;
-            }
+            match payload {
+                Some(bytes) => self.retire_superseded(
+                    old,
+                    incarnation,
+                    hold.agent.slot,
+                    (crate::layout::class_for(bytes.len() as u64), line),
+                )?,
+                None => self.retire_known(old, incarnation, hold.agent.slot)?,
+            };
         }
         self.clear_pending(line, desc, hold)?;
         self.notify(line)?;
