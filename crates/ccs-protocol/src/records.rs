@@ -30,9 +30,10 @@
 //!   are named by the list head as pops are (below), so their recovery knows.
 //! * **A witness where a record cannot tell** whether a compare-and-swap happened: a won
 //!   `try_free` leaves its claim (the winner's slot) in the control word, which the winner's
-//!   recovery finds (and which names a writer's spare for as long as it keeps it, `spare.rs`); a publisher records [`Moving::Superseding`] and marks the version it
-//!   supersedes (its next word) before its CAS, and every superseder does, so the recovery
-//!   retires it only if the head moved on *and* the mark is still this hold's.
+//!   recovery finds (tagged, it names a writer's spare for as long as it is kept, `spare.rs`);
+//!   a publisher records [`Moving::Superseding`] and marks the version it supersedes (its next
+//!   word) before its CAS, and every superseder does, so the recovery retires it only if the
+//!   head moved on *and* the mark is still this hold's.
 //!
 //!   A bumper claims the entry at a bump pointer (its owner or block word, from 0) before it
 //!   moves the pointer, so the claim names it until a record does (`alloc.rs`, `arena.rs`).
@@ -132,7 +133,7 @@ pub enum KillPoint {
     /// expected.
     PushLost,
     /// Taking a spare (`spare.rs`): the descriptor recorded FILLING with its tag in `A_TAKEN`,
-    /// its control word still the agent's claim.
+    /// its control word still the plain claim its exchange left.
     SpareTaking,
 }
 
@@ -815,8 +816,9 @@ impl<E: Env> Directory<E> {
     /// bringing it there and its `try_free`. Anyone may do this at any time: `try_free` is the
     /// same compare-and-swap they would have run, and only one caller wins it. And finish
     /// every free that `slot`'s dead process won and did not record: the descriptors still
-    /// carrying its claim ([`desc_state::claim`]), which nobody else touches; and give back
-    /// every descriptor it claimed at the bump pointer and did not record ([`bump_claim`]).
+    /// carrying its claim ([`desc_state::claim`]), which nobody else touches, and its spare
+    /// (`spare.rs`); and give back every descriptor it claimed at the bump pointer and did not
+    /// record ([`bump_claim`]).
     fn free_unpinned_retired(&self, slot: u32) -> Result<u32> {
         let bump_word = self.words.at(H_DESC_BUMP)?;
         let bump = bump_word.load(Ordering::Relaxed);
