@@ -478,27 +478,27 @@ impl<E: Env> Directory<E> {
         self.retire_as(desc, incarnation, slot, None)
     }
 
-    /// [`Directory::retire_known`] by the overwrite of `line` that superseded `desc` with a
-    /// payload of class `class`: a descriptor it frees whose block is of that class may stay
-    /// with `slot` as its spare for its next write of `line` (`spare.rs`).
+    /// [`Directory::retire_known`] by the overwrite that superseded `desc` with a payload of
+    /// class `class`: a descriptor it frees whose block is of that class may stay with `slot`
+    /// as its spare (`spare.rs`).
     pub(crate) fn retire_superseded(
         &self,
         desc: u32,
         incarnation: u32,
         slot: u32,
-        (class, line): (usize, u32),
+        class: usize,
     ) -> Result<bool> {
-        self.retire_as(desc, incarnation, slot, Some((class, line)))
+        self.retire_as(desc, incarnation, slot, Some(class))
     }
 
-    /// [`Directory::retire_known`], keeping what it frees as `slot`'s spare for `line` if its
-    /// block is of the class `spare` names.
+    /// [`Directory::retire_known`], keeping what it frees as `slot`'s spare if its block is of
+    /// class `spare`.
     fn retire_as(
         &self,
         desc: u32,
         incarnation: u32,
         slot: u32,
-        spare: Option<(usize, u32)>,
+        spare: Option<usize>,
     ) -> Result<bool> {
         self.note_moving(slot, Moving::Retire { desc, incarnation })?;
         self.env.kill_point(slot, KillPoint::Retiring);
@@ -599,23 +599,21 @@ impl<E: Env> Directory<E> {
         self.try_free_keeping(desc, unpinned, slot, None)
     }
 
-    /// [`Directory::try_free`]; if its block is of the class `spare` names, the winner may stop
-    /// at its claim and keep the descriptor as `slot`'s spare for that line (`spare.rs`).
+    /// [`Directory::try_free`]; if its block is of class `spare`, the winner may stop at its
+    /// claim and keep the descriptor as `slot`'s spare (`spare.rs`).
     fn try_free_keeping(
         &self,
         desc: u32,
         unpinned: u64,
         slot: u32,
-        spare: Option<(usize, u32)>,
+        spare: Option<usize>,
     ) -> Result<()> {
         let keep = match spare {
-            Some((class, line)) => self
-                .may_keep_spare(desc, slot, unpinned, class)?
-                .then_some(line),
-            None => None,
+            Some(class) => self.may_keep_spare(desc, slot, unpinned, class)?,
+            None => false,
         };
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
-        let claimed = if keep.is_some() {
+        let claimed = if keep {
             crate::spare::spare_claim(slot, unpinned)
         } else {
             desc_state::claim(slot)
@@ -636,8 +634,8 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.env.kill_point(slot, KillPoint::Claimed);
-            if let Some(line) = keep {
-                return self.keep_spare(desc, slot, unpinned, line);
+            if keep {
+                return self.keep_spare(desc, slot, unpinned);
             }
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);

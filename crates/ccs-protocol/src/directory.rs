@@ -44,7 +44,7 @@ pub struct Directory<E: Env> {
     heap: Option<HeapWords>,
     /// Per agent slot, this process's hint of the slot's spare descriptor (`spare.rs`): private
     /// memory, validated against the segment before use.
-    pub(crate) spares: Box<[crate::spare::SpareHint]>,
+    pub(crate) spares: Box<[AtomicU64]>,
 }
 
 impl<E: Env> Directory<E> {

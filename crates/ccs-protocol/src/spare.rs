@@ -86,22 +86,11 @@ fn unpack_hint(entry: u64) -> (u32, usize, u64) {
     )
 }
 
-/// An agent slot's hint of its spare, in process memory.
-pub(crate) struct SpareHint {
-    /// [`spare_hint`] of the spare, or [`NO_SPARE`]; exchanged by whoever takes or replaces it.
-    entry: AtomicU64,
-    /// The line whose write kept it, + 1: a policy hint only (the spare is taken by the
-    /// agent's next write of that line, and given back by its next write of another).
-    line: AtomicU64,
-}
-
-/// One empty hint per agent slot of `geo`.
-pub(crate) fn no_spares(geo: &Geometry) -> Box<[SpareHint]> {
+/// One empty hint per agent slot of `geo`: [`spare_hint`] of the slot's spare, or
+/// [`NO_SPARE`], exchanged by whoever takes or replaces it.
+pub(crate) fn no_spares(geo: &Geometry) -> Box<[AtomicU64]> {
     (0..geo.config.max_agents)
-        .map(|_| SpareHint {
-            entry: AtomicU64::new(NO_SPARE),
-            line: AtomicU64::new(0),
-        })
+        .map(|_| AtomicU64::new(NO_SPARE))
         .collect()
 }
 
@@ -131,20 +120,17 @@ impl<E: Env> Directory<E> {
             && class_bytes(class) <= SPARE_MAX_BYTES)
     }
 
-    /// After `slot`'s `try_free` won `desc` with its spare claim of `tag`, for the agent's next
-    /// write of `line`: the slot's hint names it, and a spare the hint named before goes back.
-    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64, line: u32) -> Result<()> {
+    /// After `slot`'s `try_free` won `desc` with its spare claim of `tag`: the slot's hint
+    /// names it, and a spare the hint named before goes back.
+    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64) -> Result<()> {
         // The retire record is done with: the claim names the descriptor from here on.
         self.note_moving(slot, Moving::None)?;
         let Some(hint) = self.spares.get(slot as usize) else {
             return Ok(());
         };
         let (_, class) = unpack_block_field(self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed));
-        hint.line.store(u64::from(line) + 1, Ordering::Relaxed);
         // A sibling thread's spare, kept meanwhile, goes back.
-        let previous = hint
-            .entry
-            .swap(spare_hint(desc, class, tag), Ordering::Relaxed);
+        let previous = hint.swap(spare_hint(desc, class, tag), Ordering::Relaxed);
         self.give_back(previous, slot)
     }
 
@@ -161,20 +147,18 @@ impl<E: Env> Directory<E> {
         let Some(hint) = self.spares.get(slot as usize) else {
             return Ok(None);
         };
-        let entry = hint.entry.load(Ordering::Relaxed);
+        let entry = hint.load(Ordering::Relaxed);
         if entry == NO_SPARE {
             return Ok(None);
         }
-        if unpack_hint(entry).1 != class || hint.line.load(Ordering::Relaxed) != u64::from(line) + 1
-        {
-            // The writer moved on to another key or size: a spare kept longer would only be
-            // room held back from others (more splits of larger blocks meanwhile).
+        if unpack_hint(entry).1 != class {
+            // The writer's size changed: a spare kept longer would only be room held back from
+            // others (more splits of larger blocks meanwhile).
             self.release_spare(slot)?;
             return Ok(None);
         }
         // Another thread of this agent may be taking it too: the exchange gives it to one.
         if hint
-            .entry
             .compare_exchange(entry, NO_SPARE, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
@@ -274,7 +258,7 @@ impl<E: Env> Directory<E> {
     /// Give `slot`'s spare back to the free lists (its agent detaches).
     pub(crate) fn release_spare(&self, slot: u32) -> Result<()> {
         if let Some(hint) = self.spares.get(slot as usize) {
-            self.give_back(hint.entry.swap(NO_SPARE, Ordering::Relaxed), slot)?;
+            self.give_back(hint.swap(NO_SPARE, Ordering::Relaxed), slot)?;
         }
         Ok(())
     }
@@ -283,7 +267,7 @@ impl<E: Env> Directory<E> {
     /// spare a previous attach left is the recovery's (its claim).
     pub(crate) fn forget_spare(&self, slot: u32) {
         if let Some(hint) = self.spares.get(slot as usize) {
-            hint.entry.store(NO_SPARE, Ordering::Relaxed);
+            hint.store(NO_SPARE, Ordering::Relaxed);
         }
     }
 

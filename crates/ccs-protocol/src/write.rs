@@ -718,7 +718,7 @@ impl<E: Env> Directory<E> {
         // Retire the superseded version first (its `Superseding` record and mark cover a death
         // from the exchange to here).
         // An overwrite by a payload of the size class it frees keeps it as the writer's spare
-        // for its next write of this key; a delete gives it back to everyone (`spare.rs`).
+        // for its next put of that class; a delete gives it back to everyone (`spare.rs`).
         #[cfg(not(ccs_mutant = "retire_before_publish"))]
         if let Some((old, incarnation)) = superseded {
             match payload {
@@ -726,7 +726,7 @@ impl<E: Env> Directory<E> {
                     old,
                     incarnation,
                     hold.agent.slot,
-                    (crate::layout::class_for(bytes.len() as u64), line),
+                    crate::layout::class_for(bytes.len() as u64),
                 )?,
                 None => self.retire_known(old, incarnation, hold.agent.slot)?,
             };

@@ -93,8 +93,8 @@ fn fresh_and_busy_segments_are_clean() {
         arena.live_bytes + arena.free_bytes + arena.untouched_bytes,
         ARENA
     );
-    // 10 current versions (one a tombstone) and the pinned, superseded one (a's last write, to
-    // another key than the one before, gave its spare back, `spare.rs`).
+    // 10 current versions (one a tombstone) and the pinned, superseded one (a's last write, of
+    // another size class than its spare's, gave the spare back, `spare.rs`).
     assert_eq!(report.descriptors.live, 11);
     assert_eq!(report.descriptors.leaked, 0);
 
