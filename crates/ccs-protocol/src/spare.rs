@@ -19,7 +19,7 @@
 //!   readers' proof, as `release_desc_as` does), the descriptor is recorded FILLING in
 //!   `A_TAKEN` with that incarnation's tag, and only then does the control word leave the claim
 //!   for FILLING.
-//! * **Giving back**, by the writer (`release_spare`: its detach, a spare of another class) or
+//! * **Giving back**, by the writer (`release_spare`: its detach, its put of another class) or
 //!   by anyone whose allocation would otherwise be refused (`reclaim_spares`, a scan), is the
 //!   same first compare-and-swap to the giver's plain claim, then the rest of the free. So a
 //!   spare goes to exactly one of its taker and its givers, and no agent is refused room that
