@@ -602,6 +602,9 @@ fn no_phantom_read() {
             })
         };
         f.put(w, 2, Condition::Blind).unwrap();
+        // v1's descriptor, kept as w's spare, back on the free list for the dying writer's pop
+        // (as w's detach would give it back).
+        assert_eq!(f.dir.give_back_spares(), Ok(1));
         let stopped = f
             .dir
             .write_stopping(
@@ -638,6 +641,8 @@ fn no_phantom_payload() {
             let f = f.clone();
             thread::spawn(move || {
                 f.put(w, 2, Condition::Blind).unwrap();
+                // v1's descriptor back on the free list, as in `no_phantom_read`.
+                assert_eq!(f.dir.give_back_spares(), Ok(1));
                 let stopped = f
                     .dir
                     .write_stopping(
@@ -667,7 +672,7 @@ fn no_phantom_payload() {
 // 1 and 7. Owner tags are unique: a fenced writer's fill of a reused descriptor.
 
 /// A holds the line at v1 past its lease; B reclaims and publishes v2 in descriptor d, then v3,
-/// which frees d; A's late `commit` pops d (LIFO) and fills it as "version 2" before its publish
+/// which frees d (into B's spare, which B gives back); A's late `commit` pops d (LIFO) and fills it as "version 2" before its publish
 /// is refused. A reader copying v2 from d meanwhile must never return A's bytes: the tag A puts
 /// on d must differ from the tag v2 had there (the incarnation counter of `packing.rs`).
 #[test]
@@ -687,6 +692,8 @@ fn fenced_fill_of_reused_descriptor() {
             let f = f.clone();
             thread::spawn(move || {
                 assert_eq!(f.put(b, 3, Condition::Blind), Ok(3)); // frees v2's descriptor
+                // into B's spare: back on the free list, as B's detach would give it.
+                assert_eq!(f.dir.give_back_spares(), Ok(1));
                 assert_eq!(
                     f.dir.commit(hold_a, &payload(TAG_A)),
                     Err(ProtocolError::Fenced)
