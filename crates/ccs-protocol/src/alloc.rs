@@ -609,11 +609,13 @@ impl<E: Env> Directory<E> {
         spare: Option<usize>,
     ) -> Result<()> {
         let keep = match spare {
-            Some(class) => self.may_keep_spare(desc, slot, unpinned, class)?,
-            None => false,
+            Some(class) => self
+                .may_keep_spare(desc, slot, unpinned, class)?
+                .then_some(class),
+            None => None,
         };
         #[cfg(not(ccs_mutant = "unclaimed_free"))]
-        let claimed = if keep {
+        let claimed = if keep.is_some() {
             crate::spare::spare_claim(slot, unpinned)
         } else {
             desc_state::claim(slot)
@@ -634,8 +636,8 @@ impl<E: Env> Directory<E> {
         };
         if won {
             self.env.kill_point(slot, KillPoint::Claimed);
-            if keep {
-                return self.keep_spare(desc, slot, unpinned);
+            if let Some(class) = keep {
+                return self.keep_spare(desc, slot, unpinned, class);
             }
             self.note_moving(slot, Moving::Freeing(desc))?;
             self.env.kill_point(slot, KillPoint::Freeing);

@@ -854,7 +854,7 @@ impl<E: Env> Directory<E> {
             } else if crate::spare::is_spare_claim(ctl) && ctl & !desc_state::TAG == claimed {
                 // Its spare: taken from the spare claim by an exchange, as a giver would (an
                 // allocation about to be refused may be reclaiming it at the same time).
-                if self.reclaim_spare_of(desc, slot, ctl)? {
+                if self.give_spare_back(desc, slot, ctl, slot)? {
                     freed += 1;
                 }
             }

@@ -120,15 +120,15 @@ impl<E: Env> Directory<E> {
             && class_bytes(class) <= SPARE_MAX_BYTES)
     }
 
-    /// After `slot`'s `try_free` won `desc` with its spare claim of `tag`: the slot's hint
+    /// After `slot`'s `try_free` won `desc` (its block of class `class`, as
+    /// [`Directory::may_keep_spare`] found it) with its spare claim of `tag`: the slot's hint
     /// names it, and a spare the hint named before goes back.
-    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64) -> Result<()> {
+    pub(crate) fn keep_spare(&self, desc: u32, slot: u32, tag: u64, class: usize) -> Result<()> {
         // The retire record is done with: the claim names the descriptor from here on.
         self.note_moving(slot, Moving::None)?;
         let Some(hint) = self.spares.get(slot as usize) else {
             return Ok(());
         };
-        let (_, class) = unpack_block_field(self.desc_at(desc, D_BLOCK)?.load(Ordering::Relaxed));
         // A sibling thread's spare, kept meanwhile, goes back.
         let previous = hint.swap(spare_hint(desc, class, tag), Ordering::Relaxed);
         self.give_back(previous, slot)
@@ -236,8 +236,8 @@ impl<E: Env> Directory<E> {
     }
 
     /// Finish the free of `owner`'s spare `desc` (claim tag `tag`) as `by`, if it is still
-    /// that spare. Whether it was.
-    fn give_spare_back(&self, desc: u32, owner: u32, tag: u64, by: u32) -> Result<bool> {
+    /// that spare (the recovery of a dead `owner` passes `by` = `owner`). Whether it was.
+    pub(crate) fn give_spare_back(&self, desc: u32, owner: u32, tag: u64, by: u32) -> Result<bool> {
         if !self.claim_spare(desc, owner, tag, by)? {
             return Ok(false);
         }
@@ -269,12 +269,6 @@ impl<E: Env> Directory<E> {
         if let Some(hint) = self.spares.get(slot as usize) {
             hint.store(NO_SPARE, Ordering::Relaxed);
         }
-    }
-
-    /// Give the spare `desc` of the dead `slot` (its control word `ctl`, a spare claim) back, as
-    /// `slot`'s recovery. Whether it was still there.
-    pub(crate) fn reclaim_spare_of(&self, desc: u32, slot: u32, ctl: u64) -> Result<bool> {
-        self.give_spare_back(desc, slot, ctl, slot)
     }
 
     /// Give every agent's spare back to the free lists, as `slot` (recorded under it): an
