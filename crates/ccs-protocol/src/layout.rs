@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 14;
+pub const LAYOUT_VERSION: u64 = 15;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -155,15 +155,19 @@ pub(crate) const A_PINS: usize = 16;
 /// Pin records per agent; a process holding more guards at once pins the rest untracked.
 pub(crate) const PIN_RECORDS: usize = 16;
 
-// Line words.
+// Line words. The first cache line (words 0–7) holds what every read loads (the head, the
+// generation, the base) and what resolving a key loads first; a write in flight records its
+// lease, its pending slot and its wake-up on a cache line of their own (words 8–15), so that a
+// reader spinning on the head for the publication does not take that line back between the
+// writer's records (docs/layout.md §4).
 pub(crate) const L_KEYMETA: usize = 0;
 pub(crate) const L_HEAD: usize = 1;
-pub(crate) const L_LEASE: usize = 2;
+pub(crate) const L_LEASE: usize = 8;
 /// Two 32-bit words: the futex word (changes counter) and the waiter flag (`wait.rs`).
-pub(crate) const L_WAIT: usize = 3;
+pub(crate) const L_WAIT: usize = 9;
 /// The slot the holder is filling: `(desc + 1) << 32 | epoch`, so the reclaimer of a dead
 /// holder can free it.
-pub(crate) const L_PENDING: usize = 4;
+pub(crate) const L_PENDING: usize = 10;
 /// The line's generation: even while a key owns the line, odd while the line is being given to
 /// another key (a seqlock over the key words, see `keys.rs`); bumped twice by every reuse.
 pub(crate) const L_GEN: usize = 5;
@@ -173,7 +177,7 @@ pub(crate) const L_BASE: usize = 6;
 /// The version floor of keys whose home (first probed) line this is: the highest tombstone
 /// version of such a key whose line was reused. A new key starts above its home's floor.
 pub(crate) const L_FLOOR: usize = 7;
-pub(crate) const L_KEY: usize = 8; // 32 words = 256 bytes
+pub(crate) const L_KEY: usize = 16; // 32 words = 256 bytes
 pub(crate) const L_MASK: usize = L_KEY + MAX_KEY_BYTES / 8;
 // The subscriber mask (one bit per eager agent subscribed to this key) follows the valid mask.
 

@@ -21,6 +21,9 @@ fn assert_clean(report: &FsckReport) {
     assert!(report.is_clean(), "{:#?}", report.problems);
 }
 
+/// A line's pending word (docs/layout.md §4).
+const L_PENDING: usize = 10;
+
 /// Word index helpers (layout.md).
 fn line_word(geo: &Geometry, line: u32, field: usize) -> usize {
     geo.lines_at + line as usize * geo.line_words + field
@@ -156,7 +159,7 @@ fn a_leaked_slot_is_found_and_repaired_only_when_quiescent() {
     f.dir
         .write_stopping(a, line, Some(&[1u8; 200]), Condition::Blind, StopAt::Filled)
         .expect("stopped");
-    poke(&f.dir, line_word(&geo, line, 4), 0);
+    poke(&f.dir, line_word(&geo, line, L_PENDING), 0);
     // Also leak two granules the bump pointer handed out that no one recorded.
     let bump = peek(&f.dir, 19);
     poke(&f.dir, 19, bump + 2);
@@ -269,9 +272,9 @@ fn claimed_frees_are_finished_by_the_next_attach_or_repaired() {
     f.dir
         .write_stopping(a, line, Some(&[3u8; 200]), Condition::Blind, StopAt::Filled)
         .expect("stopped");
-    let pending = peek(&f.dir, line_word(&geo, line, 4));
+    let pending = peek(&f.dir, line_word(&geo, line, L_PENDING));
     let filling = (pending >> 32) as u32 - 1;
-    poke(&f.dir, line_word(&geo, line, 4), 0);
+    poke(&f.dir, line_word(&geo, line, L_PENDING), 0);
     poke(&f.dir, desc_word(&geo, filling, 0), 1 << 61);
     assert_repairable_leak(&f, 1, 256);
     f.dir.env().set_alive(a.slot, false);
