@@ -134,6 +134,16 @@ impl<E: Env> Directory<E> {
         self.give_back(previous, slot)
     }
 
+    /// The descriptor of `slot`'s spare if it is of class `class`: the one
+    /// [`Directory::take_spare`] would take. Only a hint (a prefetch's address): another thread
+    /// of the agent may take it first.
+    #[cfg(not(loom))]
+    pub(crate) fn spare_for(&self, slot: u32, class: usize) -> Option<u32> {
+        let entry = self.spares.get(slot as usize)?.load(Ordering::Relaxed);
+        let (desc, spare_class, _) = unpack_hint(entry);
+        (entry != NO_SPARE && spare_class == class).then_some(desc)
+    }
+
     /// `slot`'s spare, if it is of class `class`, made a FILLING descriptor for a new version
     /// of `line`, as `alloc_slot` returns one (with the granule of its block), and recorded
     /// taken by `slot` with this use's tag.

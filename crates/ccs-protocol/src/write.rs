@@ -31,12 +31,12 @@ use crate::ghosts::Ghost;
 use crate::keys::LineRef;
 use crate::layout::L_WAIT;
 #[cfg(not(loom))]
-use crate::layout::class_for;
+use crate::layout::{D_BLOCK, class_for};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
-#[cfg(not(loom))]
-use crate::packing::unpack_free_head;
 use crate::packing::{Head, Lease, desc_state};
+#[cfg(not(loom))]
+use crate::packing::{unpack_block_field, unpack_free_head};
 use crate::records::{KillPoint, Moving};
 #[cfg(not(loom))]
 use crate::sync::prefetch_write;
@@ -628,7 +628,7 @@ impl<E: Env> Directory<E> {
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
-        self.prefetch_new_slot(payload.map(<[u8]>::len));
+        self.prefetch_new_slot(hold.agent.slot, payload.map(<[u8]>::len));
         let (desc, filling) = match self.alloc_slot(hold.agent.slot, line, payload) {
             Ok(slot) => slot,
             Err(e) => {
@@ -765,22 +765,35 @@ impl<E: Env> Directory<E> {
     }
 
     /// Start bringing to this core the descriptor and the first lines of the block that
-    /// `alloc_slot` would take now for a payload of `len` bytes (the tops of
-    /// the free lists): both freed by an earlier write, their lines still held by the peers
-    /// that read that version. Requested now, their transfers overlap the records and the
-    /// allocation instead of stalling the fill. Only a hint: a stale or wrong guess costs a
-    /// useless prefetch (the allocator reads the lists for real). Not inlined: two 16-byte
-    /// head loads and the prefetches, out of the way of the put's own code.
+    /// `alloc_slot` would take now for `slot`'s payload of `len` bytes: the writer's spare of
+    /// that size class (`spare.rs`), else the tops of the free lists. Either was freed by an
+    /// earlier write, its lines still held by the peers that read that version (a copying
+    /// reader holds every line of its block). Requested now, their transfers overlap the
+    /// records and the allocation instead of stalling the fill. Only a hint: a stale or wrong
+    /// guess costs a useless prefetch (the allocator reads the spare and the lists for real).
+    /// Not inlined: the loads and the prefetches, out of the way of the put's own code.
     #[inline(never)]
-    fn prefetch_new_slot(&self, len: Option<usize>) {
+    fn prefetch_new_slot(&self, slot: u32, len: Option<usize>) {
         #[cfg(not(loom))]
         {
-            // Relaxed: only addresses to prefetch.
+            let class = len.map(|len| class_for(len as u64));
+            // Relaxed: only addresses to prefetch (granule or descriptor + 1, 0 for none).
             let top = |list: FreeList| {
                 self.list_head(list)
                     .map_or(0, |head| unpack_free_head(head.load(Ordering::Relaxed).0).1)
             };
-            let desc = top(FreeList::Descs);
+            let (desc, block) = match class.and_then(|class| self.spare_for(slot, class)) {
+                Some(desc) => (
+                    u64::from(desc) + 1,
+                    self.desc_at(desc, D_BLOCK).map_or(0, |block| {
+                        unpack_block_field(block.load(Ordering::Relaxed)).0 + 1
+                    }),
+                ),
+                None => (
+                    top(FreeList::Descs),
+                    class.map_or(0, |class| top(FreeList::Blocks(class))),
+                ),
+            };
             if desc != 0
                 && let Ok(words) = self.desc_words((desc - 1) as u32)
             {
@@ -789,12 +802,10 @@ impl<E: Env> Directory<E> {
             let Some(len) = len.filter(|&len| len <= PREFETCH_LINES * 64) else {
                 return;
             };
-            let class = class_for(len as u64);
-            let top = top(FreeList::Blocks(class));
-            if top == 0 || top > self.geo.arena_granules() {
+            if block == 0 || block > self.geo.arena_granules() {
                 return;
             }
-            let first = self.geo.granule_word(top - 1);
+            let first = self.geo.granule_word(block - 1);
             for line in 0..len.div_ceil(64) {
                 if let Ok(word) = self.words.at(first + line * 8) {
                     prefetch_write(word);
@@ -802,7 +813,7 @@ impl<E: Env> Directory<E> {
             }
         }
         #[cfg(loom)]
-        let _ = len;
+        let _ = (slot, len);
     }
 
     /// Compare-and-swap a holder's record (`lease` or `pending` word) from `seen` to `value`,
