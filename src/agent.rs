@@ -266,6 +266,19 @@ impl Agent {
         dispatch!(Engine, &self.engine, a => a.is_valid(&artifact))
     }
 
+    /// Whether a writer holds the artifact now (on shared memory: between a `put`'s
+    /// invalidation and its publication, or an `acquire` and its commit or release); `false`
+    /// for an unknown key. One atomic load of a cache line the writer changes only to take
+    /// the artifact and to publish, so a reader that saw [`Agent::is_valid`] turn `false` and
+    /// wants the new version as soon as it is published spins on this, then reads: spinning
+    /// on `read` or `get` instead reads the version it already has again and again, on cache
+    /// lines the writer needs. [`Error::Unsupported`](crate::Error::Unsupported) on etcd,
+    /// where a write is one transaction (wait with [`Agent::wait_changed`]).
+    #[inline]
+    pub fn being_written(&self, artifact: impl ArtifactRef) -> Result<bool> {
+        dispatch!(Engine, &self.engine, a => a.being_written(&artifact))
+    }
+
     /// Write an artifact, conditional on this agent's own view: refused with
     /// [`Error::Conflict`](crate::Error::Conflict) if it last read an older version than the current one. A first
     /// write, or a write by an agent that never read the artifact, is admitted. Returns the new

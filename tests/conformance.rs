@@ -49,6 +49,7 @@ conformance!(
     conditional_writes,
     versions_grow_by_one_across_delete_and_recreate,
     holds_exclude_other_writers,
+    a_write_in_flight_is_seen,
     an_expired_hold_is_fenced,
     waiting_for_a_change,
     listing_keys,
@@ -358,6 +359,36 @@ fn holds_exclude_other_writers(place: &Place) {
     let hold = a.acquire("new/design", lease).unwrap();
     assert_eq!(hold.version(), 0);
     assert_eq!(hold.commit(b"first").unwrap(), 1);
+}
+
+/// `being_written` sees a hold from its acquire to its commit or release, on shared memory;
+/// on etcd, where a write is one transaction, it is `Unsupported`.
+fn a_write_in_flight_is_seen(place: &Place) {
+    let seg = place.open();
+    let (a, b) = (seg.attach("a").unwrap(), seg.attach("b").unwrap());
+    a.put("design", b"draft").unwrap();
+    if place.is_etcd() {
+        assert!(matches!(
+            b.being_written("design"),
+            Err(Error::Unsupported {
+                backend: Backend::Etcd,
+                ..
+            })
+        ));
+        return;
+    }
+    assert!(!b.being_written("design").unwrap());
+    assert!(!b.being_written("never/written").unwrap());
+    let hold = a.acquire("design", Duration::from_secs(30)).unwrap();
+    assert!(b.being_written("design").unwrap());
+    assert!(a.being_written("design").unwrap());
+    assert_eq!(hold.commit(b"decided").unwrap(), 2);
+    assert!(!b.being_written("design").unwrap());
+    let key = b.key("design").unwrap();
+    let hold = a.acquire(&key, Duration::from_secs(30)).unwrap();
+    assert!(b.being_written(&key).unwrap());
+    hold.release().unwrap();
+    assert!(!b.being_written(&key).unwrap());
 }
 
 /// A hold whose lease ran out is reclaimed by the next acquirer, and its holder is fenced:

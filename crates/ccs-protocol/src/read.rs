@@ -687,6 +687,19 @@ impl<E: Env> Directory<E> {
         Ok(mask.load(Ordering::SeqCst) & bit != 0)
     }
 
+    /// Whether a writer holds `line` now: between a `put`'s take and its publication (or an
+    /// `acquire` and its commit or release). One load of the head, which the writer changes
+    /// only to take the line and to publish: a reader that saw its copy invalidated spins on
+    /// it, sharing that cache line with the writer, instead of reading the version it already
+    /// has again and again (each read pins that version's descriptor, which the writer must
+    /// mark and retire, and asks for the mask line the writer needs). Pairs with the
+    /// publishing compare-and-swap (Acquire): a read after `false` sees that publication.
+    #[inline]
+    pub fn being_written(&self, line: u32) -> Result<bool> {
+        self.check_line(line)?;
+        Ok(Head::unpack(self.head(line)?.load(Ordering::Acquire)).holder != 0)
+    }
+
     /// Whether `agent` may serve `version` of `line` from a private copy of `bytes` bytes: its
     /// valid bit (set only while its view is the current version), its own view word, and its
     /// strategy's expiry. A HIT on a private copy, with no access to the shared payload; it is

@@ -431,6 +431,35 @@ fn dead_writers_slots_are_freed_by_their_reclaimer() {
     }
 }
 
+/// `being_written` is true from a put's take, through its invalidation and fill, until its
+/// publication, and false once the line is published or reclaimed.
+#[test]
+fn a_write_in_flight_is_seen_until_it_publishes() {
+    use ccs_protocol::StopAt;
+    let f = fixture(config());
+    let (writer, reader) = (agent(&f.dir, "writer"), agent(&f.dir, "reader"));
+    let line = f.dir.find_or_insert_key("k").expect("key");
+    assert_eq!(f.dir.being_written(line), Ok(false));
+    f.dir.put(writer, line, b"v1", Condition::View).expect("v1");
+    assert_eq!(f.dir.being_written(line), Ok(false));
+    for stop in [StopAt::Taken, StopAt::Invalidated, StopAt::Filled] {
+        let victim = agent(&f.dir, "victim");
+        f.dir.env().set_alive(victim.slot, true);
+        let stopped = f
+            .dir
+            .write_stopping(victim, line, Some(b"v?"), Condition::Blind, stop);
+        assert_eq!(stopped, Ok(None), "{stop:?}");
+        assert_eq!(f.dir.being_written(line), Ok(true), "{stop:?}");
+        // The reclaimer's own write publishes: nothing is in flight afterwards.
+        f.dir.env().set_alive(victim.slot, false);
+        f.dir
+            .put(reader, line, b"next", Condition::Blind)
+            .expect("reclaimed and written");
+        assert_eq!(f.dir.being_written(line), Ok(false), "{stop:?}");
+    }
+    assert!(f.dir.being_written(u32::MAX).is_err());
+}
+
 /// Pins held by a process that died are released by the agent's next attach, and the memory
 /// they held is reused.
 #[test]

@@ -141,6 +141,10 @@ impl Agent {
         match *self {}
     }
 
+    pub(crate) fn being_written(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        match *self {}
+    }
+
     pub(crate) fn put(&self, _: &(impl ArtifactRef + ?Sized), _: &[u8]) -> Result<Version> {
         match *self {}
     }

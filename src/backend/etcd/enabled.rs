@@ -295,6 +295,16 @@ impl Agent {
         self.agent.is_valid(key).map_err(self.fail())
     }
 
+    /// A write on etcd is one transaction, invisible until it commits: there is nothing in
+    /// flight to report.
+    pub(crate) fn being_written(&self, _: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        Err(Error::Unsupported {
+            what: "being_written",
+            backend: Backend::Etcd,
+            why: "a write on etcd is one transaction, invisible until it commits; wait for it with wait_changed",
+        })
+    }
+
     fn write(
         &self,
         artifact: &(impl ArtifactRef + ?Sized),

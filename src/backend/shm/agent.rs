@@ -313,6 +313,23 @@ impl Agent {
         self.is_valid_looked_up(artifact)
     }
 
+    pub(crate) fn being_written(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
+        let dir = &self.shared.dir;
+        if let Some(at) = artifact.resolved_line() {
+            match dir.being_written(at.line) {
+                Ok(held) if dir.still_owns(at) == Ok(true) => return Ok(held),
+                _ => {}
+            }
+        }
+        match self.on_line(artifact, false, |at| {
+            let held = dir.being_written(at.line)?;
+            checked(dir.still_owns(at)?, held)
+        }) {
+            Err(Error::NotFound { .. }) => Ok(false),
+            other => other,
+        }
+    }
+
     #[inline(never)]
     fn is_valid_looked_up(&self, artifact: &(impl ArtifactRef + ?Sized)) -> Result<bool> {
         let dir = &self.shared.dir;

@@ -419,14 +419,13 @@ impl Reader {
     /// Take the new version (`read`: a copy or a pinned borrow) once it carries `step`; its
     /// put-start timestamp, and the pin when zero-copy (the caller drops it after timing).
     ///
-    /// Between seeing its copy invalid and the new version's publication the reader reads
-    /// again and again: until the writer publishes, each read returns the version it already
-    /// holds (a copy out of its own cache, or a pin of a slot no one writes), and the first
-    /// read after the publication is the one that takes the new version, with nothing in
-    /// between. Polling `check` until the version moved and reading then (another pass over the
-    /// head and the descriptor the writer has just written, and a load of the descriptor shared
-    /// before the pin needs it exclusive) measured 100–250 ns slower at 4 KiB
-    /// (docs/benchmarks.md).
+    /// Between seeing its copy invalid and the new version's publication the reader spins on
+    /// `being_written` (one load of the line's head) and reads once the writer has published.
+    /// Reading again and again instead (each read returning the version it already holds)
+    /// pinned and unpinned that version's descriptor, which the writer marks and retires,
+    /// and asked for the mask line: 150–300 ns slower at 4 KiB. Polling `check` until the
+    /// version moved (a load of the descriptor the writer has just written, shared before the
+    /// pin needs it exclusive) was slower still (docs/benchmarks.md).
     fn fetch(
         &mut self,
         step: u64,
@@ -434,6 +433,10 @@ impl Reader {
     ) -> Result<(u64, Option<ReadGuard<'_>>), CliError> {
         let mut polls: u64 = 0;
         loop {
+            while self.agent.being_written(&self.key)? && polls <= 1 << 32 {
+                spin_hint();
+                polls += 1;
+            }
             let taken = match read {
                 ReadMode::Copy => {
                     let (version, _hit) = self.agent.get_into(&self.key, &mut self.buf)?;
