@@ -29,9 +29,9 @@ use crate::error::{ProtocolError, Result};
 use crate::free_list::FreeList;
 use crate::ghosts::Ghost;
 use crate::keys::LineRef;
-use crate::layout::L_WAIT;
 #[cfg(not(loom))]
 use crate::layout::{D_BLOCK, class_for};
+use crate::layout::{L_PUBLISHED, L_WAIT};
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::oplog::LogEntry;
 use crate::packing::{Head, Lease, desc_state};
@@ -71,6 +71,16 @@ pub struct Hold {
     /// The line's pending-slot word as found right after taking the line; recording a slot
     /// compares against it, so a holder whose right was reclaimed meanwhile cannot record.
     pub(crate) pending_seen: u64,
+}
+
+/// When a write clears the line's valid masks (docs/protocol.md §3.5, step 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invalidation {
+    /// Before the take, the line being free when the write started; after the take, only
+    /// the mask words a reader set again meanwhile.
+    BeforeTake,
+    /// After the take: the line was held when the write started, or it is a commit.
+    AfterTake,
 }
 
 /// Where a simulated crash stops a write (loom models of invariant 6).
@@ -219,6 +229,8 @@ impl<E: Env> Directory<E> {
             });
         }
         self.prefetch_write_set(line);
+        let invalidation =
+            self.invalidate_before_take(agent, line, payload.is_some(), condition)?;
         #[cfg(ccs_mutant = "check_before_take")]
         let early = self.current(line)?.version;
         // The lease is recorded after the invalidation (`publish_stopping`): what precedes the
@@ -269,7 +281,80 @@ impl<E: Env> Directory<E> {
             seen: lease_seen,
             ms: self.geo.config.write_lease_ms,
         };
-        self.publish_stopping(hold, payload, stop, Some(lease))
+        self.publish_stopping(hold, payload, stop, Some(lease), invalidation)
+    }
+
+    /// Clear every valid mask word of `line` before taking it, when no one holds it now and
+    /// the write's condition will admit it, as far as the line's `published` hint tells: a
+    /// blind put, a `put_if` that expects the published version, a put from a view of it.
+    /// Peers then see the write one cache-line transfer after it starts, not two (the taking
+    /// CAS's, then the swap's): the head and the mask are on lines peers read, and a SeqCst
+    /// exchange cannot start before the one before it has finished. Otherwise
+    /// [`Invalidation::AfterTake`]: a write the condition refuses leaves peers' copies alone
+    /// (as docs/protocol.md §2 says), and a contended one may wait long for the line. The hint
+    /// only chooses the order: a wrong guess costs peers a re-read, or the early transfer. A
+    /// reader may set its bit again between this swap and the take (its re-validation finds
+    /// the head untaken); the sweep after the take clears it (`invalidate`, §3.2).
+    fn invalidate_before_take(
+        &self,
+        agent: AgentId,
+        line: u32,
+        put: bool,
+        condition: Condition,
+    ) -> Result<Invalidation> {
+        if !self.invalidating() {
+            return Ok(Invalidation::AfterTake);
+        }
+        // Relaxed, both on the head's cache line: only a guess; the take and the condition
+        // read the line for real.
+        let free = Head::unpack(self.head(line)?.load(Ordering::Relaxed)).holder == 0;
+        let published =
+            || -> Result<u64> { Ok(self.line_word(line, L_PUBLISHED)?.load(Ordering::Relaxed)) };
+        let admitted = match condition {
+            // A delete is refused on an absent or deleted key, which the hint does not tell.
+            _ if !put => false,
+            Condition::Blind => true,
+            Condition::Version(expected) => expected == published()?,
+            Condition::View => {
+                let view = self.view(agent.slot, line)?.load(Ordering::Relaxed);
+                view != 0 && view == published()?
+            }
+        };
+        if !(free && admitted) {
+            return Ok(Invalidation::AfterTake);
+        }
+        // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`, through the
+        // sweep after the take.
+        for index in 0..self.geo.mask_words {
+            self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
+        }
+        Ok(Invalidation::BeforeTake)
+    }
+
+    /// Clear `line`'s valid masks with this writer holding it: every word, or after
+    /// [`Directory::invalidate_before_take`] only those a reader set again since. Their SeqCst
+    /// loads follow the taking CAS in the single total order, so they see every bit whose
+    /// reader's re-load of the head found it untaken (the `fetch_or` precedes that re-load,
+    /// which precedes the take); a bit set later is cleared by its own reader, whose re-load
+    /// finds the line taken. A word found 0 is left alone: on the writer's own cache line,
+    /// peers are not disturbed again. The mutant skips the sweep: a reader that re-validated
+    /// between the first swap and the take keeps its bit on the superseded version.
+    fn invalidate(&self, line: u32, invalidation: Invalidation) -> Result<()> {
+        if !self.invalidating() {
+            return Ok(());
+        }
+        #[cfg(ccs_mutant = "unswept_early_swap")]
+        if invalidation == Invalidation::BeforeTake {
+            return Ok(());
+        }
+        for index in 0..self.geo.mask_words {
+            let word = self.mask_word(line, index)?;
+            // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
+            if invalidation == Invalidation::AfterTake || word.load(Ordering::SeqCst) != 0 {
+                word.swap(0, Ordering::SeqCst);
+            }
+        }
+        Ok(())
     }
 
     /// The refusal, if any, of a `View`-conditional write by `agent` with no view of the key on
@@ -365,8 +450,14 @@ impl<E: Env> Directory<E> {
                 max: self.geo.config.max_payload,
             });
         }
-        self.publish_stopping(hold, Some(payload), StopAt::Never, None)?
-            .ok_or_else(|| ProtocolError::corrupt("write stopped"))
+        self.publish_stopping(
+            hold,
+            Some(payload),
+            StopAt::Never,
+            None,
+            Invalidation::AfterTake,
+        )?
+        .ok_or_else(|| ProtocolError::corrupt("write stopped"))
     }
 
     /// Give the right up without writing. [`ProtocolError::Fenced`] if it had been reclaimed.
@@ -601,6 +692,7 @@ impl<E: Env> Directory<E> {
         payload: Option<&[u8]>,
         stop: StopAt,
         lease: Option<Unrecorded>,
+        invalidation: Invalidation,
     ) -> Result<Option<Published>> {
         let line = hold.line;
         // Never refused in practice (2^64 − 2 writes of one key at 10^9 a second take 584
@@ -617,14 +709,10 @@ impl<E: Env> Directory<E> {
         if let Some(old) = hold.head.desc_index() {
             self.retire_known(old, self.incarnation_of(old)?, hold.agent.slot)?;
         }
-        // Invalidate first (docs/design.md, "The protocol": take, invalidate, fill, publish), so peers learn
+        // Invalidate before filling (docs/design.md, "The protocol": take, invalidate, fill,
+        // publish; a free line's masks were cleared before the take already), so peers learn
         // of the write as early as possible; a write that then fails only costs them a re-read.
-        // Pairs with the reader's fetch_or + fence + head re-load in `read.rs`.
-        if self.invalidating() {
-            for index in 0..self.geo.mask_words {
-                self.mask_word(line, index)?.swap(0, Ordering::SeqCst);
-            }
-        }
+        self.invalidate(line, invalidation)?;
         if stop == StopAt::Invalidated {
             return Ok(None);
         }
@@ -715,6 +803,12 @@ impl<E: Env> Directory<E> {
             return Err(ProtocolError::Fenced);
         }
         self.env.kill_point(hold.agent.slot, KillPoint::Published);
+        // The hint of `invalidate_before_take`, on the head's line, which the exchange has just
+        // brought here: only a published version (a fenced writer stores nothing). A writer
+        // that stalls here may store it after a later one's: a guess that lags, and a stale
+        // guess costs peers a re-read at most.
+        self.line_word(line, L_PUBLISHED)?
+            .store(version, Ordering::Relaxed);
         // Retire the superseded version first (its `Superseding` record and mark cover a death
         // from the exchange to here).
         // An overwrite by a payload of the size class it frees keeps it as the writer's spare

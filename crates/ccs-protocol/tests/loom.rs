@@ -270,10 +270,13 @@ fn pinned_read_races_two_writes(pin: fn(&Fixture, AgentId, LineRef) -> (ReadInfo
 // ---------------------------------------------------------------------------------------------
 // 2. No stale HIT after `put` returns (the I→S race of docs/design.md).
 
-/// A reader's MISS (read v1, set its valid bit) races a writer's `put` of v2 (take, clear the
-/// masks, publish). Once both are done, a set valid bit must mean "holds the current version".
+/// A reader's MISS (read v1, set its valid bit) races a writer's `put` of v2 (clear the masks,
+/// take, sweep the masks again, publish). Once both are done, a set valid bit must mean "holds
+/// the current version". The mutant `unswept_early_swap` skips the sweep: a MISS that
+/// re-validates between the writer's first swap and its take keeps its bit on v1.
 #[test]
 #[cfg_attr(ccs_mutant = "no_recheck", should_panic)]
+#[cfg_attr(ccs_mutant = "unswept_early_swap", should_panic)]
 fn no_stale_hit() {
     model(|| {
         let f = Fixture::new(2);
