@@ -266,12 +266,14 @@ impl Agent {
         dispatch!(Engine, &self.engine, a => a.is_valid(&artifact))
     }
 
-    /// Whether a writer holds the artifact now (on shared memory: between a `put`'s
-    /// invalidation and its publication, or an `acquire` and its commit or release); `false`
+    /// Whether a writer holds the artifact now (on shared memory: from a `put`'s take of the
+    /// artifact to its publication, or from an `acquire` to its commit or release); `false`
     /// for an unknown key. One atomic load of a cache line the writer changes only to take
     /// the artifact and to publish, so a reader that saw [`Agent::is_valid`] turn `false` and
-    /// wants the new version as soon as it is published spins on this, then reads: spinning
-    /// on `read` or `get` instead reads the version it already has again and again, on cache
+    /// wants the new version as soon as it is published spins on this, then reads; a read
+    /// that returns the version it had means the writer had invalidated but not yet taken the
+    /// artifact (a put invalidates first when it can), or gave up: spin again. Spinning on
+    /// `read` or `get` instead reads the version it already has again and again, on cache
     /// lines the writer needs. [`Error::Unsupported`](crate::Error::Unsupported) on etcd,
     /// where a write is one transaction (wait with [`Agent::wait_changed`]).
     #[inline]

@@ -84,14 +84,17 @@ def test_cached_copy(seg: Segment) -> None:
 
 def test_write_guard_commit_release_renew(seg: Segment) -> None:
     with seg.attach("a") as a, seg.attach("b") as b:
+        assert not b.being_written("design")
         with a.acquire("design", 30) as hold:
             assert hold.active and hold.key == "design" and hold.version == 0
+            assert b.being_written("design")
             with pytest.raises(ccs.Held) as held:
                 b.acquire("design", 30)
             assert held.value.by == "a"
             hold.renew(60)
             assert hold.commit(b"decided") == 1
             assert not hold.active
+            assert not b.being_written("design")
             with pytest.raises(RuntimeError):
                 hold.commit(b"again")
         with b.acquire("design", 30) as hold:  # released on exit without a commit

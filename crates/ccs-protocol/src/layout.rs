@@ -163,8 +163,9 @@ pub(crate) const PIN_RECORDS: usize = 16;
 pub(crate) const L_KEYMETA: usize = 0;
 pub(crate) const L_HEAD: usize = 1;
 /// The version the line's last publication published: only a hint, stored by the publisher
-/// before its publishing CAS, from which a writer guesses, before it takes the line, whether
-/// its condition will admit it (`write.rs`, `invalidate_before_take`). No read trusts it.
+/// right after its publishing CAS, from which a writer guesses, before it takes the line,
+/// whether its condition will admit it (`write.rs`, `invalidate_before_take`). No read
+/// trusts it.
 pub(crate) const L_PUBLISHED: usize = 2;
 pub(crate) const L_LEASE: usize = 8;
 /// Two 32-bit words: the futex word (changes counter) and the waiter flag (`wait.rs`).

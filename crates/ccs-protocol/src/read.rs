@@ -692,8 +692,10 @@ impl<E: Env> Directory<E> {
     /// only to take the line and to publish: a reader that saw its copy invalidated spins on
     /// it, sharing that cache line with the writer, instead of reading the version it already
     /// has again and again (each read pins that version's descriptor, which the writer must
-    /// mark and retire, and asks for the mask line the writer needs). Pairs with the
-    /// publishing compare-and-swap (Acquire): a read after `false` sees that publication.
+    /// mark and retire, and asks for the mask line the writer needs). A put that invalidates
+    /// before its take (`write.rs`) is not seen here until it takes the line: a read then
+    /// returns the version the reader had. Pairs with the publishing compare-and-swap
+    /// (Acquire): a read after `false` sees that publication.
     #[inline]
     pub fn being_written(&self, line: u32) -> Result<bool> {
         self.check_line(line)?;

@@ -179,6 +179,13 @@ impl Agent {
         self.agent()?.is_valid(key).or_raise(py)
     }
 
+    /// Whether a writer holds `key` now (a write in flight, until it publishes; one load). A
+    /// reader that saw `is_valid` turn false spins on it, then reads the new version. `False`
+    /// for an unknown key.
+    fn being_written(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        self.agent()?.being_written(key).or_raise(py)
+    }
+
     /// Write `data` (bytes, str, or bytes-like), conditional on this agent's own view:
     /// `Conflict` if it last read an older version than the current one. A first write, or a
     /// write by an agent that never read the artifact, is admitted. Returns the new version;

@@ -218,6 +218,8 @@ class Agent:
         """This agent's standing on ``key``, without reading it."""
     def is_valid(self, key: str) -> bool:
         """Whether this agent's copy is current (one load); False for an unknown key."""
+    def being_written(self, key: str) -> bool:
+        """Whether a writer holds ``key`` now, until it publishes (one load); False if unknown."""
     def put(self, key: str, data: Payload) -> int:
         """Write, conditional on this agent's view (``Conflict`` if stale); the new version."""
     def put_if(self, key: str, version: int, data: Payload) -> int:
