@@ -246,10 +246,10 @@ impl Agent {
     #[allow(unsafe_code)] // the one place the shm backend makes a `SegmentRef`
     #[inline(always)]
     fn segment_for_guard(&self) -> SegmentRef {
-        // SAFETY: the guard that owns what this points from keeps this agent, and so
-        // `self.shared`'s `Arc`, alive longer: a `ReadGuard` borrows the agent or holds its `Arc`
-        // in a field dropped after the read; a `WriteGuard` borrows it or holds its `Arc`, and
-        // gives the hold up in its `drop`, before its fields are dropped.
+        // A `ReadGuard` borrows the agent or holds its `Arc` in a field dropped after the read;
+        // a `WriteGuard` borrows it or holds its `Arc`, and gives the hold up in its `drop`,
+        // before its fields are dropped.
+        // SAFETY: so the guard that owns what this points from keeps `self.shared` alive longer.
         unsafe { SegmentRef::new(&self.shared) }
     }
 
