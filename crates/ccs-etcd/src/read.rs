@@ -168,6 +168,7 @@ async fn miss_inner(core: &Core, key: &str, probe: &mut Probe) -> Result<Read> {
         entry.epoch = epoch;
         entry.fetched = now;
         entry.hits = 0;
+        entry.own = meta.writer == core.name;
         // The re-check: valid only if the watcher has seen no later write of the artifact and
         // the session did not change meanwhile.
         entry.valid = registered.is_some() && entry.latest_rev <= r_m && epoch == current_epoch;

@@ -61,6 +61,9 @@ pub(crate) struct Entry {
     pub(crate) reg_seq: u64,
     pub(crate) fetched: Instant,
     pub(crate) hits: u32,
+    /// This agent wrote the version held: a conditional write refused on the local copy must
+    /// know it (see `write::await_own_write`).
+    pub(crate) own: bool,
 }
 
 impl Entry {
@@ -76,6 +79,7 @@ impl Entry {
             reg_seq: 0,
             fetched: now,
             hits: 0,
+            own: false,
         }
     }
 }

@@ -341,6 +341,7 @@ pub(crate) fn adopt(
     entry.epoch = epoch;
     entry.fetched = now;
     entry.hits = 0;
+    entry.own = true;
     entry.valid =
         registered && payload.is_some() && entry.latest_rev <= r_w && epoch == current_epoch;
 }
@@ -360,7 +361,12 @@ fn local_snapshot(core: &Core, key: &str) -> Option<Snapshot> {
                 version: entry.version,
                 deleted: false,
                 len: entry.bytes.len() as u64,
-                writer: String::new(),
+                // Only whether it is this agent is asked of a local snapshot.
+                writer: if entry.own {
+                    core.name.clone()
+                } else {
+                    String::new()
+                },
             },
             entry.meta_rev,
         )),

@@ -192,6 +192,93 @@ fn a_restarted_cluster_continues_versions() {
     assert_eq!((read.version, read.hit), (4, false));
 }
 
+/// A put whose wait for the acknowledgements failed is in the cluster, unreturned; the caller
+/// that retries it is refused with a `Conflict` naming its version and reads that as "my write
+/// is in" (as `put_timing_attempts` does). The refusal must come as the write's return would:
+/// once no holder still HITs the older version. It was decided on the writer's local copy,
+/// which did not say who had written it, and came at once, while a holder still HIT; the stall
+/// tests saw the stale read (a paused leader, 1 write in 1,500).
+#[test]
+fn a_retried_put_whose_ack_wait_failed_is_refused_only_once_the_holders_acknowledge() {
+    if !etcd_installed() {
+        return;
+    }
+    let etcd = TestCluster::start();
+    let leader = etcd.leader();
+    let followers = TestCluster::others(&leader);
+    let (stalled, quorum) = (&followers[0], &followers[1]);
+    let p = Prefix::on(etcd.endpoints(), "ackwait");
+    // Sessions outlive the whole fault: the writer's copy stays coherent (the retry is decided
+    // on it), and the reader would HIT its stale copy throughout.
+    let options = ccs_etcd::Options {
+        session_ttl: Duration::from_secs(30),
+        op_timeout: Duration::from_secs(4),
+        request_timeout: Duration::from_secs(1),
+        ..common::options()
+    };
+    // The reader reaches the cluster only through `stalled` (paused, it cannot acknowledge);
+    // the writer only through the two others (it commits at once, then loses the quorum).
+    let members: Vec<&str> = etcd.endpoints().split(',').collect();
+    let through = |indices: &[&String]| {
+        let endpoints: Vec<&str> = indices
+            .iter()
+            .map(|i| members[i.parse::<usize>().unwrap()])
+            .collect();
+        let url = p.url.replacen(
+            &ccs_etcd_testkit::hosts(etcd.endpoints()),
+            &ccs_etcd_testkit::hosts(&endpoints.join(",")),
+            1,
+        );
+        assert_ne!(url, p.url, "a URL naming only some members");
+        url
+    };
+    let writer = Cluster::connect_with(&through(&[&leader, quorum]), options).unwrap();
+    let reader_url = through(&[stalled]);
+    let reader = Cluster::connect_with(&reader_url, options).unwrap();
+    let w = writer.attach("writer").unwrap();
+    let r = reader.attach("reader").unwrap();
+    assert_eq!(w.put_if("k", 0, b"1").unwrap(), 1);
+    assert_eq!(r.get("k").unwrap().version, 1);
+    assert!(r.is_valid("k").unwrap());
+
+    etcd.pause(stalled);
+    std::thread::scope(|scope| {
+        // Commit with the quorum, then lose it while waiting for the reader.
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            etcd.pause(quorum);
+        });
+        let first = w.put_if("k", 1, b"2");
+        assert!(
+            matches!(first, Err(Error::Unavailable(_))),
+            "the first put must lose its wait for the acknowledgement: {first:?}"
+        );
+    });
+    assert!(
+        w.is_valid("k").unwrap(),
+        "the writer's copy of version 2 is coherent: the retry is decided on it"
+    );
+    assert!(r.is_valid("k").unwrap(), "the reader still HITs version 1");
+    etcd.resume(quorum);
+    etcd.resume(stalled);
+    let started = Instant::now();
+    loop {
+        match w.put_if("k", 1, b"2") {
+            Err(Error::Conflict(Conflict { current: 2, .. })) => break,
+            Err(Error::Unavailable(why)) => {
+                assert!(started.elapsed() < Duration::from_secs(30), "{why}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("the retry must be refused with version 2 current: {other:?}"),
+        }
+    }
+    assert!(
+        !r.is_valid("k").unwrap(),
+        "the retry was refused while the reader still HIT version 1"
+    );
+    assert_eq!(get_through_faults(&r, "k").version, 2);
+}
+
 /// Test options with a short operation timeout: every call on a cluster without quorum must
 /// answer within it (or within its own timeout, for a wait; within the detach timeout, for a
 /// drop).
