@@ -690,7 +690,8 @@ impl Worker<'_> {
         }
     }
 
-    /// `acquire` → `get` (must return the held version) → value + 1 → `commit`.
+    /// `acquire` → `get` (must return the held version, unless the hold was lost) → value + 1
+    /// → `commit` (must be fenced if the hold was lost).
     fn increment_acquire(&mut self, agent: &Agent, a: usize) -> Step {
         self.count(Op::Increment)?;
         let guard = match self.acquire(agent, a)? {
@@ -702,7 +703,12 @@ impl Worker<'_> {
         let Some((v, counter)) = self.get_counter(agent, a)? else {
             return Ok(());
         };
-        if v != held {
+        // A newer version while holding: the hold was lost and another worker wrote after
+        // reclaiming it (on etcd, a holder whose session lapsed, as under a paused leader,
+        // loses its holds; a CI run saw version 34 read under a hold taken at 33). Reads are
+        // not fenced; the commit below is, and must be.
+        let lost = v > held;
+        if v < held {
             return Err(Failure {
                 kind: Kind::VersionStep,
                 artifact: a,
@@ -719,6 +725,17 @@ impl Worker<'_> {
         let commit = self.writing(|| guard.commit(&bytes))?;
         self.end(p, || commit.as_ref().map_or_else(failed, |w| wrote(*w)))?;
         match commit {
+            Ok(w) if lost => Err(Failure {
+                kind: Kind::VersionStep,
+                artifact: a,
+                seen: w,
+                expected: held + 1,
+                message: format!(
+                    "`{}`: a hold taken at version {held} committed version {w} after version \
+                     {v} was read: a lost hold's commit must be fenced",
+                    self.key_name(a)
+                ),
+            }),
             Ok(w) => {
                 self.observe_write(a, w, Some(held + 1))?;
                 self.won(a, injected)
