@@ -51,9 +51,9 @@
 //! * **Versions never decrease per agent.** Every version an agent observes (a read, a write's
 //!   result, a `Conflict`'s current version, an acquire's held version) must be ≥ the last one
 //!   it observed on that artifact; a write's result must be newer, and a conditional write's
-//!   result exactly its condition + 1. A read under a hold returns the held version, unless the
-//!   hold was lost (its holder stalled past the hold's lease, or its etcd session lapsed, and
-//!   another worker reclaimed it and wrote): then the hold's commit must be fenced. The last
+//!   result exactly its condition + 1. A read under a hold returns the held version; on etcd,
+//!   where a live holder loses its holds with its session (a cluster fault), a newer version
+//!   is allowed there if the hold's commit is then fenced. The last
 //!   observed version is stored in the side mapping
 //!   before the worker acts on it, so a replacement under the same name continues the check
 //!   where its predecessor died. At the end, no agent may have observed a version beyond the

@@ -222,6 +222,9 @@ struct Worker<'a> {
     hist: Option<Recorder>,
     /// Cached copies of payloads, for `refresh`.
     cached: Vec<Option<Cached>>,
+    /// A live worker's hold can be lost before its lease ends: on etcd, with its session
+    /// (under a cluster fault). On shared memory only a dead holder's is reclaimed.
+    holds_can_lapse: bool,
 }
 
 /// An operation being recorded in the history.
@@ -703,12 +706,13 @@ impl Worker<'_> {
         let Some((v, counter)) = self.get_counter(agent, a)? else {
             return Ok(());
         };
-        // A newer version while holding: the hold was lost and another worker wrote after
-        // reclaiming it (on etcd, a holder whose session lapsed, as under a paused leader,
-        // loses its holds; a CI run saw version 34 read under a hold taken at 33). Reads are
-        // not fenced; the commit below is, and must be.
-        let lost = v > held;
-        if v < held {
+        // A newer version while holding, where a live worker's hold can lapse: the hold was
+        // lost and another worker wrote after reclaiming it (on etcd, a holder whose session
+        // lapsed, as under a paused leader, loses its holds; a CI run saw version 34 read
+        // under a hold taken at 33). Reads are not fenced; the commit below is, and must be.
+        // Elsewhere any other version is a failure (two writers admitted at once).
+        let lost = v > held && self.holds_can_lapse;
+        if v != held && !lost {
             return Err(Failure {
                 kind: Kind::VersionStep,
                 artifact: a,
@@ -893,6 +897,7 @@ pub fn run(args: &WorkerArgs) -> Result<u8, CliError> {
             .map(|dir| Recorder::open(dir, &name, args.life))
             .transpose()?,
         cached: (0..args.artifacts).map(|_| None).collect(),
+        holds_can_lapse: seg.backend() == Backend::Etcd,
     };
     let stop = side.word(STOP)?;
     let mut steps: u64 = 0;
