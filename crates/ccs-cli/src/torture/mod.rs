@@ -53,11 +53,10 @@
 //!   it observed on that artifact; a write's result must be newer, and a conditional write's
 //!   result exactly its condition + 1. A read under a hold returns the held version; on etcd,
 //!   where a live holder loses its holds with its session (a cluster fault), a newer version
-//!   is allowed there if the hold's commit is then fenced. The last
-//!   observed version is stored in the side mapping
-//!   before the worker acts on it, so a replacement under the same name continues the check
-//!   where its predecessor died. At the end, no agent may have observed a version beyond the
-//!   artifact's final version (nothing observed was rolled back).
+//!   is allowed there if the hold's commit is then fenced. The last observed version is
+//!   stored in the side mapping before the worker acts on it, so a replacement under the same
+//!   name continues the check where its predecessor died. At the end, no agent may have
+//!   observed a version beyond the artifact's final version (nothing observed was rolled back).
 //! * **Workers.** Any error the protocol should not produce here (anything but `Conflict`,
 //!   `Held`, and `NotFound` on a deletable payload artifact), a worker that exits by itself, a
 //!   replacement that cannot attach, or a worker that does not stop: failure.
