@@ -228,9 +228,12 @@ impl<E: Env> Directory<E> {
                 max: self.geo.config.max_payload,
             });
         }
-        self.prefetch_write_set(line);
+        // Relaxed: only a guess, read once for the prefetches and the early invalidation;
+        // `win_line` reads the head for real.
+        let guess = Head::unpack(self.head(line)?.load(Ordering::Relaxed));
+        self.prefetch_write_set(line, guess);
         let invalidation =
-            self.invalidate_before_take(agent, line, payload.is_some(), condition)?;
+            self.invalidate_before_take(agent, line, guess, payload.is_some(), condition)?;
         #[cfg(ccs_mutant = "check_before_take")]
         let early = self.current(line)?.version;
         // The lease is recorded after the invalidation (`publish_stopping`): what precedes the
@@ -299,15 +302,16 @@ impl<E: Env> Directory<E> {
         &self,
         agent: AgentId,
         line: u32,
+        guess: Head,
         put: bool,
         condition: Condition,
     ) -> Result<Invalidation> {
         if !self.invalidating() {
             return Ok(Invalidation::AfterTake);
         }
-        // Relaxed, both on the head's cache line: only a guess; the take and the condition
-        // read the line for real.
-        let free = Head::unpack(self.head(line)?.load(Ordering::Relaxed)).holder == 0;
+        // `guess` and the hint, both from the head's cache line, Relaxed: only a guess; the
+        // take and the condition read the line for real.
+        let free = guess.holder == 0;
         let published =
             || -> Result<u64> { Ok(self.line_word(line, L_PUBLISHED)?.load(Ordering::Relaxed)) };
         let admitted = match condition {
@@ -838,24 +842,20 @@ impl<E: Env> Directory<E> {
     /// transfers overlap the take's instead of following it. Only a hint (`prefetch_write`):
     /// it reads nothing the write relies on, and loom's models do without it.
     #[inline]
-    fn prefetch_write_set(&self, line: u32) {
+    fn prefetch_write_set(&self, line: u32, guess: Head) {
         #[cfg(not(loom))]
         {
             if let Ok(mask) = self.mask_word(line, 0) {
                 prefetch_write(mask);
             }
-            // Relaxed: only an address to prefetch; `win_line` reads the head for real.
-            let old = self
-                .head(line)
-                .map(|head| Head::unpack(head.load(Ordering::Relaxed)).desc_index());
-            if let Ok(Some(old)) = old
+            if let Some(old) = guess.desc_index()
                 && let Ok(desc) = self.desc_words(old)
             {
                 prefetch_write(&desc[0]);
             }
         }
         #[cfg(loom)]
-        let _ = line;
+        let _ = (line, guess);
     }
 
     /// Start bringing to this core the descriptor and the first lines of the block that
