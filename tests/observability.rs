@@ -129,6 +129,12 @@ fn every_operation_is_logged_with_versions_and_hit_runs_counted() {
     executor.put_blind("task/spec", b"v4 blind").unwrap();
     assert!(matches!(executor.get("nope"), Err(Error::NotFound { .. })));
     drop(executor);
+    // A run still open when the log is read: its first HIT is the record, the other two are
+    // counted in the ring's header until the run ends, and the reader adds them.
+    assert!(!planner.get("task/spec").unwrap().hit);
+    for _ in 0..3 {
+        assert!(planner.get("task/spec").unwrap().hit);
+    }
 
     let records = seg.log_records().unwrap();
     assert_eq!(
@@ -151,6 +157,8 @@ fn every_operation_is_logged_with_versions_and_hit_runs_counted() {
             "put ok task/spec v2 h1 x1",
             "acquire ok task/spec v2 h2 x1",
             "commit ok task/spec v3 h2 x1",
+            "get miss task/spec v4 h3 x1",
+            "get hit task/spec v4 h4 x3",
         ]
     );
     let blind = records

@@ -16,7 +16,7 @@ use crate::words::Words;
 /// `b"CCSSEG\0\x01"` read as a little-endian word: the header's first word once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"CCSSEG\0\x01");
 /// Version of this layout; an opener of any other version is refused.
-pub const LAYOUT_VERSION: u64 = 15;
+pub const LAYOUT_VERSION: u64 = 16;
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
 /// Longest agent name, in bytes.
@@ -196,6 +196,9 @@ pub(crate) const R_RUN: usize = 1;
 pub(crate) const R_RUN_SEQ: usize = 2;
 /// The version of the open run of HITs.
 pub(crate) const R_RUN_VERSION: usize = 3;
+/// HITs of the open run not yet in its record's count: a HIT counts here, on the line whose
+/// run and version it has just compared, and the run's end folds the sum into the record.
+pub(crate) const R_RUN_HITS: usize = 4;
 pub(crate) const RECORD_WORDS: usize = 8;
 
 // Inbox header words (one cache line per agent), then the events.

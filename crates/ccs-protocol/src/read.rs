@@ -306,7 +306,7 @@ impl<E: Env> Directory<E> {
             let _ = self.release_pin(pin);
             return None;
         }
-        self.log_hit(agent, at.line, version, pin.len as u64);
+        self.log_hit_out_of_line(agent, at.line, version, pin.len as u64);
         Some((version, pin))
     }
 

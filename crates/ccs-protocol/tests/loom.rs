@@ -17,6 +17,7 @@
 //! | `fenced_commit_races_reclaim` | 7 | an expired holder's `commit` racing the reclaim either lands first or is `Fenced` | `unfenced_publish` |
 //! | `fenced_commit_after_reclaim` | 7 | a reclaimed holder's `commit` is `Fenced` and its bytes are never readable | `unfenced_publish` |
 //! | `log_record_whole` | log | a record read while two threads of its agent fill the same slot (a ring of one) is whole or skipped, never torn | `no_log_checksum` |
+//! | `hit_run_counts_never_overcount` | log | a run of HITs counted in the ring's header and folded into its record when it ends: a reader meanwhile may see it short, never more than the HITs | `run_hits_untagged`, `run_fold_relaxed` |
 //! | `no_phantom_read` | 1, 7 | a reader with a stale head never returns a slot that was filled but never published (a dead or fenced writer's) | `no_publish_check` |
 //! | `fenced_fill_of_reused_descriptor` | 1, 7 | a fenced `commit` that pops the descriptor a reader is copying (freed by a newer version) and fills it as that very version is never returned: tags are unique per use of a descriptor | `reused_tags` |
 //! | `one_agent_two_threads` | 2 | two threads of one agent: a late view update of one never puts an old version under a valid bit set by the other | `plain_view_store` |
@@ -1879,6 +1880,61 @@ fn log_record_whole() {
         }
         for writer in writers {
             writer.join().unwrap();
+        }
+    });
+}
+
+/// A run of HITs is counted in the ring's header while it is open and folded into its record
+/// when it ends. The agent logs HITs on lines 0, 1, 1, 0: run 1 (one HIT) ends with nothing to
+/// fold, run 2 counts a second HIT in the header and folds it when run 3 opens. A reader
+/// reading the two runs' counts meanwhile may see them short (a live count lags), never more
+/// than the HITs they stand for: not run 1's count plus run 2's header count (a header count
+/// read without its run's tag), not run 2's folded count plus its header count again (a fold
+/// that does not publish the run's end).
+#[test]
+#[cfg_attr(
+    any(ccs_mutant = "run_hits_untagged", ccs_mutant = "run_fold_relaxed"),
+    should_panic
+)]
+fn hit_run_counts_never_overcount() {
+    model(|| {
+        let config = Config {
+            max_agents: 1,
+            max_artifacts: 2,
+            arena_bytes: 64,
+            max_payload: 64,
+            write_lease_ms: 1000,
+            log_records: 4,
+            inbox_events: 0,
+        };
+        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+        let dir = Directory::create_on_heap(heap, config, MemEnv::new(1)).unwrap();
+        let agent = dir
+            .begin_attach(dir.register_agent("a").unwrap(), 1)
+            .unwrap();
+        let fixture = Arc::new((dir, agent));
+        let f = fixture.clone();
+        // The attach record is seq 0; the runs are 1, 2 and 3.
+        let hits = thread::spawn(move || {
+            for line in [0, 1, 1, 0] {
+                f.0.log_hit(f.1, line, 1, 8);
+            }
+        });
+        for (seq, most) in [(1, 1), (2, 2)] {
+            if let Some(count) = fixture.0.record_count(0, seq).unwrap() {
+                assert!(
+                    count <= most,
+                    "run {seq} counted {count} HITs, more than {most}"
+                );
+            }
+        }
+        hits.join().unwrap();
+        for (seq, hits) in [(1, 1), (2, 2), (3, 1)] {
+            assert_eq!(
+                fixture.0.record_count(0, seq).unwrap(),
+                Some(hits),
+                "run {seq}"
+            );
         }
     });
 }
