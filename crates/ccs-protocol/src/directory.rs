@@ -7,7 +7,7 @@ use crate::env::Env;
 use crate::error::Result;
 use crate::freshness::Strategy;
 use crate::layout::{
-    Config, Geometry, H_SWITCHES, L_HEAD, L_LEASE, L_MASK, L_PENDING, SWITCH_LOG_OFF,
+    Config, Geometry, H_SWITCHES, L_GEN, L_HEAD, L_LEASE, L_MASK, L_PENDING, SWITCH_LOG_OFF,
     SWITCH_NO_INVALIDATION,
 };
 use crate::sync::{AtomicU64, Ordering};
@@ -24,6 +24,19 @@ pub struct AgentId {
     pub strategy: Strategy,
 }
 
+/// The words a HIT reads of one line for one agent ([`Directory::hit_words`]).
+pub(crate) struct HitWords<'a> {
+    /// The agent's view: the version it last read or wrote.
+    pub(crate) view: &'a AtomicU64,
+    /// The mask word holding the agent's valid bit, and the bit.
+    pub(crate) mask: &'a AtomicU64,
+    pub(crate) bit: u64,
+    /// The line's head: the published descriptor, or its holder.
+    pub(crate) head: &'a AtomicU64,
+    /// The line's generation: which key it belongs to (`keys.rs`).
+    pub(crate) generation: &'a AtomicU64,
+}
+
 /// A segment's run-time switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Switches {
@@ -34,6 +47,13 @@ pub struct Switches {
 }
 
 /// A segment's directory, reached through atomics only.
+///
+/// Invariant: `words` covers `geo.total_bytes` (`create` and `open` check it), and every
+/// region of `geo` lies inside (`Geometry::new` checks that). So an index computed by `geo`
+/// from arguments checked against its sizes (a line below `lines`, a slot below
+/// `max_agents`, a descriptor below `descs`) needs no second check against the words: the
+/// HIT's accessors ([`Directory::hit_words`], `desc_words`, `ring_header`) rely on it, and
+/// everything read from the segment is still checked against those sizes first.
 pub struct Directory<E: Env> {
     /// `'static` as far as the type goes; really as long as `heap` (for a heap segment) or the
     /// mapping its creator keeps alive (contract of [`Words::from_mapping`]).
@@ -118,7 +138,7 @@ impl<E: Env> Directory<E> {
 
     /// The segment's run-time switches.
     pub fn switches(&self) -> Result<Switches> {
-        let word = self.words.at(H_SWITCHES)?.load(Ordering::Acquire);
+        let word = self.switch_word().load(Ordering::Acquire);
         Ok(Switches {
             logging: word & SWITCH_LOG_OFF == 0,
             invalidation: word & SWITCH_NO_INVALIDATION == 0,
@@ -137,7 +157,7 @@ impl<E: Env> Directory<E> {
     }
 
     fn set_switch(&self, bit: u64, set: bool) -> Result<()> {
-        let word = self.words.at(H_SWITCHES)?;
+        let word = self.switch_word();
         // Pairs with the Acquire load in `switches` and the loads of writers and loggers.
         if set {
             word.fetch_or(bit, Ordering::AcqRel);
@@ -150,14 +170,46 @@ impl<E: Env> Directory<E> {
     /// Whether writers clear peers' valid bits (they do unless the demonstration switch is on).
     #[inline]
     pub(crate) fn invalidating(&self) -> bool {
-        self.words
-            .at(H_SWITCHES)
-            .is_ok_and(|w| w.load(Ordering::Relaxed) & SWITCH_NO_INVALIDATION == 0)
+        self.switch_word().load(Ordering::Relaxed) & SWITCH_NO_INVALIDATION == 0
     }
 
     /// The environment.
     pub fn env(&self) -> &E {
         &self.env
+    }
+
+    /// The words of `line` that a HIT of `slot` reads, found with two comparisons against
+    /// the geometry instead of one against the segment for each; `None` if `slot` or `line`
+    /// is out of range.
+    #[inline(always)]
+    #[allow(unsafe_code)] // indices checked against the geometry, which the words cover
+    pub(crate) fn hit_words(&self, slot: u32, line: u32) -> Option<HitWords<'_>> {
+        if line as usize >= self.geo.lines || slot >= self.geo.config.max_agents {
+            return None;
+        }
+        let word = |field| self.geo.line_word(line, field);
+        // SAFETY: `line < lines` and `slot < max_agents`: the view word is inside the views
+        // region and the others inside `line`'s line (`L_MASK + slot / 64 < L_MASK +
+        // mask_words <= line_words`), regions that `Geometry::new` checked to lie inside
+        // `total_bytes`, which `create` and `open` checked the words to cover.
+        unsafe {
+            Some(HitWords {
+                view: self.words.at_unchecked(self.geo.view_word(slot, line)),
+                mask: self.words.at_unchecked(word(L_MASK + slot as usize / 64)),
+                bit: 1u64 << (slot % 64),
+                head: self.words.at_unchecked(word(L_HEAD)),
+                generation: self.words.at_unchecked(word(L_GEN)),
+            })
+        }
+    }
+
+    /// The run-time switches word, a header word.
+    #[inline(always)]
+    #[allow(unsafe_code)] // a header word: the words cover the header
+    pub(crate) fn switch_word(&self) -> &AtomicU64 {
+        // SAFETY: `H_SWITCHES` is a header word, below `agents_at`, inside `total_bytes`,
+        // which `create` and `open` checked the words to cover.
+        unsafe { self.words.at_unchecked(H_SWITCHES) }
     }
 
     #[inline]

@@ -420,6 +420,22 @@ impl<E: Env> Directory<E> {
         Ok(self.generation(at.line)? == at.generation)
     }
 
+    /// [`Directory::still_owns`] given the generation word of `at`'s line, already found (a
+    /// HIT's, [`Directory::hit_words`]).
+    #[inline(always)]
+    pub(crate) fn owns_by(&self, generation: &AtomicU64, at: LineRef) -> bool {
+        #[cfg(ccs_mutant = "no_generation_check")]
+        {
+            let _ = (generation, at);
+            return true;
+        }
+        // Acquire: as in `generation`.
+        #[cfg(not(ccs_mutant = "no_generation_check"))]
+        {
+            generation.load(Ordering::Acquire) == at.generation
+        }
+    }
+
     /// The base version of `line`: every version of its current key is above it.
     pub(crate) fn base(&self, line: u32) -> Result<u64> {
         // Pairs with the Release store in `try_reuse`.

@@ -384,6 +384,30 @@ impl Geometry {
         let total_words = arena_at
             .checked_add(arena_words)
             .ok_or_else(|| ProtocolError::InvalidConfig("segment too large".into()))?;
+        // Every region ends before the next starts and the arena ends the segment: computed
+        // again without overflow, because the directory indexes the regions without checking
+        // each word against the segment once their arguments are checked against these sizes
+        // (`Directory`'s invariant).
+        let wide = |n: usize| n as u128;
+        let regions = [
+            (wide(agents_at) + wide(agents) * wide(AGENT_WORDS), lines_at),
+            (wide(lines_at) + wide(lines) * wide(line_words), views_at),
+            (wide(views_at) + wide(agents) * wide(lines), stamps_at),
+            (wide(stamps_at) + wide(agents) * wide(lines), ghosts_at),
+            (wide(ghosts_at) + wide(agents) * wide(lines), descs_at),
+            (wide(descs_at) + wide(descs) * wide(DESC_WORDS), logs_at),
+            (wide(logs_at) + wide(agents) * wide(ring_words), inboxes_at),
+            (wide(inboxes_at) + wide(agents) * wide(inbox_words), subs_at),
+            (
+                wide(subs_at) + wide(agents) * wide(MAX_SUBSCRIPTIONS * SUB_WORDS),
+                blocks_at,
+            ),
+            (wide(blocks_at) + wide(granules), arena_at),
+            (wide(arena_at) + wide(arena_words), total_words),
+        ];
+        if regions.iter().any(|&(end, next)| end > wide(next)) || L_MASK + mask_words > line_words {
+            return bad("segment too large".into());
+        }
         Ok(Geometry {
             config,
             lines,
@@ -616,6 +640,60 @@ mod tests {
         assert_eq!(class_for(65), 1);
         assert_eq!(class_for(4096), 6);
         assert!(class_bytes(class_for(64 << 20)) >= 64 << 20);
+    }
+
+    /// The invariant the directory's unchecked accessors rely on (`Directory`): the last word
+    /// each reaches, for the largest arguments the geometry admits, is inside the segment,
+    /// and the regions do not overlap, over configurations from the smallest to the largest.
+    #[test]
+    fn the_largest_indices_of_every_region_are_inside_the_segment() {
+        let mut configs = vec![small()];
+        for (agents, artifacts, log_records) in [
+            (1, 1, 0),
+            (1, 1, 1),
+            (63, 7, 4),
+            (64, 100, 64),
+            (65, 1000, 1024),
+            (200, 5000, 256),
+            (MAX_AGENTS_LIMIT, 1, 1),
+        ] {
+            configs.push(Config {
+                max_agents: agents,
+                max_artifacts: artifacts,
+                log_records,
+                ..small()
+            });
+        }
+        for config in configs {
+            let g = Geometry::new(config).expect("valid");
+            let total = (g.total_bytes / 8) as usize;
+            let last_agent = config.max_agents - 1;
+            let last_line = (g.lines - 1) as u32;
+            let mut lasts = vec![
+                (H_SWITCHES, g.agents_at),
+                (g.line_word(last_line, g.line_words - 1), g.views_at),
+                (
+                    g.line_word(last_line, L_MASK + last_agent as usize / 64),
+                    g.views_at,
+                ),
+                (g.view_word(last_agent, last_line), g.stamps_at),
+                (g.desc_word((g.descs - 1) as u32, DESC_WORDS - 1), g.logs_at),
+            ];
+            if g.ring_words != 0 {
+                lasts.push((g.ring_word(last_agent, g.ring_words - 1), g.inboxes_at));
+                lasts.push((
+                    g.record_word(last_agent, u64::MAX) + RECORD_WORDS - 1,
+                    g.inboxes_at,
+                ));
+            }
+            for (last, next_region) in lasts {
+                assert!(
+                    last < next_region,
+                    "{config:?}: word {last} reaches the next region at {next_region}"
+                );
+                assert!(next_region <= total, "{config:?}");
+            }
+        }
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::directory::{AgentId, Directory};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{
-    H_SWITCHES, R_NEXT, R_RUN, R_RUN_HITS, R_RUN_SEQ, R_RUN_VERSION, RECORD_WORDS,
-    RING_HEADER_WORDS, SWITCH_LOG_OFF,
+    R_NEXT, R_RUN, R_RUN_HITS, R_RUN_SEQ, R_RUN_VERSION, RECORD_WORDS, RING_HEADER_WORDS,
+    SWITCH_LOG_OFF,
 };
 use crate::opcodes::{LogOp, LogOutcome, WriteMode};
 use crate::sync::{AtomicU64, Ordering, fence};
@@ -123,11 +123,7 @@ impl<E: Env> Directory<E> {
     /// Whether operations are being logged: the segment has rings and logging is not paused.
     #[inline]
     pub fn logging(&self) -> bool {
-        self.geo.ring_words != 0
-            && self
-                .words
-                .at(H_SWITCHES)
-                .is_ok_and(|w| w.load(Ordering::Relaxed) & SWITCH_LOG_OFF == 0)
+        self.geo.ring_words != 0 && self.switch_word().load(Ordering::Relaxed) & SWITCH_LOG_OFF == 0
     }
 
     /// Log `entry` as `agent`'s next record. Logging never fails an operation: a record that
@@ -162,10 +158,7 @@ impl<E: Env> Directory<E> {
     /// sequence number) and another line, 2 ns of a 13 ns HIT (docs/benchmarks.md).
     #[inline(always)]
     fn count_in_open_run(&self, slot: u32, line: u32, version: u64) -> bool {
-        let Ok(header) = self
-            .words
-            .array::<RING_HEADER_WORDS>(self.geo.ring_word(slot, 0))
-        else {
+        let Some(header) = self.ring_header(slot) else {
             return false;
         };
         let hits = &header[R_RUN_HITS];
@@ -184,6 +177,20 @@ impl<E: Env> Directory<E> {
         // undercount, never an overcount.
         hits.store(counted.wrapping_add(1), Ordering::Relaxed);
         true
+    }
+
+    /// The header of `slot`'s ring, checked against the geometry; `None` if the segment has
+    /// no log or `slot` is out of range.
+    #[inline(always)]
+    #[allow(unsafe_code)] // checked against the geometry, which the words cover
+    fn ring_header(&self, slot: u32) -> Option<&[AtomicU64; RING_HEADER_WORDS]> {
+        if self.geo.ring_words == 0 || slot >= self.geo.config.max_agents {
+            return None;
+        }
+        // SAFETY: a ring (of `ring_words >= RING_HEADER_WORDS` words) of a slot below
+        // `max_agents` lies inside the rings region, inside the words (`Directory`'s
+        // invariant).
+        Some(unsafe { self.words.array_unchecked(self.geo.ring_word(slot, 0)) })
     }
 
     /// A HIT that no open run counts: its own record, which opens a run. A record that cannot

@@ -21,7 +21,7 @@
 //! reader pins the descriptor instead, so a large copy cannot be starved by fast writers.
 
 use crate::alloc::was_published_at;
-use crate::directory::{AgentId, Directory};
+use crate::directory::{AgentId, Directory, HitWords};
 use crate::env::Env;
 use crate::error::{ProtocolError, Result};
 use crate::freshness::Strategy;
@@ -153,7 +153,7 @@ impl<E: Env> Directory<E> {
     /// same order, with nothing that is only needed for a MISS, a pin or an error.
     #[inline(always)]
     fn copy_hit(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
-        let version = self.copy_hit_unlogged(agent, line, out)?;
+        let (version, _) = self.copy_hit_unlogged(agent, line, out)?;
         self.log_hit(agent, line, version, out.len() as u64);
         Some(version)
     }
@@ -161,33 +161,37 @@ impl<E: Env> Directory<E> {
     /// [`Directory::copy_hit`] without its log record, which its callers write once they know
     /// the HIT stands ([`Directory::copy_hit_at`] checks the line's generation first).
     #[inline(always)]
-    fn copy_hit_unlogged(&self, agent: AgentId, line: u32, out: &mut Vec<u8>) -> Option<u64> {
-        let (held, desc) = self.hit_candidate(agent, line)?;
-        match self.copy_validated(line, desc, out) {
+    fn copy_hit_unlogged(
+        &self,
+        agent: AgentId,
+        line: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<(u64, HitWords<'_>)> {
+        let (held, words, desc) = self.hit_candidate(agent, line)?;
+        match self.copy_validated(line, words.head, desc, out) {
             Ok(Copied::Got(version)) if version == held && self.still_fresh_in_hit(agent, line) => {
-                Some(version)
+                Some((version, words))
             }
             _ => None,
         }
     }
 
-    /// The first steps of every inline HIT: `Some((held, desc))` when `agent` holds a copy of
-    /// `line` (its view, `held`, is not 0) with its valid bit set, and `desc` is the descriptor
-    /// the line's head publishes now. Whether `desc` is still `held` is the caller's to check,
-    /// once it has taken the version (a copy validated, or a pin).
+    /// The first steps of every inline HIT: `Some((held, words, desc))` when `agent` holds a
+    /// copy of `line` (its view, `held`, is not 0) with its valid bit set, and `desc` is the
+    /// descriptor the line's head publishes now; `words` are the line's words the HIT reads.
+    /// Whether `desc` is still `held` is the caller's to check, once it has taken the version
+    /// (a copy validated, or a pin).
     #[inline(always)]
-    fn hit_candidate(&self, agent: AgentId, line: u32) -> Option<(u64, u32)> {
-        self.check_line(line).ok()?;
-        let held = self.view(agent.slot, line).ok()?.load(Ordering::Relaxed);
-        let (mask, bit) = self.valid_bit(agent.slot, line).ok()?;
-        let head_word = self.head(line).ok()?;
+    fn hit_candidate(&self, agent: AgentId, line: u32) -> Option<(u64, HitWords<'_>, u32)> {
+        let words = self.hit_words(agent.slot, line)?;
+        let held = words.view.load(Ordering::Relaxed);
         // Pairs with the SeqCst swap that clears the masks in `write.rs`.
-        if held == 0 || mask.load(Ordering::SeqCst) & bit == 0 {
+        if held == 0 || words.mask.load(Ordering::SeqCst) & words.bit == 0 {
             return None;
         }
         // Pairs with the publishing compare-exchange in `write.rs`.
-        let desc = Head::unpack(head_word.load(Ordering::Acquire)).desc_index()?;
-        Some((held, desc))
+        let desc = Head::unpack(words.head.load(Ordering::Acquire)).desc_index()?;
+        Some((held, words, desc))
     }
 
     /// [`Directory::still_fresh`] for the inline HIT: lazy and eager agents (no expiry) decide
@@ -217,8 +221,8 @@ impl<E: Env> Directory<E> {
     /// first, so that a HIT is a few loads and the copy inlined into the caller.
     #[inline(always)]
     pub fn copy_hit_at(&self, agent: AgentId, at: LineRef, out: &mut Vec<u8>) -> Option<u64> {
-        let version = self.copy_hit_unlogged(agent, at.line, out)?;
-        if self.still_owns(at) != Ok(true) {
+        let (version, words) = self.copy_hit_unlogged(agent, at.line, out)?;
+        if !self.owns_by(words.generation, at) {
             return None;
         }
         self.log_hit(agent, at.line, version, out.len() as u64);
@@ -269,7 +273,7 @@ impl<E: Env> Directory<E> {
     /// holds, so that an access-counting strategy counts the HIT once.
     #[inline(always)]
     pub fn pin_hit_at(&self, agent: AgentId, at: LineRef) -> Option<(u64, Pinned)> {
-        let (held, desc) = self.hit_candidate(agent, at.line)?;
+        let (held, _, desc) = self.hit_candidate(agent, at.line)?;
         let Ok(Taken::Got {
             version,
             pin: Some(pin),
@@ -558,8 +562,9 @@ impl<E: Env> Directory<E> {
         match take {
             Take::Pin => self.take_pinned(line, desc, slot),
             Take::Copy(out) => {
+                let head_word = self.head(line)?;
                 for _ in 0..OPTIMISTIC_COPIES {
-                    match self.copy_validated(line, desc, out)? {
+                    match self.copy_validated(line, head_word, desc, out)? {
                         Copied::Got(version) => return Ok(Taken::Got { version, pin: None }),
                         Copied::Moved => return Ok(Taken::Moved),
                         Copied::Deleted(version) => return Ok(Taken::Deleted { version }),
@@ -631,7 +636,13 @@ impl<E: Env> Directory<E> {
     /// One optimistic copy of `desc` (seqlock read). `Torn`: the descriptor changed while
     /// copying and the copy must be discarded.
     #[inline(always)]
-    fn copy_validated(&self, line: u32, desc: u32, out: &mut Vec<u8>) -> Result<Copied> {
+    fn copy_validated(
+        &self,
+        line: u32,
+        head: &AtomicU64,
+        desc: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<Copied> {
         // Bounds-checked once for every field below.
         let d = self.desc_words(desc)?;
         let owner_word = &d[D_OWNER];
@@ -644,7 +655,7 @@ impl<E: Env> Directory<E> {
         // Inside the seqlock window: if the descriptor is reused after this check, the owner
         // re-check below fails.
         #[cfg(not(ccs_mutant = "no_publish_check"))]
-        if !was_published_at(desc, &d[D_CTL], self.head(line)?) {
+        if !was_published_at(desc, &d[D_CTL], head) {
             return Ok(Copied::Moved);
         }
         let copied = match self.slot_info_of(desc, d, before) {
