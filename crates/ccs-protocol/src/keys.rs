@@ -411,13 +411,7 @@ impl<E: Env> Directory<E> {
     /// (a version of a later key is seen with its generation) and by a writer holding the line.
     #[inline]
     pub fn still_owns(&self, at: LineRef) -> Result<bool> {
-        #[cfg(ccs_mutant = "no_generation_check")]
-        {
-            let _ = at;
-            return Ok(true);
-        }
-        #[cfg(not(ccs_mutant = "no_generation_check"))]
-        Ok(self.generation(at.line)? == at.generation)
+        Ok(self.owns_by(self.line_word(at.line, L_GEN)?, at))
     }
 
     /// [`Directory::still_owns`] given the generation word of `at`'s line, already found (a
@@ -427,7 +421,7 @@ impl<E: Env> Directory<E> {
         #[cfg(ccs_mutant = "no_generation_check")]
         {
             let _ = (generation, at);
-            return true;
+            true
         }
         // Acquire: as in `generation`.
         #[cfg(not(ccs_mutant = "no_generation_check"))]
