@@ -1833,6 +1833,26 @@ fn killed_taking_a_dead_holders_slot_leaks_nothing() {
 // ---------------------------------------------------------------------------------------------
 // The operation log.
 
+/// A directory of `artifacts` artifacts with one agent attached, whose ring holds
+/// `log_records` records (its attach record is seq 0).
+fn one_agent_log(artifacts: u32, log_records: u32) -> Arc<(Directory<MemEnv>, AgentId)> {
+    let config = Config {
+        max_agents: 1,
+        max_artifacts: artifacts,
+        arena_bytes: 64,
+        max_payload: 64,
+        write_lease_ms: 1000,
+        log_records,
+        inbox_events: 0,
+    };
+    let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
+    let dir = Directory::create_on_heap(heap, config, MemEnv::new(1)).unwrap();
+    let agent = dir
+        .begin_attach(dir.register_agent("a").unwrap(), 1)
+        .unwrap();
+    Arc::new((dir, agent))
+}
+
 /// Two threads of one agent log into a ring of one record, so the second overwrites the slot
 /// the first may still be filling; a reader reads both sequence numbers meanwhile. Each entry's
 /// fields all say which entry it is: a returned record must be one entry, whole. The seqlock
@@ -1841,21 +1861,7 @@ fn killed_taking_a_dead_holders_slot_leaks_nothing() {
 #[cfg_attr(ccs_mutant = "no_log_checksum", should_panic)]
 fn log_record_whole() {
     model(|| {
-        let config = Config {
-            max_agents: 1,
-            max_artifacts: 1,
-            arena_bytes: 64,
-            max_payload: 64,
-            write_lease_ms: 1000,
-            log_records: 1,
-            inbox_events: 0,
-        };
-        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
-        let dir = Directory::create_on_heap(heap, config, MemEnv::new(1)).unwrap();
-        let agent = dir
-            .begin_attach(dir.register_agent("a").unwrap(), 1)
-            .unwrap();
-        let fixture = Arc::new((dir, agent));
+        let fixture = one_agent_log(1, 1);
         let entry = |tag: u32| LogEntry {
             bytes: u64::from(tag),
             t_ns: Some(u64::from(tag)),
@@ -1898,21 +1904,7 @@ fn log_record_whole() {
 )]
 fn hit_run_counts_never_overcount() {
     model(|| {
-        let config = Config {
-            max_agents: 1,
-            max_artifacts: 2,
-            arena_bytes: 64,
-            max_payload: 64,
-            write_lease_ms: 1000,
-            log_records: 4,
-            inbox_events: 0,
-        };
-        let heap = HeapWords::new(Geometry::new(config).unwrap().total_bytes as usize);
-        let dir = Directory::create_on_heap(heap, config, MemEnv::new(1)).unwrap();
-        let agent = dir
-            .begin_attach(dir.register_agent("a").unwrap(), 1)
-            .unwrap();
-        let fixture = Arc::new((dir, agent));
+        let fixture = one_agent_log(2, 4);
         let f = fixture.clone();
         // The attach record is seq 0; the runs are 1, 2 and 3.
         let hits = thread::spawn(move || {
