@@ -168,7 +168,7 @@ impl<'a> Words<'a> {
     /// # Safety
     /// `index < self.len()`.
     #[inline(always)]
-    pub unsafe fn at_unchecked(&self, index: usize) -> &'a AtomicU64 {
+    pub(crate) unsafe fn at_unchecked(&self, index: usize) -> &'a AtomicU64 {
         debug_assert!(index < self.n64, "word {index} outside {} words", self.n64);
         // SAFETY: in bounds (the caller's contract) of memory valid for the view's lifetime,
         // aligned and only accessed atomically (contract of the constructors).
@@ -180,7 +180,10 @@ impl<'a> Words<'a> {
     /// # Safety
     /// `first + N <= self.len()`.
     #[inline(always)]
-    pub unsafe fn array_unchecked<const N: usize>(&self, first: usize) -> &'a [AtomicU64; N] {
+    pub(crate) unsafe fn array_unchecked<const N: usize>(
+        &self,
+        first: usize,
+    ) -> &'a [AtomicU64; N] {
         debug_assert!(
             first.checked_add(N).is_some_and(|end| end <= self.n64),
             "words {first}..+{N} outside {} words",
