@@ -188,10 +188,10 @@ impl<E: Env> Directory<E> {
             return None;
         }
         let word = |field| self.geo.line_word(line, field);
-        // SAFETY: `line < lines` and `slot < max_agents`: the view word is inside the views
-        // region and the others inside `line`'s line (`L_MASK + slot / 64 < L_MASK +
-        // mask_words <= line_words`), regions that `Geometry::new` checked to lie inside
-        // `total_bytes`, which `create` and `open` checked the words to cover.
+        // Checked above: `line < lines`, `slot < max_agents`. So the view word is in the views
+        // region and the others in `line`'s line (`L_MASK + slot / 64 < L_MASK + mask_words
+        // <= line_words`, by `line_words`' definition in `Geometry::new`).
+        // SAFETY: both regions lie inside the words (`Directory`'s invariant).
         unsafe {
             Some(HitWords {
                 view: self.words.at_unchecked(self.geo.view_word(slot, line)),

@@ -405,7 +405,7 @@ impl Geometry {
             (wide(blocks_at) + wide(granules), arena_at),
             (wide(arena_at) + wide(arena_words), total_words),
         ];
-        if regions.iter().any(|&(end, next)| end > wide(next)) || L_MASK + mask_words > line_words {
+        if regions.iter().any(|&(end, next)| end > wide(next)) {
             return bad("segment too large".into());
         }
         Ok(Geometry {
